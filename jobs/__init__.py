@@ -1,0 +1,21 @@
+"""ZipLine's jobs app: job records, the state machine, the Redis queue, processors and the Python API.
+
+The Python API is importable from here (``from jobs import enqueue``); it is loaded lazily so that
+importing the app does not touch the models before Django is ready.
+"""
+
+from typing import Any
+
+__all__ = ["cancel", "enqueue", "enqueue_many", "get", "retry", "JobSpec", "processor", "registry"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"cancel", "enqueue", "enqueue_many", "get", "retry", "JobSpec"}:
+        from jobs import client
+
+        return getattr(client, name)
+    if name in {"processor", "registry"}:
+        from jobs import registry as registry_module
+
+        return getattr(registry_module, name)
+    raise AttributeError(name)

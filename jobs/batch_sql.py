@@ -1,0 +1,115 @@
+"""The two batched statements of the worker's hot path, for PostgreSQL and SQLite.
+
+Claiming N jobs is one ``UPDATE ... RETURNING``; recording N outcomes is one ``UPDATE ... FROM
+(VALUES ...)``. Both keep the state machine's conditions in their WHERE clauses. Only
+:mod:`jobs.states` calls these.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection
+
+from jobs.models import Job, Status
+
+_TABLE = Job._meta.db_table
+_WAITING_SQL = "('pending', 'scheduled', 'retrying')"
+_COLUMNS = [f.column for f in Job._meta.concrete_fields]
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _pk(value: uuid.UUID) -> Any:
+    return Job._meta.pk.get_db_prep_value(value, connection)  # type: ignore[union-attr]
+
+
+def _dt(value: datetime | None) -> Any:
+    return connection.ops.adapt_datetimefield_value(value) if value is not None else None
+
+
+def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list[Job]:
+    """Mark waiting jobs running with the next attempt number; return them as model instances."""
+    marks = ", ".join(["%s"] * len(job_ids))
+    sql = (
+        f"UPDATE {_TABLE} SET status = 'running', attempts = attempts + 1, worker = %s, "
+        f"started_at = %s, updated_at = %s, schedule_at = NULL, cancel_requested = false "
+        f"WHERE id IN ({marks}) AND status IN {_WAITING_SQL} "
+        f"RETURNING {', '.join(_COLUMNS)}"
+    )
+    params = [worker, _dt(now), _dt(now), *(_pk(i) for i in job_ids)]
+    return list(Job.objects.raw(sql, params))
+
+
+@dataclass(frozen=True)
+class FinishRow:
+    job_id: uuid.UUID
+    attempt: int
+    worker: str
+    status: str
+    result: Any
+    error: str
+    traceback: str
+    schedule_at: datetime | None
+    finished_at: datetime
+
+
+_FINISH_COLUMNS = ("id", "attempt", "worker", "status", "result", "error", "traceback", "schedule_at", "finished")
+_PG_CASTS = ("uuid", "integer", "text", "text", "jsonb", "text", "text", "timestamptz", "timestamptz")
+_FINAL = f"('{Status.COMPLETED}', '{Status.FAILED}')"
+
+
+def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
+    """Apply attempt outcomes to running rows; returns {job id: final status} for rows that matched."""
+    if _is_postgres():
+        placeholder = "(" + ", ".join(f"%s::{cast}" for cast in _PG_CASTS) + ")"
+    else:
+        placeholder = "(" + ", ".join(["%s"] * len(_FINISH_COLUMNS)) + ")"
+    params: list[Any] = []
+    for row in rows:
+        result = None if row.result is None else json.dumps(row.result, cls=DjangoJSONEncoder)
+        params.extend(
+            (
+                _pk(row.job_id),
+                row.attempt,
+                row.worker,
+                row.status,
+                result,
+                row.error,
+                row.traceback,
+                _dt(row.schedule_at),
+                _dt(row.finished_at),
+            )
+        )
+    values = ", ".join([placeholder] * len(rows))
+    j = _TABLE
+    assignments = (
+        f"status = CASE WHEN {j}.cancel_requested THEN 'cancelled' ELSE v.status END, "
+        f"result = CASE WHEN {j}.cancel_requested THEN NULL ELSE v.result END, "
+        f"error = v.error, traceback = v.traceback, updated_at = v.finished, "
+        f"schedule_at = CASE WHEN {j}.cancel_requested THEN NULL ELSE v.schedule_at END, "
+        f"completed_at = CASE WHEN {j}.cancel_requested OR v.status IN {_FINAL} THEN v.finished ELSE NULL END"
+    )
+    where = (
+        f"{j}.id = v.id AND {j}.status = 'running' AND {j}.attempts = v.attempt AND {j}.worker = v.worker"
+    )
+    sql = (
+        f"WITH v ({', '.join(_FINISH_COLUMNS)}) AS (VALUES {values}) "
+        f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {j}.id, {j}.status"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    return {_as_uuid(job_id): status for job_id, status in fetched}
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

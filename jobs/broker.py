@@ -1,0 +1,267 @@
+"""The Redis dispatch layer: per-queue sorted sets of ready, delayed and leased job ids.
+
+This class is the only place that assembles Redis keys and script arguments. Every multi-key step
+is one Lua script (see ``jobs/lua``). All keys of one queue share the hash tag ``{queue}``, so the
+scripts also run on Redis Cluster, and every key starts with the configured prefix.
+
+Key layout, for prefix ``zipline`` and queue ``default``:
+
+- ``zipline:{default}:ready``    ZSET id -> (100 - priority) * 2^44 + sequence
+- ``zipline:{default}:delayed``  ZSET id -> due time (ms)      ``...:prio`` HASH id -> priority
+- ``zipline:{default}:leases``   ZSET id -> lease deadline (ms) ``...:tokens`` HASH id -> owner
+- ``zipline:{default}:notify``   LIST wake-up token for blocked workers
+- ``zipline:{default}:paused``   STRING while paused ``...:seq`` STRING FIFO counter
+- ``zipline:{default}:done:<minute>`` / ``...:failed:<minute>`` counters for throughput charts
+- ``zipline:queues`` SET of queue names; ``zipline:epoch`` marker whose absence means Redis lost its data
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from jobs.scripts import SCRIPT_NAMES, source
+
+STATS_TTL_SECONDS = 2 * 3600
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    ready: str
+    delayed: str
+    prio: str
+    seq: str
+    notify: str
+    leases: str
+    tokens: str
+    paused: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class PushItem:
+    """A job id to put in Redis: ready now (``due_ms`` 0) or delayed until ``due_ms``."""
+
+    queue: str
+    job_id: str
+    priority: int = 0
+    due_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How a finished attempt leaves Redis: ``ack`` (done), ``retry`` at ``due_ms``, or ``release``."""
+
+    job_id: str
+    action: str
+    due_ms: int = 0
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Claim:
+    ids: list[str]
+    next_due_ms: int | None
+    paused: bool
+
+
+@dataclass(frozen=True)
+class RestoreItem:
+    """What the reconciler puts back: ``ready``/``delayed`` with a priority, or a ``lease`` with its owner."""
+
+    job_id: str
+    kind: str
+    priority: int = 0
+    token: str = ""
+    due_ms: int = 0
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Broker:
+    """ZipLine's queues in one Redis; thread-safe (it holds a connection pool, not a connection)."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._scripts: dict[str, Script] = {name: client.register_script(source(name)) for name in SCRIPT_NAMES}
+        self.queues_key = f"{prefix}:queues"
+        self.epoch_key = f"{prefix}:epoch"
+        self.workers_key = f"{prefix}:workers"
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def keys(self, queue: str) -> QueueKeys:
+        tag = f"{self.prefix}:{{{queue}}}"
+        return QueueKeys(
+            ready=f"{tag}:ready",
+            delayed=f"{tag}:delayed",
+            prio=f"{tag}:prio",
+            seq=f"{tag}:seq",
+            notify=f"{tag}:notify",
+            leases=f"{tag}:leases",
+            tokens=f"{tag}:tokens",
+            paused=f"{tag}:paused",
+            tag=tag,
+        )
+
+    def worker_key(self, worker_id: str) -> str:
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def _run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+        return self._scripts[name](keys=keys, args=args, client=client or self.client)
+
+    # -- submit --------------------------------------------------------------------------------
+
+    def push(self, items: Iterable[PushItem]) -> int:
+        """Add job ids (grouped per queue, one script call each, one pipeline round trip)."""
+        by_queue: dict[str, list[Any]] = defaultdict(list)
+        for item in items:
+            by_queue[item.queue].extend((item.job_id, item.priority, item.due_ms))
+        if not by_queue:
+            return 0
+        pipe = self.client.pipeline(transaction=False)
+        pipe.sadd(self.queues_key, *by_queue)
+        for queue, args in by_queue.items():
+            k = self.keys(queue)
+            self._run("enqueue", (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases), args, client=pipe)
+        return sum(pipe.execute()[1:])
+
+    # -- work ----------------------------------------------------------------------------------
+
+    def claim(self, queue: str, token: str, count: int, lease_ms: int, promote_limit: int = 100) -> Claim:
+        k = self.keys(queue)
+        ids, next_due, paused = self._run(
+            "claim",
+            (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens, k.paused),
+            (token, count, lease_ms, promote_limit),
+        )
+        return Claim([_text(i) for i in ids], None if next_due < 0 else int(next_due), bool(paused))
+
+    def wait(self, queues: Sequence[str], timeout: float) -> bool:
+        """Block until a queue has work or ``timeout`` passes; True when woken by work."""
+        if timeout <= 0:
+            return False
+        # BLPOP takes whole seconds or fractions (Redis >= 6); never below a millisecond.
+        popped = self.client.blpop([self.keys(q).notify for q in queues], timeout=max(0.001, round(timeout, 3)))
+        return popped is not None
+
+    def settle(
+        self, queue: str, token: str, settlements: Sequence[Settlement], counts: dict[str, int] | None = None
+    ) -> list[bool]:
+        """End leases; with ``counts`` ({"done": n, "failed": m}) also bump the per-minute counters."""
+        if not settlements:
+            return []
+        k = self.keys(queue)
+        args: list[Any] = [token]
+        for s in settlements:
+            args.extend((s.job_id, s.action, s.due_ms, s.priority))
+        pipe = self.client.pipeline(transaction=False)
+        self._run("settle", (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens), args, client=pipe)
+        minute = int(time.time() // 60)
+        for name, value in (counts or {}).items():
+            if value:
+                key = f"{k.tag}:{name}:{minute}"
+                pipe.incrby(key, value)
+                pipe.expire(key, STATS_TTL_SECONDS)
+        results = pipe.execute()
+        return [bool(x) for x in results[0]]
+
+    def renew(self, queue: str, token: str, job_ids: Sequence[str], lease_ms: int) -> list[str]:
+        """Extend leases; returns the ids this token no longer owns."""
+        if not job_ids:
+            return []
+        k = self.keys(queue)
+        lost = self._run("renew", (k.leases, k.tokens), (token, lease_ms, *job_ids))
+        return [_text(i) for i in lost]
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def reclaim_expired(self, queue: str, limit: int) -> list[tuple[str, str]]:
+        """Remove expired leases; returns (job id, token that held it)."""
+        k = self.keys(queue)
+        flat = [_text(x) for x in self._run("reclaim", (k.leases, k.tokens), (limit,))]
+        return list(zip(flat[0::2], flat[1::2], strict=True))
+
+    def promote_due(self, queue: str, limit: int) -> tuple[list[str], int | None]:
+        k = self.keys(queue)
+        moved, next_due = self._run("promote", (k.ready, k.delayed, k.prio, k.seq, k.notify), (limit,))
+        return [_text(i) for i in moved], None if next_due < 0 else int(next_due)
+
+    def remove(self, queue: str, job_ids: Sequence[str]) -> int:
+        if not job_ids:
+            return 0
+        k = self.keys(queue)
+        return int(self._run("remove", (k.ready, k.delayed, k.prio), list(job_ids)))
+
+    def restore(self, queue: str, items: Sequence[RestoreItem], lease_ms: int) -> int:
+        if not items:
+            return 0
+        k = self.keys(queue)
+        args: list[Any] = [lease_ms]
+        for item in items:
+            extra = item.token if item.kind == "lease" else item.priority
+            args.extend((item.job_id, item.kind, extra, item.due_ms))
+        self.client.sadd(self.queues_key, queue)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens)
+        return int(self._run("restore", keys, args))
+
+    # -- queues --------------------------------------------------------------------------------
+
+    def queue_names(self) -> set[str]:
+        return {_text(q) for q in self.client.smembers(self.queues_key)}
+
+    def set_paused(self, queue: str, paused: bool) -> None:
+        key = self.keys(queue).paused
+        if paused:
+            self.client.set(key, "1")
+        else:
+            self.client.delete(key)
+            self.client.rpush(self.keys(queue).notify, "1")
+        self.client.sadd(self.queues_key, queue)
+
+    def depths(self, queue: str) -> dict[str, int]:
+        k = self.keys(queue)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(k.ready)
+        pipe.zcard(k.delayed)
+        pipe.zcard(k.leases)
+        pipe.exists(k.paused)
+        ready, delayed, leased, paused = pipe.execute()
+        return {"ready": ready, "delayed": delayed, "leased": leased, "paused": int(paused)}
+
+    def ids(self, queue: str) -> dict[str, set[str]]:
+        """Every id Redis holds for a queue, by structure (for the reconciler and tests)."""
+        k = self.keys(queue)
+        pipe = self.client.pipeline(transaction=False)
+        for key in (k.ready, k.delayed, k.leases):
+            pipe.zrange(key, 0, -1)
+        ready, delayed, leases = pipe.execute()
+        return {
+            "ready": {_text(i) for i in ready},
+            "delayed": {_text(i) for i in delayed},
+            "leases": {_text(i) for i in leases},
+        }
+
+    def counter_series(self, queue: str, name: str, minutes: int) -> list[int]:
+        """Per-minute counts (``done`` or ``failed``) for the last ``minutes`` minutes, oldest first."""
+        now = int(time.time() // 60)
+        k = self.keys(queue)
+        values = self.client.mget([f"{k.tag}:{name}:{m}" for m in range(now - minutes + 1, now + 1)])
+        return [int(v or 0) for v in values]
+
+    # -- data loss detection -----------------------------------------------------------------------
+
+    def epoch_present(self) -> bool:
+        return bool(self.client.exists(self.epoch_key))
+
+    def mark_epoch(self) -> None:
+        self.client.set(self.epoch_key, str(time.time()))

@@ -1,0 +1,171 @@
+"""ZipLine's Python API: ``enqueue``, ``enqueue_many``, ``get``, ``cancel``, ``retry``.
+
+Rows are written in the caller's transaction; ids reach Redis when it commits (``on_commit``),
+so a job submitted inside a transaction that rolls back never runs. Outside a transaction each
+call commits before it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs import states
+from jobs.dispatch import dispatch
+from jobs.models import Job, Status
+from jobs.redis_client import get_broker
+from jobs.validation import InvalidJob, JobSpec, validate
+
+logger = logging.getLogger("zipline.client")
+
+__all__ = ["InvalidJob", "JobSpec", "cancel", "enqueue", "enqueue_many", "get", "retry"]
+
+
+def enqueue(
+    type: str,  # noqa: A002 - the seed's field name
+    payload: dict[str, Any] | None = None,
+    *,
+    name: str = "",
+    queue: str = "default",
+    priority: int = 0,
+    schedule_at: datetime | str | None = None,
+    delay: float | str | None = None,
+    retry: dict[str, Any] | None = None,
+    timeout: float | str | None = None,
+    idempotency_key: str | None = None,
+) -> Job:
+    """Submit one job and return its row. Raises :class:`InvalidJob` and writes nothing on bad input.
+
+    With an ``idempotency_key`` that was used before, the first job is returned and nothing is
+    written (see :func:`enqueue_idempotent` to learn which happened).
+    """
+    spec = JobSpec(type, {} if payload is None else payload, name, queue, priority, schedule_at, delay, retry, timeout, idempotency_key)
+    return enqueue_idempotent(spec)[0]
+
+
+def enqueue_idempotent(spec: JobSpec) -> tuple[Job, bool]:
+    """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key."""
+    valid = validate(spec)
+    key = valid.fields.get("idempotency_key")
+    if key is not None:
+        existing = Job.objects.filter(idempotency_key=key).first()
+        if existing is not None:
+            return existing, False
+    now = timezone.now()
+    job = Job(**valid.fields, created_at=now, updated_at=now)
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+            transaction.on_commit(lambda: dispatch([job]))
+    except IntegrityError:
+        if key is not None:
+            existing = Job.objects.filter(idempotency_key=key).first()
+            if existing is not None:
+                return existing, False
+        raise
+    return job, True
+
+
+def enqueue_many(specs: Sequence[JobSpec | dict[str, Any]]) -> list[Job]:
+    """Submit many jobs: all rows in one INSERT, all ids in one Redis pipeline; all or none.
+
+    Raises :class:`InvalidJob` with the index of the first bad spec in its field (``jobs[3].type``).
+    """
+    now = timezone.now()
+    rows = []
+    for index, raw in enumerate(specs):
+        spec = raw if isinstance(raw, JobSpec) else _spec_from_dict(index, raw)
+        try:
+            valid = validate(spec, now)
+        except InvalidJob as exc:
+            raise type(exc)(f"jobs[{index}].{exc.field}", exc.message) from None
+        rows.append(Job(**valid.fields, created_at=now, updated_at=now))
+    if not rows:
+        return []
+    with transaction.atomic():
+        Job.objects.bulk_create(rows)
+        transaction.on_commit(lambda: dispatch(rows))
+    return rows
+
+
+def _spec_from_dict(index: int, raw: Any) -> JobSpec:
+    if not isinstance(raw, dict):
+        raise InvalidJob(f"jobs[{index}]", "must be an object")
+    try:
+        return JobSpec(**raw)
+    except TypeError as exc:
+        raise InvalidJob(f"jobs[{index}]", str(exc)) from None
+
+
+def _as_id(job_id: Any) -> uuid.UUID | None:
+    if isinstance(job_id, uuid.UUID):
+        return job_id
+    try:
+        return uuid.UUID(str(job_id))
+    except ValueError:
+        return None
+
+
+def get(job_id: Any) -> Job | None:
+    """The job with this id, or None (also for a malformed id)."""
+    pk = _as_id(job_id)
+    return None if pk is None else Job.objects.filter(pk=pk).first()
+
+
+def cancel(job_id: Any) -> Job:
+    """Cancel a waiting job, or ask a running one to stop (its worker sees it within a second).
+
+    Raises ``Job.DoesNotExist`` or :class:`jobs.states.TransitionError`.
+    """
+    pk = _as_id(job_id)
+    if pk is None:
+        raise Job.DoesNotExist(f"no job {job_id!r}")
+    job, dequeue = states.cancel(pk)
+    if dequeue:
+        transaction.on_commit(lambda: _remove_from_queue(job))
+    return job
+
+
+def retry(job_id: Any) -> Job:
+    """Run a failed or cancelled job again from a fresh retry budget."""
+    pk = _as_id(job_id)
+    if pk is None:
+        raise Job.DoesNotExist(f"no job {job_id!r}")
+    job = states.retry(pk)
+    transaction.on_commit(lambda: dispatch([job]))
+    return job
+
+
+def run_now(job_id: Any) -> Job:
+    """Make a scheduled or retrying job run at once."""
+    pk = _as_id(job_id)
+    if pk is None:
+        raise Job.DoesNotExist(f"no job {job_id!r}")
+    job = states.run_now(pk)
+
+    def move() -> None:
+        _remove_from_queue(job)
+        dispatch([job])
+
+    transaction.on_commit(move)
+    return job
+
+
+def _remove_from_queue(job: Job) -> None:
+    import redis
+
+    try:
+        get_broker().remove(job.queue, [str(job.pk)])
+    except redis.RedisError:
+        # The row is what counts: a worker that claims the id finds it not runnable and skips it.
+        logger.warning("could not remove job from Redis", extra={"job_id": str(job.pk)})
+
+
+def is_waiting(job: Job) -> bool:
+    return job.status in (Status.PENDING, Status.SCHEDULED, Status.RETRYING)

@@ -1,0 +1,44 @@
+"""Hands committed jobs to Redis. Called from ``transaction.on_commit``, so a job's id reaches Redis
+only after its row is committed; a rolled-back job never runs.
+
+A failed push is logged and counted, not raised: the row is committed, and the scheduler's
+reconciler pushes rows missing from Redis after a grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import redis
+
+from jobs.broker import PushItem
+from jobs.models import Job
+from jobs.redis_client import get_broker
+
+logger = logging.getLogger("zipline.dispatch")
+
+
+def push_items(jobs: Iterable[Job]) -> list[PushItem]:
+    items = []
+    for job in jobs:
+        due_ms = int(job.schedule_at.timestamp() * 1000) if job.schedule_at is not None else 0
+        items.append(PushItem(job.queue, str(job.pk), job.priority, due_ms))
+    return items
+
+
+def dispatch(jobs: Iterable[Job]) -> bool:
+    """Push jobs' ids to Redis in one round trip; False (logged) when Redis is unreachable."""
+    items = push_items(jobs)
+    try:
+        get_broker().push(items)
+    except redis.RedisError as exc:
+        from jobs.metrics import DISPATCH_FAILURES
+
+        DISPATCH_FAILURES.inc(len(items))
+        logger.warning(
+            "dispatch deferred: Redis unavailable; the reconciler will push the jobs",
+            extra={"jobs": len(items), "error": str(exc)},
+        )
+        return False
+    return True

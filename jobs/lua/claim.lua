@@ -1,0 +1,41 @@
+--[[
+  claim: promotes due delayed jobs, then takes up to `count` ready jobs under a lease.
+  The worker owns a job while its lease lives and must renew it (renew.lua); an expired lease is
+  reclaimed (reclaim.lua) and the job goes back through its retry policy.
+  Input:
+    KEYS[1] ready, KEYS[2] delayed, KEYS[3] prio, KEYS[4] seq, KEYS[5] notify,
+    KEYS[6] leases   ZSET id -> deadline (ms, Redis clock)
+    KEYS[7] tokens   HASH id -> lease token (the owning worker's id)
+    KEYS[8] paused   STRING, present while the queue is paused
+    ARGV[1] token, ARGV[2] count, ARGV[3] lease ttl in ms, ARGV[4] promote limit
+  Output: { {ids...}, ms until the next delayed job is due (-1: none), paused (0/1) }
+]]
+--- @include now
+--- @include ready_score
+--- @include promote
+--- @include wake
+local ready, delayed, prio, seq, notify, leases, tokens, paused =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local token, count, ttl, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+if redis.call('EXISTS', paused) == 1 then
+  return { {}, -1, 1 }
+end
+local now = now_ms()
+promote(ready, delayed, prio, seq, now, limit)
+local ids = {}
+if count > 0 then
+  local popped = redis.call('ZPOPMIN', ready, count)
+  for i = 1, #popped, 2 do
+    local id = popped[i]
+    ids[#ids + 1] = id
+    redis.call('ZADD', leases, now + ttl, id)
+    redis.call('HSET', tokens, id, token)
+  end
+end
+wake(ready, notify)
+local next_due = -1
+local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+if #head > 0 then
+  next_due = math.max(0, tonumber(head[2]) - now)
+end
+return { ids, next_due, 0 }

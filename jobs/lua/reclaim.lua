@@ -1,0 +1,17 @@
+--[[
+  reclaim: removes up to `limit` leases whose deadline has passed (the worker died, hung or lost
+  Redis) and returns their ids with the token that held them; the caller lets each job's row decide.
+  Input: KEYS[1] leases, KEYS[2] tokens; ARGV[1] limit
+  Output: flat pairs: id, token
+]]
+--- @include now
+local leases, tokens = KEYS[1], KEYS[2]
+local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))
+local out = {}
+for _, id in ipairs(expired) do
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('HGET', tokens, id) or ''
+  redis.call('ZREM', leases, id)
+  redis.call('HDEL', tokens, id)
+end
+return out

@@ -1,0 +1,134 @@
+"""Job records: the source of truth. Redis only holds ids that can be rebuilt from these rows.
+
+Nothing outside :mod:`jobs.states` writes ``Job.status``; the admin shows it read-only.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+PRIORITY_MIN = -100
+PRIORITY_MAX = 100
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Backoff(models.TextChoices):
+    EXPONENTIAL = "exponential"
+    LINEAR = "linear"
+    FIXED = "fixed"
+
+
+class Outcome(models.TextChoices):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    LOST = "lost"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+WAITING = (Status.PENDING, Status.SCHEDULED, Status.RETRYING)
+
+
+class Job(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, blank=True, default="")
+    type = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict)
+    queue = models.CharField(max_length=64, default="default")
+    priority = models.SmallIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts started so far (charged ones).")
+    max_retries = models.PositiveIntegerField(default=3)
+    backoff = models.CharField(max_length=16, choices=Backoff.choices, default=Backoff.EXPONENTIAL)
+    initial_delay = models.FloatField(default=1.0, help_text="Seconds before the first retry.")
+    max_delay = models.FloatField(default=3600.0, help_text="Longest wait between retries, in seconds.")
+    jitter = models.BooleanField(default=True)
+    schedule_at = models.DateTimeField(null=True, blank=True, help_text="When a scheduled or retrying job is due.")
+    timeout = models.FloatField(null=True, blank=True, help_text="Seconds one attempt may run.")
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    cancel_requested = models.BooleanField(default=False)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    worker = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["-created_at"], name="job_created"),
+            models.Index(fields=["status", "-created_at"], name="job_status_created"),
+            models.Index(fields=["queue", "status"], name="job_queue_status"),
+            models.Index(fields=["type", "-created_at"], name="job_type_created"),
+            models.Index(fields=["status", "completed_at"], name="job_status_completed"),
+            models.Index(
+                fields=["schedule_at"], name="job_due", condition=Q(status__in=["scheduled", "retrying"])
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(priority__gte=PRIORITY_MIN, priority__lte=PRIORITY_MAX), name="job_priority_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.completed_at:
+            return (self.completed_at - self.started_at).total_seconds()
+        return None
+
+
+class JobAttempt(models.Model):
+    """One run of a job: when, where, and how it ended."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    error = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    worker = models.CharField(max_length=200, blank=True, default="")
+    duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
+
+    class Meta:
+        ordering = ["job", "number"]
+        indexes = [models.Index(fields=["job", "number"], name="attempt_job_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.job_id}: {self.outcome}"
+
+
+class QueueState(models.Model):
+    """Per-queue settings that must survive a Redis loss (paused or not)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    paused = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'paused' if self.paused else 'active'})"

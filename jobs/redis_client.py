@@ -1,0 +1,48 @@
+"""The process's Redis client and broker, built once from the settings (and again after a fork)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import redis
+from django.conf import settings
+
+from jobs.broker import Broker
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def make_client(url: str | None = None, *, socket_timeout: float | None = None) -> redis.Redis:
+    """A Redis client with timeouts, health checks and retries on connection errors."""
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    poll = float(settings.ZIPLINE.worker_poll_interval)
+    return redis.Redis.from_url(
+        url or settings.REDIS_URL,
+        socket_connect_timeout=2,
+        socket_timeout=socket_timeout if socket_timeout is not None else max(5.0, poll + 5.0),
+        health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=2),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+
+
+def get_broker() -> Broker:
+    """The shared broker of this process (a new one after ``fork``)."""
+    pid = os.getpid()
+    with _lock:
+        broker = _state.get("broker")
+        if broker is None or _state.get("pid") != pid:
+            broker = Broker(make_client(), settings.ZIPLINE.redis_key_prefix)
+            _state.update(broker=broker, pid=pid)
+    assert isinstance(broker, Broker)
+    return broker
+
+
+def reset() -> None:
+    """Forget the cached broker (tests that change settings call this)."""
+    with _lock:
+        _state.clear()

@@ -1,0 +1,183 @@
+"""Processors and the registry that maps a job type to the processor that runs it.
+
+A processor is the Python form of the seed's ``JobProcessor`` interface: ``name``, ``can_process(type)``
+and ``process(job, ctx)``. Register an object (``registry.register("custom_job", CustomProcessor())``)
+or decorate a plain function (``@processor("resize_image")``); ``async def`` functions run on the
+worker's event loop. Every installed app's ``processors`` module is imported at start-up, so
+registrations there are seen by the API (to refuse unknown types) and by the workers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from jobs.models import Job
+
+
+class JobCancelled(Exception):
+    """Raised by :meth:`Context.check` when the job was cancelled or its deadline passed."""
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix: the job fails at once, without further attempts."""
+
+
+@dataclass
+class Context:
+    """What a running job knows about its run: attempt, deadline, cancellation and a logger bound to it."""
+
+    job_id: str
+    attempt: int
+    deadline: float
+    """``time.monotonic()`` value after which the attempt counts as timed out."""
+    logger: logging.LoggerAdapter[logging.Logger]
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = ""
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled, timed out, or the worker is handing it back."""
+        return self.cancel_event.is_set()
+
+    def time_left(self) -> float:
+        import time
+
+        return max(0.0, self.deadline - time.monotonic())
+
+    def check(self) -> None:
+        """Raise :class:`JobCancelled` if the job should stop now; call it in long loops."""
+        if self.cancel_event.is_set():
+            raise JobCancelled(self.cancel_reason or "cancelled")
+
+    def cancel(self, reason: str) -> None:
+        if not self.cancel_event.is_set():
+            self.cancel_reason = reason
+            self.cancel_event.set()
+
+
+@dataclass(frozen=True)
+class RetryDefaults:
+    """A processor's default retry policy; a job's own values take precedence."""
+
+    max_retries: int | None = None
+    backoff: str | None = None
+    initial_delay: float | None = None
+    max_delay: float | None = None
+    jitter: bool | None = None
+
+
+@runtime_checkable
+class JobProcessor(Protocol):
+    """The interface every processor implements (the seed's ``JobProcessor``)."""
+
+    name: str
+
+    def can_process(self, job_type: str) -> bool: ...
+
+    def process(self, job: Job, ctx: Context) -> Any: ...
+
+
+class FunctionProcessor:
+    """Adapts a plain (or ``async``) function ``fn(payload, ctx)`` to :class:`JobProcessor`."""
+
+    def __init__(
+        self,
+        job_type: str,
+        function: Callable[..., Any],
+        *,
+        retry: RetryDefaults | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.name = job_type
+        self.function = function
+        self.retry = retry or RetryDefaults()
+        self.timeout = timeout
+        self.is_async = inspect.iscoroutinefunction(function)
+
+    def can_process(self, job_type: str) -> bool:
+        return job_type == self.name
+
+    def process(self, job: Job, ctx: Context) -> Any:
+        return self.function(job.payload, ctx)
+
+
+class UnknownJobType(LookupError):
+    """No processor is registered for a job type."""
+
+
+class Registry:
+    """Job type -> processor. Thread-safe reads; registration happens at start-up."""
+
+    def __init__(self) -> None:
+        self._processors: dict[str, JobProcessor] = {}
+
+    def register(self, job_type: str, processor: JobProcessor) -> JobProcessor:
+        if not job_type or not isinstance(job_type, str):
+            raise ValueError("a job type is a non-empty string")
+        if not isinstance(processor, JobProcessor):
+            raise TypeError(f"{processor!r} does not implement JobProcessor (name, can_process, process)")
+        if not processor.can_process(job_type):
+            raise ValueError(f"processor {processor.name!r} says it cannot process {job_type!r}")
+        self._processors[job_type] = processor
+        return processor
+
+    def unregister(self, job_type: str) -> None:
+        self._processors.pop(job_type, None)
+
+    def get(self, job_type: str) -> JobProcessor:
+        try:
+            return self._processors[job_type]
+        except KeyError:
+            raise UnknownJobType(f"unknown job type {job_type!r}") from None
+
+    def __contains__(self, job_type: object) -> bool:
+        return job_type in self._processors
+
+    def types(self) -> list[str]:
+        return sorted(self._processors)
+
+
+registry = Registry()
+
+
+def processor(
+    job_type: str,
+    *,
+    max_retries: int | None = None,
+    backoff: str | None = None,
+    initial_delay: float | None = None,
+    max_delay: float | None = None,
+    timeout: float | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a function ``fn(payload, ctx)`` as the processor of ``job_type``; returns it unchanged."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        retry = RetryDefaults(max_retries, backoff, initial_delay, max_delay)
+        registry.register(job_type, FunctionProcessor(job_type, function, retry=retry, timeout=timeout))
+        return function
+
+    return decorate
+
+
+def retry_defaults(proc: JobProcessor) -> RetryDefaults:
+    """The processor's declared retry defaults (an attribute ``retry``), or none."""
+    value = getattr(proc, "retry", None)
+    return value if isinstance(value, RetryDefaults) else RetryDefaults()
+
+
+def timeout_default(proc: JobProcessor) -> float | None:
+    value = getattr(proc, "timeout", None)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def is_async(proc: JobProcessor) -> bool:
+    """True when the processor's work is a coroutine, to run on the worker's event loop."""
+    if isinstance(proc, FunctionProcessor):
+        return proc.is_async
+    return inspect.iscoroutinefunction(proc.process)

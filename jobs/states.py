@@ -1,0 +1,270 @@
+"""The job state machine: the only module that writes ``Job.status``.
+
+Every change is a conditional UPDATE keyed on the state it starts from, and a running job's
+terminal write is also keyed on its attempt number and worker (``status='running' AND
+attempts=N AND worker=W``): a late or duplicate finisher matches no row and is rejected, so one
+attempt ends in exactly one state. The worker's hot paths (claiming and finishing many jobs)
+are batched into one statement each; see :mod:`jobs.batch_sql`.
+
+::
+
+    submit -> pending -claim-> running -ok-> completed
+       |         ^                |  error / timeout / worker lost
+       |         | due            +-> retrying -due-> pending      (attempts left)
+       +-> scheduled              +-> failed                      (retries used up)
+    cancel: pending/scheduled/retrying -> cancelled; running -> cancel requested -> cancelled
+    retry:  failed/cancelled -> pending;   run now: scheduled/retrying -> pending
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jobs import batch_sql
+from jobs.models import WAITING, Job, JobAttempt, Outcome, Status
+from jobs.retry_policy import RetryPolicy
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.PENDING: frozenset({Status.RUNNING, Status.CANCELLED}),
+    # A due scheduled or retrying job may be claimed before its row was marked pending.
+    Status.SCHEDULED: frozenset({Status.PENDING, Status.RUNNING, Status.CANCELLED}),
+    Status.RETRYING: frozenset({Status.PENDING, Status.RUNNING, Status.CANCELLED}),
+    # pending: handed back uncharged (shutdown, a co-located hard timeout).
+    Status.RUNNING: frozenset({Status.COMPLETED, Status.RETRYING, Status.FAILED, Status.CANCELLED, Status.PENDING}),
+    Status.FAILED: frozenset({Status.PENDING}),
+    Status.CANCELLED: frozenset({Status.PENDING}),
+    Status.COMPLETED: frozenset(),
+}
+
+MAX_ERROR_CHARS = 64 * 1024
+
+
+class TransitionError(Exception):
+    """The job's current state does not allow the change asked for (the API answers 409)."""
+
+    def __init__(self, job_id: Any, current: str, wanted: str, message: str = "") -> None:
+        self.job_id, self.current, self.wanted = job_id, current, wanted
+        super().__init__(message or f"job {job_id} is {current}; it cannot be {wanted}")
+
+
+def allowed(current: str, target: str) -> bool:
+    return target in TRANSITIONS.get(current, frozenset())
+
+
+def sources(target: str) -> list[str]:
+    """Every state from which ``target`` can be reached."""
+    return [s for s, targets in TRANSITIONS.items() if target in targets]
+
+
+def truncate_text(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n... [truncated {len(text) - limit} characters]"
+
+
+def policy_of(job: Job) -> RetryPolicy:
+    return RetryPolicy(job.max_retries, job.backoff, job.initial_delay, job.max_delay, job.jitter)
+
+
+# -- operator and client actions (one job at a time) ---------------------------------------------
+
+
+def _load(job_id: Any) -> Job:
+    return Job.objects.get(pk=job_id)
+
+
+def cancel(job_id: Any) -> tuple[Job, bool]:
+    """Cancel a waiting job, or ask a running one to stop. Returns (job, removed_from_queue).
+
+    Raises :class:`TransitionError` for a finished job.
+    """
+    now = timezone.now()
+    changed = Job.objects.filter(pk=job_id, status__in=WAITING).update(status=Status.CANCELLED, completed_at=now, updated_at=now, schedule_at=None)
+    if changed:
+        return _load(job_id), True
+    if Job.objects.filter(pk=job_id, status=Status.RUNNING).update(cancel_requested=True, updated_at=now):
+        return _load(job_id), False
+    job = _load(job_id)
+    raise TransitionError(job.pk, job.status, Status.CANCELLED, f"job {job.pk} is {job.status}; only a waiting or running job can be cancelled")
+
+
+def retry(job_id: Any) -> Job:
+    """Run a failed or cancelled job again, with a fresh retry budget."""
+    now = timezone.now()
+    changed = Job.objects.filter(pk=job_id, status__in=[Status.FAILED, Status.CANCELLED]).update(
+        status=Status.PENDING,
+        attempts=0,
+        cancel_requested=False,
+        error="",
+        traceback="",
+        result=None,
+        schedule_at=None,
+        completed_at=None,
+        worker="",
+        updated_at=now,
+    )
+    job = _load(job_id)
+    if not changed:
+        raise TransitionError(job.pk, job.status, "retried", f"job {job.pk} is {job.status}; only a failed or cancelled job can be retried")
+    return job
+
+
+def run_now(job_id: Any) -> Job:
+    """Make a scheduled or retrying job due at once."""
+    now = timezone.now()
+    changed = Job.objects.filter(pk=job_id, status__in=[Status.SCHEDULED, Status.RETRYING]).update(
+        status=Status.PENDING, schedule_at=None, updated_at=now
+    )
+    job = _load(job_id)
+    if not changed:
+        raise TransitionError(job.pk, job.status, "run now", f"job {job.pk} is {job.status}; only a scheduled or retrying job can be run now")
+    return job
+
+
+def mark_promoted(job_ids: Sequence[Any]) -> int:
+    """Scheduled or retrying jobs whose due time came and that Redis moved to the ready set."""
+    if not job_ids:
+        return 0
+    return Job.objects.filter(pk__in=job_ids, status__in=[Status.SCHEDULED, Status.RETRYING]).update(
+        status=Status.PENDING, updated_at=timezone.now()
+    )
+
+
+# -- the worker's hot paths (many jobs per statement) -----------------------------------------------
+
+
+def claim(job_ids: Sequence[str], worker: str) -> list[Job]:
+    """Mark claimed jobs running (attempt + 1) in one statement; returns the rows that were runnable.
+
+    Ids whose rows are gone or no longer waiting (cancelled while queued) are left out: the worker
+    must not run them.
+    """
+    if not job_ids:
+        return []
+    return batch_sql.claim_rows([uuid.UUID(i) for i in job_ids], worker, timezone.now())
+
+
+@dataclass
+class AttemptResult:
+    """How one attempt ended, as the worker saw it."""
+
+    job: Job
+    outcome: str  # an Outcome value
+    started_at: datetime
+    finished_at: datetime
+    duration: float
+    result: Any = None
+    error: str = ""
+    traceback: str = ""
+    permanent: bool = False  # no retry, whatever the policy says
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the database made of an attempt: the job's new status, or None when the write was stale."""
+
+    job: Job
+    status: str | None
+    due: datetime | None
+
+
+def next_status(job: Job, outcome: str, permanent: bool, now: datetime) -> tuple[str, datetime | None]:
+    """The status an attempt's outcome leads to, with the due time of a retry."""
+    if outcome == Outcome.COMPLETED:
+        return Status.COMPLETED, None
+    if outcome == Outcome.CANCELLED:
+        return Status.CANCELLED, None
+    policy = policy_of(job)
+    if permanent or not policy.allows_another(job.attempts):
+        return Status.FAILED, None
+    return Status.RETRYING, now + timedelta(seconds=policy.delay(job.attempts))
+
+
+def record(results: Sequence[AttemptResult]) -> list[Recorded]:
+    """Write the outcomes of many attempts: one UPDATE for the jobs and one INSERT for the attempts.
+
+    A job whose cancellation was requested meanwhile ends ``cancelled`` whatever the outcome.
+    Stale results (the row moved on: reclaimed, or cancelled) are rejected and get status None.
+    """
+    if not results:
+        return []
+    rows = []
+    for r in results:
+        status, due = next_status(r.job, r.outcome, r.permanent, r.finished_at)
+        rows.append(
+            batch_sql.FinishRow(
+                job_id=r.job.pk,
+                attempt=r.job.attempts,
+                worker=r.job.worker,
+                status=status,
+                result=r.result if status == Status.COMPLETED else None,
+                error=truncate_text(r.error),
+                traceback=truncate_text(r.traceback),
+                schedule_at=due,
+                finished_at=r.finished_at,
+            )
+        )
+    with transaction.atomic():
+        final = batch_sql.finish_rows(rows)
+        attempts = [
+            JobAttempt(
+                job_id=r.job.pk,
+                number=r.job.attempts,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                outcome=Outcome.CANCELLED if final.get(r.job.pk) == Status.CANCELLED else r.outcome,
+                error=truncate_text(r.error),
+                traceback=truncate_text(r.traceback),
+                worker=r.job.worker,
+                duration=r.duration,
+            )
+            for r in results
+            if r.job.pk in final
+        ]
+        JobAttempt.objects.bulk_create(attempts)
+    return [Recorded(r.job, final.get(r.job.pk), row.schedule_at) for r, row in zip(results, rows, strict=True)]
+
+
+def release(jobs: Iterable[Job]) -> list[Job]:
+    """Hand running jobs back to pending without charging the attempt (shutdown, co-located kill).
+
+    Returns the jobs that were released; a job cancelled meanwhile ends ``cancelled`` instead.
+    """
+    released = []
+    now = timezone.now()
+    for job in jobs:
+        base = Job.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=job.attempts, worker=job.worker)
+        if base.filter(cancel_requested=True).update(status=Status.CANCELLED, completed_at=now, updated_at=now):
+            continue
+        if base.update(status=Status.PENDING, attempts=F("attempts") - 1, worker="", started_at=None, updated_at=now):
+            released.append(job)
+    return released
+
+
+def record_lost(job_id: str, worker: str, reason: str) -> Recorded | None:
+    """A running job whose lease expired: charge the attempt as lost to the worker, then retry or fail.
+
+    Returns None when the row is not running (it finished; the lease was just left behind).
+    """
+    now = timezone.now()
+    job = Job.objects.filter(pk=job_id, status=Status.RUNNING).first()
+    if job is None or (worker and job.worker and job.worker != worker):
+        return None
+    started = job.started_at or now
+    result = AttemptResult(
+        job=job,
+        outcome=Outcome.LOST,
+        started_at=started,
+        finished_at=now,
+        duration=max(0.0, (now - started).total_seconds()),
+        error=reason,
+    )
+    return record([result])[0]

@@ -1,0 +1,192 @@
+"""Checks a job submission field by field, before anything is written.
+
+The Python API and the REST API share these checks, so a bad job gets the same answer from both:
+:class:`InvalidJob` naming the field and what is wrong with the value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
+from jobs.registry import registry, retry_defaults
+from zipline_site.durations import DurationError, parse_duration
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_NAME = 200
+MAX_IDEMPOTENCY_KEY = 200
+RETRY_KEYS = {"max_retries", "backoff", "initial_delay", "max_delay", "jitter"}
+MAX_RETRIES_LIMIT = 1000
+
+
+class InvalidJob(ValueError):
+    """A submission ZipLine refuses; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+class PayloadTooLarge(InvalidJob):
+    """The payload's JSON is over ``JQS_MAX_PAYLOAD_BYTES`` (the REST API answers 413)."""
+
+
+@dataclass
+class JobSpec:
+    """One job to submit; the Python form of ``POST /api/v1/jobs``'s body."""
+
+    type: str
+    payload: Any = field(default_factory=dict)
+    name: str = ""
+    queue: str = "default"
+    priority: int = 0
+    schedule_at: datetime | str | None = None
+    delay: float | str | None = None
+    retry: dict[str, Any] | None = None
+    timeout: float | str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidJob:
+    """A checked submission: the column values of its row."""
+
+    fields: dict[str, Any]
+    due: datetime | None
+
+
+def _duration(name: str, value: Any, *, allow_zero: bool = True) -> float:
+    try:
+        seconds = parse_duration(value)
+    except DurationError as exc:
+        raise InvalidJob(name, str(exc)) from None
+    if not math.isfinite(seconds) or seconds > 10 * 365 * 86400:
+        raise InvalidJob(name, f"{value!r} is out of range")
+    if not allow_zero and seconds <= 0:
+        raise InvalidJob(name, f"{value!r}: must be above zero")
+    return seconds
+
+
+def _when(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            parsed = parse_datetime(value.strip())
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise InvalidJob("schedule_at", f"{value!r} is not an RFC 3339 date-time (e.g. 2026-01-02T15:04:05Z)")
+        moment = parsed
+    else:
+        raise InvalidJob("schedule_at", f"{value!r} is not an RFC 3339 date-time")
+    if timezone.is_naive(moment):
+        raise InvalidJob("schedule_at", f"{value!r} has no time zone (add Z or an offset)")
+    return moment
+
+
+def check_payload(payload: Any) -> None:
+    if not isinstance(payload, dict):
+        raise InvalidJob("payload", f"must be a JSON object, not {type(payload).__name__}")
+    try:
+        size = len(json.dumps(payload, cls=DjangoJSONEncoder, allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob("payload", f"is not JSON: {exc}") from None
+    limit = settings.ZIPLINE.max_payload_bytes
+    if size > limit:
+        raise PayloadTooLarge("payload", f"is {size} bytes of JSON; the limit is {limit} (JQS_MAX_PAYLOAD_BYTES)")
+
+
+def _integer(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidJob(name, f"{value!r} is not a whole number")
+    if not low <= value <= high:
+        raise InvalidJob(name, f"{value} is out of range ({low} to {high})")
+    return value
+
+
+def _retry_fields(job_type: str, retry: Any) -> dict[str, Any]:
+    defaults = retry_defaults(registry.get(job_type))
+    if retry is None:
+        retry = {}
+    if not isinstance(retry, dict):
+        raise InvalidJob("retry", "must be an object with max_retries, backoff, initial_delay, max_delay, jitter")
+    unknown = set(retry) - RETRY_KEYS
+    if unknown:
+        raise InvalidJob(f"retry.{sorted(unknown)[0]}", "unknown field")
+    fields: dict[str, Any] = {}
+    max_retries = retry.get("max_retries", defaults.max_retries)
+    if max_retries is not None:
+        fields["max_retries"] = _integer("retry.max_retries", max_retries, 0, MAX_RETRIES_LIMIT)
+    backoff = retry.get("backoff", defaults.backoff)
+    if backoff is not None:
+        if backoff not in Backoff.values:
+            raise InvalidJob("retry.backoff", f"{backoff!r} is not one of {', '.join(Backoff.values)}")
+        fields["backoff"] = backoff
+    for key in ("initial_delay", "max_delay"):
+        value = retry.get(key, getattr(defaults, key))
+        if value is not None:
+            fields[key] = _duration(f"retry.{key}", value)
+    jitter = retry.get("jitter", defaults.jitter)
+    if jitter is not None:
+        if not isinstance(jitter, bool):
+            raise InvalidJob("retry.jitter", f"{jitter!r} is not true or false")
+        fields["jitter"] = jitter
+    if fields.get("initial_delay", 1.0) > fields.get("max_delay", 3600.0):
+        raise InvalidJob("retry.initial_delay", "is longer than retry.max_delay")
+    return fields
+
+
+def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
+    """Check every field of ``spec``; raise :class:`InvalidJob` at the first bad one."""
+    now = now or timezone.now()
+    if not isinstance(spec.type, str) or not spec.type:
+        raise InvalidJob("type", "is required")
+    if spec.type not in registry:
+        known = ", ".join(registry.types()) or "none"
+        raise InvalidJob("type", f"unknown job type {spec.type!r} (registered: {known})")
+    check_payload(spec.payload)
+    if not isinstance(spec.name, str) or len(spec.name) > MAX_NAME:
+        raise InvalidJob("name", f"must be a string of at most {MAX_NAME} characters")
+    if not isinstance(spec.queue, str) or not QUEUE_NAME.match(spec.queue):
+        raise InvalidJob("queue", f"{spec.queue!r} is not a queue name (1-64 of A-Z a-z 0-9 _ . : -)")
+    priority = _integer("priority", spec.priority, PRIORITY_MIN, PRIORITY_MAX)
+    fields: dict[str, Any] = {
+        "type": spec.type,
+        "payload": spec.payload,
+        "name": spec.name,
+        "queue": spec.queue,
+        "priority": priority,
+        **_retry_fields(spec.type, spec.retry),
+    }
+    if spec.timeout is not None:
+        fields["timeout"] = _duration("timeout", spec.timeout, allow_zero=False)
+    if spec.idempotency_key is not None:
+        key = spec.idempotency_key
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidJob("idempotency_key", f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        fields["idempotency_key"] = key
+    if spec.schedule_at is not None and spec.delay is not None:
+        raise InvalidJob("delay", "give schedule_at or delay, not both")
+    due: datetime | None = None
+    if spec.schedule_at is not None:
+        due = _when(spec.schedule_at)
+    elif spec.delay is not None:
+        due = now + timedelta(seconds=_duration("delay", spec.delay))
+    if due is not None and due > now:
+        fields["status"] = "scheduled"
+        fields["schedule_at"] = due
+    else:
+        due = None
+    return ValidJob(fields=fields, due=due)

@@ -1,0 +1,21 @@
+#!/usr/bin/env python
+"""Django's command-line utility for ZipLine."""
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zipline_site.settings")
+    from zipline_site.config import config_file_from_argv
+
+    config_file = config_file_from_argv(sys.argv)
+    if config_file:
+        os.environ["JQS_CONFIG"] = config_file
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

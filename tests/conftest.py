@@ -1,0 +1,28 @@
+"""Fixtures shared by the tests. The environment is set in tests/settings.py, before Django starts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import override_zipline
+
+
+@pytest.fixture
+def broker() -> Iterator[object]:
+    """A broker on the shared Redis under a key prefix of this test's own; its keys are deleted after."""
+    from jobs import redis_client
+
+    prefix = f"ziptest-{uuid.uuid4().hex[:10]}"
+    with override_zipline(redis_key_prefix=prefix):
+        redis_client.reset()
+        broker = redis_client.get_broker()
+        try:
+            yield broker
+        finally:
+            keys = list(broker.client.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                broker.client.delete(*keys)
+            redis_client.reset()

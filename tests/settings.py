@@ -1,0 +1,19 @@
+"""Settings for the test run: the environment the tests need, then the project's own settings.
+
+``ZIPLINE_TEST_DATABASE_URL`` chooses the database (PostgreSQL by default; SQLite for the smoke run)
+and ``ZIPLINE_TEST_REDIS_URL`` the Redis (the shared one, on a database number of the tests' own).
+"""
+
+import os
+import uuid
+
+os.environ.setdefault("JQS_SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("JQS_REDIS_URL", os.environ.get("ZIPLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"))
+os.environ.setdefault(
+    "JQS_DATABASE_URL", os.environ.get("ZIPLINE_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+)
+os.environ.setdefault("JQS_REDIS_KEY_PREFIX", f"ziptest-{uuid.uuid4().hex[:8]}")
+os.environ.setdefault("JQS_LOG_FORMAT", "text")
+os.environ.setdefault("JQS_LOG_LEVEL", "warning")
+
+from zipline_site.settings import *  # noqa: E402, F403

@@ -1,0 +1,158 @@
+"""The Lua scripts on a real Redis: order, promotion, leases, fencing, and surviving SCRIPT FLUSH."""
+
+from __future__ import annotations
+
+import time
+
+from jobs.broker import Broker, PushItem, RestoreItem, Settlement
+from jobs.scripts import ScriptError, expand
+
+import pytest
+
+
+def ids(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+def test_ready_jobs_come_out_by_priority_then_fifo(broker: Broker) -> None:
+    broker.push(
+        [
+            PushItem("q", "low-1", -5),
+            PushItem("q", "mid-1", 0),
+            PushItem("q", "high-1", 10),
+            PushItem("q", "mid-2", 0),
+            PushItem("q", "low-2", -5),
+            PushItem("q", "top", 100),
+            PushItem("q", "bottom", -100),
+        ]
+    )
+    claim = broker.claim("q", "w1", 10, 30_000)
+    assert claim.ids == ["top", "high-1", "mid-1", "mid-2", "low-1", "low-2", "bottom"]
+
+
+def test_fifo_holds_over_many_jobs(broker: Broker) -> None:
+    broker.push([PushItem("q", f"j{i:04d}", 0) for i in range(500)])
+    taken: list[str] = []
+    while len(taken) < 500:
+        taken += broker.claim("q", "w", 64, 30_000).ids
+    assert taken == [f"j{i:04d}" for i in range(500)]
+
+
+def test_delayed_job_is_promoted_only_when_due(broker: Broker) -> None:
+    due = int(time.time() * 1000) + 300
+    broker.push([PushItem("q", "later", 0, due), PushItem("q", "now", 0)])
+    first = broker.claim("q", "w", 10, 30_000)
+    assert first.ids == ["now"]
+    assert first.next_due_ms is not None and 0 < first.next_due_ms <= 300
+    time.sleep(0.35)
+    assert broker.claim("q", "w", 10, 30_000).ids == ["later"]
+
+
+def test_promote_moves_at_most_the_limit(broker: Broker) -> None:
+    past = int(time.time() * 1000) - 10
+    broker.push([PushItem("q", i, 0, past + 1) for i in ids("d", 5)])
+    # Items whose due time passed while being pushed go straight to ready; push some in the future too.
+    assert broker.depths("q")["ready"] == 5
+    soon = int(time.time() * 1000) + 200
+    broker.push([PushItem("q", i, 0, soon) for i in ids("e", 5)])
+    time.sleep(0.25)
+    moved, _ = broker.promote_due("q", 3)
+    assert len(moved) == 3
+    moved, next_due = broker.promote_due("q", 3)
+    assert len(moved) == 2 and next_due is None
+
+
+def test_expired_lease_is_reclaimed_with_its_token(broker: Broker) -> None:
+    broker.push([PushItem("q", "a"), PushItem("q", "b")])
+    broker.claim("q", "worker-1", 1, 50)
+    broker.claim("q", "worker-2", 1, 60_000)
+    time.sleep(0.08)
+    assert broker.reclaim_expired("q", 10) == [("a", "worker-1")]
+    assert broker.ids("q")["leases"] == {"b"}
+
+
+def test_settle_is_fenced_by_the_lease_token(broker: Broker) -> None:
+    broker.push([PushItem("q", "a")])
+    broker.claim("q", "stale", 1, 10)
+    time.sleep(0.03)
+    broker.reclaim_expired("q", 10)
+    broker.push([PushItem("q", "a")])
+    broker.claim("q", "fresh", 1, 60_000)
+    assert broker.settle("q", "stale", [Settlement("a", "ack")]) == [False]
+    assert broker.renew("q", "stale", ["a"], 60_000) == ["a"]
+    assert broker.ids("q")["leases"] == {"a"}
+    assert broker.settle("q", "fresh", [Settlement("a", "ack")]) == [True]
+    assert broker.ids("q") == {"ready": set(), "delayed": set(), "leases": set()}
+
+
+def test_retry_and_release_settlements(broker: Broker) -> None:
+    broker.push([PushItem("q", "r", 5), PushItem("q", "x", 5), PushItem("q", "other", 5)])
+    broker.claim("q", "w", 2, 60_000)
+    due = int(time.time() * 1000) + 60_000
+    assert broker.settle("q", "w", [Settlement("r", "retry", due, 5), Settlement("x", "release", 0, 5)]) == [True, True]
+    state = broker.ids("q")
+    assert state["delayed"] == {"r"} and state["leases"] == set()
+    # A released job goes back to the front of its priority.
+    assert broker.claim("q", "w", 2, 60_000).ids == ["x", "other"]
+
+
+def test_paused_queue_hands_out_nothing(broker: Broker) -> None:
+    broker.push([PushItem("q", "a")])
+    broker.set_paused("q", True)
+    claim = broker.claim("q", "w", 5, 60_000)
+    assert claim.ids == [] and claim.paused
+    broker.set_paused("q", False)
+    assert broker.claim("q", "w", 5, 60_000).ids == ["a"]
+
+
+def test_wait_wakes_on_push_and_times_out_when_idle(broker: Broker) -> None:
+    assert broker.claim("q", "w", 1, 1000).ids == []
+    started = time.monotonic()
+    assert broker.wait(["q"], 0.2) is False
+    assert time.monotonic() - started >= 0.15
+    broker.push([PushItem("q", "a")])
+    assert broker.wait(["q"], 2) is True
+
+
+def test_scripts_survive_script_flush(broker: Broker) -> None:
+    broker.push([PushItem("q", "a")])
+    broker.client.script_flush()
+    broker.push([PushItem("q", "b")])
+    assert broker.claim("q", "w", 5, 60_000).ids == ["a", "b"]
+
+
+def test_restore_rebuilds_without_disturbing_existing_entries(broker: Broker) -> None:
+    broker.push([PushItem("q", "kept", 0)])
+    broker.claim("q", "w", 1, 60_000)
+    due = int(time.time() * 1000) + 60_000
+    created = broker.restore(
+        "q",
+        [
+            RestoreItem("kept", "ready"),  # leased already: left alone
+            RestoreItem("p", "ready", 3),
+            RestoreItem("s", "delayed", 0, due_ms=due),
+            RestoreItem("r", "lease", token="w2"),
+        ],
+        60_000,
+    )
+    assert created == 3
+    assert broker.ids("q") == {"ready": {"p"}, "delayed": {"s"}, "leases": {"kept", "r"}}
+    assert broker.renew("q", "w2", ["r"], 1000) == []
+
+
+def test_remove_takes_ids_out_of_ready_and_delayed(broker: Broker) -> None:
+    due = int(time.time() * 1000) + 60_000
+    broker.push([PushItem("q", "a"), PushItem("q", "b", 0, due)])
+    assert broker.remove("q", ["a", "b", "missing"]) == 2
+    assert broker.depths("q")["ready"] == 0
+
+
+def test_keys_share_a_hash_tag_and_the_prefix(broker: Broker) -> None:
+    k = broker.keys("emails")
+    for key in (k.ready, k.delayed, k.leases, k.tokens, k.notify, k.paused, k.seq, k.prio):
+        assert key.startswith(f"{broker.prefix}:{{emails}}:")
+
+
+def test_include_errors_are_reported() -> None:
+    with pytest.raises(ScriptError, match="missing include"):
+        expand("--- @include no_such_include\n")

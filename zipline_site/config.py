@@ -1,0 +1,277 @@
+"""ZipLine's configuration: ``JQS_*`` environment variables over a YAML file (``JQS_CONFIG``) over defaults.
+
+Every setting is declared once in :data:`SETTINGS`, with its YAML place, its variable, its parser and its
+default; the README's configuration table is checked against this list by a test. A wrong value raises
+:class:`ConfigError`, whose message is one line naming the setting and the value; the entry points turn it
+into that line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from zipline_site.durations import DurationError, parse_duration
+
+EXIT_CONFIG_ERROR = 2
+
+
+class ConfigError(Exception):
+    """A configuration value ZipLine cannot use; the message names the setting and the value."""
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError("expected a whole number")
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ValueError(f"expected a whole number {bound}")
+        return number
+
+    return parse
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = _duration(value)
+    if seconds <= 0:
+        raise ValueError("expected a duration above zero")
+    return seconds
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise ValueError("expected a string")
+    return "" if value is None else str(value)
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return text
+
+    return parse
+
+
+def _string_list(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _networks(value: Any) -> tuple[str, ...]:
+    networks = _string_list(value)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{network!r} is not a CIDR network") from None
+    return networks
+
+
+def _redis_url(value: Any) -> str:
+    text = _string(value).strip()
+    if text and not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a redis:// or rediss:// URL")
+    return text
+
+
+def _database_url(value: Any) -> str:
+    text = _string(value).strip()
+    if text and not text.startswith(("postgres://", "postgresql://", "sqlite:///")):
+        raise ValueError("expected a postgres:// or sqlite:/// URL")
+    return text
+
+
+def _key_prefix(value: Any) -> str:
+    text = _string(value).strip()
+    if not text or any(c in text for c in "{} \t\n"):
+        raise ValueError("expected a non-empty prefix without braces or spaces")
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration setting: its attribute, YAML place, variable, parser and default."""
+
+    attribute: str
+    section: str | None
+    key: str | None
+    env: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+
+    @property
+    def yaml_path(self) -> str:
+        return f"{self.section}.{self.key}" if self.section else "-"
+
+
+def _s(attribute: str, place: str | None, env: str, parse: Callable[[Any], Any], default: Any, help: str) -> Setting:
+    section, key = place.split(".") if place else (None, None)
+    return Setting(attribute, section, key, env, parse, default, help)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    _s("server_host", "server.host", "JQS_SERVER_HOST", _string, "0.0.0.0", "address the API listens on"),
+    _s("server_port", "server.port", "JQS_SERVER_PORT", _integer(1, 65535), 8080, "port the API listens on"),
+    _s("grpc_port", "server.grpc_port", "JQS_SERVER_GRPC_PORT", _integer(1, 65535), 9090, "reserved for a gRPC API"),
+    _s("redis_host", "redis.host", "JQS_REDIS_HOST", _string, "localhost", "Redis host"),
+    _s("redis_port", "redis.port", "JQS_REDIS_PORT", _integer(1, 65535), 6379, "Redis port"),
+    _s("redis_password", "redis.password", "JQS_REDIS_PASSWORD", _string, "", "Redis password"),
+    _s("redis_database", "redis.database", "JQS_REDIS_DATABASE", _integer(0, 15), 0, "Redis database number"),
+    _s("redis_url", "redis.url", "JQS_REDIS_URL", _redis_url, "", "redis:// or rediss:// URL; overrides host, port, password, database"),
+    _s("redis_key_prefix", "redis.key_prefix", "JQS_REDIS_KEY_PREFIX", _key_prefix, "zipline", "prefix of every Redis key"),
+    _s("worker_count", "worker.count", "JQS_WORKER_COUNT", _integer(1, 256), 4, "worker processes started by runworkers"),
+    _s("worker_max_concurrency", "worker.max_concurrency", "JQS_WORKER_MAX_CONCURRENCY", _integer(1, 100000), 100, "jobs running at once, over all worker processes"),
+    _s("worker_poll_interval", "worker.poll_interval", "JQS_WORKER_POLL_INTERVAL", _positive_duration, 1.0, "longest wait of an idle worker on Redis"),
+    _s("worker_job_timeout", "worker.job_timeout", "JQS_WORKER_JOB_TIMEOUT", _positive_duration, 300.0, "timeout of a job that sets none"),
+    _s("worker_shutdown_timeout", "worker.shutdown_timeout", "JQS_WORKER_SHUTDOWN_TIMEOUT", _duration, 30.0, "grace for running jobs on SIGTERM"),
+    _s("worker_lease_ttl", "worker.lease_ttl", "JQS_WORKER_LEASE_TTL", _positive_duration, 30.0, "lease of a running job, renewed every third of it"),
+    _s("worker_kill_grace", "worker.kill_grace", "JQS_WORKER_KILL_GRACE", _duration, 5.0, "time past a job's timeout before its process is replaced"),
+    _s("worker_max_jobs", "worker.max_jobs", "JQS_WORKER_MAX_JOBS", _integer(0), 0, "recycle a worker process after this many jobs (0: never)"),
+    _s("scheduler_enabled", "scheduler.enabled", "JQS_SCHEDULER_ENABLED", _boolean, True, "whether make run starts the scheduler"),
+    _s("scheduler_poll_interval", "scheduler.poll_interval", "JQS_SCHEDULER_POLL_INTERVAL", _positive_duration, 30.0, "longest sleep of the scheduler"),
+    _s("scheduler_batch_size", "scheduler.batch_size", "JQS_SCHEDULER_BATCH_SIZE", _integer(1, 100000), 100, "jobs moved per scheduler step"),
+    _s("scheduler_reclaim_interval", "scheduler.reclaim_interval", "JQS_SCHEDULER_RECLAIM_INTERVAL", _positive_duration, 5.0, "how often expired leases are reclaimed"),
+    _s("scheduler_reconcile_grace", "scheduler.reconcile_grace", "JQS_SCHEDULER_RECONCILE_GRACE", _duration, 10.0, "age of a pending row missing from Redis before it is pushed again"),
+    _s("retention_completed", "scheduler.retention_completed", "JQS_RETENTION_COMPLETED", _positive_duration, 7 * 86400.0, "age at which completed and cancelled jobs are deleted"),
+    _s("retention_failed", "scheduler.retention_failed", "JQS_RETENTION_FAILED", _positive_duration, 30 * 86400.0, "age at which failed jobs are deleted"),
+    _s("metrics_enabled", "metrics.enabled", "JQS_METRICS_ENABLED", _boolean, True, "serve Prometheus metrics"),
+    _s("metrics_port", "metrics.port", "JQS_METRICS_PORT", _integer(1, 65535), 9091, "port of the workers' metrics endpoint"),
+    _s("metrics_path", "metrics.path", "JQS_METRICS_PATH", _string, "/metrics", "path of the metrics endpoint"),
+    _s("logging_level", "logging.level", "JQS_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info", "log level"),
+    _s("logging_format", "logging.format", "JQS_LOG_FORMAT", _choice("json", "text"), "json", "log format"),
+    _s("database_url", None, "JQS_DATABASE_URL", _database_url, "", "postgres://user:pass@host:port/db; an SQLite file when empty"),
+    _s("secret_key", None, "JQS_SECRET_KEY", _string, "", "Django secret key; required unless JQS_DEBUG=true"),
+    _s("debug", None, "JQS_DEBUG", _boolean, False, "development mode"),
+    _s("allowed_hosts", None, "JQS_ALLOWED_HOSTS", _string_list, ("localhost", "127.0.0.1", "[::1]"), "comma-separated host names the API answers"),
+    _s("api_open", None, "JQS_API_OPEN", _boolean, False, "serve the API without tokens (development only; needs JQS_DEBUG)"),
+    _s("max_payload_bytes", None, "JQS_MAX_PAYLOAD_BYTES", _integer(1), 1024 * 1024, "largest payload, as JSON bytes"),
+    _s("email_host", None, "JQS_EMAIL_HOST", _string, "", "SMTP host; the console backend when empty"),
+    _s("email_port", None, "JQS_EMAIL_PORT", _integer(1, 65535), 25, "SMTP port"),
+    _s("email_user", None, "JQS_EMAIL_USER", _string, "", "SMTP user"),
+    _s("email_password", None, "JQS_EMAIL_PASSWORD", _string, "", "SMTP password"),
+    _s("email_use_tls", None, "JQS_EMAIL_USE_TLS", _boolean, False, "STARTTLS to the SMTP server"),
+    _s("email_from", None, "JQS_EMAIL_FROM", _string, "zipline@localhost", "sender of send_email jobs"),
+    _s("webhook_allowed_networks", None, "JQS_WEBHOOK_ALLOWED_NETWORKS", _networks, (), "CIDRs webhooks may reach although private"),
+)
+
+_BY_PLACE = {(s.section, s.key): s for s in SETTINGS if s.section}
+_SECTIONS = {s.section for s in SETTINGS if s.section}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration. Attributes are those of :data:`SETTINGS`; durations are seconds."""
+
+    values: Mapping[str, Any]
+    source_file: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _read_yaml(path: str) -> dict[str, Any]:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file JQS_CONFIG={path!r}: no such file")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise ConfigError(f"config file {path!r}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path!r}: expected a mapping of sections at the top")
+    found: dict[str, Any] = {}
+    for section, body in data.items():
+        if section not in _SECTIONS:
+            raise ConfigError(f"config file {path!r}: unknown section {section!r}")
+        if body is None:
+            continue
+        if not isinstance(body, dict):
+            raise ConfigError(f"config file {path!r}: section {section!r} must be a mapping")
+        for key, value in body.items():
+            setting = _BY_PLACE.get((section, key))
+            if setting is None:
+                raise ConfigError(f"config file {path!r}: unknown key {section}.{key}")
+            found[setting.attribute] = (value, f"{section}.{key}")
+    return found
+
+
+def load_config(environ: Mapping[str, str] | None = None, config_file: str | None = None) -> Config:
+    """Resolve every setting: environment over file over defaults. Raises :class:`ConfigError`."""
+    env = os.environ if environ is None else environ
+    path = config_file or env.get("JQS_CONFIG") or None
+    from_file = _read_yaml(path) if path else {}
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.env in env:
+            raw, origin = env[setting.env], setting.env
+        elif setting.attribute in from_file:
+            raw, origin = from_file[setting.attribute]
+        else:
+            values[setting.attribute] = setting.default
+            continue
+        try:
+            values[setting.attribute] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{origin}={raw!r}: {exc}") from None
+    if values["api_open"] and not values["debug"]:
+        raise ConfigError("JQS_API_OPEN=true needs JQS_DEBUG=true: an open API is for local development only")
+    return Config(values=values, source_file=path)
+
+
+def redis_url(config: Config) -> str:
+    """The Redis URL the config names, built from the parts unless ``JQS_REDIS_URL`` is set."""
+    if config.redis_url:
+        return str(config.redis_url)
+    from urllib.parse import quote
+
+    auth = f":{quote(config.redis_password, safe='')}@" if config.redis_password else ""
+    return f"redis://{auth}{config.redis_host}:{config.redis_port}/{config.redis_database}"
+
+
+def config_file_from_argv(argv: list[str]) -> str | None:
+    """The value of ``--config`` in a command line, so it applies before Django reads its settings."""
+    for index, arg in enumerate(argv):
+        if arg == "--config" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None

@@ -1,0 +1,165 @@
+"""Django settings, all read from ZipLine's configuration (``zipline_site.config``): nothing to edit here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from zipline_site.config import EXIT_CONFIG_ERROR, Config, ConfigError, load_config, redis_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _load() -> Config:
+    try:
+        config = load_config()
+    except ConfigError as exc:
+        sys.stderr.write(f"zipline: configuration error: {exc}\n")
+        raise SystemExit(EXIT_CONFIG_ERROR) from None
+    if not config.secret_key and not config.debug:
+        sys.stderr.write("zipline: configuration error: JQS_SECRET_KEY is required (or set JQS_DEBUG=true)\n")
+        raise SystemExit(EXIT_CONFIG_ERROR)
+    return config
+
+
+def _database(url: str) -> dict[str, object]:
+    if not url:
+        return _sqlite(BASE_DIR / "zipline.sqlite3")
+    if url.startswith("sqlite:///"):
+        return _sqlite(Path(url.removeprefix("sqlite:///")))
+    parts = urlsplit(url)
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")) or "postgres",
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"connect_timeout": 5},
+        "TEST": {"NAME": f"test_{unquote(parts.path.lstrip('/')) or 'zipline'}"},
+    }
+
+
+def _sqlite(path: Path) -> dict[str, object]:
+    # WAL lets readers run beside the one writer; IMMEDIATE transactions and a long busy timeout make
+    # concurrent writers wait for each other instead of failing with "database is locked".
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
+ZIPLINE = _load()
+
+SECRET_KEY = ZIPLINE.secret_key or "zipline-insecure-development-key"
+DEBUG = bool(ZIPLINE.debug)
+ALLOWED_HOSTS = list(ZIPLINE.allowed_hosts)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_prometheus",
+    "jobs",
+    "workers",
+    "scheduler",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "zipline_site.urls"
+WSGI_APPLICATION = "zipline_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": _database(ZIPLINE.database_url)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = redis_url(ZIPLINE)
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{ZIPLINE.redis_key_prefix}:cache",
+        "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+    }
+}
+DJANGO_REDIS_IGNORE_EXCEPTIONS = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+LOGIN_URL = "/admin/login/"
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = ZIPLINE.max_payload_bytes + 64 * 1024
+
+if ZIPLINE.email_host:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = ZIPLINE.email_host
+    EMAIL_PORT = ZIPLINE.email_port
+    EMAIL_HOST_USER = ZIPLINE.email_user
+    EMAIL_HOST_PASSWORD = ZIPLINE.email_password
+    EMAIL_USE_TLS = ZIPLINE.email_use_tls
+    EMAIL_TIMEOUT = 30
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = ZIPLINE.email_from
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "zipline_site.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": ZIPLINE.logging_format}},
+    "root": {"handlers": ["console"], "level": ZIPLINE.logging_level.upper()},
+    "loggers": {"django.server": {"level": "WARNING"}},
+}
