@@ -191,6 +191,11 @@ class Broker:
         flat = [_text(x) for x in self._run("reclaim", (k.leases, k.tokens), (limit,))]
         return list(zip(flat[0::2], flat[1::2], strict=True))
 
+    def leased_by(self, queue: str, token: str) -> list[str]:
+        """The ids whose lease this token holds (a dead worker's jobs)."""
+        owners = self.client.hgetall(self.keys(queue).tokens)
+        return sorted(_text(job_id) for job_id, owner in owners.items() if _text(owner) == token)
+
     def promote_due(self, queue: str, limit: int) -> tuple[list[str], int | None]:
         k = self.keys(queue)
         moved, next_due = self._run("promote", (k.ready, k.delayed, k.prio, k.seq, k.notify), (limit,))

@@ -59,7 +59,7 @@ def transform(size: int, seed: int, ctx: Context) -> dict[str, Any]:
     count = total = 0
     for chunk in generate(size, seed, ctx):
         values = [x * 2 + 1 for x in chunk]
-        digest.update(((b"," if count else b"") + ",".join(map(str, values)).encode("ascii")))
+        digest.update((b"," if count else b"") + ",".join(map(str, values)).encode("ascii"))
         count += len(values)
         total += sum(values)
     return {"operation": "transform", "count": count, "sum": total, "checksum": digest.hexdigest()}

@@ -111,7 +111,7 @@ def refusal_reason(address: str | IPAddress, allowed_networks: Iterable[str] = (
                 return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         kind = _kind(ip.ipv4_mapped)
-        return f"{ip} is {kind} address (IPv4-mapped {ip.ipv4_mapped})" if kind else None
+        return f"::ffff:{ip.ipv4_mapped} is {kind} address (IPv4-mapped {ip.ipv4_mapped})" if kind else None
     if embedded is not None and (kind := _kind(embedded)):
         return f"{ip} is {kind} address (it embeds {embedded})"
     kind = _kind(ip)
@@ -222,11 +222,16 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self.sock = _connect(self._addresses, float(self.timeout or DEFAULT_TIMEOUT))
 
 
+def _tls_context() -> ssl.SSLContext:
+    """The system's trusted CAs with hostname checks: the stdlib defaults, kept in one place for tests."""
+    return ssl.create_default_context()
+
+
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """An HTTPS connection to a checked address; SNI and certificate checks use the URL's host."""
 
     def __init__(self, host: str, port: int, addresses: list[_Address], timeout: float) -> None:
-        self._tls = ssl.create_default_context()
+        self._tls = _tls_context()
         super().__init__(host, port, timeout=timeout, context=self._tls)
         self._addresses = addresses
 
@@ -319,7 +324,9 @@ def _remaining(deadline: float, timeout: float) -> float:
     return left
 
 
-def _read_body(response: http.client.HTTPResponse, sock: Any, deadline: float, timeout: float, ctx: Context) -> tuple[str, bool]:
+def _read_body(
+    response: http.client.HTTPResponse, sock: Any, deadline: float, timeout: float, ctx: Context
+) -> tuple[str, bool]:
     """The first :data:`BODY_CHARS` characters of the body, and whether there was more."""
     raw = bytearray()
     more = False
@@ -367,6 +374,7 @@ class WebhookProcessor:
         allowed_networks = tuple(settings.ZIPLINE.webhook_allowed_networks)
         url, method, body, headers = request.url, request.method, request.body, dict(request.headers)
         target = _parse_url(url, "url")
+        first_origin = target.origin
         for hop in range(MAX_REDIRECTS + 1):
             ctx.check()
             try:
@@ -386,7 +394,7 @@ class WebhookProcessor:
                 if status == 303 or (status in (301, 302) and method == "POST"):
                     method, body = "GET", None
                     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-                if (next_target.scheme, next_target.host, next_target.port) != (target.scheme, target.host, target.port):
+                if next_target.origin != target.origin:
                     headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
                 ctx.logger.info("webhook redirected (%s) from %s to %s", status, target.origin, next_target.origin)
                 target = next_target
@@ -398,7 +406,7 @@ class WebhookProcessor:
                 )
             ctx.logger.info("webhook %s %s answered %s", method, target.origin, status)
             return {"status_code": status, "body": text, "truncated": truncated}
-        raise WebhookError(f"webhook {request.method} {request.url.split('?')[0]}: more than {MAX_REDIRECTS} redirects")
+        raise WebhookError(f"webhook {request.method} {first_origin}: more than {MAX_REDIRECTS} redirects")
 
     @staticmethod
     def _exchange(

@@ -1,0 +1,1 @@
+"""Benchmarks of ZipLine against other Python job queues (see bench/README.md)."""

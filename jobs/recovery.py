@@ -1,0 +1,48 @@
+"""Sends jobs whose worker is gone back through their retry policy.
+
+Two callers: the supervisor, the moment a worker process dies (its leases are still in Redis), and
+the scheduler's reclaimer, for leases that expired (a host lost, a process frozen). Either way the
+row decides: a job still ``running`` at that attempt is charged an attempt lost to the worker and
+retried or failed; anything else just loses its stale lease.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from jobs import states
+from jobs.broker import Broker, PushItem, Settlement
+from jobs.models import Status
+from jobs.states import Recorded
+
+logger = logging.getLogger("zipline.recovery")
+
+
+def send_on(broker: Broker, queue: str, job_id: str, token: str, reason: str) -> Recorded | None:
+    """Record a lost attempt (its lease already gone) and requeue the job if it may retry."""
+    recorded = states.record_lost(job_id, token, reason)
+    if recorded is None:
+        return None
+    if recorded.status == Status.RETRYING and recorded.due is not None:
+        due_ms = int(recorded.due.timestamp() * 1000)
+        broker.push([PushItem(queue, job_id, recorded.job.priority, due_ms)])
+    logger.warning(
+        "attempt lost to its worker",
+        extra={"job_id": job_id, "queue": queue, "worker": token, "reason": reason, "status": recorded.status},
+    )
+    return recorded
+
+
+def recover_worker(broker: Broker, worker_id: str, reason: str) -> int:
+    """Take back every lease a dead worker process held; returns how many jobs it held."""
+    recovered = 0
+    for queue in sorted(broker.queue_names()):
+        job_ids = broker.leased_by(queue, worker_id)
+        if not job_ids:
+            continue
+        # Drop the leases first (fenced by the dead worker's token), then let each row decide.
+        broker.settle(queue, worker_id, [Settlement(job_id, "ack") for job_id in job_ids])
+        for job_id in job_ids:
+            send_on(broker, queue, job_id, worker_id, reason)
+        recovered += len(job_ids)
+    return recovered

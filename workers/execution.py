@@ -1,0 +1,130 @@
+"""Runs one attempt of one job: builds its context, calls its processor, and says how it ended.
+
+Nothing here touches the database or Redis; the worker process records the outcome in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import traceback as tb
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from jobs.models import Job, Outcome
+from jobs.registry import Context, JobCancelled, JobProcessor, PermanentError, UnknownJobType, is_async, registry
+from jobs.registry import timeout_default
+
+logger = logging.getLogger("zipline.job")
+
+
+@dataclass
+class Running:
+    """A job this worker holds: its row, context, and when it started (monotonic and wall clock)."""
+
+    job: Job
+    ctx: Context
+    processor: JobProcessor | None
+    timeout: float
+    started: float
+    started_at: datetime
+    released: bool = False
+
+
+@dataclass
+class Ending:
+    """How an attempt ended, before it is recorded."""
+
+    running: Running
+    outcome: str
+    result: Any = None
+    error: str = ""
+    traceback: str = ""
+    permanent: bool = False
+    duration: float = 0.0
+    finished_at: datetime | None = None
+    handed_back: bool = False  # stopped for shutdown: release, do not charge
+
+
+def prepare(job: Job, worker_id: str, default_timeout: float) -> Running:
+    """Resolve the processor and timeout and build the context of a claimed job."""
+    try:
+        proc: JobProcessor | None = registry.get(job.type)
+    except UnknownJobType:
+        proc = None
+    timeout = job.timeout or (timeout_default(proc) if proc else None) or default_timeout
+    started = time.monotonic()
+    bound = logging.LoggerAdapter(logger, {"job_id": str(job.pk), "type": job.type, "attempt": job.attempts})
+    ctx = Context(job_id=str(job.pk), attempt=job.attempts, deadline=started + timeout, logger=bound)
+    return Running(job, ctx, proc, timeout, started, timezone.now())
+
+
+def _ending(running: Running, outcome: str, **fields: Any) -> Ending:
+    return Ending(
+        running,
+        outcome,
+        duration=time.monotonic() - running.started,
+        finished_at=timezone.now(),
+        **fields,
+    )
+
+
+def conclude(running: Running, result: Any = None, error: BaseException | None = None) -> Ending:
+    """Turn what the processor returned or raised into an :class:`Ending`.
+
+    A result that comes after the deadline is a timeout; an exception raised because the worker is
+    shutting down hands the job back; a cancelled job ends cancelled.
+    """
+    ctx = running.ctx
+    late = time.monotonic() > ctx.deadline
+    if ctx.cancelled and ctx.cancel_reason == "shutdown":
+        return _ending(running, Outcome.CANCELLED, handed_back=True)
+    if late or (ctx.cancelled and ctx.cancel_reason == "timeout"):
+        message = f"timeout: the attempt ran longer than its {running.timeout:g}s limit"
+        return _ending(running, Outcome.TIMEOUT, error=message)
+    if ctx.cancelled and ctx.cancel_reason == "cancelled":
+        return _ending(running, Outcome.CANCELLED, error="cancelled while running")
+    if error is None:
+        return _ending(running, Outcome.COMPLETED, result=result)
+    if isinstance(error, JobCancelled):
+        return _ending(running, Outcome.CANCELLED, error=str(error))
+    trace = "".join(tb.format_exception(type(error), error, error.__traceback__))
+    message = f"{type(error).__name__}: {error}"
+    return _ending(running, Outcome.FAILED, error=message, traceback=trace, permanent=isinstance(error, PermanentError))
+
+
+def run_sync(running: Running) -> Ending:
+    """Run a synchronous processor on the calling thread."""
+    if running.processor is None:
+        return _ending(running, Outcome.FAILED, error=f"unknown job type {running.job.type!r}: no processor registered on this worker", permanent=True)
+    try:
+        value = running.processor.process(running.job, running.ctx)
+    except BaseException as exc:  # noqa: BLE001 - a job's failure must never kill its worker
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)) and threading.current_thread() is threading.main_thread():
+            raise
+        return conclude(running, error=exc)
+    return conclude(running, result=value)
+
+
+async def run_async(running: Running) -> Ending:
+    """Run an ``async`` processor on the worker's event loop; its deadline cancels the coroutine."""
+    assert running.processor is not None
+    try:
+        value = await asyncio.wait_for(running.processor.process(running.job, running.ctx), timeout=running.ctx.time_left())
+    except asyncio.TimeoutError:
+        running.ctx.cancel("timeout")
+        return conclude(running, error=TimeoutError("deadline passed"))
+    except asyncio.CancelledError:
+        return conclude(running, error=JobCancelled(running.ctx.cancel_reason or "cancelled"))
+    except Exception as exc:  # noqa: BLE001
+        return conclude(running, error=exc)
+    return conclude(running, result=value)
+
+
+def wants_event_loop(running: Running) -> bool:
+    return running.processor is not None and is_async(running.processor)

@@ -1,0 +1,41 @@
+"""``manage.py runworkers``: start the supervisor and its worker processes (logic in :mod:`workers.pool`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from workers.pool import PoolConfigError, build_options, check_redis, run_pool
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    return number
+
+
+class Command(BaseCommand):
+    help = "Run the worker pool: a supervisor and JQS_WORKER_COUNT worker processes."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--processes", type=_positive, help="worker processes (default JQS_WORKER_COUNT)")
+        parser.add_argument("--concurrency", type=_positive, help="jobs at once over all processes (default JQS_WORKER_MAX_CONCURRENCY)")
+        parser.add_argument("--queues", default="default", help="strict order 'high,default,low' or weights 'high:3,default:1'")
+        parser.add_argument("--config", help="YAML configuration file (read before the settings)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            pool = build_options(processes=options["processes"], concurrency=options["concurrency"], queues=options["queues"])
+        except PoolConfigError as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        problem = check_redis()
+        if problem:
+            raise CommandError(problem, returncode=1)
+        sys.exit(run_pool(pool))

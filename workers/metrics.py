@@ -1,0 +1,24 @@
+"""The workers' Prometheus metrics, summed over every worker process of a host.
+
+prometheus_client's multiprocess mode needs ``PROMETHEUS_MULTIPROC_DIR`` set before it is
+imported; the supervisor sets it (see :func:`workers.metrics_server.prepare`) before forking, and
+serves the merged view on ``JQS_METRICS_PORT``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LABELS = ("queue", "type")
+
+PROCESSED = Counter("job_queue_processed", "Attempts that ended (any outcome).", LABELS)
+FAILED = Counter("job_queue_failed", "Attempts that failed (error, timeout, lost).", LABELS)
+DURATION = Histogram(
+    "job_queue_duration_seconds",
+    "How long attempts ran.",
+    LABELS,
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+ACTIVE = Gauge("job_queue_active_jobs", "Jobs running now.", LABELS, multiprocess_mode="livesum")
+STALE_WRITES = Counter("job_queue_stale_writes", "Finishes rejected because the attempt was no longer current.")
+LEASES_LOST = Counter("job_queue_leases_lost", "Running jobs whose lease was taken from their worker.")

@@ -1,0 +1,644 @@
+"""One worker process: claims jobs from Redis, runs them on threads (or its event loop), records them.
+
+Threads, each with one job:
+
+- the main thread *fetches*: it claims as many jobs as there are free slots, in one Lua call per
+  queue, marks them running in one UPDATE, and hands them to the pool; when the queues are empty it
+  blocks on Redis (BLPOP) until an enqueue wakes it, so a job starts within milliseconds;
+- pool threads (and one event loop thread for ``async`` processors) *run* jobs;
+- the *finisher* records outcomes in batches (one UPDATE and one INSERT for many jobs, then one
+  Redis call per queue) and retries database errors until they succeed;
+- the *keeper* renews leases, notices cancellations and timeouts, publishes the heartbeat, and
+  replaces this process (exit) when a job ignores its hard timeout.
+
+Shutdown: the first SIGTERM stops claiming and lets running jobs finish for the shutdown timeout,
+then hands the rest back uncharged; a second SIGTERM hands them back at once. Losing a job is
+worse than running it twice, so anything not recorded is released before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import os
+import queue as queue_module
+import signal
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from django.db import DatabaseError, close_old_connections, connections
+
+from jobs import states
+from jobs.broker import Broker, Settlement
+from jobs.models import Outcome, Status
+from jobs.redis_client import get_broker
+from jobs.states import AttemptResult, Recorded
+from workers import heartbeat, metrics
+from workers.execution import Ending, Running, conclude, prepare, run_async, run_sync, wants_event_loop
+from workers.queues import QueueSelector
+
+logger = logging.getLogger("zipline.worker")
+job_logger = logging.getLogger("zipline.job")
+
+EXIT_OK = 0
+EXIT_HARD_TIMEOUT = 3
+EXIT_WEDGED = 4
+CLAIM_BATCH = 64
+FINISH_BATCH = 256
+CANCEL_CHECK_INTERVAL = 0.5
+KEEPER_TICK = 0.1
+MAX_RESULT_PREVIEW = 4096
+
+
+@dataclass
+class WorkerOptions:
+    """What one worker process needs to know; durations in seconds."""
+
+    worker_id: str
+    selector: QueueSelector
+    slots: int
+    poll_interval: float = 1.0
+    job_timeout: float = 300.0
+    shutdown_timeout: float = 30.0
+    lease_ttl: float = 30.0
+    kill_grace: float = 5.0
+    max_jobs: int = 0
+    max_result_bytes: int = 1024 * 1024
+    parent_pid: int | None = None
+    hostname: str = field(default_factory=socket.gethostname)
+
+
+def _set_parent_death_signal() -> None:
+    """Ask Linux to send SIGTERM when the supervisor dies, so orphans drain and exit (F03)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the keeper's ppid check covers it
+
+
+class WorkerProcess:
+    """Runs jobs until told to stop; see the module docstring for its threads."""
+
+    def __init__(self, options: WorkerOptions, broker: Broker | None = None) -> None:
+        self.options = options
+        self.broker = broker or get_broker()
+        self.token = options.worker_id
+        self.lease_ms = int(options.lease_ttl * 1000)
+        self.inflight: dict[str, Running] = {}
+        self.lock = threading.Lock()
+        self.finish_lock = threading.Lock()
+        self.slot_freed = threading.Event()
+        self.stopping = threading.Event()
+        self.urgent = threading.Event()
+        self.dying = False
+        self.endings: queue_module.Queue[Ending | None] = queue_module.Queue()
+        self.pool_threads: list[threading.Thread] = []
+        self.idle_threads = 0
+        self.work: queue_module.Queue[Running | None] = queue_module.Queue()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.async_tasks: dict[str, asyncio.Future[Ending]] = {}
+        self.processed = 0
+        self.failed = 0
+        self.started_at = time.time()
+        self.last_claim_attempt = time.monotonic()
+        self.redis_down_since: float | None = None
+        self.db_down_since: float | None = None
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until stopped; returns the process exit code."""
+        if self.options.parent_pid:
+            _set_parent_death_signal()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor turns Ctrl-C into SIGTERM
+        threading.Thread(target=self._finisher, name="finisher", daemon=True).start()
+        threading.Thread(target=self._keeper, name="keeper", daemon=True).start()
+        logger.info("worker started", extra=self._facts())
+        try:
+            self._fetch_loop()
+        finally:
+            code = self._drain()
+        return code
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.stopping.is_set():
+            self.urgent.set()
+        self.stopping.set()
+        self.slot_freed.set()
+
+    def request_stop(self, urgent: bool = False) -> None:
+        self.stopping.set()
+        if urgent:
+            self.urgent.set()
+        self.slot_freed.set()
+
+    def _drain(self) -> int:
+        """Let running jobs finish within the shutdown timeout, then hand back the rest."""
+        deadline = time.monotonic() + self.options.shutdown_timeout
+        while self._busy() and not self.urgent.is_set() and time.monotonic() < deadline:
+            self.slot_freed.wait(0.05)
+            self.slot_freed.clear()
+        if self._busy():
+            self._hand_back_all()
+        self.endings.put(None)
+        self._safe(lambda: heartbeat.remove(self.broker, self.token))
+        logger.info("worker stopped", extra=self._facts())
+        return EXIT_OK
+
+    def _busy(self) -> int:
+        with self.lock:
+            return len(self.inflight)
+
+    # -- fetching ----------------------------------------------------------------------------------
+
+    def _fetch_loop(self) -> None:
+        names = list(self.options.selector.names)
+        while not self.stopping.is_set():
+            free = self.options.slots - self._busy()
+            if free <= 0:
+                self.slot_freed.wait(0.5)
+                self.slot_freed.clear()
+                self.last_claim_attempt = time.monotonic()
+                continue
+            try:
+                claimed, next_due_ms = self._claim_round(free)
+                if claimed:
+                    continue
+                timeout = self.options.poll_interval
+                if next_due_ms is not None:
+                    timeout = min(timeout, next_due_ms / 1000)
+                if not self.stopping.is_set():
+                    self.broker.wait(names, timeout)
+                self._redis_recovered()
+            except redis.RedisError as exc:
+                self._redis_failed(exc)
+            except DatabaseError as exc:
+                self._db_failed(exc)
+
+    def _claim_round(self, free: int) -> tuple[int, int | None]:
+        """Ask each queue in order for up to ``free`` jobs; returns (jobs started, ms to next due)."""
+        self.last_claim_attempt = time.monotonic()
+        started, next_due = 0, None
+        for name in self.options.selector.order():
+            want = min(free - started, CLAIM_BATCH)
+            if want <= 0 or self.stopping.is_set():
+                break
+            claim = self.broker.claim(name, self.token, want, self.lease_ms)
+            if claim.next_due_ms is not None:
+                next_due = claim.next_due_ms if next_due is None else min(next_due, claim.next_due_ms)
+            if claim.ids:
+                started += self._start(name, claim.ids)
+        return started, next_due
+
+    def _start(self, queue: str, ids: Sequence[str]) -> int:
+        """Mark claimed jobs running and hand them to the pool; drop ids whose rows are not runnable."""
+        try:
+            jobs = states.claim(ids, self.token)
+        except DatabaseError:
+            # The rows could not be marked running: give the leases back and do not run anything.
+            self._safe(lambda: self.broker.settle(queue, self.token, [Settlement(i, "release") for i in ids]))
+            raise
+        self._db_recovered()
+        got = {str(job.pk) for job in jobs}
+        skipped = [i for i in ids if i not in got]
+        if skipped:
+            # Cancelled while queued, deleted, or a garbage id: its lease is dropped, it never runs.
+            self.broker.settle(queue, self.token, [Settlement(i, "ack") for i in skipped])
+            logger.info("skipped ids that are not runnable", extra={"queue": queue, "ids": skipped})
+        for job in jobs:
+            running = prepare(job, self.token, self.options.job_timeout)
+            with self.lock:
+                self.inflight[str(job.pk)] = running
+            metrics.ACTIVE.labels(job.queue, job.type).inc()
+            if wants_event_loop(running):
+                self._submit_async(running)
+            else:
+                self._submit_sync(running)
+        return len(jobs)
+
+    def _submit_sync(self, running: Running) -> None:
+        """Queue a job for the pool, starting a thread when none is idle (up to the slot count)."""
+        with self.lock:
+            spawn = self.idle_threads == 0 and len(self.pool_threads) < self.options.slots
+            if spawn:
+                # The new thread is for this job; it counts itself idle once the job ends.
+                thread = threading.Thread(target=self._pool_thread, name=f"job-{len(self.pool_threads)}", daemon=True)
+                self.pool_threads.append(thread)
+            else:
+                self.idle_threads = max(0, self.idle_threads - 1)
+        if spawn:
+            thread.start()
+        self.work.put(running)
+
+    def _pool_thread(self) -> None:
+        while True:
+            running = self.work.get()
+            if running is None:
+                return
+            ending = run_sync(running)
+            close_old_connections()
+            self._ended(ending)
+            with self.lock:
+                self.idle_threads += 1
+
+    def _submit_async(self, running: Running) -> None:
+        if self.loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="event-loop", daemon=True).start()
+            self.loop = loop
+        future = asyncio.run_coroutine_threadsafe(run_async(running), self.loop)
+        self.async_tasks[str(running.job.pk)] = future  # type: ignore[assignment]
+        future.add_done_callback(lambda f: self._async_done(running, f))
+
+    def _async_done(self, running: Running, future: Any) -> None:
+        self.async_tasks.pop(str(running.job.pk), None)
+        try:
+            ending = future.result()
+        except BaseException as exc:  # noqa: BLE001 - cancelled from outside
+            ending = conclude(running, error=exc)
+        self._ended(ending)
+
+    def _ended(self, ending: Ending) -> None:
+        if not ending.running.released:
+            self.endings.put(ending)
+
+    # -- recording ---------------------------------------------------------------------------------
+
+    def _finisher(self) -> None:
+        while True:
+            first = self.endings.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < FINISH_BATCH:
+                try:
+                    item = self.endings.get_nowait()
+                except queue_module.Empty:
+                    break
+                if item is None:
+                    self.endings.put(None)
+                    break
+                batch.append(item)
+            with self.finish_lock:
+                if not self.dying:
+                    self._record(batch)
+
+    def _record(self, endings: list[Ending]) -> None:
+        """Record outcomes (retrying database errors until they succeed), then settle leases."""
+        handed_back = [e for e in endings if e.handed_back]
+        finished = [e for e in endings if not e.handed_back]
+        if handed_back:
+            self._release([e.running for e in handed_back])
+        if not finished:
+            return
+        results = [self._attempt_result(e) for e in finished]
+        recorded = self._retry_db(lambda: states.record(results))
+        if recorded is None:
+            return  # dying: the leases expire and the reclaimer charges these attempts
+        self._settle(recorded)
+        for ending, rec in zip(finished, recorded, strict=True):
+            self._account(ending, rec)
+        self._forget([e.running for e in finished])
+
+    def _attempt_result(self, ending: Ending) -> AttemptResult:
+        result = ending.result
+        if result is not None:
+            result = self._bounded_result(result)
+        return AttemptResult(
+            job=ending.running.job,
+            outcome=ending.outcome,
+            started_at=ending.running.started_at,
+            finished_at=ending.finished_at or ending.running.started_at,
+            duration=ending.duration,
+            result=result,
+            error=ending.error,
+            traceback=ending.traceback,
+            permanent=ending.permanent,
+        )
+
+    def _bounded_result(self, result: Any) -> Any:
+        """A result that is not JSON, or too large, is kept as a flagged preview (F20)."""
+        try:
+            text = json.dumps(result, default=str)
+        except (TypeError, ValueError) as exc:
+            return {"truncated": True, "error": f"result is not JSON: {exc}", "preview": repr(result)[:MAX_RESULT_PREVIEW]}
+        if len(text) > self.options.max_result_bytes:
+            return {"truncated": True, "size": len(text), "preview": text[:MAX_RESULT_PREVIEW]}
+        return json.loads(text) if not isinstance(result, (dict, list, str, int, float, bool)) else result
+
+    def _retry_db(self, action: Callable[[], Any]) -> Any:
+        delay = 0.05
+        while True:
+            try:
+                value = action()
+            except DatabaseError as exc:
+                self._db_failed(exc, sleep=False)
+                for conn in connections.all():
+                    conn.close_if_unusable_or_obsolete()
+                if self.dying:
+                    return None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            self._db_recovered()
+            return value
+
+    def _settle(self, recorded: Sequence[Recorded]) -> None:
+        by_queue: dict[str, list[Settlement]] = defaultdict(list)
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: {"done": 0, "failed": 0})
+        for rec in recorded:
+            job = rec.job
+            if rec.status == Status.RETRYING and rec.due is not None:
+                by_queue[job.queue].append(Settlement(str(job.pk), "retry", int(rec.due.timestamp() * 1000), job.priority))
+            else:
+                by_queue[job.queue].append(Settlement(str(job.pk), "ack"))
+            if rec.status is not None:
+                counts[job.queue]["done"] += 1
+                if rec.status in (Status.FAILED, Status.RETRYING):
+                    counts[job.queue]["failed"] += 1
+        for queue_name, settlements in by_queue.items():
+            self._retry_redis(lambda q=queue_name, s=settlements: self.broker.settle(q, self.token, s, counts[q]))
+
+    def _retry_redis(self, action: Callable[[], Any]) -> Any:
+        """Retry a Redis write until it succeeds: a lost ack would leave a lease to be reclaimed."""
+        delay = 0.05
+        deadline = time.monotonic() + self.options.lease_ttl
+        while True:
+            try:
+                value = action()
+            except redis.RedisError as exc:
+                self._redis_failed(exc, sleep=False)
+                if self.dying or time.monotonic() > deadline:
+                    return None  # the reconciler and the reclaimer repair what this leaves
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            self._redis_recovered()
+            return value
+
+    def _account(self, ending: Ending, rec: Recorded) -> None:
+        job = ending.running.job
+        labels = (job.queue, job.type)
+        metrics.ACTIVE.labels(*labels).dec()
+        if rec.status is None:
+            metrics.STALE_WRITES.inc()
+        metrics.PROCESSED.labels(*labels).inc()
+        metrics.DURATION.labels(*labels).observe(ending.duration)
+        failed = ending.outcome in (Outcome.FAILED, Outcome.TIMEOUT)
+        if failed:
+            metrics.FAILED.labels(*labels).inc()
+            self.failed += 1
+        self.processed += 1
+        job_logger.log(
+            logging.WARNING if failed else logging.INFO,
+            "job %s %s %s on %s attempt %d in %.1fms",
+            job.pk,
+            job.type,
+            rec.status or "stale (attempt superseded)",
+            job.queue,
+            job.attempts,
+            ending.duration * 1000,
+            extra={
+                "job_id": str(job.pk),
+                "type": job.type,
+                "queue": job.queue,
+                "attempt": job.attempts,
+                "duration_ms": round(ending.duration * 1000, 3),
+                "outcome": ending.outcome,
+                "status": rec.status or "stale",
+                **({"error": ending.error[:500]} if ending.error else {}),
+            },
+        )
+
+    def _forget(self, runs: Sequence[Running]) -> None:
+        with self.lock:
+            for run in runs:
+                self.inflight.pop(str(run.job.pk), None)
+        self.slot_freed.set()
+        if self.options.max_jobs and self.processed >= self.options.max_jobs and not self.stopping.is_set():
+            logger.info("recycling after max_jobs", extra={"processed": self.processed})
+            self.request_stop()
+
+    def _release(self, runs: Sequence[Running]) -> None:
+        """Hand jobs back to their queue without charging the attempt."""
+        for run in runs:
+            run.released = True
+        released = self._retry_db(lambda: states.release([r.job for r in runs])) or []
+        released_ids = {str(j.pk) for j in released}
+        by_queue: dict[str, list[Settlement]] = defaultdict(list)
+        for run in runs:
+            action = "release" if str(run.job.pk) in released_ids else "ack"
+            by_queue[run.job.queue].append(Settlement(str(run.job.pk), action, 0, run.job.priority))
+            metrics.ACTIVE.labels(run.job.queue, run.job.type).dec()
+        for queue_name, settlements in by_queue.items():
+            self._retry_redis(lambda q=queue_name, s=settlements: self.broker.settle(q, self.token, s))
+        if runs:
+            logger.info("handed jobs back", extra={"jobs": [str(r.job.pk) for r in runs]})
+        self._forget(runs)
+
+    def _hand_back_all(self) -> None:
+        """Stop now: record what has ended, tell running jobs to stop, and release them uncharged."""
+        with self.lock:
+            running = list(self.inflight.values())
+        for run in running:
+            run.ctx.cancel("shutdown")
+        with self.finish_lock:
+            self._record(self._drain_endings())
+            with self.lock:
+                left = [r for r in self.inflight.values() if not r.released]
+            self._release(left)
+            self.dying = True
+
+    def _drain_endings(self) -> list[Ending]:
+        endings = []
+        while True:
+            try:
+                item = self.endings.get_nowait()
+            except queue_module.Empty:
+                return endings
+            if item is not None:
+                endings.append(item)
+
+    # -- keeping leases, cancellations and timeouts ---------------------------------------------------
+
+    def _keeper(self) -> None:
+        last_renew = last_cancel_check = last_beat = 0.0
+        while True:
+            now = time.monotonic()
+            try:
+                if now - last_beat >= heartbeat.HEARTBEAT_INTERVAL:
+                    last_beat = now
+                    heartbeat.publish(self.broker, self.token, self._facts())
+                if now - last_renew >= self.options.lease_ttl / 3:
+                    last_renew = now
+                    self._renew()
+                if now - last_cancel_check >= CANCEL_CHECK_INTERVAL:
+                    last_cancel_check = now
+                    self._check_cancellations()
+            except (redis.RedisError, DatabaseError) as exc:
+                logger.debug("keeper step failed", extra={"error": str(exc)})
+            self._check_timeouts()
+            self._check_parent()
+            self._check_wedged()
+            time.sleep(KEEPER_TICK)
+
+    def _renew(self) -> None:
+        with self.lock:
+            by_queue: dict[str, list[str]] = defaultdict(list)
+            for job_id, run in self.inflight.items():
+                if not run.released:
+                    by_queue[run.job.queue].append(job_id)
+        for queue_name, ids in by_queue.items():
+            for lost in self.broker.renew(queue_name, self.token, ids, self.lease_ms):
+                with self.lock:
+                    run = self.inflight.get(lost)
+                if run is not None and not run.ctx.cancelled:
+                    metrics.LEASES_LOST.inc()
+                    logger.warning("lease lost; the job was reclaimed", extra={"job_id": lost, "queue": queue_name})
+                    run.ctx.cancel("lease lost")
+
+    def _check_cancellations(self) -> None:
+        from jobs.models import Job
+
+        with self.lock:
+            ids = [run.job.pk for run in self.inflight.values() if not run.ctx.cancelled]
+        if not ids:
+            return
+        try:
+            for job_id in Job.objects.filter(pk__in=ids, cancel_requested=True).values_list("pk", flat=True):
+                with self.lock:
+                    run = self.inflight.get(str(job_id))
+                if run is not None:
+                    run.ctx.cancel("cancelled")
+                    self._cancel_async(str(job_id))
+        finally:
+            close_old_connections()
+
+    def _cancel_async(self, job_id: str) -> None:
+        future = self.async_tasks.get(job_id)
+        if future is not None:
+            future.cancel()
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            runs = [r for r in self.inflight.values() if not r.released]
+        stuck = []
+        for run in runs:
+            if now > run.ctx.deadline and not run.ctx.cancelled:
+                run.ctx.cancel("timeout")
+                self._cancel_async(str(run.job.pk))
+            if now > run.ctx.deadline + self.options.kill_grace:
+                stuck.append(run)
+        if stuck and not self.dying:
+            self._replace_process(stuck)
+
+    def _replace_process(self, stuck: list[Running]) -> None:
+        """A job ignored its timeout: record it as timed out, hand the others back, and exit.
+
+        CPython cannot kill a thread, so the process goes and the supervisor starts a new one.
+        """
+        logger.error(
+            "job ignored its timeout; replacing this worker process",
+            extra={"jobs": [str(r.job.pk) for r in stuck], "kill_grace": self.options.kill_grace},
+        )
+        with self.finish_lock:
+            self._record(self._drain_endings())
+            endings = []
+            for run in stuck:
+                if run.released or str(run.job.pk) not in self.inflight:
+                    continue
+                ending = conclude(run)
+                ending.error = f"timeout: the attempt ran longer than its {run.timeout:g}s limit and was killed with its worker process"
+                ending.outcome = Outcome.TIMEOUT
+                endings.append(ending)
+            self._record(endings)
+            with self.lock:
+                others = [r for r in self.inflight.values() if not r.released]
+            self._release(others)
+            self.dying = True
+        self._safe(lambda: heartbeat.remove(self.broker, self.token))
+        logging.shutdown()
+        os._exit(EXIT_HARD_TIMEOUT)
+
+    def _check_parent(self) -> None:
+        parent = self.options.parent_pid
+        if parent and os.getppid() != parent and not self.stopping.is_set():
+            logger.warning("supervisor is gone; draining and exiting", extra={"parent_pid": parent})
+            self.request_stop()
+
+    def _check_wedged(self) -> None:
+        """Rule 6: a fetcher that stopped trying while slots are free is replaced, not left hanging."""
+        if self.stopping.is_set() or self.dying:
+            return
+        limit = 10 * self.options.poll_interval + 30
+        if self._busy() < self.options.slots and time.monotonic() - self.last_claim_attempt > limit:
+            logger.error("fetcher made no claim attempt for %.0fs; replacing this worker process", limit)
+            with self.finish_lock:
+                self._record(self._drain_endings())
+                with self.lock:
+                    left = [r for r in self.inflight.values() if not r.released]
+                self._release(left)
+                self.dying = True
+            logging.shutdown()
+            os._exit(EXIT_WEDGED)
+
+    # -- outages -------------------------------------------------------------------------------------
+
+    def _redis_failed(self, exc: Exception, sleep: bool = True) -> None:
+        if self.redis_down_since is None:
+            self.redis_down_since = time.monotonic()
+            logger.error("Redis unavailable; retrying with backoff", extra={"error": str(exc)})
+        self.last_claim_attempt = time.monotonic()
+        if sleep:
+            down_for = time.monotonic() - self.redis_down_since
+            self.stopping.wait(min(0.1 * (2 ** min(down_for, 4)), 1.0))
+
+    def _redis_recovered(self) -> None:
+        if self.redis_down_since is not None:
+            logger.warning("Redis is back", extra={"down_seconds": round(time.monotonic() - self.redis_down_since, 1)})
+            self.redis_down_since = None
+
+    def _db_failed(self, exc: Exception, sleep: bool = True) -> None:
+        if self.db_down_since is None:
+            self.db_down_since = time.monotonic()
+            logger.error("database unavailable; retrying with backoff", extra={"error": str(exc)})
+        self.last_claim_attempt = time.monotonic()
+        for conn in connections.all():
+            conn.close_if_unusable_or_obsolete()
+        if sleep:
+            self.stopping.wait(1.0)
+
+    def _db_recovered(self) -> None:
+        if self.db_down_since is not None:
+            logger.warning("database is back", extra={"down_seconds": round(time.monotonic() - self.db_down_since, 1)})
+            self.db_down_since = None
+
+    def _safe(self, action: Callable[[], Any]) -> None:
+        try:
+            action()
+        except (redis.RedisError, DatabaseError) as exc:
+            logger.warning("cleanup step failed", extra={"error": str(exc)})
+
+    def _facts(self) -> dict[str, Any]:
+        return {
+            "worker_id": self.token,
+            "hostname": self.options.hostname,
+            "pid": os.getpid(),
+            "queues": ",".join(self.options.selector.names),
+            "concurrency": self.options.slots,
+            "busy": self._busy(),
+            "processed": self.processed,
+            "failed": self.failed,
+            "started_at": f"{self.started_at:.3f}",
+        }

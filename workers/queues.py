@@ -1,0 +1,74 @@
+"""Which queues a worker takes jobs from, and in what order.
+
+``high,default,low`` is strict: a lower queue is asked only when every higher one is empty.
+``high:3,default:1`` is weighted: each claim round orders the queues by a weighted random draw,
+so ``high`` goes first three times as often as ``default`` and no queue starves.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from jobs.validation import QUEUE_NAME
+
+
+class QueueSpecError(ValueError):
+    """A ``--queues`` value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class QueueSelector:
+    names: tuple[str, ...]
+    weights: tuple[int, ...] | None = None
+
+    @property
+    def weighted(self) -> bool:
+        return self.weights is not None
+
+    def order(self, rng: random.Random | None = None) -> list[str]:
+        """The queues to ask, in order, for one claim round."""
+        if self.weights is None:
+            return list(self.names)
+        rng = rng or random
+        remaining = list(zip(self.names, self.weights, strict=True))
+        ordered = []
+        while remaining:
+            total = sum(w for _, w in remaining)
+            pick = rng.uniform(0, total)
+            for index, (name, weight) in enumerate(remaining):
+                pick -= weight
+                if pick <= 0 or index == len(remaining) - 1:
+                    ordered.append(name)
+                    remaining.pop(index)
+                    break
+        return ordered
+
+
+_ITEM = re.compile(r"^(?P<name>[^:]+(?::[^:]+)*?)(?::(?P<weight>\d+))?$")
+
+
+def parse_queues(text: str) -> QueueSelector:
+    """Parse ``a,b,c`` (strict) or ``a:3,b:1`` (weighted); all items weighted or none."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise QueueSpecError(f"--queues={text!r}: name at least one queue")
+    names, weights = [], []
+    for item in items:
+        name, _, weight = item.rpartition(":")
+        if name and weight.isdigit():
+            if int(weight) < 1:
+                raise QueueSpecError(f"--queues={text!r}: weight of {name!r} must be at least 1")
+            names.append(name)
+            weights.append(int(weight))
+        else:
+            names.append(item)
+    for name in names:
+        if not QUEUE_NAME.match(name):
+            raise QueueSpecError(f"--queues={text!r}: {name!r} is not a queue name")
+    if len(set(names)) != len(names):
+        raise QueueSpecError(f"--queues={text!r}: a queue is named twice")
+    if weights and len(weights) != len(names):
+        raise QueueSpecError(f"--queues={text!r}: give every queue a weight, or none")
+    return QueueSelector(tuple(names), tuple(weights) if weights else None)

@@ -1,0 +1,215 @@
+"""The supervisor of ``manage.py runworkers``: forks worker processes and keeps them running.
+
+It replaces a worker process that dies, and at once hands the dead process's jobs back through
+their retry policy as attempts lost to the worker ("worker lost (signal 9)"), instead of waiting
+for their leases to expire. SIGTERM or SIGINT is passed on to the workers as SIGTERM (they drain);
+a second one makes them hand back their jobs at once. It serves the merged metrics and a liveness
+endpoint, and touches the liveness file that ``manage.py probe workers`` reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from django.db import DatabaseError, connections
+
+from workers.queues import QueueSelector
+
+logger = logging.getLogger("zipline.supervisor")
+
+RESPAWN_BACKOFF_MAX = 5.0
+QUICK_DEATH = 2.0
+
+
+@dataclass
+class PoolOptions:
+    processes: int
+    concurrency: int
+    selector: QueueSelector
+    poll_interval: float
+    job_timeout: float
+    shutdown_timeout: float
+    lease_ttl: float
+    kill_grace: float
+    max_jobs: int
+    max_result_bytes: int
+    metrics_enabled: bool
+    metrics_port: int
+    metrics_path: str
+
+
+@dataclass
+class Child:
+    pid: int
+    worker_id: str
+    started: float
+
+
+def slots_per_process(concurrency: int, processes: int) -> int:
+    """Split the total concurrency over the processes (at least one slot each)."""
+    return max(1, math.ceil(concurrency / processes))
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return f"signal {number} ({signal.Signals(number).name})"
+    return f"exit code {os.WEXITSTATUS(status)}"
+
+
+class Supervisor:
+    def __init__(self, options: PoolOptions) -> None:
+        self.options = options
+        self.hostname = socket.gethostname()
+        self.children: dict[int, Child] = {}
+        self.stopping = False
+        self.signals = 0
+        self.quick_deaths = 0
+        self.metrics_dir: str | None = None
+
+    # -- main loop -----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        from zipline_site import liveness
+        from workers import metrics_server
+
+        if self.options.metrics_enabled:
+            self.metrics_dir = metrics_server.prepare()
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        if self.options.metrics_enabled:
+            try:
+                metrics_server.serve("0.0.0.0", self.options.metrics_port, self.options.metrics_path, self._healthy)
+            except OSError as exc:
+                logger.error("metrics port unavailable; serving no metrics", extra={"port": self.options.metrics_port, "error": str(exc)})
+        logger.info(
+            "supervisor started",
+            extra={
+                "processes": self.options.processes,
+                "slots_per_process": slots_per_process(self.options.concurrency, self.options.processes),
+                "queues": list(self.options.selector.names),
+                "weighted": self.options.selector.weighted,
+            },
+        )
+        connections.close_all()
+        for index in range(self.options.processes):
+            self._spawn(index)
+        next_spawn_at = 0.0
+        while self.children or not self.stopping:
+            liveness.touch("workers")
+            self._reap()
+            missing = self.options.processes - len(self.children)
+            if not self.stopping and missing > 0 and time.monotonic() >= next_spawn_at:
+                self._spawn(len(self.children))
+                next_spawn_at = time.monotonic() + min(RESPAWN_BACKOFF_MAX, 0.1 * (2**self.quick_deaths) if self.quick_deaths else 0)
+            time.sleep(0.05)
+        if self.metrics_dir:
+            metrics_server.cleanup(self.metrics_dir)
+        logger.info("supervisor stopped")
+        return 0
+
+    def _healthy(self) -> bool:
+        return bool(self.children) or self.stopping
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signals += 1
+        self.stopping = True
+        logger.info(
+            "stopping: %s", "draining running jobs" if self.signals == 1 else "handing running jobs back now",
+            extra={"signal": signal.Signals(signum).name},
+        )
+        for child in list(self.children.values()):
+            try:
+                os.kill(child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    # -- children ------------------------------------------------------------------------------------
+
+    def _spawn(self, index: int) -> None:
+        suffix = uuid.uuid4().hex[:6]
+        parent = os.getpid()
+        connections.close_all()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                code = self._child_main(f"{self.hostname}:{os.getpid()}:{suffix}", parent)
+            except BaseException:  # noqa: BLE001
+                logger.exception("worker process crashed")
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        worker_id = f"{self.hostname}:{pid}:{suffix}"
+        self.children[pid] = Child(pid, worker_id, time.monotonic())
+        logger.info("worker process started", extra={"pid": pid, "worker_id": worker_id})
+
+    def _child_main(self, worker_id: str, parent: int) -> int:
+        import random
+
+        from jobs import redis_client
+        from workers.process import WorkerOptions, WorkerProcess
+
+        random.seed()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        redis_client.reset()
+        options = WorkerOptions(
+            worker_id=worker_id,
+            selector=self.options.selector,
+            slots=slots_per_process(self.options.concurrency, self.options.processes),
+            poll_interval=self.options.poll_interval,
+            job_timeout=self.options.job_timeout,
+            shutdown_timeout=self.options.shutdown_timeout,
+            lease_ttl=self.options.lease_ttl,
+            kill_grace=self.options.kill_grace,
+            max_jobs=self.options.max_jobs,
+            max_result_bytes=self.options.max_result_bytes,
+            parent_pid=parent,
+            hostname=self.hostname,
+        )
+        return WorkerProcess(options).run()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue
+            from workers import metrics_server
+
+            metrics_server.process_died(pid)
+            how = _describe(status)
+            clean = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            lived = time.monotonic() - child.started
+            self.quick_deaths = self.quick_deaths + 1 if (lived < QUICK_DEATH and not clean) else 0
+            log = logger.info if clean else logger.error
+            log("worker process exited", extra={"pid": pid, "worker_id": child.worker_id, "how": how, "lived_seconds": round(lived, 1)})
+            self._recover_jobs(child, how)
+
+    def _recover_jobs(self, child: Child, how: str) -> None:
+        """Charge the jobs a dead process held as lost to the worker, and send them on."""
+        from jobs.recovery import recover_worker
+        from jobs.redis_client import get_broker
+
+        try:
+            recovered = recover_worker(get_broker(), child.worker_id, f"worker lost ({how})")
+            if recovered:
+                logger.warning("recovered a dead worker's jobs", extra={"worker_id": child.worker_id, "jobs": recovered})
+        except (redis.RedisError, DatabaseError) as exc:
+            # Their leases expire and the scheduler's reclaimer charges them instead.
+            logger.warning("could not recover a dead worker's jobs now", extra={"worker_id": child.worker_id, "error": str(exc)})
+
