@@ -138,10 +138,10 @@ class QueueDriver(abc.ABC):
         self._procs: list[subprocess.Popen[bytes]] = []
 
     # -- hooks
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - optional hook
         """Prepare clients/state; called after the bench db was flushed."""
 
-    def teardown(self) -> None:
+    def teardown(self) -> None:  # noqa: B027 - optional hook
         """Release clients; called after the workers were stopped."""
 
     def library_version(self) -> str:

@@ -122,13 +122,28 @@ def rss_bytes(pids: Iterable[int]) -> int:
     return total
 
 
+def pss_bytes(pids: Iterable[int]) -> int:
+    """Sum of the proportional set sizes of ``pids`` (shared pages split between their users)."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 class RssSampler:
-    """Background thread sampling the summed RSS of the worker trees; keeps the peak."""
+    """Background thread sampling the summed RSS (and PSS) of the worker trees; keeps the peaks."""
 
     def __init__(self, roots: Callable[[], list[int]], interval: float = 0.1) -> None:
         self.roots = roots
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -139,8 +154,10 @@ class RssSampler:
 
     def sample(self) -> int:
         """Take one sample now and return it."""
-        value = rss_bytes(tree(self.roots()))
+        pids = tree(self.roots())
+        value = rss_bytes(pids)
         self.peak = max(self.peak, value)
+        self.peak_pss = max(self.peak_pss, pss_bytes(pids))
         return value
 
     def __enter__(self) -> RssSampler:
@@ -155,5 +172,10 @@ class RssSampler:
 
     @property
     def peak_mb(self) -> float:
-        """Peak in MiB."""
+        """Peak summed RSS in MiB."""
         return self.peak / 2**20
+
+    @property
+    def peak_pss_mb(self) -> float:
+        """Peak summed PSS in MiB."""
+        return self.peak_pss / 2**20

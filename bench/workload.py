@@ -107,6 +107,7 @@ def _drain(driver: QueueDriver, opts: Options, enqueue: Callable[[], None]) -> d
         "seconds": elapsed,
         "startup_s": first - started,
         "peak_rss_mb": rss.peak_mb,
+        "peak_pss_mb": rss.peak_pss_mb,
     }
 
 
@@ -152,7 +153,7 @@ def latency(driver: QueueDriver, opts: Options) -> dict[str, Any]:
     values = [float(v) * 1000 for v in r.lrange(KEY_LATENCY, 0, -1)]
     result: dict[str, Any] = {f"{k}_ms": v for k, v in percentiles(values).items()}
     result.update({"max_ms": max(values), "send_interval_ms": sent * 1000 / max(opts.n - 1, 1)})
-    result["peak_rss_mb"] = rss.peak_mb
+    result.update({"peak_rss_mb": rss.peak_mb, "peak_pss_mb": rss.peak_pss_mb})
     return result
 
 

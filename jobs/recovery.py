@@ -12,7 +12,8 @@ import logging
 
 from jobs import states
 from jobs.broker import Broker, PushItem, Settlement
-from jobs.models import Status
+from jobs.dispatch import push_items
+from jobs.models import WAITING, Job, Status
 from jobs.states import Recorded
 
 logger = logging.getLogger("zipline.recovery")
@@ -22,6 +23,7 @@ def send_on(broker: Broker, queue: str, job_id: str, token: str, reason: str) ->
     """Record a lost attempt (its lease already gone) and requeue the job if it may retry."""
     recorded = states.record_lost(job_id, token, reason)
     if recorded is None:
+        _requeue_if_waiting(broker, job_id)
         return None
     if recorded.status == Status.RETRYING and recorded.due is not None:
         due_ms = int(recorded.due.timestamp() * 1000)
@@ -31,6 +33,13 @@ def send_on(broker: Broker, queue: str, job_id: str, token: str, reason: str) ->
         extra={"job_id": job_id, "queue": queue, "worker": token, "reason": reason, "status": recorded.status},
     )
     return recorded
+
+
+def _requeue_if_waiting(broker: Broker, job_id: str) -> None:
+    """A lease on a row that is waiting (claimed in Redis, never marked running): put the id back."""
+    job = Job.objects.filter(pk=job_id, status__in=WAITING).first()
+    if job is not None:
+        broker.push(push_items([job]))
 
 
 def recover_worker(broker: Broker, worker_id: str, reason: str) -> int:

@@ -26,3 +26,24 @@ def broker() -> Iterator[object]:
             if keys:
                 broker.client.delete(*keys)
             redis_client.reset()
+
+
+@pytest.fixture
+def own_redis(tmp_path: object) -> Iterator[object]:
+    """A redis-server of this test's own (free port, no persistence), made the configured Redis."""
+    from pathlib import Path
+
+    from django.test import override_settings
+
+    from jobs import redis_client
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(Path(str(tmp_path)))
+    server.start()
+    with override_settings(REDIS_URL=server.url):
+        redis_client.reset()
+        try:
+            yield server
+        finally:
+            server.stop()
+            redis_client.reset()

@@ -17,3 +17,5 @@ os.environ.setdefault("JQS_LOG_FORMAT", "text")
 os.environ.setdefault("JQS_LOG_LEVEL", "warning")
 
 from zipline_site.settings import *  # noqa: E402, F403
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.procapp"]  # noqa: F405

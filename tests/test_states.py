@@ -11,8 +11,6 @@ from jobs import states
 from jobs.models import Job, JobAttempt, Outcome, Status
 from jobs.states import TRANSITIONS, AttemptResult, TransitionError
 
-import tests.factories  # noqa: F401  (registers test_noop)
-
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ALL = [s.value for s in Status]

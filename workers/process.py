@@ -202,6 +202,10 @@ class WorkerProcess:
 
     def _start(self, queue: str, ids: Sequence[str]) -> int:
         """Mark claimed jobs running and hand them to the pool; drop ids whose rows are not runnable."""
+        if self.stopping.is_set() or self.dying:
+            # Told to stop while claiming: these were never started, so they go straight back.
+            self.broker.settle(queue, self.token, [Settlement(i, "release") for i in ids])
+            return 0
         try:
             jobs = states.claim(ids, self.token)
         except DatabaseError:
@@ -548,6 +552,7 @@ class WorkerProcess:
 
         CPython cannot kill a thread, so the process goes and the supervisor starts a new one.
         """
+        self.stopping.set()
         logger.error(
             "job ignored its timeout; replacing this worker process",
             extra={"jobs": [str(r.job.pk) for r in stuck], "kill_grace": self.options.kill_grace},

@@ -49,6 +49,8 @@ def _sqlite(path: Path) -> dict[str, object]:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": path,
+        # A file, not memory, so that worker processes started by the tests share it.
+        "TEST": {"NAME": path.with_name(f"test_{path.name}")},
         "OPTIONS": {
             "timeout": 30,
             "transaction_mode": "IMMEDIATE",

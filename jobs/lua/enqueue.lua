@@ -22,6 +22,7 @@ for i = 1, #ARGV, 3 do
     if due > now then
       added = added + redis.call('ZADD', delayed, 'NX', due, id)
       redis.call('HSET', prio, id, priority)
+      wake_if_earliest(delayed, notify, id)
     else
       added = added + redis.call('ZADD', ready, 'NX', ready_score(seq, priority), id)
     end

@@ -22,6 +22,7 @@ for i = 2, #ARGV, 4 do
     if action == 'retry' then
       redis.call('ZADD', delayed, due, id)
       redis.call('HSET', prio, id, priority)
+      wake_if_earliest(delayed, notify, id)
     elseif action == 'release' then
       -- Sequence 0 puts it ahead of every job of its priority: it was taken first.
       redis.call('ZADD', ready, string.format('%.0f', (100 - tonumber(priority)) * 17592186044416), id)

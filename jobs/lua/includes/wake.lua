@@ -9,3 +9,12 @@ local function wake(ready, notify)
     redis.call('DEL', notify)
   end
 end
+
+-- A delayed job that is now the earliest due wakes one blocked worker, which then sleeps exactly
+-- until it is due (claim.lua returns the wait), instead of up to a whole poll interval.
+local function wake_if_earliest(delayed, notify, id)
+  local head = redis.call('ZRANGE', delayed, 0, 0)
+  if head[1] == id and redis.call('LLEN', notify) == 0 then
+    redis.call('RPUSH', notify, '1')
+  end
+end

@@ -1,0 +1,44 @@
+# ZipLine: `make run` starts everything for a first look; `make test` runs the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test test-sqlite lint format typecheck bench bench-enqueue migrate clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+## run: SQLite + the local Redis (or an in-memory stand-in), API + workers + scheduler
+run: $(STAMP)
+	$(BIN)/python -m zipline_site.firstlook
+
+## test: the whole suite on PostgreSQL + Redis, then a smoke subset on SQLite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+	ZIPLINE_TEST_DATABASE_URL=sqlite:///$(CURDIR)/.local/test-smoke.sqlite3 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests/test_states.py tests/test_client.py tests/test_broker.py tests/test_sqlite_smoke.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+bench-enqueue: $(STAMP)
+	$(BIN)/python bench/enqueue_bench.py
+
+clean:
+	rm -rf $(VENV) .local staticfiles

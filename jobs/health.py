@@ -1,0 +1,116 @@
+"""The health check behind ``GET /health``: can this process reach its database and Redis right now?
+
+Each check has its own short timeout and its own connection, so a hung dependency makes the check
+answer "error" within seconds instead of hanging the probe, and a broken request connection cannot
+hide a working database (or the reverse). The answer keeps the seed's shape and adds both checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.utils import timezone
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from zipline_site import __version__
+
+logger = logging.getLogger("zipline.health")
+
+DATABASE_TIMEOUT = 2  # seconds; PostgreSQL's connect_timeout takes whole seconds
+REDIS_TIMEOUT = 1.0
+
+_lock = threading.Lock()
+_redis_clients: dict[tuple[int, str], redis.Redis] = {}
+
+
+def _elapsed_ms(start: float) -> float:
+    return round((time.monotonic() - start) * 1000, 2)
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return {"status": "error", "error": f"{type(exc).__name__}: {first_line}"[:300]}
+
+
+def check_database() -> dict[str, Any]:
+    """Open a fresh connection (short connect timeout) and run ``SELECT 1``."""
+    start = time.monotonic()
+    wrapper = connections.create_connection(DEFAULT_DB_ALIAS)
+    if wrapper.vendor == "postgresql":
+        options = {**wrapper.settings_dict.get("OPTIONS", {}), "connect_timeout": DATABASE_TIMEOUT}
+        wrapper.settings_dict = {**wrapper.settings_dict, "OPTIONS": options}
+    try:
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable" to a probe
+        logger.warning("health: database check failed", extra={"error": str(exc)})
+        return _error(exc)
+    finally:
+        try:
+            wrapper.close()
+        except Exception:  # noqa: BLE001, S110 - closing a half-open connection may fail too
+            pass
+    return {"status": "ok", "latency_ms": _elapsed_ms(start)}
+
+
+def _redis_client() -> redis.Redis:
+    key = (os.getpid(), settings.REDIS_URL)
+    with _lock:
+        client = _redis_clients.get(key)
+        if client is None:
+            client = redis.Redis.from_url(
+                settings.REDIS_URL,
+                socket_connect_timeout=REDIS_TIMEOUT,
+                socket_timeout=REDIS_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),
+            )
+            _redis_clients[key] = client
+    return client
+
+
+def check_redis() -> dict[str, Any]:
+    """``PING`` with a one-second timeout and no retries."""
+    start = time.monotonic()
+    try:
+        _redis_client().ping()
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("health: redis check failed", extra={"error": str(exc)})
+        return _error(exc)
+    return {"status": "ok", "latency_ms": _elapsed_ms(start)}
+
+
+def workers() -> dict[str, Any]:
+    """The seed's ``workers`` object: are any workers heartbeating, and how many."""
+    from jobs.redis_client import get_broker
+    from workers.heartbeat import live_workers
+
+    try:
+        count = len(live_workers(get_broker()))
+    except (redis.RedisError, OSError):
+        count = 0
+    return {"running": count > 0, "count": count}
+
+
+def health_payload() -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body): 200 and ``"ok"`` when both checks pass, else 503 and ``"error"``."""
+    database = check_database()
+    redis_state = check_redis()
+    healthy = database["status"] == "ok" and redis_state["status"] == "ok"
+    body = {
+        "status": "ok" if healthy else "error",
+        "timestamp": timezone.now().isoformat().replace("+00:00", "Z"),
+        "version": __version__,
+        "workers": workers() if redis_state["status"] == "ok" else {"running": False, "count": 0},
+        "redis": redis_state,
+        "database": database,
+    }
+    return (200 if healthy else 503), body

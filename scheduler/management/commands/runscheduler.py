@@ -1,0 +1,59 @@
+"""``python manage.py runscheduler [--config FILE]``: run the scheduler until SIGTERM or SIGINT.
+
+Thin: the loop is :class:`scheduler.service.Scheduler`. The first signal stops it after the current step
+(exit 0); a second one exits at once. Each loop writes the liveness heartbeat read by
+``manage.py probe scheduler``.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from scheduler.service import Scheduler
+
+HEARTBEAT_EVERY = 1.0
+
+
+def _heartbeat() -> Any:
+    """A throttled ``liveness.touch("scheduler")``, or nothing if the liveness module is absent."""
+    try:
+        from zipline_site.liveness import touch
+    except ImportError:
+        return None
+    last = [0.0]
+
+    def beat() -> None:
+        now = time.monotonic()
+        if now - last[0] >= HEARTBEAT_EVERY:
+            last[0] = now
+            try:
+                touch("scheduler")
+            except OSError:
+                pass
+
+    return beat
+
+
+class Command(BaseCommand):
+    help = "Run the scheduler: promote due jobs, reclaim expired leases, rebuild Redis, fire cron jobs, delete old jobs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        # Applied by manage.py before Django reads its settings; accepted here so argparse knows it.
+        parser.add_argument("--config", help="YAML configuration file (JQS_CONFIG)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        scheduler = Scheduler(on_loop=_heartbeat())
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if scheduler.stopping.is_set():
+                raise SystemExit(1)
+            scheduler.stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        scheduler.run()

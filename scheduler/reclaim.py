@@ -1,0 +1,98 @@
+"""Reclaim: leases past their deadline belong to workers that died, hung or lost Redis.
+
+``reclaim.lua`` removes an expired lease atomically and returns it with the token (worker id) that
+held it, so with several schedulers each lease is reclaimed by exactly one. The job's row then decides
+(:func:`jobs.states.record_lost`, keyed on ``status='running'`` and the worker):
+
+- still running: the attempt is charged as lost to the worker and the retry policy applies (a retry is
+  pushed to the delayed set at its due time; with no retries left the job fails, a poison pill);
+- already finished, re-claimed or gone: the lease was just left behind and is dropped.
+
+Deadlines are the Redis clock's, never a worker's. If the scheduler dies after removing a lease but
+before recording the loss, the row stays ``running`` without a lease; the reconciler gives it a fresh
+lease, which expires and is reclaimed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import DatabaseError
+
+from jobs import states
+from jobs.broker import Broker, PushItem
+from jobs.models import Status
+
+logger = logging.getLogger("zipline.scheduler")
+
+LOST_REASON = "worker lost: lease expired"
+
+
+@dataclass(frozen=True)
+class Reclaimed:
+    job_id: str
+    queue: str
+    worker: str
+    status: str | None  # the row's new status; None when the lease was just dropped
+
+
+@dataclass
+class ReclaimReport:
+    reclaimed: list[Reclaimed] = field(default_factory=list)
+    more: bool = False
+
+
+def reclaim(broker: Broker, batch: int, queues: Iterable[str] | None = None, budget: float = 2.0) -> ReclaimReport:
+    """Reclaim expired leases on every queue, ``batch`` per script call, for at most ``budget`` seconds."""
+    report = ReclaimReport()
+    deadline = time.monotonic() + budget
+    for queue in sorted(broker.queue_names() if queues is None else queues):
+        while True:
+            expired = broker.reclaim_expired(queue, batch)
+            for job_id, token in expired:
+                report.reclaimed.append(_settle_lost(broker, queue, job_id, token))
+            if len(expired) < batch:
+                break
+            if time.monotonic() > deadline:
+                report.more = True
+                break
+    return report
+
+
+def _settle_lost(broker: Broker, queue: str, job_id: str, token: str) -> Reclaimed:
+    from scheduler.reconcile import job_uuids
+
+    if not list(job_uuids([job_id])):
+        logger.warning("dropped expired lease of a malformed job id", extra={"job_id": job_id, "queue": queue, "worker": token})
+        return Reclaimed(job_id, queue, token, None)
+    try:
+        recorded = states.record_lost(job_id, token, LOST_REASON)
+    except DatabaseError as exc:
+        # The lease is gone but the row is still running: the reconciler re-creates the lease.
+        logger.error("could not record a lost attempt", extra={"job_id": job_id, "queue": queue, "worker": token, "error": str(exc)})
+        return Reclaimed(job_id, queue, token, None)
+    if recorded is None or recorded.status is None:
+        logger.info("dropped expired lease of a job no longer running", extra={"job_id": job_id, "queue": queue, "worker": token})
+        return Reclaimed(job_id, queue, token, None)
+    job = recorded.job
+    if recorded.status == Status.RETRYING and recorded.due is not None:
+        due_ms = int(recorded.due.timestamp() * 1000)
+        try:
+            broker.push([PushItem(job.queue, job_id, job.priority, due_ms)])
+        except Exception as exc:  # noqa: BLE001 - the row is committed; the reconciler pushes it later
+            logger.warning("could not push a reclaimed job's retry", extra={"job_id": job_id, "queue": job.queue, "error": str(exc)})
+    logger.warning(
+        "reclaimed expired lease",
+        extra={
+            "job_id": job_id,
+            "queue": queue,
+            "worker": token,
+            "attempt": job.attempts,
+            "status": recorded.status,
+            "due": recorded.due.isoformat() if recorded.due else None,
+        },
+    )
+    return Reclaimed(job_id, queue, token, recorded.status)

@@ -1,0 +1,93 @@
+"""Job types the tests run through real worker processes. Each leaves evidence in Redis.
+
+``payload["key"]`` names the Redis key (under the test's own prefix) where a job records itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any
+
+import redis
+from django.conf import settings
+
+from jobs.registry import Context, JobCancelled, processor, registry
+
+_client: dict[int, redis.Redis] = {}
+
+
+def client() -> redis.Redis:
+    pid = os.getpid()
+    if pid not in _client:
+        _client[pid] = redis.Redis.from_url(settings.REDIS_URL)
+    return _client[pid]
+
+
+def ledger(payload: dict[str, Any], ctx: Context, event: str) -> None:
+    key = payload.get("key")
+    if key:
+        client().rpush(key, f"{ctx.job_id}|{ctx.attempt}|{os.getpid()}|{event}|{time.time():.6f}|{payload.get('tag', '')}")
+
+
+def register() -> None:
+    if "test_noop" in registry:
+        return
+
+    @processor("test_noop")
+    def noop(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        return {"echo": payload}
+
+    @processor("test_record")
+    def record(payload: dict[str, Any], ctx: Context) -> str:
+        ledger(payload, ctx, "start")
+        if payload.get("count"):
+            client().hincrby(payload["count"], ctx.job_id, 1)
+        return "ok"
+
+    @processor("test_sleep")
+    def sleep(payload: dict[str, Any], ctx: Context) -> str:
+        ledger(payload, ctx, "start")
+        seconds = float(payload.get("seconds", 1))
+        if payload.get("hard"):
+            time.sleep(seconds)  # ignores cancellation: only a process kill stops it
+        else:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                ctx.check()
+                time.sleep(0.01)
+        ledger(payload, ctx, "end")
+        return "slept"
+
+    @processor("test_fail", max_retries=3, backoff="fixed", initial_delay=0.1)
+    def fail(payload: dict[str, Any], ctx: Context) -> None:
+        ledger(payload, ctx, "start")
+        raise RuntimeError(payload.get("message", "boom"))
+
+    @processor("test_crash")
+    def crash(payload: dict[str, Any], ctx: Context) -> None:
+        ledger(payload, ctx, "start")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    @processor("test_async_sleep")
+    async def async_sleep(payload: dict[str, Any], ctx: Context) -> str:
+        ledger(payload, ctx, "start")
+        await asyncio.sleep(float(payload.get("seconds", 0.1)))
+        ledger(payload, ctx, "end")
+        return "slept"
+
+    @processor("test_cancellable")
+    def cancellable(payload: dict[str, Any], ctx: Context) -> str:
+        ledger(payload, ctx, "start")
+        try:
+            while True:
+                ctx.check()
+                time.sleep(0.01)
+        except JobCancelled:
+            ledger(payload, ctx, "cancelled")
+            raise
+
+
+register()

@@ -1,0 +1,257 @@
+"""The worker pool as real processes: real jobs, real signals, a real Redis and database."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs import client
+from jobs.broker import Broker
+from jobs.models import Job, JobAttempt, Outcome, Status
+from tests.helpers import wait_for
+from tests.procs import running, wait_for_workers
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def key() -> str:
+    return f"ledger-{uuid.uuid4().hex[:8]}"
+
+
+def entries(broker: Broker, name: str) -> list[list[str]]:
+    return [e.decode().split("|") for e in broker.client.lrange(name, 0, -1)]
+
+
+def statuses(*ids: Any) -> dict[str, str]:
+    return {str(j.pk): j.status for j in Job.objects.filter(pk__in=ids)}
+
+
+def all_status(jobs: list[Job], status: str, timeout: float = 20.0) -> None:
+    ids = [j.pk for j in jobs]
+    wait_for(lambda: Job.objects.filter(pk__in=ids, status=status).count() == len(ids), timeout, message=f"all {status}")
+
+
+def test_priority_then_fifo_on_a_running_pool(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    order = [(0, "a"), (5, "b"), (0, "c"), (10, "d"), (5, "e"), (-3, "f")]
+    jobs = [client.enqueue("test_record", {"key": log, "tag": tag}, priority=p) for p, tag in order]
+    with running(["runworkers", "--processes", "1", "--concurrency", "1"], tmp_path) as pool:
+        all_status(jobs, Status.COMPLETED)
+        pool.signal(signal.SIGTERM)
+        assert pool.wait(20) == 0
+    assert [e[5] for e in entries(broker, log)] == ["d", "b", "e", "a", "c", "f"]
+
+
+def test_strict_queue_order(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    jobs = [client.enqueue("test_record", {"key": log, "tag": q}, queue=q) for q in ["low", "default", "high", "low", "high"]]
+    with running(["runworkers", "--processes", "1", "--concurrency", "1", "--queues", "high,default,low"], tmp_path):
+        all_status(jobs, Status.COMPLETED)
+    assert [e[5] for e in entries(broker, log)] == ["high", "high", "default", "low", "low"]
+
+
+def test_weighted_queues_share_the_pool(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    jobs = [client.enqueue("test_record", {"key": log, "tag": q}, queue=q) for q in ["a", "b"] for _ in range(60)]
+    with running(["runworkers", "--processes", "1", "--concurrency", "1", "--queues", "a:3,b:1"], tmp_path):
+        all_status(jobs, Status.COMPLETED, 30)
+    first_half = [e[5] for e in entries(broker, log)][:40]
+    # Weighted, not strict: b gets a share before a is empty, a gets the larger share.
+    assert 2 <= first_half.count("b") < first_half.count("a")
+
+
+def test_retries_follow_the_backoff(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    retry = {"max_retries": 3, "backoff": "exponential", "initial_delay": "300ms", "max_delay": "10s", "jitter": False}
+    job = client.enqueue("test_fail", {"key": log}, retry=retry)
+    with running(["runworkers", "--processes", "1", "--concurrency", "2"], tmp_path):
+        all_status([job], Status.FAILED, 20)
+    starts = [float(e[4]) for e in entries(broker, log)]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert len(starts) == 4
+    for gap, expected in zip(gaps, [0.3, 0.6, 1.2], strict=True):
+        assert expected - 0.02 <= gap <= expected + 0.5, gaps
+    row = Job.objects.get(pk=job.pk)
+    assert row.attempts == 4 and "RuntimeError: boom" in row.error and "Traceback" in row.traceback
+    assert list(JobAttempt.objects.filter(job=job).values_list("outcome", flat=True)) == [Outcome.FAILED] * 4
+
+
+def test_cooperative_job_past_its_timeout_fails_with_a_timeout(broker: Broker, tmp_path: Path) -> None:
+    job = client.enqueue("test_sleep", {"seconds": 30}, timeout="500ms", retry={"max_retries": 0})
+    with running(["runworkers", "--processes", "1"], tmp_path):
+        all_status([job], Status.FAILED, 15)
+    row = Job.objects.get(pk=job.pk)
+    assert row.error.startswith("timeout")
+    assert JobAttempt.objects.get(job=job).outcome == Outcome.TIMEOUT
+
+
+def test_stuck_job_gets_its_process_replaced_and_neighbours_are_handed_back(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    stuck = client.enqueue("test_sleep", {"seconds": 60, "hard": True, "key": log}, timeout="300ms", retry={"max_retries": 0})
+    neighbour = client.enqueue("test_sleep", {"seconds": 5, "key": log, "tag": "neighbour"})
+    with running(["runworkers", "--processes", "1", "--concurrency", "4"], tmp_path, JQS_WORKER_KILL_GRACE="500ms") as pool:
+        wait_for(lambda: len(entries(broker, log)) >= 2, 15, message="both jobs started")
+        all_status([stuck], Status.FAILED, 15)
+        all_status([neighbour], Status.COMPLETED, 30)
+        assert "replacing this worker process" in pool.log()
+    assert "killed with its worker process" in Job.objects.get(pk=stuck.pk).error
+    row = Job.objects.get(pk=neighbour.pk)
+    # Handed back uncharged: the completed attempt is its first.
+    assert row.attempts == 1 and JobAttempt.objects.filter(job=neighbour).count() == 1
+
+
+def test_cancel_reaches_a_running_job_within_a_second(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    job = client.enqueue("test_cancellable", {"key": log})
+    with running(["runworkers", "--processes", "1"], tmp_path):
+        wait_for(lambda: entries(broker, log), 15, message="job started")
+        asked = time.monotonic()
+        client.cancel(job.pk)
+        wait_for(lambda: any(e[3] == "cancelled" for e in entries(broker, log)), 5, message="ctx.cancelled seen")
+        assert time.monotonic() - asked < 1.5
+        all_status([job], Status.CANCELLED, 5)
+    assert Job.objects.get(pk=job.pk).result is None
+
+
+def test_sigterm_lets_a_short_job_finish_and_exits_zero(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    job = client.enqueue("test_sleep", {"seconds": 1, "key": log})
+    with running(["runworkers", "--processes", "1"], tmp_path) as pool:
+        wait_for(lambda: entries(broker, log), 15, message="job started")
+        pool.signal(signal.SIGTERM)
+        assert pool.wait(20) == 0
+    assert Job.objects.get(pk=job.pk).status == Status.COMPLETED
+    assert broker.ids("default")["leases"] == set()
+
+
+def test_sigterm_hands_back_a_job_longer_than_the_shutdown_timeout(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    job = client.enqueue("test_sleep", {"seconds": 60, "key": log})
+    with running(["runworkers", "--processes", "1"], tmp_path, JQS_WORKER_SHUTDOWN_TIMEOUT="1s") as pool:
+        wait_for(lambda: entries(broker, log), 15, message="job started")
+        pool.signal(signal.SIGTERM)
+        assert pool.wait(20) == 0
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.attempts) == (Status.PENDING, 0)
+    assert broker.ids("default") == {"ready": {str(job.pk)}, "delayed": set(), "leases": set()}
+
+
+def test_second_sigterm_hands_back_at_once(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    job = client.enqueue("test_sleep", {"seconds": 60, "key": log})
+    with running(["runworkers", "--processes", "1"], tmp_path) as pool:
+        wait_for(lambda: entries(broker, log), 15, message="job started")
+        pool.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        pool.signal(signal.SIGTERM)
+        assert pool.wait(20) == 0
+        assert time.monotonic() - sent < 5
+    assert Job.objects.get(pk=job.pk).status == Status.PENDING
+
+
+def test_sigkill_of_a_worker_process_loses_nothing(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    jobs = [client.enqueue("test_sleep", {"seconds": 1.5, "key": log}) for _ in range(4)]
+    with running(["runworkers", "--processes", "1", "--concurrency", "4"], tmp_path) as pool:
+        wait_for(lambda: len(entries(broker, log)) >= 4, 15, message="jobs started")
+        [child] = pool.children()
+        signal_sent = time.monotonic()
+        import os
+
+        os.kill(child, signal.SIGKILL)
+        wait_for(lambda: [c for c in pool.children() if c != child], 5, message="replacement process")
+        assert time.monotonic() - signal_sent < 3
+        all_status(jobs, Status.COMPLETED, 30)
+    for job in jobs:
+        outcomes = list(JobAttempt.objects.filter(job=job).order_by("number").values_list("outcome", flat=True))
+        assert outcomes == [Outcome.LOST, Outcome.COMPLETED]
+        assert "worker lost (signal 9 (SIGKILL))" in JobAttempt.objects.get(job=job, number=1).error
+    # Never two executions of one job at once: each restart began after the kill.
+    by_job: dict[str, list[float]] = {}
+    for entry in entries(broker, log):
+        if entry[3] == "start":
+            by_job.setdefault(entry[0], []).append(float(entry[4]))
+    assert all(len(v) == 2 for v in by_job.values())
+
+
+def test_poison_job_ends_failed_without_crash_looping(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    poison = client.enqueue("test_crash", {"key": log}, retry={"max_retries": 2, "initial_delay": "50ms", "jitter": False})
+    innocent = [client.enqueue("test_noop", {"n": i}) for i in range(20)]
+    with running(["runworkers", "--processes", "2", "--concurrency", "4"], tmp_path) as pool:
+        all_status([poison], Status.FAILED, 30)
+        all_status(innocent, Status.COMPLETED, 30)
+        wait_for_workers(broker, 2, proc=pool)
+    row = Job.objects.get(pk=poison.pk)
+    assert row.attempts == 3 and "worker lost (signal 9" in row.error
+    assert len(entries(broker, log)) == 3
+
+
+def test_async_jobs_run_on_the_event_loop(broker: Broker, tmp_path: Path) -> None:
+    log = key()
+    jobs = [client.enqueue("test_async_sleep", {"seconds": 1, "key": log}) for _ in range(200)]
+    with running(["runworkers", "--processes", "1", "--concurrency", "200"], tmp_path):
+        started = time.monotonic()
+        all_status(jobs, Status.COMPLETED, 30)
+        elapsed = time.monotonic() - started
+    # 200 one-second jobs at once on one event loop, not one after another.
+    assert elapsed < 10
+
+
+def test_heartbeats_list_each_worker_and_vanish_on_exit(broker: Broker, tmp_path: Path) -> None:
+    from workers.heartbeat import live_workers
+
+    with running(["runworkers", "--processes", "2", "--concurrency", "6", "--queues", "a,b"], tmp_path) as pool:
+        workers = wait_for_workers(broker, 2, proc=pool)
+        assert {w["queues"][0] for w in workers} == {"a"} and all(w["concurrency"] == 3 for w in workers)
+        assert {w["pid"] for w in workers} == set(pool.children())
+        pool.signal(signal.SIGTERM)
+        assert pool.wait(20) == 0
+    assert live_workers(broker) == []
+
+
+def test_bad_flags_are_one_line_errors(tmp_path: Path) -> None:
+    with running(["runworkers", "--queues", "bad queue!"], tmp_path) as pool:
+        assert pool.wait(30) == 2
+        assert "is not a queue name" in pool.log() and "Traceback" not in pool.log()
+    with running(["runworkers", "--processes", "-1"], tmp_path, "p2") as pool:
+        assert pool.wait(30) == 2
+        assert "must be at least 1" in pool.log() and "Traceback" not in pool.log()
+
+
+def test_workers_ride_out_a_redis_restart(own_redis: Any, tmp_path: Path) -> None:
+    from jobs.redis_client import get_broker
+
+    log = key()
+    before = [client.enqueue("test_noop", {"n": i}) for i in range(5)]
+    with running(["runworkers", "--processes", "2", "--concurrency", "4"], tmp_path) as pool:
+        all_status(before, Status.COMPLETED, 20)
+        own_redis.restart()  # every key is gone; the workers' connections break
+        restarted = time.monotonic()
+        after = [client.enqueue("test_record", {"key": log}) for _ in range(5)]
+        all_status(after, Status.COMPLETED, 20)
+        assert time.monotonic() - restarted < 10
+        assert pool.popen.poll() is None
+        assert pool.log().count("Redis unavailable") <= 2  # logged once per process, not per retry
+    assert len(entries(get_broker(), log)) == 5
+
+
+def test_ten_thousand_jobs_through_two_processes_run_exactly_once(broker: Broker, tmp_path: Path) -> None:
+    from jobs.validation import JobSpec
+
+    counts = key()
+    jobs: list[Job] = []
+    for start in range(0, 10_000, 1000):
+        jobs += client.enqueue_many([JobSpec("test_record", {"count": counts}) for _ in range(start, start + 1000)])
+    with running(["runworkers", "--processes", "2"], tmp_path):
+        wait_for(lambda: Job.objects.filter(status=Status.COMPLETED).count() == 10_000, 120, 0.2, "10,000 completed")
+    executions = {k.decode(): int(v) for k, v in broker.client.hgetall(counts).items()}
+    assert len(executions) == 10_000 and set(executions.values()) == {1}
+    assert JobAttempt.objects.count() == 10_000
+    assert broker.ids("default") == {"ready": set(), "delayed": set(), "leases": set()}
