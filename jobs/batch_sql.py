@@ -19,6 +19,8 @@ from django.db import connection
 
 from jobs.models import Job, Status
 
+# Every name put into SQL text below is a constant of this module or the model's own table and
+# column names; every value is a bound parameter. (ruff's S608 cannot see that, hence its noqa.)
 _TABLE = Job._meta.db_table
 _WAITING_SQL = "('pending', 'scheduled', 'retrying')"
 _COLUMNS = [f.column for f in Job._meta.concrete_fields]
@@ -29,7 +31,7 @@ def _is_postgres() -> bool:
 
 
 def _pk(value: uuid.UUID) -> Any:
-    return Job._meta.pk.get_db_prep_value(value, connection)  # type: ignore[union-attr]
+    return Job._meta.pk.get_db_prep_value(value, connection)
 
 
 def _dt(value: datetime | None) -> Any:
@@ -40,7 +42,7 @@ def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list
     """Mark waiting jobs running with the next attempt number; return them as model instances."""
     marks = ", ".join(["%s"] * len(job_ids))
     sql = (
-        f"UPDATE {_TABLE} SET status = 'running', attempts = attempts + 1, worker = %s, "
+        f"UPDATE {_TABLE} SET status = 'running', attempts = attempts + 1, worker = %s, "  # noqa: S608
         f"started_at = %s, updated_at = %s, schedule_at = NULL, cancel_requested = false "
         f"WHERE id IN ({marks}) AND status IN {_WAITING_SQL} "
         f"RETURNING {', '.join(_COLUMNS)}"
@@ -98,11 +100,9 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
         f"schedule_at = CASE WHEN {j}.cancel_requested THEN NULL ELSE v.schedule_at END, "
         f"completed_at = CASE WHEN {j}.cancel_requested OR v.status IN {_FINAL} THEN v.finished ELSE NULL END"
     )
-    where = (
-        f"{j}.id = v.id AND {j}.status = 'running' AND {j}.attempts = v.attempt AND {j}.worker = v.worker"
-    )
+    where = f"{j}.id = v.id AND {j}.status = 'running' AND {j}.attempts = v.attempt AND {j}.worker = v.worker"
     sql = (
-        f"WITH v ({', '.join(_FINISH_COLUMNS)}) AS (VALUES {values}) "
+        f"WITH v ({', '.join(_FINISH_COLUMNS)}) AS (VALUES {values}) "  # noqa: S608
         f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {j}.id, {j}.status"
     )
     with connection.cursor() as cursor:

@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.commands.core import Script
@@ -193,7 +193,7 @@ class Broker:
 
     def leased_by(self, queue: str, token: str) -> list[str]:
         """The ids whose lease this token holds (a dead worker's jobs)."""
-        owners = self.client.hgetall(self.keys(queue).tokens)
+        owners = cast(dict[bytes, bytes], self.client.hgetall(self.keys(queue).tokens))
         return sorted(_text(job_id) for job_id, owner in owners.items() if _text(owner) == token)
 
     def promote_due(self, queue: str, limit: int) -> tuple[list[str], int | None]:
@@ -222,7 +222,7 @@ class Broker:
     # -- queues --------------------------------------------------------------------------------
 
     def queue_names(self) -> set[str]:
-        return {_text(q) for q in self.client.smembers(self.queues_key)}
+        return {_text(q) for q in cast(set[bytes], self.client.smembers(self.queues_key))}
 
     def set_paused(self, queue: str, paused: bool) -> None:
         key = self.keys(queue).paused
@@ -260,7 +260,7 @@ class Broker:
         """Per-minute counts (``done`` or ``failed``) for the last ``minutes`` minutes, oldest first."""
         now = int(time.time() // 60)
         k = self.keys(queue)
-        values = self.client.mget([f"{k.tag}:{name}:{m}" for m in range(now - minutes + 1, now + 1)])
+        values = cast(list[Any], self.client.mget([f"{k.tag}:{name}:{m}" for m in range(now - minutes + 1, now + 1)]))
         return [int(v or 0) for v in values]
 
     # -- data loss detection -----------------------------------------------------------------------

@@ -45,7 +45,18 @@ def enqueue(
     With an ``idempotency_key`` that was used before, the first job is returned and nothing is
     written (see :func:`enqueue_idempotent` to learn which happened).
     """
-    spec = JobSpec(type, {} if payload is None else payload, name, queue, priority, schedule_at, delay, retry, timeout, idempotency_key)
+    spec = JobSpec(
+        type,
+        {} if payload is None else payload,
+        name,
+        queue,
+        priority,
+        schedule_at,
+        delay,
+        retry,
+        timeout,
+        idempotency_key,
+    )
     return enqueue_idempotent(spec)[0]
 
 

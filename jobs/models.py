@@ -78,9 +78,7 @@ class Job(models.Model):
             models.Index(fields=["queue", "status"], name="job_queue_status"),
             models.Index(fields=["type", "-created_at"], name="job_type_created"),
             models.Index(fields=["status", "completed_at"], name="job_status_completed"),
-            models.Index(
-                fields=["schedule_at"], name="job_due", condition=Q(status__in=["scheduled", "retrying"])
-            ),
+            models.Index(fields=["schedule_at"], name="job_due", condition=Q(status__in=["scheduled", "retrying"])),
         ]
         constraints = [
             models.CheckConstraint(

@@ -87,13 +87,20 @@ def cancel(job_id: Any) -> tuple[Job, bool]:
     Raises :class:`TransitionError` for a finished job.
     """
     now = timezone.now()
-    changed = Job.objects.filter(pk=job_id, status__in=WAITING).update(status=Status.CANCELLED, completed_at=now, updated_at=now, schedule_at=None)
+    changed = Job.objects.filter(pk=job_id, status__in=WAITING).update(
+        status=Status.CANCELLED, completed_at=now, updated_at=now, schedule_at=None
+    )
     if changed:
         return _load(job_id), True
     if Job.objects.filter(pk=job_id, status=Status.RUNNING).update(cancel_requested=True, updated_at=now):
         return _load(job_id), False
     job = _load(job_id)
-    raise TransitionError(job.pk, job.status, Status.CANCELLED, f"job {job.pk} is {job.status}; only a waiting or running job can be cancelled")
+    raise TransitionError(
+        job.pk,
+        job.status,
+        Status.CANCELLED,
+        f"job {job.pk} is {job.status}; only a waiting or running job can be cancelled",
+    )
 
 
 def retry(job_id: Any) -> Job:
@@ -113,7 +120,12 @@ def retry(job_id: Any) -> Job:
     )
     job = _load(job_id)
     if not changed:
-        raise TransitionError(job.pk, job.status, "retried", f"job {job.pk} is {job.status}; only a failed or cancelled job can be retried")
+        raise TransitionError(
+            job.pk,
+            job.status,
+            "retried",
+            f"job {job.pk} is {job.status}; only a failed or cancelled job can be retried",
+        )
     return job
 
 
@@ -125,7 +137,12 @@ def run_now(job_id: Any) -> Job:
     )
     job = _load(job_id)
     if not changed:
-        raise TransitionError(job.pk, job.status, "run now", f"job {job.pk} is {job.status}; only a scheduled or retrying job can be run now")
+        raise TransitionError(
+            job.pk,
+            job.status,
+            "run now",
+            f"job {job.pk} is {job.status}; only a scheduled or retrying job can be run now",
+        )
     return job
 
 

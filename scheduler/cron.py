@@ -55,7 +55,7 @@ _MAX_STEPS = 10_000
 _FORMS = "5 fields (minute hour day month weekday), 6 with seconds first, or " + "/".join(MACROS)
 
 
-class InvalidSchedule(ValueError):
+class InvalidSchedule(ValueError):  # noqa: N818 - named like jobs.validation.InvalidJob
     """A schedule ZipLine refuses; ``field`` names the offending field (``cron``, ``timezone``, ``job.type``)."""
 
     def __init__(self, field: str, message: str) -> None:
@@ -228,7 +228,9 @@ def check(schedule: Schedule) -> None:
     """Every check a schedule must pass before it is saved (the admin and the API share it)."""
     parse(schedule.cron, schedule.timezone)
     if schedule.misfire_policy not in MISFIRE_POLICIES:
-        raise InvalidSchedule("misfire_policy", f"{schedule.misfire_policy!r} is not one of {', '.join(MISFIRE_POLICIES)}")
+        raise InvalidSchedule(
+            "misfire_policy", f"{schedule.misfire_policy!r} is not one of {', '.join(MISFIRE_POLICIES)}"
+        )
     if schedule.misfire_grace is None or schedule.misfire_grace < 0:
         raise InvalidSchedule("misfire_grace", "must be zero or more seconds")
     check_template(schedule)
@@ -270,7 +272,9 @@ def step(schedule: Schedule, now: datetime) -> Fired | None:
     job: Job | None = None
     created = False
     with transaction.atomic():
-        won = Schedule.objects.filter(pk=schedule.pk, enabled=True, next_fire_at=schedule.next_fire_at).update(**updates)
+        won = Schedule.objects.filter(pk=schedule.pk, enabled=True, next_fire_at=schedule.next_fire_at).update(
+            **updates
+        )
         if not won:
             return None
         if step_plan.fire_at is not None:
@@ -280,7 +284,12 @@ def step(schedule: Schedule, now: datetime) -> Fired | None:
                 # Keep the step: retrying a template that cannot make a job would fail every tick.
                 logger.error(
                     "schedule fire failed: invalid job template",
-                    extra={"schedule": schedule.name, "schedule_id": schedule.pk, "fire_at": step_plan.fire_at.isoformat(), "error": str(exc)},
+                    extra={
+                        "schedule": schedule.name,
+                        "schedule_id": schedule.pk,
+                        "fire_at": step_plan.fire_at.isoformat(),
+                        "error": str(exc),
+                    },
                 )
     if step_plan.missed_from is not None:
         logger.warning(
@@ -319,8 +328,13 @@ def _disable_broken(schedule: Schedule, error: str) -> None:
     """A stored expression that no longer parses (edited in the database): pause it, loudly, once."""
     from scheduler.models import Schedule
 
-    Schedule.objects.filter(pk=schedule.pk, enabled=True).update(enabled=False, next_fire_at=None, updated_at=timezone.now())
-    logger.error("schedule paused: invalid cron or time zone", extra={"schedule": schedule.name, "schedule_id": schedule.pk, "error": error})
+    Schedule.objects.filter(pk=schedule.pk, enabled=True).update(
+        enabled=False, next_fire_at=None, updated_at=timezone.now()
+    )
+    logger.error(
+        "schedule paused: invalid cron or time zone",
+        extra={"schedule": schedule.name, "schedule_id": schedule.pk, "error": error},
+    )
 
 
 @dataclass(frozen=True)
@@ -357,11 +371,14 @@ def trigger(schedule: Schedule, now: datetime | None = None) -> Job:
     """Submit the schedule's job now, outside its cron times; the cron times are left as they were."""
     now = now or timezone.now()
     try:
-        job, _ = enqueue_idempotent(job_spec(schedule, f"schedule:{schedule.pk}:trigger:{now.astimezone(UTC).isoformat()}"))
+        job, _ = enqueue_idempotent(
+            job_spec(schedule, f"schedule:{schedule.pk}:trigger:{now.astimezone(UTC).isoformat()}")
+        )
     except InvalidJob as exc:
         raise InvalidSchedule(f"job.{exc.field}", exc.message) from None
     logger.info(
-        "schedule triggered", extra={"schedule": schedule.name, "schedule_id": schedule.pk, "job_id": str(job.pk), "queue": job.queue}
+        "schedule triggered",
+        extra={"schedule": schedule.name, "schedule_id": schedule.pk, "job_id": str(job.pk), "queue": job.queue},
     )
     return job
 
@@ -382,6 +399,10 @@ def resume(schedule: Schedule) -> Schedule:
         schedule.save()
         logger.info(
             "schedule resumed",
-            extra={"schedule": schedule.name, "schedule_id": schedule.pk, "next_fire_at": schedule.next_fire_at.isoformat() if schedule.next_fire_at else None},
+            extra={
+                "schedule": schedule.name,
+                "schedule_id": schedule.pk,
+                "next_fire_at": schedule.next_fire_at.isoformat() if schedule.next_fire_at else None,
+            },
         )
     return schedule

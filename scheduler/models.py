@@ -26,7 +26,7 @@ from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
-from django.utils import timezone
+from django.utils import timezone as dj_timezone
 
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN
 
@@ -36,8 +36,17 @@ class MisfirePolicy(models.TextChoices):
     RUN_ONCE = "run_once", "run once for all missed fire times"
 
 
+# The fields that decide the fire times: a save that changes one recomputes next_fire_at.
+_TIMING = ("cron", "timezone", "enabled")
 # Errors from scheduler.cron name the API's fields; the admin form shows them on the model's fields.
-_FORM_FIELDS = {"job.type": "job_type", "job.payload": "payload", "job.queue": "queue", "job.priority": "priority", "job.timeout": "timeout", "job.name": "name"}
+_FORM_FIELDS = {
+    "job.type": "job_type",
+    "job.payload": "payload",
+    "job.queue": "queue",
+    "job.priority": "priority",
+    "job.timeout": "timeout",
+    "job.name": "name",
+}
 
 
 class Schedule(models.Model):
@@ -53,25 +62,29 @@ class Schedule(models.Model):
     queue = models.CharField(max_length=64, default="default")
     priority = models.SmallIntegerField(default=0)
     retry = models.JSONField(
-        null=True, blank=True, help_text="max_retries, backoff, initial_delay, max_delay, jitter; empty: the job type's defaults."
+        null=True,
+        blank=True,
+        help_text="max_retries, backoff, initial_delay, max_delay, jitter; empty: the job type's defaults.",
     )
     timeout = models.FloatField(null=True, blank=True, help_text="Seconds one attempt may run; empty: the default.")
     enabled = models.BooleanField(default=True, help_text="A paused schedule does not fire.")
     misfire_policy = models.CharField(max_length=16, choices=MisfirePolicy.choices, default=MisfirePolicy.SKIP)
     misfire_grace = models.FloatField(
-        default=60.0, help_text="Seconds a fire time may be late and still fire; older ones were missed (see the misfire policy)."
+        default=60.0,
+        help_text="Seconds a fire time may be late and still fire; older ones were missed (see the misfire policy).",
     )
     last_fire_at = models.DateTimeField(null=True, blank=True, editable=False)
     next_fire_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_at = models.DateTimeField(default=dj_timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=dj_timezone.now, editable=False)
 
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["enabled", "next_fire_at"], name="schedule_due")]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(priority__gte=PRIORITY_MIN, priority__lte=PRIORITY_MAX), name="schedule_priority_range"
+                condition=models.Q(priority__gte=PRIORITY_MIN, priority__lte=PRIORITY_MAX),
+                name="schedule_priority_range",
             ),
             models.CheckConstraint(
                 condition=models.Q(misfire_policy__in=[c.value for c in MisfirePolicy]), name="schedule_misfire_policy"
@@ -80,29 +93,6 @@ class Schedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.cron} {self.timezone})"
-
-    @property
-    def paused(self) -> bool:
-        return not self.enabled
-
-    @classmethod
-    def from_db(cls, db: Any, field_names: Any, values: Any) -> Schedule:
-        instance = super().from_db(db, field_names, values)
-        instance._loaded_timing = instance._timing()
-        return instance
-
-    def _timing(self) -> tuple[str, str, bool]:
-        return (self.cron, self.timezone, self.enabled)
-
-    def clean(self) -> None:
-        from scheduler.cron import InvalidSchedule, check
-
-        try:
-            check(self)
-        except InvalidSchedule as exc:
-            field = _FORM_FIELDS.get(exc.field) or ("retry" if exc.field.startswith("job.retry") else exc.field)
-            known = {f.name for f in self._meta.fields}
-            raise ValidationError({field if field in known else NON_FIELD_ERRORS: exc.message}) from None
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Recompute the next fire time when the timing changed; otherwise never write the fire times.
@@ -114,7 +104,7 @@ class Schedule(models.Model):
 
         adding = self._state.adding
         timing_changed = adding or getattr(self, "_loaded_timing", None) != self._timing()
-        self.updated_at = timezone.now()
+        self.updated_at = dj_timezone.now()
         if timing_changed:
             self.next_fire_at = parse(self.cron, self.timezone).next_after(self.updated_at) if self.enabled else None
         elif "update_fields" not in kwargs:
@@ -123,3 +113,31 @@ class Schedule(models.Model):
             ]
         super().save(*args, **kwargs)
         self._loaded_timing = self._timing()
+
+    @property
+    def paused(self) -> bool:
+        return not self.enabled
+
+    @classmethod
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> Schedule:
+        instance = super().from_db(db, field_names, values)
+        if set(_TIMING) <= set(field_names):  # not for a partial load (deferred fields)
+            instance._loaded_timing = instance._timing()
+        return instance
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self._loaded_timing = self._timing()
+
+    def _timing(self) -> tuple[str, str, bool]:
+        return (self.cron, self.timezone, self.enabled)  # the fields in _TIMING
+
+    def clean(self) -> None:
+        from scheduler.cron import InvalidSchedule, check
+
+        try:
+            check(self)
+        except InvalidSchedule as exc:
+            field = _FORM_FIELDS.get(exc.field) or ("retry" if exc.field.startswith("job.retry") else exc.field)
+            known = {f.name for f in self._meta.fields}
+            raise ValidationError({field if field in known else NON_FIELD_ERRORS: exc.message}) from None

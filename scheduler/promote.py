@@ -60,5 +60,8 @@ def _mark(queue: str, job_ids: list[str]) -> int:
     try:
         return states.mark_promoted(list(job_uuids(job_ids)))
     except DatabaseError as exc:
-        logger.warning("could not mark promoted jobs pending; the reconciler will", extra={"queue": queue, "count": len(job_ids), "error": str(exc)})
+        logger.warning(
+            "could not mark promoted jobs pending; the reconciler will",
+            extra={"queue": queue, "count": len(job_ids), "error": str(exc)},
+        )
         return 0

@@ -66,16 +66,24 @@ def _settle_lost(broker: Broker, queue: str, job_id: str, token: str) -> Reclaim
     from scheduler.reconcile import job_uuids
 
     if not list(job_uuids([job_id])):
-        logger.warning("dropped expired lease of a malformed job id", extra={"job_id": job_id, "queue": queue, "worker": token})
+        logger.warning(
+            "dropped expired lease of a malformed job id", extra={"job_id": job_id, "queue": queue, "worker": token}
+        )
         return Reclaimed(job_id, queue, token, None)
     try:
         recorded = states.record_lost(job_id, token, LOST_REASON)
     except DatabaseError as exc:
         # The lease is gone but the row is still running: the reconciler re-creates the lease.
-        logger.error("could not record a lost attempt", extra={"job_id": job_id, "queue": queue, "worker": token, "error": str(exc)})
+        logger.error(
+            "could not record a lost attempt",
+            extra={"job_id": job_id, "queue": queue, "worker": token, "error": str(exc)},
+        )
         return Reclaimed(job_id, queue, token, None)
     if recorded is None or recorded.status is None:
-        logger.info("dropped expired lease of a job no longer running", extra={"job_id": job_id, "queue": queue, "worker": token})
+        logger.info(
+            "dropped expired lease of a job no longer running",
+            extra={"job_id": job_id, "queue": queue, "worker": token},
+        )
         return Reclaimed(job_id, queue, token, None)
     job = recorded.job
     if recorded.status == Status.RETRYING and recorded.due is not None:
@@ -83,7 +91,10 @@ def _settle_lost(broker: Broker, queue: str, job_id: str, token: str) -> Reclaim
         try:
             broker.push([PushItem(job.queue, job_id, job.priority, due_ms)])
         except Exception as exc:  # noqa: BLE001 - the row is committed; the reconciler pushes it later
-            logger.warning("could not push a reclaimed job's retry", extra={"job_id": job_id, "queue": job.queue, "error": str(exc)})
+            logger.warning(
+                "could not push a reclaimed job's retry",
+                extra={"job_id": job_id, "queue": job.queue, "error": str(exc)},
+            )
     logger.warning(
         "reclaimed expired lease",
         extra={

@@ -115,7 +115,9 @@ def restore_rows(
     return flush()
 
 
-def drop_orphans(broker: Broker, queue: str, *, cutoff: datetime, now: datetime, batch: int, report: ReconcileReport) -> None:
+def drop_orphans(
+    broker: Broker, queue: str, *, cutoff: datetime, now: datetime, batch: int, report: ReconcileReport
+) -> None:
     """Remove ready/delayed ids whose row is gone, malformed, or finished since before ``cutoff``."""
     keys = broker.keys(queue)
     for structure, key in (("ready", keys.ready), ("delayed", keys.delayed)):
@@ -148,12 +150,19 @@ def _sweep(
         status, updated_at, schedule_at = rows[text]
         if status not in WAITING and updated_at <= cutoff:
             orphans.append(text)
-        elif structure == "ready" and status in (Status.SCHEDULED, Status.RETRYING) and (schedule_at is None or schedule_at <= now):
+        elif (
+            structure == "ready"
+            and status in (Status.SCHEDULED, Status.RETRYING)
+            and (schedule_at is None or schedule_at <= now)
+        ):
             unmarked.append(valid[text])
     if orphans:
         removed = broker.remove(queue, orphans)
         report.orphans += removed
-        logger.warning("dropped orphan ids from Redis", extra={"queue": queue, "structure": structure, "count": removed, "sample": orphans[:5]})
+        logger.warning(
+            "dropped orphan ids from Redis",
+            extra={"queue": queue, "structure": structure, "count": removed, "sample": orphans[:5]},
+        )
     if unmarked:
         marked = states.mark_promoted(unmarked)
         report.marked_pending += marked
@@ -207,7 +216,9 @@ def rebuild(
         def keep_going() -> bool:
             return not should_stop() and (not lock or guard.refresh())
 
-        finished = restore_rows(broker, cutoff=None, lease_ttl=lease_ttl, batch=batch, report=report, keep_going=keep_going)
+        finished = restore_rows(
+            broker, cutoff=None, lease_ttl=lease_ttl, batch=batch, report=report, keep_going=keep_going
+        )
         if finished:
             sync_paused(broker, cutoff=None, report=report)
             broker.mark_epoch()
@@ -254,4 +265,3 @@ def reconcile(
         drop_orphans(broker, queue, cutoff=cutoff, now=now, batch=batch, report=report)
     sync_paused(broker, cutoff=cutoff, report=report)
     return report
-

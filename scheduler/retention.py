@@ -62,9 +62,7 @@ def purge(
             _, per_model = Job.objects.filter(condition, pk__in=ids).delete()
             count = per_model.get(Job._meta.label, 0)
             report.deleted[label] = report.deleted.get(label, 0) + count
-            logger.info(
-                "deleted old jobs", extra={"group": label, "count": count, "older_than": cutoff.isoformat()}
-            )
+            logger.info("deleted old jobs", extra={"group": label, "count": count, "older_than": cutoff.isoformat()})
             if len(ids) < batch:
                 break
             if time.monotonic() > deadline:

@@ -175,7 +175,12 @@ class Scheduler:
                 delay = min(MAX_BACKOFF, 0.25 * 2**duty.failures)
                 logger.error(
                     "scheduler duty failed",
-                    extra={"duty": duty.name, "failures": duty.failures, "retry_in": delay, "error": f"{type(exc).__name__}: {exc}"},
+                    extra={
+                        "duty": duty.name,
+                        "failures": duty.failures,
+                        "retry_in": delay,
+                        "error": f"{type(exc).__name__}: {exc}",
+                    },
                     exc_info=duty.failures == 1,
                 )
                 if not connection.in_atomic_block:

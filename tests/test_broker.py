@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from jobs.broker import Broker, PushItem, RestoreItem, Settlement
 from jobs.scripts import ScriptError, expand
-
-import pytest
 
 
 def ids(prefix: str, n: int) -> list[str]:

@@ -60,7 +60,9 @@ def test_failed_and_cancelled_jobs_can_be_retried(status: str) -> None:
     assert (retried.status, retried.attempts, retried.error) == (Status.PENDING, 0, "")
 
 
-@pytest.mark.parametrize("status", [Status.PENDING, Status.SCHEDULED, Status.RUNNING, Status.RETRYING, Status.COMPLETED])
+@pytest.mark.parametrize(
+    "status", [Status.PENDING, Status.SCHEDULED, Status.RUNNING, Status.RETRYING, Status.COMPLETED]
+)
 def test_other_jobs_cannot_be_retried(status: str) -> None:
     job = make(status)
     with pytest.raises(TransitionError):

@@ -33,7 +33,9 @@ def statuses(*ids: Any) -> dict[str, str]:
 
 def all_status(jobs: list[Job], status: str, timeout: float = 20.0) -> None:
     ids = [j.pk for j in jobs]
-    wait_for(lambda: Job.objects.filter(pk__in=ids, status=status).count() == len(ids), timeout, message=f"all {status}")
+    wait_for(
+        lambda: Job.objects.filter(pk__in=ids, status=status).count() == len(ids), timeout, message=f"all {status}"
+    )
 
 
 def test_priority_then_fifo_on_a_running_pool(broker: Broker, tmp_path: Path) -> None:
@@ -49,7 +51,10 @@ def test_priority_then_fifo_on_a_running_pool(broker: Broker, tmp_path: Path) ->
 
 def test_strict_queue_order(broker: Broker, tmp_path: Path) -> None:
     log = key()
-    jobs = [client.enqueue("test_record", {"key": log, "tag": q}, queue=q) for q in ["low", "default", "high", "low", "high"]]
+    jobs = [
+        client.enqueue("test_record", {"key": log, "tag": q}, queue=q)
+        for q in ["low", "default", "high", "low", "high"]
+    ]
     with running(["runworkers", "--processes", "1", "--concurrency", "1", "--queues", "high,default,low"], tmp_path):
         all_status(jobs, Status.COMPLETED)
     assert [e[5] for e in entries(broker, log)] == ["high", "high", "default", "low", "low"]
@@ -92,9 +97,13 @@ def test_cooperative_job_past_its_timeout_fails_with_a_timeout(broker: Broker, t
 
 def test_stuck_job_gets_its_process_replaced_and_neighbours_are_handed_back(broker: Broker, tmp_path: Path) -> None:
     log = key()
-    stuck = client.enqueue("test_sleep", {"seconds": 60, "hard": True, "key": log}, timeout="300ms", retry={"max_retries": 0})
+    stuck = client.enqueue(
+        "test_sleep", {"seconds": 60, "hard": True, "key": log}, timeout="300ms", retry={"max_retries": 0}
+    )
     neighbour = client.enqueue("test_sleep", {"seconds": 5, "key": log, "tag": "neighbour"})
-    with running(["runworkers", "--processes", "1", "--concurrency", "4"], tmp_path, JQS_WORKER_KILL_GRACE="500ms") as pool:
+    with running(
+        ["runworkers", "--processes", "1", "--concurrency", "4"], tmp_path, JQS_WORKER_KILL_GRACE="500ms"
+    ) as pool:
         wait_for(lambda: len(entries(broker, log)) >= 2, 15, message="both jobs started")
         all_status([stuck], Status.FAILED, 15)
         all_status([neighbour], Status.COMPLETED, 30)
@@ -182,7 +191,9 @@ def test_sigkill_of_a_worker_process_loses_nothing(broker: Broker, tmp_path: Pat
 
 def test_poison_job_ends_failed_without_crash_looping(broker: Broker, tmp_path: Path) -> None:
     log = key()
-    poison = client.enqueue("test_crash", {"key": log}, retry={"max_retries": 2, "initial_delay": "50ms", "jitter": False})
+    poison = client.enqueue(
+        "test_crash", {"key": log}, retry={"max_retries": 2, "initial_delay": "50ms", "jitter": False}
+    )
     innocent = [client.enqueue("test_noop", {"n": i}) for i in range(20)]
     with running(["runworkers", "--processes", "2", "--concurrency", "4"], tmp_path) as pool:
         all_status([poison], Status.FAILED, 30)

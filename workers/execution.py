@@ -17,8 +17,16 @@ from typing import Any
 from django.utils import timezone
 
 from jobs.models import Job, Outcome
-from jobs.registry import Context, JobCancelled, JobProcessor, PermanentError, UnknownJobType, is_async, registry
-from jobs.registry import timeout_default
+from jobs.registry import (
+    Context,
+    JobCancelled,
+    JobProcessor,
+    PermanentError,
+    UnknownJobType,
+    is_async,
+    registry,
+    timeout_default,
+)
 
 logger = logging.getLogger("zipline.job")
 
@@ -101,7 +109,12 @@ def conclude(running: Running, result: Any = None, error: BaseException | None =
 def run_sync(running: Running) -> Ending:
     """Run a synchronous processor on the calling thread."""
     if running.processor is None:
-        return _ending(running, Outcome.FAILED, error=f"unknown job type {running.job.type!r}: no processor registered on this worker", permanent=True)
+        return _ending(
+            running,
+            Outcome.FAILED,
+            error=f"unknown job type {running.job.type!r}: no processor registered on this worker",
+            permanent=True,
+        )
     try:
         value = running.processor.process(running.job, running.ctx)
     except BaseException as exc:  # noqa: BLE001 - a job's failure must never kill its worker
@@ -115,8 +128,10 @@ async def run_async(running: Running) -> Ending:
     """Run an ``async`` processor on the worker's event loop; its deadline cancels the coroutine."""
     assert running.processor is not None
     try:
-        value = await asyncio.wait_for(running.processor.process(running.job, running.ctx), timeout=running.ctx.time_left())
-    except asyncio.TimeoutError:
+        value = await asyncio.wait_for(
+            running.processor.process(running.job, running.ctx), timeout=running.ctx.time_left()
+        )
+    except TimeoutError:
         running.ctx.cancel("timeout")
         return conclude(running, error=TimeoutError("deadline passed"))
     except asyncio.CancelledError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from jobs.broker import Broker
 
@@ -41,7 +41,8 @@ def live_workers(broker: Broker) -> list[dict[str, Any]]:
     """Every worker whose heartbeat is fresh, with its facts typed (ints, floats, a queue list)."""
     now_ms = int(time.time() * 1000)
     broker.client.zremrangebyscore(broker.workers_key, "-inf", now_ms)
-    ids = [i.decode() if isinstance(i, bytes) else i for i in broker.client.zrange(broker.workers_key, 0, -1)]
+    members = cast(list[bytes], broker.client.zrange(broker.workers_key, 0, -1))
+    ids = [i.decode() if isinstance(i, bytes) else i for i in members]
     if not ids:
         return []
     pipe = broker.client.pipeline(transaction=False)
@@ -51,7 +52,10 @@ def live_workers(broker: Broker) -> list[dict[str, Any]]:
     for raw in pipe.execute():
         if not raw:
             continue
-        facts = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in raw.items()}
+        facts = {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()
+        }
         workers.append(_typed(facts))
     return sorted(workers, key=lambda w: (w.get("hostname", ""), w.get("pid", 0)))
 

@@ -30,6 +30,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -335,7 +336,11 @@ class WorkerProcess:
         try:
             text = json.dumps(result, default=str)
         except (TypeError, ValueError) as exc:
-            return {"truncated": True, "error": f"result is not JSON: {exc}", "preview": repr(result)[:MAX_RESULT_PREVIEW]}
+            return {
+                "truncated": True,
+                "error": f"result is not JSON: {exc}",
+                "preview": repr(result)[:MAX_RESULT_PREVIEW],
+            }
         if len(text) > self.options.max_result_bytes:
             return {"truncated": True, "size": len(text), "preview": text[:MAX_RESULT_PREVIEW]}
         return json.loads(text) if not isinstance(result, (dict, list, str, int, float, bool)) else result
@@ -363,7 +368,9 @@ class WorkerProcess:
         for rec in recorded:
             job = rec.job
             if rec.status == Status.RETRYING and rec.due is not None:
-                by_queue[job.queue].append(Settlement(str(job.pk), "retry", int(rec.due.timestamp() * 1000), job.priority))
+                by_queue[job.queue].append(
+                    Settlement(str(job.pk), "retry", int(rec.due.timestamp() * 1000), job.priority)
+                )
             else:
                 by_queue[job.queue].append(Settlement(str(job.pk), "ack"))
             if rec.status is not None:
@@ -371,7 +378,7 @@ class WorkerProcess:
                 if rec.status in (Status.FAILED, Status.RETRYING):
                     counts[job.queue]["failed"] += 1
         for queue_name, settlements in by_queue.items():
-            self._retry_redis(lambda q=queue_name, s=settlements: self.broker.settle(q, self.token, s, counts[q]))
+            self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements, counts[queue_name]))
 
     def _retry_redis(self, action: Callable[[], Any]) -> Any:
         """Retry a Redis write until it succeeds: a lost ack would leave a lease to be reclaimed."""
@@ -445,7 +452,7 @@ class WorkerProcess:
             by_queue[run.job.queue].append(Settlement(str(run.job.pk), action, 0, run.job.priority))
             metrics.ACTIVE.labels(run.job.queue, run.job.type).dec()
         for queue_name, settlements in by_queue.items():
-            self._retry_redis(lambda q=queue_name, s=settlements: self.broker.settle(q, self.token, s))
+            self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements))
         if runs:
             logger.info("handed jobs back", extra={"jobs": [str(r.job.pk) for r in runs]})
         self._forget(runs)
@@ -464,7 +471,7 @@ class WorkerProcess:
             self.dying = True
 
     def _drain_endings(self) -> list[Ending]:
-        endings = []
+        endings: list[Ending] = []
         while True:
             try:
                 item = self.endings.get_nowait()
@@ -505,11 +512,11 @@ class WorkerProcess:
         for queue_name, ids in by_queue.items():
             for lost in self.broker.renew(queue_name, self.token, ids, self.lease_ms):
                 with self.lock:
-                    run = self.inflight.get(lost)
-                if run is not None and not run.ctx.cancelled:
+                    lost_run = self.inflight.get(lost)
+                if lost_run is not None and not lost_run.ctx.cancelled:
                     metrics.LEASES_LOST.inc()
                     logger.warning("lease lost; the job was reclaimed", extra={"job_id": lost, "queue": queue_name})
-                    run.ctx.cancel("lease lost")
+                    lost_run.ctx.cancel("lease lost")
 
     def _check_cancellations(self) -> None:
         from jobs.models import Job

@@ -31,12 +31,12 @@ class QueueSelector:
         """The queues to ask, in order, for one claim round."""
         if self.weights is None:
             return list(self.names)
-        rng = rng or random
+        draw = rng.uniform if rng is not None else random.uniform
         remaining = list(zip(self.names, self.weights, strict=True))
         ordered = []
         while remaining:
             total = sum(w for _, w in remaining)
-            pick = rng.uniform(0, total)
+            pick = draw(0, total)
             for index, (name, weight) in enumerate(remaining):
                 pick -= weight
                 if pick <= 0 or index == len(remaining) - 1:

@@ -79,8 +79,8 @@ class Supervisor:
     # -- main loop -----------------------------------------------------------------------------------
 
     def run(self) -> int:
-        from zipline_site import liveness
         from workers import metrics_server
+        from zipline_site import liveness
 
         if self.options.metrics_enabled:
             self.metrics_dir = metrics_server.prepare()
@@ -90,7 +90,10 @@ class Supervisor:
             try:
                 metrics_server.serve("0.0.0.0", self.options.metrics_port, self.options.metrics_path, self._healthy)
             except OSError as exc:
-                logger.error("metrics port unavailable; serving no metrics", extra={"port": self.options.metrics_port, "error": str(exc)})
+                logger.error(
+                    "metrics port unavailable; serving no metrics",
+                    extra={"port": self.options.metrics_port, "error": str(exc)},
+                )
         logger.info(
             "supervisor started",
             extra={
@@ -110,7 +113,9 @@ class Supervisor:
             missing = self.options.processes - len(self.children)
             if not self.stopping and missing > 0 and time.monotonic() >= next_spawn_at:
                 self._spawn(len(self.children))
-                next_spawn_at = time.monotonic() + min(RESPAWN_BACKOFF_MAX, 0.1 * (2**self.quick_deaths) if self.quick_deaths else 0)
+                next_spawn_at = time.monotonic() + min(
+                    RESPAWN_BACKOFF_MAX, 0.1 * (2**self.quick_deaths) if self.quick_deaths else 0
+                )
             time.sleep(0.05)
         if self.metrics_dir:
             metrics_server.cleanup(self.metrics_dir)
@@ -124,7 +129,8 @@ class Supervisor:
         self.signals += 1
         self.stopping = True
         logger.info(
-            "stopping: %s", "draining running jobs" if self.signals == 1 else "handing running jobs back now",
+            "stopping: %s",
+            "draining running jobs" if self.signals == 1 else "handing running jobs back now",
             extra={"signal": signal.Signals(signum).name},
         )
         for child in list(self.children.values()):
@@ -197,7 +203,10 @@ class Supervisor:
             lived = time.monotonic() - child.started
             self.quick_deaths = self.quick_deaths + 1 if (lived < QUICK_DEATH and not clean) else 0
             log = logger.info if clean else logger.error
-            log("worker process exited", extra={"pid": pid, "worker_id": child.worker_id, "how": how, "lived_seconds": round(lived, 1)})
+            log(
+                "worker process exited",
+                extra={"pid": pid, "worker_id": child.worker_id, "how": how, "lived_seconds": round(lived, 1)},
+            )
             self._recover_jobs(child, how)
 
     def _recover_jobs(self, child: Child, how: str) -> None:
@@ -208,8 +217,11 @@ class Supervisor:
         try:
             recovered = recover_worker(get_broker(), child.worker_id, f"worker lost ({how})")
             if recovered:
-                logger.warning("recovered a dead worker's jobs", extra={"worker_id": child.worker_id, "jobs": recovered})
+                logger.warning(
+                    "recovered a dead worker's jobs", extra={"worker_id": child.worker_id, "jobs": recovered}
+                )
         except (redis.RedisError, DatabaseError) as exc:
             # Their leases expire and the scheduler's reclaimer charges them instead.
-            logger.warning("could not recover a dead worker's jobs now", extra={"worker_id": child.worker_id, "error": str(exc)})
-
+            logger.warning(
+                "could not recover a dead worker's jobs now", extra={"worker_id": child.worker_id, "error": str(exc)}
+            )

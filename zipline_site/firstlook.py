@@ -128,16 +128,16 @@ def main() -> int:
     children = [subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env) for _, args in commands]
     print(
         f"""
-ZipLine is starting ({', '.join(name for name, _ in commands)}). Ctrl-C stops everything.
+ZipLine is starting ({", ".join(name for name, _ in commands)}). Ctrl-C stops everything.
 
-  API           {base}/api/v1/      token: {creds['token']}
+  API           {base}/api/v1/      token: {creds["token"]}
   API docs      {base}/api/docs/
-  Dashboard     {base}/dashboard/   user: admin  password: {creds['password']}
+  Dashboard     {base}/dashboard/   user: admin  password: {creds["password"]}
   Admin         {base}/admin/
   Health        {base}/health
   Metrics       http://{host}:{config.metrics_port}{config.metrics_path} (workers)
 
-  Try:  curl -H "Authorization: Bearer {creds['token']}" {base}/api/v1/stats
+  Try:  curl -H "Authorization: Bearer {creds["token"]}" {base}/api/v1/stats
 """,
         flush=True,
     )

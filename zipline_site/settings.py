@@ -165,3 +165,41 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": ZIPLINE.logging_level.upper()},
     "loggers": {"django.server": {"level": "WARNING"}},
 }
+
+# ---- REST API (issue 5; owned by jobs/api) -------------------------------------------------------------
+# DRF: token auth (Bearer or Token), JSON only, one error shape, per-scope rate limits in the Redis cache.
+# A scope whose rate is None is not limited (and costs no Redis round trip).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.api.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["jobs.api.permissions.HasActionPermission"],
+    "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttling.ScopedThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"submit": None, "batch": None, "read": None, "write": None, "stats": "600/min"},
+    "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ZipLine API",
+    "DESCRIPTION": "ZipLine's REST API (the full description is set by jobs.api.schema).",
+    "VERSION": __import__("zipline_site").__version__,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatus": "jobs.models.Status",
+        "Backoff": "jobs.models.Backoff",
+        "AttemptOutcome": "jobs.models.Outcome",
+        "CheckStatus": [("ok", "ok"), ("error", "error")],
+    },
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "jobs.api.schema.postprocess"],
+    "TAGS": [
+        {"name": "jobs", "description": "Submit, read, list, cancel, retry and delete jobs."},
+        {"name": "queues", "description": "Per-queue statistics, pause and resume."},
+        {"name": "stats", "description": "System and worker statistics."},
+        {"name": "health", "description": "Liveness of the API and its dependencies (no token)."},
+    ],
+}
+# ---- end of REST API settings --------------------------------------------------------------------------

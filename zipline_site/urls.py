@@ -3,7 +3,18 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from jobs.api.urls import docs_urlpatterns, health_urlpatterns
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("jobs.api.urls")),
+    path("api/", include(docs_urlpatterns)),
+    *health_urlpatterns,
     path("", include("django_prometheus.urls")),
 ]
+
+# JSON errors for /api/ and /health; Django's own pages elsewhere.
+handler400 = "jobs.api.errors.handler400"
+handler403 = "jobs.api.errors.handler403"
+handler404 = "jobs.api.errors.handler404"
+handler500 = "jobs.api.errors.handler500"

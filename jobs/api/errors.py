@@ -60,7 +60,9 @@ ERROR_CODES: dict[int, dict[str, str]] = {
 class ApiError(exceptions.APIException):
     """An error a view raises on purpose, with its status, code and per-field details."""
 
-    def __init__(self, status_code: int, code: str, message: str, details: Mapping[str, list[str]] | None = None) -> None:
+    def __init__(
+        self, status_code: int, code: str, message: str, details: Mapping[str, list[str]] | None = None
+    ) -> None:
         super().__init__(detail=message, code=code)
         self.status_code = status_code
         self.code = code
@@ -139,7 +141,12 @@ def _translate(exc: BaseException) -> tuple[int, str, str, dict[str, list[str]]]
     if isinstance(exc, IntegrityError):
         return 409, "conflict", "the write conflicts with existing data; nothing was written", {}
     if isinstance(exc, DataError):
-        return 400, "invalid", f"the database refused a value: {str(exc).splitlines()[0]}", {"body": [str(exc).splitlines()[0]]}
+        return (
+            400,
+            "invalid",
+            f"the database refused a value: {str(exc).splitlines()[0]}",
+            {"body": [str(exc).splitlines()[0]]},
+        )
     if isinstance(exc, DatabaseError):
         logger.warning("database unavailable", extra={"error": str(exc)})
         return 503, "unavailable", "the database is unavailable; try again shortly", {}

@@ -46,7 +46,9 @@ def _too_deep(data: Any, limit: int) -> bool:
 class LimitedJSONParser(BaseParser):
     media_type = "application/json"
 
-    def parse(self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:
         limit = body_limit(parser_context)
         request = (parser_context or {}).get("request")
         meta = getattr(request, "META", {}) if request is not None else {}
@@ -65,6 +67,10 @@ class LimitedJSONParser(BaseParser):
             raise ParseError(f"nested deeper than {MAX_DEPTH} levels") from None
         except ValueError as exc:  # also UnicodeDecodeError
             raise ParseError(str(exc)) from None
-        if isinstance(data, (dict, list)) and raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _too_deep(data, MAX_DEPTH):
+        if (
+            isinstance(data, (dict, list))
+            and raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+            and _too_deep(data, MAX_DEPTH)
+        ):
             raise ParseError(f"nested deeper than {MAX_DEPTH} levels")
         return data

@@ -71,7 +71,11 @@ SEED_JOB_RESPONSE = {
 }
 
 _ERROR_EXAMPLES: dict[int, tuple[str, str, dict[str, list[str]]]] = {
-    400: ("invalid", "priority: 500 is out of range (-100 to 100)", {"priority": ["500 is out of range (-100 to 100)"]}),
+    400: (
+        "invalid",
+        "priority: 500 is out of range (-100 to 100)",
+        {"priority": ["500 is out of range (-100 to 100)"]},
+    ),
     401: ("not_authenticated", "Authentication credentials were not provided.", {}),
     403: ("permission_denied", "this action needs the jobs.change_job permission", {}),
     404: ("not_found", "no job 0b6f7d1e-5c1a-4c1e-9d0a-6a3f8f0e2b11", {}),

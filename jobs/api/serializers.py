@@ -28,7 +28,9 @@ from zipline_site.durations import format_duration
 MAX_BATCH = 1000
 SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(JobSpec))
 ERROR_SUMMARY_CHARS = 500
-DURATION_PATTERN = r"^(0|([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))*)$"
+DURATION_PATTERN = (
+    r"^(0|([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))*)$"
+)
 MAX_DURATION_SECONDS = 10 * 365 * 86400
 
 # -- request bodies -> JobSpec ------------------------------------------------------------------------
@@ -164,29 +166,48 @@ class AnyJSONField(serializers.JSONField):
 
 class RetryPolicyInputSerializer(serializers.Serializer):
     max_retries = serializers.IntegerField(
-        min_value=0, max_value=MAX_RETRIES_LIMIT, required=False, help_text="Retries after the first attempt (default 3)."
+        min_value=0,
+        max_value=MAX_RETRIES_LIMIT,
+        required=False,
+        help_text="Retries after the first attempt (default 3).",
     )
-    backoff = serializers.ChoiceField(choices=Backoff.choices, required=False, help_text="How delays grow (default exponential).")
+    backoff = serializers.ChoiceField(
+        choices=Backoff.choices, required=False, help_text="How delays grow (default exponential)."
+    )
     initial_delay = DurationInputField(required=False, help_text="Delay before the first retry (default 1s).")
-    max_delay = DurationInputField(required=False, help_text="Longest delay between retries (default 1h); not below initial_delay.")
+    max_delay = DurationInputField(
+        required=False, help_text="Longest delay between retries (default 1h); not below initial_delay."
+    )
     jitter = serializers.BooleanField(required=False, help_text="Randomise delays (default true).")
 
 
 class JobSubmitSerializer(serializers.Serializer):
-    """``POST /api/v1/jobs``: one job. Only ``type`` is required; unknown fields are refused."""
+    """`POST /api/v1/jobs`: one job. Only `type` is required; unknown fields are refused."""
 
     name = serializers.CharField(max_length=MAX_NAME, required=False, allow_blank=True, help_text="A label for people.")
-    type = serializers.CharField(max_length=100, help_text="A registered job type: send_email, webhook, process_data, ...")
-    payload = ObjectField(required=False, help_text="The job's input, a JSON object (at most JQS_MAX_PAYLOAD_BYTES as JSON).")
+    type = serializers.CharField(
+        max_length=100, help_text="A registered job type: send_email, webhook, process_data, ..."
+    )
+    payload = ObjectField(
+        required=False, help_text="The job's input, a JSON object (at most JQS_MAX_PAYLOAD_BYTES as JSON)."
+    )
     priority = serializers.IntegerField(
         min_value=PRIORITY_MIN, max_value=PRIORITY_MAX, required=False, help_text="Higher runs first (default 0)."
     )
-    queue = serializers.RegexField(QUEUE_NAME.pattern, max_length=64, required=False, help_text="Queue name (default `default`).")
-    retry = RetryPolicyInputSerializer(required=False, help_text="Retry policy; missing fields take the job type's defaults.")
-    schedule_at = serializers.DateTimeField(
-        required=False, allow_null=True, help_text="RFC 3339 date-time with a zone; in the future makes the job scheduled."
+    queue = serializers.RegexField(
+        QUEUE_NAME.pattern, max_length=64, required=False, help_text="Queue name (default `default`)."
     )
-    delay = DurationInputField(required=False, allow_null=True, help_text="Run after this long (instead of schedule_at).")
+    retry = RetryPolicyInputSerializer(
+        required=False, help_text="Retry policy; missing fields take the job type's defaults."
+    )
+    schedule_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="RFC 3339 date-time with a zone; in the future makes the job scheduled.",
+    )
+    delay = DurationInputField(
+        required=False, allow_null=True, help_text="Run after this long (instead of schedule_at)."
+    )
     timeout = DurationInputField(required=False, allow_null=True, help_text="Longest run of one attempt.")
     idempotency_key = serializers.CharField(
         min_length=1,
@@ -238,7 +259,7 @@ class JobSummarySerializer(serializers.Serializer):
 
 
 class JobSerializer(JobSummarySerializer):
-    """A job in full. ``attempts`` counts attempts; ``attempt_history`` lists the finished ones."""
+    """A job in full. `attempts` counts attempts started; `attempt_history` lists the finished ones."""
 
     payload = ObjectField()
     retry = RetryPolicySerializer()

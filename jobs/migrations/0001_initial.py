@@ -7,74 +7,132 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='QueueState',
+            name="QueueState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True)),
-                ('paused', models.BooleanField(default=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=64, unique=True)),
+                ("paused", models.BooleanField(default=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(blank=True, default='', max_length=200)),
-                ('type', models.CharField(max_length=100)),
-                ('payload', models.JSONField(default=dict)),
-                ('queue', models.CharField(default='default', max_length=64)),
-                ('priority', models.SmallIntegerField(default=0)),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('scheduled', 'Scheduled'), ('running', 'Running'), ('retrying', 'Retrying'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0, help_text='Attempts started so far (charged ones).')),
-                ('max_retries', models.PositiveIntegerField(default=3)),
-                ('backoff', models.CharField(choices=[('exponential', 'Exponential'), ('linear', 'Linear'), ('fixed', 'Fixed')], default='exponential', max_length=16)),
-                ('initial_delay', models.FloatField(default=1.0, help_text='Seconds before the first retry.')),
-                ('max_delay', models.FloatField(default=3600.0, help_text='Longest wait between retries, in seconds.')),
-                ('jitter', models.BooleanField(default=True)),
-                ('schedule_at', models.DateTimeField(blank=True, help_text='When a scheduled or retrying job is due.', null=True)),
-                ('timeout', models.FloatField(blank=True, help_text='Seconds one attempt may run.', null=True)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, default='')),
-                ('traceback', models.TextField(blank=True, default='')),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200, null=True, unique=True)),
-                ('worker', models.CharField(blank=True, default='', max_length=200)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("name", models.CharField(blank=True, default="", max_length=200)),
+                ("type", models.CharField(max_length=100)),
+                ("payload", models.JSONField(default=dict)),
+                ("queue", models.CharField(default="default", max_length=64)),
+                ("priority", models.SmallIntegerField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("scheduled", "Scheduled"),
+                            ("running", "Running"),
+                            ("retrying", "Retrying"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "attempts",
+                    models.PositiveIntegerField(default=0, help_text="Attempts started so far (charged ones)."),
+                ),
+                ("max_retries", models.PositiveIntegerField(default=3)),
+                (
+                    "backoff",
+                    models.CharField(
+                        choices=[("exponential", "Exponential"), ("linear", "Linear"), ("fixed", "Fixed")],
+                        default="exponential",
+                        max_length=16,
+                    ),
+                ),
+                ("initial_delay", models.FloatField(default=1.0, help_text="Seconds before the first retry.")),
+                ("max_delay", models.FloatField(default=3600.0, help_text="Longest wait between retries, in seconds.")),
+                ("jitter", models.BooleanField(default=True)),
+                (
+                    "schedule_at",
+                    models.DateTimeField(blank=True, help_text="When a scheduled or retrying job is due.", null=True),
+                ),
+                ("timeout", models.FloatField(blank=True, help_text="Seconds one attempt may run.", null=True)),
+                ("result", models.JSONField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, default="")),
+                ("traceback", models.TextField(blank=True, default="")),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("idempotency_key", models.CharField(blank=True, max_length=200, null=True, unique=True)),
+                ("worker", models.CharField(blank=True, default="", max_length=200)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['-created_at'], name='job_created'), models.Index(fields=['status', '-created_at'], name='job_status_created'), models.Index(fields=['queue', 'status'], name='job_queue_status'), models.Index(fields=['type', '-created_at'], name='job_type_created'), models.Index(fields=['status', 'completed_at'], name='job_status_completed'), models.Index(condition=models.Q(('status__in', ['scheduled', 'retrying'])), fields=['schedule_at'], name='job_due')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('priority__gte', -100), ('priority__lte', 100)), name='job_priority_range')],
+                "ordering": ["-created_at"],
+                "indexes": [
+                    models.Index(fields=["-created_at"], name="job_created"),
+                    models.Index(fields=["status", "-created_at"], name="job_status_created"),
+                    models.Index(fields=["queue", "status"], name="job_queue_status"),
+                    models.Index(fields=["type", "-created_at"], name="job_type_created"),
+                    models.Index(fields=["status", "completed_at"], name="job_status_completed"),
+                    models.Index(
+                        condition=models.Q(("status__in", ["scheduled", "retrying"])),
+                        fields=["schedule_at"],
+                        name="job_due",
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("priority__gte", -100), ("priority__lte", 100)), name="job_priority_range"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='JobAttempt',
+            name="JobAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('outcome', models.CharField(choices=[('completed', 'Completed'), ('failed', 'Failed'), ('timeout', 'Timeout'), ('lost', 'Lost'), ('cancelled', 'Cancelled')], max_length=16)),
-                ('error', models.TextField(blank=True, default='')),
-                ('traceback', models.TextField(blank=True, default='')),
-                ('worker', models.CharField(blank=True, default='', max_length=200)),
-                ('duration', models.FloatField(blank=True, help_text='Seconds.', null=True)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_set', to='jobs.job')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("timeout", "Timeout"),
+                            ("lost", "Lost"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("error", models.TextField(blank=True, default="")),
+                ("traceback", models.TextField(blank=True, default="")),
+                ("worker", models.CharField(blank=True, default="", max_length=200)),
+                ("duration", models.FloatField(blank=True, help_text="Seconds.", null=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="attempt_set", to="jobs.job"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['job', 'number'],
-                'indexes': [models.Index(fields=['job', 'number'], name='attempt_job_number')],
+                "ordering": ["job", "number"],
+                "indexes": [models.Index(fields=["job", "number"], name="attempt_job_number")],
             },
         ),
     ]

@@ -29,7 +29,9 @@ def client() -> redis.Redis:
 def ledger(payload: dict[str, Any], ctx: Context, event: str) -> None:
     key = payload.get("key")
     if key:
-        client().rpush(key, f"{ctx.job_id}|{ctx.attempt}|{os.getpid()}|{event}|{time.time():.6f}|{payload.get('tag', '')}")
+        client().rpush(
+            key, f"{ctx.job_id}|{ctx.attempt}|{os.getpid()}|{event}|{time.time():.6f}|{payload.get('tag', '')}"
+        )
 
 
 def register() -> None:

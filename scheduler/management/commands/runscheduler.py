@@ -40,7 +40,9 @@ def _heartbeat() -> Any:
 
 
 class Command(BaseCommand):
-    help = "Run the scheduler: promote due jobs, reclaim expired leases, rebuild Redis, fire cron jobs, delete old jobs."
+    help = (
+        "Run the scheduler: promote due jobs, reclaim expired leases, rebuild Redis, fire cron jobs, delete old jobs."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         # Applied by manage.py before Django reads its settings; accepted here so argparse knows it.

@@ -26,13 +26,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--processes", type=_positive, help="worker processes (default JQS_WORKER_COUNT)")
-        parser.add_argument("--concurrency", type=_positive, help="jobs at once over all processes (default JQS_WORKER_MAX_CONCURRENCY)")
-        parser.add_argument("--queues", default="default", help="strict order 'high,default,low' or weights 'high:3,default:1'")
+        parser.add_argument(
+            "--concurrency", type=_positive, help="jobs at once over all processes (default JQS_WORKER_MAX_CONCURRENCY)"
+        )
+        parser.add_argument(
+            "--queues", default="default", help="strict order 'high,default,low' or weights 'high:3,default:1'"
+        )
         parser.add_argument("--config", help="YAML configuration file (read before the settings)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            pool = build_options(processes=options["processes"], concurrency=options["concurrency"], queues=options["queues"])
+            pool = build_options(
+                processes=options["processes"], concurrency=options["concurrency"], queues=options["queues"]
+            )
         except PoolConfigError as exc:
             raise CommandError(str(exc), returncode=2) from None
         problem = check_redis()

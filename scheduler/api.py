@@ -1,0 +1,109 @@
+"""REST API for recurring jobs: ``/api/v1/schedules``.
+
+``GET/POST /schedules``, ``GET/PUT/PATCH/DELETE /schedules/{id}``, and ``POST /schedules/{id}/pause``,
+``/resume`` and ``/trigger`` (submit the job now). The job template is nested like a job submission::
+
+    {"name": "nightly-report", "cron": "0 3 * * *", "timezone": "Europe/Paris",
+     "job": {"type": "send_email", "payload": {...}, "queue": "default", "priority": 0, "retry": {...}},
+     "misfire_policy": "skip"}
+
+A bad cron expression, time zone or template is a 400 naming the field. Authentication, permissions,
+pagination and the error format are the project's REST_FRAMEWORK defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from scheduler import cron
+from scheduler.models import Schedule
+
+_TEMPLATE_FIELDS = ("job_type", "payload", "queue", "priority", "retry", "timeout")
+
+
+class JobTemplateSerializer(serializers.Serializer):
+    """The job each fire submits (the body of ``POST /api/v1/jobs`` without timing fields)."""
+
+    type = serializers.CharField(source="job_type", max_length=100)
+    payload = serializers.JSONField(required=False, default=dict)
+    queue = serializers.CharField(required=False, default="default", max_length=64)
+    priority = serializers.IntegerField(required=False, default=0)
+    retry = serializers.JSONField(required=False, allow_null=True, default=None)
+    timeout = serializers.FloatField(required=False, allow_null=True, default=None)
+
+
+class ScheduleSerializer(serializers.ModelSerializer):
+    job = JobTemplateSerializer(source="*")
+    paused = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Schedule
+        fields = (
+            "id",
+            "name",
+            "description",
+            "cron",
+            "timezone",
+            "job",
+            "enabled",
+            "paused",
+            "misfire_policy",
+            "misfire_grace",
+            "last_fire_at",
+            "next_fire_at",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("id", "last_fire_at", "next_fire_at", "created_at", "updated_at")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        candidate = Schedule()
+        if self.instance is not None:
+            for f in Schedule._meta.concrete_fields:
+                setattr(candidate, f.attname, getattr(self.instance, f.attname))
+        for key, value in attrs.items():
+            setattr(candidate, key, value)
+        try:
+            cron.check(candidate)
+        except cron.InvalidSchedule as exc:
+            raise serializers.ValidationError(_error(exc.field, exc.message)) from None
+        return attrs
+
+
+def _error(field: str, message: str) -> dict[str, Any]:
+    """``job.retry.max_retries`` -> ``{"job": {"retry.max_retries": [message]}}``."""
+    if field.startswith("job."):
+        return {"job": {field.removeprefix("job."): [message]}}
+    return {field: [message]}
+
+
+class ScheduleViewSet(viewsets.ModelViewSet):
+    queryset = Schedule.objects.all().order_by("name")
+    serializer_class = ScheduleSerializer
+
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        schedule = cron.pause(self.get_object())
+        return Response(self.get_serializer(schedule).data)
+
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        schedule = cron.resume(self.get_object())
+        return Response(self.get_serializer(schedule).data)
+
+    @action(detail=True, methods=["post"])
+    def trigger(self, request: Request, pk: str | None = None) -> Response:
+        schedule = self.get_object()
+        try:
+            with transaction.atomic():
+                job = cron.trigger(schedule)
+        except cron.InvalidSchedule as exc:
+            raise serializers.ValidationError(_error(exc.field, exc.message)) from None
+        body = {"job": {"id": str(job.pk), "status": job.status, "type": job.type, "queue": job.queue}}
+        return Response({**body, "schedule": self.get_serializer(schedule).data}, status=status.HTTP_201_CREATED)

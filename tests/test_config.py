@@ -1,0 +1,172 @@
+"""Configuration: defaults, the seed's YAML, precedence, and a one-line error for each bad value."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zipline_site.config import SETTINGS, ConfigError, load_config, redis_url
+from zipline_site.durations import DurationError, format_duration, parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SEED_YAML = """\
+server: {host: "0.0.0.0", port: 8080, grpc_port: 9090}
+redis: {host: "localhost", port: 6379, password: "", database: 0}
+worker: {count: 4, max_concurrency: 100, poll_interval: "1s", job_timeout: "5m"}
+scheduler: {enabled: true, poll_interval: "30s", batch_size: 100}
+metrics: {enabled: true, port: 9091, path: "/metrics"}
+logging: {level: "info", format: "json"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("250ms", 0.25), ("5s", 5), ("1h30m", 5400), ("1.5s", 1.5), ("2m3s", 123), ("0", 0), (3, 3), ("100us", 0.0001)],
+)
+def test_go_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "5", "5x", "s", "-1s", "1h-5m", "five seconds", "1s ", True, -2])
+def test_bad_durations(text: object) -> None:
+    if text == "1s ":
+        assert parse_duration(text) == 1  # surrounding space is forgiven
+        return
+    with pytest.raises(DurationError):
+        parse_duration(text)  # type: ignore[arg-type]
+
+
+def test_format_duration_round_trips() -> None:
+    for seconds in (0.25, 1, 90, 5400, 3661):
+        assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
+
+
+def test_defaults_are_the_seeds() -> None:
+    config = load_config({})
+    expected = {
+        "redis_host": "localhost",
+        "redis_port": 6379,
+        "redis_password": "",
+        "redis_database": 0,
+        "server_host": "0.0.0.0",
+        "server_port": 8080,
+        "worker_count": 4,
+        "worker_max_concurrency": 100,
+        "worker_poll_interval": 1.0,
+        "scheduler_enabled": True,
+        "scheduler_poll_interval": 30.0,
+        "metrics_enabled": True,
+        "metrics_port": 9091,
+        "worker_job_timeout": 300.0,
+        "redis_key_prefix": "zipline",
+        "max_payload_bytes": 1048576,
+        "worker_shutdown_timeout": 30.0,
+        "retention_completed": 7 * 86400.0,
+        "retention_failed": 30 * 86400.0,
+    }
+    assert {k: getattr(config, k) for k in expected} == expected
+
+
+def test_seed_yaml_loads_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(SEED_YAML)
+    config = load_config({"JQS_CONFIG": str(path)})
+    assert config.grpc_port == 9090 and config.worker_job_timeout == 300 and config.logging_format == "json"
+
+
+def test_environment_over_file_over_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("worker: {count: 8, poll_interval: 2s}\nredis: {port: 6380}\n")
+    config = load_config({"JQS_WORKER_COUNT": "3"}, str(path))
+    assert (config.worker_count, config.worker_poll_interval, config.redis_port, config.redis_host) == (
+        3,
+        2.0,
+        6380,
+        "localhost",
+    )
+
+
+def test_redis_url_overrides_the_parts() -> None:
+    assert (
+        redis_url(load_config({"JQS_REDIS_PASSWORD": "p@ss", "JQS_REDIS_DATABASE": "2"}))
+        == "redis://:p%40ss@localhost:6379/2"
+    )
+    url = "rediss://user:secret@redis.example:6380/1"
+    assert redis_url(load_config({"JQS_REDIS_URL": url, "JQS_REDIS_HOST": "ignored"})) == url
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"JQS_WORKER_POLL_INTERVAL": "soon"}, "JQS_WORKER_POLL_INTERVAL='soon': not a duration"),
+        ({"JQS_WORKER_COUNT": "-1"}, "JQS_WORKER_COUNT='-1': expected a whole number from 1 to 256"),
+        ({"JQS_REDIS_PORT": "http"}, "JQS_REDIS_PORT='http': expected a whole number"),
+        ({"JQS_METRICS_ENABLED": "maybe"}, "JQS_METRICS_ENABLED='maybe': expected true or false"),
+        ({"JQS_LOG_FORMAT": "xml"}, "JQS_LOG_FORMAT='xml': expected one of json, text"),
+        ({"JQS_REDIS_URL": "http://x"}, "JQS_REDIS_URL='http://x'"),
+        ({"JQS_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8,nope"}, "'nope' is not a CIDR network"),
+        ({"JQS_CONFIG": "/no/such/file.yaml"}, "no such file"),
+        ({"JQS_API_OPEN": "true"}, "JQS_API_OPEN=true needs JQS_DEBUG=true"),
+    ],
+)
+def test_bad_values_name_the_setting_and_value(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(env)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("worker: {count: 4, colour: blue}\n", "unknown key worker.colour"),
+        ("workers: {count: 4}\n", "unknown section 'workers'"),
+        ("worker: {poll_interval: 10 seconds}\n", "worker.poll_interval='10 seconds'"),
+        ("worker: [1, 2]\n", "section 'worker' must be a mapping"),
+        ("worker: {count: 4\n", "not valid YAML"),
+    ],
+)
+def test_bad_files_name_the_key(tmp_path: Path, yaml_text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        load_config({}, str(path))
+
+
+def test_every_env_variable_is_documented_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [s.env for s in SETTINGS if f"`{s.env}`" not in readme]
+    assert not missing
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("JQS_")}
+    full_env.update({"DJANGO_SETTINGS_MODULE": "zipline_site.settings", "JQS_SECRET_KEY": "x", **env})
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_bad_value_stops_a_command_with_one_line_and_status_2() -> None:
+    result = _manage("check", JQS_WORKER_POLL_INTERVAL="fast")
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "zipline: configuration error: JQS_WORKER_POLL_INTERVAL='fast': not a duration: 'fast' (use e.g. 250ms, 5s, 1h30m)"
+    )
+
+
+def test_config_flag_is_read_before_the_settings(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("worker: {count: nope}\n")
+    result = _manage("runworkers", "--config", str(path))
+    assert result.returncode == 2 and "worker.count='nope'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_secret_key_is_refused() -> None:
+    result = _manage("check", JQS_SECRET_KEY="")
+    assert result.returncode == 2 and "JQS_SECRET_KEY is required" in result.stderr
