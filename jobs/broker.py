@@ -96,6 +96,7 @@ class Broker:
         self.queues_key = f"{prefix}:queues"
         self.epoch_key = f"{prefix}:epoch"
         self.workers_key = f"{prefix}:workers"
+        self._known_queues: set[str] = set()
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -122,18 +123,42 @@ class Broker:
     # -- submit --------------------------------------------------------------------------------
 
     def push(self, items: Iterable[PushItem]) -> int:
-        """Add job ids (grouped per queue, one script call each, one pipeline round trip)."""
+        """Add job ids: one script call per queue, all in one round trip."""
         by_queue: dict[str, list[Any]] = defaultdict(list)
         for item in items:
             by_queue[item.queue].extend((item.job_id, item.priority, item.due_ms))
         if not by_queue:
             return 0
-        pipe = self.client.pipeline(transaction=False)
-        pipe.sadd(self.queues_key, *by_queue)
+        new_queues = [q for q in by_queue if q not in self._known_queues]
+        calls = []
         for queue, args in by_queue.items():
             k = self.keys(queue)
-            self._run("enqueue", (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases), args, client=pipe)
-        return sum(pipe.execute()[1:])
+            calls.append(("enqueue", (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases), args))
+        if len(calls) == 1 and not new_queues:
+            name, keys, args = calls[0]
+            return int(self._run(name, keys, args))
+        results = self._run_many(calls, extra=[("sadd", (self.queues_key, *new_queues))] if new_queues else [])
+        self._known_queues.update(new_queues)
+        return sum(int(r) for r in results)
+
+    def _run_many(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]], extra: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> list[Any]:
+        """Run several scripts in one pipeline by SHA; a script Redis no longer has is loaded and rerun.
+
+        (redis-py's pipeline asks ``SCRIPT EXISTS`` before every execute: one round trip too many.)
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for command, args in extra:
+            getattr(pipe, command)(*args)
+        for name, keys, args in calls:
+            pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+        results = pipe.execute(raise_on_error=False)[len(extra) :]
+        for index, result in enumerate(results):
+            if isinstance(result, redis.exceptions.NoScriptError):
+                name, keys, args = calls[index]
+                results[index] = self._run(name, keys, args)  # loads the script, then runs it
+            elif isinstance(result, Exception):
+                raise result
+        return results
 
     # -- work ----------------------------------------------------------------------------------
 
@@ -164,16 +189,17 @@ class Broker:
         args: list[Any] = [token]
         for s in settlements:
             args.extend((s.job_id, s.action, s.due_ms, s.priority))
-        pipe = self.client.pipeline(transaction=False)
-        self._run("settle", (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens), args, client=pipe)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens)
         minute = int(time.time() // 60)
+        extra: list[tuple[str, tuple[Any, ...]]] = []
         for name, value in (counts or {}).items():
             if value:
                 key = f"{k.tag}:{name}:{minute}"
-                pipe.incrby(key, value)
-                pipe.expire(key, STATS_TTL_SECONDS)
-        results = pipe.execute()
-        return [bool(x) for x in results[0]]
+                extra += [("incrby", (key, value)), ("expire", (key, STATS_TTL_SECONDS))]
+        if not extra:
+            return [bool(x) for x in self._run("settle", keys, args)]
+        [result] = self._run_many([("settle", keys, args)], extra)
+        return [bool(x) for x in result]
 
     def renew(self, queue: str, token: str, job_ids: Sequence[str], lease_ms: int) -> list[str]:
         """Extend leases; returns the ids this token no longer owns."""

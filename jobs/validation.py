@@ -64,6 +64,7 @@ class ValidJob:
 
     fields: dict[str, Any]
     due: datetime | None
+    payload_json: str = "{}"
 
 
 def _duration(name: str, value: Any, *, allow_zero: bool = True) -> float:
@@ -96,16 +97,19 @@ def _when(value: Any) -> datetime:
     return moment
 
 
-def check_payload(payload: Any) -> None:
+def check_payload(payload: Any) -> str:
+    """Refuse a payload that is not a JSON object or is too large; returns its JSON text."""
     if not isinstance(payload, dict):
         raise InvalidJob("payload", f"must be a JSON object, not {type(payload).__name__}")
     try:
-        size = len(json.dumps(payload, cls=DjangoJSONEncoder, allow_nan=False).encode())
+        text = json.dumps(payload, cls=DjangoJSONEncoder, allow_nan=False)
+        size = len(text.encode())
     except (TypeError, ValueError) as exc:
         raise InvalidJob("payload", f"is not JSON: {exc}") from None
     limit = settings.ZIPLINE.max_payload_bytes
     if size > limit:
         raise PayloadTooLarge("payload", f"is {size} bytes of JSON; the limit is {limit} (JQS_MAX_PAYLOAD_BYTES)")
+    return text
 
 
 def _integer(name: str, value: Any, low: int, high: int) -> int:
@@ -156,7 +160,7 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     if spec.type not in registry:
         known = ", ".join(registry.types()) or "none"
         raise InvalidJob("type", f"unknown job type {spec.type!r} (registered: {known})")
-    check_payload(spec.payload)
+    payload_json = check_payload(spec.payload)
     if not isinstance(spec.name, str) or len(spec.name) > MAX_NAME:
         raise InvalidJob("name", f"must be a string of at most {MAX_NAME} characters")
     if not isinstance(spec.queue, str) or not QUEUE_NAME.match(spec.queue):
@@ -189,4 +193,4 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
         fields["schedule_at"] = due
     else:
         due = None
-    return ValidJob(fields=fields, due=due)
+    return ValidJob(fields=fields, due=due, payload_json=payload_json)

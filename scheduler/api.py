@@ -7,8 +7,9 @@
      "job": {"type": "send_email", "payload": {...}, "queue": "default", "priority": 0, "retry": {...}},
      "misfire_policy": "skip"}
 
-A bad cron expression, time zone or template is a 400 naming the field. Authentication, permissions,
-pagination and the error format are the project's REST_FRAMEWORK defaults.
+A bad cron expression, time zone or template is a 400 naming the field. Authentication, pagination and
+the error format are the project's REST_FRAMEWORK defaults; reading needs any token, and changes need
+``scheduler.add_schedule``, ``change_schedule`` (also pause, resume, trigger) or ``delete_schedule``.
 """
 
 from __future__ import annotations
@@ -83,9 +84,32 @@ def _error(field: str, message: str) -> dict[str, Any]:
     return {field: [message]}
 
 
+ADD_SCHEDULE = "scheduler.add_schedule"
+CHANGE_SCHEDULE = "scheduler.change_schedule"
+DELETE_SCHEDULE = "scheduler.delete_schedule"
+# Reading needs any token (the project's default); every change needs the Django permission.
+_ACTION_PERMISSIONS = {
+    "create": ADD_SCHEDULE,
+    "update": CHANGE_SCHEDULE,
+    "partial_update": CHANGE_SCHEDULE,
+    "pause": CHANGE_SCHEDULE,
+    "resume": CHANGE_SCHEDULE,
+    "trigger": CHANGE_SCHEDULE,
+    "destroy": DELETE_SCHEDULE,
+}
+
+
 class ScheduleViewSet(viewsets.ModelViewSet):
     queryset = Schedule.objects.all().order_by("name")
     serializer_class = ScheduleSerializer
+    throttle_scopes = {"GET": "read", "POST": "write", "PUT": "write", "PATCH": "write", "DELETE": "write"}
+
+    @property
+    def required_permissions(self) -> dict[str, str]:
+        """Read by the project's ``HasActionPermission``: the permission this request's action needs."""
+        perm = _ACTION_PERMISSIONS.get(getattr(self, "action", None) or "")
+        request = getattr(self, "request", None)
+        return {request.method: perm} if perm and request is not None else {}
 
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, pk: str | None = None) -> Response:

@@ -2,10 +2,12 @@
 
 ``reclaim.lua`` removes an expired lease atomically and returns it with the token (worker id) that
 held it, so with several schedulers each lease is reclaimed by exactly one. The job's row then decides
-(:func:`jobs.states.record_lost`, keyed on ``status='running'`` and the worker):
+(:func:`jobs.recovery.send_on`, shared with the worker supervisor, which calls
+:func:`jobs.states.record_lost`, keyed on ``status='running'`` and the worker):
 
 - still running: the attempt is charged as lost to the worker and the retry policy applies (a retry is
   pushed to the delayed set at its due time; with no retries left the job fails, a poison pill);
+- still waiting (the worker died between its Redis claim and its database claim): pushed back;
 - already finished, re-claimed or gone: the lease was just left behind and is dropped.
 
 Deadlines are the Redis clock's, never a worker's. If the scheduler dies after removing a lease but
@@ -20,11 +22,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import redis
 from django.db import DatabaseError
 
-from jobs import states
-from jobs.broker import Broker, PushItem
-from jobs.models import Status
+from jobs.broker import Broker
+from jobs.recovery import send_on
 
 logger = logging.getLogger("zipline.scheduler")
 
@@ -71,11 +73,14 @@ def _settle_lost(broker: Broker, queue: str, job_id: str, token: str) -> Reclaim
         )
         return Reclaimed(job_id, queue, token, None)
     try:
-        recorded = states.record_lost(job_id, token, LOST_REASON)
-    except DatabaseError as exc:
-        # The lease is gone but the row is still running: the reconciler re-creates the lease.
+        # The row decides; a retry is pushed delayed, a row still waiting (its worker died between the
+        # Redis claim and the database claim) goes straight back to its queue.
+        recorded = send_on(broker, queue, job_id, token, LOST_REASON)
+    except (DatabaseError, redis.RedisError) as exc:
+        # The lease is gone. A row still running gets a fresh lease from the reconciler and is
+        # reclaimed again; a committed retry is pushed by the reconciler.
         logger.error(
-            "could not record a lost attempt",
+            "could not settle a reclaimed lease",
             extra={"job_id": job_id, "queue": queue, "worker": token, "error": str(exc)},
         )
         return Reclaimed(job_id, queue, token, None)
@@ -85,23 +90,13 @@ def _settle_lost(broker: Broker, queue: str, job_id: str, token: str) -> Reclaim
             extra={"job_id": job_id, "queue": queue, "worker": token},
         )
         return Reclaimed(job_id, queue, token, None)
-    job = recorded.job
-    if recorded.status == Status.RETRYING and recorded.due is not None:
-        due_ms = int(recorded.due.timestamp() * 1000)
-        try:
-            broker.push([PushItem(job.queue, job_id, job.priority, due_ms)])
-        except Exception as exc:  # noqa: BLE001 - the row is committed; the reconciler pushes it later
-            logger.warning(
-                "could not push a reclaimed job's retry",
-                extra={"job_id": job_id, "queue": job.queue, "error": str(exc)},
-            )
     logger.warning(
         "reclaimed expired lease",
         extra={
             "job_id": job_id,
             "queue": queue,
             "worker": token,
-            "attempt": job.attempts,
+            "attempt": recorded.job.attempts,
             "status": recorded.status,
             "due": recorded.due.isoformat() if recorded.due else None,
         },

@@ -8,6 +8,7 @@ from jobs.api.urls import docs_urlpatterns, health_urlpatterns
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("jobs.api.urls")),
+    path("api/v1/", include("scheduler.urls")),
     path("api/", include(docs_urlpatterns)),
     *health_urlpatterns,
     path("", include("django_prometheus.urls")),

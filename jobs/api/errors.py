@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
 import redis
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError, IntegrityError
@@ -84,6 +85,9 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(detail, Mapping):
         out: dict[str, list[str]] = {}
         for key, value in detail.items():
+            if isinstance(key, int):  # a ListField's items
+                out.update(_flatten(value, f"{prefix}[{key}]"))
+                continue
             name = str(key) if key != "non_field_errors" or prefix else "body"
             out.update(_flatten(value, f"{prefix}.{name}" if prefix else name))
         return out
@@ -138,16 +142,16 @@ def _translate(exc: BaseException) -> tuple[int, str, str, dict[str, list[str]]]
         return 413, "payload_too_large", "the request body is over the size limit", {}
     if isinstance(exc, RecursionError):
         return 400, "invalid", "the JSON is nested too deeply", {"body": ["nested too deeply"]}
-    if isinstance(exc, IntegrityError):
+    if isinstance(exc, (IntegrityError, psycopg.IntegrityError)):
         return 409, "conflict", "the write conflicts with existing data; nothing was written", {}
-    if isinstance(exc, DataError):
+    if isinstance(exc, (DataError, psycopg.DataError)):
         return (
             400,
             "invalid",
             f"the database refused a value: {str(exc).splitlines()[0]}",
             {"body": [str(exc).splitlines()[0]]},
         )
-    if isinstance(exc, DatabaseError):
+    if isinstance(exc, (DatabaseError, psycopg.Error)):
         logger.warning("database unavailable", extra={"error": str(exc)})
         return 503, "unavailable", "the database is unavailable; try again shortly", {}
     if isinstance(exc, redis.RedisError):

@@ -10,7 +10,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from django.db import DataError
+import psycopg
+from django.db import DataError, IntegrityError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.negotiation import BaseContentNegotiation
@@ -107,14 +108,20 @@ def storing(specs: list[JobSpec], write: Callable[[], T]) -> T:
         return write()
     except OverflowError:
         raise InvalidJob(_culprit(specs, ("schedule_at",), bool), "is out of range") from None
-    except DataError as exc:
+    except (DataError, psycopg.DataError, ValueError) as exc:
+        if isinstance(exc, InvalidJob):
+            raise
         text = str(exc)
+        if isinstance(exc, ValueError) and "NUL" not in text:
+            raise
         if "NUL" in text or "Unicode escape" in text:
             field = _culprit(specs, ("name", "idempotency_key", "payload"), _has_nul)
             raise InvalidJob(field, "cannot be stored: text must not contain NUL (\\u0000) characters") from None
         if "time zone" in text or "out of range" in text:
             raise InvalidJob(_culprit(specs, ("schedule_at",), bool), "is out of range") from None
         raise InvalidJob("body", f"cannot be stored: {text.splitlines()[0]}") from None
+    except psycopg.IntegrityError as exc:  # the batch's COPY reports psycopg's own errors
+        raise IntegrityError(str(exc)) from None
 
 
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The job's id.")
