@@ -52,7 +52,14 @@ def test_create_list_read_update_delete(admin_user: User) -> None:
     created = client.post("/api/v1/schedules", BODY, format="json")
     assert created.status_code == 201, created.content
     body = created.json()
-    assert body["job"] == {"type": "test_noop", "payload": {"report": "daily"}, "queue": "reports", "priority": 5, "retry": None, "timeout": None}
+    assert body["job"] == {
+        "type": "test_noop",
+        "payload": {"report": "daily"},
+        "queue": "reports",
+        "priority": 5,
+        "retry": None,
+        "timeout": None,
+    }
     assert body["enabled"] is True and body["paused"] is False and body["next_fire_at"]
     sid = body["id"]
 
@@ -90,7 +97,9 @@ def test_create_list_read_update_delete(admin_user: User) -> None:
         ({"misfire_policy": "sometimes"}, "misfire_policy", ""),
     ],
 )
-def test_bad_schedules_are_refused_naming_the_field(admin_user: User, change: dict[str, Any], field: str, fragment: str) -> None:
+def test_bad_schedules_are_refused_naming_the_field(
+    admin_user: User, change: dict[str, Any], field: str, fragment: str
+) -> None:
     response = api(admin_user).post("/api/v1/schedules", {**BODY, **change}, format="json")
     assert response.status_code == 400, response.content
     assert field in details(response), details(response)
@@ -160,7 +169,9 @@ def admin_form(**overrides: Any) -> dict[str, Any]:
 def test_admin_shows_a_bad_cron_on_its_field(admin_user: User) -> None:
     browser = Client()
     browser.force_login(admin_user)
-    response = browser.post("/admin/scheduler/schedule/add/", admin_form(cron="*/10 * * *", timezone="Atlantis/Capital"))
+    response = browser.post(
+        "/admin/scheduler/schedule/add/", admin_form(cron="*/10 * * *", timezone="Atlantis/Capital")
+    )
     assert response.status_code == 200  # the form again, with errors
     errors = response.context["adminform"].form.errors
     assert "cron" in errors or "timezone" in errors

@@ -209,7 +209,13 @@ def test_due_schedule_fires_one_job_with_its_template(broker: Broker) -> None:
     report = cron.fire_due(now=T0 + timedelta(seconds=1))
     assert [(f.fire_at, f.created) for f in report.fired] == [(T0, True)]
     [job] = cron_jobs(schedule)
-    assert (job.type, job.payload, job.queue, job.priority, job.name) == ("test_noop", {"n": 1}, "cronq", 7, "every-minute")
+    assert (job.type, job.payload, job.queue, job.priority, job.name) == (
+        "test_noop",
+        {"n": 1},
+        "cronq",
+        7,
+        "every-minute",
+    )
     assert job.idempotency_key == f"schedule:{schedule.pk}:{T0.isoformat()}"
     assert job.status == Status.PENDING
     assert str(job.pk) in broker.ids("cronq")["ready"]
@@ -275,7 +281,9 @@ def test_concurrent_schedulers_fire_each_time_exactly_once(broker: Broker) -> No
 
 @pytestmark_db
 @pytest.mark.parametrize(("policy", "expected"), [(cron.SKIP, []), (cron.RUN_ONCE, [T0 + timedelta(minutes=10)])])
-def test_missed_fire_times_after_downtime(broker: Broker, policy: str, expected: list[datetime], caplog: pytest.LogCaptureFixture) -> None:
+def test_missed_fire_times_after_downtime(
+    broker: Broker, policy: str, expected: list[datetime], caplog: pytest.LogCaptureFixture
+) -> None:
     schedule = make_schedule(misfire_policy=policy, misfire_grace=5)
     caplog.set_level(logging.INFO, logger="zipline.scheduler")
     now = T0 + timedelta(minutes=10, seconds=30)  # down for ten and a half minutes

@@ -99,7 +99,9 @@ def test_runscheduler_process_promotes_on_time_with_a_30s_poll(broker: Broker, t
         wait_for(lambda: broker.epoch_present(), 20, message="scheduler up (epoch marked)")
         jobs = [client.enqueue("test_noop", {}, delay=d) for d in (1.0, 2.0, 3.5)]
         for job in jobs:
-            wait_for(lambda j=job: Job.objects.get(pk=j.pk).status == Status.PENDING, 10, 0.01, message=proc.log()[-2000:])
+            wait_for(
+                lambda j=job: Job.objects.get(pk=j.pk).status == Status.PENDING, 10, 0.01, message=proc.log()[-2000:]
+            )
             row = Job.objects.get(pk=job.pk)
             assert row.schedule_at is not None
             assert 0 <= (row.updated_at - row.schedule_at).total_seconds() < 1.0

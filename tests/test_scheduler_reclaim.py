@@ -133,8 +133,13 @@ WORKER_SCRIPT = textwrap.dedent(
 
 def test_lease_expires_after_sigkill_of_a_worker_and_the_job_completes_once(broker: Broker) -> None:
     """A worker process (doing what a worker does) is SIGKILLed with 3 jobs; no supervisor recovers them."""
-    jobs = [client.enqueue("test_noop", {"i": i}, retry={"max_retries": 3, "initial_delay": "200ms", "jitter": False}) for i in range(3)]
-    worker = subprocess.Popen([sys.executable, "-c", WORKER_SCRIPT], cwd=ROOT, env=process_env(), stdout=subprocess.PIPE, text=True)
+    jobs = [
+        client.enqueue("test_noop", {"i": i}, retry={"max_retries": 3, "initial_delay": "200ms", "jitter": False})
+        for i in range(3)
+    ]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER_SCRIPT], cwd=ROOT, env=process_env(), stdout=subprocess.PIPE, text=True
+    )
     try:
         assert worker.stdout is not None and worker.stdout.readline().strip() == "claimed 3"
         worker.send_signal(signal.SIGKILL)
@@ -153,7 +158,13 @@ def test_lease_expires_after_sigkill_of_a_worker_and_the_job_completes_once(brok
             recovered = time.monotonic() - killed
             # Lease 1.5 s + one reclaim interval, with slack for the machine.
             assert recovered < 1.5 + 0.2 + 1.5, recovered
-            wait_for(lambda: work_once(broker, "default", "rescuer", ledger) or not Job.objects.exclude(status=Status.COMPLETED).exists(), 10)
+            wait_for(
+                lambda: (
+                    work_once(broker, "default", "rescuer", ledger)
+                    or not Job.objects.exclude(status=Status.COMPLETED).exists()
+                ),
+                10,
+            )
             wait_for(lambda: not Job.objects.exclude(status=Status.COMPLETED).exists(), 10, message="all completed")
         finally:
             scheduler.stop()

@@ -1,0 +1,205 @@
+"""The OpenAPI schema is valid and complete, real responses conform to it, and the docs pages use local assets."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import jsonschema
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.staticfiles import finders
+from django.urls import URLPattern, URLResolver
+from drf_spectacular.validation import validate_schema
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from jobs.api import urls as api_urls
+from jobs.api.errors import ERROR_CODES
+from jobs.models import Job, Status
+from workers import heartbeat
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SEED = {
+    "name": "send-welcome-email",
+    "type": "send_email",
+    "payload": {"email": "user@example.com", "subject": "Welcome!", "body": "Thanks for signing up."},
+    "priority": 10,
+    "queue": "emails",
+    "retry": {"max_retries": 3, "backoff": "exponential", "initial_delay": "1s", "max_delay": "1h"},
+}
+
+
+@pytest.fixture
+def schema() -> dict[str, Any]:
+    response = APIClient().get("/api/schema/?format=json")
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.fixture
+def api(broker: Any) -> APIClient:
+    user = User.objects.create_superuser(f"admin-{uuid.uuid4().hex[:6]}")
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
+    return c
+
+
+def _nullable_to_jsonschema(node: Any) -> Any:
+    """OpenAPI 3.0's ``nullable`` as JSON Schema (anyOf null), recursively."""
+    if isinstance(node, list):
+        return [_nullable_to_jsonschema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _nullable_to_jsonschema(v) for k, v in node.items() if k not in ("nullable", "example", "examples")}
+    if node.get("nullable"):
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+class Conformance:
+    """Validates a response against the schema of its operation and status code."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.components = _nullable_to_jsonschema(schema["components"])
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def check(self, template: str, method: str, response: Any) -> Any:
+        operation = self.schema["paths"][template][method]
+        status = str(response.status_code)
+        assert status in operation["responses"], f"{method.upper()} {template} answered an undocumented {status}"
+        self.seen.add((template, method, status))
+        content = operation["responses"][status].get("content")
+        if content is None:
+            assert not response.content, response.content
+            return None
+        body = response.json()
+        target = _nullable_to_jsonschema(content["application/json"]["schema"])
+        jsonschema.Draft202012Validator({**target, "components": self.components}).validate(body)
+        return body
+
+
+def test_schema_is_valid_openapi(schema: dict[str, Any]) -> None:
+    validate_schema(schema)
+    assert schema["info"]["title"] == "ZipLine API" and schema["info"]["version"] == "0.1.0"
+    assert schema["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schema["components"]["securitySchemes"]["bearerAuth"]["description"],
+    }
+
+
+def _routes(patterns: list[Any], prefix: str) -> list[str]:
+    out = []
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            out += _routes(p.url_patterns, prefix + str(p.pattern))
+        elif isinstance(p, URLPattern):
+            out.append(prefix + str(p.pattern))
+    return out
+
+
+def our_paths() -> set[str]:
+    """The schema paths of this API's routes (other apps add their own under /api/v1/)."""
+    return {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", r) for r in _routes(api_urls.urlpatterns, "/api/v1/")} | {"/health"}
+
+
+def test_every_route_is_documented(schema: dict[str, Any]) -> None:
+    assert our_paths() <= set(schema["paths"]), our_paths() - set(schema["paths"])
+    ours = our_paths()
+    operations = [(path, method, op) for path, item in schema["paths"].items() if path in ours for method, op in item.items()]
+    assert len(operations) == 13
+    for path, method, op in operations:
+        assert op["operationId"] and op["summary"] and op["tags"], (path, method)
+        if path != "/health":
+            assert op["security"] == [{"bearerAuth": []}]
+            for status in ("401", "429", "503"):
+                assert status in op["responses"], (path, method, status)
+        for status, response in op["responses"].items():
+            if status.startswith(("4", "5")) and path != "/health":
+                assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+                assert response["content"]["application/json"]["examples"], (path, method, status)
+                assert response["description"]
+    assert set(schema["paths"]["/api/v1/jobs"]["post"]["responses"]) >= {"200", "201", "400", "413", "415"}
+    assert set(schema["paths"]["/api/v1/jobs/{job_id}/cancel"]["post"]["responses"]) >= {"200", "403", "404", "409"}
+
+
+def test_examples_come_from_the_seed_and_conform(schema: dict[str, Any]) -> None:
+    components = _nullable_to_jsonschema(schema["components"])
+    submit = schema["paths"]["/api/v1/jobs"]["post"]
+    examples = submit["requestBody"]["content"]["application/json"]["examples"]
+    assert SEED in [e["value"] for e in examples.values()]
+    for path, item in schema["paths"].items():
+        if path not in our_paths():
+            continue
+        for method, op in item.items():
+            for status, response in op["responses"].items():
+                media = (response.get("content") or {}).get("application/json")
+                if not media:
+                    continue
+                for example in (media.get("examples") or {}).values():
+                    target = _nullable_to_jsonschema(media["schema"])
+                    jsonschema.Draft202012Validator({**target, "components": components}).validate(example["value"])
+                    if status.startswith("4") and path != "/health":
+                        assert example["value"]["error"]["code"] in ERROR_CODES[int(status)], (path, method, status)
+
+
+def test_links_connect_submit_to_the_job_operations(schema: dict[str, Any]) -> None:
+    links = schema["paths"]["/api/v1/jobs"]["post"]["responses"]["201"]["links"]
+    assert {link["operationId"] for link in links.values()} == {"get_job", "cancel_job", "retry_job", "delete_job"}
+    assert all(link["parameters"] == {"job_id": "$response.body#/id"} for link in links.values())
+
+
+def test_real_responses_conform_to_the_schema(schema: dict[str, Any], api: APIClient, broker: Any) -> None:
+    c = Conformance(schema)
+    job = c.check("/api/v1/jobs", "post", api.post("/api/v1/jobs", SEED, format="json"))
+    c.check("/api/v1/jobs", "post", api.post("/api/v1/jobs", {**SEED, "idempotency_key": "k"}, format="json"))
+    c.check("/api/v1/jobs", "post", api.post("/api/v1/jobs", {**SEED, "idempotency_key": "k"}, format="json"))
+    c.check("/api/v1/jobs", "post", api.post("/api/v1/jobs", {**SEED, "delay": "1h", "timeout": 30}, format="json"))
+    c.check("/api/v1/jobs", "post", api.post("/api/v1/jobs", {"type": "nope"}, format="json"))
+    c.check("/api/v1/jobs", "post", api.generic("POST", "/api/v1/jobs", "x", content_type="text/plain"))
+    c.check("/api/v1/jobs", "get", api.get("/api/v1/jobs?limit=1"))
+    c.check("/api/v1/jobs", "get", api.get("/api/v1/jobs?status=bogus"))
+    c.check("/api/v1/jobs/batch", "post", api.post("/api/v1/jobs/batch", {"jobs": [SEED, SEED]}, format="json"))
+    c.check("/api/v1/jobs/{job_id}", "get", api.get(f"/api/v1/jobs/{job['id']}"))
+    c.check("/api/v1/jobs/{job_id}", "get", api.get("/api/v1/jobs/nope"))
+    c.check("/api/v1/jobs/{job_id}/cancel", "post", api.post(f"/api/v1/jobs/{job['id']}/cancel"))
+    c.check("/api/v1/jobs/{job_id}/cancel", "post", api.post(f"/api/v1/jobs/{job['id']}/cancel"))
+    Job.objects.filter(pk=job["id"]).update(status=Status.FAILED, result={"any": ["json"]}, error="boom")
+    c.check("/api/v1/jobs/{job_id}", "get", api.get(f"/api/v1/jobs/{job['id']}"))
+    c.check("/api/v1/jobs/{job_id}/retry", "post", api.post(f"/api/v1/jobs/{job['id']}/retry"))
+    c.check("/api/v1/jobs/{job_id}/retry", "post", api.post(f"/api/v1/jobs/{job['id']}/retry"))
+    c.check("/api/v1/jobs/{job_id}", "delete", api.delete(f"/api/v1/jobs/{job['id']}"))
+    Job.objects.filter(pk=job["id"]).update(status=Status.COMPLETED)
+    c.check("/api/v1/jobs/{job_id}", "delete", api.delete(f"/api/v1/jobs/{job['id']}"))
+    heartbeat.publish(broker, "w1", {"hostname": "h", "pid": 7, "queues": "emails", "concurrency": 2, "busy": 1, "started_at": time.time()})
+    c.check("/api/v1/queues/{queue_name}/stats", "get", api.get("/api/v1/queues/emails/stats"))
+    c.check("/api/v1/queues/{queue_name}/pause", "post", api.post("/api/v1/queues/emails/pause"))
+    c.check("/api/v1/queues/{queue_name}/resume", "post", api.post("/api/v1/queues/emails/resume"))
+    c.check("/api/v1/stats", "get", api.get("/api/v1/stats"))
+    c.check("/api/v1/workers/stats", "get", api.get("/api/v1/workers/stats"))
+    c.check("/health", "get", APIClient().get("/health"))
+    c.check("/api/v1/stats", "get", APIClient().get("/api/v1/stats"))
+    assert {("/api/v1/jobs", "post", s) for s in ("200", "201", "400", "415")} <= c.seen
+    assert {("/api/v1/jobs/{job_id}/cancel", "post", s) for s in ("200", "409")} <= c.seen
+
+
+ASSET = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/"])
+def test_docs_pages_use_only_local_assets(path: str) -> None:
+    response = APIClient().get(path)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assets = ASSET.findall(html)
+    assert assets, html
+    for url in assets:
+        assert url.startswith("/static/"), url
+        assert finders.find(url.removeprefix("/static/").split("?")[0]), f"{url} is not a static file"
+    assert "https://" not in html and "http://" not in html and "cdn" not in html.lower()
+    assert "/api/schema/" in html
