@@ -47,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -215,11 +216,35 @@ def harness_redis(url: str = REDIS_URL) -> Redis:
     return redis.Redis.from_url(url)
 
 
-def wait_for(read: Any, target: int, timeout: float, interval: float = 0.005) -> float:
+def read_first_start(r: Redis) -> float | None:
+    """time.time() at which the first job started, if any did."""
+    value: Any = r.get(KEY_FIRST)
+    return float(value) if value else None
+
+
+def read_done(r: Redis) -> int:
+    """How many jobs have finished."""
+    value: Any = r.get(KEY_DONE)
+    return int(value or 0)
+
+
+def read_latencies(r: Redis) -> list[float]:
+    """Enqueue-to-start latencies recorded so far, in seconds."""
+    values: Any = r.lrange(KEY_LATENCY, 0, -1)
+    return [float(v) for v in values]
+
+
+def latency_count(r: Redis) -> int:
+    """How many latency samples were recorded."""
+    value: Any = r.llen(KEY_LATENCY)
+    return int(value)
+
+
+def wait_for(read: Callable[[], int], target: int, timeout: float, interval: float = 0.005) -> float:
     """Poll ``read()`` every ``interval`` s until it reaches ``target``; return time.time() then."""
     deadline = time.monotonic() + timeout
     while True:
-        value = int(read() or 0)
+        value = read()
         if value >= target:
             return time.time()
         if time.monotonic() > deadline:

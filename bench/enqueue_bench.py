@@ -27,8 +27,14 @@ def setup_environment(args: argparse.Namespace) -> None:
     os.environ["JQS_REDIS_KEY_PREFIX"] = "zipbench"
     os.environ["JQS_LOG_LEVEL"] = "warning"
     os.environ["DJANGO_SETTINGS_MODULE"] = "zipline_site.settings"
-    subprocess.run(["psql", args.postgres + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True, capture_output=True)
-    subprocess.run(["psql", args.postgres + "/postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True)
+    subprocess.run(
+        ["psql", args.postgres + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["psql", args.postgres + "/postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True
+    )
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
     sys.path.insert(0, str(ROOT))
     import django
@@ -54,7 +60,10 @@ def bench_enqueue_many(total: int, batch: int) -> float:
     from jobs import JobSpec, enqueue_many
 
     clear()
-    specs = [[JobSpec("process_data", {"data_size": 10, "operation": "sort", "n": i}) for i in range(batch)] for _ in range(total // batch)]
+    specs = [
+        [JobSpec("process_data", {"data_size": 10, "operation": "sort", "n": i}) for i in range(batch)]
+        for _ in range(total // batch)
+    ]
     started = time.perf_counter()
     for chunk in specs:
         enqueue_many(chunk)

@@ -74,6 +74,11 @@ def cell(summary: dict[str, Any] | None, key: str) -> str:
     return text
 
 
+def measured_metrics(results: dict[str, Any]) -> list[Metric]:
+    """The columns of the workloads that were run."""
+    return [m for m in METRICS if m.workload in results["meta"]["workloads"]]
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results table, one row per library, plus the settings used."""
     meta = results["meta"]
@@ -82,15 +87,17 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"{meta['date']} · {meta['cpus']} CPUs · runs per workload: {meta['runs']} · "
         f"no-op jobs: {meta['n_noop']:,} · sleep jobs: {meta['n_sleep']:,} × {meta['sleep_ms']:g} ms · "
-        f"latency jobs: {meta['n_latency']} every {meta['interval_ms']:g} ms · worker processes: {meta['processes']}",
+        f"latency jobs: {meta['n_latency']} every {meta['interval_ms']:g} ms · worker processes: {meta['processes']} · "
+        f"1-min load average before/after: {meta['loadavg_1min']['start']:.2f}/{meta['loadavg_1min']['end']:.2f}",
         "",
         "Cells: median (min–max) over the runs. Throughput: higher is better; latency and RSS: lower is better.",
         "",
     ]
-    header = ["library"] + [f"{m.title} ({m.unit})" for m in METRICS]
+    metrics = measured_metrics(results)
+    header = ["library"] + [f"{m.title} ({m.unit})" for m in metrics]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in results["rows"].values():
-        cells = [cell(row["summary"].get(m.workload), m.key) for m in METRICS]
+        cells = [cell(row["summary"].get(m.workload), m.key) for m in metrics]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     lines += ["", "| library | version | settings |", "|---|---|---|"]
     for row in results["rows"].values():
@@ -104,7 +111,7 @@ def ratios(results: dict[str, Any], subject: str = "zipline") -> list[str]:
     if subject not in rows:
         return [f"{subject}: not measured"]
     lines = []
-    for m in METRICS:
+    for m in measured_metrics(results):
         mine = rows[subject]["summary"].get(m.workload, {}).get(m.key)
         peers = [
             (row["summary"][m.workload][m.key]["median"], row["label"])

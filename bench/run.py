@@ -200,9 +200,16 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
         print("warning: chart not drawn")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `make bench`."""
     args = parse_args(argv)
+    # Turn SIGTERM/SIGINT into exceptions so that run_workload stops the current workload and its workers.
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     log_dir = args.out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     check_redis(REDIS_URL)
@@ -214,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     probes = {s.name: p for s in specs if (p := probe(s, log_dir)) is not None}
     specs = [s for s in specs if s.name in probes]
     print(f"rows: {', '.join(s.name for s in specs)}; workloads: {', '.join(args.workloads)}; runs: {args.runs}")
+    load_start = os.getloadavg()[0]
+    if load_start > 0.5:
+        print(f"warning: load average is {load_start:.2f} before starting: other work will add noise")
     raw = measure(args, specs, probes, log_dir)
     results = {
         "meta": {
@@ -223,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             **{k: getattr(args, k) for k in ("runs", "n_noop", "n_sleep", "sleep_ms", "n_latency", "interval_ms")},
             "processes": args.processes,
             "workloads": args.workloads,
+            "loadavg_1min": {"start": load_start, "end": os.getloadavg()[0]},
         },
         "rows": {
             s.name: {

@@ -23,13 +23,14 @@ from typing import Any
 
 from bench.common import (
     BULK_BATCH,
-    KEY_DONE,
-    KEY_FIRST,
-    KEY_LATENCY,
     REDIS_URL,
     QueueDriver,
     harness_redis,
+    latency_count,
     percentiles,
+    read_done,
+    read_first_start,
+    read_latencies,
     wait_for,
 )
 from bench.drivers import DRIVERS
@@ -58,9 +59,9 @@ def _reset(driver: QueueDriver) -> None:
     driver.setup()
 
 
-def _done_reader(driver: QueueDriver) -> Callable[[], Any]:
+def _done_reader(driver: QueueDriver) -> Callable[[], int]:
     r = harness_redis(driver.redis_url)
-    return lambda: r.get(KEY_DONE)
+    return lambda: read_done(r)
 
 
 def enqueue_one(driver: QueueDriver, opts: Options) -> dict[str, Any]:
@@ -100,7 +101,7 @@ def _drain(driver: QueueDriver, opts: Options, enqueue: Callable[[], None]) -> d
         driver.start_workers(opts.processes)
         finished = wait_for(done, opts.n, opts.timeout)
         rss.sample()
-    first = float(harness_redis(driver.redis_url).get(KEY_FIRST) or started)
+    first = read_first_start(harness_redis(driver.redis_url)) or started
     elapsed = finished - first
     return {
         "jobs_per_s": opts.n / elapsed,
@@ -149,8 +150,8 @@ def latency(driver: QueueDriver, opts: Options) -> dict[str, Any]:
                 time.sleep(pause)
             driver.enqueue_stamp(time.time())
         sent = time.perf_counter() - begin
-        wait_for(lambda: r.llen(KEY_LATENCY), opts.n, opts.timeout)
-    values = [float(v) * 1000 for v in r.lrange(KEY_LATENCY, 0, -1)]
+        wait_for(lambda: latency_count(r), opts.n, opts.timeout)
+    values = [v * 1000 for v in read_latencies(r)]
     result: dict[str, Any] = {f"{k}_ms": v for k, v in percentiles(values).items()}
     result.update({"max_ms": max(values), "send_interval_ms": sent * 1000 / max(opts.n - 1, 1)})
     result.update({"peak_rss_mb": rss.peak_mb, "peak_pss_mb": rss.peak_pss_mb})

@@ -17,7 +17,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
-from jobs.models import Job, Status
+from jobs.models import Job, JobAttempt, Status
 
 # Every name put into SQL text below is a constant of this module or the model's own table and
 # column names; every value is a bound parameter. (ruff's S608 cannot see that, hence its noqa.)
@@ -53,6 +53,8 @@ def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list
 
 @dataclass(frozen=True)
 class FinishRow:
+    """One attempt's outcome: the job's new state and the attempt's own row."""
+
     job_id: uuid.UUID
     attempt: int
     worker: str
@@ -62,15 +64,35 @@ class FinishRow:
     traceback: str
     schedule_at: datetime | None
     finished_at: datetime
+    started_at: datetime
+    outcome: str
+    duration: float
 
 
-_FINISH_COLUMNS = ("id", "attempt", "worker", "status", "result", "error", "traceback", "schedule_at", "finished")
-_PG_CASTS = ("uuid", "integer", "text", "text", "jsonb", "text", "text", "timestamptz", "timestamptz")
+_FINISH_COLUMNS = (
+    "id", "attempt", "worker", "status", "result", "error", "traceback", "schedule_at", "finished", "started", "outcome", "duration",
+)  # fmt: skip
+_PG_CASTS = (
+    "uuid",
+    "integer",
+    "text",
+    "text",
+    "jsonb",
+    "text",
+    "text",
+    "timestamptz",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "double precision",
+)
 _FINAL = f"('{Status.COMPLETED}', '{Status.FAILED}')"
+_ATTEMPTS = JobAttempt._meta.db_table
+_ATTEMPT_COLUMNS = "job_id, number, started_at, finished_at, outcome, error, traceback, worker, duration"
 
 
-def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
-    """Apply attempt outcomes to running rows; returns {job id: final status} for rows that matched."""
+def _finish_values(rows: Sequence[FinishRow]) -> tuple[str, list[Any]]:
+    """The ``VALUES`` list of the outcomes, with its parameters."""
     if _is_postgres():
         placeholder = "(" + ", ".join(f"%s::{cast}" for cast in _PG_CASTS) + ")"
     else:
@@ -89,9 +111,15 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
                 row.traceback,
                 _dt(row.schedule_at),
                 _dt(row.finished_at),
+                _dt(row.started_at),
+                row.outcome,
+                row.duration,
             )
         )
-    values = ", ".join([placeholder] * len(rows))
+    return ", ".join([placeholder] * len(rows)), params
+
+
+def _update_sql() -> str:
     j = _TABLE
     assignments = (
         f"status = CASE WHEN {j}.cancel_requested THEN 'cancelled' ELSE v.status END, "
@@ -101,14 +129,56 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
         f"completed_at = CASE WHEN {j}.cancel_requested OR v.status IN {_FINAL} THEN v.finished ELSE NULL END"
     )
     where = f"{j}.id = v.id AND {j}.status = 'running' AND {j}.attempts = v.attempt AND {j}.worker = v.worker"
-    sql = (
-        f"WITH v ({', '.join(_FINISH_COLUMNS)}) AS (VALUES {values}) "  # noqa: S608
-        f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {j}.id, {j}.status"
-    )
+    return f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {j}.id, {j}.status"  # noqa: S608
+
+
+def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
+    """Apply attempt outcomes to running rows and insert their attempt rows.
+
+    Returns {job id: final status} for the rows that matched; the others were stale and get no
+    attempt row. On PostgreSQL both writes are one statement (one round trip, its own commit when
+    called outside a transaction); on SQLite they are two, and the caller holds a transaction.
+    """
+    values, params = _finish_values(rows)
+    columns = ", ".join(_FINISH_COLUMNS)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    return {_as_uuid(job_id): status for job_id, status in fetched}
+        if _is_postgres():
+            cursor.execute(
+                f"WITH v ({columns}) AS (VALUES {values}), u AS ({_update_sql()}) "  # noqa: S608
+                f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "
+                f"SELECT u.id, v.attempt, v.started, v.finished, "
+                f"CASE WHEN u.status = 'cancelled' THEN 'cancelled' ELSE v.outcome END, "
+                f"v.error, v.traceback, v.worker, v.duration FROM u JOIN v ON v.id = u.id "
+                f"RETURNING job_id, outcome",
+                params,
+            )
+            inserted = {_as_uuid(job_id): outcome for job_id, outcome in cursor.fetchall()}
+            by_id = {row.job_id: row for row in rows}
+            return {
+                job_id: Status.CANCELLED if outcome == "cancelled" else by_id[job_id].status
+                for job_id, outcome in inserted.items()
+            }
+        cursor.execute(f"WITH v ({columns}) AS (VALUES {values}) {_update_sql()}", params)  # noqa: S608
+        final = {_as_uuid(job_id): status for job_id, status in cursor.fetchall()}
+        attempts = [
+            (
+                _pk(row.job_id),
+                row.attempt,
+                _dt(row.started_at),
+                _dt(row.finished_at),
+                "cancelled" if final[row.job_id] == Status.CANCELLED else row.outcome,
+                row.error,
+                row.traceback,
+                row.worker,
+                row.duration,
+            )
+            for row in rows
+            if row.job_id in final
+        ]
+        if attempts:
+            marks = "(" + ", ".join(["%s"] * 9) + ")"
+            cursor.executemany(f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) VALUES {marks}", attempts)  # noqa: S608
+    return final
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

@@ -141,7 +141,11 @@ class Broker:
         self._known_queues.update(new_queues)
         return sum(int(r) for r in results)
 
-    def _run_many(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]], extra: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> list[Any]:
+    def _run_many(
+        self,
+        calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]],
+        extra: Sequence[tuple[str, tuple[Any, ...]]] = (),
+    ) -> list[Any]:
         """Run several scripts in one pipeline by SHA; a script Redis no longer has is loaded and rerun.
 
         (redis-py's pipeline asks ``SCRIPT EXISTS`` before every execute: one round trip too many.)

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from jobs import batch_sql
-from jobs.models import WAITING, Job, JobAttempt, Outcome, Status
+from jobs.models import WAITING, Job, Outcome, Status
 from jobs.retry_policy import RetryPolicy
 
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -227,26 +228,13 @@ def record(results: Sequence[AttemptResult]) -> list[Recorded]:
                 traceback=truncate_text(r.traceback),
                 schedule_at=due,
                 finished_at=r.finished_at,
-            )
-        )
-    with transaction.atomic():
-        final = batch_sql.finish_rows(rows)
-        attempts = [
-            JobAttempt(
-                job_id=r.job.pk,
-                number=r.job.attempts,
                 started_at=r.started_at,
-                finished_at=r.finished_at,
-                outcome=Outcome.CANCELLED if final.get(r.job.pk) == Status.CANCELLED else r.outcome,
-                error=truncate_text(r.error),
-                traceback=truncate_text(r.traceback),
-                worker=r.job.worker,
+                outcome=r.outcome,
                 duration=r.duration,
             )
-            for r in results
-            if r.job.pk in final
-        ]
-        JobAttempt.objects.bulk_create(attempts)
+        )
+    with transaction.atomic(durable=False) if connection.vendor != "postgresql" else nullcontext():
+        final = batch_sql.finish_rows(rows)
     return [Recorded(r.job, final.get(r.job.pk), row.schedule_at) for r, row in zip(results, rows, strict=True)]
 
 

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from django.utils import timezone
 
@@ -123,7 +124,7 @@ def drop_orphans(
     for structure, key in (("ready", keys.ready), ("delayed", keys.delayed)):
         cursor = 0
         while True:
-            cursor, members = broker.client.zscan(key, cursor, count=batch)
+            cursor, members = cast(tuple[int, list[tuple[Any, float]]], broker.client.zscan(key, cursor, count=batch))
             ids = [m.decode() if isinstance(m, bytes) else str(m) for m, _ in members]
             if ids:
                 _sweep(broker, queue, structure, ids, cutoff, now, report)

@@ -56,7 +56,15 @@ def test_every_api_endpoint_needs_a_token(broker: Any, method: str, path: str) -
 
 @pytest.mark.parametrize(
     "header",
-    ["Bearer", "Bearer a b", "Bearer 0000000000000000000000000000000000000000", "Token nope", "Bearer " + "a" * 41, "Bearer caf\u00e9", "bearer \u0000"],
+    [
+        "Bearer",
+        "Bearer a b",
+        "Bearer 0000000000000000000000000000000000000000",
+        "Token nope",
+        "Bearer " + "a" * 41,
+        "Bearer caf\u00e9",
+        "bearer \u0000",
+    ],
 )
 def test_bad_tokens_are_401(broker: Any, header: str) -> None:
     response = APIClient().get("/api/v1/stats", HTTP_AUTHORIZATION=header)

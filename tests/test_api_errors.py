@@ -42,8 +42,10 @@ def error_of(response: Any, status: int) -> dict[str, Any]:
     return body["error"]
 
 
-def post_raw(api: APIClient, body: str | bytes, content_type: str = "application/json", path: str = "/api/v1/jobs") -> Any:
-    return api.generic("POST", path, body, content_type=content_type)
+def post_raw(
+    api: APIClient, body: str | bytes, content_type: str = "application/json", path: str = "/api/v1/jobs"
+) -> Any:
+    return api.generic("POST", path, body, content_type=content_type)  # type: ignore[arg-type]  # bytes work too
 
 
 # -- 400 ----------------------------------------------------------------------------------------------------
@@ -51,7 +53,14 @@ def post_raw(api: APIClient, body: str | bytes, content_type: str = "application
 
 @pytest.mark.parametrize(
     "raw",
-    ['{"type": "send_email"', "{bad json}", "NaN", '{"type": "send_email", "priority": Infinity}', b"\xff\xfe{", "[" * 5000 + "]" * 5000],
+    [
+        '{"type": "send_email"',
+        "{bad json}",
+        "NaN",
+        '{"type": "send_email", "priority": Infinity}',
+        b"\xff\xfe{",
+        "[" * 5000 + "]" * 5000,
+    ],
 )
 def test_malformed_json_is_400(api: APIClient, raw: str | bytes) -> None:
     error = error_of(post_raw(api, raw), 400)
@@ -171,7 +180,10 @@ def test_batch_body_limit_is_larger(api: APIClient) -> None:
 # -- 415, 404, 405 ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", ""])
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", ""],
+)
 def test_wrong_content_type_is_415(api: APIClient, content_type: str) -> None:
     error = error_of(post_raw(api, '{"type": "send_email"}', content_type=content_type), 415)
     assert error["code"] == "unsupported_media_type"
@@ -181,7 +193,16 @@ def test_json_with_charset_is_fine(api: APIClient) -> None:
     assert post_raw(api, json.dumps(GOOD), content_type="application/json; charset=utf-8").status_code == 201
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v1/jobs/x/y", "/api/v1/queues/bad name/stats", "/api/v1/queues/" + "q" * 65 + "/stats", "/api/v2/jobs"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/nothing",
+        "/api/v1/jobs/x/y",
+        "/api/v1/queues/bad name/stats",
+        "/api/v1/queues/" + "q" * 65 + "/stats",
+        "/api/v2/jobs",
+    ],
+)
 def test_unknown_endpoint_is_a_json_404(api: APIClient, path: str) -> None:
     assert error_of(api.get(path), 404)["code"] == "not_found"
 
@@ -191,7 +212,16 @@ def test_non_api_404_stays_html(api: APIClient) -> None:
     assert response.status_code == 404 and not response["Content-Type"].startswith("application/json")
 
 
-@pytest.mark.parametrize("method, path", [("put", "/api/v1/jobs"), ("patch", f"/api/v1/jobs/{uuid.uuid4()}"), ("get", "/api/v1/jobs/batch"), ("delete", "/api/v1/stats"), ("get", "/api/v1/queues/q/pause")])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("put", "/api/v1/jobs"),
+        ("patch", f"/api/v1/jobs/{uuid.uuid4()}"),
+        ("get", "/api/v1/jobs/batch"),
+        ("delete", "/api/v1/stats"),
+        ("get", "/api/v1/queues/q/pause"),
+    ],
+)
 def test_wrong_method_is_405(api: APIClient, method: str, path: str) -> None:
     assert error_of(getattr(api, method)(path), 405)["code"] == "method_not_allowed"
 

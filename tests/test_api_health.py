@@ -62,7 +62,11 @@ def test_database_down_is_503(broker: Any, monkeypatch: pytest.MonkeyPatch) -> N
     response = APIClient().get("/health")
     assert response.status_code == 503
     body = response.json()
-    assert body["status"] == "error" and body["database"]["status"] == "error" and "OperationalError" in body["database"]["error"]
+    assert (
+        body["status"] == "error"
+        and body["database"]["status"] == "error"
+        and "OperationalError" in body["database"]["error"]
+    )
     assert body["redis"]["status"] == "ok"
 
 

@@ -56,12 +56,28 @@ def test_submit_the_seed_example(api: APIClient, broker: Any) -> None:
         "attempts": 0,
     }
     assert body["max_retries"] == 3
-    assert body["retry"] == {"max_retries": 3, "backoff": "exponential", "initial_delay": "1s", "max_delay": "1h", "jitter": True}
+    assert body["retry"] == {
+        "max_retries": 3,
+        "backoff": "exponential",
+        "initial_delay": "1s",
+        "max_delay": "1h",
+        "jitter": True,
+    }
     assert body["attempt_history"] == [] and body["result"] is None and body["timeout"] is None
     assert body["created_at"].endswith("Z")
     job = Job.objects.get(pk=body["id"])
     assert (job.queue, job.priority, job.initial_delay, job.max_delay) == ("emails", 10, 1.0, 3600.0)
     assert broker.ids("emails")["ready"] == {body["id"]}
+
+
+def test_submit_costs_one_insert(api: APIClient) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    submit(api)  # the token is verified once, then remembered for a few seconds
+    with CaptureQueriesContext(connection) as queries:
+        submit(api)
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
 
 
 def test_submit_minimal_job_takes_defaults(api: APIClient) -> None:
@@ -81,7 +97,9 @@ def test_submit_scheduled_job(api: APIClient, broker: Any) -> None:
 
 
 def test_submit_with_delay_and_numeric_durations(api: APIClient) -> None:
-    body = submit(api, delay="5m", retry={"initial_delay": 90, "max_delay": 7200.5, "backoff": "linear", "jitter": False})
+    body = submit(
+        api, delay="5m", retry={"initial_delay": 90, "max_delay": 7200.5, "backoff": "linear", "jitter": False}
+    )
     assert body["status"] == "scheduled"
     retry = {k: v for k, v in body["retry"].items() if k != "max_retries"}
     assert retry == {"backoff": "linear", "initial_delay": "1m30s", "max_delay": "2h0.5s", "jitter": False}
@@ -107,14 +125,31 @@ def test_idempotency_key_returns_the_first_job(api: APIClient) -> None:
 def test_get_job_with_its_attempts(api: APIClient) -> None:
     job_id = submit(api)["id"]
     now = timezone.now()
-    JobAttempt.objects.create(job_id=job_id, number=1, started_at=now, finished_at=now, outcome=Outcome.FAILED, error="boom", worker="w1", duration=0.5)
+    JobAttempt.objects.create(
+        job_id=job_id,
+        number=1,
+        started_at=now,
+        finished_at=now,
+        outcome=Outcome.FAILED,
+        error="boom",
+        worker="w1",
+        duration=0.5,
+    )
     Job.objects.filter(pk=job_id).update(attempts=1, status=Status.RETRYING, error="boom")
     response = api.get(f"/api/v1/jobs/{job_id}")
     assert response.status_code == 200
     body = response.json()
     assert (body["status"], body["attempts"], body["error"]) == ("retrying", 1, "boom")
     assert body["attempt_history"] == [
-        {"number": 1, "outcome": "failed", "started_at": body["attempt_history"][0]["started_at"], "finished_at": body["attempt_history"][0]["finished_at"], "duration": 0.5, "worker": "w1", "error": "boom"}
+        {
+            "number": 1,
+            "outcome": "failed",
+            "started_at": body["attempt_history"][0]["started_at"],
+            "finished_at": body["attempt_history"][0]["finished_at"],
+            "duration": 0.5,
+            "worker": "w1",
+            "error": "boom",
+        }
     ]
 
 
@@ -179,7 +214,9 @@ def test_list_filters(api: APIClient) -> None:
 
     assert ids("queue=emails") == {str(j.pk) for j in emails}
     assert ids("status=failed") == {str(failed.pk)}
-    assert ids("status=failed,cancelled") == ids("status=failed&status=cancelled") == {str(failed.pk), str(cancelled.pk)}
+    assert (
+        ids("status=failed,cancelled") == ids("status=failed&status=cancelled") == {str(failed.pk), str(cancelled.pk)}
+    )
     assert ids("type=send_email&queue=other&status=pending") == set()
     assert ids("type=webhook") == set()
     later = timezone.now() + timedelta(minutes=1)
@@ -218,7 +255,9 @@ def test_batch_submits_all(api: APIClient, broker: Any) -> None:
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["count"] == 6 and [j["status"] for j in body["jobs"]] == ["pending"] * 5 + ["scheduled"]
-    assert list(Job.objects.filter(pk__in=[j["id"] for j in body["jobs"][:5]]).order_by("name").values_list("name", flat=True)) == [f"n{i}" for i in range(5)]
+    assert list(
+        Job.objects.filter(pk__in=[j["id"] for j in body["jobs"][:5]]).order_by("name").values_list("name", flat=True)
+    ) == [f"n{i}" for i in range(5)]
     assert broker.ids("emails")["ready"] == {j["id"] for j in body["jobs"][:5]}
     assert broker.ids("later")["delayed"] == {body["jobs"][5]["id"]}
 
@@ -302,7 +341,9 @@ def test_retry_a_failed_job(api: APIClient, broker: Any) -> None:
     assert broker.ids("emails")["ready"] == {job_id}
 
 
-@pytest.mark.parametrize("status", [Status.PENDING, Status.SCHEDULED, Status.RUNNING, Status.RETRYING, Status.COMPLETED])
+@pytest.mark.parametrize(
+    "status", [Status.PENDING, Status.SCHEDULED, Status.RUNNING, Status.RETRYING, Status.COMPLETED]
+)
 def test_retry_other_states_is_409(api: APIClient, status: str) -> None:
     job_id = submit(api)["id"]
     Job.objects.filter(pk=job_id).update(status=status)

@@ -52,7 +52,15 @@ def test_queue_stats_counts_depths_and_throughput(api: APIClient, broker: Any) -
     assert response.status_code == 200
     body = response.json()
     assert body["name"] == "emails" and body["paused"] is False
-    assert body["counts"] == {"pending": 1, "scheduled": 1, "running": 0, "retrying": 0, "completed": 3, "failed": 1, "cancelled": 0}
+    assert body["counts"] == {
+        "pending": 1,
+        "scheduled": 1,
+        "running": 0,
+        "retrying": 0,
+        "completed": 3,
+        "failed": 1,
+        "cancelled": 0,
+    }
     assert body["total"] == 6
     assert body["depth"]["ready"] >= 1 and body["depth"]["delayed"] == 1 and body["depth"]["leased"] == 0
     assert body["throughput"] == {"window_seconds": 60, "completed": 12, "failed": 6, "per_second": 0.3}
@@ -98,7 +106,20 @@ def test_system_stats(api: APIClient, broker: Any) -> None:
     fill("b", {Status.FAILED: 1})
     queues.pause("c")
     count_done(broker, "a", "done", 30)
-    heartbeat.publish(broker, "w1", {"hostname": "h", "pid": 1, "queues": "a,b", "concurrency": 4, "busy": 1, "processed": 10, "failed": 2, "started_at": time.time() - 5})
+    heartbeat.publish(
+        broker,
+        "w1",
+        {
+            "hostname": "h",
+            "pid": 1,
+            "queues": "a,b",
+            "concurrency": 4,
+            "busy": 1,
+            "processed": 10,
+            "failed": 2,
+            "started_at": time.time() - 5,
+        },
+    )
     body = api.get("/api/v1/stats").json()
     assert body["counts"]["completed"] == 2 and body["counts"]["running"] == 1 and body["counts"]["failed"] == 1
     assert body["total"] == 4
@@ -106,7 +127,14 @@ def test_system_stats(api: APIClient, broker: Any) -> None:
     assert set(by_name) >= {"a", "b", "c"}
     assert by_name["a"]["total"] == 3 and by_name["c"]["paused"] is True and by_name["c"]["total"] == 0
     assert body["throughput"]["completed"] == 30
-    assert body["workers"] == {"count": 1, "busy": 1, "concurrency": 4, "utilization": 0.25, "processed": 10, "failed": 2}
+    assert body["workers"] == {
+        "count": 1,
+        "busy": 1,
+        "concurrency": 4,
+        "utilization": 0.25,
+        "processed": 10,
+        "failed": 2,
+    }
     assert body["uptime_seconds"] > 0 and body["started_at"].endswith("Z") and body["version"] == "0.1.0"
 
 
@@ -116,7 +144,20 @@ def test_worker_stats(api: APIClient, broker: Any) -> None:
         "totals": {"count": 0, "busy": 0, "concurrency": 0, "utilization": 0.0, "processed": 0, "failed": 0},
     }
     for i, busy in ((1, 2), (2, 0)):
-        heartbeat.publish(broker, f"w{i}", {"hostname": "host", "pid": i, "queues": "default,emails", "concurrency": 2, "busy": busy, "processed": 5, "failed": 1, "started_at": time.time()})
+        heartbeat.publish(
+            broker,
+            f"w{i}",
+            {
+                "hostname": "host",
+                "pid": i,
+                "queues": "default,emails",
+                "concurrency": 2,
+                "busy": busy,
+                "processed": 5,
+                "failed": 1,
+                "started_at": time.time(),
+            },
+        )
     body = api.get("/api/v1/workers/stats").json()
     assert [w["id"] for w in body["workers"]] == ["w1", "w2"]
     assert body["workers"][0]["queues"] == ["default", "emails"] and body["workers"][0]["heartbeat_at"].endswith("Z")

@@ -111,7 +111,9 @@ def our_paths() -> set[str]:
 def test_every_route_is_documented(schema: dict[str, Any]) -> None:
     assert our_paths() <= set(schema["paths"]), our_paths() - set(schema["paths"])
     ours = our_paths()
-    operations = [(path, method, op) for path, item in schema["paths"].items() if path in ours for method, op in item.items()]
+    operations = [
+        (path, method, op) for path, item in schema["paths"].items() if path in ours for method, op in item.items()
+    ]
     assert len(operations) == 13
     for path, method, op in operations:
         assert op["operationId"] and op["summary"] and op["tags"], (path, method)
@@ -176,7 +178,11 @@ def test_real_responses_conform_to_the_schema(schema: dict[str, Any], api: APICl
     c.check("/api/v1/jobs/{job_id}", "delete", api.delete(f"/api/v1/jobs/{job['id']}"))
     Job.objects.filter(pk=job["id"]).update(status=Status.COMPLETED)
     c.check("/api/v1/jobs/{job_id}", "delete", api.delete(f"/api/v1/jobs/{job['id']}"))
-    heartbeat.publish(broker, "w1", {"hostname": "h", "pid": 7, "queues": "emails", "concurrency": 2, "busy": 1, "started_at": time.time()})
+    heartbeat.publish(
+        broker,
+        "w1",
+        {"hostname": "h", "pid": 7, "queues": "emails", "concurrency": 2, "busy": 1, "started_at": time.time()},
+    )
     c.check("/api/v1/queues/{queue_name}/stats", "get", api.get("/api/v1/queues/emails/stats"))
     c.check("/api/v1/queues/{queue_name}/pause", "post", api.post("/api/v1/queues/emails/pause"))
     c.check("/api/v1/queues/{queue_name}/resume", "post", api.post("/api/v1/queues/emails/resume"))

@@ -138,7 +138,9 @@ def test_reading_needs_a_token_and_changes_need_permissions(reader: User) -> Non
     assert refused.status_code == 403 and "scheduler.add_schedule" in refused.json()["error"]["message"]
     reader.user_permissions.add(Permission.objects.get(codename="add_schedule"))
     reader = User.objects.get(pk=reader.pk)  # drop the permission cache
-    sid = api(reader).post("/api/v1/schedules", BODY, format="json").json()["id"]
+    made = api(reader).post("/api/v1/schedules", BODY, format="json")
+    assert made.status_code == 201, made.content
+    sid = made.json()["id"]
     assert api(reader).post(f"/api/v1/schedules/{sid}/pause").status_code == 403
     assert api(reader).delete(f"/api/v1/schedules/{sid}").status_code == 403
 

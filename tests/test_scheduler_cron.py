@@ -21,8 +21,8 @@ from scheduler.models import Schedule
 T0 = datetime(2030, 1, 7, 12, 0, tzinfo=UTC)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 # -- parsing ---------------------------------------------------------------------------------------
@@ -317,7 +317,7 @@ def test_paused_schedule_does_not_fire_and_resumes_from_now(broker: Broker) -> N
 def test_trigger_submits_now_and_keeps_the_cron_times(broker: Broker) -> None:
     schedule = make_schedule()
     job = cron.trigger(schedule)
-    assert job.status == Status.PENDING and job.idempotency_key.startswith(f"schedule:{schedule.pk}:trigger:")
+    assert job.status == Status.PENDING and (job.idempotency_key or "").startswith(f"schedule:{schedule.pk}:trigger:")
     assert Schedule.objects.get(pk=schedule.pk).next_fire_at == T0
 
 

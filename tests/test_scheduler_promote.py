@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +26,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def delayed(n: int, delay: float, queue: str = "default", **extra: object) -> list[Job]:
     return client.enqueue_many([JobSpec("test_noop", {"i": i}, queue=queue, delay=delay, **extra) for i in range(n)])  # type: ignore[arg-type]
+
+
+def pending(job: Job) -> Callable[[], bool]:
+    return lambda: Job.objects.get(pk=job.pk).status == Status.PENDING
 
 
 def test_due_jobs_move_to_ready_and_rows_become_pending(broker: Broker) -> None:
@@ -84,7 +89,7 @@ def test_delayed_job_is_runnable_within_a_second_with_a_30s_poll(broker: Broker)
             time.sleep(0.5)  # the scheduler is asleep, with nothing delayed, when the jobs arrive
             jobs = [client.enqueue("test_noop", {}, delay=d) for d in (0.8, 1.6, 2.5)]
             for job in jobs:
-                wait_for(lambda j=job: Job.objects.get(pk=j.pk).status == Status.PENDING, 10, 0.01)
+                wait_for(pending(job), 10, 0.01)
                 row = Job.objects.get(pk=job.pk)
                 assert row.schedule_at is not None
                 lateness = (row.updated_at - row.schedule_at).total_seconds()
@@ -99,9 +104,7 @@ def test_runscheduler_process_promotes_on_time_with_a_30s_poll(broker: Broker, t
         wait_for(lambda: broker.epoch_present(), 20, message="scheduler up (epoch marked)")
         jobs = [client.enqueue("test_noop", {}, delay=d) for d in (1.0, 2.0, 3.5)]
         for job in jobs:
-            wait_for(
-                lambda j=job: Job.objects.get(pk=j.pk).status == Status.PENDING, 10, 0.01, message=proc.log()[-2000:]
-            )
+            wait_for(pending(job), 10, 0.01, message=proc.log()[-2000:])
             row = Job.objects.get(pk=job.pk)
             assert row.schedule_at is not None
             assert 0 <= (row.updated_at - row.schedule_at).total_seconds() < 1.0

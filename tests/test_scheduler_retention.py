@@ -20,7 +20,7 @@ DAY = 86400.0
 def finished(status: str, days_ago: float, n: int = 1, **extra: object) -> list[Job]:
     when = timezone.now() - timedelta(days=days_ago)
     jobs = Job.objects.bulk_create(
-        [Job(type="test_noop", status=status, completed_at=when, updated_at=when, **extra) for _ in range(n)]  # type: ignore[misc]
+        [Job(type="test_noop", status=status, completed_at=when, updated_at=when, **extra) for _ in range(n)]
     )
     JobAttempt.objects.bulk_create([JobAttempt(job=j, number=1, outcome=Outcome.COMPLETED) for j in jobs])
     return jobs

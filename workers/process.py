@@ -410,8 +410,11 @@ class WorkerProcess:
             metrics.FAILED.labels(*labels).inc()
             self.failed += 1
         self.processed += 1
+        level = logging.WARNING if failed else logging.INFO
+        if not job_logger.isEnabledFor(level):
+            return
         job_logger.log(
-            logging.WARNING if failed else logging.INFO,
+            level,
             "job %s %s %s on %s attempt %d in %.1fms",
             job.pk,
             job.type,

@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("jobs.api.urls")),
     path("api/v1/", include("scheduler.urls")),
     path("api/", include(docs_urlpatterns)),
+    path("dashboard/", include("jobs.dashboard.urls")),
     *health_urlpatterns,
     path("", include("django_prometheus.urls")),
 ]

@@ -32,14 +32,15 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _too_deep(data: Any, limit: int) -> bool:
-    """True when containers nest deeper than ``limit`` (iterative: no recursion on hostile input)."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """True when containers nest deeper than ``limit`` (level by level: no recursion on hostile input)."""
+    level, depth = [data], 1
+    while level:
         if depth > limit:
             return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        deeper: list[Any] = []
+        for node in level:
+            deeper += [v for v in (node.values() if type(node) is dict else node) if type(v) is dict or type(v) is list]
+        level, depth = deeper, depth + 1
     return False
 
 

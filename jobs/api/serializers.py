@@ -219,7 +219,9 @@ class JobSubmitSerializer(serializers.Serializer):
 
 
 class JobBatchSubmitSerializer(serializers.Serializer):
-    jobs = JobSubmitSerializer(many=True, min_length=1, max_length=MAX_BATCH, help_text=f"1 to {MAX_BATCH} jobs.")
+    jobs = serializers.ListField(
+        child=JobSubmitSerializer(), min_length=1, max_length=MAX_BATCH, help_text=f"1 to {MAX_BATCH} jobs."
+    )
 
 
 class RetryPolicySerializer(serializers.Serializer):

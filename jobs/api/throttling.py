@@ -21,7 +21,8 @@ class ScopedThrottle(ScopedRateThrottle):
         scope = scopes.get(request.method) or getattr(view, "throttle_scope", None)
         if not scope:
             return True
-        rate = (api_settings.DEFAULT_THROTTLE_RATES or {}).get(scope)
+        rates: dict[str, Any] = dict(api_settings.DEFAULT_THROTTLE_RATES or {})
+        rate = rates.get(scope)
         if rate is None:
             return True
         self.scope, self.rate = scope, rate

@@ -40,7 +40,11 @@ urlpatterns = [
 docs_urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema", template_name="jobs/api/redoc.html"), name="api-redoc"),
+    path(
+        "redoc/",
+        SpectacularRedocView.as_view(url_name="api-schema", template_name="jobs/api/redoc.html"),
+        name="api-redoc",
+    ),
 ]
 
 health_urlpatterns = [

@@ -1,0 +1,83 @@
+"""ZipLine's driver for the benchmark harness, with every job recorded in PostgreSQL.
+
+It runs in the project's own venv. Jobs go through the public Python API (``jobs.enqueue`` and
+``jobs.enqueue_many``); the workers are ``manage.py runworkers`` with the configuration's defaults
+(``JQS_WORKER_MAX_CONCURRENCY`` 100 shared by the processes).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import ClassVar
+
+from bench.common import ROOT, QueueDriver, WorkerCommand
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.zipline_settings")
+DATABASE = "zipline_bench"
+
+
+def _prepare_database() -> None:
+    """Create and migrate the benchmark's own database (once)."""
+    exists = subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-Atc",
+            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not exists:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {DATABASE}"], check=True)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.zipline_settings"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+
+
+class ZipLineDriver(QueueDriver):
+    """ZipLine: Redis dispatch, a PostgreSQL row per job and per attempt."""
+
+    supports_bulk: ClassVar[bool] = True
+
+    def setup(self) -> None:
+        _prepare_database()
+        import django
+
+        django.setup()
+        from django.db import connection
+
+        from jobs import redis_client
+
+        redis_client.reset()
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE jobs_job CASCADE")
+        from jobs import JobSpec, enqueue, enqueue_many
+
+        self._enqueue, self._enqueue_many, self._spec = enqueue, enqueue_many, JobSpec
+
+    def library_version(self) -> str:
+        from zipline_site import __version__
+
+        return f"zipline {__version__} (PostgreSQL records)"
+
+    def enqueue_noop(self) -> None:
+        self._enqueue("bench_noop")
+
+    def enqueue_sleep(self, seconds: float) -> None:
+        self._enqueue("bench_sleep", {"seconds": seconds})
+
+    def enqueue_stamp(self, enqueued_at: float) -> None:
+        self._enqueue("bench_stamp", {"enqueued_at": enqueued_at})
+
+    def enqueue_noop_bulk(self, count: int) -> None:
+        self._enqueue_many([self._spec("bench_noop") for _ in range(count)])
+
+    def worker_commands(self, processes: int) -> list[WorkerCommand]:
+        env = {"DJANGO_SETTINGS_MODULE": "bench.zipline_settings"}
+        return [WorkerCommand([sys.executable, "manage.py", "runworkers", "--processes", str(processes)], env)]

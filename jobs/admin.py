@@ -1,0 +1,470 @@
+"""Jobs, queues and API tokens in the Django admin.
+
+Status fields are read-only everywhere: the admin never saves a job (its page is view-only), and its
+bulk actions go through :mod:`jobs.client`, so every change is a state-machine transition that also
+updates Redis. Each action reports how many jobs it changed and which it refused, and why. The job
+list stays fast on a table of millions: no full ``COUNT(*)`` (see :mod:`jobs.admin_paginator`), no
+facet counts, no ``SELECT DISTINCT`` for the filters, and an id search that uses the primary key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
+
+from jobs import client, queues
+from jobs.admin_paginator import EstimatedCountPaginator
+from jobs.dashboard import formats, search
+from jobs.models import WAITING, Job, JobAttempt, QueueState, Status
+from jobs.redis_client import get_broker
+from jobs.registry import registry
+from jobs.states import TransitionError
+from jobs.validation import InvalidJob
+
+#: How many refused job ids a message names before it says "and N more".
+NAMED_IN_MESSAGE = 10
+
+STATUS_COLOURS = {
+    Status.PENDING: "#2563eb",
+    Status.SCHEDULED: "#7c3aed",
+    Status.RUNNING: "#0891b2",
+    Status.RETRYING: "#d97706",
+    Status.COMPLETED: "#16a34a",
+    Status.FAILED: "#dc2626",
+    Status.CANCELLED: "#6b7280",
+}
+
+
+def plural(n: int, word: str = "job") -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def pretty_json(value: Any) -> SafeString:
+    """JSON indented for reading, escaped, in a scrollable block."""
+    if value is None:
+        return format_html('<span class="quiet">{}</span>', "none")
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return format_html('<pre style="{}">{}</pre>', PRE_STYLE, text)
+
+
+def pre(text: str) -> SafeString:
+    if not text:
+        return format_html('<span class="quiet">{}</span>', "none")
+    return format_html('<pre style="{}">{}</pre>', PRE_STYLE, text)
+
+
+PRE_STYLE = "max-height:28em;overflow:auto;white-space:pre-wrap;word-break:break-word;margin:0"
+
+
+def status_badge(status: str) -> SafeString:
+    colour = STATUS_COLOURS.get(status, "#6b7280")
+    return format_html('<strong style="color:{}">{}</strong>', colour, status)
+
+
+def describe_refusals(refused: list[tuple[Any, str]]) -> str:
+    """``1a2b3c4d (completed), … and 3 more``: which jobs an action left alone, with their state."""
+    named = ", ".join(f"{formats.short_id(pk)} ({why})" for pk, why in refused[:NAMED_IN_MESSAGE])
+    rest = len(refused) - NAMED_IN_MESSAGE
+    return named + (f" and {rest} more" if rest > 0 else "")
+
+
+# -- filters that do not scan the table ---------------------------------------------------------------
+
+
+class QueueFilter(admin.SimpleListFilter):
+    """Queues known to Redis or with a saved state: no ``SELECT DISTINCT queue`` over every job."""
+
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names = set(QueueState.objects.values_list("name", flat=True))
+        try:
+            names |= get_broker().queue_names()
+        except redis.RedisError:
+            pass  # the saved ones are still listed
+        if self.value():
+            names.add(str(self.value()))
+        return [(name, name) for name in sorted(names)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        return queryset.filter(queue=self.value()) if self.value() else queryset
+
+
+class TypeFilter(admin.SimpleListFilter):
+    """The registered job types (plus the one selected): no ``SELECT DISTINCT type`` either."""
+
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names = set(registry.types())
+        if self.value():
+            names.add(str(self.value()))
+        return [(name, name) for name in sorted(names)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> QuerySet[Job]:
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
+# -- jobs ---------------------------------------------------------------------------------------------
+
+
+class JobAttemptInline(admin.TabularInline):
+    """Every attempt of the job, read-only: when, where, how long, and how it ended."""
+
+    model = JobAttempt
+    extra = 0
+    can_delete = False
+    ordering = ("number",)
+    fields = ("number", "outcome", "started_at", "finished_at", "duration_display", "worker", "error_display")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("jobs.view_job") or request.user.has_perm("jobs.change_job")
+
+    @admin.display(description="duration")
+    def duration_display(self, attempt: JobAttempt) -> str:
+        return formats.seconds(attempt.duration)
+
+    @admin.display(description="error")
+    def error_display(self, attempt: JobAttempt) -> SafeString | str:
+        if not attempt.error:
+            return "-"
+        first = attempt.error.strip().splitlines()[0] if attempt.error.strip() else attempt.error
+        if not attempt.traceback:
+            return first
+        return format_html(
+            '<details><summary>{}</summary><pre style="{}">{}</pre></details>', first, PRE_STYLE, attempt.traceback
+        )
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = (
+        "short_id",
+        "name",
+        "type",
+        "queue",
+        "status_display",
+        "priority",
+        "attempts_display",
+        "created_at",
+        "duration_display",
+    )
+    list_filter = ("status", QueueFilter, TypeFilter, ("created_at", admin.DateFieldListFilter))
+    search_fields = ("name",)  # shows the search box; get_search_results does the work
+    search_help_text = "A job id (or its first characters) or part of a name."
+    ordering = ("-created_at",)
+    list_per_page = 50
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    inlines = (JobAttemptInline,)
+    actions = ("cancel_jobs", "retry_jobs", "run_jobs_now", "delete_selected")
+    fieldsets = (
+        (None, {"fields": ("id", "name", "type", "queue", "priority", "status_display", "cancel_requested")}),
+        ("Payload and result", {"fields": ("payload_display", "result_display")}),
+        ("Error", {"fields": ("error_display", "traceback_display")}),
+        (
+            "Timing",
+            {"fields": ("created_at", "schedule_at", "started_at", "completed_at", "duration_display", "updated_at")},
+        ),
+        (
+            "Attempts and retries",
+            {"fields": ("attempts", "max_retries", "backoff", "initial_delay", "max_delay", "jitter", "timeout")},
+        ),
+        ("More", {"fields": ("worker", "idempotency_key", "dashboard_link")}),
+    )
+    readonly_fields = (
+        "id",
+        "name",
+        "type",
+        "queue",
+        "priority",
+        "status_display",
+        "cancel_requested",
+        "payload_display",
+        "result_display",
+        "error_display",
+        "traceback_display",
+        "created_at",
+        "schedule_at",
+        "started_at",
+        "completed_at",
+        "duration_display",
+        "updated_at",
+        "attempts",
+        "max_retries",
+        "backoff",
+        "initial_delay",
+        "max_delay",
+        "jitter",
+        "timeout",
+        "worker",
+        "idempotency_key",
+        "dashboard_link",
+    )
+
+    # -- permissions: the page is view-only; changes happen through the actions -----------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # jobs are submitted through the API or jobs.enqueue, which validate them
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Without an object this is the right to run the actions; with one it would be a form that saves
+        # every field, status included, over whatever a worker wrote meanwhile: never.
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.status == Status.RUNNING:
+            return False  # cancel it first
+        return super().has_delete_permission(request, obj)
+
+    # -- list ----------------------------------------------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name == "jobs_job_changelist":
+            queryset = queryset.defer("payload", "result", "error", "traceback")
+        return queryset
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
+    ) -> tuple[QuerySet[Job], bool]:
+        return search.search(queryset, search_term), False
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, job: Job) -> str:
+        return formats.short_id(job.pk)
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, job: Job) -> SafeString:
+        badge = status_badge(job.status)
+        if job.cancel_requested and job.status == Status.RUNNING:
+            return format_html("{} (cancel requested)", badge)
+        return badge
+
+    @admin.display(description="attempts", ordering="attempts")
+    def attempts_display(self, job: Job) -> str:
+        return f"{job.attempts} / {job.max_retries + 1}"
+
+    @admin.display(description="duration")
+    def duration_display(self, job: Job) -> str:
+        return formats.seconds(job.duration)
+
+    # -- detail --------------------------------------------------------------------------------------
+
+    @admin.display(description="payload")
+    def payload_display(self, job: Job) -> SafeString:
+        return pretty_json(job.payload)
+
+    @admin.display(description="result")
+    def result_display(self, job: Job) -> SafeString:
+        return pretty_json(job.result)
+
+    @admin.display(description="error")
+    def error_display(self, job: Job) -> SafeString:
+        return pre(job.error)
+
+    @admin.display(description="traceback")
+    def traceback_display(self, job: Job) -> SafeString:
+        return pre(job.traceback)
+
+    @admin.display(description="dashboard")
+    def dashboard_link(self, job: Job) -> SafeString:
+        url = reverse("dashboard:job", args=[job.pk])
+        return format_html('<a href="{}">Open this job in the dashboard (cancel, retry)</a>', url)
+
+    # -- actions ---------------------------------------------------------------------------------------
+
+    def _apply(
+        self, request: HttpRequest, queryset: QuerySet[Job], change: Callable[[Any], Job]
+    ) -> tuple[list[Job], list[tuple[Any, str]]]:
+        """Run ``change`` on every selected job; returns (changed jobs, [(id, why refused)])."""
+        changed: list[Job] = []
+        refused: list[tuple[Any, str]] = []
+        for pk in queryset.order_by().values_list("pk", flat=True).iterator():
+            try:
+                changed.append(change(pk))
+            except TransitionError as exc:
+                refused.append((pk, str(exc.current)))
+            except Job.DoesNotExist:
+                refused.append((pk, "deleted"))
+        return changed, refused
+
+    def _report(
+        self, request: HttpRequest, done: str, failed: str, changed: int, refused: list[tuple[Any, str]]
+    ) -> None:
+        if changed:
+            self.message_user(request, f"{done} {plural(changed)}.", messages.SUCCESS)
+        if refused:
+            level = messages.WARNING if changed else messages.ERROR
+            self.message_user(
+                request, f"Could not {failed} {plural(len(refused))}: {describe_refusals(refused)}.", level
+            )
+
+    @admin.action(permissions=["change"], description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        changed, refused = self._apply(request, queryset, client.cancel)
+        stopping = [job for job in changed if job.status == Status.RUNNING]
+        self._report(request, "Cancelled", "cancel", len(changed) - len(stopping), refused)
+        if stopping:
+            self.message_user(
+                request,
+                f"Asked {plural(len(stopping), 'running job')} to stop; they end cancelled when their code returns.",
+                messages.SUCCESS,
+            )
+
+    @admin.action(permissions=["change"], description="Retry selected jobs (failed or cancelled)")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        changed, refused = self._apply(request, queryset, client.retry)
+        self._report(request, "Retried", "retry", len(changed), refused)
+
+    @admin.action(permissions=["change"], description="Run selected jobs now (scheduled or retrying)")
+    def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        changed, refused = self._apply(request, queryset, client.run_now)
+        self._report(request, "Made due now:", "run now", len(changed), refused)
+
+    @admin.action(permissions=["delete"], description="Delete selected jobs")
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
+        """Django's confirm-then-delete, minus running jobs (a worker holds them: cancel them first)."""
+        running = list(queryset.filter(status=Status.RUNNING).values_list("pk", flat=True))
+        if running:
+            refusals = [(pk, Status.RUNNING.value) for pk in running]
+            self.message_user(
+                request,
+                f"Could not delete {plural(len(running))}: {describe_refusals(refusals)}; cancel running jobs first.",
+                messages.WARNING if queryset.exclude(status=Status.RUNNING).exists() else messages.ERROR,
+            )
+        deletable = queryset.exclude(status=Status.RUNNING)
+        if not deletable.exists():
+            return None
+        return django_delete_selected(self, request, deletable)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        deletable = queryset.exclude(status=Status.RUNNING)
+        waiting = list(deletable.filter(status__in=WAITING).values_list("queue", "pk"))
+        deletable.delete()
+        transaction.on_commit(lambda: forget_in_redis(waiting))
+
+    def delete_model(self, request: HttpRequest, obj: Job) -> None:
+        waiting = [(obj.queue, obj.pk)] if obj.status in WAITING else []
+        super().delete_model(request, obj)
+        transaction.on_commit(lambda: forget_in_redis(waiting))
+
+
+def forget_in_redis(jobs: Iterable[tuple[str, Any]]) -> None:
+    """Take deleted waiting jobs' ids out of Redis (a worker would skip them anyway: no row)."""
+    by_queue: dict[str, list[str]] = {}
+    for queue, pk in jobs:
+        by_queue.setdefault(queue, []).append(str(pk))
+    try:
+        broker = get_broker()
+        for queue, ids in by_queue.items():
+            broker.remove(queue, ids)
+    except redis.RedisError:
+        pass  # the reconciler drops ids without rows later
+
+
+# -- queues ---------------------------------------------------------------------------------------------
+
+
+class QueueStateForm(forms.ModelForm):
+    class Meta:
+        model = QueueState
+        fields = ("name", "paused")
+
+    def clean_name(self) -> str:
+        name = str(self.cleaned_data["name"])
+        try:
+            return queues.check_name(name)
+        except InvalidJob as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+@admin.register(QueueState)
+class QueueStateAdmin(admin.ModelAdmin):
+    """Paused or not, per queue. Saving goes through :func:`jobs.queues.set_paused` (row, then Redis)."""
+
+    form = QueueStateForm
+    list_display = ("name", "paused", "updated_at")
+    list_filter = ("paused",)
+    search_fields = ("name",)
+    ordering = ("name",)
+    actions = ("pause_queues", "resume_queues")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("name", "updated_at") if obj is not None else ("updated_at",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a deleted row would leave a paused flag in Redis that nothing shows
+
+    def save_model(self, request: HttpRequest, obj: QueueState, form: Any, change: bool) -> None:
+        self._set(request, obj.name, obj.paused)
+        saved = QueueState.objects.get(name=obj.name)
+        obj.pk, obj.updated_at = saved.pk, saved.updated_at
+
+    def _set(self, request: HttpRequest, name: str, paused: bool) -> None:
+        try:
+            queues.set_paused(name, paused)
+        except redis.RedisError as exc:
+            # The row is saved; the scheduler's reconciler makes Redis follow it.
+            self.message_user(request, f"{name}: saved, but Redis did not answer ({exc}).", messages.WARNING)
+
+    @admin.action(permissions=["change"], description="Pause selected queues")
+    def pause_queues(self, request: HttpRequest, queryset: QuerySet[QueueState]) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        for name in names:
+            self._set(request, name, True)
+        self.message_user(request, f"Paused {plural(len(names), 'queue')}: {', '.join(names)}.", messages.SUCCESS)
+
+    @admin.action(permissions=["change"], description="Resume selected queues")
+    def resume_queues(self, request: HttpRequest, queryset: QuerySet[QueueState]) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        for name in names:
+            self._set(request, name, False)
+        self.message_user(request, f"Resumed {plural(len(names), 'queue')}: {', '.join(names)}.", messages.SUCCESS)
+
+
+# -- API tokens -----------------------------------------------------------------------------------------
+
+
+class ZipLineTokenAdmin(TokenAdmin):
+    """DRF's token admin, with keys shortened in the list (a screen share leaks nothing) and shown in
+    full on the token's own page, where the operator copies it."""
+
+    list_display = ("key_prefix", "user", "created")
+    list_select_related = ("user",)
+    fields = ("user", "key", "created")
+    readonly_fields = ("key", "created")
+
+    @admin.display(description="key")
+    def key_prefix(self, token: TokenProxy) -> str:
+        return f"{token.key[:6]}…"
+
+
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
+admin.site.register(TokenProxy, ZipLineTokenAdmin)

@@ -1,0 +1,22 @@
+"""Routes of the dashboard, mounted at ``dashboard/`` by ``zipline_site/urls.py`` (namespace ``dashboard``)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from jobs.dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("fragments/<str:section>/", views.fragment, name="fragment"),
+    path("jobs/", views.job_search, name="jobs"),
+    path("jobs/<uuid:job_id>/", views.job_detail, name="job"),
+    path("jobs/<uuid:job_id>/fragment/", views.job_fragment, name="job-fragment"),
+    path("jobs/<uuid:job_id>/cancel/", views.job_action, {"action": "cancel"}, name="job-cancel"),
+    path("jobs/<uuid:job_id>/retry/", views.job_action, {"action": "retry"}, name="job-retry"),
+    path("jobs/<uuid:job_id>/run-now/", views.job_action, {"action": "run-now"}, name="job-run-now"),
+    path("queues/<str:name>/pause/", views.queue_action, {"paused": True}, name="queue-pause"),
+    path("queues/<str:name>/resume/", views.queue_action, {"paused": False}, name="queue-resume"),
+]

@@ -1,0 +1,181 @@
+"""The operators' dashboard: thin views over :mod:`jobs.dashboard.panels` and :mod:`jobs.client`.
+
+Pages are for staff (others are sent to the admin login). Each refreshing part of a page is also
+served alone as an HTML fragment, which ``dashboard.js`` fetches every few seconds and swaps in.
+Actions are POSTs with a CSRF token and need the same Django permissions as over the API; they answer
+JSON to the page's script and redirect with a message when a plain form was submitted.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from jobs import client, queues
+from jobs.dashboard import formats, panels, search
+from jobs.models import WAITING, Job, Status
+from jobs.states import TransitionError
+from jobs.validation import InvalidJob
+
+CHANGE_JOB = "jobs.change_job"
+CHANGE_QUEUE = "jobs.change_queuestate"
+
+SECTIONS: dict[str, Callable[[], Any]] = {
+    "overview": panels.overview,
+    "workers": panels.workers,
+    "failures": panels.failures,
+}
+
+
+# -- pages ---------------------------------------------------------------------------------------------
+
+
+@require_GET
+@staff_member_required
+def index(request: HttpRequest) -> HttpResponse:
+    context = {name: build() for name, build in SECTIONS.items()}
+    return render(request, "dashboard/index.html", context)
+
+
+@require_GET
+@staff_member_required
+def fragment(request: HttpRequest, section: str) -> HttpResponse:
+    """One refreshing part of the overview page, alone."""
+    if section not in SECTIONS:
+        raise Http404(f"no section {section!r}")
+    return render(request, f"dashboard/_{section}.html", {section: SECTIONS[section]()})
+
+
+@require_GET
+@staff_member_required
+def job_search(request: HttpRequest) -> HttpResponse:
+    term = request.GET.get("q", "").strip()
+    status = request.GET.get("status", "")
+    queue = request.GET.get("queue", "").strip()
+    exact = search.full_id(term)
+    if exact is not None and Job.objects.filter(pk=exact).exists():
+        return redirect("dashboard:job", job_id=exact)
+    context = {
+        "q": term,
+        "status": status,
+        "queue": queue,
+        "statuses": queues.STATUSES,
+        "results": panels.find(term, status, queue),
+        "limit": panels.SEARCH_RESULTS,
+    }
+    return render(request, "dashboard/jobs.html", context)
+
+
+@require_GET
+@staff_member_required
+def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    return render(request, "dashboard/job.html", job_context(get_object_or_404(Job, pk=job_id)))
+
+
+@require_GET
+@staff_member_required
+def job_fragment(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
+    return render(request, "dashboard/_job.html", job_context(get_object_or_404(Job, pk=job_id)))
+
+
+def job_context(job: Job) -> dict[str, Any]:
+    return {
+        "job": job,
+        "short_id": formats.short_id(job.pk),
+        "attempts": list(job.attempt_set.order_by("number")),
+        "payload_json": json.dumps(job.payload, indent=2, sort_keys=True, ensure_ascii=False),
+        "result_json": None
+        if job.result is None
+        else json.dumps(job.result, indent=2, sort_keys=True, ensure_ascii=False),
+        "can_cancel": job.status in WAITING or (job.status == Status.RUNNING and not job.cancel_requested),
+        "can_retry": job.status in (Status.FAILED, Status.CANCELLED),
+        "can_run_now": job.status in (Status.SCHEDULED, Status.RETRYING),
+        "duration": formats.seconds(job.duration),
+    }
+
+
+# -- actions -------------------------------------------------------------------------------------------
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+def _next_url(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
+
+
+def _reply(request: HttpRequest, ok: bool, message: str, status: int, default_next: str) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"ok": ok, "message": message}, status=status)
+    if status == 403:
+        return HttpResponseForbidden(message)
+    messages.add_message(request, messages.SUCCESS if ok else messages.ERROR, message)
+    return redirect(_next_url(request, default_next))
+
+
+JOB_ACTIONS: dict[str, Callable[[Any], Job]] = {
+    "cancel": client.cancel,
+    "retry": client.retry,
+    "run-now": client.run_now,
+}
+
+
+def _done_message(action: str, job: Job) -> str:
+    short = formats.short_id(job.pk)
+    if action == "cancel" and job.status == Status.RUNNING:
+        return f"Asked job {short} to stop; it ends cancelled when its code returns."
+    return {
+        "cancel": f"Cancelled job {short}.",
+        "retry": f"Job {short} is queued to run again.",
+        "run-now": f"Job {short} is due now.",
+    }[action]
+
+
+@require_POST
+@staff_member_required
+def job_action(request: HttpRequest, job_id: uuid.UUID, action: str) -> HttpResponse:
+    """Cancel, retry or run now, through the state machine (:mod:`jobs.client`)."""
+    back = reverse("dashboard:job", args=[job_id])
+    if not request.user.has_perm(CHANGE_JOB):
+        return _reply(request, False, f"You need the {CHANGE_JOB} permission to {action} jobs.", 403, back)
+    try:
+        job = JOB_ACTIONS[action](job_id)
+    except Job.DoesNotExist:
+        return _reply(request, False, f"There is no job {job_id}.", 404, reverse("dashboard:index"))
+    except TransitionError as exc:
+        return _reply(request, False, str(exc), 409, back)
+    return _reply(request, True, _done_message(action, job), 200, back)
+
+
+@require_POST
+@staff_member_required
+def queue_action(request: HttpRequest, name: str, paused: bool) -> HttpResponse:
+    """Pause or resume a queue (the row, then the Redis flag; see :func:`jobs.queues.set_paused`)."""
+    home = reverse("dashboard:index")
+    try:
+        queues.check_name(name)
+    except InvalidJob:
+        raise Http404(f"no queue {name!r}") from None
+    verb = "pause" if paused else "resume"
+    if not request.user.has_perm(CHANGE_QUEUE):
+        return _reply(request, False, f"You need the {CHANGE_QUEUE} permission to {verb} queues.", 403, home)
+    try:
+        queues.set_paused(name, paused)
+    except redis.RedisError as exc:
+        return _reply(request, False, f"Saved, but Redis did not answer: {exc}", 503, home)
+    return _reply(request, True, f"Queue {name} {'paused' if paused else 'resumed'}.", 200, home)

@@ -1,0 +1,251 @@
+"""The dashboard in a real browser: headless Chromium (Debian's) driven by Playwright, against a real
+``runserver`` and a real worker pool, both subprocesses on the test database and Redis prefix.
+
+It logs in, watches a queue's counts change as the workers finish its jobs (without the page
+reloading), sees a failure appear, retries a failed job and sees it run, pauses a queue, finds a
+scheduled job by name, opens its page and cancels it. Screenshots of the dashboard (wide and phone)
+go to test-artifacts/, and the wide one also to docs/dashboard.png.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection, connections
+from django.utils import timezone
+
+from jobs import client, states
+from jobs.broker import Broker
+from jobs.models import Job, JobAttempt, Outcome, Status
+from tests.helpers import wait_for
+from tests.procs import ROOT, free_port, running
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+DOCS_SCREENSHOT = ROOT / "docs" / "dashboard.png"
+PASSWORD = "correct-horse-battery-staple"
+QUEUE = "images"
+TIMEOUT_MS = 30_000
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"),
+]
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+@pytest.fixture
+def server(broker: Broker, tmp_path: Path) -> Iterator[str]:
+    """``manage.py runserver`` on a free port, serving the project's static files (--insecure)."""
+    port = free_port()
+    args = ["runserver", f"127.0.0.1:{port}", "--noreload", "--insecure"]
+    with running(args, tmp_path, name="server") as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: answers(f"{base}/admin/login/"), 60, 0.1, message=f"runserver to answer\n{proc.log()[-2000:]}")
+        yield base
+    wait_for(lambda: not other_sessions(), 10, 0.05, message="the server's database sessions to close")
+
+
+def other_sessions() -> int:
+    """Sessions of other processes on the test database (killed servers' linger for a moment)."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+@pytest.fixture
+def chromium(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running on this thread. The test's ORM calls are still
+    # synchronous, but Django sees the loop: it must allow them, and it keeps their connection apart
+    # (context-local), so that connection is closed here, while the loop still runs.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+            connections.close_all()
+
+
+def failed_earlier(name: str) -> Job:
+    """A job that failed before this test started: one attempt, recorded through the state machine."""
+    job = client.enqueue("test_noop", {"image": "cat.png", "width": 640}, queue=QUEUE, name=name)
+    [claimed] = states.claim([str(job.pk)], "old-host:1:abcdef")
+    now = timezone.now()
+    error = "ConnectionError: storage service unavailable"
+    states.record(
+        [
+            states.AttemptResult(
+                claimed, Outcome.FAILED, now, now, 0.42, error=error,
+                traceback=f'Traceback (most recent call last):\n  File "resize.py", line 12, in run\n{error}',
+                permanent=True,
+            )
+        ]
+    )
+    return Job.objects.get(pk=job.pk)
+
+
+def seed_history(broker: Broker, queue: str, base: int) -> None:
+    """Per-minute counters for the hour before now, so the screenshot's charts have a past."""
+    minute = int(time.time() // 60)
+    tag = broker.keys(queue).tag
+    for back in range(1, 60):
+        wave = base + int(base * 0.6 * ((back * 7919) % 13) / 13) + (back % 5) * 3
+        broker.client.set(f"{tag}:done:{minute - back}", wave, ex=7200)
+        if back % 9 == 0:
+            broker.client.set(f"{tag}:failed:{minute - back}", 1 + back % 4, ex=7200)
+
+
+def log_in(page: Any, base: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/dashboard/")
+    expect(page).to_have_url(re.compile(r"/admin/login/\?next=/dashboard/"))
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page).to_have_url(f"{base}/dashboard/")
+
+
+def shoot(page: Any, name: str) -> Path:
+    """A full-page screenshot under test-artifacts/, without the passing notifications."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.evaluate("document.querySelectorAll('.toast').forEach((toast) => toast.remove())")
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_operator_flows_in_a_real_browser(broker: Broker, tmp_path: Path, server: str, chromium: Any) -> None:
+    from playwright.sync_api import expect
+
+    User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
+    work = [client.enqueue("test_sleep", {"seconds": 0.3}, queue=QUEUE, name=f"thumbnail-{n}") for n in range(8)]
+    earlier = failed_earlier("thumbnail-cat")
+    broker.remove(QUEUE, [str(earlier.pk)])
+    digest = client.enqueue("test_noop", {"list": "weekly"}, queue="emails", name="weekly-digest", delay="1h")
+    for n in range(3):
+        client.enqueue("test_noop", {"to": f"user{n}@example.com"}, queue="emails", name=f"welcome-{n}")
+    client.enqueue("test_noop", {}, queue="reports", name="monthly-report", delay="6h")
+    seed_history(broker, QUEUE, 24)
+    seed_history(broker, "emails", 6)
+
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    log_in(page, server)
+
+    card = page.locator(f'[data-testid="queue-{QUEUE}"]')
+    pending = card.locator('[data-count="pending"]')
+    expect(pending).to_have_text("8")
+    expect(card.locator('[data-count="failed"]')).to_have_text("1")
+    page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+
+    workers = ["runworkers", "--processes", "2", "--concurrency", "4", "--queues", QUEUE]
+    with running(workers, tmp_path, name="workers") as pool:
+        # The counts change as the jobs complete, and the page never reloads to show it.
+        expect(pending).to_have_text("0", timeout=TIMEOUT_MS)
+        expect(card.locator('[data-count="running"]')).to_have_text("0")
+        expect(page.locator('[data-testid="worker"]')).to_have_count(2)
+        assert page.evaluate("window.__sameDocument") is True
+        wait_for(lambda: all(j.status == Status.COMPLETED for j in Job.objects.filter(pk__in=[w.pk for w in work])), 30)
+
+        # A job that fails now appears among the recent failures by itself.
+        broken = client.enqueue("test_fail", {"message": "bad image header"}, queue=QUEUE, name="thumbnail-broken",
+                                retry={"max_retries": 0})
+        broken_row = page.locator(f'[data-testid="failure-{broken.pk}"]')
+        expect(broken_row).to_contain_text("RuntimeError: bad image header")
+
+        # Retry the job that failed earlier: it leaves the failures, runs and completes.
+        row = page.locator(f'[data-testid="failure-{earlier.pk}"]')
+        row.get_by_role("button", name="Retry").click()
+        expect(page.locator("[data-toasts]")).to_contain_text("is queued to run again")
+        expect(row).to_have_count(0)
+        wait_for(lambda: Job.objects.get(pk=earlier.pk).status == Status.COMPLETED, 30,
+                 message=f"the retried job to complete\n{pool.log()[-2000:]}")
+        expect(card.locator('[data-count="failed"]')).to_have_text("1")  # only the new failure
+
+        # Pause a queue from its card.
+        reports = page.locator('[data-testid="queue-reports"]')
+        reports.get_by_role("button", name="Pause").click()
+        expect(reports.locator('[data-testid="queue-state"]')).to_have_text("Paused")
+        expect(reports.get_by_role("button", name="Resume")).to_be_visible()
+
+        shot = shoot(page, "dashboard-wide.png")
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, DOCS_SCREENSHOT)
+
+        phone = chromium.new_context(
+            storage_state=context.storage_state(), viewport={"width": 390, "height": 844},
+            device_scale_factor=2, is_mobile=True, has_touch=True,
+        )
+        phone_page = phone.new_page()
+        phone_page.goto(f"{server}/dashboard/")
+        expect(phone_page.locator(f'[data-testid="queue-{QUEUE}"]')).to_be_visible()
+        expect(phone_page.locator('[data-testid="worker"]')).to_have_count(2)
+        assert phone_page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
+        shoot(phone_page, "dashboard-phone.png")
+        phone.close()
+
+        # Find the scheduled job by name, open its page and cancel it.
+        page.fill('[data-testid="search-input"]', "weekly-digest")
+        page.press('[data-testid="search-input"]', "Enter")
+        expect(page).to_have_url(re.compile(r"/dashboard/jobs/\?q=weekly-digest"))
+        page.get_by_role("link", name=str(digest.pk)[:8]).click()
+        expect(page).to_have_url(f"{server}/dashboard/jobs/{digest.pk}/")
+        status = page.locator('[data-testid="job-status"]')
+        expect(status).to_have_text("scheduled")
+        expect(page.locator('[data-testid="job-payload"]')).to_contain_text('"list": "weekly"')
+        page.get_by_role("button", name="Cancel").click()
+        expect(status).to_have_text("cancelled")
+        expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        assert Job.objects.get(pk=digest.pk).status == Status.CANCELLED
+        assert str(digest.pk) not in broker.ids("emails")["delayed"]
+
+        # The retried job's page: both attempts, the old failure with its error, and the result.
+        page.goto(f"{server}/dashboard/jobs/{earlier.pk}/")
+        expect(page.locator('[data-testid="job-status"]')).to_have_text("completed")
+        attempts = page.locator('[data-testid="attempts"] tbody tr')
+        expect(attempts).to_have_count(2)
+        expect(attempts.nth(0)).to_contain_text("storage service unavailable")
+        expect(attempts.nth(1)).to_contain_text("completed")
+        expect(page.locator('[data-testid="job-result"]')).to_contain_text('"image": "cat.png"')
+        shoot(page, "job-page.png")
+        assert JobAttempt.objects.filter(job_id=earlier.pk).count() == 2
+    context.close()

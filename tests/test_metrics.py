@@ -1,0 +1,182 @@
+"""Prometheus metrics of a real worker pool, scraped over HTTP and parsed with prometheus_client's parser.
+
+Several worker processes run the jobs; the supervisor's endpoint must show their sums (multiprocess
+mode), queue depths read from Redis at scrape time, a liveness answer on /healthz, and nothing at all
+when metrics are turned off. The API's own HTTP metrics (django-prometheus) are checked at the end.
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from jobs import client, queues
+from jobs.broker import Broker
+from jobs.models import FINISHED, Job, JobAttempt, Status
+from tests.helpers import wait_for
+from tests.procs import free_port, running, wait_for_workers
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+QUEUES = ("metrics-a", "metrics-b")
+IDLE = "metrics-idle"  # nobody works it: its jobs stay pending
+OK = {("metrics-a", "test_sleep"): 7, ("metrics-b", "test_sleep"): 5, ("metrics-b", "test_noop"): 3}
+FAILING = {("metrics-a", "test_fail"): 2, ("metrics-b", "test_fail"): 1}
+WAITING_IN_IDLE = 4
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def scrape(port: int, path: str = "/metrics") -> dict[str, list[Sample]]:
+    """Every sample of the endpoint, by metric family name, parsed the way Prometheus' client parses."""
+    status, body = get(port, path)
+    assert status == 200, body
+    return {family.name: family.samples for family in text_string_to_metric_families(body)}
+
+
+def by_labels(samples: list[Sample], name: str, *labels: str) -> dict[tuple[str, ...], float]:
+    out: dict[tuple[str, ...], float] = defaultdict(float)
+    for sample in samples:
+        if sample.name == name:
+            out[tuple(sample.labels[label] for label in labels)] += sample.value
+    return dict(out)
+
+
+def enqueue_all() -> list[Job]:
+    jobs = []
+    for (queue, job_type), n in OK.items():
+        payload = {"seconds": 0.15} if job_type == "test_sleep" else {}
+        jobs += [client.enqueue(job_type, payload, queue=queue) for _ in range(n)]
+    for (queue, job_type), n in FAILING.items():
+        jobs += [client.enqueue(job_type, {}, queue=queue, retry={"max_retries": 0}) for _ in range(n)]
+    return jobs
+
+
+def test_a_scrape_after_n_jobs_on_several_processes_shows_n(broker: Broker, tmp_path: Path) -> None:
+    port = free_port()
+    idle = [client.enqueue("test_noop", {}, queue=IDLE) for _ in range(WAITING_IN_IDLE)]
+    jobs = enqueue_all()
+    args = ["runworkers", "--processes", "3", "--concurrency", "3", "--queues", ",".join(QUEUES)]
+    with running(args, tmp_path, JQS_METRICS_ENABLED="true", JQS_METRICS_PORT=port) as pool:
+        ids = [j.pk for j in jobs]
+        wait_for(
+            lambda: Job.objects.filter(pk__in=ids, status__in=FINISHED).count() == len(ids),
+            60,
+            message=f"all jobs finished\n{pool.log()[-3000:]}",
+        )
+        expected = {**OK, **FAILING}
+        # The counters are bumped right after the database write: give the last one a moment.
+        families = wait_for(
+            lambda: (f := scrape(port))
+            and by_labels(f["job_queue_processed"], "job_queue_processed_total", "queue", "type") == expected
+            and f,
+            10,
+            message="processed counters to reach the job counts",
+        )
+        health = get(port, "/healthz")
+
+    # The jobs really were spread over more than one process, so the sums below are sums.
+    assert JobAttempt.objects.filter(job_id__in=ids).values("worker").distinct().count() >= 2
+    assert Job.objects.filter(pk__in=ids, status=Status.FAILED).count() == sum(FAILING.values())
+    n, m = sum(OK.values()), sum(FAILING.values())
+
+    processed = by_labels(families["job_queue_processed"], "job_queue_processed_total", "queue", "type")
+    assert processed == expected
+    failed = by_labels(families["job_queue_failed"], "job_queue_failed_total", "queue", "type")
+    assert {k: v for k, v in failed.items() if v} == FAILING and sum(failed.values()) == m
+
+    histogram = families["job_queue_duration_seconds"]
+    counts = by_labels(histogram, "job_queue_duration_seconds_count", "queue", "type")
+    assert counts == expected and sum(counts.values()) == n + m
+    buckets = [s for s in histogram if s.name == "job_queue_duration_seconds_bucket"]
+    infinite = by_labels([s for s in buckets if s.labels["le"] == "+Inf"], "job_queue_duration_seconds_bucket", "queue", "type")
+    assert infinite == expected
+    fast = by_labels([s for s in buckets if s.labels["le"] == "0.1"], "job_queue_duration_seconds_bucket", "queue", "type")
+    assert fast[("metrics-a", "test_sleep")] == 0 and fast[("metrics-b", "test_noop")] == 3  # 0.15 s sleeps vs no-ops
+    sums = by_labels(histogram, "job_queue_duration_seconds_sum", "queue", "type")
+    assert sums[("metrics-a", "test_sleep")] >= 7 * 0.15 and sums[("metrics-b", "test_sleep")] >= 5 * 0.15
+    assert sums[("metrics-b", "test_noop")] < 3 * 0.15
+
+    active = by_labels(families["job_queue_active_jobs"], "job_queue_active_jobs", "queue", "type")
+    assert set(active) == set(expected) and all(v == 0 for v in active.values())
+
+    pending = by_labels(families["job_queue_pending_jobs"], "job_queue_pending_jobs", "queue")
+    assert pending[(IDLE,)] == WAITING_IN_IDLE == broker.depths(IDLE)["ready"]
+    for queue in QUEUES:
+        assert pending[(queue,)] == 0 == broker.depths(queue)["ready"]
+    assert all(j.status == Status.PENDING for j in Job.objects.filter(pk__in=[j.pk for j in idle]))
+
+    assert health == (200, "ok\n")
+
+
+def test_active_jobs_counts_the_running_ones_and_pending_follows_redis(broker: Broker, tmp_path: Path) -> None:
+    port = free_port()
+    args = ["runworkers", "--processes", "2", "--concurrency", "4", "--queues", "metrics-live"]
+    with running(args, tmp_path, JQS_METRICS_ENABLED="true", JQS_METRICS_PORT=port) as pool:
+        wait_for_workers(broker, 2, proc=pool)
+        jobs = [client.enqueue("test_cancellable", {}, queue="metrics-live") for _ in range(3)]
+        wait_for(lambda: Job.objects.filter(pk__in=[j.pk for j in jobs], status=Status.RUNNING).count() == 3, 20)
+
+        def active() -> float:
+            samples = scrape(port)["job_queue_active_jobs"]
+            return by_labels(samples, "job_queue_active_jobs", "queue", "type").get(("metrics-live", "test_cancellable"), 0)
+
+        wait_for(lambda: active() == 3, 10, message="three active jobs")
+        queues.pause("metrics-live")
+        waiting = [client.enqueue("test_noop", {}, queue="metrics-live") for _ in range(2)]
+        pending = by_labels(scrape(port)["job_queue_pending_jobs"], "job_queue_pending_jobs", "queue")
+        assert pending[("metrics-live",)] == 2 == broker.depths("metrics-live")["ready"]
+        for job in jobs:
+            client.cancel(job.pk)
+        wait_for(lambda: active() == 0, 20, message="no active jobs after the cancels")
+        assert all(j.status == Status.PENDING for j in Job.objects.filter(pk__in=[j.pk for j in waiting]))
+
+
+def test_metrics_off_means_nothing_listens(broker: Broker, tmp_path: Path) -> None:
+    port = free_port()
+    with running(
+        ["runworkers", "--processes", "1"], tmp_path, JQS_METRICS_ENABLED="false", JQS_METRICS_PORT=port
+    ) as pool:
+        wait_for_workers(broker, 1, proc=pool)
+        job = client.enqueue("test_noop", {})
+        wait_for(lambda: Job.objects.get(pk=job.pk).status == Status.COMPLETED, 20)
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass
+
+
+def test_metrics_path_is_configurable_and_unknown_paths_are_404(broker: Broker, tmp_path: Path) -> None:
+    port = free_port()
+    env: dict[str, Any] = {"JQS_METRICS_ENABLED": "true", "JQS_METRICS_PORT": port, "JQS_METRICS_PATH": "/prom"}
+    with running(["runworkers", "--processes", "1"], tmp_path, **env) as pool:
+        wait_for_workers(broker, 1, proc=pool)
+        assert "job_queue_pending_jobs" in scrape(port, "/prom")
+        assert get(port, "/metrics")[0] == 404
+        assert get(port, "/healthz") == (200, "ok\n")
+
+
+def test_the_api_serves_django_prometheus_http_metrics(broker: Broker) -> None:
+    """The API process: django-prometheus' request metrics at /metrics."""
+    browser = Client()
+    browser.get("/health")
+    response = browser.get("/metrics")
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.content.decode())}
+    by_method = families["django_http_requests_total_by_method"]
+    assert any(s.name == "django_http_requests_total_by_method_total" and s.labels["method"] == "GET" and s.value >= 1
+               for s in by_method.samples)
+    assert "django_http_requests_latency_seconds_by_view_method" in families
