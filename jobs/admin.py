@@ -38,7 +38,7 @@ from jobs.validation import InvalidJob
 #: How many refused job ids a message names before it says "and N more".
 NAMED_IN_MESSAGE = 10
 
-STATUS_COLOURS = {
+STATUS_COLOURS: dict[str, str] = {
     Status.PENDING: "#2563eb",
     Status.SCHEDULED: "#7c3aed",
     Status.RUNNING: "#0891b2",

@@ -55,7 +55,7 @@ class EstimatedCountPaginator(Paginator):
     exact_below = EXACT_BELOW
 
     @cached_property
-    def count(self) -> int:  # type: ignore[override]
+    def count(self) -> int:
         object_list = self.object_list
         if not isinstance(object_list, QuerySet):
             return len(object_list)

@@ -40,14 +40,18 @@ def _dt(value: datetime | None) -> Any:
 
 def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list[Job]:
     """Mark waiting jobs running with the next attempt number; return them as model instances."""
-    marks = ", ".join(["%s"] * len(job_ids))
+    if _is_postgres():
+        # One array parameter, so the statement's text is the same for every batch size.
+        where, id_params = "id = ANY(%s::uuid[])", [list(job_ids)]
+    else:
+        where, id_params = f"id IN ({', '.join(['%s'] * len(job_ids))})", [_pk(i) for i in job_ids]
     sql = (
         f"UPDATE {_TABLE} SET status = 'running', attempts = attempts + 1, worker = %s, "  # noqa: S608
         f"started_at = %s, updated_at = %s, schedule_at = NULL, cancel_requested = false "
-        f"WHERE id IN ({marks}) AND status IN {_WAITING_SQL} "
+        f"WHERE {where} AND status IN {_WAITING_SQL} "
         f"RETURNING {', '.join(_COLUMNS)}"
     )
-    params = [worker, _dt(now), _dt(now), *(_pk(i) for i in job_ids)]
+    params = [worker, _dt(now), _dt(now), *id_params]
     return list(Job.objects.raw(sql, params))
 
 
@@ -91,32 +95,36 @@ _ATTEMPTS = JobAttempt._meta.db_table
 _ATTEMPT_COLUMNS = "job_id, number, started_at, finished_at, outcome, error, traceback, worker, duration"
 
 
+def _row_values(row: FinishRow) -> tuple[Any, ...]:
+    result = None if row.result is None else json.dumps(row.result, cls=DjangoJSONEncoder)
+    return (
+        _pk(row.job_id),
+        row.attempt,
+        row.worker,
+        row.status,
+        result,
+        row.error,
+        row.traceback,
+        _dt(row.schedule_at),
+        _dt(row.finished_at),
+        _dt(row.started_at),
+        row.outcome,
+        row.duration,
+    )
+
+
 def _finish_values(rows: Sequence[FinishRow]) -> tuple[str, list[Any]]:
-    """The ``VALUES`` list of the outcomes, with its parameters."""
+    """A relation ``v`` of the outcomes (as the body of ``WITH v (...) AS (...)``), with its parameters.
+
+    PostgreSQL gets one array per column through ``unnest``, so the statement's text does not grow
+    with the batch (psycopg parses long statements anew every time); SQLite gets a VALUES list.
+    """
+    values = [_row_values(row) for row in rows]
     if _is_postgres():
-        placeholder = "(" + ", ".join(f"%s::{cast}" for cast in _PG_CASTS) + ")"
-    else:
-        placeholder = "(" + ", ".join(["%s"] * len(_FINISH_COLUMNS)) + ")"
-    params: list[Any] = []
-    for row in rows:
-        result = None if row.result is None else json.dumps(row.result, cls=DjangoJSONEncoder)
-        params.extend(
-            (
-                _pk(row.job_id),
-                row.attempt,
-                row.worker,
-                row.status,
-                result,
-                row.error,
-                row.traceback,
-                _dt(row.schedule_at),
-                _dt(row.finished_at),
-                _dt(row.started_at),
-                row.outcome,
-                row.duration,
-            )
-        )
-    return ", ".join([placeholder] * len(rows)), params
+        arrays = ", ".join(f"%s::{cast}[]" for cast in _PG_CASTS)
+        return f"SELECT * FROM unnest({arrays})", [list(column) for column in zip(*values, strict=True)]
+    placeholder = "(" + ", ".join(["%s"] * len(_FINISH_COLUMNS)) + ")"
+    return "VALUES " + ", ".join([placeholder] * len(rows)), [value for row in values for value in row]
 
 
 def _update_sql() -> str:
@@ -144,7 +152,7 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
     with connection.cursor() as cursor:
         if _is_postgres():
             cursor.execute(
-                f"WITH v ({columns}) AS (VALUES {values}), u AS ({_update_sql()}) "  # noqa: S608
+                f"WITH v ({columns}) AS ({values}), u AS ({_update_sql()}) "  # noqa: S608
                 f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "
                 f"SELECT u.id, v.attempt, v.started, v.finished, "
                 f"CASE WHEN u.status = 'cancelled' THEN 'cancelled' ELSE v.outcome END, "
@@ -158,7 +166,7 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
                 job_id: Status.CANCELLED if outcome == "cancelled" else by_id[job_id].status
                 for job_id, outcome in inserted.items()
             }
-        cursor.execute(f"WITH v ({columns}) AS (VALUES {values}) {_update_sql()}", params)  # noqa: S608
+        cursor.execute(f"WITH v ({columns}) AS ({values}) {_update_sql()}", params)  # noqa: S608
         final = {_as_uuid(job_id): status for job_id, status in cursor.fetchall()}
         attempts = [
             (

@@ -63,7 +63,7 @@ class Job(models.Model):
     error = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -72,17 +72,26 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Claiming and finishing update ``status``, so every update writes a new entry into every
+        # index that covers the row: keep the indexes few, and partial where a row needs them
+        # only in some states.
         indexes = [
             models.Index(fields=["-created_at"], name="job_created"),
             models.Index(fields=["status", "-created_at"], name="job_status_created"),
             models.Index(fields=["queue", "status"], name="job_queue_status"),
-            models.Index(fields=["type", "-created_at"], name="job_type_created"),
-            models.Index(fields=["status", "completed_at"], name="job_status_completed"),
+            models.Index(
+                fields=["completed_at"],
+                name="job_finished",
+                condition=Q(status__in=["completed", "failed", "cancelled"]),
+            ),
             models.Index(fields=["schedule_at"], name="job_due", condition=Q(status__in=["scheduled", "retrying"])),
         ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(priority__gte=PRIORITY_MIN, priority__lte=PRIORITY_MAX), name="job_priority_range"
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"], name="job_idempotency_key", condition=Q(idempotency_key__isnull=False)
             ),
         ]
 
@@ -115,7 +124,6 @@ class JobAttempt(models.Model):
 
     class Meta:
         ordering = ["job", "number"]
-        indexes = [models.Index(fields=["job", "number"], name="attempt_job_number")]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of {self.job_id}: {self.outcome}"

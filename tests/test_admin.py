@@ -45,9 +45,13 @@ def run(job: Job, outcome: str = Outcome.FAILED, *, error: str = "", result: Any
     """One attempt through the state machine, recorded the way a worker records it."""
     [claimed] = states.claim([str(job.pk)], "host:1:abc")
     now = timezone.now()
-    trace = f"Traceback (most recent call last):\n  File \"job.py\", line 3, in run\n{error}" if error else ""
+    trace = f'Traceback (most recent call last):\n  File "job.py", line 3, in run\n{error}' if error else ""
     states.record(
-        [states.AttemptResult(claimed, outcome, now, now, 0.25, result=result, error=error, traceback=trace, permanent=permanent)]
+        [
+            states.AttemptResult(
+                claimed, outcome, now, now, 0.25, result=result, error=error, traceback=trace, permanent=permanent
+            )
+        ]
     )
     return Job.objects.get(pk=job.pk)
 
@@ -80,12 +84,20 @@ def test_job_list_columns_filters_and_newest_first(admin: Client) -> None:
     old = client.enqueue("test_noop", {}, name="older", queue="q-one", priority=5)
     new = run(client.enqueue("test_fail", {}, name="newer", queue="q-two"), error="RuntimeError: boom")
     html = admin.get(CHANGELIST).content.decode()
-    for column in ("column-short_id", "column-name", "column-type", "column-queue", "column-status_display",
-                   "column-priority", "column-attempts_display", "column-created_at", "column-duration_display"):
+    for column in (
+        "column-short_id",
+        "column-name",
+        "column-type",
+        "column-queue",
+        "column-status_display",
+        "column-priority",
+        "column-attempts_display",
+        "column-created_at",
+        "column-duration_display",
+    ):
         assert column in html, column
     assert html.index('class="field-name">newer<') < html.index('class="field-name">older<')
-    for parameter in ("?status__exact=failed", "?queue=q-one", "?queue=q-two", "?type=test_noop",
-                      "?created_at__gte="):
+    for parameter in ("?status__exact=failed", "?queue=q-one", "?queue=q-two", "?type=test_noop", "?created_at__gte="):
         assert parameter in html, parameter
     assert 'field-attempts_display">1 / 4<' in html  # attempts of the most there can be
     assert re.search(r'field-duration_display">\d+ ms<', html)
@@ -309,7 +321,12 @@ def test_api_tokens_are_listed_made_shown_and_deleted(admin: Client) -> None:
 
 def test_schedules_and_the_index_are_in_the_admin(admin: Client) -> None:
     index = admin.get("/admin/").content.decode()
-    for url in ("/admin/jobs/job/", "/admin/jobs/queuestate/", "/admin/authtoken/tokenproxy/", "/admin/scheduler/schedule/"):
+    for url in (
+        "/admin/jobs/job/",
+        "/admin/jobs/queuestate/",
+        "/admin/authtoken/tokenproxy/",
+        "/admin/scheduler/schedule/",
+    ):
         assert url in index, url
         assert admin.get(url).status_code == 200, url
 

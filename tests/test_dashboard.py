@@ -19,7 +19,7 @@ from workers import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-FETCH = {"HTTP_X_REQUESTED_WITH": "fetch"}
+FETCH = {"X-Requested-With": "fetch"}
 
 
 # -- helpers --------------------------------------------------------------------------------------------
@@ -48,7 +48,7 @@ def run(job: Job, outcome: str = Outcome.FAILED, *, error: str = "", result: Any
     """One attempt of ``job`` through the state machine, as a worker would record it."""
     [claimed] = states.claim([str(job.pk)], "test-host:1:abc")
     now = timezone.now()
-    trace = f"Traceback (most recent call last):\n  File \"x.py\", line 1\n{error}" if error else ""
+    trace = f'Traceback (most recent call last):\n  File "x.py", line 1\n{error}' if error else ""
     states.record(
         [
             states.AttemptResult(
@@ -118,7 +118,7 @@ def test_staff_without_permissions_sees_but_cannot_act(broker: Broker) -> None:
     page = text(browser.get(f"/dashboard/jobs/{job.pk}/"))
     assert 'data-testid="cancel"' not in page  # no buttons it cannot use
     for url in actions(job):
-        response = browser.post(url, **FETCH)
+        response = browser.post(url, headers=FETCH)
         assert response.status_code == 403, url
         assert "permission" in response.json()["message"]
         assert browser.post(url).status_code == 403  # a plain form post too
@@ -129,8 +129,8 @@ def test_staff_without_permissions_sees_but_cannot_act(broker: Broker) -> None:
 def test_a_granted_permission_is_enough(broker: Broker) -> None:
     job = client.enqueue("test_noop", {}, delay="1h")
     browser = logged_in(user(staff=True, perms=("change_job", "change_queuestate")))
-    assert browser.post(f"/dashboard/jobs/{job.pk}/cancel/", **FETCH).status_code == 200
-    assert browser.post("/dashboard/queues/default/pause/", **FETCH).status_code == 200
+    assert browser.post(f"/dashboard/jobs/{job.pk}/cancel/", headers=FETCH).status_code == 200
+    assert browser.post("/dashboard/queues/default/pause/", headers=FETCH).status_code == 200
     assert Job.objects.get(pk=job.pk).status == Status.CANCELLED
     assert QueueState.objects.get(name="default").paused
 
@@ -148,12 +148,12 @@ def test_actions_need_the_csrf_token(broker: Broker) -> None:
     job = client.enqueue("test_noop", {}, delay="1h")
     browser = Client(enforce_csrf_checks=True)
     browser.force_login(user(superuser=True))
-    assert browser.post(f"/dashboard/jobs/{job.pk}/cancel/", **FETCH).status_code == 403
+    assert browser.post(f"/dashboard/jobs/{job.pk}/cancel/", headers=FETCH).status_code == 403
     assert Job.objects.get(pk=job.pk).status == Status.SCHEDULED
     page = text(browser.get(f"/dashboard/jobs/{job.pk}/"))
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
     assert token
-    response = browser.post(f"/dashboard/jobs/{job.pk}/cancel/", {"csrfmiddlewaretoken": token.group(1)}, **FETCH)
+    response = browser.post(f"/dashboard/jobs/{job.pk}/cancel/", {"csrfmiddlewaretoken": token.group(1)}, headers=FETCH)
     assert response.status_code == 200
     assert Job.objects.get(pk=job.pk).status == Status.CANCELLED
 
@@ -199,7 +199,12 @@ def test_throughput_chart_is_drawn_from_the_per_minute_counters(admin_client: Cl
     svg = card.split("<svg", 1)[1].split("</svg>", 1)[0]
     assert svg.count('class="chart-slot"') == 60
     assert svg.count('class="chart-done"') == 2 and svg.count('class="chart-failed"') == 1
-    heights = [float(h) for h in re.findall(r'class="chart-(?:done|failed)" x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)"', svg)]
+    heights = [
+        float(h)
+        for h in re.findall(
+            r'class="chart-(?:done|failed)" x="[\d.]+" y="[\d.]+" width="[\d.]+" height="([\d.]+)"', svg
+        )
+    ]
     assert max(heights) == pytest.approx(78 * 30 / 36, abs=0.01)  # the tallest stack (36) fills the chart
     assert "42 done" in card and "6 failed" in card and "peak 36" in card
 
@@ -209,8 +214,16 @@ def test_workers_panel_lists_live_workers_with_busy_slots(admin_client: Client, 
     heartbeat.publish(
         broker,
         "box-1:4242:aaaaaa",
-        {"hostname": "box-1", "pid": 4242, "queues": "high,default", "concurrency": 8, "busy": 3, "processed": 17,
-         "failed": 2, "started_at": now - 3600},
+        {
+            "hostname": "box-1",
+            "pid": 4242,
+            "queues": "high,default",
+            "concurrency": 8,
+            "busy": 3,
+            "processed": 17,
+            "failed": 2,
+            "started_at": now - 3600,
+        },
     )
     html = text(admin_client.get("/dashboard/fragments/workers/"))
     assert "box-1:4242" in html and "high, default" in html
@@ -286,7 +299,10 @@ def test_job_page_shows_payload_result_error_and_attempts(admin_client: Client) 
     assert 'data-testid="job-status">completed<' in html
     assert "&quot;to&quot;: &quot;ann@example.com&quot;" in html  # indented JSON, escaped
     assert "&quot;sent&quot;: 1" in html
-    assert html.count('class="pill pill-failed">failed<') == 1 and html.count('class="pill pill-completed">completed<') == 1
+    assert (
+        html.count('class="pill pill-failed">failed<') == 1
+        and html.count('class="pill pill-completed">completed<') == 1
+    )
     assert "RuntimeError: first try" in html and "Traceback" in html
     assert 'data-testid="cancel"' not in html and 'data-testid="retry"' not in html  # completed: nothing to do
     fragment = text(admin_client.get(f"/dashboard/jobs/{job.pk}/fragment/"))
@@ -304,7 +320,7 @@ def test_job_page_of_a_failed_job_offers_retry(admin_client: Client) -> None:
 def test_unknown_job_is_404(admin_client: Client) -> None:
     assert admin_client.get(f"/dashboard/jobs/{uuid.uuid4()}/").status_code == 404
     assert admin_client.get("/dashboard/jobs/not-a-uuid/").status_code == 404
-    assert admin_client.post(f"/dashboard/jobs/{uuid.uuid4()}/cancel/", **FETCH).status_code == 404
+    assert admin_client.post(f"/dashboard/jobs/{uuid.uuid4()}/cancel/", headers=FETCH).status_code == 404
 
 
 # -- actions -----------------------------------------------------------------------------------------------------
@@ -313,7 +329,7 @@ def test_unknown_job_is_404(admin_client: Client) -> None:
 def test_retry_a_failed_job_puts_it_back_in_redis(admin_client: Client, broker: Broker) -> None:
     job = run(client.enqueue("test_noop", {}, queue="acts"), error="RuntimeError: boom")
     broker.remove("acts", [str(job.pk)])
-    response = admin_client.post(f"/dashboard/jobs/{job.pk}/retry/", **FETCH)
+    response = admin_client.post(f"/dashboard/jobs/{job.pk}/retry/", headers=FETCH)
     assert response.status_code == 200
     assert response.json() == {"ok": True, "message": f"Job {str(job.pk)[:8]} is queued to run again."}
     row = Job.objects.get(pk=job.pk)
@@ -324,7 +340,7 @@ def test_retry_a_failed_job_puts_it_back_in_redis(admin_client: Client, broker: 
 def test_cancel_a_scheduled_job_removes_it_from_redis(admin_client: Client, broker: Broker) -> None:
     job = client.enqueue("test_noop", {}, queue="acts", delay="1h")
     assert str(job.pk) in broker.ids("acts")["delayed"]
-    response = admin_client.post(f"/dashboard/jobs/{job.pk}/cancel/", **FETCH)
+    response = admin_client.post(f"/dashboard/jobs/{job.pk}/cancel/", headers=FETCH)
     assert response.status_code == 200 and response.json()["message"] == f"Cancelled job {str(job.pk)[:8]}."
     assert Job.objects.get(pk=job.pk).status == Status.CANCELLED
     assert str(job.pk) not in broker.ids("acts")["delayed"]
@@ -333,7 +349,7 @@ def test_cancel_a_scheduled_job_removes_it_from_redis(admin_client: Client, brok
 def test_cancel_a_running_job_asks_it_to_stop(admin_client: Client) -> None:
     job = client.enqueue("test_noop", {})
     states.claim([str(job.pk)], "test-host:1:abc")
-    response = admin_client.post(f"/dashboard/jobs/{job.pk}/cancel/", **FETCH)
+    response = admin_client.post(f"/dashboard/jobs/{job.pk}/cancel/", headers=FETCH)
     assert response.status_code == 200 and "Asked job" in response.json()["message"]
     row = Job.objects.get(pk=job.pk)
     assert row.status == Status.RUNNING and row.cancel_requested
@@ -341,7 +357,7 @@ def test_cancel_a_running_job_asks_it_to_stop(admin_client: Client) -> None:
 
 def test_run_now_makes_a_scheduled_job_ready(admin_client: Client, broker: Broker) -> None:
     job = client.enqueue("test_noop", {}, queue="acts", delay="1h")
-    response = admin_client.post(f"/dashboard/jobs/{job.pk}/run-now/", **FETCH)
+    response = admin_client.post(f"/dashboard/jobs/{job.pk}/run-now/", headers=FETCH)
     assert response.status_code == 200 and response.json()["message"].endswith("is due now.")
     assert Job.objects.get(pk=job.pk).status == Status.PENDING
     ids = broker.ids("acts")
@@ -350,12 +366,15 @@ def test_run_now_makes_a_scheduled_job_ready(admin_client: Client, broker: Broke
 
 @pytest.mark.parametrize(
     ("action", "wanted"),
-    [("cancel", "only a waiting or running job can be cancelled"), ("retry", "only a failed or cancelled job"),
-     ("run-now", "only a scheduled or retrying job")],
+    [
+        ("cancel", "only a waiting or running job can be cancelled"),
+        ("retry", "only a failed or cancelled job"),
+        ("run-now", "only a scheduled or retrying job"),
+    ],
 )
 def test_refusals_of_the_state_machine_are_409(admin_client: Client, action: str, wanted: str) -> None:
     job = run(client.enqueue("test_noop", {}), Outcome.COMPLETED, result=1)
-    response = admin_client.post(f"/dashboard/jobs/{job.pk}/{action}/", **FETCH)
+    response = admin_client.post(f"/dashboard/jobs/{job.pk}/{action}/", headers=FETCH)
     assert response.status_code == 409
     assert response.json()["ok"] is False and wanted in response.json()["message"]
     assert Job.objects.get(pk=job.pk).status == Status.COMPLETED
@@ -376,17 +395,17 @@ def test_plain_form_posts_redirect_back_with_a_message(admin_client: Client) -> 
 
 def test_pause_and_resume_a_queue(admin_client: Client, broker: Broker) -> None:
     client.enqueue("test_noop", {}, queue="mail")
-    response = admin_client.post("/dashboard/queues/mail/pause/", **FETCH)
+    response = admin_client.post("/dashboard/queues/mail/pause/", headers=FETCH)
     assert response.status_code == 200 and response.json()["message"] == "Queue mail paused."
     assert QueueState.objects.get(name="mail").paused and broker.depths("mail")["paused"] == 1
     html = text(admin_client.get("/dashboard/"))
     assert 'action="/dashboard/queues/mail/resume/"' in html
-    response = admin_client.post("/dashboard/queues/mail/resume/", **FETCH)
+    response = admin_client.post("/dashboard/queues/mail/resume/", headers=FETCH)
     assert response.json()["message"] == "Queue mail resumed."
     assert not QueueState.objects.get(name="mail").paused and broker.depths("mail")["paused"] == 0
 
 
 def test_pausing_a_queue_with_an_impossible_name_is_404(admin_client: Client) -> None:
-    assert admin_client.post("/dashboard/queues/" + "x" * 65 + "/pause/", **FETCH).status_code == 404
-    assert admin_client.post("/dashboard/queues/a%20b/pause/", **FETCH).status_code == 404
+    assert admin_client.post("/dashboard/queues/" + "x" * 65 + "/pause/", headers=FETCH).status_code == 404
+    assert admin_client.post("/dashboard/queues/a%20b/pause/", headers=FETCH).status_code == 404
     assert not QueueState.objects.exists()

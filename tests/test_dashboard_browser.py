@@ -111,7 +111,12 @@ def failed_earlier(name: str) -> Job:
     states.record(
         [
             states.AttemptResult(
-                claimed, Outcome.FAILED, now, now, 0.42, error=error,
+                claimed,
+                Outcome.FAILED,
+                now,
+                now,
+                0.42,
+                error=error,
                 traceback=f'Traceback (most recent call last):\n  File "resize.py", line 12, in run\n{error}',
                 permanent=True,
             )
@@ -187,8 +192,9 @@ def test_operator_flows_in_a_real_browser(broker: Broker, tmp_path: Path, server
         wait_for(lambda: all(j.status == Status.COMPLETED for j in Job.objects.filter(pk__in=[w.pk for w in work])), 30)
 
         # A job that fails now appears among the recent failures by itself.
-        broken = client.enqueue("test_fail", {"message": "bad image header"}, queue=QUEUE, name="thumbnail-broken",
-                                retry={"max_retries": 0})
+        broken = client.enqueue(
+            "test_fail", {"message": "bad image header"}, queue=QUEUE, name="thumbnail-broken", retry={"max_retries": 0}
+        )
         broken_row = page.locator(f'[data-testid="failure-{broken.pk}"]')
         expect(broken_row).to_contain_text("RuntimeError: bad image header")
 
@@ -197,8 +203,11 @@ def test_operator_flows_in_a_real_browser(broker: Broker, tmp_path: Path, server
         row.get_by_role("button", name="Retry").click()
         expect(page.locator("[data-toasts]")).to_contain_text("is queued to run again")
         expect(row).to_have_count(0)
-        wait_for(lambda: Job.objects.get(pk=earlier.pk).status == Status.COMPLETED, 30,
-                 message=f"the retried job to complete\n{pool.log()[-2000:]}")
+        wait_for(
+            lambda: Job.objects.get(pk=earlier.pk).status == Status.COMPLETED,
+            30,
+            message=f"the retried job to complete\n{pool.log()[-2000:]}",
+        )
         expect(card.locator('[data-count="failed"]')).to_have_text("1")  # only the new failure
 
         # Pause a queue from its card.
@@ -212,8 +221,11 @@ def test_operator_flows_in_a_real_browser(broker: Broker, tmp_path: Path, server
         shutil.copyfile(shot, DOCS_SCREENSHOT)
 
         phone = chromium.new_context(
-            storage_state=context.storage_state(), viewport={"width": 390, "height": 844},
-            device_scale_factor=2, is_mobile=True, has_touch=True,
+            storage_state=context.storage_state(),
+            viewport={"width": 390, "height": 844},
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
         )
         phone_page = phone.new_page()
         phone_page.goto(f"{server}/dashboard/")
@@ -227,6 +239,8 @@ def test_operator_flows_in_a_real_browser(broker: Broker, tmp_path: Path, server
         page.fill('[data-testid="search-input"]', "weekly-digest")
         page.press('[data-testid="search-input"]', "Enter")
         expect(page).to_have_url(re.compile(r"/dashboard/jobs/\?q=weekly-digest"))
+        expect(page.locator('[data-testid="results"] tbody tr')).to_have_count(1)
+        shoot(page, "jobs-search.png")
         page.get_by_role("link", name=str(digest.pk)[:8]).click()
         expect(page).to_have_url(f"{server}/dashboard/jobs/{digest.pk}/")
         status = page.locator('[data-testid="job-status"]')

@@ -57,6 +57,13 @@ def by_labels(samples: list[Sample], name: str, *labels: str) -> dict[tuple[str,
     return dict(out)
 
 
+def settled(port: int, expected: dict[tuple[str, str], int]) -> dict[str, list[Sample]] | None:
+    """The scrape, once its processed counters equal ``expected``; else None."""
+    families = scrape(port)
+    processed = by_labels(families["job_queue_processed"], "job_queue_processed_total", "queue", "type")
+    return families if processed == expected else None
+
+
 def enqueue_all() -> list[Job]:
     jobs = []
     for (queue, job_type), n in OK.items():
@@ -81,13 +88,8 @@ def test_a_scrape_after_n_jobs_on_several_processes_shows_n(broker: Broker, tmp_
         )
         expected = {**OK, **FAILING}
         # The counters are bumped right after the database write: give the last one a moment.
-        families = wait_for(
-            lambda: (f := scrape(port))
-            and by_labels(f["job_queue_processed"], "job_queue_processed_total", "queue", "type") == expected
-            and f,
-            10,
-            message="processed counters to reach the job counts",
-        )
+        families = wait_for(lambda: settled(port, expected), 10, message="processed counters to reach the job counts")
+        assert families is not None
         health = get(port, "/healthz")
 
     # The jobs really were spread over more than one process, so the sums below are sums.
@@ -104,9 +106,13 @@ def test_a_scrape_after_n_jobs_on_several_processes_shows_n(broker: Broker, tmp_
     counts = by_labels(histogram, "job_queue_duration_seconds_count", "queue", "type")
     assert counts == expected and sum(counts.values()) == n + m
     buckets = [s for s in histogram if s.name == "job_queue_duration_seconds_bucket"]
-    infinite = by_labels([s for s in buckets if s.labels["le"] == "+Inf"], "job_queue_duration_seconds_bucket", "queue", "type")
+    infinite = by_labels(
+        [s for s in buckets if s.labels["le"] == "+Inf"], "job_queue_duration_seconds_bucket", "queue", "type"
+    )
     assert infinite == expected
-    fast = by_labels([s for s in buckets if s.labels["le"] == "0.1"], "job_queue_duration_seconds_bucket", "queue", "type")
+    fast = by_labels(
+        [s for s in buckets if s.labels["le"] == "0.1"], "job_queue_duration_seconds_bucket", "queue", "type"
+    )
     assert fast[("metrics-a", "test_sleep")] == 0 and fast[("metrics-b", "test_noop")] == 3  # 0.15 s sleeps vs no-ops
     sums = by_labels(histogram, "job_queue_duration_seconds_sum", "queue", "type")
     assert sums[("metrics-a", "test_sleep")] >= 7 * 0.15 and sums[("metrics-b", "test_sleep")] >= 5 * 0.15
@@ -134,7 +140,9 @@ def test_active_jobs_counts_the_running_ones_and_pending_follows_redis(broker: B
 
         def active() -> float:
             samples = scrape(port)["job_queue_active_jobs"]
-            return by_labels(samples, "job_queue_active_jobs", "queue", "type").get(("metrics-live", "test_cancellable"), 0)
+            return by_labels(samples, "job_queue_active_jobs", "queue", "type").get(
+                ("metrics-live", "test_cancellable"), 0
+            )
 
         wait_for(lambda: active() == 3, 10, message="three active jobs")
         queues.pause("metrics-live")
@@ -177,6 +185,8 @@ def test_the_api_serves_django_prometheus_http_metrics(broker: Broker) -> None:
     assert response.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(response.content.decode())}
     by_method = families["django_http_requests_total_by_method"]
-    assert any(s.name == "django_http_requests_total_by_method_total" and s.labels["method"] == "GET" and s.value >= 1
-               for s in by_method.samples)
+    assert any(
+        s.name == "django_http_requests_total_by_method_total" and s.labels["method"] == "GET" and s.value >= 1
+        for s in by_method.samples
+    )
     assert "django_http_requests_latency_seconds_by_view_method" in families

@@ -90,10 +90,13 @@ def job_fragment(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
 
 
 def job_context(job: Job) -> dict[str, Any]:
+    attempts = list(job.attempt_set.order_by("finished_at", "pk"))
+    for attempt in attempts:
+        attempt.duration_text = formats.seconds(attempt.duration)  # type: ignore[attr-defined]
     return {
         "job": job,
         "short_id": formats.short_id(job.pk),
-        "attempts": list(job.attempt_set.order_by("number")),
+        "attempts": attempts,
         "payload_json": json.dumps(job.payload, indent=2, sort_keys=True, ensure_ascii=False),
         "result_json": None
         if job.result is None
