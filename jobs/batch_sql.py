@@ -122,7 +122,7 @@ def _finish_values(rows: Sequence[FinishRow]) -> tuple[str, list[Any]]:
     values = [_row_values(row) for row in rows]
     if _is_postgres():
         arrays = ", ".join(f"%s::{cast}[]" for cast in _PG_CASTS)
-        return f"SELECT * FROM unnest({arrays})", [list(column) for column in zip(*values, strict=True)]
+        return f"SELECT * FROM unnest({arrays})", [list(column) for column in zip(*values, strict=True)]  # noqa: S608
     placeholder = "(" + ", ".join(["%s"] * len(_FINISH_COLUMNS)) + ")"
     return "VALUES " + ", ".join([placeholder] * len(rows)), [value for row in values for value in row]
 

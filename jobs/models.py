@@ -63,7 +63,8 @@ class Job(models.Model):
     error = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
     cancel_requested = models.BooleanField(default=False)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # NULL, not "", when absent: the unique constraint must not see two jobs without a key as equal.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     worker = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
