@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from rest_framework.authtoken.admin import TokenAdmin
@@ -169,7 +171,7 @@ class JobAdmin(admin.ModelAdmin):
         "status_display",
         "priority",
         "attempts_display",
-        "created_at",
+        "created",
         "duration_display",
     )
     list_filter = ("status", QueueFilter, TypeFilter, ("created_at", admin.DateFieldListFilter))
@@ -270,6 +272,11 @@ class JobAdmin(admin.ModelAdmin):
     def attempts_display(self, job: Job) -> str:
         return f"{job.attempts} / {job.max_retries + 1}"
 
+    @admin.display(description="created", ordering="created_at")
+    def created(self, job: Job) -> SafeString:
+        local = timezone.localtime(job.created_at)
+        return format_html('<span style="white-space:nowrap">{}</span>', local.strftime("%Y-%m-%d %H:%M:%S"))
+
     @admin.display(description="duration")
     def duration_display(self, job: Job) -> str:
         return formats.seconds(job.duration)
@@ -314,6 +321,11 @@ class JobAdmin(admin.ModelAdmin):
                 refused.append((pk, "deleted"))
         return changed, refused
 
+    def _audit(self, request: HttpRequest, jobs: list[Job], what: str) -> None:
+        """One history entry per changed job (the job page's *History*: who did what, when)."""
+        if jobs:
+            LogEntry.objects.log_actions(cast(int, request.user.pk), jobs, CHANGE, f"{what} (admin action)")
+
     def _report(
         self, request: HttpRequest, done: str, failed: str, changed: int, refused: list[tuple[Any, str]]
     ) -> None:
@@ -328,6 +340,7 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(permissions=["change"], description="Cancel selected jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         changed, refused = self._apply(request, queryset, client.cancel)
+        self._audit(request, changed, "Cancelled")
         stopping = [job for job in changed if job.status == Status.RUNNING]
         self._report(request, "Cancelled", "cancel", len(changed) - len(stopping), refused)
         if stopping:
@@ -340,11 +353,13 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(permissions=["change"], description="Retry selected jobs (failed or cancelled)")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         changed, refused = self._apply(request, queryset, client.retry)
+        self._audit(request, changed, "Retried")
         self._report(request, "Retried", "retry", len(changed), refused)
 
     @admin.action(permissions=["change"], description="Run selected jobs now (scheduled or retrying)")
     def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         changed, refused = self._apply(request, queryset, client.run_now)
+        self._audit(request, changed, "Made due now")
         self._report(request, "Made due now:", "run now", len(changed), refused)
 
     @admin.action(permissions=["delete"], description="Delete selected jobs")

@@ -5,7 +5,7 @@ Duties, in the order a step runs them:
 ======== ============================================ =============================================
 duty     what                                         when
 ======== ============================================ =============================================
-epoch    rebuild Redis from the database if it lost   every step (one EXISTS)
+epoch    rebuild Redis from the database if it lost   every 0.2 s (one EXISTS)
          its data (:mod:`scheduler.reconcile`)
 promote  due delayed/retrying jobs -> ready           at the next due time, and at least every 0.5 s
          (:mod:`scheduler.promote`)                   (a new delayed job may be due sooner)
@@ -48,6 +48,8 @@ from zipline_site.config import Config
 logger = logging.getLogger("zipline.scheduler")
 
 PROMOTE_CHECK = 0.5
+# After a Redis loss every lease looks lost to a worker that renews before the rebuild: keep that short.
+EPOCH_CHECK = 0.2
 RETENTION_INTERVAL = 60.0
 MAX_BACKOFF = 5.0
 MIN_SLEEP = 0.002
@@ -106,7 +108,7 @@ class Scheduler:
             batch=self.config.scheduler_batch_size,
             should_stop=self.stopping.is_set,
         )
-        return PROMOTE_CHECK
+        return EPOCH_CHECK
 
     def promote(self) -> float:
         report = promote.promote(self.broker, self.config.scheduler_batch_size)

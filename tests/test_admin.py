@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
@@ -92,7 +93,7 @@ def test_job_list_columns_filters_and_newest_first(admin: Client) -> None:
         "column-status_display",
         "column-priority",
         "column-attempts_display",
-        "column-created_at",
+        "column-created",
         "column-duration_display",
     ):
         assert column in html, column
@@ -170,6 +171,8 @@ def test_cancel_reports_changed_and_refused(admin: Client, broker: Broker) -> No
     assert "Asked 1 running job to stop; they end cancelled when their code returns." in notes
     assert statuses(pending, scheduled, done, busy) == ["cancelled", "cancelled", "completed", "running"]
     assert Job.objects.get(pk=busy.pk).cancel_requested
+    history = LogEntry.objects.filter(change_message="Cancelled (admin action)")
+    assert sorted(history.values_list("object_id", flat=True)) == sorted(str(j.pk) for j in (pending, scheduled, busy))
     ids = broker.ids("acts")
     assert str(pending.pk) not in ids["ready"] and str(scheduled.pk) not in ids["delayed"]
 

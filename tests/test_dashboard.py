@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.test import Client, override_settings
 from django.utils import timezone
@@ -335,6 +336,9 @@ def test_retry_a_failed_job_puts_it_back_in_redis(admin_client: Client, broker: 
     row = Job.objects.get(pk=job.pk)
     assert row.status == Status.PENDING and row.attempts == 0 and row.error == ""
     assert str(job.pk) in broker.ids("acts")["ready"]
+    [entry] = LogEntry.objects.filter(object_id=str(job.pk))
+    assert entry.change_message == f"Job {str(job.pk)[:8]} is queued to run again. (dashboard)"
+    assert User.objects.get(pk=entry.user_id).is_superuser
 
 
 def test_cancel_a_scheduled_job_removes_it_from_redis(admin_client: Client, broker: Broker) -> None:

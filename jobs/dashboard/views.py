@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.contrib import messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -162,7 +163,11 @@ def job_action(request: HttpRequest, job_id: uuid.UUID, action: str) -> HttpResp
         return _reply(request, False, f"There is no job {job_id}.", 404, reverse("dashboard:index"))
     except TransitionError as exc:
         return _reply(request, False, str(exc), 409, back)
-    return _reply(request, True, _done_message(action, job), 200, back)
+    message = _done_message(action, job)
+    LogEntry.objects.log_actions(
+        cast(int, request.user.pk), [job], CHANGE, f"{message} (dashboard)", single_object=True
+    )
+    return _reply(request, True, message, 200, back)
 
 
 @require_POST
