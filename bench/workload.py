@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         driver.stop_workers()
         driver.teardown()
+        harness_redis(driver.redis_url).flushdb()  # leave the bench db empty
     result.update({"n": opts.n, "processes": opts.processes})
     print(json.dumps(result))
     return 1 if "error" in result else 0

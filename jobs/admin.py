@@ -39,6 +39,7 @@ from jobs.validation import InvalidJob
 
 #: How many refused job ids a message names before it says "and N more".
 NAMED_IN_MESSAGE = 10
+PRE_STYLE = "max-height:28em;overflow:auto;white-space:pre-wrap;word-break:break-word;margin:0"
 
 STATUS_COLOURS: dict[str, str] = {
     Status.PENDING: "#2563eb",
@@ -67,9 +68,6 @@ def pre(text: str) -> SafeString:
     if not text:
         return format_html('<span class="quiet">{}</span>', "none")
     return format_html('<pre style="{}">{}</pre>', PRE_STYLE, text)
-
-
-PRE_STYLE = "max-height:28em;overflow:auto;white-space:pre-wrap;word-break:break-word;margin:0"
 
 
 def status_badge(status: str) -> SafeString:
@@ -306,9 +304,7 @@ class JobAdmin(admin.ModelAdmin):
 
     # -- actions ---------------------------------------------------------------------------------------
 
-    def _apply(
-        self, request: HttpRequest, queryset: QuerySet[Job], change: Callable[[Any], Job]
-    ) -> tuple[list[Job], list[tuple[Any, str]]]:
+    def _apply(self, queryset: QuerySet[Job], change: Callable[[Any], Job]) -> tuple[list[Job], list[tuple[Any, str]]]:
         """Run ``change`` on every selected job; returns (changed jobs, [(id, why refused)])."""
         changed: list[Job] = []
         refused: list[tuple[Any, str]] = []
@@ -339,7 +335,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["change"], description="Cancel selected jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        changed, refused = self._apply(request, queryset, client.cancel)
+        changed, refused = self._apply(queryset, client.cancel)
         self._audit(request, changed, "Cancelled")
         stopping = [job for job in changed if job.status == Status.RUNNING]
         self._report(request, "Cancelled", "cancel", len(changed) - len(stopping), refused)
@@ -352,13 +348,13 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["change"], description="Retry selected jobs (failed or cancelled)")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        changed, refused = self._apply(request, queryset, client.retry)
+        changed, refused = self._apply(queryset, client.retry)
         self._audit(request, changed, "Retried")
         self._report(request, "Retried", "retry", len(changed), refused)
 
     @admin.action(permissions=["change"], description="Run selected jobs now (scheduled or retrying)")
     def run_jobs_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        changed, refused = self._apply(request, queryset, client.run_now)
+        changed, refused = self._apply(queryset, client.run_now)
         self._audit(request, changed, "Made due now")
         self._report(request, "Made due now:", "run now", len(changed), refused)
 

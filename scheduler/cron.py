@@ -50,6 +50,8 @@ MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", 
 SKIP = "skip"
 RUN_ONCE = "run_once"
 MISFIRE_POLICIES = (SKIP, RUN_ONCE)
+# A step is always a little late; a smaller grace would count every fire time as missed.
+MIN_MISFIRE_GRACE = 1.0
 # Enough to walk through one repeated DST hour of a schedule that fires every second.
 _MAX_STEPS = 10_000
 _FORMS = "5 fields (minute hour day month weekday), 6 with seconds first, or " + "/".join(MACROS)
@@ -169,7 +171,7 @@ def plan(spec: CronSpec, due: datetime, now: datetime, policy: str, grace: float
     """
     if due > now:
         return None
-    cutoff = now - timedelta(seconds=max(0.0, grace))
+    cutoff = now - timedelta(seconds=max(MIN_MISFIRE_GRACE, grace))
     if due >= cutoff:
         return Plan(fire_at=due, next_fire_at=spec.next_after(due))
     # Missed: ``due`` and every fire time before ``cutoff``. Resume at the first one not missed.
@@ -231,8 +233,8 @@ def check(schedule: Schedule) -> None:
         raise InvalidSchedule(
             "misfire_policy", f"{schedule.misfire_policy!r} is not one of {', '.join(MISFIRE_POLICIES)}"
         )
-    if schedule.misfire_grace is None or schedule.misfire_grace < 0:
-        raise InvalidSchedule("misfire_grace", "must be zero or more seconds")
+    if schedule.misfire_grace is None or not schedule.misfire_grace >= MIN_MISFIRE_GRACE:
+        raise InvalidSchedule("misfire_grace", f"must be at least {MIN_MISFIRE_GRACE:g} second")
     check_template(schedule)
 
 

@@ -95,6 +95,7 @@ def test_create_list_read_update_delete(admin_user: User) -> None:
         ({"job": {"type": "test_noop", "retry": {"max_retries": "x"}}}, "job.retry.max_retries", "not a whole number"),
         ({"job": {"type": "test_noop", "priority": 101}}, "job.priority", "out of range"),
         ({"misfire_policy": "sometimes"}, "misfire_policy", ""),
+        ({"misfire_grace": 0}, "misfire_grace", "at least 1 second"),
     ],
 )
 def test_bad_schedules_are_refused_naming_the_field(

@@ -140,6 +140,11 @@ def test_plan_skips_missed_fire_times() -> None:
     assert (step.missed_from, step.missed_to) == (T0, T0 + timedelta(minutes=10))
 
 
+def test_plan_never_uses_a_grace_below_one_second() -> None:
+    step = plan(parse("* * * * *"), T0, T0 + timedelta(milliseconds=300), cron.SKIP, 0)
+    assert step is not None and step.fire_at == T0
+
+
 def test_plan_runs_missed_fire_times_once() -> None:
     spec = parse("* * * * *")
     now = T0 + timedelta(minutes=10, seconds=30)

@@ -38,7 +38,7 @@ import redis
 from django.db import DatabaseError, close_old_connections, connections
 
 from jobs import states
-from jobs.broker import Broker, Settlement
+from jobs.broker import Broker, RestoreItem, Settlement
 from jobs.models import Outcome, Status
 from jobs.redis_client import get_broker
 from jobs.states import AttemptResult, Recorded
@@ -513,7 +513,14 @@ class WorkerProcess:
                 if not run.released:
                     by_queue[run.job.queue].append(job_id)
         for queue_name, ids in by_queue.items():
-            for lost in self.broker.renew(queue_name, self.token, ids, self.lease_ms):
+            lost_ids = self.broker.renew(queue_name, self.token, ids, self.lease_ms)
+            if lost_ids and not self.broker.epoch_present():
+                # Redis lost its data (restart, FLUSHALL): nobody took these jobs, the leases are
+                # simply gone. Take them again (only where no lease exists) instead of cancelling.
+                items = [RestoreItem(job_id, "lease", token=self.token) for job_id in lost_ids]
+                self.broker.restore(queue_name, items, self.lease_ms)
+                continue
+            for lost in lost_ids:
                 with self.lock:
                     lost_run = self.inflight.get(lost)
                 if lost_run is not None and not lost_run.ctx.cancelled:
