@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 
-#: The Redis database every library uses for the benchmark. It is FLUSHDB'ed before each workload.
+#: The Redis database every library uses for the benchmark. It is FLUSHDB'ed before and after each workload.
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 #: Counter INCR'ed by every finished job.

@@ -28,7 +28,7 @@ def _prepare_database() -> None:
             "-U",
             "postgres",
             "-Atc",
-            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",
+            f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'",  # noqa: S608 - a constant
         ],
         capture_output=True,
         text=True,

@@ -151,8 +151,8 @@ class Broker:
         (redis-py's pipeline asks ``SCRIPT EXISTS`` before every execute: one round trip too many.)
         """
         pipe = self.client.pipeline(transaction=False)
-        for command, args in extra:
-            getattr(pipe, command)(*args)
+        for command, command_args in extra:
+            getattr(pipe, command)(*command_args)
         for name, keys, args in calls:
             pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
         results = pipe.execute(raise_on_error=False)[len(extra) :]

@@ -8,7 +8,6 @@ call commits before it returns.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime
@@ -117,18 +116,9 @@ def _spec_from_dict(index: int, raw: Any) -> JobSpec:
         raise InvalidJob(f"jobs[{index}]", str(exc)) from None
 
 
-def _as_id(job_id: Any) -> uuid.UUID | None:
-    if isinstance(job_id, uuid.UUID):
-        return job_id
-    try:
-        return uuid.UUID(str(job_id))
-    except ValueError:
-        return None
-
-
 def get(job_id: Any) -> Job | None:
     """The job with this id, or None (also for a malformed id)."""
-    pk = _as_id(job_id)
+    pk = states.parse_id(job_id)
     return None if pk is None else Job.objects.filter(pk=pk).first()
 
 
@@ -137,7 +127,7 @@ def cancel(job_id: Any) -> Job:
 
     Raises ``Job.DoesNotExist`` or :class:`jobs.states.TransitionError`.
     """
-    pk = _as_id(job_id)
+    pk = states.parse_id(job_id)
     if pk is None:
         raise Job.DoesNotExist(f"no job {job_id!r}")
     job, dequeue = states.cancel(pk)
@@ -148,7 +138,7 @@ def cancel(job_id: Any) -> Job:
 
 def retry(job_id: Any) -> Job:
     """Run a failed or cancelled job again from a fresh retry budget."""
-    pk = _as_id(job_id)
+    pk = states.parse_id(job_id)
     if pk is None:
         raise Job.DoesNotExist(f"no job {job_id!r}")
     job = states.retry(pk)
@@ -158,7 +148,7 @@ def retry(job_id: Any) -> Job:
 
 def run_now(job_id: Any) -> Job:
     """Make a scheduled or retrying job run at once."""
-    pk = _as_id(job_id)
+    pk = states.parse_id(job_id)
     if pk is None:
         raise Job.DoesNotExist(f"no job {job_id!r}")
     job = states.run_now(pk)

@@ -54,7 +54,7 @@ def insert(rows: Sequence[dict[str, Any]], payloads: Sequence[str]) -> None:
 
 
 def _db_values(row: dict[str, Any], payload: str) -> list[Any]:
-    values = []
+    values: list[Any] = []
     for field, attname in zip(_FIELDS, _ATTNAMES, strict=True):
         value = row.get(attname)
         if attname == "payload":

@@ -37,14 +37,15 @@ def send_on(broker: Broker, queue: str, job_id: str, token: str, reason: str) ->
 
 def _requeue_if_waiting(broker: Broker, job_id: str) -> None:
     """A lease on a row that is waiting (claimed in Redis, never marked running): put the id back."""
-    job = Job.objects.filter(pk=job_id, status__in=WAITING).first()
+    pk = states.parse_id(job_id)
+    job = Job.objects.filter(pk=pk, status__in=WAITING).first() if pk is not None else None
     if job is not None:
         broker.push(push_items([job]))
 
 
-def recover_worker(broker: Broker, worker_id: str, reason: str) -> int:
-    """Take back every lease a dead worker process held; returns how many jobs it held."""
-    recovered = 0
+def recover_worker(broker: Broker, worker_id: str, reason: str) -> list[Recorded]:
+    """Take back every lease a dead worker process held; returns the attempts charged as lost."""
+    charged: list[Recorded] = []
     for queue in sorted(broker.queue_names()):
         job_ids = broker.leased_by(queue, worker_id)
         if not job_ids:
@@ -52,6 +53,7 @@ def recover_worker(broker: Broker, worker_id: str, reason: str) -> int:
         # Drop the leases first (fenced by the dead worker's token), then let each row decide.
         broker.settle(queue, worker_id, [Settlement(job_id, "ack") for job_id in job_ids])
         for job_id in job_ids:
-            send_on(broker, queue, job_id, worker_id, reason)
-        recovered += len(job_ids)
-    return recovered
+            recorded = send_on(broker, queue, job_id, worker_id, reason)
+            if recorded is not None:
+                charged.append(recorded)
+    return charged

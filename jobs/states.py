@@ -165,9 +165,20 @@ def claim(job_ids: Sequence[str], worker: str) -> list[Job]:
     Ids whose rows are gone or no longer waiting (cancelled while queued) are left out: the worker
     must not run them.
     """
-    if not job_ids:
+    valid = [pk for pk in map(parse_id, job_ids) if pk is not None]
+    if not valid:
         return []
-    return batch_sql.claim_rows([uuid.UUID(i) for i in job_ids], worker, timezone.now())
+    return batch_sql.claim_rows(valid, worker, timezone.now())
+
+
+def parse_id(value: Any) -> uuid.UUID | None:
+    """A job id from Redis or a client, or None for garbage (which never matches a row)."""
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -260,7 +271,8 @@ def record_lost(job_id: str, worker: str, reason: str) -> Recorded | None:
     Returns None when the row is not running (it finished; the lease was just left behind).
     """
     now = timezone.now()
-    job = Job.objects.filter(pk=job_id, status=Status.RUNNING).first()
+    pk = parse_id(job_id)
+    job = Job.objects.filter(pk=pk, status=Status.RUNNING).first() if pk is not None else None
     if job is None or (worker and job.worker and job.worker != worker):
         return None
     started = job.started_at or now

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadDateError, CroniterError, croniter  # type: ignore[import-untyped]
+from croniter import CroniterBadDateError, CroniterError, croniter
 from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone

@@ -21,5 +21,5 @@ from zipline_site.settings import *  # noqa: E402, F403
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.procapp"]  # noqa: F405
 
 # A test database of this run's own, so that runs side by side (developers, CI) never collide.
-if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
+if str(DATABASES["default"]["ENGINE"]).endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": f"test_zipline_{os.getpid()}"}  # noqa: F405

@@ -74,7 +74,8 @@ def test_enqueue_many_writes_all_rows_and_ids(broker: Broker) -> None:
     assert len(jobs) == 1501 and Job.objects.count() == 1501
     assert len(broker.ids("default")["ready"]) == 1500 and len(broker.ids("other")["ready"]) == 1
     assert {j.payload["n"] for j in jobs[:1500]} == set(range(1500))
-    assert get(jobs[0].pk).status == Status.PENDING  # type: ignore[union-attr]
+    first = get(jobs[0].pk)
+    assert first is not None and first.status == Status.PENDING
 
 
 def test_enqueue_many_is_all_or_nothing(broker: Broker) -> None:
@@ -113,7 +114,7 @@ def test_bad_input_names_the_field_and_writes_nothing(
 ) -> None:
     job_type = str(kwargs.pop("job_type", "test_noop"))
     with pytest.raises(InvalidJob) as caught:
-        enqueue(job_type, **kwargs)  # type: ignore[arg-type]
+        enqueue(job_type, **kwargs)
     assert caught.value.field == field and message in caught.value.message
     assert Job.objects.count() == 0 and broker.ids("default")["ready"] == set()
 

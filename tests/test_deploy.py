@@ -47,7 +47,7 @@ DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_complete
 # Metric names ZipLine exports (job_queue_*, from the worker supervisor), django-prometheus' (API), and
 # Prometheus' own ``up``. Histograms are exported as _bucket, _sum and _count.
 _COUNTERS = {"job_queue_processed_total", "job_queue_failed_total", "django_http_requests_total_by_method_total"}
-_GAUGES = {"job_queue_active_jobs", "job_queue_pending_jobs", "up"}
+_GAUGES = {"job_queue_active_jobs", "job_queue_pending_jobs", "job_queue_worker_processes", "up"}
 _HISTOGRAMS = {"job_queue_duration_seconds", "django_http_requests_latency_seconds_by_view_method"}
 KNOWN_METRICS = (
     _COUNTERS | _GAUGES | {f"{name}{suffix}" for name in _HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
@@ -509,7 +509,7 @@ def test_prometheus_alerts() -> None:
         and 'sum(up{job="zipline-workers"}) == 0' in no_workers["expr"]
     )
     assert parse_duration(no_workers["for"]) == 120
-    assert any("absent(job_queue_active_jobs)" in rule["expr"] for rule in rules)
+    assert any("absent(job_queue_worker_processes)" in rule["expr"] for rule in rules)
 
 
 def test_prometheus_config_matches_alerts() -> None:

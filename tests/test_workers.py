@@ -6,7 +6,7 @@ import signal
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -24,7 +24,8 @@ def key() -> str:
 
 
 def entries(broker: Broker, name: str) -> list[list[str]]:
-    return [e.decode().split("|") for e in broker.client.lrange(name, 0, -1)]
+    raw = cast(list[bytes], broker.client.lrange(name, 0, -1))
+    return [e.decode().split("|") for e in raw]
 
 
 def statuses(*ids: Any) -> dict[str, str]:
@@ -262,7 +263,96 @@ def test_ten_thousand_jobs_through_two_processes_run_exactly_once(broker: Broker
         jobs += client.enqueue_many([JobSpec("test_record", {"count": counts}) for _ in range(start, start + 1000)])
     with running(["runworkers", "--processes", "2"], tmp_path):
         wait_for(lambda: Job.objects.filter(status=Status.COMPLETED).count() == 10_000, 120, 0.2, "10,000 completed")
-    executions = {k.decode(): int(v) for k, v in broker.client.hgetall(counts).items()}
+    raw = cast(dict[bytes, bytes], broker.client.hgetall(counts))
+    executions = {k.decode(): int(v) for k, v in raw.items()}
     assert len(executions) == 10_000 and set(executions.values()) == {1}
     assert JobAttempt.objects.count() == 10_000
     assert broker.ids("default") == {"ready": set(), "delayed": set(), "leases": set()}
+
+
+def test_supervisor_killed_children_drain_and_exit(broker: Broker, tmp_path: Path) -> None:
+    import os
+
+    from workers.heartbeat import live_workers
+
+    log = key()
+    job = client.enqueue("test_sleep", {"seconds": 1, "key": log})
+    with running(["runworkers", "--processes", "2"], tmp_path) as pool:
+        wait_for(lambda: entries(broker, log), 15, message="job started")
+        children = pool.children()
+        os.kill(pool.pid, signal.SIGKILL)
+        killed = time.monotonic()
+
+        def gone() -> bool:
+            return not any(
+                os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+                for pid in children
+            )
+
+        wait_for(gone, 15, message="orphaned worker processes exit")
+        assert time.monotonic() - killed < 5
+    # The running job finished (drained), and no orphan keeps a heartbeat.
+    assert Job.objects.get(pk=job.pk).status == Status.COMPLETED
+    assert live_workers(broker) == []
+
+
+def test_garbage_and_deleted_ids_are_skipped(broker: Broker, tmp_path: Path) -> None:
+    from jobs.broker import PushItem
+
+    deleted = client.enqueue("test_noop")
+    Job.objects.filter(pk=deleted.pk).delete()  # a row deleted under a live id
+    broker.push([PushItem("default", "not-a-uuid"), PushItem("default", str(uuid.uuid4()))])
+    good = client.enqueue("test_noop")
+    with running(["runworkers", "--processes", "1"], tmp_path) as pool:
+        all_status([good], Status.COMPLETED, 20)
+        wait_for(
+            lambda: broker.ids("default") == {"ready": set(), "delayed": set(), "leases": set()},
+            10,
+            message="bad ids dropped",
+        )
+        assert pool.popen.poll() is None and "Traceback" not in pool.log()
+
+
+def test_max_jobs_recycles_the_process_without_losing_jobs(broker: Broker, tmp_path: Path) -> None:
+    jobs = [client.enqueue("test_noop", {"n": i}) for i in range(40)]
+    with running(["runworkers", "--processes", "1", "--concurrency", "2"], tmp_path, JQS_WORKER_MAX_JOBS="10") as pool:
+        all_status(jobs, Status.COMPLETED, 30)
+        assert pool.log().count("recycling after max_jobs") >= 3
+    assert JobAttempt.objects.filter(job__in=jobs).count() == 40
+
+
+def test_a_frozen_worker_loses_its_job_and_its_late_finish_is_rejected(broker: Broker, tmp_path: Path) -> None:
+    """F08: SIGSTOP a worker past its lease; another runs the job; the stale finish changes nothing."""
+    import os
+
+    log = key()
+    job = client.enqueue(
+        "test_sleep", {"seconds": 2, "key": log}, retry={"max_retries": 3, "initial_delay": "10ms", "jitter": False}
+    )
+    env = {"JQS_WORKER_LEASE_TTL": "1s", "JQS_SCHEDULER_RECLAIM_INTERVAL": "200ms", "JQS_SCHEDULER_POLL_INTERVAL": "1s"}
+    with (
+        running(["runworkers", "--processes", "2"], tmp_path, "workers", **env) as pool,
+        running(["runscheduler"], tmp_path, "scheduler", **env),
+    ):
+        wait_for(lambda: entries(broker, log), 15, message="job started")
+        frozen = int(entries(broker, log)[0][2])
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: any(e[2] != str(frozen) and e[3] == "end" for e in entries(broker, log)),
+                30,
+                message="another worker ran it",
+            )
+        finally:
+            os.kill(frozen, signal.SIGCONT)
+        all_status([job], Status.COMPLETED, 20)
+        wait_for(
+            lambda: (
+                any(e[2] == str(frozen) and e[3] == "end" for e in entries(broker, log)) or "lease lost" in pool.log()
+            ),
+            10,
+            message="the frozen worker resumed",
+        )
+    row = Job.objects.get(pk=job.pk)
+    outcomes = list(JobAttempt.objects.filter(job=job).order_by("number").values_list("outcome", flat=True))
+    assert row.status == Status.COMPLETED and outcomes == [Outcome.LOST, Outcome.COMPLETED]

@@ -12,7 +12,9 @@ from prometheus_client import Counter, Gauge, Histogram
 LABELS = ("queue", "type")
 
 PROCESSED = Counter("job_queue_processed", "Attempts that ended (any outcome).", LABELS)
-FAILED = Counter("job_queue_failed", "Attempts that failed (error, timeout, lost).", LABELS)
+FAILED = Counter(
+    "job_queue_failed", "Attempts that failed (error, timeout, or lost with a dead worker process).", LABELS
+)
 DURATION = Histogram(
     "job_queue_duration_seconds",
     "How long attempts ran.",
@@ -22,3 +24,6 @@ DURATION = Histogram(
 ACTIVE = Gauge("job_queue_active_jobs", "Jobs running now.", LABELS, multiprocess_mode="livesum")
 STALE_WRITES = Counter("job_queue_stale_writes", "Finishes rejected because the attempt was no longer current.")
 LEASES_LOST = Counter("job_queue_leases_lost", "Running jobs whose lease was taken from their worker.")
+WORKER_PROCESSES = Gauge(
+    "job_queue_worker_processes", "Worker processes the supervisor is running.", multiprocess_mode="livesum"
+)

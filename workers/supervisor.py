@@ -19,8 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-from django.db import DatabaseError, connections
+from django.db import connections
 
 from workers.queues import QueueSelector
 
@@ -28,6 +27,7 @@ logger = logging.getLogger("zipline.supervisor")
 
 RESPAWN_BACKOFF_MAX = 5.0
 QUICK_DEATH = 2.0
+HEALTHY_LOOP_AGE = 10.0
 
 
 @dataclass
@@ -75,6 +75,7 @@ class Supervisor:
         self.signals = 0
         self.quick_deaths = 0
         self.metrics_dir: str | None = None
+        self.last_beat = 0.0
 
     # -- main loop -----------------------------------------------------------------------------------
 
@@ -108,7 +109,7 @@ class Supervisor:
             self._spawn(index)
         next_spawn_at = 0.0
         while self.children or not self.stopping:
-            liveness.touch("workers")
+            self._beat(liveness)
             self._reap()
             missing = self.options.processes - len(self.children)
             if not self.stopping and missing > 0 and time.monotonic() >= next_spawn_at:
@@ -122,8 +123,22 @@ class Supervisor:
         logger.info("supervisor stopped")
         return 0
 
+    def _beat(self, liveness: Any) -> None:
+        """Once a second: the liveness file, and the process gauge (always present, 0 or more)."""
+        now = time.monotonic()
+        if now - self.last_beat < 1.0:
+            return
+        self.last_beat = now
+        liveness.touch("workers")
+        if self.options.metrics_enabled:
+            from workers import metrics
+
+            metrics.WORKER_PROCESSES.set(len(self.children))
+
     def _healthy(self) -> bool:
-        return bool(self.children) or self.stopping
+        """Alive: the main loop ran lately (not wedged) and worker processes run (or are stopping)."""
+        loop_fresh = time.monotonic() - self.last_beat < HEALTHY_LOOP_AGE
+        return loop_fresh and (bool(self.children) or self.stopping)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.signals += 1
@@ -215,13 +230,19 @@ class Supervisor:
         from jobs.redis_client import get_broker
 
         try:
-            recovered = recover_worker(get_broker(), child.worker_id, f"worker lost ({how})")
-            if recovered:
-                logger.warning(
-                    "recovered a dead worker's jobs", extra={"worker_id": child.worker_id, "jobs": recovered}
-                )
-        except (redis.RedisError, DatabaseError) as exc:
+            charged = recover_worker(get_broker(), child.worker_id, f"worker lost ({how})")
+        except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any one recovery
             # Their leases expire and the scheduler's reclaimer charges them instead.
             logger.warning(
                 "could not recover a dead worker's jobs now", extra={"worker_id": child.worker_id, "error": str(exc)}
             )
+            return
+        if charged:
+            logger.warning("recovered a dead worker's jobs", extra={"worker_id": child.worker_id, "jobs": len(charged)})
+        if self.options.metrics_enabled:
+            from workers import metrics
+
+            for recorded in charged:
+                labels = (recorded.job.queue, recorded.job.type)
+                metrics.PROCESSED.labels(*labels).inc()
+                metrics.FAILED.labels(*labels).inc()

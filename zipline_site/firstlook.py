@@ -120,7 +120,7 @@ def main() -> int:
     host = "127.0.0.1" if config.server_host in ("0.0.0.0", "::") else config.server_host
     base = f"http://{host}:{config.server_port}"
     commands: list[tuple[str, list[str]]] = [
-        ("api", ["runserver", f"{config.server_host}:{config.server_port}", "--noreload", "--insecure"]),
+        ("api", ["runserver", f"{config.server_host}:{config.server_port}", "--noreload"]),
         ("workers", ["runworkers"]),
     ]
     if config.scheduler_enabled and (ROOT / "scheduler/management/commands/runscheduler.py").exists():

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -138,6 +139,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves the admin's, the API docs' and the dashboard's assets from gunicorn itself, from
+# STATIC_ROOT after collectstatic (the image runs it) or straight from the apps when it was not run.
+WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/admin/login/"
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = ZIPLINE.max_payload_bytes + 64 * 1024
