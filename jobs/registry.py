@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -36,9 +37,15 @@ class Context:
     attempt: int
     deadline: float
     """``time.monotonic()`` value after which the attempt counts as timed out."""
-    logger: logging.LoggerAdapter[logging.Logger]
+    job_type: str = ""
     cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = ""
+
+    @cached_property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose lines carry the job's id, type and attempt (made when first used)."""
+        fields = {"job_id": self.job_id, "type": self.job_type, "attempt": self.attempt}
+        return logging.LoggerAdapter(logging.getLogger("zipline.job"), fields)
 
     @property
     def cancelled(self) -> bool:

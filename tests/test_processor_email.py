@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -24,7 +23,6 @@ def make_ctx() -> Context:
         job_id="x",
         attempt=1,
         deadline=time.monotonic() + 30,
-        logger=logging.LoggerAdapter(logging.getLogger("t"), {}),
     )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import shutil
 import socket
 import ssl
@@ -35,7 +34,6 @@ def make_ctx(seconds: float = 30.0) -> Context:
         job_id="x",
         attempt=1,
         deadline=time.monotonic() + seconds,
-        logger=logging.LoggerAdapter(logging.getLogger("t"), {}),
     )
 
 

@@ -67,8 +67,7 @@ def prepare(job: Job, worker_id: str, default_timeout: float) -> Running:
         proc = None
     timeout = job.timeout or (timeout_default(proc) if proc else None) or default_timeout
     started = time.monotonic()
-    bound = logging.LoggerAdapter(logger, {"job_id": str(job.pk), "type": job.type, "attempt": job.attempts})
-    ctx = Context(job_id=str(job.pk), attempt=job.attempts, deadline=started + timeout, logger=bound)
+    ctx = Context(job_id=str(job.pk), attempt=job.attempts, deadline=started + timeout, job_type=job.type)
     return Running(job, ctx, proc, timeout, started, timezone.now())
 
 

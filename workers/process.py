@@ -28,7 +28,7 @@ import signal
 import socket
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -53,6 +53,7 @@ EXIT_OK = 0
 EXIT_HARD_TIMEOUT = 3
 EXIT_WEDGED = 4
 CLAIM_BATCH = 64
+GATHER_WAIT = 0.003
 FINISH_BATCH = 256
 CANCEL_CHECK_INTERVAL = 0.5
 KEEPER_TICK = 0.1
@@ -113,6 +114,8 @@ class WorkerProcess:
         self.last_claim_attempt = time.monotonic()
         self.redis_down_since: float | None = None
         self.db_down_since: float | None = None
+        # With a deep queue, claim when this many slots are free (bounded by GATHER_WAIT).
+        self.gather_target = max(1, min(CLAIM_BATCH, options.slots // 2))
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -164,15 +167,18 @@ class WorkerProcess:
 
     def _fetch_loop(self) -> None:
         names = list(self.options.selector.names)
+        deep = False  # the last round filled every free slot: more jobs are probably waiting
         while not self.stopping.is_set():
             free = self.options.slots - self._busy()
-            if free <= 0:
-                self.slot_freed.wait(0.5)
-                self.slot_freed.clear()
+            if free <= 0 or (deep and free < self.gather_target):
+                self._wait_for_slots(free)
                 self.last_claim_attempt = time.monotonic()
-                continue
+                if self.options.slots - self._busy() <= 0:
+                    continue
+                free = self.options.slots - self._busy()
             try:
                 claimed, next_due_ms = self._claim_round(free)
+                deep = claimed >= free
                 if claimed:
                     continue
                 timeout = self.options.poll_interval
@@ -185,6 +191,24 @@ class WorkerProcess:
                 self._redis_failed(exc)
             except DatabaseError as exc:
                 self._db_failed(exc)
+
+    def _wait_for_slots(self, free: int) -> None:
+        """Wait for a slot; while the queue is deep, wait a moment longer for several.
+
+        Claiming and marking running cost a round trip to Redis and one to the database whatever
+        the batch size, so with a deep queue it pays to claim a few jobs at once instead of one
+        each time one finishes. The wait is bounded (``GATHER_WAIT``), so it never idles a slot long.
+        """
+        if free <= 0:
+            self.slot_freed.wait(0.5)
+            self.slot_freed.clear()
+        deadline = time.monotonic() + GATHER_WAIT
+        while self.options.slots - self._busy() < self.gather_target and not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.slot_freed.wait(left)
+            self.slot_freed.clear()
 
     def _claim_round(self, free: int) -> tuple[int, int | None]:
         """Ask each queue in order for up to ``free`` jobs; returns (jobs started, ms to next due)."""
@@ -220,15 +244,18 @@ class WorkerProcess:
             # Cancelled while queued, deleted, or a garbage id: its lease is dropped, it never runs.
             self.broker.settle(queue, self.token, [Settlement(i, "ack") for i in skipped])
             logger.info("skipped ids that are not runnable", extra={"queue": queue, "ids": skipped})
+        started: Counter[tuple[str, str]] = Counter()
         for job in jobs:
             running = prepare(job, self.token, self.options.job_timeout)
             with self.lock:
-                self.inflight[str(job.pk)] = running
-            metrics.ACTIVE.labels(job.queue, job.type).inc()
+                self.inflight[running.ctx.job_id] = running
+            started[(job.queue, job.type)] += 1
             if wants_event_loop(running):
                 self._submit_async(running)
             else:
                 self._submit_sync(running)
+        for labels, count in started.items():
+            metrics.for_job(*labels).active.inc(count)
         return len(jobs)
 
     def _submit_sync(self, running: Running) -> None:
@@ -251,7 +278,8 @@ class WorkerProcess:
             if running is None:
                 return
             ending = run_sync(running)
-            close_old_connections()
+            if connections.all(initialized_only=True):
+                close_old_connections()  # only if the job used the database on this thread
             self._ended(ending)
             with self.lock:
                 self.idle_threads += 1
@@ -311,8 +339,7 @@ class WorkerProcess:
         if recorded is None:
             return  # dying: the leases expire and the reclaimer charges these attempts
         self._settle(recorded)
-        for ending, rec in zip(finished, recorded, strict=True):
-            self._account(ending, rec)
+        self._account_all(finished, recorded)
         self._forget([e.running for e in finished])
 
     def _attempt_result(self, ending: Ending) -> AttemptResult:
@@ -397,19 +424,32 @@ class WorkerProcess:
             self._redis_recovered()
             return value
 
-    def _account(self, ending: Ending, rec: Recorded) -> None:
+    def _account_all(self, endings: Sequence[Ending], recorded: Sequence[Recorded]) -> None:
+        """Metrics (summed per queue and type: a multiprocess metric write is not free) and logs."""
+        ended: Counter[tuple[str, str]] = Counter()
+        failed: Counter[tuple[str, str]] = Counter()
+        for ending, rec in zip(endings, recorded, strict=True):
+            job = ending.running.job
+            labels = (job.queue, job.type)
+            ended[labels] += 1
+            metrics.for_job(*labels).duration.observe(ending.duration)
+            if ending.outcome in (Outcome.FAILED, Outcome.TIMEOUT):
+                failed[labels] += 1
+            if rec.status is None:
+                metrics.STALE_WRITES.inc()
+            self._log_outcome(ending, rec)
+        for labels, count in ended.items():
+            job_metrics = metrics.for_job(*labels)
+            job_metrics.active.dec(count)
+            job_metrics.processed.inc(count)
+            if failed[labels]:
+                job_metrics.failed.inc(failed[labels])
+        self.processed += sum(ended.values())
+        self.failed += sum(failed.values())
+
+    def _log_outcome(self, ending: Ending, rec: Recorded) -> None:
         job = ending.running.job
-        labels = (job.queue, job.type)
-        metrics.ACTIVE.labels(*labels).dec()
-        if rec.status is None:
-            metrics.STALE_WRITES.inc()
-        metrics.PROCESSED.labels(*labels).inc()
-        metrics.DURATION.labels(*labels).observe(ending.duration)
         failed = ending.outcome in (Outcome.FAILED, Outcome.TIMEOUT)
-        if failed:
-            metrics.FAILED.labels(*labels).inc()
-            self.failed += 1
-        self.processed += 1
         level = logging.WARNING if failed else logging.INFO
         if not job_logger.isEnabledFor(level):
             return
@@ -453,7 +493,7 @@ class WorkerProcess:
         for run in runs:
             action = "release" if str(run.job.pk) in released_ids else "ack"
             by_queue[run.job.queue].append(Settlement(str(run.job.pk), action, 0, run.job.priority))
-            metrics.ACTIVE.labels(run.job.queue, run.job.type).dec()
+            metrics.for_job(run.job.queue, run.job.type).active.dec()
         for queue_name, settlements in by_queue.items():
             self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements))
         if runs:
