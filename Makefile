@@ -20,6 +20,7 @@ run: $(STAMP)
 ## test: the whole suite on PostgreSQL + Redis, then a smoke subset on SQLite
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+	mkdir -p .local
 	ZIPLINE_TEST_DATABASE_URL=sqlite:///$(CURDIR)/.local/test-smoke.sqlite3 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests/test_states.py tests/test_client.py tests/test_broker.py tests/test_sqlite_smoke.py
 
 lint: $(STAMP)

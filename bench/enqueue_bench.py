@@ -1,7 +1,7 @@
 """Enqueue throughput on PostgreSQL + Redis: ``enqueue_many`` in batches of 1,000, and ``enqueue`` one by one.
 
 Run: ``make bench-enqueue`` (or ``.venv/bin/python bench/enqueue_bench.py --jobs 20000``). It uses a
-database of its own (``zipline_bench``, created and migrated here) and Redis database 9 under the
+database of its own (``zipline_enqueue_bench``, created and migrated here) and Redis database 10 under the
 key prefix ``zipbench``, and prints one JSON line per figure plus a summary.
 """
 
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DB_NAME = "zipline_bench"
+DB_NAME = "zipline_enqueue_bench"
 
 
 def setup_environment(args: argparse.Namespace) -> None:
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=5_000, help="jobs for enqueue (default 5000)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/9")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/10")
     args = parser.parse_args()
     setup_environment(args)
     many = [bench_enqueue_many(args.jobs, 1000) for _ in range(args.runs)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -142,6 +143,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # WhiteNoise serves the admin's, the API docs' and the dashboard's assets from gunicorn itself, from
 # STATIC_ROOT after collectstatic (the image runs it) or straight from the apps when it was not run.
 WHITENOISE_USE_FINDERS = True
+# Without collectstatic there is no STATIC_ROOT, and the finders serve everything: say nothing.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 LOGIN_URL = "/admin/login/"
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = ZIPLINE.max_payload_bytes + 64 * 1024
