@@ -23,6 +23,7 @@ from jobs.validation import ValidJob
 _FIELDS = list(Job._meta.concrete_fields)
 _COLUMNS = [f.column for f in _FIELDS]
 _ATTNAMES = [f.attname for f in _FIELDS]
+_PAYLOAD_INDEX = _ATTNAMES.index("payload")
 # Static defaults of the model's fields; callables (uuid4, now, dict) are filled in per row.
 _STATIC_DEFAULTS = {f.attname: f.get_default() for f in _FIELDS if not (f.has_default() and callable(f.default))}
 
@@ -54,6 +55,11 @@ def insert(rows: Sequence[dict[str, Any]], payloads: Sequence[str]) -> None:
 
 
 def _db_values(row: dict[str, Any], payload: str) -> list[Any]:
+    if connection.vendor == "postgresql":
+        # psycopg adapts UUIDs, datetimes and numbers itself; the payload is JSON text already.
+        plain = [row.get(name) for name in _ATTNAMES]
+        plain[_PAYLOAD_INDEX] = payload
+        return plain
     values: list[Any] = []
     for field, attname in zip(_FIELDS, _ATTNAMES, strict=True):
         value = row.get(attname)
@@ -68,13 +74,12 @@ def _db_values(row: dict[str, Any], payload: str) -> list[Any]:
 
 def _copy(rows: Sequence[dict[str, Any]], payloads: Sequence[str]) -> None:
     sql = f"COPY {Job._meta.db_table} ({', '.join(_COLUMNS)}) FROM STDIN"
-    payload_index = _ATTNAMES.index("payload")
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor under Django's wrapper
         with raw.copy(sql) as copy:
             for row, payload in zip(rows, payloads, strict=True):
                 values = [row.get(name) for name in _ATTNAMES]
-                values[payload_index] = payload
+                values[_PAYLOAD_INDEX] = payload
                 copy.write_row(values)
 
 

@@ -144,7 +144,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # STATIC_ROOT after collectstatic (the image runs it) or straight from the apps when it was not run.
 WHITENOISE_USE_FINDERS = True
 # Without collectstatic there is no STATIC_ROOT, and the finders serve everything: say nothing.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at: ")
 LOGIN_URL = "/admin/login/"
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = ZIPLINE.max_payload_bytes + 64 * 1024
