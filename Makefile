@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-sqlite lint format typecheck bench bench-enqueue migrate clean
+.PHONY: run test lint format bench bench-enqueue bench-api migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: $(STAMP)
 
 bench-enqueue: $(STAMP)
 	$(BIN)/python bench/enqueue_bench.py
+
+bench-api: $(STAMP)
+	$(BIN)/python bench/api_bench.py
 
 clean:
 	rm -rf $(VENV) .local staticfiles

@@ -104,6 +104,7 @@ class WorkerProcess:
         self.dying = False
         self.endings: queue_module.Queue[Ending | None] = queue_module.Queue()
         self.pool_threads: list[threading.Thread] = []
+        self.executing = 0  # jobs whose processor is running: what the slots limit
         self.idle_threads = 0
         self.work: queue_module.Queue[Running | None] = queue_module.Queue()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -159,6 +160,12 @@ class WorkerProcess:
         logger.info("worker stopped", extra=self._facts())
         return EXIT_OK
 
+    def _free_slots(self) -> int:
+        """Slots not taken by a job that is executing (one that ended but is not yet recorded
+        frees its slot at once, so claiming the next jobs overlaps with recording the last)."""
+        with self.lock:
+            return self.options.slots - self.executing
+
     def _busy(self) -> int:
         with self.lock:
             return len(self.inflight)
@@ -169,13 +176,13 @@ class WorkerProcess:
         names = list(self.options.selector.names)
         deep = False  # the last round filled every free slot: more jobs are probably waiting
         while not self.stopping.is_set():
-            free = self.options.slots - self._busy()
+            free = self._free_slots()
             if free <= 0 or (deep and free < self.gather_target):
                 self._wait_for_slots(free)
                 self.last_claim_attempt = time.monotonic()
-                if self.options.slots - self._busy() <= 0:
+                free = self._free_slots()
+                if free <= 0:
                     continue
-                free = self.options.slots - self._busy()
             try:
                 claimed, next_due_ms = self._claim_round(free)
                 deep = claimed >= free
@@ -203,7 +210,7 @@ class WorkerProcess:
             self.slot_freed.wait(0.5)
             self.slot_freed.clear()
         deadline = time.monotonic() + GATHER_WAIT
-        while self.options.slots - self._busy() < self.gather_target and not self.stopping.is_set():
+        while self._free_slots() < self.gather_target and not self.stopping.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -249,6 +256,7 @@ class WorkerProcess:
             running = prepare(job, self.token, self.options.job_timeout)
             with self.lock:
                 self.inflight[running.ctx.job_id] = running
+                self.executing += 1
             started[(job.queue, job.type)] += 1
             if wants_event_loop(running):
                 self._submit_async(running)
@@ -302,8 +310,11 @@ class WorkerProcess:
         self._ended(ending)
 
     def _ended(self, ending: Ending) -> None:
+        with self.lock:
+            self.executing -= 1
         if not ending.running.released:
             self.endings.put(ending)
+        self.slot_freed.set()
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -644,7 +655,7 @@ class WorkerProcess:
         if self.stopping.is_set() or self.dying:
             return
         limit = 10 * self.options.poll_interval + 30
-        if self._busy() < self.options.slots and time.monotonic() - self.last_claim_attempt > limit:
+        if self._free_slots() > 0 and time.monotonic() - self.last_claim_attempt > limit:
             logger.error("fetcher made no claim attempt for %.0fs; replacing this worker process", limit)
             with self.finish_lock:
                 self._record(self._drain_endings())

@@ -17,6 +17,10 @@ if "bench_noop" not in registry:
     def sleep(payload: dict[str, Any], ctx: Context) -> None:
         job_sleep(job_redis(), payload["seconds"])
 
+    @processor("bench_api")
+    def api(payload: dict[str, Any], ctx: Context) -> None:
+        """Submitted by bench/api_bench.py; never run there (it measures submission only)."""
+
     @processor("bench_stamp")
     def stamp(payload: dict[str, Any], ctx: Context) -> None:
         job_stamp(job_redis(), payload["enqueued_at"])
