@@ -106,8 +106,8 @@ def main() -> None:
                 results.setdefault(name, []).append(wrk(url, body, auth, conns, args.seconds))
         batch = wrk(f"{base}/api/v1/jobs/batch", {"jobs": [SINGLE] * 1000}, token, 4, args.seconds)
         batch["jobs_per_second"] = batch["requests_per_second"] * 1000
-        summary = {
-            name: max(runs, key=lambda r: r["requests_per_second"]) | {"runs": runs} for name, runs in results.items()
+        summary: dict[str, dict[str, object]] = {
+            name: {**max(runs, key=lambda r: r["requests_per_second"]), "runs": runs} for name, runs in results.items()
         }
         summary["post_jobs_batch_1000"] = batch
         for name, figures in summary.items():
