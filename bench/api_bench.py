@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DB = "zipline_api_bench"
@@ -106,10 +107,11 @@ def main() -> None:
                 results.setdefault(name, []).append(wrk(url, body, auth, conns, args.seconds))
         batch = wrk(f"{base}/api/v1/jobs/batch", {"jobs": [SINGLE] * 1000}, token, 4, args.seconds)
         batch["jobs_per_second"] = batch["requests_per_second"] * 1000
-        summary: dict[str, dict[str, object]] = {
-            name: {**max(runs, key=lambda r: r["requests_per_second"]), "runs": runs} for name, runs in results.items()
-        }
-        summary["post_jobs_batch_1000"] = batch
+        summary: dict[str, dict[str, Any]] = {}
+        for name, runs in results.items():
+            best: dict[str, Any] = dict(max(runs, key=lambda r: r["requests_per_second"]))
+            summary[name] = {**best, "runs": runs}
+        summary["post_jobs_batch_1000"] = dict(batch)
         for name, figures in summary.items():
             print(json.dumps({"workload": name, **{k: v for k, v in figures.items() if k != "runs"}}))
         out = ROOT / "bench" / "results" / "api.json"
