@@ -356,3 +356,14 @@ def test_a_frozen_worker_loses_its_job_and_its_late_finish_is_rejected(broker: B
     row = Job.objects.get(pk=job.pk)
     outcomes = list(JobAttempt.objects.filter(job=job).order_by("number").values_list("outcome", flat=True))
     assert row.status == Status.COMPLETED and outcomes == [Outcome.LOST, Outcome.COMPLETED]
+
+
+def test_star_takes_every_queue(broker: Broker, tmp_path: Path) -> None:
+    from workers.queues import parse_queues
+
+    assert parse_queues("*").every_queue
+    jobs = [client.enqueue("test_noop", queue=q) for q in ["emails", "images", "default", "x.y:z"]]
+    with running(["runworkers", "--processes", "1", "--queues", "*"], tmp_path):
+        all_status(jobs, Status.COMPLETED, 20)
+        late = client.enqueue("test_noop", queue="made-later")
+        all_status([late], Status.COMPLETED, 20)

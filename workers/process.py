@@ -54,6 +54,7 @@ EXIT_HARD_TIMEOUT = 3
 EXIT_WEDGED = 4
 CLAIM_BATCH = 64
 GATHER_WAIT = 0.003
+QUEUE_LIST_TTL = 2.0
 FINISH_BATCH = 256
 CANCEL_CHECK_INTERVAL = 0.5
 KEEPER_TICK = 0.1
@@ -104,6 +105,8 @@ class WorkerProcess:
         self.dying = False
         self.endings: queue_module.Queue[Ending | None] = queue_module.Queue()
         self.pool_threads: list[threading.Thread] = []
+        self.every_queue: list[str] = []
+        self.queues_seen_at = -QUEUE_LIST_TTL
         self.executing = 0  # jobs whose processor is running: what the slots limit
         self.idle_threads = 0
         self.work: queue_module.Queue[Running | None] = queue_module.Queue()
@@ -160,6 +163,16 @@ class WorkerProcess:
         logger.info("worker stopped", extra=self._facts())
         return EXIT_OK
 
+    def _queue_names(self) -> list[str]:
+        """The queues to take from; with ``--queues '*'``, every queue Redis knows (cached briefly)."""
+        if not self.options.selector.every_queue:
+            return list(self.options.selector.names)
+        now = time.monotonic()
+        if now - self.queues_seen_at > QUEUE_LIST_TTL:
+            self.every_queue = sorted(self.broker.queue_names()) or ["default"]
+            self.queues_seen_at = now
+        return self.every_queue
+
     def _free_slots(self) -> int:
         """Slots not taken by a job that is executing (one that ended but is not yet recorded
         frees its slot at once, so claiming the next jobs overlaps with recording the last)."""
@@ -173,7 +186,6 @@ class WorkerProcess:
     # -- fetching ----------------------------------------------------------------------------------
 
     def _fetch_loop(self) -> None:
-        names = list(self.options.selector.names)
         deep = False  # the last round filled every free slot: more jobs are probably waiting
         while not self.stopping.is_set():
             free = self._free_slots()
@@ -192,7 +204,7 @@ class WorkerProcess:
                 if next_due_ms is not None:
                     timeout = min(timeout, next_due_ms / 1000)
                 if not self.stopping.is_set():
-                    self.broker.wait(names, timeout)
+                    self.broker.wait(self._queue_names(), timeout)
                 self._redis_recovered()
             except redis.RedisError as exc:
                 self._redis_failed(exc)
@@ -221,7 +233,8 @@ class WorkerProcess:
         """Ask each queue in order for up to ``free`` jobs; returns (jobs started, ms to next due)."""
         self.last_claim_attempt = time.monotonic()
         started, next_due = 0, None
-        for name in self.options.selector.order():
+        selector = self.options.selector
+        for name in self._queue_names() if selector.every_queue else selector.order():
             want = min(free - started, CLAIM_BATCH)
             if want <= 0 or self.stopping.is_set():
                 break
@@ -708,7 +721,7 @@ class WorkerProcess:
             "worker_id": self.token,
             "hostname": self.options.hostname,
             "pid": os.getpid(),
-            "queues": ",".join(self.options.selector.names),
+            "queues": "*" if self.options.selector.every_queue else ",".join(self.options.selector.names),
             "concurrency": self.options.slots,
             "busy": self._busy(),
             "processed": self.processed,

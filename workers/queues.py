@@ -1,6 +1,8 @@
 """Which queues a worker takes jobs from, and in what order.
 
 ``high,default,low`` is strict: a lower queue is asked only when every higher one is empty.
+``*`` takes every queue there is (as Redis knows them, looked up again every few seconds), in
+name order; it is what ``make run`` uses, so that a first look runs whatever queue a job names.
 ``high:3,default:1`` is weighted: each claim round orders the queues by a weighted random draw,
 so ``high`` goes first three times as often as ``default`` and no queue starves.
 """
@@ -22,6 +24,7 @@ class QueueSpecError(ValueError):
 class QueueSelector:
     names: tuple[str, ...]
     weights: tuple[int, ...] | None = None
+    every_queue: bool = False
 
     @property
     def weighted(self) -> bool:
@@ -50,7 +53,9 @@ _ITEM = re.compile(r"^(?P<name>[^:]+(?::[^:]+)*?)(?::(?P<weight>\d+))?$")
 
 
 def parse_queues(text: str) -> QueueSelector:
-    """Parse ``a,b,c`` (strict) or ``a:3,b:1`` (weighted); all items weighted or none."""
+    """Parse ``a,b,c`` (strict), ``a:3,b:1`` (weighted; all items weighted or none) or ``*`` (every queue)."""
+    if text.strip() == "*":
+        return QueueSelector((), None, every_queue=True)
     items = [item.strip() for item in text.split(",") if item.strip()]
     if not items:
         raise QueueSpecError(f"--queues={text!r}: name at least one queue")

@@ -100,7 +100,7 @@ class Supervisor:
             extra={
                 "processes": self.options.processes,
                 "slots_per_process": slots_per_process(self.options.concurrency, self.options.processes),
-                "queues": list(self.options.selector.names),
+                "queues": ["*"] if self.options.selector.every_queue else list(self.options.selector.names),
                 "weighted": self.options.selector.weighted,
             },
         )

@@ -121,7 +121,7 @@ def main() -> int:
     base = f"http://{host}:{config.server_port}"
     commands: list[tuple[str, list[str]]] = [
         ("api", ["runserver", f"{config.server_host}:{config.server_port}", "--noreload"]),
-        ("workers", ["runworkers"]),
+        ("workers", ["runworkers", "--queues", "*"]),
     ]
     if config.scheduler_enabled and (ROOT / "scheduler/management/commands/runscheduler.py").exists():
         commands.append(("scheduler", ["runscheduler"]))

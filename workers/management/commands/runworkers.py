@@ -30,7 +30,9 @@ class Command(BaseCommand):
             "--concurrency", type=_positive, help="jobs at once over all processes (default JQS_WORKER_MAX_CONCURRENCY)"
         )
         parser.add_argument(
-            "--queues", default="default", help="strict order 'high,default,low' or weights 'high:3,default:1'"
+            "--queues",
+            default="default",
+            help="strict order 'high,default,low', weights 'high:3,default:1', or '*' for every queue",
         )
         parser.add_argument("--config", help="YAML configuration file (read before the settings)")
 
