@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import logging
 import os
 import queue as queue_module
@@ -41,13 +40,13 @@ from jobs import states
 from jobs.broker import Broker, RestoreItem, Settlement
 from jobs.models import Outcome, Status
 from jobs.redis_client import get_broker
-from jobs.states import AttemptResult, Recorded
-from workers import heartbeat, metrics
+from jobs.states import Recorded
+from workers import heartbeat, metrics, outcomes
 from workers.execution import Ending, Running, conclude, prepare, run_async, run_sync, wants_event_loop
+from workers.outages import Outage
 from workers.queues import QueueSelector
 
 logger = logging.getLogger("zipline.worker")
-job_logger = logging.getLogger("zipline.job")
 
 EXIT_OK = 0
 EXIT_HARD_TIMEOUT = 3
@@ -58,7 +57,6 @@ QUEUE_LIST_TTL = 2.0
 FINISH_BATCH = 256
 CANCEL_CHECK_INTERVAL = 0.5
 KEEPER_TICK = 0.1
-MAX_RESULT_PREVIEW = 4096
 
 
 @dataclass
@@ -116,8 +114,8 @@ class WorkerProcess:
         self.failed = 0
         self.started_at = time.time()
         self.last_claim_attempt = time.monotonic()
-        self.redis_down_since: float | None = None
-        self.db_down_since: float | None = None
+        self.redis_outage = Outage("Redis")
+        self.db_outage = Outage("database")
         # With a deep queue, claim when this many slots are free (bounded by GATHER_WAIT).
         self.gather_target = max(1, min(CLAIM_BATCH, options.slots // 2))
 
@@ -358,43 +356,15 @@ class WorkerProcess:
             self._release([e.running for e in handed_back])
         if not finished:
             return
-        results = [self._attempt_result(e) for e in finished]
+        results = [outcomes.attempt_result(e, self.options.max_result_bytes) for e in finished]
         recorded = self._retry_db(lambda: states.record(results))
         if recorded is None:
             return  # dying: the leases expire and the reclaimer charges these attempts
         self._settle(recorded)
-        self._account_all(finished, recorded)
+        ended, failed = outcomes.account(finished, recorded)
+        self.processed += ended
+        self.failed += failed
         self._forget([e.running for e in finished])
-
-    def _attempt_result(self, ending: Ending) -> AttemptResult:
-        result = ending.result
-        if result is not None:
-            result = self._bounded_result(result)
-        return AttemptResult(
-            job=ending.running.job,
-            outcome=ending.outcome,
-            started_at=ending.running.started_at,
-            finished_at=ending.finished_at or ending.running.started_at,
-            duration=ending.duration,
-            result=result,
-            error=ending.error,
-            traceback=ending.traceback,
-            permanent=ending.permanent,
-        )
-
-    def _bounded_result(self, result: Any) -> Any:
-        """A result that is not JSON, or too large, is kept as a flagged preview (F20)."""
-        try:
-            text = json.dumps(result, default=str)
-        except (TypeError, ValueError) as exc:
-            return {
-                "truncated": True,
-                "error": f"result is not JSON: {exc}",
-                "preview": repr(result)[:MAX_RESULT_PREVIEW],
-            }
-        if len(text) > self.options.max_result_bytes:
-            return {"truncated": True, "size": len(text), "preview": text[:MAX_RESULT_PREVIEW]}
-        return json.loads(text) if not isinstance(result, (dict, list, str, int, float, bool)) else result
 
     def _retry_db(self, action: Callable[[], Any]) -> Any:
         delay = 0.05
@@ -447,56 +417,6 @@ class WorkerProcess:
                 continue
             self._redis_recovered()
             return value
-
-    def _account_all(self, endings: Sequence[Ending], recorded: Sequence[Recorded]) -> None:
-        """Metrics (summed per queue and type: a multiprocess metric write is not free) and logs."""
-        ended: Counter[tuple[str, str]] = Counter()
-        failed: Counter[tuple[str, str]] = Counter()
-        for ending, rec in zip(endings, recorded, strict=True):
-            job = ending.running.job
-            labels = (job.queue, job.type)
-            ended[labels] += 1
-            metrics.for_job(*labels).duration.observe(ending.duration)
-            if ending.outcome in (Outcome.FAILED, Outcome.TIMEOUT):
-                failed[labels] += 1
-            if rec.status is None:
-                metrics.STALE_WRITES.inc()
-            self._log_outcome(ending, rec)
-        for labels, count in ended.items():
-            job_metrics = metrics.for_job(*labels)
-            job_metrics.active.dec(count)
-            job_metrics.processed.inc(count)
-            if failed[labels]:
-                job_metrics.failed.inc(failed[labels])
-        self.processed += sum(ended.values())
-        self.failed += sum(failed.values())
-
-    def _log_outcome(self, ending: Ending, rec: Recorded) -> None:
-        job = ending.running.job
-        failed = ending.outcome in (Outcome.FAILED, Outcome.TIMEOUT)
-        level = logging.WARNING if failed else logging.INFO
-        if not job_logger.isEnabledFor(level):
-            return
-        job_logger.log(
-            level,
-            "job %s %s %s on %s attempt %d in %.1fms",
-            job.pk,
-            job.type,
-            rec.status or "stale (attempt superseded)",
-            job.queue,
-            job.attempts,
-            ending.duration * 1000,
-            extra={
-                "job_id": str(job.pk),
-                "type": job.type,
-                "queue": job.queue,
-                "attempt": job.attempts,
-                "duration_ms": round(ending.duration * 1000, 3),
-                "outcome": ending.outcome,
-                "status": rec.status or "stale",
-                **({"error": ending.error[:500]} if ending.error else {}),
-            },
-        )
 
     def _forget(self, runs: Sequence[Running]) -> None:
         with self.lock:
@@ -682,23 +602,16 @@ class WorkerProcess:
     # -- outages -------------------------------------------------------------------------------------
 
     def _redis_failed(self, exc: Exception, sleep: bool = True) -> None:
-        if self.redis_down_since is None:
-            self.redis_down_since = time.monotonic()
-            logger.error("Redis unavailable; retrying with backoff", extra={"error": str(exc)})
+        down_for = self.redis_outage.failed(exc)
         self.last_claim_attempt = time.monotonic()
         if sleep:
-            down_for = time.monotonic() - self.redis_down_since
             self.stopping.wait(min(0.1 * (2 ** min(down_for, 4)), 1.0))
 
     def _redis_recovered(self) -> None:
-        if self.redis_down_since is not None:
-            logger.warning("Redis is back", extra={"down_seconds": round(time.monotonic() - self.redis_down_since, 1)})
-            self.redis_down_since = None
+        self.redis_outage.recovered()
 
     def _db_failed(self, exc: Exception, sleep: bool = True) -> None:
-        if self.db_down_since is None:
-            self.db_down_since = time.monotonic()
-            logger.error("database unavailable; retrying with backoff", extra={"error": str(exc)})
+        self.db_outage.failed(exc)
         self.last_claim_attempt = time.monotonic()
         for conn in connections.all():
             conn.close_if_unusable_or_obsolete()
@@ -706,9 +619,7 @@ class WorkerProcess:
             self.stopping.wait(1.0)
 
     def _db_recovered(self) -> None:
-        if self.db_down_since is not None:
-            logger.warning("database is back", extra={"down_seconds": round(time.monotonic() - self.db_down_since, 1)})
-            self.db_down_since = None
+        self.db_outage.recovered()
 
     def _safe(self, action: Callable[[], Any]) -> None:
         try:

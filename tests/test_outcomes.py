@@ -1,0 +1,40 @@
+"""An attempt's result is kept bounded and JSON (F20); outages are logged once at each edge."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from workers.outages import Outage
+from workers.outcomes import MAX_RESULT_PREVIEW, bounded_result
+
+
+def test_small_json_results_are_kept_as_they_are() -> None:
+    assert bounded_result({"a": [1, 2]}, 1000) == {"a": [1, 2]}
+    assert bounded_result("text", 1000) == "text"
+
+
+def test_a_large_result_becomes_a_flagged_preview() -> None:
+    kept = bounded_result({"blob": "x" * 10_000}, 1000)
+    assert kept["truncated"] is True and kept["size"] > 10_000 and len(kept["preview"]) == MAX_RESULT_PREVIEW
+
+
+def test_a_result_that_is_not_json_is_flagged_not_lost() -> None:
+    kept = bounded_result({1, 2}, 1000)  # a set: json.dumps(default=str) turns it into a string
+    assert kept == "{1, 2}"
+    cyclic: list[object] = []
+    cyclic.append(cyclic)
+    flagged = bounded_result(cyclic, 1000)
+    assert flagged["truncated"] is True and "not JSON" in flagged["error"]
+
+
+def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
+    outage = Outage("Redis")
+    with caplog.at_level(logging.INFO, logger="zipline.worker"):
+        for _ in range(5):
+            outage.failed(ConnectionError("refused"))
+        outage.recovered()
+        outage.recovered()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["Redis unavailable; retrying with backoff", "Redis is back"]

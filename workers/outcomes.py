@@ -1,0 +1,102 @@
+"""What happens around recording an attempt's outcome: its bounded result, its metrics, its log line.
+
+Pure functions of the endings, kept out of the worker process so that it only coordinates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from jobs.models import Outcome
+from jobs.states import AttemptResult, Recorded
+from workers import metrics
+from workers.execution import Ending
+
+job_logger = logging.getLogger("zipline.job")
+MAX_RESULT_PREVIEW = 4096
+FAILED_OUTCOMES = (Outcome.FAILED, Outcome.TIMEOUT)
+
+
+def bounded_result(result: Any, max_bytes: int) -> Any:
+    """A result that is not JSON, or too large, is kept as a flagged preview (F20)."""
+    try:
+        text = json.dumps(result, default=str)
+    except (TypeError, ValueError) as exc:
+        return {"truncated": True, "error": f"result is not JSON: {exc}", "preview": repr(result)[:MAX_RESULT_PREVIEW]}
+    if len(text) > max_bytes:
+        return {"truncated": True, "size": len(text), "preview": text[:MAX_RESULT_PREVIEW]}
+    return json.loads(text) if not isinstance(result, (dict, list, str, int, float, bool)) else result
+
+
+def attempt_result(ending: Ending, max_result_bytes: int) -> AttemptResult:
+    """The state machine's view of how an attempt ended."""
+    result = ending.result
+    if result is not None:
+        result = bounded_result(result, max_result_bytes)
+    return AttemptResult(
+        job=ending.running.job,
+        outcome=ending.outcome,
+        started_at=ending.running.started_at,
+        finished_at=ending.finished_at or ending.running.started_at,
+        duration=ending.duration,
+        result=result,
+        error=ending.error,
+        traceback=ending.traceback,
+        permanent=ending.permanent,
+    )
+
+
+def account(endings: Sequence[Ending], recorded: Sequence[Recorded]) -> tuple[int, int]:
+    """Metrics (summed per queue and type: a multiprocess metric write is not free) and one log
+    line per outcome; returns (attempts ended, attempts failed)."""
+    ended: Counter[tuple[str, str]] = Counter()
+    failed: Counter[tuple[str, str]] = Counter()
+    for ending, rec in zip(endings, recorded, strict=True):
+        job = ending.running.job
+        labels = (job.queue, job.type)
+        ended[labels] += 1
+        metrics.for_job(*labels).duration.observe(ending.duration)
+        if ending.outcome in FAILED_OUTCOMES:
+            failed[labels] += 1
+        if rec.status is None:
+            metrics.STALE_WRITES.inc()
+        log_outcome(ending, rec)
+    for labels, count in ended.items():
+        job_metrics = metrics.for_job(*labels)
+        job_metrics.active.dec(count)
+        job_metrics.processed.inc(count)
+        if failed[labels]:
+            job_metrics.failed.inc(failed[labels])
+    return sum(ended.values()), sum(failed.values())
+
+
+def log_outcome(ending: Ending, rec: Recorded) -> None:
+    """One structured line per outcome: job id, type, queue, attempt, duration, outcome."""
+    job = ending.running.job
+    level = logging.WARNING if ending.outcome in FAILED_OUTCOMES else logging.INFO
+    if not job_logger.isEnabledFor(level):
+        return
+    job_logger.log(
+        level,
+        "job %s %s %s on %s attempt %d in %.1fms",
+        job.pk,
+        job.type,
+        rec.status or "stale (attempt superseded)",
+        job.queue,
+        job.attempts,
+        ending.duration * 1000,
+        extra={
+            "job_id": str(job.pk),
+            "type": job.type,
+            "queue": job.queue,
+            "attempt": job.attempts,
+            "duration_ms": round(ending.duration * 1000, 3),
+            "outcome": ending.outcome,
+            "status": rec.status or "stale",
+            **({"error": ending.error[:500]} if ending.error else {}),
+        },
+    )
