@@ -33,3 +33,28 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
         time.sleep(interval)
+
+
+SEED_JOB = {
+    "name": "send-welcome-email",
+    "type": "send_email",
+    "payload": {"email": "user@example.com", "subject": "Welcome!", "body": "Thanks for signing up."},
+    "priority": 10,
+    "queue": "emails",
+    "retry": {"max_retries": 3, "backoff": "exponential", "initial_delay": "1s", "max_delay": "1h"},
+}
+"""The seed's example job, as the REST API takes it."""
+
+
+def make_context(seconds: float = 30.0) -> Any:
+    """A processor context for calling a processor directly, with ``seconds`` until its deadline."""
+    from jobs.registry import Context
+
+    return Context(job_id="x", attempt=1, deadline=time.monotonic() + seconds)
+
+
+def run_processor(processor: Any, payload: Any, ctx: Any = None) -> Any:
+    """Call ``processor`` on a job that has only a payload (all a processor reads)."""
+    from types import SimpleNamespace
+
+    return processor.process(SimpleNamespace(payload=payload), ctx or make_context())

@@ -15,17 +15,11 @@ from rest_framework.test import APIClient
 from jobs import client
 from jobs.models import Job, JobAttempt, Outcome, Status
 from jobs.validation import InvalidJob
+from tests.helpers import SEED_JOB  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SEED = {
-    "name": "send-welcome-email",
-    "type": "send_email",
-    "payload": {"email": "user@example.com", "subject": "Welcome!", "body": "Thanks for signing up."},
-    "priority": 10,
-    "queue": "emails",
-    "retry": {"max_retries": 3, "backoff": "exponential", "initial_delay": "1s", "max_delay": "1h"},
-}
+SEED = SEED_JOB
 
 
 @pytest.fixture

@@ -19,18 +19,12 @@ from rest_framework.test import APIClient
 from jobs.api import urls as api_urls
 from jobs.api.errors import ERROR_CODES
 from jobs.models import Job, Status
+from tests.helpers import SEED_JOB  # noqa: E402
 from workers import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SEED = {
-    "name": "send-welcome-email",
-    "type": "send_email",
-    "payload": {"email": "user@example.com", "subject": "Welcome!", "body": "Thanks for signing up."},
-    "priority": 10,
-    "queue": "emails",
-    "retry": {"max_retries": 3, "backoff": "exponential", "initial_delay": "1s", "max_delay": "1h"},
-}
+SEED = SEED_JOB
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,19 +12,15 @@ import pytest
 from jobs.processors import data
 from jobs.processors.data import ProcessDataProcessor
 from jobs.registry import Context, JobCancelled, PermanentError, registry
+from tests.helpers import make_context, run_processor
 
 
 def make_ctx() -> Context:
-    return Context(
-        job_id="x",
-        attempt=1,
-        deadline=time.monotonic() + 30,
-    )
+    return make_context()
 
 
 def run(payload: Any, ctx: Context | None = None) -> dict[str, Any]:
-    job: Any = SimpleNamespace(payload=payload)  # the processor reads only .payload
-    return ProcessDataProcessor().process(job, ctx or make_ctx())
+    return run_processor(ProcessDataProcessor(), payload, ctx)
 
 
 def values(size: int, seed: int = 0) -> list[int]:

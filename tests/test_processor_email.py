@@ -5,9 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import socket
-import time
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,19 +14,15 @@ from django.test import override_settings
 
 from jobs.processors.email import SendEmailProcessor
 from jobs.registry import Context, JobCancelled, PermanentError, registry
+from tests.helpers import make_context, run_processor
 
 
 def make_ctx() -> Context:
-    return Context(
-        job_id="x",
-        attempt=1,
-        deadline=time.monotonic() + 30,
-    )
+    return make_context()
 
 
 def run(payload: Any, ctx: Context | None = None) -> dict[str, Any]:
-    job: Any = SimpleNamespace(payload=payload)  # the processor reads only .payload
-    return SendEmailProcessor().process(job, ctx or make_ctx())
+    return run_processor(SendEmailProcessor(), payload, ctx)
 
 
 def free_port() -> int:
