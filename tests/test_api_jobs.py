@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from jobs import client
 from jobs.models import Job, JobAttempt, Outcome, Status
 from jobs.validation import InvalidJob
-from tests.helpers import SEED_JOB  # noqa: E402
+from tests.helpers import SEED_JOB
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

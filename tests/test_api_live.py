@@ -34,21 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 # The seed's examples, verbatim; the tests add the token header and the server's port.
+from tests.helpers import SEED_JOB  # noqa: E402
+
 SEED_CURLS = {
     "submit": """curl -X POST http://localhost:8080/api/v1/jobs -H "Content-Type: application/json" -d '{"name": "send-welcome-email", "type": "send_email", "payload": {"email": "user@example.com", "subject": "Welcome!", "body": "Thanks for signing up."}, "priority": 10, "queue": "emails", "retry": {"max_retries": 3, "backoff": "exponential", "initial_delay": "1s", "max_delay": "1h"}}'""",
     "get": "curl http://localhost:8080/api/v1/jobs/{job_id}",
     "cancel": "curl -X POST http://localhost:8080/api/v1/jobs/{job_id}/cancel",
     "queue_stats": "curl http://localhost:8080/api/v1/queues/emails/stats",
     "health": "curl http://localhost:8080/health",
-}
-
-SEED_JOB = {
-    "name": "send-welcome-email",
-    "type": "send_email",
-    "payload": {"email": "user@example.com", "subject": "Welcome!", "body": "Thanks for signing up."},
-    "priority": 10,
-    "queue": "emails",
-    "retry": {"max_retries": 3, "backoff": "exponential", "initial_delay": "1s", "max_delay": "1h"},
 }
 
 

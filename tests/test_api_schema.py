@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from jobs.api import urls as api_urls
 from jobs.api.errors import ERROR_CODES
 from jobs.models import Job, Status
-from tests.helpers import SEED_JOB  # noqa: E402
+from tests.helpers import SEED_JOB
 from workers import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
