@@ -58,3 +58,22 @@ def run_processor(processor: Any, payload: Any, ctx: Any = None) -> Any:
     from types import SimpleNamespace
 
     return processor.process(SimpleNamespace(payload=payload), ctx or make_context())
+
+
+def run_attempt(
+    job: Any, outcome: str = "failed", *, error: str = "", result: Any = None, permanent: bool = True
+) -> Any:
+    """One attempt of ``job`` through the state machine, recorded the way a worker records it."""
+    from django.utils import timezone
+
+    from jobs import states
+    from jobs.models import Job
+
+    [claimed] = states.claim([str(job.pk)], "test-host:1:abc")
+    now = timezone.now()
+    trace = f'Traceback (most recent call last):\n  File "job.py", line 3, in run\n{error}' if error else ""
+    attempt = states.AttemptResult(
+        claimed, outcome, now, now, 0.25, result=result, error=error, traceback=trace, permanent=permanent
+    )
+    states.record([attempt])
+    return Job.objects.get(pk=job.pk)

@@ -12,13 +12,13 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from jobs import client, states
 from jobs.admin_paginator import EstimatedCountPaginator, capped_count, is_unfiltered, table_estimate
 from jobs.broker import Broker
 from jobs.models import Job, Outcome, QueueState, Status
+from tests.helpers import run_attempt
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,19 +42,7 @@ def admin(broker: Broker) -> Client:
     return staff(superuser=True)
 
 
-def run(job: Job, outcome: str = Outcome.FAILED, *, error: str = "", result: Any = None, permanent: bool = True) -> Job:
-    """One attempt through the state machine, recorded the way a worker records it."""
-    [claimed] = states.claim([str(job.pk)], "host:1:abc")
-    now = timezone.now()
-    trace = f'Traceback (most recent call last):\n  File "job.py", line 3, in run\n{error}' if error else ""
-    states.record(
-        [
-            states.AttemptResult(
-                claimed, outcome, now, now, 0.25, result=result, error=error, traceback=trace, permanent=permanent
-            )
-        ]
-    )
-    return Job.objects.get(pk=job.pk)
+run = run_attempt
 
 
 def running(job: Job) -> Job:

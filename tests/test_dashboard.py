@@ -11,11 +11,11 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.test import Client, override_settings
-from django.utils import timezone
 
 from jobs import client, redis_client, states
 from jobs.broker import Broker
 from jobs.models import Job, JobAttempt, Outcome, QueueState, Status
+from tests.helpers import run_attempt
 from workers import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,19 +45,7 @@ def admin_client(broker: Broker) -> Client:
     return logged_in(user(superuser=True))
 
 
-def run(job: Job, outcome: str = Outcome.FAILED, *, error: str = "", result: Any = None, permanent: bool = True) -> Job:
-    """One attempt of ``job`` through the state machine, as a worker would record it."""
-    [claimed] = states.claim([str(job.pk)], "test-host:1:abc")
-    now = timezone.now()
-    trace = f'Traceback (most recent call last):\n  File "x.py", line 1\n{error}' if error else ""
-    states.record(
-        [
-            states.AttemptResult(
-                claimed, outcome, now, now, 0.0123, result=result, error=error, traceback=trace, permanent=permanent
-            )
-        ]
-    )
-    return Job.objects.get(pk=job.pk)
+run = run_attempt
 
 
 def count_in_card(html: str, queue: str, status: str) -> int:
