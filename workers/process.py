@@ -369,21 +369,8 @@ class WorkerProcess:
         self._forget([e.running for e in finished])
 
     def _retry_db(self, action: Callable[[], Any]) -> Any:
-        delay = 0.05
-        while True:
-            try:
-                value = action()
-            except DatabaseError as exc:
-                self._db_failed(exc, sleep=False)
-                for conn in connections.all():
-                    conn.close_if_unusable_or_obsolete()
-                if self.dying:
-                    return None
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            self._db_recovered()
-            return value
+        """Retry a database write until it succeeds (rule 7), unless this process is going away."""
+        return self._retry(action, DatabaseError, self._db_failed, self._db_recovered, max_delay=2.0)
 
     def _settle(self, recorded: Sequence[Recorded]) -> None:
         by_queue: dict[str, list[Settlement]] = defaultdict(list)
@@ -404,20 +391,35 @@ class WorkerProcess:
             self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements, counts[queue_name]))
 
     def _retry_redis(self, action: Callable[[], Any]) -> Any:
-        """Retry a Redis write until it succeeds: a lost ack would leave a lease to be reclaimed."""
+        """Retry a Redis write for up to a lease: a lost ack leaves a lease for the reclaimer to repair."""
+        return self._retry(
+            action, redis.RedisError, self._redis_failed, self._redis_recovered, max_delay=1.0,
+            give_up_after=self.options.lease_ttl,
+        )  # fmt: skip
+
+    def _retry(
+        self,
+        action: Callable[[], Any],
+        errors: type[Exception],
+        failed: Callable[..., None],
+        recovered: Callable[[], None],
+        max_delay: float,
+        give_up_after: float | None = None,
+    ) -> Any:
+        """Run ``action`` until it succeeds, backing off; None if the process is dying or time runs out."""
         delay = 0.05
-        deadline = time.monotonic() + self.options.lease_ttl
+        deadline = None if give_up_after is None else time.monotonic() + give_up_after
         while True:
             try:
                 value = action()
-            except redis.RedisError as exc:
-                self._redis_failed(exc, sleep=False)
-                if self.dying or time.monotonic() > deadline:
-                    return None  # the reconciler and the reclaimer repair what this leaves
+            except errors as exc:
+                failed(exc, sleep=False)
+                if self.dying or (deadline is not None and time.monotonic() > deadline):
+                    return None
                 time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, max_delay)
                 continue
-            self._redis_recovered()
+            recovered()
             return value
 
     def _forget(self, runs: Sequence[Running]) -> None:
