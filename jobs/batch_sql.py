@@ -18,6 +18,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from django.db.models.base import ModelState
 
+from jobs import prepared
 from jobs.models import Job, JobAttempt, Status
 
 # Every name put into SQL text below is a constant of this module or the model's own table and
@@ -62,8 +63,7 @@ def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list
     params = [worker, _dt(now), _dt(now), *id_params]
     if not _is_postgres():
         return list(Job.objects.raw(sql, params))  # Django's converters turn SQLite's text into values
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    with prepared.execute(sql, params) as cursor:
         return [_job_from_row(row) for row in cursor.fetchall()]
 
 
@@ -209,23 +209,23 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
     """
     values, params = _finish_values(rows)
     columns = ", ".join(_FINISH_COLUMNS)
-    with connection.cursor() as cursor:
-        if _is_postgres():
-            cursor.execute(
-                f"WITH v ({columns}) AS ({values}), u AS ({_update_sql()}) "  # noqa: S608
-                f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "
-                f"SELECT u.id, v.attempt, v.started, v.finished, "
-                f"CASE WHEN u.status = 'cancelled' THEN 'cancelled' ELSE v.outcome END, "
-                f"v.error, v.traceback, v.worker, v.duration FROM u JOIN v ON v.id = u.id "
-                f"RETURNING job_id, outcome",
-                params,
-            )
+    if _is_postgres():
+        sql = (
+            f"WITH v ({columns}) AS ({values}), u AS ({_update_sql()}) "  # noqa: S608
+            f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "
+            f"SELECT u.id, v.attempt, v.started, v.finished, "
+            f"CASE WHEN u.status = 'cancelled' THEN 'cancelled' ELSE v.outcome END, "
+            f"v.error, v.traceback, v.worker, v.duration FROM u JOIN v ON v.id = u.id "
+            f"RETURNING job_id, outcome"
+        )
+        with prepared.execute(sql, params) as cursor:
             inserted = {_as_uuid(job_id): outcome for job_id, outcome in cursor.fetchall()}
-            by_id = {row.job_id: row for row in rows}
-            return {
-                job_id: Status.CANCELLED if outcome == "cancelled" else by_id[job_id].status
-                for job_id, outcome in inserted.items()
-            }
+        by_id = {row.job_id: row for row in rows}
+        return {
+            job_id: Status.CANCELLED if outcome == "cancelled" else by_id[job_id].status
+            for job_id, outcome in inserted.items()
+        }
+    with connection.cursor() as cursor:
         cursor.execute(f"WITH v ({columns}) AS ({values}) {_update_sql()}", params)  # noqa: S608
         final = {_as_uuid(job_id): status for job_id, status in cursor.fetchall()}
         attempts = [

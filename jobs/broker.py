@@ -86,6 +86,16 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _claim_result(reply: Sequence[Any]) -> Claim:
+    ids, next_due, paused = reply
+    return Claim([_text(i) for i in ids], None if next_due < 0 else int(next_due), bool(paused))
+
+
+def _blpop_timeout(seconds: float) -> float:
+    """BLPOP takes whole seconds or fractions (Redis >= 6); never below a millisecond."""
+    return max(0.001, round(seconds, 3))
+
+
 class Broker:
     """ZipLine's queues in one Redis; thread-safe (it holds a connection pool, not a connection)."""
 
@@ -166,22 +176,35 @@ class Broker:
 
     # -- work ----------------------------------------------------------------------------------
 
-    def claim(self, queue: str, token: str, count: int, lease_ms: int, promote_limit: int = 100) -> Claim:
+    def _claim_call(
+        self, queue: str, token: str, count: int, lease_ms: int, promote_limit: int = 100
+    ) -> tuple[str, Sequence[str], Sequence[Any]]:
         k = self.keys(queue)
-        ids, next_due, paused = self._run(
-            "claim",
-            (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens, k.paused),
-            (token, count, lease_ms, promote_limit),
-        )
-        return Claim([_text(i) for i in ids], None if next_due < 0 else int(next_due), bool(paused))
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens, k.paused)
+        return "claim", keys, (token, count, lease_ms, promote_limit)
+
+    def claim(self, queue: str, token: str, count: int, lease_ms: int, promote_limit: int = 100) -> Claim:
+        return _claim_result(self._run(*self._claim_call(queue, token, count, lease_ms, promote_limit)))
 
     def wait(self, queues: Sequence[str], timeout: float) -> bool:
         """Block until a queue has work or ``timeout`` passes; True when woken by work."""
         if timeout <= 0:
             return False
-        # BLPOP takes whole seconds or fractions (Redis >= 6); never below a millisecond.
-        popped = self.client.blpop([self.keys(q).notify for q in queues], timeout=max(0.001, round(timeout, 3)))
+        popped = self.client.blpop([self.keys(q).notify for q in queues], timeout=_blpop_timeout(timeout))
         return popped is not None
+
+    def wait_and_claim(
+        self, queues: Sequence[str], timeout: float, queue: str, token: str, count: int, lease_ms: int
+    ) -> Claim:
+        """:meth:`wait`, then :meth:`claim` from ``queue`` in the same round trip.
+
+        The claim is pipelined behind the BLPOP, so Redis runs it the moment the wait ends (work
+        arrived, or the timeout passed): a job sent to an idle worker is claimed without a second
+        round trip after the wake-up.
+        """
+        wait = ("blpop", ([self.keys(q).notify for q in queues], _blpop_timeout(timeout)))
+        [result] = self._run_many([self._claim_call(queue, token, count, lease_ms)], extra=[wait])
+        return _claim_result(result)
 
     def settle(
         self, queue: str, token: str, settlements: Sequence[Settlement], counts: dict[str, int] | None = None

@@ -17,6 +17,7 @@ from typing import Any
 from django.db import connection
 from django.db.models.base import ModelState
 
+from jobs import prepared
 from jobs.models import Job
 from jobs.validation import ValidJob
 
@@ -47,11 +48,11 @@ def insert(rows: Sequence[dict[str, Any]], payloads: Sequence[str]) -> None:
     marks = ", ".join(["%s"] * len(_COLUMNS))
     sql = f"INSERT INTO {Job._meta.db_table} ({', '.join(_COLUMNS)}) VALUES ({marks})"  # noqa: S608 - names are the model's
     params = [_db_values(row, payload) for row, payload in zip(rows, payloads, strict=True)]
+    if connection.vendor == "postgresql":
+        prepared.execute(sql, params[0]).close()
+        return
     with connection.cursor() as cursor:
-        if len(params) == 1:
-            cursor.execute(sql, params[0])
-        else:
-            cursor.executemany(sql, params)
+        cursor.executemany(sql, params)
 
 
 def _db_values(row: dict[str, Any], payload: str) -> list[Any]:

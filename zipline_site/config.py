@@ -312,6 +312,14 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "postgres://user:pass@host:port/db; an SQLite file when empty",
     ),
+    _s(
+        "database_prepared_statements",
+        None,
+        "JQS_DATABASE_PREPARED_STATEMENTS",
+        _boolean,
+        True,
+        "prepare the hot statements on PostgreSQL; false behind PgBouncer < 1.21 in transaction mode",
+    ),
     _s("secret_key", None, "JQS_SECRET_KEY", _string, "", "Django secret key; required unless JQS_DEBUG=true"),
     _s("debug", None, "JQS_DEBUG", _boolean, False, "development mode"),
     _s(

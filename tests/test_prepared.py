@@ -1,0 +1,48 @@
+"""The hot path's statements are prepared on PostgreSQL, and only when the setting allows it."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from jobs import client, states
+from jobs.models import Outcome, Status
+from jobs.states import AttemptResult
+from tests.helpers import override_zipline
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's"),
+]
+
+
+def run_one_job() -> None:
+    """Enqueue, claim and finish one job: the three statements of the hot path."""
+    job = client.enqueue("test_noop")
+    [claimed] = states.claim([str(job.pk)], "w1")
+    now = timezone.now()
+    attempt = AttemptResult(claimed, Outcome.COMPLETED, now, now, 0.001, result={"ok": True})
+    [recorded] = states.record([attempt])
+    assert recorded.status == Status.COMPLETED
+
+
+def prepared_statements() -> list[str]:
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0].split()[0] for row in cursor.fetchall()]
+
+
+def test_hot_statements_are_prepared_once_and_reused() -> None:
+    connection.close()  # a new session: nothing prepared yet
+    run_one_job()
+    run_one_job()
+    assert sorted(prepared_statements()) == ["INSERT", "UPDATE", "WITH"]
+
+
+def test_prepared_statements_can_be_turned_off_for_a_pooler() -> None:
+    connection.close()
+    with override_zipline(database_prepared_statements=False):
+        run_one_job()
+    assert prepared_statements() == []
