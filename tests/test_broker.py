@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -112,6 +113,20 @@ def test_wait_wakes_on_push_and_times_out_when_idle(broker: Broker) -> None:
     assert time.monotonic() - started >= 0.15
     broker.push([PushItem("q", "a")])
     assert broker.wait(["q"], 2) is True
+
+
+def test_wait_and_claim_takes_the_job_that_woke_it(broker: Broker) -> None:
+    started = time.monotonic()
+    idle = broker.wait_and_claim(["q"], 0.2, "q", "w", 5, 60_000)
+    assert idle.ids == [] and time.monotonic() - started >= 0.15
+    pusher = threading.Timer(0.1, lambda: broker.push([PushItem("q", "a"), PushItem("q", "b")]))
+    pusher.start()
+    woken = broker.wait_and_claim(["other", "q"], 5, "q", "w", 1, 60_000)
+    pusher.join()
+    assert woken.ids == ["a"]
+    assert broker.leased_by("q", "w") == ["a"]
+    broker.client.script_flush()  # a reloaded script still runs behind the wait
+    assert broker.wait_and_claim(["q"], 1, "q", "w", 5, 60_000).ids == ["b"]
 
 
 def test_scripts_survive_script_flush(broker: Broker) -> None:

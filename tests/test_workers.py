@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 
@@ -318,7 +319,10 @@ def test_max_jobs_recycles_the_process_without_losing_jobs(broker: Broker, tmp_p
     with running(["runworkers", "--processes", "1", "--concurrency", "2"], tmp_path, JQS_WORKER_MAX_JOBS="10") as pool:
         all_status(jobs, Status.COMPLETED, 30)
         assert pool.log().count("recycling after max_jobs") >= 3
-    assert JobAttempt.objects.filter(job__in=jobs).count() == 40
+    attempts = JobAttempt.objects.filter(job__in=jobs)
+    assert attempts.count() == 40
+    per_process = Counter(attempts.values_list("worker", flat=True))
+    assert sorted(per_process.values()) == [10, 10, 10, 10], per_process
 
 
 def test_a_frozen_worker_loses_its_job_and_its_late_finish_is_rejected(broker: Broker, tmp_path: Path) -> None:

@@ -113,6 +113,7 @@ class WorkerProcess:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_tasks: dict[str, asyncio.Future[Ending]] = {}
         self.processed = 0
+        self.started = 0  # jobs handed to the pool, for the max_jobs budget
         self.failed = 0
         self.started_at = time.time()
         self.last_claim_attempt = time.monotonic()
@@ -175,9 +176,13 @@ class WorkerProcess:
 
     def _free_slots(self) -> int:
         """Slots not taken by a job that is executing (one that ended but is not yet recorded
-        frees its slot at once, so claiming the next jobs overlaps with recording the last)."""
+        frees its slot at once, so claiming the next jobs overlaps with recording the last),
+        and never more than the jobs left of a ``max_jobs`` budget."""
         with self.lock:
-            return self.options.slots - self.executing
+            free = self.options.slots - self.executing
+        if self.options.max_jobs:
+            free = min(free, self.options.max_jobs - self.started)
+        return free
 
     def _busy(self) -> int:
         with self.lock:
@@ -203,13 +208,27 @@ class WorkerProcess:
                 timeout = self.options.poll_interval
                 if next_due_ms is not None:
                     timeout = min(timeout, next_due_ms / 1000)
-                if not self.stopping.is_set():
-                    self.broker.wait(self._queue_names(), timeout)
+                if timeout > 0 and not self.stopping.is_set():
+                    deep = self._wait_then_claim(free, timeout) >= free
                 self._redis_recovered()
             except redis.RedisError as exc:
                 self._redis_failed(exc)
             except DatabaseError as exc:
                 self._db_failed(exc)
+
+    def _wait_then_claim(self, free: int, timeout: float) -> int:
+        """Block on Redis until work arrives, then claim from the first queue in the same round trip.
+
+        This is the path of a job sent to an idle worker, so it saves what it can: the claim runs in
+        Redis the moment the wait ends, without a round trip back here first. Other queues are
+        asked in the next claim round.
+        """
+        names = self._queue_names()
+        first = names[0] if self.options.selector.every_queue else self.options.selector.order()[0]
+        want = min(free, CLAIM_BATCH)
+        claim = self.broker.wait_and_claim(names, timeout, first, self.token, want, self.lease_ms)
+        self.last_claim_attempt = time.monotonic()
+        return self._start(first, claim.ids) if claim.ids else 0
 
     def _wait_for_slots(self, free: int) -> None:
         """Wait for a slot; while the queue is deep, wait a moment longer for several.
@@ -264,6 +283,7 @@ class WorkerProcess:
             # Cancelled while queued, deleted, or a garbage id: its lease is dropped, it never runs.
             self.broker.settle(queue, self.token, [Settlement(i, "ack") for i in skipped])
             logger.info("skipped ids that are not runnable", extra={"queue": queue, "ids": skipped})
+        self.started += len(jobs)
         started: Counter[tuple[str, str]] = Counter()
         for job in jobs:
             running = prepare(job, self.token, self.options.job_timeout)
@@ -427,7 +447,7 @@ class WorkerProcess:
             for run in runs:
                 self.inflight.pop(str(run.job.pk), None)
         self.slot_freed.set()
-        if self.options.max_jobs and self.processed >= self.options.max_jobs and not self.stopping.is_set():
+        if self.options.max_jobs and self.started >= self.options.max_jobs and not self.stopping.is_set():
             logger.info("recycling after max_jobs", extra={"processed": self.processed})
             self.request_stop()
 
