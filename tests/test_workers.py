@@ -217,6 +217,15 @@ def test_async_jobs_run_on_the_event_loop(broker: Broker, tmp_path: Path) -> Non
     assert elapsed < 10
 
 
+def test_worker_processes_start_with_the_loaded_app_frozen_out_of_the_collector(broker: Broker, tmp_path: Path) -> None:
+    """A full collection over Django's objects takes about 40 ms; it must not stall jobs."""
+    job = client.enqueue("test_gc_state")
+    with running(["runworkers", "--processes", "1"], tmp_path):
+        all_status([job], Status.COMPLETED, 15)
+    job.refresh_from_db()
+    assert job.result["frozen"] > 20_000
+
+
 def test_heartbeats_list_each_worker_and_vanish_on_exit(broker: Broker, tmp_path: Path) -> None:
     from workers.heartbeat import live_workers
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import time
@@ -79,6 +80,11 @@ def register() -> None:
         await asyncio.sleep(float(payload.get("seconds", 0.1)))
         ledger(payload, ctx, "end")
         return "slept"
+
+    @processor("test_gc_state")
+    def gc_state(payload: dict[str, Any], ctx: Context) -> dict[str, int]:
+        """How many objects the garbage collector leaves alone in this worker process."""
+        return {"frozen": gc.get_freeze_count()}
 
     @processor("test_cancellable")
     def cancellable(payload: dict[str, Any], ctx: Context) -> str:
