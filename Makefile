@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint format bench bench-enqueue bench-api migrate clean
+.PHONY: run test lint format bench bench-enqueue bench-api bench-floor migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench-enqueue: $(STAMP)
 
 bench-api: $(STAMP)
 	$(BIN)/python bench/api_bench.py
+
+bench-floor: $(STAMP)
+	$(BIN)/python bench/latency_floor.py
 
 clean:
 	rm -rf $(VENV) .local staticfiles

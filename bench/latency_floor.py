@@ -1,0 +1,169 @@
+"""The floor under ZipLine's enqueue-to-start latency on this machine, measured with raw clients.
+
+A job's path from ``enqueue`` to its processor needs, by design, four round trips and a thread
+hand-off: a durable INSERT (the row is committed before its id reaches Redis), the push to Redis
+that wakes an idle worker (its claim is pipelined behind the wait, so it adds no round trip), the
+UPDATE that marks the row running (a worker never runs a job whose row is not runnable), and the
+hand-off to a pool thread. A queue without a database record (Huey, RQ) pays only the push. This times each of them with
+bare psycopg, redis-py and ``queue.SimpleQueue``, no ZipLine code around them, at the harness's
+pace (one every 10 ms, where every process has gone idle in between), and back to back for
+comparison. The sum of the medians is what no implementation of that design can beat here.
+
+Run: ``.venv/bin/python bench/latency_floor.py`` (``--samples``, ``--interval-ms``; PostgreSQL
+and Redis URLs as in ``bench/enqueue_bench.py``). It uses the database ``zipline_floor_bench``
+(created here, dropped after) and Redis database 10, and prints one JSON line per step and a sum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from queue import SimpleQueue
+
+import psycopg
+import redis
+
+DB_NAME = "zipline_floor_bench"
+# The jobs table's shape where it matters: a uuid key, a JSON payload, and the same secondary indexes.
+SCHEMA = """
+CREATE TABLE job (
+    id uuid PRIMARY KEY, type varchar(200) NOT NULL, queue varchar(100) NOT NULL,
+    status varchar(20) NOT NULL, priority integer NOT NULL, payload jsonb NOT NULL,
+    attempts integer NOT NULL, worker varchar(200) NOT NULL DEFAULT '',
+    created_at timestamptz NOT NULL, started_at timestamptz, schedule_at timestamptz,
+    completed_at timestamptz
+);
+CREATE INDEX job_created ON job (created_at DESC);
+CREATE INDEX job_queue_status ON job (queue, status);
+CREATE INDEX job_status_created ON job (status, created_at DESC);
+CREATE INDEX job_due ON job (schedule_at) WHERE status IN ('scheduled', 'retrying');
+"""
+INSERT = (
+    "INSERT INTO job (id, type, queue, status, priority, payload, attempts, created_at) "
+    "VALUES (%s, 'bench_stamp', 'default', 'pending', 0, %s, 0, now())"
+)
+UPDATE = (
+    "UPDATE job SET status = 'running', attempts = attempts + 1, worker = 'w', started_at = now() "
+    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush "
+    "WHERE id = %s AND status = 'pending' RETURNING id, type, payload"
+)
+
+
+def timed(step: Callable[[], object], samples: int, interval: float) -> list[float]:
+    """Milliseconds per call, one call every ``interval`` seconds (back to back when 0)."""
+    times = []
+    for _ in range(samples):
+        if interval:
+            time.sleep(interval)
+        started = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def handoff_times(samples: int, interval: float) -> list[float]:
+    """Milliseconds from ``put`` on one thread to ``get`` returning on another."""
+    work: SimpleQueue[float] = SimpleQueue()
+    seen: SimpleQueue[float] = SimpleQueue()
+
+    def consumer() -> None:
+        for _ in range(samples):
+            sent = work.get()
+            seen.put((time.perf_counter() - sent) * 1000)
+
+    thread = threading.Thread(target=consumer, daemon=True)
+    thread.start()
+    times = []
+    for _ in range(samples):
+        if interval:
+            time.sleep(interval)
+        work.put(time.perf_counter())
+        times.append(seen.get())
+    thread.join()
+    return times
+
+
+def wake_times(r: redis.Redis, samples: int, interval: float) -> list[float]:
+    """Milliseconds from a script call that pushes to the moment a worker blocked in BLPOP wakes.
+
+    The worker is another process, as ZipLine's is; ``perf_counter`` is the system's monotonic
+    clock on Linux, so the two processes' readings compare.
+    """
+    key = f"floor:{uuid.uuid4().hex}"
+    push = r.register_script("return redis.call('LPUSH', KEYS[1], ARGV[1])")
+    push(keys=[f"{key}:warm"], args=[0])
+    woke: multiprocessing.SimpleQueue[float] = multiprocessing.SimpleQueue()
+    worker = multiprocessing.get_context("fork").Process(target=_blocked_worker, args=(r, key, samples, woke))
+    worker.start()
+    times = []
+    for _ in range(samples):
+        time.sleep(interval or 0.002)  # the worker must be blocked again before the next push
+        sent = time.perf_counter()
+        push(keys=[key], args=[sent])
+        times.append((woke.get() - sent) * 1000)
+    worker.join()
+    r.delete(key, f"{key}:warm")
+    return times
+
+
+def _blocked_worker(r: redis.Redis, key: str, samples: int, woke: multiprocessing.SimpleQueue[float]) -> None:
+    client = redis.Redis(connection_pool=redis.ConnectionPool(**r.connection_pool.connection_kwargs))
+    for _ in range(samples):
+        client.blpop([key], timeout=10)
+        woke.put(time.perf_counter())
+
+
+def measure(pg: psycopg.Connection, r: redis.Redis, samples: int, interval: float) -> dict[str, list[float]]:
+    inserted: list[str] = []
+
+    def insert() -> None:
+        job_id = str(uuid.uuid4())
+        pg.execute(INSERT, (job_id, '{"enqueued_at": 0}'), prepare=True)
+        inserted.append(job_id)
+
+    def update() -> None:
+        pg.execute(UPDATE, (inserted.pop(),), prepare=True).fetchall()
+
+    return {
+        "durable INSERT (committed)": timed(insert, samples, interval),
+        "push -> idle worker wakes (the claim runs behind the wake)": wake_times(r, samples, interval),
+        "UPDATE to running (no fsync wait)": timed(update, samples, interval),
+        "thread hand-off": handoff_times(samples, interval),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--interval-ms", type=float, default=10.0)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/10")
+    args = parser.parse_args()
+    admin = f"{args.postgres}/postgres"
+    subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True, capture_output=True)
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True)
+    try:
+        with psycopg.connect(f"{args.postgres}/{DB_NAME}", autocommit=True) as pg:
+            pg.execute(SCHEMA)
+            r = redis.Redis.from_url(args.redis)
+            for label, interval in (("paced", args.interval_ms / 1000), ("back to back", 0.0)):
+                steps = measure(pg, r, args.samples, interval)
+                total = 0.0
+                for step, times in steps.items():
+                    median = statistics.median(times)
+                    total += median
+                    print(json.dumps({"pace": label, "step": step, "p50_ms": round(median, 3)}))
+                print(json.dumps({"pace": label, "step": "sum of medians", "p50_ms": round(total, 3)}))
+    finally:
+        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True, capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
