@@ -195,6 +195,9 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "latest.md").write_text(report.markdown(results))
+    if not PEERS_VENV.python.exists():
+        print(f"warning: chart not drawn: matplotlib lives in the peers' venv, and {PEERS_VENV.python} is missing")
+        return
     chart = [str(PEERS_VENV.python), "-m", "bench.chart", str(out_dir / "latest.json"), str(out_dir / "latest.png")]
     if subprocess.run(chart, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False).returncode:
         print("warning: chart not drawn")
