@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from redis.backoff import NoBackoff
 from redis.commands.core import Script
+from redis.retry import Retry
 
 from jobs.scripts import SCRIPT_NAMES, source
 
@@ -107,6 +109,15 @@ class Broker:
         self.epoch_key = f"{prefix}:epoch"
         self.workers_key = f"{prefix}:workers"
         self._known_queues: set[str] = set()
+
+    def with_socket_timeout(self, seconds: float) -> Broker:
+        """The same Redis and keys through a pool of its own whose commands fail after ``seconds``,
+        without retrying: for a thread with other duties that must not hang on an unreachable Redis.
+        """
+        pool = self.client.connection_pool
+        kwargs = {**pool.connection_kwargs, "socket_timeout": seconds, "retry": Retry(NoBackoff(), 0)}
+        client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+        return Broker(client, self.prefix)
 
     # -- keys --------------------------------------------------------------------------------
 

@@ -223,7 +223,7 @@ def test_worker_processes_start_with_the_loaded_app_frozen_out_of_the_collector(
     with running(["runworkers", "--processes", "1"], tmp_path):
         all_status([job], Status.COMPLETED, 15)
     job.refresh_from_db()
-    assert job.result["frozen"] > 20_000
+    assert job.result is not None and job.result["frozen"] > 20_000
 
 
 def test_heartbeats_list_each_worker_and_vanish_on_exit(broker: Broker, tmp_path: Path) -> None:

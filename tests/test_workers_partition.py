@@ -232,3 +232,26 @@ def test_a_refusing_proxy_fails_commands_at_once(broker: Broker) -> None:
         proxy.heal()
         assert refused.ping()
         refused.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_reaches_a_running_job_while_its_worker_is_cut_off_from_redis(broker: Broker, tmp_path: Path) -> None:
+    """The keeper does not wait out a long Redis socket timeout: cancellations (read from the
+    database) still reach a running job within about a second while Redis is unreachable."""
+    with (
+        proxy_to_redis() as proxy,
+        running(["runworkers", "--processes", "1"], tmp_path, "worker-a", JQS_REDIS_URL=through(proxy)) as a,
+    ):
+        wait_for_workers(broker, 1, proc=a)
+        job = client.enqueue("test_cancellable")  # no ledger key: it writes nothing to Redis
+        wait_for(lambda: row(job.pk)["status"] == Status.RUNNING, 15, 0.02, "A started the job")
+        proxy.cut("blackhole")
+        # The keeper's next heartbeat goes into the partition (and would hang there without a short timeout).
+        wait_for(lambda: proxy.held > 0, 10, 0.02, "the keeper writing to Redis through the partition")
+        cancelled_at = time.time()
+        client.cancel(str(job.pk))
+        wait_for(lambda: row(job.pk)["status"] == Status.CANCELLED, 10, 0.02, "the job ended cancelled")
+        [attempt] = JobAttempt.objects.filter(job=job)
+        assert attempt.outcome == Outcome.CANCELLED
+        assert attempt.finished_at.timestamp() - cancelled_at < 2.5
+        proxy.heal()

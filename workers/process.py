@@ -92,6 +92,9 @@ class WorkerProcess:
     def __init__(self, options: WorkerOptions, broker: Broker | None = None) -> None:
         self.options = options
         self.broker = broker or get_broker()
+        # The keeper's own Redis connections time out quickly: while Redis is unreachable it must
+        # still enforce timeouts and notice cancellations, not wait out a long socket timeout.
+        self.keeper_broker = self.broker.with_socket_timeout(min(1.0, max(0.2, options.lease_ttl / 6)))
         self.token = options.worker_id
         self.lease_ms = int(options.lease_ttl * 1000)
         self.inflight: dict[str, Running] = {}
@@ -497,22 +500,28 @@ class WorkerProcess:
         last_renew = last_cancel_check = last_beat = 0.0
         while True:
             now = time.monotonic()
-            try:
-                if now - last_beat >= heartbeat.HEARTBEAT_INTERVAL:
-                    last_beat = now
-                    heartbeat.publish(self.broker, self.token, self._facts())
-                if now - last_renew >= self.options.lease_ttl / 3:
-                    last_renew = now
-                    self._renew()
-                if now - last_cancel_check >= CANCEL_CHECK_INTERVAL:
-                    last_cancel_check = now
-                    self._check_cancellations()
-            except (redis.RedisError, DatabaseError) as exc:
-                logger.debug("keeper step failed", extra={"error": str(exc)})
+            # Each duty on its own: one dependency being down must not hold up the others.
+            if now - last_cancel_check >= CANCEL_CHECK_INTERVAL:
+                last_cancel_check = now
+                self._keeper_step(self._check_cancellations)
+            if now - last_renew >= self.options.lease_ttl / 3:
+                last_renew = now
+                self._keeper_step(self._renew)
+            if now - last_beat >= heartbeat.HEARTBEAT_INTERVAL:
+                last_beat = now
+                self._keeper_step(lambda: heartbeat.publish(self.keeper_broker, self.token, self._facts()))
             self._check_timeouts()
             self._check_parent()
             self._check_wedged()
             time.sleep(KEEPER_TICK)
+
+    def _keeper_step(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except redis.RedisError as exc:
+            self.redis_outage.failed(exc)  # logged once per outage, by whichever thread sees it first
+        except DatabaseError as exc:
+            logger.debug("keeper step failed", extra={"error": str(exc)})
 
     def _renew(self) -> None:
         with self.lock:
@@ -521,12 +530,12 @@ class WorkerProcess:
                 if not run.released:
                     by_queue[run.job.queue].append(job_id)
         for queue_name, ids in by_queue.items():
-            lost_ids = self.broker.renew(queue_name, self.token, ids, self.lease_ms)
-            if lost_ids and not self.broker.epoch_present():
+            lost_ids = self.keeper_broker.renew(queue_name, self.token, ids, self.lease_ms)
+            if lost_ids and not self.keeper_broker.epoch_present():
                 # Redis lost its data (restart, FLUSHALL): nobody took these jobs, the leases are
                 # simply gone. Take them again (only where no lease exists) instead of cancelling.
                 items = [RestoreItem(job_id, "lease", token=self.token) for job_id in lost_ids]
-                self.broker.restore(queue_name, items, self.lease_ms)
+                self.keeper_broker.restore(queue_name, items, self.lease_ms)
                 continue
             for lost in lost_ids:
                 with self.lock:
