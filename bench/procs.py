@@ -11,7 +11,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -145,6 +145,7 @@ class RssSampler:
         self.peak = 0
         self.peak_pss = 0
         self._stop = threading.Event()
+        self._sampling = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -154,11 +155,20 @@ class RssSampler:
 
     def sample(self) -> int:
         """Take one sample now and return it."""
-        pids = tree(self.roots())
-        value = rss_bytes(pids)
-        self.peak = max(self.peak, value)
-        self.peak_pss = max(self.peak_pss, pss_bytes(pids))
+        with self._sampling:
+            pids = tree(self.roots())
+            value = rss_bytes(pids)
+            self.peak = max(self.peak, value)
+            self.peak_pss = max(self.peak_pss, pss_bytes(pids))
         return value
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No sampling inside: a sample parses /proc in Python for milliseconds, holding the GIL
+        of the process it runs in, and must not delay the calls being timed there."""
+        with self._sampling:
+            yield
+        self.sample()
 
     def __enter__(self) -> RssSampler:
         self._thread.start()

@@ -143,13 +143,14 @@ def latency(driver: QueueDriver, opts: Options) -> dict[str, Any]:
         driver.start_workers(opts.processes)
         driver.enqueue_noop_serial(WARMUP_JOBS)
         wait_for(done, WARMUP_JOBS, opts.timeout)
-        begin = time.perf_counter()
-        for i in range(opts.n):
-            pause = begin + i * opts.interval_s - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
-            driver.enqueue_stamp(time.time())
-        sent = time.perf_counter() - begin
+        with rss.paused():  # sampled during the warm-up and after the sends, not between them
+            begin = time.perf_counter()
+            for i in range(opts.n):
+                pause = begin + i * opts.interval_s - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                driver.enqueue_stamp(time.time())
+            sent = time.perf_counter() - begin
         wait_for(lambda: latency_count(r), opts.n, opts.timeout)
     values = [v * 1000 for v in read_latencies(r)]
     result: dict[str, Any] = {f"{k}_ms": v for k, v in percentiles(values).items()}
