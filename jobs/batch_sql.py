@@ -42,13 +42,20 @@ def _dt(value: datetime | None) -> Any:
 
 def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list[Job]:
     """Mark waiting jobs running with the next attempt number; return them as model instances."""
+    prepare = len(job_ids) == 1
     if _is_postgres():
-        # One array parameter, so the statement's text is the same for every batch size. And no
-        # wait for the WAL flush (synchronous_commit off, for this statement only): a running mark
-        # lost in a database crash is recovered like a lost worker (the lease expires, the row,
-        # still waiting, is pushed again; a finish fenced on this attempt matches nothing), so
+        # No wait for the WAL flush (synchronous_commit off, for this statement only): a running
+        # mark lost in a database crash is recovered like a lost worker (the lease expires, the
+        # row, still waiting, is pushed again; a finish fenced on this attempt matches nothing), so
         # the claim need not pay an fsync on the way to starting the job.
-        where, id_params = "id = ANY(%s::uuid[])", ["{" + ",".join(str(i) for i in job_ids) + "}"]
+        # One id (a job sent to an idle worker) is a prepared statement: its plan is always the
+        # primary key. Several go as one array, so the text is the same for every batch size, and
+        # are planned for their values: a generic plan, not knowing the array's length, may prefer
+        # to scan every waiting row through the status index when the statistics say they are few.
+        if prepare:
+            where, id_params = "id = %s", [job_ids[0]]
+        else:
+            where, id_params = "id = ANY(%s::uuid[])", ["{" + ",".join(str(i) for i in job_ids) + "}"]
         no_flush = ", (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush"
     else:
         where, id_params = f"id IN ({', '.join(['%s'] * len(job_ids))})", [_pk(i) for i in job_ids]
@@ -63,7 +70,7 @@ def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list
     params = [worker, _dt(now), _dt(now), *id_params]
     if not _is_postgres():
         return list(Job.objects.raw(sql, params))  # Django's converters turn SQLite's text into values
-    with prepared.execute(sql, params) as cursor:
+    with prepared.execute(sql, params, prepare=prepare) as cursor:
         return [_job_from_row(row) for row in cursor.fetchall()]
 
 

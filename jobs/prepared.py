@@ -1,8 +1,8 @@
 """Server-side prepared statements for the few statements on the hot path, on Django's connection.
 
 Django turns psycopg's prepared statements off, because transaction-mode poolers (PgBouncer
-before 1.21) cannot keep them. Without them PostgreSQL plans the worker's claim and finish
-statements and the single-job INSERT anew on every call, which costs 0.1 to 0.3 ms of each. Only
+before 1.21) cannot keep them. Without them PostgreSQL plans the claim of one job, the finish
+statement and the single-job INSERT anew on every call, which costs 0.1 to 0.3 ms of each. Only
 these statements are prepared; Django's own queries are left as they are.
 ``JQS_DATABASE_PREPARED_STATEMENTS=false`` turns it off for such a pooler.
 """
@@ -46,8 +46,9 @@ def cursor() -> CursorWrapper:
     return connection.make_cursor(cast(Any, _PreparingCursor(raw)))
 
 
-def execute(sql: str, params: Sequence[Any]) -> CursorWrapper:
-    """Run ``sql`` (``%s`` placeholders) on a :func:`cursor`; returns it to fetch from."""
-    prepared_cursor = cursor()
-    prepared_cursor.execute(sql, params)
-    return prepared_cursor
+def execute(sql: str, params: Sequence[Any], *, prepare: bool = True) -> CursorWrapper:
+    """Run ``sql`` (``%s`` placeholders) on a :func:`cursor`, or with ``prepare=False`` on Django's
+    own (planned for its values each time); returns the cursor to fetch from."""
+    run_on = cursor() if prepare else connection.cursor()
+    run_on.execute(sql, params)
+    return run_on

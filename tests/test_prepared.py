@@ -27,11 +27,11 @@ def run_one_job() -> None:
     assert recorded.status == Status.COMPLETED
 
 
-def prepared_statements() -> list[str]:
+def prepared_statements(full: bool = False) -> list[str]:
     connection.ensure_connection()
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
-        return [row[0].split()[0] for row in cursor.fetchall()]
+        return [row[0] if full else row[0].split()[0] for row in cursor.fetchall()]
 
 
 def test_hot_statements_are_prepared_once_and_reused() -> None:
@@ -39,6 +39,15 @@ def test_hot_statements_are_prepared_once_and_reused() -> None:
     run_one_job()
     run_one_job()
     assert sorted(prepared_statements()) == ["INSERT", "UPDATE", "WITH"]
+
+
+def test_a_claim_of_several_jobs_is_planned_for_its_ids() -> None:
+    """A generic plan of ``id = ANY($1)`` may scan every waiting row by status; it is not prepared."""
+    connection.close()
+    jobs = [client.enqueue("test_noop") for _ in range(3)]
+    claimed = states.claim([str(job.pk) for job in jobs], "w1")
+    assert sorted(job.pk for job in claimed) == sorted(job.pk for job in jobs)
+    assert not [text for text in prepared_statements(full=True) if "ANY(" in text]
 
 
 def test_prepared_statements_can_be_turned_off_for_a_pooler() -> None:
