@@ -52,6 +52,7 @@ def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list
         # primary key. Several go as one array, so the text is the same for every batch size, and
         # are planned for their values: a generic plan, not knowing the array's length, may prefer
         # to scan every waiting row through the status index when the statistics say they are few.
+        id_params: list[Any]
         if prepare:
             where, id_params = "id = %s", [job_ids[0]]
         else:
