@@ -10,7 +10,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -94,7 +94,12 @@ def _when(value: Any) -> datetime:
         raise InvalidJob("schedule_at", f"{value!r} is not an RFC 3339 date-time")
     if timezone.is_naive(moment):
         raise InvalidJob("schedule_at", f"{value!r} has no time zone (add Z or an offset)")
-    return moment
+    try:
+        # In UTC, as stored and as read back: a moment past year 9999 there could be written
+        # but never read again.
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidJob("schedule_at", f"{value!r} is out of range") from None
 
 
 def check_payload(payload: Any) -> str:
