@@ -55,3 +55,14 @@ def test_prepared_statements_can_be_turned_off_for_a_pooler() -> None:
     with override_zipline(database_prepared_statements=False):
         run_one_job()
     assert prepared_statements() == []
+
+
+def test_a_statement_the_server_lost_is_run_again_on_a_new_connection() -> None:
+    """A pooler that dropped the session's statements, or a migration that changed a returned
+    column, breaks a prepared statement; psycopg would go on sending it on that connection."""
+    run_one_job()
+    broken = connection.connection
+    broken.pgconn.exec_(b"DEALLOCATE ALL")  # behind psycopg's back: it still thinks they exist
+    run_one_job()
+    assert connection.connection is not broken
+    assert sorted(prepared_statements()) == ["INSERT", "UPDATE", "WITH"]

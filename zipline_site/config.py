@@ -318,7 +318,7 @@ SETTINGS: tuple[Setting, ...] = (
         "JQS_DATABASE_PREPARED_STATEMENTS",
         _boolean,
         True,
-        "prepare the hot statements on PostgreSQL; false behind PgBouncer < 1.21 in transaction mode",
+        "prepare the hot statements on PostgreSQL; false behind a transaction-mode pooler without them",
     ),
     _s("secret_key", None, "JQS_SECRET_KEY", _string, "", "Django secret key; required unless JQS_DEBUG=true"),
     _s("debug", None, "JQS_DEBUG", _boolean, False, "development mode"),
