@@ -115,7 +115,12 @@ class Broker:
         without retrying: for a thread with other duties that must not hang on an unreachable Redis.
         """
         pool = self.client.connection_pool
-        kwargs = {**pool.connection_kwargs, "socket_timeout": seconds, "retry": Retry(NoBackoff(), 0)}
+        kwargs = {
+            **pool.connection_kwargs,
+            "socket_timeout": seconds,
+            "socket_connect_timeout": seconds,
+            "retry": Retry(NoBackoff(), 0),
+        }
         client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
         return Broker(client, self.prefix)
 
@@ -176,7 +181,11 @@ class Broker:
             getattr(pipe, command)(*command_args)
         for name, keys, args in calls:
             pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
-        results = pipe.execute(raise_on_error=False)[len(extra) :]
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies[: len(extra)]:
+            if isinstance(reply, Exception):
+                raise reply
+        results = replies[len(extra) :]
         for index, result in enumerate(results):
             if isinstance(result, redis.exceptions.NoScriptError):
                 name, keys, args = calls[index]
@@ -197,17 +206,11 @@ class Broker:
     def claim(self, queue: str, token: str, count: int, lease_ms: int, promote_limit: int = 100) -> Claim:
         return _claim_result(self._run(*self._claim_call(queue, token, count, lease_ms, promote_limit)))
 
-    def wait(self, queues: Sequence[str], timeout: float) -> bool:
-        """Block until a queue has work or ``timeout`` passes; True when woken by work."""
-        if timeout <= 0:
-            return False
-        popped = self.client.blpop([self.keys(q).notify for q in queues], timeout=_blpop_timeout(timeout))
-        return popped is not None
-
     def wait_and_claim(
         self, queues: Sequence[str], timeout: float, queue: str, token: str, count: int, lease_ms: int
     ) -> Claim:
-        """:meth:`wait`, then :meth:`claim` from ``queue`` in the same round trip.
+        """Block until a queue has work or ``timeout`` passes, then :meth:`claim` from ``queue``, in
+        one round trip.
 
         The claim is pipelined behind the BLPOP, so Redis runs it the moment the wait ends (work
         arrived, or the timeout passed): a job sent to an idle worker is claimed without a second

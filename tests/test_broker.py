@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from jobs.broker import Broker, PushItem, RestoreItem, Settlement
 from jobs.scripts import ScriptError, expand
@@ -106,15 +107,6 @@ def test_paused_queue_hands_out_nothing(broker: Broker) -> None:
     assert broker.claim("q", "w", 5, 60_000).ids == ["a"]
 
 
-def test_wait_wakes_on_push_and_times_out_when_idle(broker: Broker) -> None:
-    assert broker.claim("q", "w", 1, 1000).ids == []
-    started = time.monotonic()
-    assert broker.wait(["q"], 0.2) is False
-    assert time.monotonic() - started >= 0.15
-    broker.push([PushItem("q", "a")])
-    assert broker.wait(["q"], 2) is True
-
-
 def test_wait_and_claim_takes_the_job_that_woke_it(broker: Broker) -> None:
     started = time.monotonic()
     idle = broker.wait_and_claim(["q"], 0.2, "q", "w", 5, 60_000)
@@ -127,6 +119,13 @@ def test_wait_and_claim_takes_the_job_that_woke_it(broker: Broker) -> None:
     assert broker.leased_by("q", "w") == ["a"]
     broker.client.script_flush()  # a reloaded script still runs behind the wait
     assert broker.wait_and_claim(["q"], 1, "q", "w", 5, 60_000).ids == ["b"]
+
+
+def test_wait_and_claim_raises_what_the_wait_raises(broker: Broker) -> None:
+    """A failing BLPOP must not pass for an empty poll (the fetcher would spin without backing off)."""
+    broker.client.set(broker.keys("q").notify, "not a list")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        broker.wait_and_claim(["q"], 0.1, "q", "w", 1, 1000)
 
 
 def test_scripts_survive_script_flush(broker: Broker) -> None:
