@@ -116,11 +116,12 @@ class WorkerProcess:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_tasks: dict[str, asyncio.Future[Ending]] = {}
         self.processed = 0
-        self.started = 0  # jobs handed to the pool, for the max_jobs budget
+        self.jobs_started = 0  # jobs handed to the pool, for the max_jobs budget
         self.failed = 0
         self.started_at = time.time()
         self.last_claim_attempt = time.monotonic()
         self.redis_outage = Outage("Redis")
+        self.keeper_outage = Outage("Redis (lease renewals and heartbeats)")
         self.db_outage = Outage("database")
         # With a deep queue, claim when this many slots are free (bounded by GATHER_WAIT).
         self.gather_target = max(1, min(CLAIM_BATCH, options.slots // 2))
@@ -184,7 +185,7 @@ class WorkerProcess:
         with self.lock:
             free = self.options.slots - self.executing
         if self.options.max_jobs:
-            free = min(free, self.options.max_jobs - self.started)
+            free = min(free, self.options.max_jobs - self.jobs_started)
         return free
 
     def _busy(self) -> int:
@@ -220,7 +221,8 @@ class WorkerProcess:
                 self._db_failed(exc)
 
     def _wait_then_claim(self, free: int, timeout: float) -> int:
-        """Block on Redis until work arrives, then claim from the first queue in the same round trip.
+        """Block on Redis until work arrives (or ``timeout`` passes), then claim from the first queue
+        in the same round trip.
 
         This is the path of a job sent to an idle worker, so it saves what it can: the claim runs in
         Redis the moment the wait ends, without a round trip back here first. Other queues are
@@ -286,7 +288,7 @@ class WorkerProcess:
             # Cancelled while queued, deleted, or a garbage id: its lease is dropped, it never runs.
             self.broker.settle(queue, self.token, [Settlement(i, "ack") for i in skipped])
             logger.info("skipped ids that are not runnable", extra={"queue": queue, "ids": skipped})
-        self.started += len(jobs)
+        self.jobs_started += len(jobs)
         started: Counter[tuple[str, str]] = Counter()
         for job in jobs:
             running = prepare(job, self.token, self.options.job_timeout)
@@ -454,9 +456,14 @@ class WorkerProcess:
             for run in runs:
                 self.inflight.pop(str(run.job.pk), None)
         self.slot_freed.set()
-        if self.options.max_jobs and self.started >= self.options.max_jobs and not self.stopping.is_set():
-            logger.info("recycling after max_jobs", extra={"processed": self.processed})
-            self.request_stop()
+        # The budget stops claims; the process goes once its last job is recorded, so a recycle
+        # never hands back a job that is still running.
+        if self.options.max_jobs and self.jobs_started >= self.options.max_jobs and not self.stopping.is_set():
+            with self.lock:
+                idle = not self.inflight
+            if idle:
+                logger.info("recycling after max_jobs", extra={"processed": self.processed})
+                self.request_stop()
 
     def _release(self, runs: Sequence[Running]) -> None:
         """Hand jobs back to their queue without charging the attempt."""
@@ -508,24 +515,28 @@ class WorkerProcess:
             if now - last_cancel_check >= CANCEL_CHECK_INTERVAL:
                 last_cancel_check = now
                 self._keeper_step(self._check_cancellations)
-            if now - last_renew >= self.options.lease_ttl / 3:
-                last_renew = now
-                self._keeper_step(self._renew)
+            if now - last_renew >= self.options.lease_ttl / 3 and self._keeper_step(self._renew):
+                last_renew = now  # a failed renewal is tried again at the next tick
             if now - last_beat >= heartbeat.HEARTBEAT_INTERVAL:
                 last_beat = now
-                self._keeper_step(lambda: heartbeat.publish(self.keeper_broker, self.token, self._facts()))
+                if self._keeper_step(lambda: heartbeat.publish(self.keeper_broker, self.token, self._facts())):
+                    self.keeper_outage.recovered()  # the heartbeat always reaches Redis
             self._check_timeouts()
             self._check_parent()
             self._check_wedged()
             time.sleep(KEEPER_TICK)
 
-    def _keeper_step(self, step: Callable[[], None]) -> None:
+    def _keeper_step(self, step: Callable[[], None]) -> bool:
+        """Run one of the keeper's duties; False if it failed (a Redis outage is logged once)."""
         try:
             step()
         except redis.RedisError as exc:
-            self.redis_outage.failed(exc)  # logged once per outage, by whichever thread sees it first
+            self.keeper_outage.failed(exc)
+            return False
         except DatabaseError as exc:
             logger.debug("keeper step failed", extra={"error": str(exc)})
+            return False
+        return True
 
     def _renew(self) -> None:
         with self.lock:
