@@ -116,7 +116,8 @@ def wake_times(r: redis.Redis, samples: int, interval: float) -> list[float]:
 def _blocked_worker(r: redis.Redis, key: str, samples: int, woke: multiprocessing.SimpleQueue[float]) -> None:
     client = redis.Redis(connection_pool=redis.ConnectionPool(**r.connection_pool.connection_kwargs))
     for _ in range(samples):
-        client.blpop([key], timeout=10)
+        if client.blpop([key], timeout=10) is None:
+            raise SystemExit("latency_floor: no push reached the blocked worker within 10 s")
         woke.put(time.perf_counter())
 
 
