@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import statistics
 import subprocess
@@ -107,7 +108,10 @@ def wake_times(r: redis.Redis, samples: int, interval: float) -> list[float]:
         time.sleep(interval or 0.002)  # the worker must be blocked again before the next push
         sent = time.perf_counter()
         push(keys=[key], args=[sent])
-        times.append((woke.get() - sent) * 1000)
+        woken = woke.get()
+        if math.isnan(woken):
+            raise SystemExit("latency_floor: no push reached the blocked worker within 10 s")
+        times.append((woken - sent) * 1000)
     worker.join()
     r.delete(key, f"{key}:warm")
     return times
@@ -117,7 +121,8 @@ def _blocked_worker(r: redis.Redis, key: str, samples: int, woke: multiprocessin
     client = redis.Redis(connection_pool=redis.ConnectionPool(**r.connection_pool.connection_kwargs))
     for _ in range(samples):
         if client.blpop([key], timeout=10) is None:
-            raise SystemExit("latency_floor: no push reached the blocked worker within 10 s")
+            woke.put(math.nan)  # tells the parent; it stops with an error
+            return
         woke.put(time.perf_counter())
 
 
