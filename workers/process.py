@@ -8,8 +8,8 @@ Threads, each with one job:
 - pool threads (and one event loop thread for ``async`` processors) *run* jobs;
 - the *finisher* records outcomes in batches (one UPDATE and one INSERT for many jobs, then one
   Redis call per queue) and retries database errors until they succeed;
-- the *keeper* renews leases, notices cancellations and timeouts, publishes the heartbeat, and
-  replaces this process (exit) when a job ignores its hard timeout.
+- the *keeper* (:mod:`workers.keeper`) renews leases, notices cancellations and timeouts,
+  publishes the heartbeat, and has this process replaced (exit) when a job ignores its hard timeout.
 
 Shutdown: the first SIGTERM stops claiming and lets running jobs finish for the shutdown timeout,
 then hands the rest back uncharged; a second SIGTERM hands them back at once. Losing a job is
@@ -37,12 +37,13 @@ import redis
 from django.db import DatabaseError, close_old_connections, connections
 
 from jobs import states
-from jobs.broker import Broker, RestoreItem, Settlement
+from jobs.broker import Broker, Settlement
 from jobs.models import Outcome, Status
 from jobs.redis_client import get_broker
 from jobs.states import Recorded
 from workers import heartbeat, metrics, outcomes
 from workers.execution import Ending, Running, conclude, prepare, run_async, run_sync, wants_event_loop
+from workers.keeper import Keeper
 from workers.outages import Outage
 from workers.queues import QueueSelector
 
@@ -55,8 +56,6 @@ CLAIM_BATCH = 64
 GATHER_WAIT = 0.003
 QUEUE_LIST_TTL = 2.0
 FINISH_BATCH = 256
-CANCEL_CHECK_INTERVAL = 0.5
-KEEPER_TICK = 0.1
 
 
 @dataclass
@@ -92,9 +91,6 @@ class WorkerProcess:
     def __init__(self, options: WorkerOptions, broker: Broker | None = None) -> None:
         self.options = options
         self.broker = broker or get_broker()
-        # The keeper's own Redis connections time out quickly: while Redis is unreachable it must
-        # still enforce timeouts and notice cancellations, not wait out a long socket timeout.
-        self.keeper_broker = self.broker.with_socket_timeout(min(1.0, max(0.2, options.lease_ttl / 6)))
         self.token = options.worker_id
         self.lease_ms = int(options.lease_ttl * 1000)
         self.inflight: dict[str, Running] = {}
@@ -121,7 +117,6 @@ class WorkerProcess:
         self.started_at = time.time()
         self.last_claim_attempt = time.monotonic()
         self.redis_outage = Outage("Redis")
-        self.keeper_outage = Outage("Redis (lease renewals and heartbeats)")
         self.db_outage = Outage("database")
         # With a deep queue, claim when this many slots are free (bounded by GATHER_WAIT).
         self.gather_target = max(1, min(CLAIM_BATCH, options.slots // 2))
@@ -135,8 +130,8 @@ class WorkerProcess:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor turns Ctrl-C into SIGTERM
         threading.Thread(target=self._finisher, name="finisher", daemon=True).start()
-        threading.Thread(target=self._keeper, name="keeper", daemon=True).start()
-        logger.info("worker started", extra=self._facts())
+        threading.Thread(target=Keeper(self).run, name="keeper", daemon=True).start()
+        logger.info("worker started", extra=self.facts())
         try:
             self._fetch_loop()
         finally:
@@ -165,7 +160,7 @@ class WorkerProcess:
             self._hand_back_all()
         self.endings.put(None)
         self._safe(lambda: heartbeat.remove(self.broker, self.token))
-        logger.info("worker stopped", extra=self._facts())
+        logger.info("worker stopped", extra=self.facts())
         return EXIT_OK
 
     def _queue_names(self) -> list[str]:
@@ -178,7 +173,7 @@ class WorkerProcess:
             self.queues_seen_at = now
         return self.every_queue
 
-    def _free_slots(self) -> int:
+    def free_slots(self) -> int:
         """Slots not taken by a job that is executing (one that ended but is not yet recorded
         frees its slot at once, so claiming the next jobs overlaps with recording the last),
         and never more than the jobs left of a ``max_jobs`` budget."""
@@ -197,11 +192,11 @@ class WorkerProcess:
     def _fetch_loop(self) -> None:
         deep = False  # the last round filled every free slot: more jobs are probably waiting
         while not self.stopping.is_set():
-            free = self._free_slots()
+            free = self.free_slots()
             if free <= 0 or (deep and free < self.gather_target):
                 self._wait_for_slots(free)
                 self.last_claim_attempt = time.monotonic()
-                free = self._free_slots()
+                free = self.free_slots()
                 if free <= 0:
                     continue
             try:
@@ -246,7 +241,7 @@ class WorkerProcess:
             self.slot_freed.wait(0.5)
             self.slot_freed.clear()
         deadline = time.monotonic() + GATHER_WAIT
-        while self._free_slots() < self.gather_target and not self.stopping.is_set():
+        while self.free_slots() < self.gather_target and not self.stopping.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -505,98 +500,14 @@ class WorkerProcess:
             if item is not None:
                 endings.append(item)
 
-    # -- keeping leases, cancellations and timeouts ---------------------------------------------------
+    # -- what the keeper (workers/keeper.py) asks of the process -----------------------------------------
 
-    def _keeper(self) -> None:
-        last_renew = last_cancel_check = last_beat = 0.0
-        while True:
-            now = time.monotonic()
-            # Each duty on its own: one dependency being down must not hold up the others.
-            if now - last_cancel_check >= CANCEL_CHECK_INTERVAL:
-                last_cancel_check = now
-                self._keeper_step(self._check_cancellations)
-            if now - last_renew >= self.options.lease_ttl / 3 and self._keeper_step(self._renew):
-                last_renew = now  # a failed renewal is tried again at the next tick
-            if now - last_beat >= heartbeat.HEARTBEAT_INTERVAL:
-                last_beat = now
-                if self._keeper_step(lambda: heartbeat.publish(self.keeper_broker, self.token, self._facts())):
-                    self.keeper_outage.recovered()  # the heartbeat always reaches Redis
-            self._check_timeouts()
-            self._check_parent()
-            self._check_wedged()
-            time.sleep(KEEPER_TICK)
-
-    def _keeper_step(self, step: Callable[[], None]) -> bool:
-        """Run one of the keeper's duties; False if it failed (a Redis outage is logged once)."""
-        try:
-            step()
-        except redis.RedisError as exc:
-            self.keeper_outage.failed(exc)
-            return False
-        except DatabaseError as exc:
-            logger.debug("keeper step failed", extra={"error": str(exc)})
-            return False
-        return True
-
-    def _renew(self) -> None:
-        with self.lock:
-            by_queue: dict[str, list[str]] = defaultdict(list)
-            for job_id, run in self.inflight.items():
-                if not run.released:
-                    by_queue[run.job.queue].append(job_id)
-        for queue_name, ids in by_queue.items():
-            lost_ids = self.keeper_broker.renew(queue_name, self.token, ids, self.lease_ms)
-            if lost_ids and not self.keeper_broker.epoch_present():
-                # Redis lost its data (restart, FLUSHALL): nobody took these jobs, the leases are
-                # simply gone. Take them again (only where no lease exists) instead of cancelling.
-                items = [RestoreItem(job_id, "lease", token=self.token) for job_id in lost_ids]
-                self.keeper_broker.restore(queue_name, items, self.lease_ms)
-                continue
-            for lost in lost_ids:
-                with self.lock:
-                    lost_run = self.inflight.get(lost)
-                if lost_run is not None and not lost_run.ctx.cancelled:
-                    metrics.LEASES_LOST.inc()
-                    logger.warning("lease lost; the job was reclaimed", extra={"job_id": lost, "queue": queue_name})
-                    lost_run.ctx.cancel("lease lost")
-
-    def _check_cancellations(self) -> None:
-        from jobs.models import Job
-
-        with self.lock:
-            ids = [run.job.pk for run in self.inflight.values() if not run.ctx.cancelled]
-        if not ids:
-            return
-        try:
-            for job_id in Job.objects.filter(pk__in=ids, cancel_requested=True).values_list("pk", flat=True):
-                with self.lock:
-                    run = self.inflight.get(str(job_id))
-                if run is not None:
-                    run.ctx.cancel("cancelled")
-                    self._cancel_async(str(job_id))
-        finally:
-            close_old_connections()
-
-    def _cancel_async(self, job_id: str) -> None:
+    def cancel_async(self, job_id: str) -> None:
         future = self.async_tasks.get(job_id)
         if future is not None:
             future.cancel()
 
-    def _check_timeouts(self) -> None:
-        now = time.monotonic()
-        with self.lock:
-            runs = [r for r in self.inflight.values() if not r.released]
-        stuck = []
-        for run in runs:
-            if now > run.ctx.deadline and not run.ctx.cancelled:
-                run.ctx.cancel("timeout")
-                self._cancel_async(str(run.job.pk))
-            if now > run.ctx.deadline + self.options.kill_grace:
-                stuck.append(run)
-        if stuck and not self.dying:
-            self._replace_process(stuck)
-
-    def _replace_process(self, stuck: list[Running]) -> None:
+    def replace_for_timeout(self, stuck: list[Running]) -> None:
         """A job ignored its timeout: record it as timed out, hand the others back, and exit.
 
         CPython cannot kill a thread, so the process goes and the supervisor starts a new one.
@@ -625,27 +536,17 @@ class WorkerProcess:
         logging.shutdown()
         os._exit(EXIT_HARD_TIMEOUT)
 
-    def _check_parent(self) -> None:
-        parent = self.options.parent_pid
-        if parent and os.getppid() != parent and not self.stopping.is_set():
-            logger.warning("supervisor is gone; draining and exiting", extra={"parent_pid": parent})
-            self.request_stop()
-
-    def _check_wedged(self) -> None:
-        """Rule 6: a fetcher that stopped trying while slots are free is replaced, not left hanging."""
-        if self.stopping.is_set() or self.dying:
-            return
-        limit = 10 * self.options.poll_interval + 30
-        if self._free_slots() > 0 and time.monotonic() - self.last_claim_attempt > limit:
-            logger.error("fetcher made no claim attempt for %.0fs; replacing this worker process", limit)
-            with self.finish_lock:
-                self._record(self._drain_endings())
-                with self.lock:
-                    left = [r for r in self.inflight.values() if not r.released]
-                self._release(left)
-                self.dying = True
-            logging.shutdown()
-            os._exit(EXIT_WEDGED)
+    def exit_wedged(self, limit: float) -> None:
+        """The fetcher made no claim attempt for ``limit`` seconds: record, hand back, and exit."""
+        logger.error("fetcher made no claim attempt for %.0fs; replacing this worker process", limit)
+        with self.finish_lock:
+            self._record(self._drain_endings())
+            with self.lock:
+                left = [r for r in self.inflight.values() if not r.released]
+            self._release(left)
+            self.dying = True
+        logging.shutdown()
+        os._exit(EXIT_WEDGED)
 
     # -- outages -------------------------------------------------------------------------------------
 
@@ -675,7 +576,7 @@ class WorkerProcess:
         except (redis.RedisError, DatabaseError) as exc:
             logger.warning("cleanup step failed", extra={"error": str(exc)})
 
-    def _facts(self) -> dict[str, Any]:
+    def facts(self) -> dict[str, Any]:
         return {
             "worker_id": self.token,
             "hostname": self.options.hostname,
