@@ -483,8 +483,15 @@ class WorkerProcess:
             running = list(self.inflight.values())
         for run in running:
             run.ctx.cancel("shutdown")
+        self._record_then_release_the_rest()
+
+    def _record_then_release_the_rest(self, also_record: Callable[[], list[Ending]] | None = None) -> None:
+        """Going away: record what has ended (and ``also_record``), release every other job
+        uncharged, and stop the finisher from writing anything more."""
         with self.finish_lock:
             self._record(self._drain_endings())
+            if also_record is not None:
+                self._record(also_record())
             with self.lock:
                 left = [r for r in self.inflight.values() if not r.released]
             self._release(left)
@@ -517,8 +524,8 @@ class WorkerProcess:
             "job ignored its timeout; replacing this worker process",
             extra={"jobs": [str(r.job.pk) for r in stuck], "kill_grace": self.options.kill_grace},
         )
-        with self.finish_lock:
-            self._record(self._drain_endings())
+
+        def timed_out() -> list[Ending]:
             endings = []
             for run in stuck:
                 if run.released or str(run.job.pk) not in self.inflight:
@@ -527,11 +534,9 @@ class WorkerProcess:
                 ending.error = f"timeout: the attempt ran longer than its {run.timeout:g}s limit and was killed with its worker process"
                 ending.outcome = Outcome.TIMEOUT
                 endings.append(ending)
-            self._record(endings)
-            with self.lock:
-                others = [r for r in self.inflight.values() if not r.released]
-            self._release(others)
-            self.dying = True
+            return endings
+
+        self._record_then_release_the_rest(also_record=timed_out)
         self._safe(lambda: heartbeat.remove(self.broker, self.token))
         logging.shutdown()
         os._exit(EXIT_HARD_TIMEOUT)
@@ -539,12 +544,7 @@ class WorkerProcess:
     def exit_wedged(self, limit: float) -> None:
         """The fetcher made no claim attempt for ``limit`` seconds: record, hand back, and exit."""
         logger.error("fetcher made no claim attempt for %.0fs; replacing this worker process", limit)
-        with self.finish_lock:
-            self._record(self._drain_endings())
-            with self.lock:
-                left = [r for r in self.inflight.values() if not r.released]
-            self._release(left)
-            self.dying = True
+        self._record_then_release_the_rest()
         logging.shutdown()
         os._exit(EXIT_WEDGED)
 
