@@ -158,6 +158,14 @@ SETTINGS: tuple[Setting, ...] = (
         "redis:// or rediss:// URL; overrides host, port, password, database",
     ),
     _s(
+        "redis_require_noeviction",
+        "redis.require_noeviction",
+        "JQS_REDIS_REQUIRE_NOEVICTION",
+        _boolean,
+        False,
+        "refuse to start when Redis may evict keys (maxmemory-policy other than noeviction)",
+    ),
+    _s(
         "redis_key_prefix",
         "redis.key_prefix",
         "JQS_REDIS_KEY_PREFIX",

@@ -12,8 +12,11 @@ import time
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+import redis
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jobs.redis_checks import RedisPolicyError, check_eviction_policy
+from jobs.redis_client import get_broker
 from scheduler.service import Scheduler
 
 HEARTBEAT_EVERY = 1.0
@@ -49,6 +52,12 @@ class Command(BaseCommand):
         parser.add_argument("--config", help="YAML configuration file (JQS_CONFIG)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            check_eviction_policy(get_broker().client)
+        except RedisPolicyError as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        except redis.RedisError:
+            pass  # not reachable yet: the scheduler waits for it and says so
         scheduler = Scheduler(on_loop=_heartbeat())
 
         def on_signal(signum: int, frame: FrameType | None) -> None:

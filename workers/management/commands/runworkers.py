@@ -6,8 +6,11 @@ import argparse
 import sys
 from typing import Any
 
+import redis
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.redis_checks import RedisPolicyError, check_eviction_policy
+from jobs.redis_client import get_broker
 from workers.pool import PoolConfigError, build_options, check_redis, run_pool
 
 
@@ -46,4 +49,10 @@ class Command(BaseCommand):
         problem = check_redis()
         if problem:
             raise CommandError(problem, returncode=1)
+        try:
+            check_eviction_policy(get_broker().client)
+        except RedisPolicyError as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        except redis.RedisError:
+            pass  # gone again since the ping: the workers wait for it and say so
         sys.exit(run_pool(pool))

@@ -1,0 +1,50 @@
+"""F13's start-up check: a Redis that may evict keys is a warning, or a refusal in strict mode."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.redis_checks import RedisPolicyError, check_eviction_policy, eviction_problem
+from jobs.redis_client import get_broker
+from tests.helpers import override_zipline, wait_for
+from tests.procs import running
+
+
+def test_noeviction_passes_and_an_evicting_policy_is_named(own_redis: Any) -> None:
+    client = get_broker().client
+    assert eviction_problem(client) is None  # redis-server's default
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    problem = eviction_problem(client)
+    assert problem is not None and "'allkeys-lru'" in problem and "noeviction" in problem
+
+
+def test_an_evicting_policy_warns_or_refuses_in_strict_mode(own_redis: Any, caplog: pytest.LogCaptureFixture) -> None:
+    client = get_broker().client
+    client.config_set("maxmemory-policy", "volatile-ttl")
+    with caplog.at_level(logging.WARNING, logger="zipline.redis"):
+        check_eviction_policy(client)
+    assert [r.getMessage() for r in caplog.records if "volatile-ttl" in r.getMessage()]
+    with override_zipline(redis_require_noeviction=True), pytest.raises(RedisPolicyError, match="volatile-ttl"):
+        check_eviction_policy(client)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_strict_mode_stops_the_workers_and_the_scheduler_with_one_line(own_redis: Any, tmp_path: Path) -> None:
+    get_broker().client.config_set("maxmemory-policy", "allkeys-lru")
+    for command in ("runworkers", "runscheduler"):
+        with running([command], tmp_path, command, JQS_REDIS_REQUIRE_NOEVICTION="true") as proc:
+            assert proc.wait(30) == 2
+            log = proc.log()
+            assert "maxmemory-policy is 'allkeys-lru'" in log and "Traceback" not in log
+
+
+@pytest.mark.django_db(transaction=True)
+def test_by_default_the_workers_start_and_warn(own_redis: Any, tmp_path: Path) -> None:
+    get_broker().client.config_set("maxmemory-policy", "allkeys-lru")
+    with running(["runworkers", "--processes", "1"], tmp_path) as pool:
+        wait_for(lambda: "supervisor started" in pool.log(), 30, message="the pool started")
+        assert "maxmemory-policy is 'allkeys-lru'" in pool.log()
