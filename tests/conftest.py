@@ -47,3 +47,13 @@ def own_redis(tmp_path: object) -> Iterator[object]:
         finally:
             server.stop()
             redis_client.reset()
+
+
+@pytest.fixture
+def api(broker: object) -> object:
+    """An API client with the token of a new superuser (and the test's own Redis prefix)."""
+    from django.contrib.auth.models import User
+
+    from tests.helpers import token_client
+
+    return token_client(User.objects.create_superuser(f"admin-{uuid.uuid4().hex[:6]}"))

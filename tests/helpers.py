@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,3 +78,26 @@ def run_attempt(
     )
     states.record([attempt])
     return Job.objects.get(pk=job.pk)
+
+
+def token_client(user: Any) -> Any:
+    """A DRF test client that sends a new API token of ``user``."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
+    return c
+
+
+def json_records(text: str) -> list[dict[str, Any]]:
+    """The JSON log records in a process's output (anything else it printed is skipped)."""
+    records = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records

@@ -86,6 +86,12 @@ class Proc:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def records(self) -> list[dict[str, Any]]:
+        """Its JSON log records."""
+        from tests.helpers import json_records
+
+        return json_records(self.log())
+
     def children(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]

@@ -23,14 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 GOOD = {"type": "send_email", "payload": {"email": "user@example.com", "subject": "Hi", "body": "."}}
 
 
-@pytest.fixture
-def api(broker: Any) -> APIClient:
-    user = User.objects.create_superuser(f"admin-{uuid.uuid4().hex[:6]}")
-    c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
-    return c
-
-
 def error_of(response: Any, status: int) -> dict[str, Any]:
     """The error object, after checking the status and that the body has exactly the one shape."""
     assert response.status_code == status, (response.status_code, response.content)

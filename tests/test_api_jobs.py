@@ -7,9 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs import client
@@ -20,14 +18,6 @@ from tests.helpers import SEED_JOB
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SEED = SEED_JOB
-
-
-@pytest.fixture
-def api(broker: Any) -> APIClient:
-    user = User.objects.create_superuser(f"admin-{uuid.uuid4().hex[:6]}")
-    c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
-    return c
 
 
 def submit(api: APIClient, **fields: Any) -> dict[str, Any]:

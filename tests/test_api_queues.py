@@ -8,25 +8,14 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs import client, queues
 from jobs.models import Job, QueueState, Status
+from tests.helpers import token_client
 from workers import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def token_client(user: User) -> APIClient:
-    c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
-    return c
-
-
-@pytest.fixture
-def api(broker: Any) -> APIClient:
-    return token_client(User.objects.create_superuser(f"admin-{uuid.uuid4().hex[:6]}"))
 
 
 def count_done(broker: Any, queue: str, name: str, value: int, minutes_ago: int = 0) -> None:

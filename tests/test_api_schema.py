@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from typing import Any
 
 import jsonschema
 import pytest
-from django.contrib.auth.models import User
 from django.contrib.staticfiles import finders
 from django.urls import URLPattern, URLResolver
 from drf_spectacular.validation import validate_schema
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.api import urls as api_urls
@@ -32,14 +29,6 @@ def schema() -> dict[str, Any]:
     response = APIClient().get("/api/schema/?format=json")
     assert response.status_code == 200
     return response.json()
-
-
-@pytest.fixture
-def api(broker: Any) -> APIClient:
-    user = User.objects.create_superuser(f"admin-{uuid.uuid4().hex[:6]}")
-    c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
-    return c
 
 
 def _nullable_to_jsonschema(node: Any) -> Any:

@@ -3,7 +3,6 @@ schedulers at once (an every-second cron, exactly one job per fire time, with on
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -21,19 +20,11 @@ from jobs.redis_client import get_broker
 from jobs.validation import JobSpec
 from scheduler.models import Schedule
 from scheduler.service import PROMOTE_CHECK, Scheduler
-from tests.helpers import wait_for
+from tests.helpers import json_records, wait_for
 from tests.procs import ROOT, process_env, running
 from tests.test_scheduler_support import SchedulerThread
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    out = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            out.append(json.loads(line))
-    return out
 
 
 def fire_times(schedule: Schedule) -> list[datetime]:
@@ -114,7 +105,7 @@ def test_runscheduler_stops_cleanly_on_a_signal(broker: Broker, tmp_path: Path, 
         proc.signal(signum)
         assert proc.wait(10) == 0
         assert time.monotonic() - sent < 3
-        lines = json_lines(proc.log())
+        lines = json_records(proc.log())
     messages = [line["message"] for line in lines]
     assert messages[0] == "scheduler started" and messages[-1] == "scheduler stopped"
     assert lines[0]["poll_interval"] == 30.0 and lines[0]["logger"] == "zipline.scheduler"
@@ -149,7 +140,7 @@ def test_two_schedulers_fire_an_every_second_cron_exactly_once_per_second_throug
     assert len(times) >= 10
     seconds = [int(t.timestamp()) for t in times]
     assert seconds == list(range(seconds[0], seconds[0] + len(seconds))), "a fire time was missed or duplicated"
-    lines = [line for log in logs for line in json_lines(log)]
+    lines = [line for log in logs for line in json_records(log)]
     fired = [line for line in lines if line["message"] == "schedule fired"]
     assert len(fired) <= len(times)  # a SIGKILLed scheduler may have committed a fire it never logged
     assert len({line["fire_at"] for line in fired}) == len(fired)

@@ -10,7 +10,6 @@ then carry on claiming jobs as if nothing happened.
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
@@ -30,7 +29,7 @@ from jobs.broker import Broker
 from jobs.models import Job, JobAttempt, Outcome, Status
 from scheduler.reclaim import LOST_REASON
 from tests.helpers import wait_for
-from tests.procs import Proc, running, wait_for_workers
+from tests.procs import running, wait_for_workers
 from tests.tcp_proxy import TcpProxy
 
 LEASE = {"JQS_WORKER_LEASE_TTL": "2s", "JQS_SCHEDULER_RECLAIM_INTERVAL": "200ms", "JQS_SCHEDULER_POLL_INTERVAL": "1s"}
@@ -60,19 +59,6 @@ def ledger(broker: Broker, key: str) -> list[dict[str, str]]:
         dict(zip(fields, raw.decode().split("|"), strict=True))
         for raw in cast(list[bytes], broker.client.lrange(key, 0, -1))
     ]
-
-
-def log_records(proc: Proc) -> list[dict[str, Any]]:
-    """The JSON log lines of a process (anything else it printed is skipped)."""
-    records = []
-    for line in proc.log().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
 
 
 def row(job_id: Any) -> dict[str, Any]:
@@ -156,7 +142,7 @@ def test_a_worker_partitioned_from_redis_past_its_lease_is_fenced_and_resumes_af
                 message="A's held write delivered",
             )
             stale = wait_for(
-                lambda: [r for r in log_records(a) if r.get("job_id") == str(job.pk) and r.get("status") == "stale"],
+                lambda: [r for r in a.records() if r.get("job_id") == str(job.pk) and r.get("status") == "stale"],
                 15,
                 message="A's late finish rejected as stale",
             )
@@ -184,7 +170,7 @@ def test_a_worker_partitioned_from_redis_past_its_lease_is_fenced_and_resumes_af
             assert a.children() == [a_pid], "A's worker process was replaced instead of riding out the partition"
             assert a.popen.poll() is None
 
-        reclaimed = [r for r in log_records(scheduler) if r.get("message") == "reclaimed expired lease"]
+        reclaimed = [r for r in scheduler.records() if r.get("message") == "reclaimed expired lease"]
         assert [(r["job_id"], r["worker"], r["attempt"]) for r in reclaimed] == [(str(job.pk), a_token, 1)]
         assert next(r["time"] for r in reclaimed) > time_iso(cut_at)
 

@@ -17,7 +17,6 @@ behind would be reclaimed and charged as lost, which the attempt checks catch.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -94,16 +93,6 @@ def in_flight(entries: list[Entry]) -> dict[int, list[Entry]]:
         if e.event == "start" and (e.job_id, e.pid) not in ended:
             running_now[e.pid].append(e)
     return running_now
-
-
-def log_lines(proc: Proc) -> list[dict[str, Any]]:
-    lines = []
-    for line in proc.log().splitlines():
-        try:
-            lines.append(json.loads(line))
-        except ValueError:
-            continue
-    return lines
 
 
 def log_time(line: dict[str, Any]) -> float:
@@ -215,7 +204,7 @@ def test_rolling_restart_storm_strands_nothing_and_charges_no_attempt(broker: Br
 
         pool.signal(signal.SIGTERM)
         assert pool.wait(20) == 0
-        pool_log, scheduler_log = log_lines(pool), log_lines(scheduler)
+        pool_log, scheduler_log = pool.records(), scheduler.records()
         scheduler_text = scheduler.log()
     elapsed = time.monotonic() - started
 
