@@ -26,11 +26,12 @@ class RedisPolicyError(RuntimeError):
 def eviction_problem(client: redis.Redis) -> str | None:
     """A one-line warning when Redis may evict keys; None when it may not, or cannot say.
 
-    Managed services often disable ``CONFIG``; then nothing is known and nothing is said.
+    Managed services often disable ``CONFIG``, and Redis may not be up yet (the workers and the
+    scheduler wait for it and say so); then nothing is known and nothing is said.
     """
     try:
         reply = cast(dict[str, str], client.config_get("maxmemory-policy"))
-    except redis.ResponseError:
+    except redis.RedisError:
         return None
     policy = reply.get("maxmemory-policy")
     if policy in (None, "noeviction"):

@@ -12,7 +12,6 @@ import time
 from types import FrameType
 from typing import Any
 
-import redis
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.redis_checks import RedisPolicyError, check_eviction_policy
@@ -56,8 +55,6 @@ class Command(BaseCommand):
             check_eviction_policy(get_broker().client)
         except RedisPolicyError as exc:
             raise CommandError(str(exc), returncode=2) from None
-        except redis.RedisError:
-            pass  # not reachable yet: the scheduler waits for it and says so
         scheduler = Scheduler(on_loop=_heartbeat())
 
         def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -6,7 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-import redis
 from django.core.management.base import BaseCommand, CommandError
 
 from jobs.redis_checks import RedisPolicyError, check_eviction_policy
@@ -53,6 +52,4 @@ class Command(BaseCommand):
             check_eviction_policy(get_broker().client)
         except RedisPolicyError as exc:
             raise CommandError(str(exc), returncode=2) from None
-        except redis.RedisError:
-            pass  # gone again since the ping: the workers wait for it and say so
         sys.exit(run_pool(pool))
