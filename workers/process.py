@@ -223,10 +223,9 @@ class WorkerProcess:
         Redis the moment the wait ends, without a round trip back here first. Other queues are
         asked in the next claim round.
         """
-        names = self._queue_names()
-        first = names[0] if self.options.selector.every_queue else self.options.selector.order()[0]
+        first = self._claim_order()[0]
         want = min(free, CLAIM_BATCH)
-        claim = self.broker.wait_and_claim(names, timeout, first, self.token, want, self.lease_ms)
+        claim = self.broker.wait_and_claim(self._queue_names(), timeout, first, self.token, want, self.lease_ms)
         self.last_claim_attempt = time.monotonic()
         return self._start(first, claim.ids) if claim.ids else 0
 
@@ -248,12 +247,16 @@ class WorkerProcess:
             self.slot_freed.wait(left)
             self.slot_freed.clear()
 
+    def _claim_order(self) -> list[str]:
+        """The queues to ask this round, in order: strict, weighted, or every queue Redis knows."""
+        selector = self.options.selector
+        return self._queue_names() if selector.every_queue else selector.order()
+
     def _claim_round(self, free: int) -> tuple[int, int | None]:
         """Ask each queue in order for up to ``free`` jobs; returns (jobs started, ms to next due)."""
         self.last_claim_attempt = time.monotonic()
         started, next_due = 0, None
-        selector = self.options.selector
-        for name in self._queue_names() if selector.every_queue else selector.order():
+        for name in self._claim_order():
             want = min(free - started, CLAIM_BATCH)
             if want <= 0 or self.stopping.is_set():
                 break
