@@ -4,11 +4,17 @@ Two callers: the supervisor, the moment a worker process dies (its leases are st
 the scheduler's reclaimer, for leases that expired (a host lost, a process frozen). Either way the
 row decides: a job still ``running`` at that attempt is charged an attempt lost to the worker and
 retried or failed; anything else just loses its stale lease.
+
+A worker also puts back its own claims that did not hold: one whose answer never came (the
+connection broke after the commit) and one the database lost in a crash while the job ran.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+
+from django.db.models import Q
 
 from jobs import states
 from jobs.broker import Broker, PushItem, Settlement
@@ -41,6 +47,45 @@ def _requeue_if_waiting(broker: Broker, job_id: str) -> None:
     job = Job.objects.filter(pk=pk, status__in=WAITING).first() if pk is not None else None
     if job is not None:
         broker.push(push_items([job]))
+
+
+def requeue_lost_claims(broker: Broker, attempts: Sequence[Job]) -> list[Job]:
+    """Attempts whose finish matched nothing because the row never kept their claim: put those
+    rows back in Redis; returns them.
+
+    The claim commits without waiting for the WAL flush, so a database crash can undo it while the
+    worker runs the job. The row is then waiting, one attempt behind the worker's copy, and its id
+    is in no Redis set once the worker settles its lease: without this it would wait for the
+    scheduler's reconciler. A row that moved on any other way (reclaimed, cancelled) is left alone.
+    """
+    behind = Q()
+    for job in attempts:
+        behind |= Q(pk=job.pk, attempts__lt=job.attempts)
+    jobs = list(Job.objects.filter(behind, status__in=WAITING)) if attempts else []
+    if jobs:
+        broker.push(push_items(jobs))
+        logger.warning("requeued jobs whose claim the database lost", extra={"jobs": [str(j.pk) for j in jobs]})
+    return jobs
+
+
+def hand_back_unstarted(broker: Broker, job_ids: Sequence[str], token: str) -> list[Job]:
+    """Claims whose answer never came back (the connection broke): rows this worker marked running
+    but never started go back to waiting, uncharged, and into Redis; returns them.
+
+    The worker let go of these leases when the claim failed, so nobody runs a row left ``running``
+    under its token: without this it would wait for the scheduler's reconciler (which also covers
+    a Redis failure between the release here and the push).
+    """
+    pks = [pk for pk in map(states.parse_id, job_ids) if pk is not None]
+    claimed = list(Job.objects.filter(pk__in=pks, status=Status.RUNNING, worker=token)) if pks else []
+    released = states.release(claimed)
+    if released:
+        broker.push(push_items(released))
+        logger.warning(
+            "handed back jobs whose claim outlived its connection",
+            extra={"jobs": [str(j.pk) for j in released], "worker": token},
+        )
+    return released
 
 
 def recover_worker(broker: Broker, worker_id: str, reason: str) -> list[Recorded]:

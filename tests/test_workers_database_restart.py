@@ -55,7 +55,11 @@ def test_pool_rides_out_a_database_restart(cluster: PgCluster, broker: Any, tmp_
         time.sleep(3)
         cluster.start()
         cluster.wait_ready()
-        wait_for(lambda: cluster.query(counts) == "completed|150", 90, 0.2, "all 150 jobs completed")
+        try:
+            wait_for(lambda: cluster.query(counts) == "completed|150", 90, 0.2, "all 150 jobs completed")
+        except AssertionError as exc:
+            left = cluster.query("SELECT id, status, attempts, worker FROM jobs_job WHERE status <> 'completed'")
+            raise AssertionError(f"{exc}; by status: {cluster.query(counts)!r}; left: {left}") from None
         assert set(pool.children()) == children, "worker processes crashed instead of waiting for the database"
         assert "database unavailable" in pool.log()
     assert cluster.query("SELECT count(*) FROM jobs_job WHERE status = 'running'") == "0"

@@ -36,7 +36,7 @@ from typing import Any
 import redis
 from django.db import DatabaseError, close_old_connections, connections
 
-from jobs import states
+from jobs import recovery, states
 from jobs.broker import Broker, Settlement
 from jobs.models import Outcome, Status
 from jobs.redis_client import get_broker
@@ -116,6 +116,8 @@ class WorkerProcess:
         self.failed = 0
         self.started_at = time.time()
         self.last_claim_attempt = time.monotonic()
+        # Ids whose claim failed in the database: it may have committed anyway (see _start).
+        self.claims_in_doubt: list[str] = []
         self.redis_outage = Outage("Redis")
         self.db_outage = Outage("database")
         # With a deep queue, claim when this many slots are free (bounded by GATHER_WAIT).
@@ -158,6 +160,8 @@ class WorkerProcess:
             self.slot_freed.clear()
         if self._busy():
             self._hand_back_all()
+        if self.claims_in_doubt:
+            self._safe(self._resolve_claims_in_doubt)
         self.endings.put(None)
         self._safe(lambda: heartbeat.remove(self.broker, self.token))
         logger.info("worker stopped", extra=self.facts())
@@ -200,6 +204,8 @@ class WorkerProcess:
                 if free <= 0:
                     continue
             try:
+                if self.claims_in_doubt:
+                    self._resolve_claims_in_doubt()
                 claimed, next_due_ms = self._claim_round(free)
                 deep = claimed >= free
                 if claimed:
@@ -228,6 +234,10 @@ class WorkerProcess:
         claim = self.broker.wait_and_claim(self._queue_names(), timeout, first, self.token, want, self.lease_ms)
         self.last_claim_attempt = time.monotonic()
         return self._start(first, claim.ids) if claim.ids else 0
+
+    def _resolve_claims_in_doubt(self) -> None:
+        recovery.hand_back_unstarted(self.broker, self.claims_in_doubt, self.token)
+        self.claims_in_doubt = []
 
     def _wait_for_slots(self, free: int) -> None:
         """Wait for a slot; while the queue is deep, wait a moment longer for several.
@@ -277,6 +287,9 @@ class WorkerProcess:
             jobs = states.claim(ids, self.token)
         except DatabaseError:
             # The rows could not be marked running: give the leases back and do not run anything.
+            # If the connection broke after the commit, the rows are running under this worker's
+            # token after all; they are handed back once the database answers again.
+            self.claims_in_doubt.extend(ids)
             self._safe(lambda: self.broker.settle(queue, self.token, [Settlement(i, "release") for i in ids]))
             raise
         self._db_recovered()
@@ -416,6 +429,9 @@ class WorkerProcess:
                     counts[job.queue]["failed"] += 1
         for queue_name, settlements in by_queue.items():
             self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements, counts[queue_name]))
+        stale = [rec.job for rec in recorded if rec.status is None]
+        if stale:
+            self._safe(lambda: recovery.requeue_lost_claims(self.broker, stale))
 
     def _retry_redis(self, action: Callable[[], Any]) -> Any:
         """Retry a Redis write for up to a lease: a lost ack leaves a lease for the reclaimer to repair."""
