@@ -6,8 +6,8 @@ Threads, each with one job:
   queue, marks them running in one UPDATE, and hands them to the pool; when the queues are empty it
   blocks on Redis (BLPOP) until an enqueue wakes it, so a job starts within milliseconds;
 - pool threads (and one event loop thread for ``async`` processors) *run* jobs;
-- the *finisher* records outcomes in batches (one UPDATE and one INSERT for many jobs, then one
-  Redis call per queue) and retries database errors until they succeed;
+- the *finisher* (:mod:`workers.recorder`) records outcomes in batches (one UPDATE and one
+  INSERT for many jobs, then one Redis call per queue) and retries database errors until they succeed;
 - the *keeper* (:mod:`workers.keeper`) renews leases, notices cancellations and timeouts,
   publishes the heartbeat, and has this process replaced (exit) when a job ignores its hard timeout.
 
@@ -27,10 +27,9 @@ import signal
 import socket
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import redis
@@ -38,14 +37,14 @@ from django.db import DatabaseError, close_old_connections, connections
 
 from jobs import recovery, states
 from jobs.broker import Broker, Settlement
-from jobs.models import Outcome, Status
+from jobs.models import Outcome
 from jobs.redis_client import get_broker
-from jobs.states import Recorded
-from workers import heartbeat, metrics, outcomes
+from workers import heartbeat, metrics
 from workers.execution import Ending, Running, conclude, prepare, run_async, run_sync, wants_event_loop
 from workers.keeper import Keeper
 from workers.outages import Outage
 from workers.queues import QueueSelector
+from workers.recorder import Recorder
 
 logger = logging.getLogger("zipline.worker")
 
@@ -55,7 +54,6 @@ EXIT_WEDGED = 4
 CLAIM_BATCH = 64
 GATHER_WAIT = 0.003
 QUEUE_LIST_TTL = 2.0
-FINISH_BATCH = 256
 
 
 @dataclass
@@ -95,7 +93,6 @@ class WorkerProcess:
         self.lease_ms = int(options.lease_ttl * 1000)
         self.inflight: dict[str, Running] = {}
         self.lock = threading.Lock()
-        self.finish_lock = threading.Lock()
         self.slot_freed = threading.Event()
         self.stopping = threading.Event()
         self.urgent = threading.Event()
@@ -120,6 +117,7 @@ class WorkerProcess:
         self.claims_in_doubt: list[str] = []
         self.redis_outage = Outage("Redis")
         self.db_outage = Outage("database")
+        self.recorder = Recorder(self)
         # With a deep queue, claim when this many slots are free (bounded by GATHER_WAIT).
         self.gather_target = max(1, min(CLAIM_BATCH, options.slots // 2))
 
@@ -131,7 +129,7 @@ class WorkerProcess:
             _set_parent_death_signal()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor turns Ctrl-C into SIGTERM
-        threading.Thread(target=self._finisher, name="finisher", daemon=True).start()
+        threading.Thread(target=self.recorder.run, name="finisher", daemon=True).start()
         threading.Thread(target=Keeper(self).run, name="keeper", daemon=True).start()
         logger.info("worker started", extra=self.facts())
         try:
@@ -161,9 +159,9 @@ class WorkerProcess:
         if self._busy():
             self._hand_back_all()
         if self.claims_in_doubt:
-            self._safe(self._resolve_claims_in_doubt)
+            self.safe(self._resolve_claims_in_doubt)
         self.endings.put(None)
-        self._safe(lambda: heartbeat.remove(self.broker, self.token))
+        self.safe(lambda: heartbeat.remove(self.broker, self.token))
         logger.info("worker stopped", extra=self.facts())
         return EXIT_OK
 
@@ -215,11 +213,11 @@ class WorkerProcess:
                     timeout = min(timeout, next_due_ms / 1000)
                 if timeout > 0 and not self.stopping.is_set():
                     deep = self._wait_then_claim(free, timeout) >= free
-                self._redis_recovered()
+                self.redis_recovered()
             except redis.RedisError as exc:
-                self._redis_failed(exc)
+                self.redis_failed(exc)
             except DatabaseError as exc:
-                self._db_failed(exc)
+                self.db_failed(exc)
 
     def _wait_then_claim(self, free: int, timeout: float) -> int:
         """Block on Redis until work arrives (or ``timeout`` passes), then claim from the first queue
@@ -290,9 +288,9 @@ class WorkerProcess:
             # If the connection broke after the commit, the rows are running under this worker's
             # token after all; they are handed back once the database answers again.
             self.claims_in_doubt.extend(ids)
-            self._safe(lambda: self.broker.settle(queue, self.token, [Settlement(i, "release") for i in ids]))
+            self.safe(lambda: self.broker.settle(queue, self.token, [Settlement(i, "release") for i in ids]))
             raise
-        self._db_recovered()
+        self.db_recovered()
         got = {str(job.pk) for job in jobs}
         skipped = [i for i in ids if i not in got]
         if skipped:
@@ -369,103 +367,8 @@ class WorkerProcess:
             self.endings.put(ending)
         self.slot_freed.set()
 
-    # -- recording ---------------------------------------------------------------------------------
-
-    def _finisher(self) -> None:
-        while True:
-            first = self.endings.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < FINISH_BATCH:
-                try:
-                    item = self.endings.get_nowait()
-                except queue_module.Empty:
-                    break
-                if item is None:
-                    self.endings.put(None)
-                    break
-                batch.append(item)
-            with self.finish_lock:
-                if not self.dying:
-                    self._record(batch)
-
-    def _record(self, endings: list[Ending]) -> None:
-        """Record outcomes (retrying database errors until they succeed), then settle leases."""
-        handed_back = [e for e in endings if e.handed_back]
-        finished = [e for e in endings if not e.handed_back]
-        if handed_back:
-            self._release([e.running for e in handed_back])
-        if not finished:
-            return
-        results = [outcomes.attempt_result(e, self.options.max_result_bytes) for e in finished]
-        recorded = self._retry_db(lambda: states.record(results))
-        if recorded is None:
-            return  # dying: the leases expire and the reclaimer charges these attempts
-        self._settle(recorded)
-        ended, failed = outcomes.account(finished, recorded)
-        self.processed += ended
-        self.failed += failed
-        self._forget([e.running for e in finished])
-
-    def _retry_db(self, action: Callable[[], Any]) -> Any:
-        """Retry a database write until it succeeds (rule 7), unless this process is going away."""
-        return self._retry(action, DatabaseError, self._db_failed, self._db_recovered, max_delay=2.0)
-
-    def _settle(self, recorded: Sequence[Recorded]) -> None:
-        by_queue: dict[str, list[Settlement]] = defaultdict(list)
-        counts: dict[str, dict[str, int]] = defaultdict(lambda: {"done": 0, "failed": 0})
-        for rec in recorded:
-            job = rec.job
-            if rec.status == Status.RETRYING and rec.due is not None:
-                by_queue[job.queue].append(
-                    Settlement(str(job.pk), "retry", int(rec.due.timestamp() * 1000), job.priority)
-                )
-            else:
-                by_queue[job.queue].append(Settlement(str(job.pk), "ack"))
-            if rec.status is not None:
-                counts[job.queue]["done"] += 1
-                if rec.status in (Status.FAILED, Status.RETRYING):
-                    counts[job.queue]["failed"] += 1
-        for queue_name, settlements in by_queue.items():
-            self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements, counts[queue_name]))
-        stale = [rec.job for rec in recorded if rec.status is None]
-        if stale:
-            self._safe(lambda: recovery.requeue_lost_claims(self.broker, stale))
-
-    def _retry_redis(self, action: Callable[[], Any]) -> Any:
-        """Retry a Redis write for up to a lease: a lost ack leaves a lease for the reclaimer to repair."""
-        return self._retry(
-            action, redis.RedisError, self._redis_failed, self._redis_recovered, max_delay=1.0,
-            give_up_after=self.options.lease_ttl,
-        )  # fmt: skip
-
-    def _retry(
-        self,
-        action: Callable[[], Any],
-        errors: type[Exception],
-        failed: Callable[..., None],
-        recovered: Callable[[], None],
-        max_delay: float,
-        give_up_after: float | None = None,
-    ) -> Any:
-        """Run ``action`` until it succeeds, backing off; None if the process is dying or time runs out."""
-        delay = 0.05
-        deadline = None if give_up_after is None else time.monotonic() + give_up_after
-        while True:
-            try:
-                value = action()
-            except errors as exc:
-                failed(exc, sleep=False)
-                if self.dying or (deadline is not None and time.monotonic() > deadline):
-                    return None
-                time.sleep(delay)
-                delay = min(delay * 2, max_delay)
-                continue
-            recovered()
-            return value
-
-    def _forget(self, runs: Sequence[Running]) -> None:
+    def forget(self, runs: Sequence[Running]) -> None:
+        """Jobs recorded or handed back: free their slots (and recycle once a ``max_jobs`` budget is spent)."""
         with self.lock:
             for run in runs:
                 self.inflight.pop(str(run.job.pk), None)
@@ -479,52 +382,13 @@ class WorkerProcess:
                 logger.info("recycling after max_jobs", extra={"processed": self.processed})
                 self.request_stop()
 
-    def _release(self, runs: Sequence[Running]) -> None:
-        """Hand jobs back to their queue without charging the attempt."""
-        for run in runs:
-            run.released = True
-        released = self._retry_db(lambda: states.release([r.job for r in runs])) or []
-        released_ids = {str(j.pk) for j in released}
-        by_queue: dict[str, list[Settlement]] = defaultdict(list)
-        for run in runs:
-            action = "release" if str(run.job.pk) in released_ids else "ack"
-            by_queue[run.job.queue].append(Settlement(str(run.job.pk), action, 0, run.job.priority))
-            metrics.for_job(run.job.queue, run.job.type).active.dec()
-        for queue_name, settlements in by_queue.items():
-            self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements))
-        if runs:
-            logger.info("handed jobs back", extra={"jobs": [str(r.job.pk) for r in runs]})
-        self._forget(runs)
-
     def _hand_back_all(self) -> None:
         """Stop now: record what has ended, tell running jobs to stop, and release them uncharged."""
         with self.lock:
             running = list(self.inflight.values())
         for run in running:
             run.ctx.cancel("shutdown")
-        self._record_then_release_the_rest()
-
-    def _record_then_release_the_rest(self, also_record: Callable[[], list[Ending]] | None = None) -> None:
-        """Going away: record what has ended (and ``also_record``), release every other job
-        uncharged, and stop the finisher from writing anything more."""
-        with self.finish_lock:
-            self._record(self._drain_endings())
-            if also_record is not None:
-                self._record(also_record())
-            with self.lock:
-                left = [r for r in self.inflight.values() if not r.released]
-            self._release(left)
-            self.dying = True
-
-    def _drain_endings(self) -> list[Ending]:
-        endings: list[Ending] = []
-        while True:
-            try:
-                item = self.endings.get_nowait()
-            except queue_module.Empty:
-                return endings
-            if item is not None:
-                endings.append(item)
+        self.recorder.record_then_release_the_rest()
 
     # -- what the keeper (workers/keeper.py) asks of the process -----------------------------------------
 
@@ -555,30 +419,30 @@ class WorkerProcess:
                 endings.append(ending)
             return endings
 
-        self._record_then_release_the_rest(also_record=timed_out)
-        self._safe(lambda: heartbeat.remove(self.broker, self.token))
+        self.recorder.record_then_release_the_rest(also_record=timed_out)
+        self.safe(lambda: heartbeat.remove(self.broker, self.token))
         logging.shutdown()
         os._exit(EXIT_HARD_TIMEOUT)
 
     def exit_wedged(self, limit: float) -> None:
         """The fetcher made no claim attempt for ``limit`` seconds: record, hand back, and exit."""
         logger.error("fetcher made no claim attempt for %.0fs; replacing this worker process", limit)
-        self._record_then_release_the_rest()
+        self.recorder.record_then_release_the_rest()
         logging.shutdown()
         os._exit(EXIT_WEDGED)
 
     # -- outages -------------------------------------------------------------------------------------
 
-    def _redis_failed(self, exc: Exception, sleep: bool = True) -> None:
+    def redis_failed(self, exc: Exception, sleep: bool = True) -> None:
         down_for = self.redis_outage.failed(exc)
         self.last_claim_attempt = time.monotonic()
         if sleep:
             self.stopping.wait(min(0.1 * (2 ** min(down_for, 4)), 1.0))
 
-    def _redis_recovered(self) -> None:
+    def redis_recovered(self) -> None:
         self.redis_outage.recovered()
 
-    def _db_failed(self, exc: Exception, sleep: bool = True) -> None:
+    def db_failed(self, exc: Exception, sleep: bool = True) -> None:
         self.db_outage.failed(exc)
         self.last_claim_attempt = time.monotonic()
         for conn in connections.all():
@@ -586,10 +450,10 @@ class WorkerProcess:
         if sleep:
             self.stopping.wait(1.0)
 
-    def _db_recovered(self) -> None:
+    def db_recovered(self) -> None:
         self.db_outage.recovered()
 
-    def _safe(self, action: Callable[[], Any]) -> None:
+    def safe(self, action: Callable[[], Any]) -> None:
         try:
             action()
         except (redis.RedisError, DatabaseError) as exc:

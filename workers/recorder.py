@@ -1,0 +1,183 @@
+"""The recorder of a worker process: writes how attempts ended, settles their leases, hands jobs back.
+
+Its thread (the *finisher*) takes endings in batches: one UPDATE and one INSERT for many jobs, then
+one Redis call per queue. Database writes are retried until they succeed (rule 7), Redis writes
+for up to a lease (after that the reclaimer repairs). When the process goes away it records what
+has ended and releases everything else uncharged, and from then on writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as queue_module
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import redis
+from django.db import DatabaseError
+
+from jobs import recovery, states
+from jobs.broker import Settlement
+from jobs.models import Status
+from jobs.states import Recorded
+from workers import metrics, outcomes
+from workers.execution import Ending, Running
+
+if TYPE_CHECKING:
+    from workers.process import WorkerProcess
+
+logger = logging.getLogger("zipline.worker")
+
+FINISH_BATCH = 256
+
+
+class Recorder:
+    """One per worker process; :meth:`run` is the body of its finisher thread."""
+
+    def __init__(self, worker: WorkerProcess) -> None:
+        self.worker = worker
+        self.broker = worker.broker
+        self.token = worker.token
+        # Held while writing, so the process cannot hand a job back while its ending is being recorded.
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        endings = self.worker.endings
+        while True:
+            first = endings.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < FINISH_BATCH:
+                try:
+                    item = endings.get_nowait()
+                except queue_module.Empty:
+                    break
+                if item is None:
+                    endings.put(None)
+                    break
+                batch.append(item)
+            with self.lock:
+                if not self.worker.dying:
+                    self.record(batch)
+
+    def record(self, endings: list[Ending]) -> None:
+        """Record outcomes (retrying database errors until they succeed), then settle leases."""
+        handed_back = [e for e in endings if e.handed_back]
+        finished = [e for e in endings if not e.handed_back]
+        if handed_back:
+            self.release([e.running for e in handed_back])
+        if not finished:
+            return
+        results = [outcomes.attempt_result(e, self.worker.options.max_result_bytes) for e in finished]
+        recorded = self._retry_db(lambda: states.record(results))
+        if recorded is None:
+            return  # dying: the leases expire and the reclaimer charges these attempts
+        self._settle(recorded)
+        ended, failed = outcomes.account(finished, recorded)
+        self.worker.processed += ended
+        self.worker.failed += failed
+        self.worker.forget([e.running for e in finished])
+
+    def release(self, runs: Sequence[Running]) -> None:
+        """Hand jobs back to their queue without charging the attempt."""
+        for run in runs:
+            run.released = True
+        released = self._retry_db(lambda: states.release([r.job for r in runs])) or []
+        released_ids = {str(j.pk) for j in released}
+        by_queue: dict[str, list[Settlement]] = defaultdict(list)
+        for run in runs:
+            action = "release" if str(run.job.pk) in released_ids else "ack"
+            by_queue[run.job.queue].append(Settlement(str(run.job.pk), action, 0, run.job.priority))
+            metrics.for_job(run.job.queue, run.job.type).active.dec()
+        for queue_name, settlements in by_queue.items():
+            self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements))
+        if runs:
+            logger.info("handed jobs back", extra={"jobs": [str(r.job.pk) for r in runs]})
+        self.worker.forget(runs)
+
+    def record_then_release_the_rest(self, also_record: Callable[[], list[Ending]] | None = None) -> None:
+        """Going away: record what has ended (and ``also_record``), release every other job
+        uncharged, and stop the finisher from writing anything more."""
+        worker = self.worker
+        with self.lock:
+            self.record(self._drain_endings())
+            if also_record is not None:
+                self.record(also_record())
+            with worker.lock:
+                left = [r for r in worker.inflight.values() if not r.released]
+            self.release(left)
+            worker.dying = True
+
+    def _settle(self, recorded: Sequence[Recorded]) -> None:
+        by_queue: dict[str, list[Settlement]] = defaultdict(list)
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: {"done": 0, "failed": 0})
+        for rec in recorded:
+            job = rec.job
+            if rec.status == Status.RETRYING and rec.due is not None:
+                by_queue[job.queue].append(
+                    Settlement(str(job.pk), "retry", int(rec.due.timestamp() * 1000), job.priority)
+                )
+            else:
+                by_queue[job.queue].append(Settlement(str(job.pk), "ack"))
+            if rec.status is not None:
+                counts[job.queue]["done"] += 1
+                if rec.status in (Status.FAILED, Status.RETRYING):
+                    counts[job.queue]["failed"] += 1
+        for queue_name, settlements in by_queue.items():
+            self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements, counts[queue_name]))
+        stale = [rec.job for rec in recorded if rec.status is None]
+        if stale:
+            self.worker.safe(lambda: recovery.requeue_lost_claims(self.broker, stale))
+
+    def _drain_endings(self) -> list[Ending]:
+        endings: list[Ending] = []
+        while True:
+            try:
+                item = self.worker.endings.get_nowait()
+            except queue_module.Empty:
+                return endings
+            if item is not None:
+                endings.append(item)
+
+    def _retry_db(self, action: Callable[[], Any]) -> Any:
+        """Retry a database write until it succeeds (rule 7), unless this process is going away."""
+        worker = self.worker
+        return self._retry(action, DatabaseError, worker.db_failed, worker.db_recovered, max_delay=2.0)
+
+    def _retry_redis(self, action: Callable[[], Any]) -> Any:
+        """Retry a Redis write for up to a lease: a lost ack leaves a lease for the reclaimer to repair."""
+        worker = self.worker
+        return self._retry(
+            action, redis.RedisError, worker.redis_failed, worker.redis_recovered, max_delay=1.0,
+            give_up_after=worker.options.lease_ttl,
+        )  # fmt: skip
+
+    def _retry(
+        self,
+        action: Callable[[], Any],
+        errors: type[Exception],
+        failed: Callable[..., None],
+        recovered: Callable[[], None],
+        max_delay: float,
+        give_up_after: float | None = None,
+    ) -> Any:
+        """Run ``action`` until it succeeds, backing off; None if the process is dying or time runs out."""
+        delay = 0.05
+        deadline = None if give_up_after is None else time.monotonic() + give_up_after
+        while True:
+            try:
+                value = action()
+            except errors as exc:
+                failed(exc, sleep=False)
+                if self.worker.dying or (deadline is not None and time.monotonic() > deadline):
+                    return None
+                time.sleep(delay)
+                delay = min(delay * 2, max_delay)
+                continue
+            recovered()
+            return value
