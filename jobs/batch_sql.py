@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models.base import ModelState
 
 from jobs import prepared
@@ -40,38 +40,43 @@ def _dt(value: datetime | None) -> Any:
     return connection.ops.adapt_datetimefield_value(value) if value is not None else None
 
 
-def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list[Job]:
-    """Mark waiting jobs running with the next attempt number; return them as model instances."""
-    prepare = len(job_ids) == 1
-    if _is_postgres():
-        # No wait for the WAL flush (synchronous_commit off, for this statement only): a running
-        # mark lost in a database crash is recovered like a lost worker (the lease expires, the
-        # row, still waiting, is pushed again; a finish fenced on this attempt matches nothing), so
-        # the claim need not pay an fsync on the way to starting the job.
-        # One id (a job sent to an idle worker) is a prepared statement: its plan is always the
-        # primary key. Several go as one array, so the text is the same for every batch size, and
-        # are planned for their values: a generic plan, not knowing the array's length, may prefer
-        # to scan every waiting row through the status index when the statistics say they are few.
-        id_params: list[Any]
-        if prepare:
-            where, id_params = "id = %s", [job_ids[0]]
-        else:
-            where, id_params = "id = ANY(%s::uuid[])", ["{" + ",".join(str(i) for i in job_ids) + "}"]
-        no_flush = ", (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush"
-    else:
-        where, id_params = f"id IN ({', '.join(['%s'] * len(job_ids))})", [_pk(i) for i in job_ids]
-        no_flush = ""
-    sql = (
+def _claim_sql(where: str, no_flush: str) -> str:
+    return (
         f"UPDATE {_TABLE} SET status = 'running', attempts = attempts + 1, worker = %s, "  # noqa: S608
         f"started_at = %s, updated_at = %s, schedule_at = NULL, cancel_requested = false "
         f"FROM (SELECT 1) AS one{no_flush} "
         f"WHERE {where} AND status IN {_WAITING_SQL} "
         f"RETURNING {', '.join(f'{_TABLE}.{c}' for c in _COLUMNS)}"
     )
-    params = [worker, _dt(now), _dt(now), *id_params]
+
+
+# No wait for the WAL flush (synchronous_commit off, for this statement only): a running mark lost
+# in a database crash is recovered like a lost worker (the worker's finish, fenced on this attempt,
+# matches nothing, and the row, still waiting, is pushed again: jobs.recovery.requeue_lost_claims),
+# so the claim need not pay an fsync on the way to starting the job.
+_NO_FLUSH = ", (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush"
+# One id (a job sent to an idle worker) is a prepared statement: its plan is always the primary
+# key. Several go as one array, so the text is the same for every batch size, and are planned for
+# their values: a generic plan, not knowing the array's length, may prefer to scan every waiting
+# row through the status index when the statistics say they are few.
+_CLAIM_ONE_PG = _claim_sql("id = %s", _NO_FLUSH)
+_CLAIM_MANY_PG = _claim_sql("id = ANY(%s::uuid[])", _NO_FLUSH)
+
+
+def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list[Job]:
+    """Mark waiting jobs running with the next attempt number; return them as model instances."""
     if not _is_postgres():
+        sql = _claim_sql(f"id IN ({', '.join(['%s'] * len(job_ids))})", "")
+        params = [worker, _dt(now), _dt(now), *(_pk(i) for i in job_ids)]
         return list(Job.objects.raw(sql, params))  # Django's converters turn SQLite's text into values
-    with prepared.execute(sql, params, prepare=prepare) as cursor:
+    # This is on the path of every job sent to an idle worker: the text is built once, and psycopg
+    # takes the UUIDs and the aware datetime as they are.
+    ids: uuid.UUID | str
+    if len(job_ids) == 1:
+        sql, prepare, ids = _CLAIM_ONE_PG, True, job_ids[0]
+    else:
+        sql, prepare, ids = _CLAIM_MANY_PG, False, "{" + ",".join(str(i) for i in job_ids) + "}"
+    with prepared.execute(sql, [worker, now, now, ids], prepare=prepare) as cursor:
         return [_job_from_row(row) for row in cursor.fetchall()]
 
 
@@ -89,7 +94,7 @@ def _job_from_row(row: Sequence[Any]) -> Job:
     job.__dict__.update(zip(_ATTNAMES, values, strict=True))
     job._state = ModelState()
     job._state.adding = False
-    job._state.db = connection.alias
+    job._state.db = DEFAULT_DB_ALIAS  # the connection every statement here runs on
     return job
 
 

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.backends.utils import CursorWrapper
 
 # A prepare threshold that never triggers by itself: only the statements run here are prepared.
@@ -51,16 +51,19 @@ def cursor() -> CursorWrapper:
     It is wrapped as Django wraps its own, so errors are Django's. While Django logs queries (DEBUG,
     tests that count them), or when prepared statements are turned off, it is Django's own cursor.
     """
-    if not settings.ZIPLINE.database_prepared_statements or connection.queries_logged:
-        return connection.cursor()
-    connection.close_if_health_check_failed()  # as connection.cursor() does
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    raw = connection.connection
+    # The connection is looked up once: each ``connection.x`` goes through Django's thread-local
+    # proxy, and this runs on the way to every job sent to an idle worker.
+    conn = connections[DEFAULT_DB_ALIAS]
+    if not settings.ZIPLINE.database_prepared_statements or conn.queries_logged:
+        return conn.cursor()
+    conn.close_if_health_check_failed()  # as conn.cursor() does
+    conn.ensure_connection()
+    conn.validate_thread_sharing()
+    raw = conn.connection
     if raw.prepare_threshold is None:
         raw.prepare_threshold = _ONLY_WHEN_ASKED
     # (django-stubs types make_cursor's argument as a wrapper; it takes the driver's cursor.)
-    return connection.make_cursor(cast(Any, _PreparingCursor(raw)))
+    return conn.make_cursor(cast(Any, _PreparingCursor(raw)))
 
 
 def execute(sql: str, params: Sequence[Any], *, prepare: bool = True) -> CursorWrapper:
