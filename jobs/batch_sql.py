@@ -76,8 +76,7 @@ def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list
         sql, prepare, ids = _CLAIM_ONE_PG, True, job_ids[0]
     else:
         sql, prepare, ids = _CLAIM_MANY_PG, False, "{" + ",".join(str(i) for i in job_ids) + "}"
-    with prepared.execute(sql, [worker, now, now, ids], prepare=prepare) as cursor:
-        return [_job_from_row(row) for row in cursor.fetchall()]
+    return [_job_from_row(row) for row in prepared.fetch_all(sql, [worker, now, now, ids], prepare=prepare)]
 
 
 _JSON_COLUMNS = frozenset(i for i, f in enumerate(Job._meta.concrete_fields) if f.get_internal_type() == "JSONField")
@@ -231,8 +230,7 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
             f"v.error, v.traceback, v.worker, v.duration FROM u JOIN v ON v.id = u.id "
             f"RETURNING job_id, outcome"
         )
-        with prepared.execute(sql, params) as cursor:
-            inserted = {_as_uuid(job_id): outcome for job_id, outcome in cursor.fetchall()}
+        inserted = {_as_uuid(job_id): outcome for job_id, outcome in prepared.fetch_all(sql, params)}
         by_id = {row.job_id: row for row in rows}
         return {
             job_id: Status.CANCELLED if outcome == "cancelled" else by_id[job_id].status

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models.base import ModelState
 
 from jobs import prepared
@@ -38,29 +38,36 @@ def new_row(valid: ValidJob, now: datetime) -> dict[str, Any]:
     return row
 
 
+# Built once: a single-job INSERT is on the path of every job a client sends.
+_INSERT_SQL = (
+    f"INSERT INTO {Job._meta.db_table} ({', '.join(_COLUMNS)}) "  # noqa: S608 - names are the model's
+    f"VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
+)
+
+
 def insert(rows: Sequence[dict[str, Any]], payloads: Sequence[str]) -> None:
     """Insert rows (``payloads`` are their payloads as JSON text, already made by validation)."""
     if not rows:
         return
-    if connection.vendor == "postgresql" and len(rows) > 1:
+    conn = connections[DEFAULT_DB_ALIAS]
+    if conn.vendor != "postgresql":
+        params = [_sqlite_values(row, payload) for row, payload in zip(rows, payloads, strict=True)]
+        with conn.cursor() as cursor:
+            cursor.executemany(_INSERT_SQL, params)
+    elif len(rows) > 1:
         _copy(rows, payloads)
-        return
-    marks = ", ".join(["%s"] * len(_COLUMNS))
-    sql = f"INSERT INTO {Job._meta.db_table} ({', '.join(_COLUMNS)}) VALUES ({marks})"  # noqa: S608 - names are the model's
-    params = [_db_values(row, payload) for row, payload in zip(rows, payloads, strict=True)]
-    if connection.vendor == "postgresql":
-        prepared.execute(sql, params[0]).close()
-        return
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+    else:
+        prepared.fetch_all(_INSERT_SQL, _pg_values(rows[0], payloads[0]))
 
 
-def _db_values(row: dict[str, Any], payload: str) -> list[Any]:
-    if connection.vendor == "postgresql":
-        # psycopg adapts UUIDs, datetimes and numbers itself; the payload is JSON text already.
-        plain = [row.get(name) for name in _ATTNAMES]
-        plain[_PAYLOAD_INDEX] = payload
-        return plain
+def _pg_values(row: dict[str, Any], payload: str) -> list[Any]:
+    # psycopg adapts UUIDs, datetimes and numbers itself; the payload is JSON text already.
+    values = [row.get(name) for name in _ATTNAMES]
+    values[_PAYLOAD_INDEX] = payload
+    return values
+
+
+def _sqlite_values(row: dict[str, Any], payload: str) -> list[Any]:
     values: list[Any] = []
     for field, attname in zip(_FIELDS, _ATTNAMES, strict=True):
         value = row.get(attname)
@@ -79,9 +86,7 @@ def _copy(rows: Sequence[dict[str, Any]], payloads: Sequence[str]) -> None:
         raw = cursor.cursor  # the psycopg cursor under Django's wrapper
         with raw.copy(sql) as copy:
             for row, payload in zip(rows, payloads, strict=True):
-                values = [row.get(name) for name in _ATTNAMES]
-                values[_PAYLOAD_INDEX] = payload
-                copy.write_row(values)
+                copy.write_row(_pg_values(row, payload))
 
 
 def instances(rows: Sequence[dict[str, Any]]) -> list[Job]:

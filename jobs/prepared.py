@@ -13,15 +13,17 @@ connection.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
-from django.db.backends.utils import CursorWrapper
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 # A prepare threshold that never triggers by itself: only the statements run here are prepared.
 _ONLY_WHEN_ASKED = 2**31 - 1
+# Where the psycopg cursor of a Django connection is kept (one per connection, so per thread).
+_CURSOR_ATTRIBUTE = "_zipline_prepared_cursor"
 
 
 # What PostgreSQL says when a prepared statement it was sent is gone, doubled, or stale after a
@@ -33,55 +35,43 @@ _BROKEN_STATEMENT = (
 )
 
 
-class _PreparingCursor(psycopg.Cursor[Any]):
-    """A server-side binding cursor (the same text whatever the values) that prepares what it runs.
-
-    Django's wrapper calls ``execute(sql, params)``; the ``prepare`` it cannot pass is always on here.
-    """
-
-    def execute(
-        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
-    ) -> Any:
-        return super().execute(query, params, prepare=True, binary=binary)
-
-
-def cursor() -> CursorWrapper:
-    """A cursor on Django's PostgreSQL connection whose statements are prepared.
-
-    It is wrapped as Django wraps its own, so errors are Django's. While Django logs queries (DEBUG,
-    tests that count them), or when prepared statements are turned off, it is Django's own cursor.
-    """
-    # The connection is looked up once: each ``connection.x`` goes through Django's thread-local
-    # proxy, and this runs on the way to every job sent to an idle worker.
+def fetch_all(sql: str, params: Sequence[Any], *, prepare: bool = True) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (``%s`` placeholders) as a prepared statement and return its rows; with
+    ``prepare=False``, on Django's own cursor (planned for its values each time)."""
     conn = connections[DEFAULT_DB_ALIAS]
-    if not settings.ZIPLINE.database_prepared_statements or conn.queries_logged:
-        return conn.cursor()
-    conn.close_if_health_check_failed()  # as conn.cursor() does
-    conn.ensure_connection()
-    conn.validate_thread_sharing()
-    raw = conn.connection
-    if raw.prepare_threshold is None:
-        raw.prepare_threshold = _ONLY_WHEN_ASKED
-    # (django-stubs types make_cursor's argument as a wrapper; it takes the driver's cursor.)
-    return conn.make_cursor(cast(Any, _PreparingCursor(raw)))
-
-
-def execute(sql: str, params: Sequence[Any], *, prepare: bool = True) -> CursorWrapper:
-    """Run ``sql`` (``%s`` placeholders) on a :func:`cursor`, or with ``prepare=False`` on Django's
-    own (planned for its values each time); returns the cursor to fetch from."""
-    if not prepare:
-        run_on = connection.cursor()
-        run_on.execute(sql, params)
-        return run_on
+    if not prepare or not settings.ZIPLINE.database_prepared_statements or conn.queries_logged:
+        # Django's cursor: it logs the query where Django is asked to (DEBUG, tests that count them).
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
     try:
-        run_on = cursor()
-        run_on.execute(sql, params)
+        return _run_prepared(conn, sql, params)
     except DatabaseError as exc:
-        if not isinstance(exc.__cause__, _BROKEN_STATEMENT) or connection.in_atomic_block:
+        if not isinstance(exc.__cause__, _BROKEN_STATEMENT) or conn.in_atomic_block:
             raise
         # psycopg would go on sending the broken statement on this connection: start a new one
         # (with nothing prepared) and run it again. It did not run, so running it again is safe.
-        connection.close()
-        run_on = cursor()
-        run_on.execute(sql, params)
-    return run_on
+        conn.close()
+        return _run_prepared(conn, sql, params)
+
+
+def _run_prepared(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """What Django's cursor wrapper does around a statement (connect, the thread and transaction
+    checks, its error classes), on one psycopg cursor kept per connection: these statements are
+    on the path of every job sent to an idle worker, where each layer costs."""
+    conn.close_if_health_check_failed()
+    conn.ensure_connection()
+    conn.validate_thread_sharing()
+    conn.validate_no_broken_transaction()
+    raw = conn.connection
+    cursor = conn.__dict__.get(_CURSOR_ATTRIBUTE)
+    if cursor is None or cursor.connection is not raw or cursor.closed:
+        if raw.prepare_threshold is None:
+            raw.prepare_threshold = _ONLY_WHEN_ASKED
+        # A server-side binding cursor (the same text whatever the values), which is what can be
+        # prepared; Django's own cursors bind on the client.
+        cursor = psycopg.Cursor(raw)
+        conn.__dict__[_CURSOR_ATTRIBUTE] = cursor
+    with conn.wrap_database_errors:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall() if cursor.description else []
