@@ -194,8 +194,8 @@ def test_dockerfile_contents() -> None:
     )
     cmd = next(line for line in reversed(instructions) if line.startswith("CMD "))
     assert json.loads(cmd[4:]) == [
-        "gunicorn", "zipline_site.wsgi:application", "--bind", "0.0.0.0:8080", "--workers", "2", "--threads", "4",
-        "--access-logfile", "-",
+        "gunicorn", "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn",
+        "--bind", "0.0.0.0:8080", "--workers", "2", "--threads", "4", "--access-logfile", "-",
     ]  # fmt: skip
 
 
@@ -384,7 +384,9 @@ def test_k8s_api_probes_and_service() -> None:
         get = container[probe]["httpGet"]
         assert get["path"] == "/health", probe
         assert {"name": "Host", "value": "localhost"} in get["httpHeaders"], probe
-    assert container["command"][:2] == ["gunicorn", "zipline_site.wsgi:application"]
+    assert container["command"][:4] == [
+        "gunicorn", "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn",
+    ]  # fmt: skip
     service = _k8s("Service", "zipline-api")
     labels = api["spec"]["template"]["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
