@@ -31,6 +31,7 @@ from redis.retry import Retry
 from jobs.scripts import SCRIPT_NAMES, source
 
 STATS_TTL_SECONDS = 2 * 3600
+KEYS_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class Broker:
         self.epoch_key = f"{prefix}:epoch"
         self.workers_key = f"{prefix}:workers"
         self._known_queues: set[str] = set()
+        self._keys: dict[str, QueueKeys] = {}  # built once per queue: every command needs them
 
     def with_socket_timeout(self, seconds: float) -> Broker:
         """The same Redis and keys through a pool of its own whose commands fail after ``seconds``,
@@ -127,6 +129,14 @@ class Broker:
     # -- keys --------------------------------------------------------------------------------
 
     def keys(self, queue: str) -> QueueKeys:
+        known = self._keys.get(queue)
+        if known is None:
+            if len(self._keys) >= KEYS_CACHE_MAX:
+                self._keys.clear()
+            known = self._keys[queue] = self._make_keys(queue)
+        return known
+
+    def _make_keys(self, queue: str) -> QueueKeys:
         tag = f"{self.prefix}:{{{queue}}}"
         return QueueKeys(
             ready=f"{tag}:ready",

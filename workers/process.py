@@ -293,8 +293,10 @@ class WorkerProcess:
             self.safe(lambda: self.broker.settle(queue, self.token, [Settlement(i, "release") for i in ids]))
             raise
         self.db_recovered()
-        got = {str(job.pk) for job in jobs}
-        skipped = [i for i in ids if i not in got]
+        skipped: list[str] = []
+        if len(jobs) < len(ids):
+            got = {str(job.pk) for job in jobs}
+            skipped = [i for i in ids if i not in got]
         if skipped:
             # Cancelled while queued, deleted, or a garbage id: its lease is dropped, it never runs.
             self.broker.settle(queue, self.token, [Settlement(i, "ack") for i in skipped])

@@ -374,6 +374,13 @@ class Config:
     values: Mapping[str, Any]
     source_file: str | None = None
 
+    def __post_init__(self) -> None:
+        # Plain attributes: hot paths read settings.ZIPLINE.x on every job, and an attribute found
+        # in __dict__ costs a fraction of a __getattr__ fallback.
+        for name, value in self.values.items():
+            if name not in ("values", "source_file"):
+                object.__setattr__(self, name, value)
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self.values[name]
