@@ -7,6 +7,7 @@ Claiming N jobs is one ``UPDATE ... RETURNING``; recording N outcomes is one ``U
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -28,7 +29,10 @@ _WAITING_SQL = "('pending', 'scheduled', 'retrying')"
 _COLUMNS = [f.column for f in Job._meta.concrete_fields]
 
 
-def _is_postgres() -> bool:
+@functools.cache
+def is_postgres() -> bool:
+    """The backend never changes while the process runs; asking the connection each time costs
+    a lookup through Django's thread-local proxy on the path of every job."""
     return connection.vendor == "postgresql"
 
 
@@ -65,7 +69,7 @@ _CLAIM_MANY_PG = _claim_sql("id = ANY(%s::uuid[])", _NO_FLUSH)
 
 def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list[Job]:
     """Mark waiting jobs running with the next attempt number; return them as model instances."""
-    if not _is_postgres():
+    if not is_postgres():
         sql = _claim_sql(f"id IN ({', '.join(['%s'] * len(job_ids))})", "")
         params = [worker, _dt(now), _dt(now), *(_pk(i) for i in job_ids)]
         return list(Job.objects.raw(sql, params))  # Django's converters turn SQLite's text into values
@@ -174,7 +178,7 @@ def _finish_values(rows: Sequence[FinishRow]) -> tuple[str, list[Any]]:
     every time), and ``json.dumps`` adapts a batch far faster than psycopg adapts typed arrays.
     SQLite gets a VALUES list.
     """
-    if _is_postgres():
+    if is_postgres():
         document = [
             [
                 str(row.job_id),
@@ -221,7 +225,7 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
     """
     values, params = _finish_values(rows)
     columns = ", ".join(_FINISH_COLUMNS)
-    if _is_postgres():
+    if is_postgres():
         sql = (
             f"WITH v ({columns}) AS ({values}), u AS ({_update_sql()}) "  # noqa: S608
             f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "

@@ -92,7 +92,7 @@ def _copy(rows: Sequence[dict[str, Any]], payloads: Sequence[str]) -> None:
 def instances(rows: Sequence[dict[str, Any]]) -> list[Job]:
     """Model instances for rows just inserted, built the cheap way (as ``Model.from_db`` would)."""
     built = []
-    db = connection.alias
+    db = DEFAULT_DB_ALIAS  # insert() writes through the default connection
     for row in rows:
         job = Job.__new__(Job)
         job.__dict__.update(row)

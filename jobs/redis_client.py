@@ -32,12 +32,12 @@ def make_client(url: str | None = None, *, socket_timeout: float | None = None) 
 
 def get_broker() -> Broker:
     """The shared broker of this process (a new one after ``fork``)."""
-    pid = os.getpid()
-    with _lock:
-        broker = _state.get("broker")
-        if broker is None or _state.get("pid") != pid:
-            broker = Broker(make_client(), settings.ZIPLINE.redis_key_prefix)
-            _state.update(broker=broker, pid=pid)
+    broker = _state.get("broker")
+    if broker is None:
+        with _lock:
+            broker = _state.get("broker")
+            if broker is None:
+                broker = _state["broker"] = Broker(make_client(), settings.ZIPLINE.redis_key_prefix)
     assert isinstance(broker, Broker)
     return broker
 
@@ -46,3 +46,14 @@ def reset() -> None:
     """Forget the cached broker (tests that change settings call this)."""
     with _lock:
         _state.clear()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not share the parent's sockets (it builds its own broker when first
+    asked), nor inherit the lock held by a thread that the fork left behind."""
+    global _lock
+    _lock = threading.Lock()
+    _state.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -244,7 +244,7 @@ def record(results: Sequence[AttemptResult]) -> list[Recorded]:
                 duration=r.duration,
             )
         )
-    with transaction.atomic(durable=False) if connection.vendor != "postgresql" else nullcontext():
+    with nullcontext() if batch_sql.is_postgres() else transaction.atomic(durable=False):
         final = batch_sql.finish_rows(rows)
     return [Recorded(r.job, final.get(r.job.pk), row.schedule_at) for r, row in zip(results, rows, strict=True)]
 

@@ -6,7 +6,7 @@ The Python API and the REST API share these checks, so a bad job gets the same a
 
 from __future__ import annotations
 
-import json
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,13 +19,15 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
-from jobs.registry import registry, retry_defaults
+from jobs.registry import RetryDefaults, registry, retry_defaults
 from zipline_site.durations import DurationError, parse_duration
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_NAME = 200
 MAX_IDEMPOTENCY_KEY = 200
 RETRY_KEYS = {"max_retries", "backoff", "initial_delay", "max_delay", "jitter"}
+# One encoder for every payload (json.dumps would build one per call); encode() keeps no state.
+_ENCODER = DjangoJSONEncoder(allow_nan=False)
 MAX_RETRIES_LIMIT = 1000
 
 
@@ -107,7 +109,7 @@ def check_payload(payload: Any) -> str:
     if not isinstance(payload, dict):
         raise InvalidJob("payload", f"must be a JSON object, not {type(payload).__name__}")
     try:
-        text = json.dumps(payload, cls=DjangoJSONEncoder, allow_nan=False)
+        text = _ENCODER.encode(payload)
         size = len(text.encode())
     except (TypeError, ValueError) as exc:
         raise InvalidJob("payload", f"is not JSON: {exc}") from None
@@ -128,7 +130,17 @@ def _integer(name: str, value: Any, low: int, high: int) -> int:
 def _retry_fields(job_type: str, retry: Any) -> dict[str, Any]:
     defaults = retry_defaults(registry.get(job_type))
     if retry is None:
-        retry = {}
+        return dict(_default_retry_fields(defaults))
+    return _merged_retry_fields(defaults, retry)
+
+
+@functools.lru_cache(maxsize=256)
+def _default_retry_fields(defaults: RetryDefaults) -> tuple[tuple[str, Any], ...]:
+    """A processor's retry fields when the job gives none: the same for every job of its type."""
+    return tuple(_merged_retry_fields(defaults, {}).items())
+
+
+def _merged_retry_fields(defaults: RetryDefaults, retry: Any) -> dict[str, Any]:
     if not isinstance(retry, dict):
         raise InvalidJob("retry", "must be an object with max_retries, backoff, initial_delay, max_delay, jitter")
     unknown = set(retry) - RETRY_KEYS
