@@ -83,8 +83,8 @@ def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list
     return [_job_from_row(row) for row in prepared.fetch_all(sql, [worker, now, now, ids], prepare=prepare)]
 
 
-_JSON_COLUMNS = frozenset(i for i, f in enumerate(Job._meta.concrete_fields) if f.get_internal_type() == "JSONField")
 _ATTNAMES = [f.attname for f in Job._meta.concrete_fields]
+_JSON_ATTNAMES = [f.attname for f in Job._meta.concrete_fields if f.get_internal_type() == "JSONField"]
 
 
 def _job_from_row(row: Sequence[Any]) -> Job:
@@ -92,12 +92,15 @@ def _job_from_row(row: Sequence[Any]) -> Job:
 
     psycopg already returns UUIDs, datetimes and numbers; Django has it return JSON as text.
     """
-    values = [json.loads(v) if i in _JSON_COLUMNS and isinstance(v, str) else v for i, v in enumerate(row)]
     job = Job.__new__(Job)
-    job.__dict__.update(zip(_ATTNAMES, values, strict=True))
-    job._state = ModelState()
-    job._state.adding = False
-    job._state.db = DEFAULT_DB_ALIAS  # the connection every statement here runs on
+    values = job.__dict__
+    values.update(zip(_ATTNAMES, row, strict=True))
+    for name in _JSON_ATTNAMES:
+        if isinstance(text := values[name], str):
+            values[name] = json.loads(text)
+    state = job._state = ModelState()
+    state.adding = False
+    state.db = DEFAULT_DB_ALIAS  # the connection every statement here runs on
     return job
 
 

@@ -29,6 +29,10 @@ class PermanentError(Exception):
     """A failure that retrying cannot fix: the job fails at once, without further attempts."""
 
 
+# Guards the moment a context's event is made against a cancel at the same time (both are rare).
+_CANCEL_LOCK = threading.Lock()
+
+
 @dataclass
 class Context:
     """What a running job knows about its run: attempt, deadline, cancellation and a logger bound to it."""
@@ -38,8 +42,9 @@ class Context:
     deadline: float
     """``time.monotonic()`` value after which the attempt counts as timed out."""
     job_type: str = ""
-    cancel_event: threading.Event = field(default_factory=threading.Event)
     cancel_reason: str = ""
+    _cancelled: bool = field(default=False, repr=False)
+    _event: threading.Event | None = field(default=None, repr=False)
 
     @cached_property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -50,7 +55,22 @@ class Context:
     @property
     def cancelled(self) -> bool:
         """True once the job was cancelled, timed out, or the worker is handing it back."""
-        return self.cancel_event.is_set()
+        return self._cancelled
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set once the job is cancelled: ``ctx.cancel_event.wait(5)`` is a sleep a cancel cuts short.
+
+        Made when first asked for: most jobs never wait on it, and every job's start pays for it.
+        """
+        if self._event is None:
+            with _CANCEL_LOCK:
+                if self._event is None:
+                    event = threading.Event()
+                    if self._cancelled:
+                        event.set()
+                    self._event = event
+        return self._event
 
     def time_left(self) -> float:
         import time
@@ -59,13 +79,18 @@ class Context:
 
     def check(self) -> None:
         """Raise :class:`JobCancelled` if the job should stop now; call it in long loops."""
-        if self.cancel_event.is_set():
+        if self._cancelled:
             raise JobCancelled(self.cancel_reason or "cancelled")
 
     def cancel(self, reason: str) -> None:
-        if not self.cancel_event.is_set():
+        with _CANCEL_LOCK:
+            if self._cancelled:
+                return
             self.cancel_reason = reason
-            self.cancel_event.set()
+            self._cancelled = True
+            event = self._event
+        if event is not None:
+            event.set()
 
 
 @dataclass(frozen=True)
