@@ -66,6 +66,10 @@ def sources(target: str) -> list[str]:
 
 
 def truncate_text(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Error text as PostgreSQL can store it: at most ``limit`` characters, and no NUL character
+    (which a text column refuses, whatever a failing job put in its exception)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
     if len(text) <= limit:
         return text
     return text[:limit] + f"\n... [truncated {len(text) - limit} characters]"

@@ -22,14 +22,24 @@ FAILED_OUTCOMES = (Outcome.FAILED, Outcome.TIMEOUT)
 
 
 def bounded_result(result: Any, max_bytes: int) -> Any:
-    """A result that is not JSON, or too large, is kept as a flagged preview (F20)."""
+    """A result that is not JSON, or too large, is kept as a flagged preview (F20).
+
+    "Not JSON" is strict JSON as PostgreSQL's ``jsonb`` takes it: no NaN or infinities, and no NUL
+    character in a string. A result it refused would fail its whole batch of outcomes on every retry.
+    """
     try:
-        text = json.dumps(result, default=str)
+        text = json.dumps(result, default=str, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        return {"truncated": True, "error": f"result is not JSON: {exc}", "preview": repr(result)[:MAX_RESULT_PREVIEW]}
+        return _not_json(f"result is not JSON: {exc}", repr(result))
+    if "\\u0000" in text:
+        return _not_json("result is not JSON the database can store: a string holds a NUL character", text)
     if len(text) > max_bytes:
         return {"truncated": True, "size": len(text), "preview": text[:MAX_RESULT_PREVIEW]}
     return json.loads(text) if not isinstance(result, (dict, list, str, int, float, bool)) else result
+
+
+def _not_json(error: str, preview: str) -> dict[str, Any]:
+    return {"truncated": True, "error": error, "preview": preview[:MAX_RESULT_PREVIEW].replace("\x00", "\ufffd")}
 
 
 def attempt_result(ending: Ending, max_result_bytes: int) -> AttemptResult:

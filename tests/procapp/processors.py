@@ -43,6 +43,15 @@ def register() -> None:
     def noop(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
         return {"echo": payload}
 
+    @processor("test_return")
+    def give_back(payload: dict[str, Any], ctx: Context) -> Any:
+        """Returns (or raises) what the payload describes, including what PostgreSQL cannot store:
+        NaN and infinities in JSON, and NUL characters (written ``<NUL>`` in the payload, which
+        cannot hold them either)."""
+        if "raise" in payload:
+            raise RuntimeError(payload["raise"].replace("<NUL>", "\x00"))
+        return {"number": float(payload.get("number", 0)), "text": payload.get("text", "").replace("<NUL>", "\x00")}
+
     @processor("test_record")
     def record(payload: dict[str, Any], ctx: Context) -> str:
         ledger(payload, ctx, "start")
