@@ -51,6 +51,7 @@ logger = logging.getLogger("zipline.worker")
 EXIT_OK = 0
 EXIT_HARD_TIMEOUT = 3
 EXIT_WEDGED = 4
+EXIT_THREAD_CRASHED = 5
 CLAIM_BATCH = 64
 GATHER_WAIT = 0.003
 JOB_BEGAN_WAIT = 0.002
@@ -131,6 +132,7 @@ class WorkerProcess:
             _set_parent_death_signal()
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor turns Ctrl-C into SIGTERM
+        threading.excepthook = self._thread_crashed
         threading.Thread(target=self.recorder.run, name="finisher", daemon=True).start()
         threading.Thread(target=Keeper(self).run, name="keeper", daemon=True).start()
         logger.info("worker started", extra=self.facts())
@@ -431,6 +433,19 @@ class WorkerProcess:
         self.safe(lambda: heartbeat.remove(self.broker, self.token))
         logging.shutdown()
         os._exit(EXIT_HARD_TIMEOUT)
+
+    def _thread_crashed(self, args: threading.ExceptHookArgs) -> None:
+        """A thread died of an error nothing expected (a bug): without it the process would go on
+        half-working (no renewals, no recording), so it exits and the supervisor replaces it and
+        sends its jobs on at once, as for any worker process that dies."""
+        name = args.thread.name if args.thread is not None else "?"
+        logger.critical(
+            "thread %s crashed; replacing this worker process",
+            name,
+            exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+        )
+        logging.shutdown()
+        os._exit(EXIT_THREAD_CRASHED)
 
     def exit_wedged(self, limit: float) -> None:
         """The fetcher made no claim attempt for ``limit`` seconds: record, hand back, and exit."""

@@ -14,15 +14,16 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import redis
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 
 from jobs import recovery, states
 from jobs.broker import Settlement
-from jobs.models import Status
+from jobs.models import Outcome, Status
 from jobs.states import Recorded
 from workers import metrics, outcomes
 from workers.execution import Ending, Running
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("zipline.worker")
 
 FINISH_BATCH = 256
+# What a database that is down, restarting or out of reach raises; worth retrying until it answers.
+UNREACHABLE = (OperationalError, InterfaceError)
 
 
 class Recorder:
@@ -66,7 +69,7 @@ class Recorder:
                     self.record(batch)
 
     def record(self, endings: list[Ending]) -> None:
-        """Record outcomes (retrying database errors until they succeed), then settle leases."""
+        """Record outcomes (retrying while the database is unreachable), then settle leases."""
         handed_back = [e for e in endings if e.handed_back]
         finished = [e for e in endings if not e.handed_back]
         if handed_back:
@@ -74,7 +77,14 @@ class Recorder:
         if not finished:
             return
         results = [outcomes.attempt_result(e, self.worker.options.max_result_bytes) for e in finished]
-        recorded = self._retry_db(lambda: states.record(results))
+        try:
+            recorded = self._retry_db(lambda: states.record(results))
+        except Exception as exc:  # noqa: BLE001 - the database refused the batch: see _record_alone
+            logger.error(
+                "the database refused a batch of outcomes; recording them one by one",
+                extra={"jobs": len(results), "error": f"{type(exc).__name__}: {exc}"[:500]},
+            )
+            recorded = self._record_alone(results)
         if recorded is None:
             return  # dying: the leases expire and the reclaimer charges these attempts
         self._settle(recorded)
@@ -82,6 +92,31 @@ class Recorder:
         self.worker.processed += ended
         self.worker.failed += failed
         self.worker.forget([e.running for e in finished])
+
+    def _record_alone(self, results: Sequence[states.AttemptResult]) -> list[Recorded] | None:
+        """Record each outcome on its own. One the database still refuses (a value it cannot
+        store that got past the checks) is recorded as a permanent failure that says why, so
+        neither it nor the rest of its batch is retried forever."""
+        recorded = []
+        for result in results:
+            try:
+                [rec] = self._retry_db(partial(states.record, [result])) or [None]
+            except Exception as exc:  # noqa: BLE001
+                refused = replace(
+                    result, outcome=Outcome.FAILED, result=None, traceback="", permanent=True,
+                    error=f"the outcome could not be stored: {type(exc).__name__}: {str(exc)[:500]!r}",
+                )  # fmt: skip
+                try:
+                    [rec] = self._retry_db(partial(states.record, [refused])) or [None]
+                except Exception as again:  # noqa: BLE001 - left to the reclaimer, as for a lost worker
+                    logger.error(
+                        "could not record an outcome", extra={"job_id": str(result.job.pk), "error": repr(again)}
+                    )
+                    rec = Recorded(result.job, None, None)
+            if rec is None:
+                return None  # dying
+            recorded.append(rec)
+        return recorded
 
     def release(self, runs: Sequence[Running]) -> None:
         """Hand jobs back to their queue without charging the attempt."""
@@ -145,9 +180,10 @@ class Recorder:
                 endings.append(item)
 
     def _retry_db(self, action: Callable[[], Any]) -> Any:
-        """Retry a database write until it succeeds (rule 7), unless this process is going away."""
+        """Retry a database write while the database is unreachable (rule 7), unless this process
+        is going away. Other errors (a value refused) would fail the same way again: they are raised."""
         worker = self.worker
-        return self._retry(action, DatabaseError, worker.db_failed, worker.db_recovered, max_delay=2.0)
+        return self._retry(action, UNREACHABLE, worker.db_failed, worker.db_recovered, max_delay=2.0)
 
     def _retry_redis(self, action: Callable[[], Any]) -> Any:
         """Retry a Redis write for up to a lease: a lost ack leaves a lease for the reclaimer to repair."""
@@ -160,7 +196,7 @@ class Recorder:
     def _retry(
         self,
         action: Callable[[], Any],
-        errors: type[Exception],
+        errors: type[Exception] | tuple[type[Exception], ...],
         failed: Callable[..., None],
         recovered: Callable[[], None],
         max_delay: float,

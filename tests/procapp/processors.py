@@ -46,11 +46,14 @@ def register() -> None:
     @processor("test_return")
     def give_back(payload: dict[str, Any], ctx: Context) -> Any:
         """Returns (or raises) what the payload describes, including what PostgreSQL cannot store:
-        NaN and infinities in JSON, and NUL characters (written ``<NUL>`` in the payload, which
-        cannot hold them either)."""
+        NaN and infinities in JSON, NUL characters and lone surrogates (written ``<NUL>`` and
+        ``<SUR>`` in the payload, which cannot hold them either)."""
         if "raise" in payload:
             raise RuntimeError(payload["raise"].replace("<NUL>", "\x00"))
-        return {"number": float(payload.get("number", 0)), "text": payload.get("text", "").replace("<NUL>", "\x00")}
+        return {
+            "number": float(payload.get("number", 0)),
+            "text": payload.get("text", "").replace("<NUL>", "\x00").replace("<SUR>", "\ud800"),
+        }
 
     @processor("test_record")
     def record(payload: dict[str, Any], ctx: Context) -> str:
