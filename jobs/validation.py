@@ -113,6 +113,8 @@ def check_payload(payload: Any) -> str:
         size = len(text.encode())
     except (TypeError, ValueError) as exc:
         raise InvalidJob("payload", f"is not JSON: {exc}") from None
+    if "\\u0000" in text:
+        raise InvalidJob("payload", "holds a NUL character (\\u0000), which the database cannot store")
     limit = settings.ZIPLINE.max_payload_bytes
     if size > limit:
         raise PayloadTooLarge("payload", f"is {size} bytes of JSON; the limit is {limit} (JQS_MAX_PAYLOAD_BYTES)")

@@ -92,6 +92,7 @@ def test_enqueue_many_is_all_or_nothing(broker: Broker) -> None:
         ({"payload": [1, 2]}, "payload", "must be a JSON object, not list"),
         ({"payload": {"x": float("nan")}}, "payload", "is not JSON"),
         ({"payload": {"x": object()}}, "payload", "is not JSON"),
+        ({"payload": {"x": "a\x00b"}}, "payload", "holds a NUL character"),
         ({"priority": 101}, "priority", "101 is out of range (-100 to 100)"),
         ({"priority": "high"}, "priority", "'high' is not a whole number"),
         ({"queue": "bad queue"}, "queue", "'bad queue' is not a queue name"),
