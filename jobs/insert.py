@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models.base import ModelState
 
-from jobs import prepared
+from jobs import batch_sql, prepared
 from jobs.models import Job
 from jobs.validation import ValidJob
 
@@ -49,10 +49,9 @@ def insert(rows: Sequence[dict[str, Any]], payloads: Sequence[str]) -> None:
     """Insert rows (``payloads`` are their payloads as JSON text, already made by validation)."""
     if not rows:
         return
-    conn = connections[DEFAULT_DB_ALIAS]
-    if conn.vendor != "postgresql":
+    if not batch_sql.is_postgres():
         params = [_sqlite_values(row, payload) for row, payload in zip(rows, payloads, strict=True)]
-        with conn.cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.executemany(_INSERT_SQL, params)
     elif len(rows) > 1:
         _copy(rows, payloads)

@@ -26,6 +26,8 @@ QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_NAME = 200
 MAX_IDEMPOTENCY_KEY = 200
 RETRY_KEYS = {"max_retries", "backoff", "initial_delay", "max_delay", "jitter"}
+# How json.dumps writes a NUL character, which PostgreSQL refuses in jsonb (and in text).
+JSON_NUL = "\\u0000"
 # One encoder for every payload (json.dumps would build one per call); encode() keeps no state.
 _ENCODER = DjangoJSONEncoder(allow_nan=False)
 MAX_RETRIES_LIMIT = 1000
@@ -113,8 +115,8 @@ def check_payload(payload: Any) -> str:
         size = len(text.encode())
     except (TypeError, ValueError) as exc:
         raise InvalidJob("payload", f"is not JSON: {exc}") from None
-    if "\\u0000" in text:
-        raise InvalidJob("payload", "holds a NUL character (\\u0000), which the database cannot store")
+    if JSON_NUL in text:
+        raise InvalidJob("payload", f"holds a NUL character ({JSON_NUL}), which the database cannot store")
     limit = settings.ZIPLINE.max_payload_bytes
     if size > limit:
         raise PayloadTooLarge("payload", f"is {size} bytes of JSON; the limit is {limit} (JQS_MAX_PAYLOAD_BYTES)")

@@ -13,6 +13,7 @@ from typing import Any
 
 from jobs.models import Outcome
 from jobs.states import AttemptResult, Recorded
+from jobs.validation import JSON_NUL
 from workers import metrics
 from workers.execution import Ending
 
@@ -31,7 +32,7 @@ def bounded_result(result: Any, max_bytes: int) -> Any:
         text = json.dumps(result, default=str, allow_nan=False)
     except (TypeError, ValueError) as exc:
         return _not_json(f"result is not JSON: {exc}", repr(result))
-    if "\\u0000" in text:
+    if JSON_NUL in text:
         return _not_json("result is not JSON the database can store: a string holds a NUL character", text)
     if len(text) > max_bytes:
         return {"truncated": True, "size": len(text), "preview": text[:MAX_RESULT_PREVIEW]}

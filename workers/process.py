@@ -7,7 +7,7 @@ Threads, each with one job:
   blocks on Redis (BLPOP) until an enqueue wakes it, so a job starts within milliseconds;
 - pool threads (and one event loop thread for ``async`` processors) *run* jobs;
 - the *finisher* (:mod:`workers.recorder`) records outcomes in batches (one UPDATE and one
-  INSERT for many jobs, then one Redis call per queue) and retries database errors until they succeed;
+  INSERT for many jobs, then one Redis call per queue), retrying while the database is out of reach;
 - the *keeper* (:mod:`workers.keeper`) renews leases, notices cancellations and timeouts,
   publishes the heartbeat, and has this process replaced (exit) when a job ignores its hard timeout.
 

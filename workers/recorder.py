@@ -94,29 +94,34 @@ class Recorder:
         self.worker.forget([e.running for e in finished])
 
     def _record_alone(self, results: Sequence[states.AttemptResult]) -> list[Recorded] | None:
-        """Record each outcome on its own. One the database still refuses (a value it cannot
-        store that got past the checks) is recorded as a permanent failure that says why, so
-        neither it nor the rest of its batch is retried forever."""
+        """Record each outcome on its own, so that one the database refuses holds up no other."""
         recorded = []
         for result in results:
-            try:
-                [rec] = self._retry_db(partial(states.record, [result])) or [None]
-            except Exception as exc:  # noqa: BLE001
-                refused = replace(
-                    result, outcome=Outcome.FAILED, result=None, traceback="", permanent=True,
-                    error=f"the outcome could not be stored: {type(exc).__name__}: {str(exc)[:500]!r}",
-                )  # fmt: skip
-                try:
-                    [rec] = self._retry_db(partial(states.record, [refused])) or [None]
-                except Exception as again:  # noqa: BLE001 - left to the reclaimer, as for a lost worker
-                    logger.error(
-                        "could not record an outcome", extra={"job_id": str(result.job.pk), "error": repr(again)}
-                    )
-                    rec = Recorded(result.job, None, None)
+            rec = self._record_one(result)
             if rec is None:
                 return None  # dying
             recorded.append(rec)
         return recorded
+
+    def _record_one(self, result: states.AttemptResult) -> Recorded | None:
+        """One outcome; if the database refuses it (a value it cannot store that got past the
+        checks), a permanent failure that says why. None if the process is going away."""
+        try:
+            return self._record_first(result)
+        except Exception as exc:  # noqa: BLE001 - whatever it was, it would fail the same way again
+            refused = replace(
+                result, outcome=Outcome.FAILED, result=None, traceback="", permanent=True,
+                error=f"the outcome could not be stored: {type(exc).__name__}: {str(exc)[:500]!r}",
+            )  # fmt: skip
+        try:
+            return self._record_first(refused)
+        except Exception as again:  # noqa: BLE001 - left to the reclaimer, as for a lost worker
+            logger.error("could not record an outcome", extra={"job_id": str(result.job.pk), "error": repr(again)})
+            return Recorded(result.job, None, None)
+
+    def _record_first(self, result: states.AttemptResult) -> Recorded | None:
+        recorded = self._retry_db(partial(states.record, [result]))
+        return recorded[0] if recorded else None
 
     def release(self, runs: Sequence[Running]) -> None:
         """Hand jobs back to their queue without charging the attempt."""
