@@ -28,6 +28,8 @@ MAX_IDEMPOTENCY_KEY = 200
 RETRY_KEYS = {"max_retries", "backoff", "initial_delay", "max_delay", "jitter"}
 # How json.dumps writes a NUL character, which PostgreSQL refuses in jsonb (and in text).
 JSON_NUL = "\\u0000"
+# How json.dumps starts writing a surrogate code point (U+D800 to U+DFFF).
+JSON_SURROGATE = "\\ud"
 # One encoder for every payload (json.dumps would build one per call); encode() keeps no state.
 _ENCODER = DjangoJSONEncoder(allow_nan=False)
 MAX_RETRIES_LIMIT = 1000
@@ -117,10 +119,50 @@ def check_payload(payload: Any) -> str:
         raise InvalidJob("payload", f"is not JSON: {exc}") from None
     if JSON_NUL in text:
         raise InvalidJob("payload", f"holds a NUL character ({JSON_NUL}), which the database cannot store")
+    if JSON_SURROGATE in text:  # rare: a pair from a Python caller, a lone one, or a backslash before "ud"
+        surrogate = _surrogate_in(payload)
+        if surrogate is not None:
+            raise InvalidJob("payload", f"holds a lone surrogate ({surrogate}), which is not Unicode text")
     limit = settings.ZIPLINE.max_payload_bytes
     if size > limit:
         raise PayloadTooLarge("payload", f"is {size} bytes of JSON; the limit is {limit} (JQS_MAX_PAYLOAD_BYTES)")
     return text
+
+
+def _surrogate_in(value: Any) -> str | None:
+    """The first surrogate code point in ``value``'s strings and keys, escaped, or None.
+
+    Such a string is not Unicode text: neither PostgreSQL nor SQLite can store it, and UTF-8 cannot
+    encode it.
+    """
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode()
+        except UnicodeEncodeError as exc:
+            return ascii(value[exc.start])[1:-1]
+        return None
+    if isinstance(value, dict):
+        items: Any = (part for pair in value.items() for part in pair)
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        return None
+    for item in items:
+        found = _surrogate_in(item)
+        if found is not None:
+            return found
+    return None
+
+
+def check_text(field: str, value: str) -> None:
+    """Refuse text no database can store: a NUL character or a lone surrogate."""
+    if "\x00" in value:
+        raise InvalidJob(field, "holds a NUL character (\\u0000), which the database cannot store")
+    surrogate = _surrogate_in(value)
+    if surrogate is not None:
+        raise InvalidJob(field, f"holds a lone surrogate ({surrogate}), which is not Unicode text")
 
 
 def _integer(name: str, value: Any, low: int, high: int) -> int:
@@ -184,6 +226,7 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     payload_json = check_payload(spec.payload)
     if not isinstance(spec.name, str) or len(spec.name) > MAX_NAME:
         raise InvalidJob("name", f"must be a string of at most {MAX_NAME} characters")
+    check_text("name", spec.name)
     if not isinstance(spec.queue, str) or not QUEUE_NAME.match(spec.queue):
         raise InvalidJob("queue", f"{spec.queue!r} is not a queue name (1-64 of A-Z a-z 0-9 _ . : -)")
     priority = _integer("priority", spec.priority, PRIORITY_MIN, PRIORITY_MAX)
@@ -201,6 +244,7 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
         key = spec.idempotency_key
         if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidJob("idempotency_key", f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        check_text("idempotency_key", key)
         fields["idempotency_key"] = key
     if spec.schedule_at is not None and spec.delay is not None:
         raise InvalidJob("delay", "give schedule_at or delay, not both")

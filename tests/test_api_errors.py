@@ -120,6 +120,29 @@ def test_each_invalid_field_is_400_naming_it(api: APIClient, fields: dict[str, A
     assert Job.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ('"payload": {"a": ["\\ud800"]}', "payload"),
+        ('"payload": {"\\udc00": 1}', "payload"),
+        ('"name": "x\\ud800"', "name"),
+        ('"idempotency_key": "k\\udfff"', "idempotency_key"),
+    ],
+)
+def test_lone_surrogates_are_400_naming_the_field(api: APIClient, fields: str, field: str) -> None:
+    """JSON can escape a lone surrogate (\\ud800); no database can store one, so it is refused up front."""
+    error = error_of(post_raw(api, '{"type": "send_email", ' + fields + "}"), 400)
+    assert list(error["details"]) == [field] and "lone surrogate" in error["details"][field][0]
+    assert Job.objects.count() == 0
+
+
+def test_escaped_surrogate_pairs_and_backslashes_are_stored(api: APIClient) -> None:
+    body = '{"type": "send_email", "payload": {"emoji": "\\ud83d\\ude00", "text": "\\\\ud800"}}'
+    response = post_raw(api, body)
+    assert response.status_code == 201, response.content
+    assert Job.objects.get().payload == {"emoji": "\U0001f600", "text": "\\ud800"}
+
+
 @pytest.mark.parametrize("raw", ["[]", '"text"', "null", "42"])
 def test_body_must_be_an_object(api: APIClient, raw: str) -> None:
     error = error_of(post_raw(api, raw), 400)

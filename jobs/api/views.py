@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -85,12 +84,6 @@ def with_attempts(job: Job) -> dict[str, Any]:
     return s.job_detail(job, job.attempt_set.all())
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    return value is not None and "\\u0000" in json.dumps(value, default=str)
-
-
 def _culprit(specs: list[JobSpec], names: tuple[str, ...], test: Callable[[Any], bool]) -> str:
     """The field (``jobs[2].payload`` in a batch) whose value fails ``test``."""
     for index, spec in enumerate(specs):
@@ -103,22 +96,16 @@ def _culprit(specs: list[JobSpec], names: tuple[str, ...], test: Callable[[Any],
 def storing(specs: list[JobSpec], write: Callable[[], T]) -> T:
     """Run ``write``; values the database cannot store become 400s naming the field.
 
-    PostgreSQL refuses NUL characters in text and jsonb, and time-zone offsets beyond +-15:59, which
-    the shared validation lets through; nothing is written when it does.
+    PostgreSQL refuses time-zone offsets beyond +-15:59, which the shared validation lets through;
+    nothing is written when it does. (Text it cannot store, NUL characters and lone surrogates, the
+    shared validation refuses.)
     """
     try:
         return write()
     except OverflowError:
         raise InvalidJob(_culprit(specs, ("schedule_at",), bool), "is out of range") from None
-    except (DataError, psycopg.DataError, ValueError) as exc:
-        if isinstance(exc, InvalidJob):
-            raise
+    except (DataError, psycopg.DataError) as exc:
         text = str(exc)
-        if isinstance(exc, ValueError) and "NUL" not in text:
-            raise
-        if "NUL" in text or "Unicode escape" in text:
-            field = _culprit(specs, ("name", "idempotency_key", "payload"), _has_nul)
-            raise InvalidJob(field, "cannot be stored: text must not contain NUL (\\u0000) characters") from None
         if "time zone" in text or "out of range" in text:
             raise InvalidJob(_culprit(specs, ("schedule_at",), bool), "is out of range") from None
         raise InvalidJob("body", f"cannot be stored: {text.splitlines()[0]}") from None
