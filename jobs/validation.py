@@ -156,6 +156,11 @@ def _surrogate_in(value: Any) -> str | None:
     return None
 
 
+def storable(value: str) -> bool:
+    """True when a database can store ``value``: no NUL character and no lone surrogate."""
+    return "\x00" not in value and _surrogate_in(value) is None
+
+
 def check_text(field: str, value: str) -> None:
     """Refuse text no database can store: a NUL character or a lone surrogate."""
     if "\x00" in value:

@@ -14,6 +14,7 @@ from django.test import Client, override_settings
 
 from jobs import client, redis_client, states
 from jobs.broker import Broker
+from jobs.dashboard import panels
 from jobs.models import Job, JobAttempt, Outcome, QueueState, Status
 from tests.helpers import run_attempt
 from workers import heartbeat
@@ -279,6 +280,19 @@ def test_search_by_name_id_prefix_and_status(admin_client: Client) -> None:
     assert "No job matches" in text(admin_client.get("/dashboard/jobs/", {"q": str(uuid.uuid4())}))
 
 
+@pytest.mark.parametrize("params", [{"q": "wel\x00come"}, {"queue": "de\x00fault"}])
+def test_search_terms_no_database_can_store_match_nothing(admin_client: Client, params: dict[str, str]) -> None:
+    """A NUL character in a search is a search that finds nothing, not a 500 (PostgreSQL refuses it)."""
+    client.enqueue("test_noop", {}, name="welcome")
+    assert "No job matches" in text(admin_client.get("/dashboard/jobs/", params))
+
+
+@pytest.mark.parametrize("path", ["/admin/jobs/job/", "/admin/jobs/queuestate/", "/admin/authtoken/tokenproxy/"])
+def test_admin_search_with_a_nul_character_is_not_a_500(admin_client: Client, path: str) -> None:
+    client.enqueue("test_noop", {}, name="welcome")
+    assert admin_client.get(path, {"q": "wel\x00come"}).status_code == 200
+
+
 def test_job_page_shows_payload_result_error_and_attempts(admin_client: Client) -> None:
     job = client.enqueue("test_noop", {"to": "ann@example.com", "n": 2}, retry={"max_retries": 1})
     job = run(job, error="RuntimeError: first try", permanent=False)
@@ -401,3 +415,9 @@ def test_pausing_a_queue_with_an_impossible_name_is_404(admin_client: Client) ->
     assert admin_client.post("/dashboard/queues/" + "x" * 65 + "/pause/", headers=FETCH).status_code == 404
     assert admin_client.post("/dashboard/queues/a%20b/pause/", headers=FETCH).status_code == 404
     assert not QueueState.objects.exists()
+
+
+def test_search_for_a_lone_surrogate_finds_nothing() -> None:
+    """A URL cannot carry one (it decodes to U+FFFD), but Python code calling the search can."""
+    client.enqueue("test_noop", {}, name="welcome")
+    assert list(panels.find("\ud800")) == [] and list(panels.find("", queue="\udfff")) == []

@@ -17,6 +17,7 @@ from jobs import queues
 from jobs.dashboard import charts, formats, search
 from jobs.models import Job, QueueState, Status
 from jobs.redis_client import get_broker
+from jobs.validation import storable
 from workers.heartbeat import live_workers
 
 logger = logging.getLogger("zipline.dashboard")
@@ -125,5 +126,5 @@ def find(term: str, status: str = "", queue: str = "") -> QuerySet[Job]:
     if status in queues.STATUSES:
         jobs = jobs.filter(status=status)
     if queue:
-        jobs = jobs.filter(queue=queue)
+        jobs = jobs.filter(queue=queue) if storable(queue) else jobs.none()
     return search.search(jobs, term)[:SEARCH_RESULTS]

@@ -12,6 +12,7 @@ import uuid
 from django.db.models import Q, QuerySet
 
 from jobs.models import Job
+from jobs.validation import storable
 
 _HEX = re.compile(r"^[0-9a-f]{4,32}$")
 MIN_PREFIX = 4
@@ -50,5 +51,7 @@ def matching(term: str) -> Q | None:
 
 def search(queryset: QuerySet[Job], term: str) -> QuerySet[Job]:
     """``queryset`` narrowed to the jobs matching ``term`` (unchanged for a blank term)."""
+    if not storable(term):
+        return queryset.none()  # no stored name holds a NUL or a lone surrogate, and PostgreSQL refuses both
     condition = matching(term)
     return queryset if condition is None else queryset.filter(condition)
