@@ -11,7 +11,9 @@ comparison. The sum of the medians is what no implementation of that design can 
 
 Run: ``.venv/bin/python bench/latency_floor.py`` (``--samples``, ``--interval-ms``; PostgreSQL
 and Redis URLs as in ``bench/enqueue_bench.py``). It uses the database ``zipline_floor_bench``
-(created here, dropped after) and Redis database 10, and prints one JSON line per step and a sum.
+(created here, dropped after) and Redis database 10, and prints one JSON line per step and a sum
+(``--summary``: one JSON object; ``bench/run.py`` takes the paced one after each of ZipLine's
+latency runs).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from queue import SimpleQueue
+from typing import Any
 
 import psycopg
 import redis
@@ -145,30 +148,45 @@ def measure(pg: psycopg.Connection, r: redis.Redis, samples: int, interval: floa
     }
 
 
+def run(postgres: str, redis_url: str, samples: int, interval_ms: float, paces: tuple[str, ...]) -> dict[str, Any]:
+    """Each step's median per pace ("paced", "back to back") and their sum, in a scratch database."""
+    admin = f"{postgres}/postgres"
+    subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True, capture_output=True)
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True)
+    intervals = {"paced": interval_ms / 1000, "back to back": 0.0}
+    found: dict[str, Any] = {}
+    try:
+        with psycopg.connect(f"{postgres}/{DB_NAME}", autocommit=True) as pg:
+            pg.execute(SCHEMA)
+            r = redis.Redis.from_url(redis_url)
+            for pace in paces:
+                steps = {
+                    step: statistics.median(times) for step, times in measure(pg, r, samples, intervals[pace]).items()
+                }
+                found[pace] = {"steps_ms": steps, "sum_ms": sum(steps.values())}
+    finally:
+        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True, capture_output=True)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--interval-ms", type=float, default=10.0)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/10")
+    parser.add_argument("--paced-only", action="store_true", help="skip the back-to-back pass")
+    parser.add_argument("--summary", action="store_true", help="print one JSON object instead of a line per step")
     args = parser.parse_args()
-    admin = f"{args.postgres}/postgres"
-    subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True, capture_output=True)
-    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True)
-    try:
-        with psycopg.connect(f"{args.postgres}/{DB_NAME}", autocommit=True) as pg:
-            pg.execute(SCHEMA)
-            r = redis.Redis.from_url(args.redis)
-            for label, interval in (("paced", args.interval_ms / 1000), ("back to back", 0.0)):
-                steps = measure(pg, r, args.samples, interval)
-                total = 0.0
-                for step, times in steps.items():
-                    median = statistics.median(times)
-                    total += median
-                    print(json.dumps({"pace": label, "step": step, "p50_ms": round(median, 3)}))
-                print(json.dumps({"pace": label, "step": "sum of medians", "p50_ms": round(total, 3)}))
-    finally:
-        subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True, capture_output=True)
+    paces = ("paced",) if args.paced_only else ("paced", "back to back")
+    found = run(args.postgres, args.redis, args.samples, args.interval_ms, paces)
+    if args.summary:
+        print(json.dumps(found))
+        return
+    for pace, measured in found.items():
+        for step, median in measured["steps_ms"].items():
+            print(json.dumps({"pace": pace, "step": step, "p50_ms": round(median, 3)}))
+        print(json.dumps({"pace": pace, "step": "sum of medians", "p50_ms": round(measured["sum_ms"], 3)}))
 
 
 if __name__ == "__main__":

@@ -99,10 +99,30 @@ def markdown(results: dict[str, Any]) -> str:
     for row in results["rows"].values():
         cells = [cell(row["summary"].get(m.workload), m.key) for m in metrics]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    lines += _floor_note(results)
     lines += ["", "| library | version | settings |", "|---|---|---|"]
     for row in results["rows"].values():
         lines.append(f"| {row['label']} | {row['version']} | `{row['settings']}` |")
     return "\n".join(lines) + "\n"
+
+
+def _floor_note(results: dict[str, Any]) -> list[str]:
+    """ZipLine's latency beside the floor of its design measured right after each run, if it was."""
+    latency = results["rows"].get("zipline", {}).get("summary", {}).get("latency", {})
+    if "floor_p50_ms" not in latency:
+        return []
+    return [
+        "",
+        f"Latency floor p50: {cell(latency, 'floor_p50_ms')} ms, measured right after each of ZipLine's latency runs "
+        "by `bench/latency_floor.py`: the durable INSERT, the push that wakes a worker, the UPDATE to running and "
+        "the thread hand-off, with bare clients and no ZipLine code, at the same pace. ZipLine's p50 minus the "
+        f"floor, per run: {', '.join(f'{d:+.2f}' for d in _above_floor(results))} ms.",
+    ]
+
+
+def _above_floor(results: dict[str, Any]) -> list[float]:
+    runs = results["rows"]["zipline"]["runs"].get("latency", [])
+    return [r["p50_ms"] - r["floor_p50_ms"] for r in runs if "p50_ms" in r and "floor_p50_ms" in r]
 
 
 def ratios(results: dict[str, Any], subject: str = "zipline") -> list[str]:

@@ -170,6 +170,8 @@ def measure(args: argparse.Namespace, specs: list[DriverSpec], probes: dict[str,
                 _, result = run_workload(
                     spec, workload_args(args, workload), args.timeout, log_dir / f"{spec.name}.log"
                 )
+                if spec.name == "zipline" and workload == "latency" and "p50_ms" in result:
+                    result.update(latency_floor(spec, args, log_dir / "latency_floor.log"))
                 raw[spec.name][workload].append(result)
                 print(
                     f"run {run}/{args.runs}  {spec.name:15} {workload:13} {_brief(result)}"
@@ -179,6 +181,25 @@ def measure(args: argparse.Namespace, specs: list[DriverSpec], probes: dict[str,
     return raw
 
 
+def latency_floor(spec: DriverSpec, args: argparse.Namespace, log: Path) -> dict[str, float]:
+    """The paced floor under ZipLine's latency (bench/latency_floor.py), taken right after its run.
+
+    The floor is the same I/O with bare clients; it moves with the machine's load, so a latency
+    figure means most beside the floor measured minutes from it.
+    """
+    cmd = [
+        *(str(spec.venv.python), str(ROOT / "bench" / "latency_floor.py"), "--paced-only", "--summary"),
+        *("--samples", str(args.n_latency), "--interval-ms", str(args.interval_ms), "--redis", REDIS_URL),
+    ]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=args.timeout + 60, check=False)
+    with log.open("a") as fh:
+        fh.write(done.stdout + done.stderr)
+    if done.returncode != 0:
+        print(f"warning: latency floor not measured (exit {done.returncode}; see {log})")
+        return {}
+    return {"floor_p50_ms": json.loads(done.stdout.splitlines()[-1])["paced"]["sum_ms"]}
+
+
 def _brief(result: dict[str, Any]) -> str:
     if "error" in result:
         return f"ERROR {result['error']}"
@@ -186,7 +207,8 @@ def _brief(result: dict[str, Any]) -> str:
         rss = f", RSS {result['peak_rss_mb']:.0f} MiB" if "peak_rss_mb" in result else ""
         return f"{result['jobs_per_s']:,.0f} jobs/s{rss}"
     if "p50_ms" in result:
-        return f"p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms"
+        floor = f" (floor p50 {result['floor_p50_ms']:.2f} ms)" if "floor_p50_ms" in result else ""
+        return f"p50 {result['p50_ms']:.2f} ms, p95 {result['p95_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms{floor}"
     return json.dumps(result)
 
 
