@@ -114,8 +114,9 @@ def _floor_note(results: dict[str, Any]) -> list[str]:
     return [
         "",
         f"Latency floor p50: {cell(latency, 'floor_p50_ms')} ms, measured right after each of ZipLine's latency runs "
-        "by `bench/latency_floor.py`: the durable INSERT, the push that wakes a worker, the UPDATE to running and "
-        "the thread hand-off, with bare clients and no ZipLine code, at the same pace. ZipLine's p50 minus the "
+        "by `bench/latency_floor.py`: a job's path with bare clients and no ZipLine code, at the same pace (a "
+        "durable INSERT, the push that wakes a worker process, its UPDATE to running, the hand-off to a thread). "
+        "ZipLine's p50 minus the "
         f"floor, per run: {', '.join(f'{d:+.2f}' for d in _above_floor(results))} ms.",
     ]
 

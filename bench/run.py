@@ -197,7 +197,8 @@ def latency_floor(spec: DriverSpec, args: argparse.Namespace, log: Path) -> dict
     if done.returncode != 0:
         print(f"warning: latency floor not measured (exit {done.returncode}; see {log})")
         return {}
-    return {"floor_p50_ms": json.loads(done.stdout.splitlines()[-1])["paced"]["sum_ms"]}
+    paced = json.loads(done.stdout.splitlines()[-1])["paced"]
+    return {"floor_p50_ms": paced["chained_ms"], "floor_steps_sum_ms": paced["sum_ms"]}
 
 
 def _brief(result: dict[str, Any]) -> str:
