@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 import uuid
@@ -244,7 +245,25 @@ def test_bad_flags_are_one_line_errors(tmp_path: Path) -> None:
         assert "is not a queue name" in pool.log() and "Traceback" not in pool.log()
     with running(["runworkers", "--processes", "-1"], tmp_path, "p2") as pool:
         assert pool.wait(30) == 2
-        assert "must be at least 1" in pool.log() and "Traceback" not in pool.log()
+        assert "expected a whole number from 1 to 256" in pool.log() and "Traceback" not in pool.log()
+
+
+def test_a_stop_signal_during_start_up_stops_every_process_started(tmp_path: Path) -> None:
+    """SIGTERM while the supervisor is still forking: it starts no more, and every child it did start stops."""
+    with running(["runworkers", "--processes", "48", "--concurrency", "48"], tmp_path) as pool:
+        wait_for(lambda: "worker process started" in pool.log(), 30, 0.005, "the first worker process started")
+        pool.signal(signal.SIGTERM)
+        assert pool.wait(60) == 0, pool.log()[-2000:]
+        started = {r["pid"] for r in pool.records() if r["message"] == "worker process started"}
+    assert started and not [pid for pid in started if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_workers_ride_out_a_redis_restart(own_redis: Any, tmp_path: Path) -> None:

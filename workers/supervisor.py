@@ -29,6 +29,7 @@ logger = logging.getLogger("zipline.supervisor")
 RESPAWN_BACKOFF_MAX = 5.0
 QUICK_DEATH = 2.0
 HEALTHY_LOOP_AGE = 10.0
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 @dataclass
@@ -107,6 +108,8 @@ class Supervisor:
         )
         connections.close_all()
         for index in range(self.options.processes):
+            if self.stopping:  # a signal during start-up: start no more
+                break
             self._spawn(index)
         next_spawn_at = 0.0
         while self.children or not self.stopping:
@@ -166,8 +169,19 @@ class Supervisor:
         # about 40 ms, which would stall every job in the process. (The parent unfreezes, so its
         # own garbage stays collectable.)
         gc.freeze()
-        pid = os.fork()
+        # A stop signal waits until the child is in self.children (so the handler signals it too) and,
+        # in the child, until the supervisor's handler is replaced (it would signal the siblings).
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+            gc.unfreeze()
+            raise
         if pid == 0:  # pragma: no cover - runs in the child
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor turns Ctrl-C into SIGTERM
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             code = 1
             try:
                 code = self._child_main(f"{self.hostname}:{os.getpid()}:{suffix}", parent)
@@ -179,6 +193,7 @@ class Supervisor:
         gc.unfreeze()
         worker_id = f"{self.hostname}:{pid}:{suffix}"
         self.children[pid] = Child(pid, worker_id, time.monotonic())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         logger.info("worker process started", extra={"pid": pid, "worker_id": worker_id})
 
     def _child_main(self, worker_id: str, parent: int) -> int:
@@ -188,7 +203,6 @@ class Supervisor:
         from workers.process import WorkerOptions, WorkerProcess
 
         random.seed()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         redis_client.reset()
         options = WorkerOptions(
             worker_id=worker_id,

@@ -363,6 +363,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+_BY_ATTRIBUTE = {s.attribute: s for s in SETTINGS}
 _BY_PLACE = {(s.section, s.key): s for s in SETTINGS if s.section}
 _SECTIONS = {s.section for s in SETTINGS if s.section}
 
@@ -416,6 +417,14 @@ def _read_yaml(path: str) -> dict[str, Any]:
                 raise ConfigError(f"config file {path!r}: unknown key {section}.{key}")
             found[setting.attribute] = (value, f"{section}.{key}")
     return found
+
+
+def parse_setting(attribute: str, value: Any) -> Any:
+    """``value`` parsed as the setting ``attribute`` takes it (for a flag that overrides it).
+
+    Raises ValueError saying what is expected, as for the variable or the YAML key.
+    """
+    return _BY_ATTRIBUTE[attribute].parse(value)
 
 
 def load_config(environ: Mapping[str, str] | None = None, config_file: str | None = None) -> Config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -11,25 +12,32 @@ from django.core.management.base import BaseCommand, CommandError
 from jobs.redis_checks import RedisPolicyError, check_eviction_policy
 from jobs.redis_client import get_broker
 from workers.pool import PoolConfigError, build_options, check_redis, run_pool
+from zipline_site.config import parse_setting
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
-    return number
+def _overriding(attribute: str) -> Callable[[str], Any]:
+    """An argparse type that takes what the setting ``attribute`` takes, within its bounds."""
+
+    def parse(value: str) -> Any:
+        try:
+            return parse_setting(attribute, value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+
+    return parse
 
 
 class Command(BaseCommand):
     help = "Run the worker pool: a supervisor and JQS_WORKER_COUNT worker processes."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--processes", type=_positive, help="worker processes (default JQS_WORKER_COUNT)")
         parser.add_argument(
-            "--concurrency", type=_positive, help="jobs at once over all processes (default JQS_WORKER_MAX_CONCURRENCY)"
+            "--processes", type=_overriding("worker_count"), help="worker processes (default JQS_WORKER_COUNT)"
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=_overriding("worker_max_concurrency"),
+            help="jobs at once over all processes (default JQS_WORKER_MAX_CONCURRENCY)",
         )
         parser.add_argument(
             "--queues",
