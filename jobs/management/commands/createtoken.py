@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jobs.command_errors import dependency_errors
 from jobs.tokens import UnknownUser, issue_token
 
 
@@ -22,13 +23,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            issued = issue_token(
-                options["username"],
-                create=options["create"],
-                staff=options["staff"],
-                superuser=options["superuser"],
-                regenerate=options["regenerate"],
-            )
+            with dependency_errors():
+                issued = issue_token(
+                    options["username"],
+                    create=options["create"],
+                    staff=options["staff"],
+                    superuser=options["superuser"],
+                    regenerate=options["regenerate"],
+                )
         except UnknownUser as exc:
             raise CommandError(str(exc), returncode=1) from None
         if issued.user_created:

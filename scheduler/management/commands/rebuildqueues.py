@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
+from jobs.command_errors import dependency_errors
 from jobs.redis_client import get_broker
 from scheduler.reconcile import ReconcileReport, drop_orphans, rebuild
 from scheduler.service import default_identity
@@ -26,17 +27,20 @@ class Command(BaseCommand):
         parser.add_argument("--config", help="YAML configuration file (JQS_CONFIG)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        config = settings.ZIPLINE
-        broker = get_broker()
-        batch = config.scheduler_batch_size
-        report = rebuild(broker, owner=default_identity(), lease_ttl=config.worker_lease_ttl, batch=batch, lock=False)
-        assert report is not None  # unlocked: never refused
-        now = timezone.now()
-        cutoff = now - timedelta(seconds=config.scheduler_reconcile_grace)
-        sweep = ReconcileReport()
-        for queue in sorted(broker.queue_names()):
-            drop_orphans(broker, queue, cutoff=cutoff, now=now, batch=batch, report=sweep)
-        self.stdout.write(
-            f"rebuilt {len(report.restored)} queue(s): {report.total_restored} entries restored of {report.checked} live jobs, "
-            f"{sweep.orphans} orphan id(s) dropped, {report.paused_synced} paused flag(s) set"
-        )
+        with dependency_errors():
+            config = settings.ZIPLINE
+            broker = get_broker()
+            batch = config.scheduler_batch_size
+            report = rebuild(
+                broker, owner=default_identity(), lease_ttl=config.worker_lease_ttl, batch=batch, lock=False
+            )
+            assert report is not None  # unlocked: never refused
+            now = timezone.now()
+            cutoff = now - timedelta(seconds=config.scheduler_reconcile_grace)
+            sweep = ReconcileReport()
+            for queue in sorted(broker.queue_names()):
+                drop_orphans(broker, queue, cutoff=cutoff, now=now, batch=batch, report=sweep)
+            self.stdout.write(
+                f"rebuilt {len(report.restored)} queue(s): {report.total_restored} entries restored of {report.checked} live jobs, "
+                f"{sweep.orphans} orphan id(s) dropped, {report.paused_synced} paused flag(s) set"
+            )

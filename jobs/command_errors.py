@@ -1,0 +1,27 @@
+"""One-line errors for the one-shot management commands: a database or Redis out of reach is no bug."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+from django.core.management.base import CommandError
+from django.db import DatabaseError
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+@contextmanager
+def dependency_errors() -> Iterator[None]:
+    """Turn a database or Redis failure inside the block into a ``CommandError`` of one line."""
+    try:
+        yield
+    except DatabaseError as exc:
+        raise CommandError(
+            f"database error: {_first_line(exc)} (is the database up and migrated? manage.py migrate)", returncode=1
+        ) from None
+    except redis.RedisError as exc:
+        raise CommandError(f"Redis error: {_first_line(exc)} (JQS_REDIS_URL)", returncode=1) from None

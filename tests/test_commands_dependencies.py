@@ -1,0 +1,48 @@
+"""One-shot commands answer a database or Redis they cannot use with one line, not a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.procs import ROOT, free_port, process_env
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=process_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("args", [("createtoken", "admin"), ("rebuildqueues",)])
+def test_a_database_without_tables_is_one_line_naming_migrate(tmp_path: Path, args: tuple[str, ...]) -> None:
+    done = manage(*args, JQS_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"CommandError: database error: no such table: {'auth_user' if args[0] == 'createtoken' else 'jobs_job'} "
+        "(is the database up and migrated? manage.py migrate)"
+    ]
+
+
+def test_a_database_out_of_reach_is_one_line() -> None:
+    done = manage("createtoken", "admin", JQS_DATABASE_URL=f"postgres://postgres@127.0.0.1:{free_port()}/nothing")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("CommandError: database error: connection failed: connection to server at")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redis_out_of_reach_is_one_line() -> None:
+    done = manage("rebuildqueues", JQS_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("CommandError: Redis error: ") and line.endswith("(JQS_REDIS_URL)")
