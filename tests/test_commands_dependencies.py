@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.procs import ROOT, free_port, process_env
+from tests.helpers import wait_for
+from tests.procs import ROOT, free_port, process_env, running
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -46,3 +48,23 @@ def test_redis_out_of_reach_is_one_line() -> None:
     assert done.returncode == 1 and "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("CommandError: Redis error: ") and line.endswith("(JQS_REDIS_URL)")
+
+
+@pytest.mark.parametrize("command", ["runworkers", "runscheduler"])
+def test_services_refuse_a_database_without_migrations_in_one_line(tmp_path: Path, command: str) -> None:
+    """They would otherwise run and fail every step ("no such table") without end."""
+    done = manage(command, JQS_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    assert done.returncode == 2, done.stderr[-500:]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("CommandError: the database lacks ") and line.endswith(": run manage.py migrate first")
+
+
+@pytest.mark.parametrize("command", ["runworkers", "runscheduler"])
+def test_services_start_on_a_database_out_of_reach_and_ride_it_out(tmp_path: Path, command: str) -> None:
+    """An outage is not a misconfiguration: the check passes, and the service waits for the database."""
+    url = f"postgres://postgres@127.0.0.1:{free_port()}/nothing"
+    with running([command], tmp_path, JQS_DATABASE_URL=url) as service:
+        started = "supervisor started" if command == "runworkers" else "scheduler started"
+        wait_for(lambda: started in service.log(), 30, 0.05, f"{command} started")
+        service.signal(signal.SIGTERM)
+        assert service.wait(30) == 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from jobs.db_checks import migrations_problem
 from jobs.redis_checks import RedisPolicyError, check_eviction_policy
 from jobs.redis_client import get_broker
 from scheduler.service import Scheduler
@@ -51,6 +52,9 @@ class Command(BaseCommand):
         parser.add_argument("--config", help="YAML configuration file (JQS_CONFIG)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        problem = migrations_problem()
+        if problem:
+            raise CommandError(problem, returncode=2)
         try:
             check_eviction_policy(get_broker().client)
         except RedisPolicyError as exc:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.db_checks import migrations_problem
 from jobs.redis_checks import RedisPolicyError, check_eviction_policy
 from jobs.redis_client import get_broker
 from workers.pool import PoolConfigError, build_options, check_redis, run_pool
@@ -53,6 +54,9 @@ class Command(BaseCommand):
             )
         except PoolConfigError as exc:
             raise CommandError(str(exc), returncode=2) from None
+        problem = migrations_problem()
+        if problem:
+            raise CommandError(problem, returncode=2)
         problem = check_redis()
         if problem:
             raise CommandError(problem, returncode=1)
