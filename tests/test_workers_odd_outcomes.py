@@ -61,3 +61,29 @@ def test_an_outcome_the_database_still_refuses_fails_alone_with_the_reason(broke
     row = Job.objects.get(pk=refused.pk)
     assert row.status == Status.FAILED and row.error.startswith("the outcome could not be stored"), row.error
     assert Job.objects.filter(pk__in=[j.pk for j in plain], status=Status.COMPLETED).count() == len(plain)
+
+
+def test_processors_that_exit_interrupt_or_raise_unprintable_errors_fail_alone(broker: Broker, tmp_path: Path) -> None:
+    """sys.exit() in a job, Ctrl-C raised by hand, or an exception whose str() fails: the job fails, and
+    the process (its pool threads and its event loop) goes on running the next jobs."""
+    odd = [
+        client.enqueue(job_type, {"how": how}, retry={"max_retries": 0})
+        for job_type in ("test_misbehave", "test_async_misbehave")
+        for how in ("exit", "interrupt", "unprintable")
+    ]
+    with running(["runworkers", "--processes", "1", "--concurrency", "4"], tmp_path) as pool:
+        wait_for(lambda: Job.objects.filter(pk__in=[j.pk for j in odd], status=Status.FAILED).count() == 6, 30, 0.1)
+        after = [client.enqueue("test_async_sleep", {"seconds": 0.01}), client.enqueue("test_noop", {})]
+        wait_for(
+            lambda: Job.objects.filter(pk__in=[j.pk for j in after], status=Status.COMPLETED).count() == 2,
+            30, 0.1, "the jobs after them completed",
+        )  # fmt: skip
+        pool.signal(signal.SIGTERM)
+        assert pool.wait(20) == 0
+        assert "crashed" not in pool.log() and len(pool.children()) <= 1
+    errors = {(j.type, j.payload["how"]): Job.objects.get(pk=j.pk).error for j in odd}
+    assert "SystemExit" in errors[("test_misbehave", "exit")]
+    assert "the processor raised SystemExit(3)" in errors[("test_async_misbehave", "exit")]
+    assert "KeyboardInterrupt" in errors[("test_async_misbehave", "interrupt")]
+    assert errors[("test_misbehave", "unprintable")] == "_Unprintable: <str() of the exception failed: RuntimeError>"
+    assert "<str() of the exception failed" in errors[("test_async_misbehave", "unprintable")]

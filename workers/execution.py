@@ -99,10 +99,34 @@ def conclude(running: Running, result: Any = None, error: BaseException | None =
     if error is None:
         return _ending(running, Outcome.COMPLETED, result=result)
     if isinstance(error, JobCancelled):
-        return _ending(running, Outcome.CANCELLED, error=str(error))
+        return _ending(running, Outcome.CANCELLED, error=_text_of(error))
     trace = "".join(tb.format_exception(type(error), error, error.__traceback__))
-    message = f"{type(error).__name__}: {error}"
+    message = f"{type(error).__name__}: {_text_of(error)}"
     return _ending(running, Outcome.FAILED, error=message, traceback=trace, permanent=isinstance(error, PermanentError))
+
+
+def _text_of(error: BaseException) -> str:
+    """``str(error)``, which a processor's own exception class can break; the job must still end."""
+    try:
+        return str(error)
+    except Exception as exc:  # noqa: BLE001
+        return f"<str() of the exception failed: {type(exc).__name__}>"
+
+
+class ProcessorExited(Exception):
+    """An ``async`` processor raised SystemExit or KeyboardInterrupt: a failure of the job, like any other.
+
+    Left as they are, asyncio re-raises both out of the event loop, which would stop the loop for
+    every other job of the process.
+    """
+
+
+async def _guarded(running: Running) -> Any:
+    assert running.processor is not None
+    try:
+        return await running.processor.process(running.job, running.ctx)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise ProcessorExited(f"the processor raised {type(exc).__name__}({_text_of(exc)})") from None
 
 
 def run_sync(running: Running) -> Ending:
@@ -125,11 +149,8 @@ def run_sync(running: Running) -> Ending:
 
 async def run_async(running: Running) -> Ending:
     """Run an ``async`` processor on the worker's event loop; its deadline cancels the coroutine."""
-    assert running.processor is not None
     try:
-        value = await asyncio.wait_for(
-            running.processor.process(running.job, running.ctx), timeout=running.ctx.time_left()
-        )
+        value = await asyncio.wait_for(_guarded(running), timeout=running.ctx.time_left())
     except TimeoutError:
         running.ctx.cancel("timeout")
         return conclude(running, error=TimeoutError("deadline passed"))

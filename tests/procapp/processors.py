@@ -35,6 +35,15 @@ def ledger(payload: dict[str, Any], ctx: Context, event: str) -> None:
         )
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for this one")
+
+
+def _misbehaviour(how: str) -> BaseException:
+    return {"exit": SystemExit(3), "interrupt": KeyboardInterrupt(), "unprintable": _Unprintable()}[how]
+
+
 def register() -> None:
     if "test_noop" in registry:
         return
@@ -54,6 +63,16 @@ def register() -> None:
             "number": float(payload.get("number", 0)),
             "text": payload.get("text", "").replace("<NUL>", "\x00").replace("<SUR>", "\ud800"),
         }
+
+    @processor("test_misbehave")
+    def misbehave(payload: dict[str, Any], ctx: Context) -> None:
+        """Raises what a processor should not: SystemExit, KeyboardInterrupt, an exception str() breaks."""
+        raise _misbehaviour(payload["how"])
+
+    @processor("test_async_misbehave")
+    async def async_misbehave(payload: dict[str, Any], ctx: Context) -> None:
+        await asyncio.sleep(0)
+        raise _misbehaviour(payload["how"])
 
     @processor("test_record")
     def record(payload: dict[str, Any], ctx: Context) -> str:
@@ -108,6 +127,20 @@ def register() -> None:
         except JobCancelled:
             ledger(payload, ctx, "cancelled")
             raise
+
+    @processor("test_soak")
+    def soak(payload: dict[str, Any], ctx: Context) -> str:
+        """The soak test's job: notes each run in a file ledger (one file per process), which outlives
+        a Redis that loses its data; sleeps ``seconds`` (cooperatively); fails while ``attempt <= fail``."""
+        with open(os.path.join(payload["ledger"], f"{os.getpid()}.log"), "a") as out:
+            out.write(f"{ctx.job_id}|{ctx.attempt}|{os.getpid()}|{time.time():.6f}\n")
+        end = time.monotonic() + float(payload.get("seconds", 0))
+        while time.monotonic() < end:
+            ctx.check()
+            time.sleep(0.01)
+        if ctx.attempt <= int(payload.get("fail", 0)):
+            raise RuntimeError(f"failing attempt {ctx.attempt} on purpose")
+        return "ok"
 
 
 register()
