@@ -29,6 +29,47 @@ def test_a_result_that_is_not_json_is_flagged_not_lost() -> None:
     assert flagged["truncated"] is True and "not JSON" in flagged["error"]
 
 
+class _Broken:
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _circular() -> list[object]:
+    value: list[object] = []
+    value.append(value)
+    return value
+
+
+@pytest.mark.parametrize(
+    ("result", "error"),
+    [
+        (_nested(100_000), "RecursionError"),
+        ({"x": _Broken()}, "RuntimeError: no str"),
+        (_circular(), "ValueError: Circular reference detected"),
+    ],
+)
+def test_results_that_break_the_encoder_are_flagged_not_raised(result: object, error: str) -> None:
+    """Whatever a processor returns, recording it must not raise: the finisher would die with it."""
+    kept = bounded_result(result, 10_000)
+    assert kept["truncated"] is True and kept["error"].startswith(f"result is not JSON: {error}"), kept
+    assert len(kept["preview"]) <= MAX_RESULT_PREVIEW
+
+
+def test_a_preview_of_an_object_whose_repr_fails_says_so() -> None:
+    kept = bounded_result({"x": _Broken()}, 10_000)
+    assert kept["preview"] == "<repr() failed: RuntimeError>"
+
+
 def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
     outage = Outage("Redis")
     with caplog.at_level(logging.INFO, logger="zipline.worker"):
