@@ -115,7 +115,7 @@ def check_payload(payload: Any) -> str:
     try:
         text = _ENCODER.encode(payload)
         size = len(text.encode())
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidJob("payload", f"is not JSON: {exc}") from None
     if JSON_NUL in text:
         raise InvalidJob("payload", f"holds a NUL character ({JSON_NUL}), which the database cannot store")

@@ -166,3 +166,13 @@ def test_redis_down_at_submit_still_commits_the_job(own_redis: object) -> None:
     own_redis.stop()  # type: ignore[attr-defined]
     job = enqueue("test_noop")
     assert Job.objects.get(pk=job.pk).status == Status.PENDING
+
+
+def test_a_payload_nested_past_the_encoders_depth_is_refused_naming_it(broker: Broker) -> None:
+    deep: list[object] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(InvalidJob) as caught:
+        enqueue("test_noop", {"x": deep})
+    assert caught.value.field == "payload" and "is not JSON: maximum recursion depth" in caught.value.message
+    assert Job.objects.count() == 0
