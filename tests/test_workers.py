@@ -153,6 +153,25 @@ def test_sigterm_hands_back_a_job_longer_than_the_shutdown_timeout(broker: Broke
     assert broker.ids("default") == {"ready": {str(job.pk)}, "delayed": set(), "leases": set()}
 
 
+def test_a_job_that_returns_as_the_shutdown_timeout_ends_is_recorded_not_run_again(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The job ignores its context and returns 0.1 s after the 1 s grace, while the worker hands the rest
+    back: it has done its work, so it is recorded completed, not handed back to run a second time."""
+    log = key()
+    job = client.enqueue("test_sleep", {"seconds": 1.1, "hard": True, "key": log})
+    # A short poll: the idle fetcher notices the signal at once, so the grace ends about 1 s after it.
+    env = {"JQS_WORKER_SHUTDOWN_TIMEOUT": "1s", "JQS_WORKER_POLL_INTERVAL": "20ms"}
+    with running(["runworkers", "--processes", "1"], tmp_path, **env) as pool:
+        wait_for(lambda: entries(broker, log), 15, 0.002, message="job started")
+        pool.signal(signal.SIGTERM)
+        assert pool.wait(20) == 0
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.attempts) == (Status.COMPLETED, 1)
+    assert [e[3] for e in entries(broker, log)] == ["start", "end"]  # one run, to its end
+    assert broker.ids("default") == {"ready": set(), "delayed": set(), "leases": set()}
+
+
 def test_second_sigterm_hands_back_at_once(broker: Broker, tmp_path: Path) -> None:
     log = key()
     job = client.enqueue("test_sleep", {"seconds": 60, "key": log})

@@ -41,7 +41,8 @@ class Running:
     timeout: float
     started: float
     started_at: datetime
-    released: bool = False
+    released: bool = False  # handed back: its ending, if one comes, is dropped
+    ended: bool = False  # its ending is on its way to the database
 
 
 @dataclass
@@ -85,11 +86,12 @@ def conclude(running: Running, result: Any = None, error: BaseException | None =
     """Turn what the processor returned or raised into an :class:`Ending`.
 
     A result that comes after the deadline is a timeout; an exception raised because the worker is
-    shutting down hands the job back; a cancelled job ends cancelled.
+    shutting down hands the job back (a job that returned as the shutdown came has done its work:
+    it is recorded, not run again); a cancelled job ends cancelled.
     """
     ctx = running.ctx
     late = time.monotonic() > ctx.deadline
-    if ctx.cancelled and ctx.cancel_reason == "shutdown":
+    if ctx.cancelled and ctx.cancel_reason == "shutdown" and (error is not None or late):
         return _ending(running, Outcome.CANCELLED, handed_back=True)
     if late or (ctx.cancelled and ctx.cancel_reason == "timeout"):
         message = f"timeout: the attempt ran longer than its {running.timeout:g}s limit"

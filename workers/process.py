@@ -56,6 +56,7 @@ CLAIM_BATCH = 64
 GATHER_WAIT = 0.003
 JOB_BEGAN_WAIT = 0.002
 QUEUE_LIST_TTL = 2.0
+HAND_BACK_WAIT = 0.25  # after telling running jobs to stop for a shutdown, before handing them back
 
 
 @dataclass
@@ -100,9 +101,6 @@ class WorkerProcess:
         self.stopping = threading.Event()
         self.urgent = threading.Event()
         self.dying = False
-        # SimpleQueue: C-implemented, several times cheaper per put/get than queue.Queue, which matters
-        # with two hand-offs per job.
-        self.endings: queue_module.SimpleQueue[Ending | None] = queue_module.SimpleQueue()
         self.pool_threads: list[threading.Thread] = []
         self.every_queue: list[str] = []
         self.queues_seen_at = -QUEUE_LIST_TTL
@@ -164,7 +162,7 @@ class WorkerProcess:
             self._hand_back_all()
         if self.claims_in_doubt:
             self.safe(self._resolve_claims_in_doubt)
-        self.endings.put(None)
+        self.recorder.close()
         self.safe(lambda: heartbeat.remove(self.broker, self.token))
         logger.info("worker stopped", extra=self.facts())
         return EXIT_OK
@@ -192,6 +190,10 @@ class WorkerProcess:
     def _busy(self) -> int:
         with self.lock:
             return len(self.inflight)
+
+    def _executing(self) -> int:
+        with self.lock:
+            return self.executing
 
     # -- fetching ----------------------------------------------------------------------------------
 
@@ -373,8 +375,7 @@ class WorkerProcess:
     def _ended(self, ending: Ending) -> None:
         with self.lock:
             self.executing -= 1
-        if not ending.running.released:
-            self.endings.put(ending)
+        self.recorder.submit(ending)
         self.slot_freed.set()
 
     def forget(self, runs: Sequence[Running]) -> None:
@@ -398,6 +399,12 @@ class WorkerProcess:
             running = list(self.inflight.values())
         for run in running:
             run.ctx.cancel("shutdown")
+        # Jobs that check their context stop within moments, and one that returns right now has
+        # done its work: both are recorded as they end instead of being handed back and run again.
+        deadline = time.monotonic() + HAND_BACK_WAIT
+        while self._executing() and time.monotonic() < deadline:
+            self.slot_freed.wait(0.01)
+            self.slot_freed.clear()
         self.recorder.record_then_release_the_rest()
 
     # -- what the keeper (workers/keeper.py) asks of the process -----------------------------------------

@@ -9,7 +9,6 @@ has ended and releases everything else uncharged, and from then on writes nothin
 from __future__ import annotations
 
 import logging
-import queue as queue_module
 import threading
 import time
 from collections import defaultdict
@@ -45,28 +44,46 @@ class Recorder:
         self.worker = worker
         self.broker = worker.broker
         self.token = worker.token
-        # Held while writing, so the process cannot hand a job back while its ending is being recorded.
+        # Held from taking endings to having written them, so that the process cannot hand a job
+        # back while its ending is on its way to the database (it would run twice).
         self.lock = threading.Lock()
+        self._arrived = threading.Condition()  # guards _pending and _closed
+        self._pending: list[Ending] = []
+        self._closed = False
+
+    def submit(self, ending: Ending) -> None:
+        """A job ended: queue its ending for the finisher, unless the job was handed back meanwhile."""
+        with self._arrived:
+            if ending.running.released:
+                return
+            ending.running.ended = True
+            self._pending.append(ending)
+            self._arrived.notify()
+
+    def close(self) -> None:
+        """No more endings will come: the finisher stops once it has written those it has."""
+        with self._arrived:
+            self._closed = True
+            self._arrived.notify()
 
     def run(self) -> None:
-        endings = self.worker.endings
         while True:
-            first = endings.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < FINISH_BATCH:
-                try:
-                    item = endings.get_nowait()
-                except queue_module.Empty:
-                    break
-                if item is None:
-                    endings.put(None)
-                    break
-                batch.append(item)
+            with self._arrived:
+                while not self._pending and not self._closed:
+                    self._arrived.wait()
+                if not self._pending:
+                    return
             with self.lock:
-                if not self.worker.dying:
+                batch = self._take(FINISH_BATCH)
+                if batch and not self.worker.dying:
                     self.record(batch)
+
+    def _take(self, limit: int | None = None) -> list[Ending]:
+        """Endings waiting to be written (the caller holds :attr:`lock`)."""
+        with self._arrived:
+            batch = self._pending[:limit]
+            del self._pending[: len(batch)]
+        return batch
 
     def record(self, endings: list[Ending]) -> None:
         """Record outcomes (retrying while the database is unreachable), then settle leases."""
@@ -142,14 +159,25 @@ class Recorder:
 
     def record_then_release_the_rest(self, also_record: Callable[[], list[Ending]] | None = None) -> None:
         """Going away: record what has ended (and ``also_record``), release every other job
-        uncharged, and stop the finisher from writing anything more."""
+        uncharged, and stop the finisher from writing anything more.
+
+        Which jobs have ended is decided once, under the lock :meth:`submit` takes, so that no job is
+        both recorded and released: one that ends after it is released has its ending dropped.
+        """
         worker = self.worker
         with self.lock:
-            self.record(self._drain_endings())
-            if also_record is not None:
-                self.record(also_record())
-            with worker.lock:
-                left = [r for r in worker.inflight.values() if not r.released]
+            extra = also_record() if also_record is not None else []
+            with self._arrived, worker.lock:
+                extra = [e for e in extra if not e.running.ended]  # one that ended after all: its own ending
+                for ending in extra:
+                    ending.running.released = True  # recorded here: an ending it still sends is dropped
+                recorded_here = {id(e.running) for e in extra}
+                left = [
+                    r for r in worker.inflight.values() if not r.released and not r.ended and id(r) not in recorded_here
+                ]
+                for run in left:
+                    run.released = True
+            self.record(self._take() + extra)
             self.release(left)
             worker.dying = True
 
@@ -173,16 +201,6 @@ class Recorder:
         stale = [rec.job for rec in recorded if rec.status is None]
         if stale:
             self.worker.safe(lambda: recovery.requeue_lost_claims(self.broker, stale))
-
-    def _drain_endings(self) -> list[Ending]:
-        endings: list[Ending] = []
-        while True:
-            try:
-                item = self.worker.endings.get_nowait()
-            except queue_module.Empty:
-                return endings
-            if item is not None:
-                endings.append(item)
 
     def _retry_db(self, action: Callable[[], Any]) -> Any:
         """Retry a database write while the database is unreachable (rule 7), unless this process
