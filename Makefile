@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test lint format bench bench-enqueue bench-api bench-floor migrate clean
+.PHONY: run test soak lint format bench bench-enqueue bench-api bench-floor migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 	mkdir -p .local
 	ZIPLINE_TEST_DATABASE_URL=sqlite:///$(CURDIR)/.local/test-smoke.sqlite3 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests/test_states.py tests/test_client.py tests/test_broker.py tests/test_sqlite_smoke.py
+
+## soak: the F23 soak at full size: 100,000 jobs, a random fault every 30-60 s (about 7 minutes)
+soak: $(STAMP)
+	ZIPLINE_SOAK_JOBS=100000 ZIPLINE_SOAK_FAULT_EVERY=30-60 $(BIN)/python -m pytest -p no:cacheprovider -s -m soak tests/test_soak.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -29,6 +29,26 @@ def broker() -> Iterator[object]:
 
 
 @pytest.fixture
+def own_pg_cluster() -> Iterator[object]:
+    """A PostgreSQL cluster of this test's own (initdb, free port), which the test may crash and restart."""
+    import subprocess
+
+    from tests.pg_cluster import PgCluster
+
+    pg = PgCluster()
+    pg.create()
+    try:
+        yield pg
+    finally:
+        subprocess.run(["pkill", "-f", f"-D {pg.data}"], capture_output=True)
+        try:
+            pg.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass  # already down
+        pg.remove()
+
+
+@pytest.fixture
 def own_redis(tmp_path: object) -> Iterator[object]:
     """A redis-server of this test's own (free port, no persistence), made the configured Redis."""
     from pathlib import Path

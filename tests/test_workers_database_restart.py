@@ -17,28 +17,14 @@ from tests.procs import ROOT, running
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not available(), reason="needs PostgreSQL's initdb")]
 
 
-@pytest.fixture
-def cluster() -> Any:
-    pg = PgCluster()
-    pg.create()
-    try:
-        yield pg
-    finally:
-        subprocess.run(["pkill", "-f", f"-D {pg.data}"], capture_output=True)
-        try:
-            pg.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
-        pg.remove()
-
-
 def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, timeout=120
     )
 
 
-def test_pool_rides_out_a_database_restart(cluster: PgCluster, broker: Any, tmp_path: Path) -> None:
+def test_pool_rides_out_a_database_restart(own_pg_cluster: PgCluster, broker: Any, tmp_path: Path) -> None:
+    cluster = own_pg_cluster
     from tests.procs import process_env
 
     env = process_env(JQS_DATABASE_URL=cluster.url)
