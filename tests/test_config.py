@@ -105,6 +105,7 @@ def test_redis_url_overrides_the_parts() -> None:
     [
         ({"JQS_WORKER_POLL_INTERVAL": "soon"}, "JQS_WORKER_POLL_INTERVAL='soon': not a duration"),
         ({"JQS_WORKER_COUNT": "-1"}, "JQS_WORKER_COUNT='-1': expected a whole number from 1 to 256"),
+        ({"JQS_WORKER_LEASE_TTL": "100ms"}, "JQS_WORKER_LEASE_TTL='100ms': expected a duration of at least 1s"),
         ({"JQS_REDIS_PORT": "http"}, "JQS_REDIS_PORT='http': expected a whole number"),
         ({"JQS_METRICS_ENABLED": "maybe"}, "JQS_METRICS_ENABLED='maybe': expected true or false"),
         ({"JQS_LOG_FORMAT": "xml"}, "JQS_LOG_FORMAT='xml': expected one of json, text"),

@@ -67,6 +67,16 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
+def _duration_at_least(minimum: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        seconds = _duration(value)
+        if seconds < minimum:
+            raise ValueError(f"expected a duration of at least {minimum:g}s")
+        return seconds
+
+    return parse
+
+
 def _string(value: Any) -> str:
     if isinstance(value, (dict, list)):
         raise ValueError("expected a string")
@@ -217,7 +227,7 @@ SETTINGS: tuple[Setting, ...] = (
         "worker_lease_ttl",
         "worker.lease_ttl",
         "JQS_WORKER_LEASE_TTL",
-        _positive_duration,
+        _duration_at_least(1.0),  # renewed from a 0.1 s tick over the network: shorter ones expire while renewed
         30.0,
         "lease of a running job, renewed every third of it",
     ),
