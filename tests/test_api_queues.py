@@ -162,3 +162,30 @@ def test_library_refuses_bad_queue_names() -> None:
         queues.queue_stats("bad name")
     with pytest.raises(InvalidJob):
         queues.pause("")
+
+
+def test_counts_are_live_on_a_small_table_and_shared_for_a_while_on_a_large_one(
+    api: APIClient, broker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GROUP BY over millions of rows for every dashboard refresh would load the database: past a
+    size, one count serves every caller for a few seconds (here the threshold is lowered to 1 row)."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    client.enqueue("test_noop", {}, queue="big")
+    client.enqueue("test_noop", {}, queue="big")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_job")  # the planner's estimate: 2 rows
+    cache.delete_many(["zipline:counts:*", "zipline:counts:big"])
+    assert api.get("/api/v1/queues/big/stats").json()["counts"]["pending"] == 2
+
+    client.enqueue("test_noop", {}, queue="big")
+    assert api.get("/api/v1/queues/big/stats").json()["counts"]["pending"] == 3  # small table: live
+
+    monkeypatch.setattr(queues, "LIVE_COUNTS_BELOW", 1)
+    assert api.get("/api/v1/stats").json()["counts"]["pending"] == 3
+    client.enqueue("test_noop", {}, queue="big")
+    assert api.get("/api/v1/stats").json()["counts"]["pending"] == 3  # the shared count, not a new one
+    assert queues.counts_by_queue("big")["big"]["pending"] == 4  # per queue: its own key, counted now
+    cache.delete("zipline:counts:*")  # what SHARED_COUNTS_SECONDS does
+    assert api.get("/api/v1/stats").json()["counts"]["pending"] == 4
