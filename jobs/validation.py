@@ -156,18 +156,24 @@ def _surrogate_in(value: Any) -> str | None:
     return None
 
 
+def _unstorable(value: str) -> str | None:
+    """Why no database can store ``value`` (a NUL character, a lone surrogate), or None."""
+    if "\x00" in value:
+        return "holds a NUL character (\\u0000), which the database cannot store"
+    surrogate = _surrogate_in(value)
+    return None if surrogate is None else f"holds a lone surrogate ({surrogate}), which is not Unicode text"
+
+
 def storable(value: str) -> bool:
     """True when a database can store ``value``: no NUL character and no lone surrogate."""
-    return "\x00" not in value and _surrogate_in(value) is None
+    return _unstorable(value) is None
 
 
 def check_text(field: str, value: str) -> None:
-    """Refuse text no database can store: a NUL character or a lone surrogate."""
-    if "\x00" in value:
-        raise InvalidJob(field, "holds a NUL character (\\u0000), which the database cannot store")
-    surrogate = _surrogate_in(value)
-    if surrogate is not None:
-        raise InvalidJob(field, f"holds a lone surrogate ({surrogate}), which is not Unicode text")
+    """Refuse text no database can store, naming ``field``."""
+    reason = _unstorable(value)
+    if reason is not None:
+        raise InvalidJob(field, reason)
 
 
 def _integer(name: str, value: Any, low: int, high: int) -> int:
