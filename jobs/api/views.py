@@ -84,13 +84,12 @@ def with_attempts(job: Job) -> dict[str, Any]:
     return s.job_detail(job, job.attempt_set.all())
 
 
-def _culprit(specs: list[JobSpec], names: tuple[str, ...], test: Callable[[Any], bool]) -> str:
-    """The field (``jobs[2].payload`` in a batch) whose value fails ``test``."""
-    for index, spec in enumerate(specs):
-        for name in names:
-            if test(getattr(spec, name)):
-                return f"jobs[{index}].{name}" if len(specs) > 1 else name
-    return "jobs" if len(specs) > 1 else names[0]
+def _schedule_at_field(specs: list[JobSpec]) -> str:
+    """The ``schedule_at`` the database refused: ``jobs[2].schedule_at`` in a batch (the first one set)."""
+    if len(specs) == 1:
+        return "schedule_at"
+    index = next((i for i, spec in enumerate(specs) if spec.schedule_at), None)
+    return "jobs" if index is None else f"jobs[{index}].schedule_at"
 
 
 def storing(specs: list[JobSpec], write: Callable[[], T]) -> T:
@@ -103,11 +102,11 @@ def storing(specs: list[JobSpec], write: Callable[[], T]) -> T:
     try:
         return write()
     except OverflowError:
-        raise InvalidJob(_culprit(specs, ("schedule_at",), bool), "is out of range") from None
+        raise InvalidJob(_schedule_at_field(specs), "is out of range") from None
     except (DataError, psycopg.DataError) as exc:
         text = str(exc)
         if "time zone" in text or "out of range" in text:
-            raise InvalidJob(_culprit(specs, ("schedule_at",), bool), "is out of range") from None
+            raise InvalidJob(_schedule_at_field(specs), "is out of range") from None
         raise InvalidJob("body", f"cannot be stored: {text.splitlines()[0]}") from None
     except psycopg.IntegrityError as exc:  # the batch's COPY reports psycopg's own errors
         raise IntegrityError(str(exc)) from None
