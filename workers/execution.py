@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import traceback as tb
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -107,12 +108,17 @@ def conclude(running: Running, result: Any = None, error: BaseException | None =
     return _ending(running, Outcome.FAILED, error=message, traceback=trace, permanent=isinstance(error, PermanentError))
 
 
-def _text_of(error: BaseException) -> str:
-    """``str(error)``, which a processor's own exception class can break; the job must still end."""
+def described(describe: Callable[[Any], str], value: Any, what: str) -> str:
+    """``describe(value)`` (str or repr), which a processor's own classes can break or make recurse;
+    then a placeholder saying ``what`` failed, since the job must still end and be recorded."""
     try:
-        return str(error)
+        return describe(value)
     except Exception as exc:  # noqa: BLE001
-        return f"<str() of the exception failed: {type(exc).__name__}>"
+        return f"<{what} failed: {type(exc).__name__}>"
+
+
+def _text_of(error: BaseException) -> str:
+    return described(str, error, "str() of the exception")
 
 
 class ProcessorExited(Exception):

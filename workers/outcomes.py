@@ -15,7 +15,7 @@ from jobs.models import Outcome
 from jobs.states import AttemptResult, Recorded
 from jobs.validation import JSON_NUL
 from workers import metrics
-from workers.execution import Ending
+from workers.execution import Ending, described
 
 job_logger = logging.getLogger("zipline.job")
 MAX_RESULT_PREVIEW = 4096
@@ -31,20 +31,13 @@ def bounded_result(result: Any, max_bytes: int) -> Any:
     try:
         text = json.dumps(result, default=str, allow_nan=False)
     except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, RecursionError, or a str() of the app's
-        return _not_json(f"result is not JSON: {type(exc).__name__}: {_safely(str, exc)}", _safely(repr, result))
+        error = described(str, exc, "str()")
+        return _not_json(f"result is not JSON: {type(exc).__name__}: {error}", described(repr, result, "repr()"))
     if JSON_NUL in text:
         return _not_json("result is not JSON the database can store: a string holds a NUL character", text)
     if len(text) > max_bytes:
         return {"truncated": True, "size": len(text), "preview": text[:MAX_RESULT_PREVIEW]}
     return json.loads(text) if not isinstance(result, (dict, list, str, int, float, bool)) else result
-
-
-def _safely(describe: Any, value: Any) -> str:
-    """``describe(value)`` (str or repr), or a placeholder when the value's own method fails or recurses."""
-    try:
-        return str(describe(value))
-    except Exception as exc:  # noqa: BLE001
-        return f"<{describe.__name__}() failed: {type(exc).__name__}>"
 
 
 def _not_json(error: str, preview: str) -> dict[str, Any]:
