@@ -154,10 +154,7 @@ class WorkerProcess:
 
     def _drain(self) -> int:
         """Let running jobs finish within the shutdown timeout, then hand back the rest."""
-        deadline = time.monotonic() + self.options.shutdown_timeout
-        while self._busy() and not self.urgent.is_set() and time.monotonic() < deadline:
-            self.slot_freed.wait(0.05)
-            self.slot_freed.clear()
+        self._wait_while(lambda: self._busy() and not self.urgent.is_set(), self.options.shutdown_timeout, 0.05)
         if self._busy():
             self._hand_back_all()
         if self.claims_in_doubt:
@@ -194,6 +191,13 @@ class WorkerProcess:
     def _executing(self) -> int:
         with self.lock:
             return self.executing
+
+    def _wait_while(self, condition: Callable[[], object], seconds: float, check_every: float) -> None:
+        """Wait while ``condition`` holds, for at most ``seconds``, waking as slots are freed."""
+        deadline = time.monotonic() + seconds
+        while condition() and time.monotonic() < deadline:
+            self.slot_freed.wait(check_every)
+            self.slot_freed.clear()
 
     # -- fetching ----------------------------------------------------------------------------------
 
@@ -401,10 +405,7 @@ class WorkerProcess:
             run.ctx.cancel("shutdown")
         # Jobs that check their context stop within moments, and one that returns right now has
         # done its work: both are recorded as they end instead of being handed back and run again.
-        deadline = time.monotonic() + HAND_BACK_WAIT
-        while self._executing() and time.monotonic() < deadline:
-            self.slot_freed.wait(0.01)
-            self.slot_freed.clear()
+        self._wait_while(self._executing, HAND_BACK_WAIT, 0.01)
         self.recorder.record_then_release_the_rest()
 
     # -- what the keeper (workers/keeper.py) asks of the process -----------------------------------------
