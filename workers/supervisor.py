@@ -193,6 +193,8 @@ class Supervisor:
         gc.unfreeze()
         worker_id = f"{self.hostname}:{pid}:{suffix}"
         self.children[pid] = Child(pid, worker_id, time.monotonic())
+        if self.stopping:  # the handler ran during this spawn, before the signals were blocked
+            os.kill(pid, signal.SIGTERM)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         logger.info("worker process started", extra={"pid": pid, "worker_id": worker_id})
 
