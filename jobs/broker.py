@@ -21,6 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
@@ -45,6 +46,20 @@ class QueueKeys:
     tokens: str
     paused: str
     tag: str
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def due_score(when: datetime) -> int:
+    """A due time as Redis scores it: milliseconds since the epoch, rounded up.
+
+    The scripts judge due times by the Redis clock in whole milliseconds, rounded down; rounding the
+    due time down as well would let a job run up to a millisecond before its ``schedule_at``.
+    """
+    micros = (when - _EPOCH) // _MICROSECOND
+    return -(-micros // 1000)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import redis
 
-from jobs.broker import PushItem
+from jobs.broker import PushItem, due_score
 from jobs.models import Job
 from jobs.redis_client import get_broker
 
@@ -22,7 +22,7 @@ logger = logging.getLogger("zipline.dispatch")
 def push_items(jobs: Iterable[Job]) -> list[PushItem]:
     items = []
     for job in jobs:
-        due_ms = int(job.schedule_at.timestamp() * 1000) if job.schedule_at is not None else 0
+        due_ms = due_score(job.schedule_at) if job.schedule_at is not None else 0
         items.append(PushItem(job.queue, str(job.pk), job.priority, due_ms))
     return items
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from django.db.models import Q
 
 from jobs import states
-from jobs.broker import Broker, PushItem, Settlement
+from jobs.broker import Broker, PushItem, Settlement, due_score
 from jobs.dispatch import push_items
 from jobs.models import WAITING, Job, Status
 from jobs.states import Recorded
@@ -32,7 +32,7 @@ def send_on(broker: Broker, queue: str, job_id: str, token: str, reason: str) ->
         _requeue_if_waiting(broker, job_id)
         return None
     if recorded.status == Status.RETRYING and recorded.due is not None:
-        due_ms = int(recorded.due.timestamp() * 1000)
+        due_ms = due_score(recorded.due)
         broker.push([PushItem(queue, job_id, recorded.job.priority, due_ms)])
     logger.warning(
         "attempt lost to its worker",

@@ -34,7 +34,7 @@ from typing import Any, cast
 from django.utils import timezone
 
 from jobs import states
-from jobs.broker import Broker, RestoreItem
+from jobs.broker import Broker, RestoreItem, due_score
 from jobs.models import WAITING, Job, QueueState, Status
 from scheduler.leader import Lock, lock_key
 
@@ -72,7 +72,7 @@ def _item(job_id: uuid.UUID, status: str, priority: int, schedule_at: datetime |
     if status == Status.RUNNING:
         return RestoreItem(str(job_id), "lease", token=worker)
     if status in (Status.SCHEDULED, Status.RETRYING) and schedule_at is not None:
-        return RestoreItem(str(job_id), "delayed", priority, due_ms=int(schedule_at.timestamp() * 1000))
+        return RestoreItem(str(job_id), "delayed", priority, due_ms=due_score(schedule_at))
     return RestoreItem(str(job_id), "ready", priority)
 
 

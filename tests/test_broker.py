@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
-from jobs.broker import Broker, PushItem, RestoreItem, Settlement
+from jobs.broker import Broker, PushItem, RestoreItem, Settlement, due_score
 from jobs.scripts import ScriptError, expand
 
 
@@ -170,3 +171,16 @@ def test_keys_share_a_hash_tag_and_the_prefix(broker: Broker) -> None:
 def test_include_errors_are_reported() -> None:
     with pytest.raises(ScriptError, match="missing include"):
         expand("--- @include no_such_include\n")
+
+
+def test_a_due_time_is_scored_rounded_up_so_no_job_is_due_before_its_time() -> None:
+    # The scripts read the Redis clock in whole milliseconds, rounded down: a score rounded down too
+    # would let a job due at 12.3456 s run at 12.345 s.
+    base = datetime(2026, 11, 29, 3, 24, 22, tzinfo=UTC)
+    epoch_ms = int(base.timestamp()) * 1000
+    assert due_score(base) == epoch_ms
+    assert due_score(base + timedelta(microseconds=1)) == epoch_ms + 1
+    assert due_score(base + timedelta(microseconds=999)) == epoch_ms + 1
+    assert due_score(base + timedelta(microseconds=1000)) == epoch_ms + 1
+    assert due_score(base + timedelta(microseconds=1001)) == epoch_ms + 2
+    assert due_score(base + timedelta(microseconds=345_600)) == epoch_ms + 346

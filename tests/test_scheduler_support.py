@@ -20,7 +20,7 @@ from django.db import connection
 from django.utils import timezone
 
 from jobs import states
-from jobs.broker import Broker, Settlement
+from jobs.broker import Broker, Settlement, due_score
 from jobs.models import Outcome, Status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +73,7 @@ def work_once(
     settlements = []
     for rec in states.record(results):
         if rec.status == Status.RETRYING and rec.due is not None:
-            settlements.append(Settlement(str(rec.job.pk), "retry", int(rec.due.timestamp() * 1000), rec.job.priority))
+            settlements.append(Settlement(str(rec.job.pk), "retry", due_score(rec.due), rec.job.priority))
         else:
             settlements.append(Settlement(str(rec.job.pk), "ack"))
     broker.settle(queue, token, settlements)

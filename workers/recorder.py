@@ -21,7 +21,7 @@ import redis
 from django.db import InterfaceError, OperationalError
 
 from jobs import recovery, states
-from jobs.broker import Settlement
+from jobs.broker import Settlement, due_score
 from jobs.models import Outcome, Status
 from jobs.states import Recorded
 from workers import metrics, outcomes
@@ -187,9 +187,7 @@ class Recorder:
         for rec in recorded:
             job = rec.job
             if rec.status == Status.RETRYING and rec.due is not None:
-                by_queue[job.queue].append(
-                    Settlement(str(job.pk), "retry", int(rec.due.timestamp() * 1000), job.priority)
-                )
+                by_queue[job.queue].append(Settlement(str(job.pk), "retry", due_score(rec.due), job.priority))
             else:
                 by_queue[job.queue].append(Settlement(str(job.pk), "ack"))
             if rec.status is not None:
