@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token, TokenProxy
 from rest_framework.test import APIClient
 
-from jobs import client
-from jobs.api import auth
+from jobs import client, redis_client
+from jobs.api import auth, token_memory
 from jobs.models import Job, Status
 from tests.helpers import override_zipline
+from tests.procs import ROOT, free_port, process_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,6 +41,14 @@ ENDPOINTS = [
     ("get", "/api/v1/stats"),
     ("get", "/api/v1/workers/stats"),
 ]
+
+
+@pytest.fixture(autouse=True)
+def fresh_token_memory() -> Iterator[None]:
+    token_memory.forget_all()
+    token_memory._redis_down_until = 0.0
+    yield
+    token_memory._redis_down_until = 0.0
 
 
 def user_with(*perms: str, active: bool = True) -> User:
@@ -172,3 +187,55 @@ def test_tokens_are_managed_in_the_admin() -> None:
     c = APIClient()
     c.force_login(boss)
     assert c.get("/admin/authtoken/tokenproxy/").status_code == 200
+
+
+# -- remembered tokens -------------------------------------------------------------------------------------
+
+
+def token_queries(api_client: APIClient, path: str) -> int:
+    """Ask ``path``; how many queries read the token table (0: the token was remembered)."""
+    with CaptureQueriesContext(connection) as queries:
+        assert api_client.get(path).status_code == 200
+    return sum("authtoken_token" in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_token_revoked_by_another_process_is_refused_by_the_next_request(broker: Any) -> None:
+    call_command("createtoken", "robot", "--create")
+    c = APIClient(HTTP_AUTHORIZATION=f"Bearer {Token.objects.get(user__username='robot').key}")
+    path = f"/api/v1/jobs/{client.enqueue('send_email', {}).pk}"
+    assert token_queries(c, path) == 1
+    assert token_queries(c, path) == 0  # remembered by this process
+    revoked = subprocess.run(
+        [sys.executable, "manage.py", "createtoken", "robot", "--regenerate"],
+        cwd=ROOT,
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    assert c.get(path).status_code == 401
+
+
+def test_a_redis_that_lost_its_data_trusts_no_remembered_token(own_redis: Any) -> None:
+    c = APIClient(HTTP_AUTHORIZATION=as_header(user_with()))
+    path = f"/api/v1/jobs/{client.enqueue('send_email', {}).pk}"
+    assert token_queries(c, path) == 1
+    assert token_queries(c, path) == 0
+    own_redis.restart()  # no persistence: the generation is gone, and a new one is made
+    assert token_queries(c, path) == 1
+    assert token_queries(c, path) == 0
+
+
+def test_without_redis_every_request_asks_the_database(broker: Any) -> None:
+    c = APIClient(HTTP_AUTHORIZATION=as_header(user_with()))
+    path = f"/api/v1/jobs/{client.enqueue('send_email', {}).pk}"
+    assert token_queries(c, path) == 1
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
+        redis_client.reset()
+        try:
+            assert token_queries(c, path) == 1
+            assert token_queries(c, path) == 1
+        finally:
+            redis_client.reset()

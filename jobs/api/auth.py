@@ -4,10 +4,10 @@ Tokens are DRF's ``authtoken`` rows (one per user): ``manage.py createtoken <use
 admin lists, creates and deletes them. A key that cannot be a token (wrong length or characters) is
 refused before any query, which also keeps odd bytes out of the SQL.
 
-A verified token is remembered by the process for :data:`CACHE_SECONDS`, which saves a query on every
-request (submissions are the hot path). Deleting a token or changing its user clears this process's
-memory at once (signals); other processes may accept a deleted token for up to that long. Permissions
-are not remembered: cancel, retry, delete, pause and resume read them on every request.
+A verified token is remembered by the process (:mod:`jobs.api.token_memory`), which saves a query on
+every request (submissions are the hot path). Deleting a token or changing a user makes every process
+forget what it remembered before its next request. Permissions are not remembered: cancel, retry,
+delete, pause and resume read them on every request.
 
 Open mode (``JQS_API_OPEN=true``, which the configuration accepts only with ``JQS_DEBUG=true``) lets
 requests without a token through, for local development; it logs a warning once per process.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from typing import Any
 
 from django.conf import settings
@@ -29,28 +28,20 @@ from rest_framework.authentication import TokenAuthentication, get_authorization
 from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 
+from jobs.api import token_memory
+
 logger = logging.getLogger("zipline.api")
 
 KEYWORDS = (b"bearer", b"token")
 #: DRF's keys are 40 hex characters; the admin lets operators type their own, so allow any printable ASCII.
 TOKEN_KEY = re.compile(r"[!-~]{1,40}")
 
-CACHE_SECONDS = 5.0
-CACHE_MAX = 10_000
-
 _warned = threading.Event()
-_verified: dict[str, tuple[float, Any, Any]] = {}
 
-
-def forget_tokens(*args: Any, **kwargs: Any) -> None:
-    """Drop every remembered token (a token or a user changed)."""
-    _verified.clear()
-
-
-post_delete.connect(forget_tokens, sender=Token, dispatch_uid="zipline-api-token-deleted")
-post_save.connect(forget_tokens, sender=Token, dispatch_uid="zipline-api-token-saved")
-post_save.connect(forget_tokens, sender=get_user_model(), dispatch_uid="zipline-api-user-saved")
-post_delete.connect(forget_tokens, sender=get_user_model(), dispatch_uid="zipline-api-user-deleted")
+post_delete.connect(token_memory.forget_all, sender=Token, dispatch_uid="zipline-api-token-deleted")
+post_save.connect(token_memory.forget_all, sender=Token, dispatch_uid="zipline-api-token-saved")
+post_save.connect(token_memory.forget_all, sender=get_user_model(), dispatch_uid="zipline-api-user-saved")
+post_delete.connect(token_memory.forget_all, sender=get_user_model(), dispatch_uid="zipline-api-user-deleted")
 
 
 def api_open() -> bool:
@@ -80,17 +71,16 @@ class BearerTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.") from None
         if not TOKEN_KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
-        now = time.monotonic()
-        hit = _verified.get(key)
-        if hit is not None and hit[0] > now:
-            user = hit[1]
+        generation = token_memory.current_generation()  # before the query: see token_memory
+        hit = token_memory.recall(key, generation) if generation is not None else None
+        if hit is not None:
+            user = hit[0]
             for cached in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
                 user.__dict__.pop(cached, None)  # permissions are always read fresh
-            return user, hit[2]
+            return hit
         user, token = self.authenticate_credentials(key)
-        if len(_verified) >= CACHE_MAX:
-            _verified.clear()
-        _verified[key] = (now + CACHE_SECONDS, user, token)
+        if generation is not None:
+            token_memory.remember(key, generation, user, token)
         return user, token
 
     def authenticate_header(self, request: Request) -> str:

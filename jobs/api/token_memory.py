@@ -1,0 +1,98 @@
+"""Which verified API tokens a process may go on trusting without asking the database again.
+
+Verifying a token is a query; every API request needs one, and submissions are the hot path, so each
+process remembers the tokens it verified. A revoked token must still be refused at once by every
+process, so the memory is tied to a *generation* kept in Redis (``<prefix>:auth:generation``):
+
+- any change to a token or a user sets a new random generation once that change commits;
+- a remembered token counts only under the generation current when it was verified, read *before*
+  its query, so a change committing during the query already makes the answer stale;
+- a random value, not a counter, so a Redis that lost its data (and the key) cannot bring an old
+  generation back;
+- without Redis nothing is remembered: every request asks the database (Redis is not asked again
+  for :data:`REDIS_PAUSE` seconds, so an outage does not slow every request).
+
+Checking costs one Redis GET per request instead of a database query. Entries also expire after
+:data:`MAX_AGE` seconds, which bounds the damage if telling the other processes ever fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+import redis
+from django.db import transaction
+
+from jobs.redis_client import get_broker
+
+logger = logging.getLogger("zipline.api")
+
+MAX_AGE = 5.0
+MAX_ENTRIES = 10_000
+REDIS_PAUSE = 1.0
+
+_lock = threading.Lock()
+_entries: dict[str, tuple[float, str, Any, Any]] = {}  # key -> (expires, generation, user, token)
+_redis_down_until = 0.0
+
+
+def _generation_key() -> str:
+    return f"{get_broker().prefix}:auth:generation"
+
+
+def current_generation() -> str | None:
+    """The generation now (made if Redis has none); None when Redis cannot say, and nothing may be trusted."""
+    global _redis_down_until
+    if time.monotonic() < _redis_down_until:
+        return None
+    client = get_broker().client
+    key = _generation_key()
+    try:
+        value = client.get(key)
+        if value is None:
+            client.set(key, uuid.uuid4().hex, nx=True)
+            value = client.get(key)
+    except redis.RedisError:
+        _redis_down_until = time.monotonic() + REDIS_PAUSE
+        return None
+    if isinstance(value, bytes):
+        return value.decode()
+    return value if isinstance(value, str) else None
+
+
+def recall(key: str, generation: str) -> tuple[Any, Any] | None:
+    """The user and token verified for ``key`` under ``generation``, if it is still fresh."""
+    entry = _entries.get(key)
+    if entry is None or entry[1] != generation or entry[0] <= time.monotonic():
+        return None
+    return entry[2], entry[3]
+
+
+def remember(key: str, generation: str, user: Any, token: Any) -> None:
+    with _lock:
+        if len(_entries) >= MAX_ENTRIES:
+            _entries.clear()
+        _entries[key] = (time.monotonic() + MAX_AGE, generation, user, token)
+
+
+def forget_all(*args: Any, **kwargs: Any) -> None:
+    """A token or a user changed: forget here now, and tell every process once the change commits."""
+    with _lock:
+        _entries.clear()
+    transaction.on_commit(_new_generation)
+
+
+def _new_generation() -> None:
+    try:
+        get_broker().client.set(_generation_key(), uuid.uuid4().hex)
+    except redis.RedisError as exc:
+        logger.warning(
+            "could not tell other API processes that a token or user changed; they may accept "
+            "its old token for up to %.0f s",
+            MAX_AGE,
+            extra={"error": str(exc)},
+        )
