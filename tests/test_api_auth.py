@@ -6,7 +6,6 @@ import logging
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from rest_framework.authtoken.models import Token, TokenProxy
 from rest_framework.test import APIClient
 
 from jobs import client, redis_client
-from jobs.api import auth, token_memory
+from jobs.api import auth
 from jobs.models import Job, Status
 from tests.helpers import override_zipline
 from tests.procs import ROOT, free_port, process_env
@@ -41,14 +40,6 @@ ENDPOINTS = [
     ("get", "/api/v1/stats"),
     ("get", "/api/v1/workers/stats"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_memory() -> Iterator[None]:
-    token_memory.forget_all()
-    token_memory._redis_down_until = 0.0
-    yield
-    token_memory._redis_down_until = 0.0
 
 
 def user_with(*perms: str, active: bool = True) -> User:

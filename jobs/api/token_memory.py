@@ -37,7 +37,7 @@ REDIS_PAUSE = 1.0
 
 _lock = threading.Lock()
 _entries: dict[str, tuple[float, str, Any, Any]] = {}  # key -> (expires, generation, user, token)
-_redis_down_until = 0.0
+_redis_down: tuple[object, float] = (None, 0.0)  # the client that failed, and until when not to ask it
 
 
 def _generation_key() -> str:
@@ -46,10 +46,10 @@ def _generation_key() -> str:
 
 def current_generation() -> str | None:
     """The generation now (made if Redis has none); None when Redis cannot say, and nothing may be trusted."""
-    global _redis_down_until
-    if time.monotonic() < _redis_down_until:
-        return None
+    global _redis_down
     client = get_broker().client
+    if _redis_down[0] is client and time.monotonic() < _redis_down[1]:
+        return None
     key = _generation_key()
     try:
         value = client.get(key)
@@ -57,7 +57,7 @@ def current_generation() -> str | None:
             client.set(key, uuid.uuid4().hex, nx=True)
             value = client.get(key)
     except redis.RedisError:
-        _redis_down_until = time.monotonic() + REDIS_PAUSE
+        _redis_down = (client, time.monotonic() + REDIS_PAUSE)
         return None
     if isinstance(value, bytes):
         return value.decode()
