@@ -28,10 +28,14 @@ MAX_IDEMPOTENCY_KEY = 200
 RETRY_KEYS = {"max_retries", "backoff", "initial_delay", "max_delay", "jitter"}
 # How json.dumps writes a NUL character, which PostgreSQL refuses in jsonb (and in text).
 JSON_NUL = "\\u0000"
+# ... and only that: an escaped backslash followed by "u0000" is six ordinary characters.
+_JSON_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # How json.dumps starts writing a surrogate code point (U+D800 to U+DFFF).
 JSON_SURROGATE = "\\ud"
 # One encoder for every payload (json.dumps would build one per call); encode() keeps no state.
 _ENCODER = DjangoJSONEncoder(allow_nan=False)
+# The same JSON as UTF-8 text, to measure a payload that holds more than ASCII as it is sent and stored.
+_UTF8_ENCODER = DjangoJSONEncoder(allow_nan=False, ensure_ascii=False)
 MAX_RETRIES_LIMIT = 1000
 
 
@@ -114,19 +118,26 @@ def check_payload(payload: Any) -> str:
         raise InvalidJob("payload", f"must be a JSON object, not {type(payload).__name__}")
     try:
         text = _ENCODER.encode(payload)
-        size = len(text.encode())
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidJob("payload", f"is not JSON: {exc}") from None
-    if JSON_NUL in text:
+    if holds_nul(text):
         raise InvalidJob("payload", f"holds a NUL character ({JSON_NUL}), which the database cannot store")
     if JSON_SURROGATE in text:  # rare: a pair from a Python caller, a lone one, or a backslash before "ud"
         surrogate = _surrogate_in(payload)
         if surrogate is not None:
             raise InvalidJob("payload", f"holds a lone surrogate ({surrogate}), which is not Unicode text")
     limit = settings.ZIPLINE.max_payload_bytes
+    size = len(text)
+    if size > limit and "\\u" in text:  # escapes (é is 6 characters here): measure the UTF-8 instead
+        size = len(_UTF8_ENCODER.encode(payload).encode())
     if size > limit:
         raise PayloadTooLarge("payload", f"is {size} bytes of JSON; the limit is {limit} (JQS_MAX_PAYLOAD_BYTES)")
     return text
+
+
+def holds_nul(json_text: str) -> bool:
+    """True when JSON text written by :mod:`json` (ASCII only) encodes a NUL character."""
+    return JSON_NUL in json_text and _JSON_NUL_ESCAPE.search(json_text) is not None
 
 
 def _surrogate_in(value: Any) -> str | None:

@@ -133,6 +133,22 @@ def test_payload_over_the_limit_is_refused(broker: Broker) -> None:
     assert Job.objects.count() == 1
 
 
+def test_payload_size_is_its_utf8_json_not_its_escaped_form(broker: Broker) -> None:
+    with override_zipline(max_payload_bytes=1000):
+        job = enqueue("test_noop", {"blob": "\N{GRINNING FACE}" * 240})  # 960 bytes; 2,880 as \ud83d\ude00
+        assert job.payload == {"blob": "\N{GRINNING FACE}" * 240}
+        with pytest.raises(PayloadTooLarge, match="is 1,?012 bytes of JSON"):
+            enqueue("test_noop", {"blob": "\N{GRINNING FACE}" * 250})
+
+
+def test_a_backslash_before_u0000_is_text_not_a_nul(broker: Broker) -> None:
+    path = "C:\\u0000dir\\\\u0000"
+    job = enqueue("test_noop", {"path": path, path: 1})
+    assert Job.objects.get(pk=job.pk).payload == {"path": path, path: 1}
+    with pytest.raises(InvalidJob, match="NUL"):
+        enqueue("test_noop", {"path": "C:\\\x00"})
+
+
 def test_idempotency_key_returns_the_first_job(broker: Broker) -> None:
     first, created = client.enqueue_idempotent(JobSpec("test_noop", idempotency_key="order-42"))
     again, created_again = client.enqueue_idempotent(JobSpec("test_noop", idempotency_key="order-42"))

@@ -32,7 +32,26 @@ def test_go_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "5", "5x", "s", "-1s", "1h-5m", "five seconds", "1s ", True, -2])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "5",
+        "5x",
+        "s",
+        "-1s",
+        "1h-5m",
+        "five seconds",
+        "1s ",
+        True,
+        -2,
+        "\u0663s",  # an Arabic-Indic 3: durations are written in ASCII digits
+        "9" * 400 + "s",
+        10**400,
+        float("inf"),
+        float("nan"),
+    ],
+)
 def test_bad_durations(text: object) -> None:
     if text == "1s ":
         assert parse_duration("1s ") == 1  # surrounding space is forgiven

@@ -13,6 +13,7 @@ from workers.outcomes import MAX_RESULT_PREVIEW, bounded_result
 def test_small_json_results_are_kept_as_they_are() -> None:
     assert bounded_result({"a": [1, 2]}, 1000) == {"a": [1, 2]}
     assert bounded_result("text", 1000) == "text"
+    assert bounded_result({"path": "C:\\u0000"}, 1000) == {"path": "C:\\u0000"}  # a backslash, not a NUL
 
 
 def test_a_large_result_becomes_a_flagged_preview() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from jobs.models import Outcome
 from jobs.states import AttemptResult, Recorded
-from jobs.validation import JSON_NUL
+from jobs.validation import holds_nul
 from workers import metrics
 from workers.execution import Ending, described
 
@@ -33,7 +33,7 @@ def bounded_result(result: Any, max_bytes: int) -> Any:
     except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, RecursionError, or a str() of the app's
         error = described(str, exc, "str()")
         return _not_json(f"result is not JSON: {type(exc).__name__}: {error}", described(repr, result, "repr()"))
-    if JSON_NUL in text:
+    if holds_nul(text):
         return _not_json("result is not JSON the database can store: a string holds a NUL character", text)
     if len(text) > max_bytes:
         return {"truncated": True, "size": len(text), "preview": text[:MAX_RESULT_PREVIEW]}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", re.ASCII)
 
 
 class DurationError(ValueError):
@@ -20,9 +21,15 @@ def parse_duration(text: str | int | float) -> float:
     if isinstance(text, bool):
         raise DurationError(f"not a duration: {text!r}")
     if isinstance(text, (int, float)):
-        if text < 0:
+        try:
+            seconds = float(text)
+        except OverflowError:
+            raise DurationError("out of range: the number is too large for a duration") from None
+        if seconds < 0:
             raise DurationError(f"negative duration: {text!r}")
-        return float(text)
+        if not math.isfinite(seconds):
+            raise DurationError(f"out of range: {text!r}")
+        return seconds
     if not isinstance(text, str):
         raise DurationError(f"not a duration: {text!r}")
     value = text.strip()
@@ -38,6 +45,8 @@ def parse_duration(text: str | int | float) -> float:
         position = match.end()
     if position != len(value) or position == 0:
         raise DurationError(f"not a duration: {text!r} (use e.g. 250ms, 5s, 1h30m)")
+    if not math.isfinite(total):
+        raise DurationError(f"out of range: {text!r}")
     return total
 
 

@@ -32,7 +32,7 @@ from jobs.api.throttling import ScopedThrottle
 from jobs.health import health_payload
 from jobs.models import FINISHED, Job
 from jobs.states import TransitionError
-from jobs.validation import InvalidJob, JobSpec
+from jobs.validation import InvalidJob
 
 T = TypeVar("T")
 
@@ -84,30 +84,16 @@ def with_attempts(job: Job) -> dict[str, Any]:
     return s.job_detail(job, job.attempt_set.all())
 
 
-def _schedule_at_field(specs: list[JobSpec]) -> str:
-    """The ``schedule_at`` the database refused: ``jobs[2].schedule_at`` in a batch (the first one set)."""
-    if len(specs) == 1:
-        return "schedule_at"
-    index = next((i for i, spec in enumerate(specs) if spec.schedule_at), None)
-    return "jobs" if index is None else f"jobs[{index}].schedule_at"
+def storing(write: Callable[[], T]) -> T:
+    """Run ``write``; a value the database still refuses becomes a 400, and nothing is written.
 
-
-def storing(specs: list[JobSpec], write: Callable[[], T]) -> T:
-    """Run ``write``; values the database cannot store become 400s naming the field.
-
-    PostgreSQL refuses time-zone offsets beyond +-15:59, which the shared validation lets through;
-    nothing is written when it does. (Text it cannot store, NUL characters and lone surrogates, the
-    shared validation refuses.)
+    The shared validation refuses what the database cannot store (NUL characters, lone surrogates,
+    dates it cannot read back), so this is the last line, not the rule.
     """
     try:
         return write()
-    except OverflowError:
-        raise InvalidJob(_schedule_at_field(specs), "is out of range") from None
     except (DataError, psycopg.DataError) as exc:
-        text = str(exc)
-        if "time zone" in text or "out of range" in text:
-            raise InvalidJob(_schedule_at_field(specs), "is out of range") from None
-        raise InvalidJob("body", f"cannot be stored: {text.splitlines()[0]}") from None
+        raise InvalidJob("body", f"cannot be stored: {str(exc).splitlines()[0]}") from None
     except psycopg.IntegrityError as exc:  # the batch's COPY reports psycopg's own errors
         raise IntegrityError(str(exc)) from None
 
@@ -170,7 +156,7 @@ class JobCollectionView(ApiView):
     )
     def post(self, request: Request) -> Response:
         spec = s.spec_from_body(request.data)
-        job, created = storing([spec], lambda: client.enqueue_idempotent(spec))
+        job, created = storing(lambda: client.enqueue_idempotent(spec))
         body = s.job_detail(job) if created else with_attempts(job)
         return Response(body, status=201 if created else 200, headers={"Location": f"/api/v1/jobs/{job.pk}"})
 
@@ -204,7 +190,7 @@ class JobBatchView(ApiView):
     )
     def post(self, request: Request) -> Response:
         specs = s.batch_specs(request.data)
-        rows = storing(specs, lambda: client.enqueue_many(specs))
+        rows = storing(lambda: client.enqueue_many(specs))
         return Response({"count": len(rows), "jobs": [{"id": str(j.pk), "status": j.status} for j in rows]}, status=201)
 
 
