@@ -52,6 +52,8 @@ RUN_ONCE = "run_once"
 MISFIRE_POLICIES = (SKIP, RUN_ONCE)
 # A step is always a little late; a smaller grace would count every fire time as missed.
 MIN_MISFIRE_GRACE = 1.0
+# A year: longer is no longer "late" but a backlog, and far longer cannot be a date's distance.
+MAX_MISFIRE_GRACE = 365 * 86400.0
 # Enough to walk through one repeated DST hour of a schedule that fires every second.
 _MAX_STEPS = 10_000
 _FORMS = "5 fields (minute hour day month weekday), 6 with seconds first, or " + "/".join(MACROS)
@@ -171,7 +173,7 @@ def plan(spec: CronSpec, due: datetime, now: datetime, policy: str, grace: float
     """
     if due > now:
         return None
-    cutoff = now - timedelta(seconds=max(MIN_MISFIRE_GRACE, grace))
+    cutoff = now - timedelta(seconds=min(max(MIN_MISFIRE_GRACE, grace), MAX_MISFIRE_GRACE))
     if due >= cutoff:
         return Plan(fire_at=due, next_fire_at=spec.next_after(due))
     # Missed: ``due`` and every fire time before ``cutoff``. Resume at the first one not missed.
@@ -233,8 +235,12 @@ def check(schedule: Schedule) -> None:
         raise InvalidSchedule(
             "misfire_policy", f"{schedule.misfire_policy!r} is not one of {', '.join(MISFIRE_POLICIES)}"
         )
-    if schedule.misfire_grace is None or not schedule.misfire_grace >= MIN_MISFIRE_GRACE:
-        raise InvalidSchedule("misfire_grace", f"must be at least {MIN_MISFIRE_GRACE:g} second")
+    grace = schedule.misfire_grace
+    if grace is None or not MIN_MISFIRE_GRACE <= grace <= MAX_MISFIRE_GRACE:  # NaN fails both
+        raise InvalidSchedule(
+            "misfire_grace",
+            f"{grace!r} is out of range: seconds from {MIN_MISFIRE_GRACE:g} to {MAX_MISFIRE_GRACE:.0f} (a year)",
+        )
     check_template(schedule)
 
 

@@ -4,6 +4,7 @@ per fire time (concurrent firing, restarts, a schedule row moved back)."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -129,6 +130,17 @@ def test_plan_fires_on_time_and_late_within_grace() -> None:
     assert on_time is not None and on_time.fire_at == T0 and on_time.next_fire_at == T0 + timedelta(minutes=1)
     late = plan(spec, T0, T0 + timedelta(seconds=59), cron.SKIP, 60)
     assert late is not None and late.fire_at == T0 and late.missed_from is None
+
+
+@pytest.mark.parametrize("grace", [float("inf"), 1e300, float("nan")])
+def test_plan_takes_a_stored_grace_out_of_range_as_its_nearest_bound(grace: float) -> None:
+    # check() refuses these; a row written around it must still not stop the scheduler.
+    spec = parse("* * * * *")
+    step = plan(spec, T0, T0 + timedelta(days=400), cron.SKIP, grace)
+    assert step is not None and step.missed_from == T0  # over a year late: missed, whatever the grace
+    step = plan(spec, T0, T0 + timedelta(days=300), cron.SKIP, grace)
+    within_grace = not math.isnan(grace)  # NaN counts as the least grace, 1 s
+    assert step is not None and step.fire_at == (T0 if within_grace else None)
 
 
 def test_plan_skips_missed_fire_times() -> None:

@@ -180,7 +180,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["jobs.api.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["jobs.api.permissions.HasActionPermission"],
     "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.LimitedJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["jobs.api.renderers.SafeJSONRenderer"],
     "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttling.ScopedThrottle"],
     "DEFAULT_THROTTLE_RATES": {"submit": None, "batch": None, "read": None, "write": None, "stats": "600/min"},
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",

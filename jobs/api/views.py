@@ -16,7 +16,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -27,6 +27,7 @@ from jobs.api.errors import ApiError
 from jobs.api.pagination import paginate
 from jobs.api.parsers import LimitedJSONParser
 from jobs.api.permissions import CHANGE_JOB, CHANGE_QUEUE, DELETE_JOB, HasActionPermission
+from jobs.api.renderers import SafeJSONRenderer
 from jobs.api.schema import COMMON_ERRORS, EXAMPLE_ID, SEED_JOB, SEED_JOB_RESPONSE, error_responses
 from jobs.api.throttling import ScopedThrottle
 from jobs.health import health_payload
@@ -57,7 +58,7 @@ class ApiView(APIView):
     """Base of every API view: JSON in and out, token auth, per-method permissions and rate scopes."""
 
     parser_classes = [LimitedJSONParser]
-    renderer_classes = [JSONRenderer]
+    renderer_classes = [SafeJSONRenderer]
     content_negotiation_class = JSONOnly
     permission_classes = [HasActionPermission]
     throttle_classes = [ScopedThrottle]
