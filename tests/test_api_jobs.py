@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -228,6 +229,15 @@ def test_list_refuses_bad_filters(api: APIClient, query: str, field: str) -> Non
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid" and any(name.startswith(field) for name in error["details"]), error
+
+
+def test_a_hand_made_cursor_with_an_odd_offset_is_read_in_utc_or_refused_naming_it(api: APIClient) -> None:
+    def cursor(when: str) -> str:
+        return base64.urlsafe_b64encode(f"n|{when}|{uuid.UUID(int=0)}".encode()).decode().rstrip("=")
+
+    assert api.get(f"/api/v1/jobs?cursor={cursor('2030-01-01T00:00:00+16:00')}").status_code == 200
+    response = api.get(f"/api/v1/jobs?cursor={cursor('9999-12-31T23:59:59-01:00')}")
+    assert response.status_code == 400 and list(response.json()["error"]["details"]) == ["cursor"]
 
 
 # -- batch ------------------------------------------------------------------------------------------------

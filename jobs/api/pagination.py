@@ -11,7 +11,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
@@ -44,8 +44,10 @@ def decode_cursor(token: str) -> Cursor:
         created = parse_datetime(when)
         if direction not in ("n", "p") or created is None or created.tzinfo is None:
             raise ValueError(raw)
-        return Cursor(created, uuid.UUID(pk), direction == "p")
-    except (ValueError, binascii.Error, UnicodeError):
+        # In UTC, as the cursors this API writes: an offset past +-15:59 (PostgreSQL's limit) or a
+        # moment beyond year 9999 there is no cursor of ours.
+        return Cursor(created.astimezone(UTC), uuid.UUID(pk), direction == "p")
+    except (ValueError, OverflowError, binascii.Error, UnicodeError):
         raise ApiError(400, "invalid", "cursor: not a cursor from this API", {"cursor": ["invalid cursor"]}) from None
 
 
