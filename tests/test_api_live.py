@@ -317,3 +317,26 @@ def test_metrics_are_summed_over_every_gunicorn_worker(live: Live) -> None:
     for _ in range(40):
         assert _get(f"{live.url}/health")[0] == 200
     assert [_health_responses(live) for _ in range(6)] == [before + 40] * 6
+
+
+def test_a_chunked_body_is_411_not_read_as_empty(live: Live) -> None:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=30)
+    try:
+        body = json.dumps({"type": "send_email", "name": "chunked"}).encode()
+        conn.request(
+            "POST",
+            "/api/v1/jobs",
+            body=iter([body]),  # an iterable body is sent chunked
+            headers={"Authorization": f"Bearer {live.token}", "Content-Type": "application/json"},
+            encode_chunked=True,
+        )
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+    finally:
+        conn.close()
+    assert response.status == 411, answer
+    assert answer["error"]["code"] == "length_required" and "Content-Length" in answer["error"]["message"]
+    status, listed = _get(f"{live.url}/api/v1/jobs?type=send_email", live.token)
+    assert status == 200 and all(job["name"] != "chunked" for job in json.loads(listed)["results"])
