@@ -215,19 +215,25 @@ def _merged_retry_fields(defaults: RetryDefaults, retry: Any) -> dict[str, Any]:
     if unknown:
         raise InvalidJob(f"retry.{sorted(unknown)[0]}", "unknown field")
     fields: dict[str, Any] = {}
-    max_retries = retry.get("max_retries", defaults.max_retries)
+
+    def given(key: str) -> Any:
+        """The job's value, else (absent or null) the processor's default."""
+        value = retry.get(key)
+        return getattr(defaults, key) if value is None else value
+
+    max_retries = given("max_retries")
     if max_retries is not None:
         fields["max_retries"] = _integer("retry.max_retries", max_retries, 0, MAX_RETRIES_LIMIT)
-    backoff = retry.get("backoff", defaults.backoff)
+    backoff = given("backoff")
     if backoff is not None:
         if backoff not in Backoff.values:
             raise InvalidJob("retry.backoff", f"{backoff!r} is not one of {', '.join(Backoff.values)}")
         fields["backoff"] = backoff
     for key in ("initial_delay", "max_delay"):
-        value = retry.get(key, getattr(defaults, key))
+        value = given(key)
         if value is not None:
             fields[key] = _duration(f"retry.{key}", value)
-    jitter = retry.get("jitter", defaults.jitter)
+    jitter = given("jitter")
     if jitter is not None:
         if not isinstance(jitter, bool):
             raise InvalidJob("retry.jitter", f"{jitter!r} is not true or false")

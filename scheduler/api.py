@@ -28,7 +28,21 @@ from scheduler.models import Schedule
 _TEMPLATE_FIELDS = ("job_type", "payload", "queue", "priority", "retry", "timeout")
 
 
-class JobTemplateSerializer(serializers.Serializer):
+class _RefusesUnknownFields(serializers.Serializer):
+    """A field the API does not have is a 400 naming it, as for jobs: a typo must not pass silently.
+
+    Read-only fields are known, so a client may send back what it read.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({unknown[0]: ["unknown field"]})
+        return super().to_internal_value(data)
+
+
+class JobTemplateSerializer(_RefusesUnknownFields):
     """The job each fire submits (the body of ``POST /api/v1/jobs`` without timing fields)."""
 
     type = serializers.CharField(source="job_type", max_length=100)
@@ -39,7 +53,7 @@ class JobTemplateSerializer(serializers.Serializer):
     timeout = serializers.FloatField(required=False, allow_null=True, default=None)
 
 
-class ScheduleSerializer(serializers.ModelSerializer):
+class ScheduleSerializer(_RefusesUnknownFields, serializers.ModelSerializer):
     job = JobTemplateSerializer(source="*")
     paused = serializers.BooleanField(read_only=True)
 

@@ -192,3 +192,11 @@ def test_a_payload_nested_past_the_encoders_depth_is_refused_naming_it(broker: B
         enqueue("test_noop", {"x": deep})
     assert caught.value.field == "payload" and "is not JSON: maximum recursion depth" in caught.value.message
     assert Job.objects.count() == 0
+
+
+def test_a_retry_field_given_as_null_takes_the_processors_default(broker: Broker) -> None:
+    explicit = enqueue("send_email", {}, retry={"max_retries": None, "initial_delay": None, "jitter": None})
+    absent = enqueue("send_email", {})
+    for job in (explicit, absent):
+        row = Job.objects.get(pk=job.pk)
+        assert (row.max_retries, row.initial_delay) == (5, 10.0)  # send_email's own, not the model's 3 and 1 s

@@ -101,6 +101,8 @@ def test_create_list_read_update_delete(admin_user: User) -> None:
         ({"misfire_grace": "1e400"}, "misfire_grace", "out of range"),
         ({"misfire_grace": "NaN"}, "misfire_grace", "out of range"),
         ({"misfire_grace": 1e12}, "misfire_grace", "out of range"),
+        ({"colour": "red"}, "colour", "unknown field"),
+        ({"job": {"type": "test_noop", "delay": "1h"}}, "job.delay", "unknown field"),
         ({"misfire_policy": "\ud800"}, "misfire_policy", ""),  # quoted back in the answer: no 500
         ({"job": {"type": "test_noop", "retry": {"\udfff": 1}}}, "job.retry.\udfff", "unknown field"),
     ],
