@@ -10,7 +10,10 @@ def main() -> None:
     from zipline_site.config import config_file_from_argv
 
     config_file = config_file_from_argv(sys.argv)
-    if config_file:
+    if config_file is not None:
+        if not config_file.strip():
+            print("zipline: configuration error: --config='': expected the path of a YAML file", file=sys.stderr)
+            sys.exit(2)
         os.environ["JQS_CONFIG"] = config_file
     from django.core.management import execute_from_command_line
 
@@ -18,4 +21,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C before a command installs its own handler (start-up, imports)
+        sys.exit(130)

@@ -110,6 +110,10 @@ def test_environment_over_file_over_defaults(tmp_path: Path) -> None:
     )
 
 
+def test_an_ipv6_redis_host_is_bracketed_in_the_url() -> None:
+    assert redis_url(load_config({"JQS_REDIS_HOST": "::1", "JQS_REDIS_PORT": "6391"})) == "redis://[::1]:6391/0"
+
+
 def test_redis_url_overrides_the_parts() -> None:
     assert (
         redis_url(load_config({"JQS_REDIS_PASSWORD": "p@ss", "JQS_REDIS_DATABASE": "2"}))
@@ -132,6 +136,21 @@ def test_redis_url_overrides_the_parts() -> None:
         ({"JQS_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.0/8,nope"}, "'nope' is not a CIDR network"),
         ({"JQS_CONFIG": "/no/such/file.yaml"}, "no such file"),
         ({"JQS_API_OPEN": "true"}, "JQS_API_OPEN=true needs JQS_DEBUG=true"),
+        ({"JQS_DATABASE_URL": "postgres://u@127.0.0.1:99999/db"}, "Port out of range"),
+        ({"JQS_DATABASE_URL": "postgres://u@[::1/db"}, "Invalid IPv6 URL"),
+        ({"JQS_DATABASE_URL": "postgres:///db"}, "expected a host"),
+        ({"JQS_DATABASE_URL": "sqlite:///"}, "expected a file after sqlite:///"),
+        ({"JQS_REDIS_URL": "redis://:99999"}, "JQS_REDIS_URL='redis://:99999': Port out of range"),
+        ({"JQS_REDIS_URL": "redis://127.0.0.1:abc/0"}, "Port could not be cast"),
+        ({"JQS_REDIS_URL": "redis://"}, "expected a host"),
+        ({"JQS_REDIS_URL": "redis://127.0.0.1:6379/x"}, "'x' is not a database number"),
+        ({"JQS_WORKER_POLL_INTERVAL": "3000000h"}, "expected a duration of at most 10 years"),
+        ({"JQS_RETENTION_COMPLETED": "30000000000h"}, "expected a duration of at most 10 years"),
+        ({"JQS_WORKER_COUNT": "\u0663"}, "expected a whole number"),
+        ({"JQS_WORKER_COUNT": "1_0"}, "expected a whole number"),
+        ({"JQS_MAX_PAYLOAD_BYTES": "9" * 26}, "expected a whole number of at most 18 digits"),
+        ({"JQS_WORKER_MAX_JOBS": "9" * 12}, "expected a whole number from 0 to 1000000000"),
+        ({"JQS_METRICS_PATH": "metrics"}, "expected a path starting with /"),
     ],
 )
 def test_bad_values_name_the_setting_and_value(env: dict[str, str], message: str) -> None:
@@ -178,6 +197,32 @@ def test_a_bad_value_stops_a_command_with_one_line_and_status_2() -> None:
         result.stderr.strip()
         == "zipline: configuration error: JQS_WORKER_POLL_INTERVAL='fast': not a duration: 'fast' (use e.g. 250ms, 5s, 1h30m)"
     )
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"JQS_DATABASE_URL": "postgres://postgres@127.0.0.1:99999/x"},
+        {"JQS_REDIS_URL": "redis://:99999"},
+        {"JQS_WORKER_POLL_INTERVAL": "3000000h"},
+    ],
+)
+def test_a_url_or_duration_no_client_could_use_is_one_line_not_a_traceback(env: dict[str, str]) -> None:
+    result = _manage("check", **env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().startswith(f"zipline: configuration error: {next(iter(env))}=")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_before_a_command_handles_it_exits_130_without_a_traceback() -> None:
+    result = _manage("shell", "-c", "import os, signal; os.kill(os.getpid(), signal.SIGINT)")
+    assert result.returncode == 130 and "Traceback" not in result.stderr and result.stderr.strip() == ""
+
+
+def test_an_empty_config_flag_is_refused() -> None:
+    result = _manage("check", "--config", "")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "zipline: configuration error: --config='': expected the path of a YAML file"
 
 
 def test_config_flag_is_read_before_the_settings(tmp_path: Path) -> None:

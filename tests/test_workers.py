@@ -15,7 +15,7 @@ import pytest
 from jobs import client
 from jobs.broker import Broker
 from jobs.models import Job, JobAttempt, Outcome, Status
-from tests.helpers import wait_for
+from tests.helpers import json_records, wait_for
 from tests.procs import running, wait_for_workers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -209,6 +209,24 @@ def test_sigkill_of_a_worker_process_loses_nothing(broker: Broker, tmp_path: Pat
         if entry[3] == "start":
             by_job.setdefault(entry[0], []).append(float(entry[4]))
     assert all(len(v) == 2 for v in by_job.values())
+
+
+def test_the_concurrency_is_split_over_the_processes_and_a_replacement_takes_the_lost_slots(
+    broker: Broker, tmp_path: Path
+) -> None:
+    def started() -> dict[int, int]:
+        lines = json_records(pool.log())
+        return {line["pid"]: line["slots"] for line in lines if line["message"] == "worker process started"}
+
+    with running(["runworkers", "--processes", "2", "--concurrency", "5"], tmp_path) as pool:
+        first = wait_for(lambda: started() if len(started()) == 2 else None, 20, message="two worker processes")
+        assert first is not None and sorted(first.values()) == [2, 3]
+        bigger = next(pid for pid, slots in first.items() if slots == 3)
+        os.kill(bigger, signal.SIGKILL)
+        now = wait_for(lambda: started() if len(started()) == 3 else None, 10, message="a replacement process")
+        assert now is not None
+        [(_, slots)] = [(pid, n) for pid, n in now.items() if pid not in first]
+        assert slots == 3  # still 5 in all, not 2 + 2 or 3 + 3
 
 
 def test_poison_job_ends_failed_without_crash_looping(broker: Broker, tmp_path: Path) -> None:

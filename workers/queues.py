@@ -49,7 +49,11 @@ class QueueSelector:
         return ordered
 
 
-_ITEM = re.compile(r"^(?P<name>[^:]+(?::[^:]+)*?)(?::(?P<weight>\d+))?$")
+MAX_WEIGHT = 10_000
+# What follows the last ":" of an item is meant as a weight when it starts like a number (queue
+# names may hold ":" too: "emails:eu" is a name); such a weight must then be a whole number.
+_WEIGHT_LIKE = re.compile(r"[-+.]?[0-9][0-9a-zA-Z.+-]*")
+_WEIGHT = re.compile(r"[0-9]{1,5}")
 
 
 def parse_queues(text: str) -> QueueSelector:
@@ -61,10 +65,14 @@ def parse_queues(text: str) -> QueueSelector:
         raise QueueSpecError(f"--queues={text!r}: name at least one queue")
     names, weights = [], []
     for item in items:
-        name, _, weight = item.rpartition(":")
-        if name and weight.isdigit():
-            if int(weight) < 1:
-                raise QueueSpecError(f"--queues={text!r}: weight of {name!r} must be at least 1")
+        name, colon, weight = item.rpartition(":")
+        if colon and (not name or not weight or _WEIGHT_LIKE.fullmatch(weight)):
+            if not name or not weight:
+                raise QueueSpecError(f"--queues={text!r}: {item!r} needs a queue name and a weight (name:3)")
+            if not _WEIGHT.fullmatch(weight) or not 1 <= int(weight) <= MAX_WEIGHT:
+                raise QueueSpecError(
+                    f"--queues={text!r}: weight of {name!r} must be a whole number from 1 to {MAX_WEIGHT}"
+                )
             names.append(name)
             weights.append(int(weight))
         else:

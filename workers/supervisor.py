@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import os
 import signal
 import socket
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,11 +54,17 @@ class Child:
     pid: int
     worker_id: str
     started: float
+    slots: int
 
 
-def slots_per_process(concurrency: int, processes: int) -> int:
-    """Split the total concurrency over the processes (at least one slot each)."""
-    return max(1, math.ceil(concurrency / processes))
+def slot_plan(concurrency: int, processes: int) -> list[int]:
+    """The slots of each worker process: ``concurrency`` in all, as evenly as can be.
+
+    Never more processes than slots: a process with no slot would run nothing.
+    """
+    processes = max(1, min(processes, concurrency))
+    base, extra = divmod(concurrency, processes)
+    return [base + 1] * extra + [base] * (processes - extra)
 
 
 def _describe(status: int) -> str:
@@ -71,6 +77,7 @@ def _describe(status: int) -> str:
 class Supervisor:
     def __init__(self, options: PoolOptions) -> None:
         self.options = options
+        self.plan = slot_plan(options.concurrency, options.processes)
         self.hostname = socket.gethostname()
         self.children: dict[int, Child] = {}
         self.stopping = False
@@ -100,24 +107,24 @@ class Supervisor:
         logger.info(
             "supervisor started",
             extra={
-                "processes": self.options.processes,
-                "slots_per_process": slots_per_process(self.options.concurrency, self.options.processes),
+                "processes": len(self.plan),
+                "slots": self.plan,
                 "queues": ["*"] if self.options.selector.every_queue else list(self.options.selector.names),
                 "weighted": self.options.selector.weighted,
             },
         )
         connections.close_all()
-        for index in range(self.options.processes):
+        for _ in self.plan:
             if self.stopping:  # a signal during start-up: start no more
                 break
-            self._spawn(index)
+            self._spawn()
         next_spawn_at = 0.0
         while self.children or not self.stopping:
             self._beat(liveness)
             self._reap()
-            missing = self.options.processes - len(self.children)
+            missing = len(self.plan) - len(self.children)
             if not self.stopping and missing > 0 and time.monotonic() >= next_spawn_at:
-                self._spawn(len(self.children))
+                self._spawn()
                 next_spawn_at = time.monotonic() + min(
                     RESPAWN_BACKOFF_MAX, 0.1 * (2**self.quick_deaths) if self.quick_deaths else 0
                 )
@@ -160,7 +167,18 @@ class Supervisor:
 
     # -- children ------------------------------------------------------------------------------------
 
-    def _spawn(self, index: int) -> None:
+    def _slots_missing(self) -> int:
+        """The slots of a process the plan has and the running children lack."""
+        held = Counter(child.slots for child in self.children.values())
+        for slots in self.plan:
+            if held[slots]:
+                held[slots] -= 1
+            else:
+                return slots
+        return self.plan[-1]
+
+    def _spawn(self) -> None:
+        slots = self._slots_missing()
         suffix = uuid.uuid4().hex[:6]
         parent = os.getpid()
         connections.close_all()
@@ -184,7 +202,7 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             code = 1
             try:
-                code = self._child_main(f"{self.hostname}:{os.getpid()}:{suffix}", parent)
+                code = self._child_main(f"{self.hostname}:{os.getpid()}:{suffix}", parent, slots)
             except BaseException:  # noqa: BLE001
                 logger.exception("worker process crashed")
             finally:
@@ -192,13 +210,13 @@ class Supervisor:
                 os._exit(code)
         gc.unfreeze()
         worker_id = f"{self.hostname}:{pid}:{suffix}"
-        self.children[pid] = Child(pid, worker_id, time.monotonic())
+        self.children[pid] = Child(pid, worker_id, time.monotonic(), slots)
         if self.stopping:  # the handler ran during this spawn, before the signals were blocked
             os.kill(pid, signal.SIGTERM)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        logger.info("worker process started", extra={"pid": pid, "worker_id": worker_id})
+        logger.info("worker process started", extra={"pid": pid, "worker_id": worker_id, "slots": slots})
 
-    def _child_main(self, worker_id: str, parent: int) -> int:
+    def _child_main(self, worker_id: str, parent: int, slots: int) -> int:
         import random
 
         from jobs import redis_client
@@ -209,7 +227,7 @@ class Supervisor:
         options = WorkerOptions(
             worker_id=worker_id,
             selector=self.options.selector,
-            slots=slots_per_process(self.options.concurrency, self.options.processes),
+            slots=slots,
             poll_interval=self.options.poll_interval,
             job_timeout=self.options.job_timeout,
             shutdown_timeout=self.options.shutdown_timeout,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -37,14 +39,17 @@ def _boolean(value: Any) -> bool:
     raise ValueError("expected true or false")
 
 
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")  # ASCII digits: int() would also take "٣" and "1_0"
+# The longest duration any setting takes: longer ones overflow the clocks and timeouts they feed.
+MAX_DURATION = 10 * 365 * 86400.0
+
+
 def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
-        if isinstance(value, bool):
-            raise ValueError("expected a whole number")
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise ValueError("expected a whole number") from None
+        text = "" if isinstance(value, bool) else str(value).strip()
+        if not _WHOLE_NUMBER.fullmatch(text):
+            raise ValueError("expected a whole number" + ("" if len(text) <= 18 else " of at most 18 digits"))
+        number = int(text)
         if number < minimum or (maximum is not None and number > maximum):
             bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
             raise ValueError(f"expected a whole number {bound}")
@@ -55,9 +60,12 @@ def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
 
 def _duration(value: Any) -> float:
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except DurationError as exc:
         raise ValueError(str(exc)) from None
+    if seconds > MAX_DURATION:
+        raise ValueError("expected a duration of at most 10 years (87600h)")
+    return seconds
 
 
 def _positive_duration(value: Any) -> float:
@@ -108,10 +116,26 @@ def _networks(value: Any) -> tuple[str, ...]:
     return networks
 
 
+def _network_address(text: str, example: str) -> None:
+    """Refuse a URL whose host or port could not be used (urlsplit checks only when asked)."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"{exc} (expected e.g. {example})") from None
+    if not parts.hostname:
+        raise ValueError(f"expected a host (e.g. {example})")
+
+
 def _redis_url(value: Any) -> str:
     text = _string(value).strip()
     if text and not text.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("expected a redis:// or rediss:// URL")
+    if text.startswith(("redis://", "rediss://")):
+        _network_address(text, "redis://127.0.0.1:6379/0")
+        database = urlsplit(text).path.strip("/")
+        if database and not re.fullmatch(r"[0-9]{1,5}", database):
+            raise ValueError(f"{database!r} is not a database number (expected e.g. redis://127.0.0.1:6379/0)")
     return text
 
 
@@ -119,6 +143,17 @@ def _database_url(value: Any) -> str:
     text = _string(value).strip()
     if text and not text.startswith(("postgres://", "postgresql://", "sqlite:///")):
         raise ValueError("expected a postgres:// or sqlite:/// URL")
+    if text.startswith("sqlite:///") and not text.removeprefix("sqlite:///").strip("/"):
+        raise ValueError("expected a file after sqlite:/// (e.g. sqlite:///zipline.sqlite3)")
+    if text.startswith(("postgres://", "postgresql://")):
+        _network_address(text, "postgres://user@127.0.0.1:5432/zipline")
+    return text
+
+
+def _url_path(value: Any) -> str:
+    text = _string(value).strip()
+    if not text.startswith("/") or any(c.isspace() or c in "?#" for c in text):
+        raise ValueError("expected a path starting with / (e.g. /metrics)")
     return text
 
 
@@ -243,7 +278,7 @@ SETTINGS: tuple[Setting, ...] = (
         "worker_max_jobs",
         "worker.max_jobs",
         "JQS_WORKER_MAX_JOBS",
-        _integer(0),
+        _integer(0, 1_000_000_000),
         0,
         "recycle a worker process after this many jobs (0: never)",
     ),
@@ -312,7 +347,7 @@ SETTINGS: tuple[Setting, ...] = (
         9091,
         "port of the workers' metrics endpoint",
     ),
-    _s("metrics_path", "metrics.path", "JQS_METRICS_PATH", _string, "/metrics", "path of the metrics endpoint"),
+    _s("metrics_path", "metrics.path", "JQS_METRICS_PATH", _url_path, "/metrics", "path of the metrics endpoint"),
     _s(
         "logging_level",
         "logging.level",
@@ -356,7 +391,14 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "serve the API without tokens (development only; needs JQS_DEBUG)",
     ),
-    _s("max_payload_bytes", None, "JQS_MAX_PAYLOAD_BYTES", _integer(1), 1024 * 1024, "largest payload, as JSON bytes"),
+    _s(
+        "max_payload_bytes",
+        None,
+        "JQS_MAX_PAYLOAD_BYTES",
+        _integer(1, 1024**3),
+        1024 * 1024,
+        "largest payload, as bytes of UTF-8 JSON",
+    ),
     _s("email_host", None, "JQS_EMAIL_HOST", _string, "", "SMTP host; the console backend when empty"),
     _s("email_port", None, "JQS_EMAIL_PORT", _integer(1, 65535), 25, "SMTP port"),
     _s("email_user", None, "JQS_EMAIL_USER", _string, "", "SMTP user"),
@@ -467,7 +509,8 @@ def redis_url(config: Config) -> str:
     from urllib.parse import quote
 
     auth = f":{quote(config.redis_password, safe='')}@" if config.redis_password else ""
-    return f"redis://{auth}{config.redis_host}:{config.redis_port}/{config.redis_database}"
+    host = f"[{config.redis_host}]" if ":" in config.redis_host else config.redis_host  # IPv6
+    return f"redis://{auth}{host}:{config.redis_port}/{config.redis_database}"
 
 
 def config_file_from_argv(argv: list[str]) -> str | None:
