@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.command_errors import dependency_errors
-from jobs.tokens import UnknownUser, issue_token
+from jobs.tokens import BadUsername, UnknownUser, issue_token
 
 
 class Command(BaseCommand):
@@ -31,8 +31,8 @@ class Command(BaseCommand):
                     superuser=options["superuser"],
                     regenerate=options["regenerate"],
                 )
-        except UnknownUser as exc:
+        except (UnknownUser, BadUsername) as exc:
             raise CommandError(str(exc), returncode=1) from None
         if issued.user_created:
-            self.stderr.write(f"created user {options['username']!r}")
+            self.stderr.write(f"created user {issued.username!r}")
         self.stdout.write(issued.key)
