@@ -264,10 +264,22 @@ def test_batch_is_all_or_none(api: APIClient, broker: Any) -> None:
     assert Job.objects.count() == 0 and broker.ids("emails")["ready"] == set()
 
 
-def test_batch_with_a_used_idempotency_key_is_a_conflict(api: APIClient) -> None:
-    submit(api, idempotency_key="k1")
-    response = api.post("/api/v1/jobs/batch", {"jobs": [SEED, {**SEED, "idempotency_key": "k1"}]}, format="json")
-    assert response.status_code == 409 and response.json()["error"]["code"] == "conflict"
+def test_batch_with_a_used_idempotency_key_is_a_conflict_naming_the_job(api: APIClient) -> None:
+    first = submit(api, idempotency_key="k1")
+    jobs = [
+        SEED,
+        {**SEED, "idempotency_key": "k1"},
+        {**SEED, "idempotency_key": "k2"},
+        {**SEED, "idempotency_key": "k2"},
+    ]
+    response = api.post("/api/v1/jobs/batch", {"jobs": jobs}, format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "conflict" and "idempotency key" in error["message"]
+    assert error["details"] == {
+        "jobs[1].idempotency_key": [f"'k1' is already job {first['id']}'s"],
+        "jobs[3].idempotency_key": ["'k2' is jobs[2]'s too"],
+    }
     assert Job.objects.count() == 1
 
 

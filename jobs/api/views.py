@@ -33,7 +33,7 @@ from jobs.api.throttling import ScopedThrottle
 from jobs.health import health_payload
 from jobs.models import FINISHED, Job
 from jobs.states import TransitionError
-from jobs.validation import InvalidJob
+from jobs.validation import InvalidJob, JobSpec
 
 T = TypeVar("T")
 
@@ -191,8 +191,29 @@ class JobBatchView(ApiView):
     )
     def post(self, request: Request) -> Response:
         specs = s.batch_specs(request.data)
-        rows = storing(lambda: client.enqueue_many(specs))
+        try:
+            rows = storing(lambda: client.enqueue_many(specs))
+        except IntegrityError:
+            message = "an idempotency key is reused; nothing was written"
+            raise ApiError(409, "conflict", message, reused_keys(specs)) from None
         return Response({"count": len(rows), "jobs": [{"id": str(j.pk), "status": j.status} for j in rows]}, status=201)
+
+
+def reused_keys(specs: list[JobSpec]) -> dict[str, list[str]]:
+    """Which jobs of a refused batch reuse an idempotency key: twice in the batch, or already stored."""
+    details: dict[str, list[str]] = {}
+    first: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        key = spec.idempotency_key
+        if key is None:
+            continue
+        if key in first:
+            details[f"jobs[{index}].idempotency_key"] = [f"{key!r} is jobs[{first[key]}]'s too"]
+        else:
+            first[key] = index
+    for key, job_id in Job.objects.filter(idempotency_key__in=list(first)).values_list("idempotency_key", "id"):
+        details[f"jobs[{first[str(key)]}].idempotency_key"] = [f"{key!r} is already job {job_id}'s"]
+    return details
 
 
 class JobDetailView(ApiView):
