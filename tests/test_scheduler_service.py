@@ -87,7 +87,7 @@ def test_cron_keeps_firing_while_redis_is_down_and_the_jobs_reach_redis_after(ow
 # -- the command ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_runscheduler_stops_cleanly_on_a_signal(broker: Broker, tmp_path: Path, signum: int) -> None:
     state_dir = tmp_path / "state"
     with running(["runscheduler"], tmp_path, "scheduler", JQS_STATE_DIR=state_dir) as proc:

@@ -130,14 +130,26 @@ def test_cancel_reaches_a_running_job_within_a_second(broker: Broker, tmp_path: 
     assert Job.objects.get(pk=job.pk).result is None
 
 
-def test_sigterm_lets_a_short_job_finish_and_exits_zero(broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "to_group"),
+    [(signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGHUP, True)],
+    ids=["SIGTERM", "ctrl-c", "terminal-closed"],
+)
+def test_a_stop_signal_lets_a_short_job_finish_and_exits_zero(
+    broker: Broker, tmp_path: Path, signum: int, to_group: bool
+) -> None:
+    """Ctrl-C and a closed terminal signal the whole process group, worker processes included."""
     log = key()
     job = client.enqueue("test_sleep", {"seconds": 1, "key": log})
     with running(["runworkers", "--processes", "1"], tmp_path) as pool:
         wait_for(lambda: entries(broker, log), 15, message="job started")
-        pool.signal(signal.SIGTERM)
+        if to_group:
+            os.killpg(os.getpgid(pool.popen.pid), signum)
+        else:
+            pool.signal(signum)
         assert pool.wait(20) == 0
-    assert Job.objects.get(pk=job.pk).status == Status.COMPLETED
+    row = Job.objects.get(pk=job.pk)
+    assert (row.status, row.attempts) == (Status.COMPLETED, 1)
     assert broker.ids("default")["leases"] == set()
 
 

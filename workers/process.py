@@ -129,7 +129,9 @@ class WorkerProcess:
         if self.options.parent_pid:
             _set_parent_death_signal()
         signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor turns Ctrl-C into SIGTERM
+        # The supervisor turns Ctrl-C and a hang-up (sent to the whole group) into SIGTERM.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         threading.excepthook = self._thread_crashed
         threading.Thread(target=self.recorder.run, name="finisher", daemon=True).start()
         threading.Thread(target=Keeper(self).run, name="keeper", daemon=True).start()

@@ -29,7 +29,8 @@ logger = logging.getLogger("zipline.supervisor")
 RESPAWN_BACKOFF_MAX = 5.0
 QUICK_DEATH = 2.0
 HEALTHY_LOOP_AGE = 10.0
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# SIGHUP too: a closed terminal sends it (to the whole process group) and must not kill running jobs.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
 @dataclass
@@ -94,8 +95,8 @@ class Supervisor:
 
         if self.options.metrics_enabled:
             self.metrics_dir = metrics_server.prepare()
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._on_signal)
         if self.options.metrics_enabled:
             try:
                 metrics_server.serve("0.0.0.0", self.options.metrics_port, self.options.metrics_path, self._healthy)
@@ -198,7 +199,9 @@ class Supervisor:
             raise
         if pid == 0:  # pragma: no cover - runs in the child
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor turns Ctrl-C into SIGTERM
+            # The supervisor turns Ctrl-C and a hang-up (sent to the whole group) into SIGTERM.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             code = 1
             try:

@@ -66,6 +66,6 @@ class Command(BaseCommand):
                 raise SystemExit(1)
             scheduler.stop()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: a closed terminal
+            signal.signal(signum, on_signal)
         scheduler.run()
