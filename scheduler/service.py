@@ -19,9 +19,12 @@ retention old finished jobs (:mod:`scheduler.retention`) every minute, by one sc
 A delayed job therefore becomes ready within about half a second of its due time whatever the poll
 interval. Any number of schedulers may run: every duty is safe to run concurrently (see
 :mod:`scheduler.leader`), and the interval gates only spare duplicate scans, so when one scheduler
-dies the others carry on within one interval. A failing duty (Redis or the database down) is logged and
-retried with a backoff of up to 5 s; the others go on. :meth:`Scheduler.stop` (SIGTERM/SIGINT in the
-command) wakes the loop at once; the current step finishes first.
+dies the others carry on within one interval. A failing duty is retried with a backoff of up to 5 s; the
+others go on. Redis or the database out of reach is an outage, logged once per dependency whichever
+duties it stops (a warning without a traceback when the first duty fails for want of it, ``... is back``
+when the last of them gets through); any other error is a bug: ``scheduler duty failed`` at ERROR, with a
+traceback on the first failure of a run of them. :meth:`Scheduler.stop` (SIGTERM/SIGINT in the command)
+wakes the loop at once; the current step finishes first.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from jobs.broker import Broker
 from jobs.redis_client import get_broker
@@ -55,10 +58,21 @@ MAX_BACKOFF = 5.0
 MIN_SLEEP = 0.002
 # A gate shorter than its interval, so the scheduler that ran a duty may run it again on time.
 GATE_FRACTION = 0.8
+REDIS = "Redis"
+DATABASE = "database"
 
 
 def default_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def unavailable(exc: Exception) -> str | None:
+    """The dependency ``exc`` says is out of reach (:data:`REDIS`, :data:`DATABASE`), or None for a bug."""
+    if isinstance(exc, redis.RedisError):
+        return REDIS
+    if isinstance(exc, OperationalError | InterfaceError):
+        return DATABASE
+    return None
 
 
 @dataclass
@@ -66,7 +80,9 @@ class Duty:
     name: str
     run: Callable[[], float]  # does the work; returns seconds until it wants to run again
     next_at: float = 0.0
-    failures: int = 0
+    failures: int = 0  # in a row, whatever the cause: sets the backoff
+    waiting_for: str | None = None  # the dependency its last run failed for want of
+    error_logged: bool = False  # a bug was logged (at ERROR) since its last success
 
 
 class Scheduler:
@@ -93,6 +109,7 @@ class Scheduler:
             Duty("reconcile", self.reconcile),
             Duty("retention", self.retention),
         ]
+        self.outages: dict[str, float] = {}  # dependency -> when the first duty failed for want of it
 
     # -- duties: each returns the seconds until it is due again -------------------------------------
 
@@ -169,27 +186,53 @@ class Scheduler:
                 continue
             try:
                 delay = duty.run()
-                if duty.failures:
+                if duty.error_logged:
                     logger.info("scheduler duty recovered", extra={"duty": duty.name, "failures": duty.failures})
                 duty.failures = 0
+                duty.error_logged = False
+                self._waiting(duty, None)
             except Exception as exc:  # noqa: BLE001 - one failing duty must not stop the others
                 duty.failures += 1
                 delay = min(MAX_BACKOFF, 0.25 * 2**duty.failures)
-                logger.error(
-                    "scheduler duty failed",
-                    extra={
-                        "duty": duty.name,
-                        "failures": duty.failures,
-                        "retry_in": delay,
-                        "error": f"{type(exc).__name__}: {exc}",
-                    },
-                    exc_info=duty.failures == 1,
-                )
+                dependency = unavailable(exc)
+                self._waiting(duty, dependency, exc)
+                if dependency is None:
+                    logger.error(
+                        "scheduler duty failed",
+                        extra={
+                            "duty": duty.name,
+                            "failures": duty.failures,
+                            "retry_in": delay,
+                            "error": f"{type(exc).__name__}: {exc}",
+                        },
+                        exc_info=not duty.error_logged,
+                    )
+                    duty.error_logged = True
                 if not connection.in_atomic_block:
                     close_old_connections()
             duty.next_at = self.clock() + max(0.0, delay)
         now = self.clock()
         return max(MIN_SLEEP, min(d.next_at for d in self.duties) - now)
+
+    def _waiting(self, duty: Duty, dependency: str | None, exc: Exception | None = None) -> None:
+        """Note what ``duty`` last failed for want of (None: it got through); log an outage's edges.
+
+        An outage of a dependency starts when the first duty fails for want of it and ends when every
+        duty that did has got through (or now fails for another reason), so it is logged once however
+        many duties it stops, and ends only once they work again.
+        """
+        was, duty.waiting_for = duty.waiting_for, dependency
+        now = self.clock()
+        if dependency is not None and dependency not in self.outages:
+            self.outages[dependency] = now
+            logger.warning(
+                "%s unavailable; retrying with backoff",
+                dependency,
+                extra={"dependency": dependency, "duty": duty.name, "error": f"{type(exc).__name__}: {exc}"},
+            )
+        if was is not None and was != dependency and all(d.waiting_for != was for d in self.duties):
+            down = round(now - self.outages.pop(was), 1)
+            logger.warning("%s is back", was, extra={"dependency": was, "down_seconds": down})
 
     def run(self) -> None:
         """Step until :meth:`stop`; returns after the current step."""
