@@ -1,4 +1,8 @@
-"""Start-up checks of the Redis that ZipLine dispatches through (fault matrix F13).
+"""Start-up checks of the Redis that ZipLine dispatches through: it lets us in, and keeps our keys (F13).
+
+A Redis that answers but refuses ZipLine (a database number it does not have, a wrong password or
+user) is a configuration mistake, not an outage: waiting would not mend it, so the services refuse to
+start and say so in one line. A Redis out of reach is waited for.
 
 With an eviction policy other than ``noeviction``, Redis under memory pressure drops keys to make
 room: queued ids, leases, the epoch. The database still holds every job and the reconciler puts
@@ -50,3 +54,25 @@ def check_eviction_policy(client: redis.Redis) -> None:
     if settings.ZIPLINE.redis_require_noeviction:
         raise RedisPolicyError(f"{problem} (JQS_REDIS_REQUIRE_NOEVICTION=true)")
     logger.warning(problem)
+
+
+def safe_url(url: str) -> str:
+    """``url`` with its password masked, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def refusal(client: redis.Redis) -> str | None:
+    """A one-line reason when Redis answers but will not serve ZipLine; None when it does, or is out of reach."""
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.exceptions.AuthorizationError, redis.ResponseError) as exc:
+        return f"Redis at {safe_url(settings.REDIS_URL)} refuses ZipLine: {exc} (check JQS_REDIS_URL)"
+    except redis.RedisError:
+        return None
+    return None

@@ -1,4 +1,5 @@
-"""F13's start-up check: a Redis that may evict keys is a warning, or a refusal in strict mode."""
+"""Start-up checks: a Redis that may evict keys (F13) is a warning, or a refusal in strict mode; one that
+refuses ZipLine (database number, password) stops the scheduler with one line."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobs.redis_checks import RedisPolicyError, check_eviction_policy, eviction_problem
+from jobs.redis_checks import RedisPolicyError, check_eviction_policy, eviction_problem, refusal
 from jobs.redis_client import get_broker
 from tests.helpers import override_zipline, wait_for
 from tests.procs import running
@@ -48,3 +49,22 @@ def test_by_default_the_workers_start_and_warn(own_redis: Any, tmp_path: Path) -
     with running(["runworkers", "--processes", "1"], tmp_path) as pool:
         wait_for(lambda: "supervisor started" in pool.log(), 30, message="the pool started")
         assert "maxmemory-policy is 'allkeys-lru'" in pool.log()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["database out of range", "wrong password"])
+def test_a_redis_that_refuses_zipline_stops_the_scheduler_with_one_line(
+    own_redis: Any, tmp_path: Path, how: str
+) -> None:
+    port = own_redis.port
+    url = f"redis://127.0.0.1:{port}/99" if how == "database out of range" else f"redis://:nope@127.0.0.1:{port}/0"
+    with running(["runscheduler"], tmp_path, "scheduler", JQS_REDIS_URL=url) as proc:
+        assert proc.wait(30) == 2
+        log = proc.log()
+    assert "refuses ZipLine" in log and "check JQS_REDIS_URL" in log and "Traceback" not in log
+    assert ":nope@" not in log  # the password is masked
+
+
+def test_a_redis_out_of_reach_is_no_refusal(own_redis: Any) -> None:
+    own_redis.stop()
+    assert refusal(get_broker().client) is None  # waited for, not refused

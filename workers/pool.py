@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 from django.conf import settings
 
+from jobs.redis_checks import safe_url
 from workers.queues import QueueSpecError, parse_queues
 from workers.supervisor import PoolOptions, Supervisor
 
@@ -43,18 +44,8 @@ def check_redis() -> str | None:
     try:
         get_broker().client.ping()
     except redis.RedisError as exc:
-        return f"cannot reach Redis at {_safe_url(settings.REDIS_URL)}: {exc}"
+        return f"cannot reach Redis at {safe_url(settings.REDIS_URL)}: {exc}"
     return None
-
-
-def _safe_url(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def run_pool(options: PoolOptions) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from jobs.db_checks import migrations_problem
-from jobs.redis_checks import RedisPolicyError, check_eviction_policy
+from jobs.redis_checks import RedisPolicyError, check_eviction_policy, refusal
 from jobs.redis_client import get_broker
 from scheduler.service import Scheduler
 
@@ -55,8 +55,12 @@ class Command(BaseCommand):
         problem = migrations_problem()
         if problem:
             raise CommandError(problem, returncode=2)
+        client = get_broker().client
+        problem = refusal(client)
+        if problem:
+            raise CommandError(problem, returncode=2)
         try:
-            check_eviction_policy(get_broker().client)
+            check_eviction_policy(client)
         except RedisPolicyError as exc:
             raise CommandError(str(exc), returncode=2) from None
         scheduler = Scheduler(on_loop=_heartbeat())
