@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from jobs import insert, states
 from jobs.dispatch import dispatch
-from jobs.models import Job, Status
+from jobs.models import WAITING, Job, Status
 from jobs.redis_client import get_broker
 from jobs.validation import InvalidJob, JobSpec, validate
 
@@ -132,8 +132,20 @@ def cancel(job_id: Any) -> Job:
         raise Job.DoesNotExist(f"no job {job_id!r}")
     job, dequeue = states.cancel(pk)
     if dequeue:
-        transaction.on_commit(lambda: _remove_from_queue(job))
+        transaction.on_commit(lambda: _dequeue_cancelled(job))
     return job
+
+
+def _dequeue_cancelled(job: Job) -> None:
+    """Take a cancelled job's id out of Redis, unless a retry made it wait again in the meantime.
+
+    A retry that commits between the cancel and this removal pushes an id Redis already holds (a
+    no-op), and the removal would then strand the waiting row until the reconciler's next pass.
+    """
+    _remove_from_queue(job)
+    again = Job.objects.filter(pk=job.pk, status__in=WAITING).first()
+    if again is not None:
+        dispatch([again])
 
 
 def retry(job_id: Any) -> Job:

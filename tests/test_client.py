@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import JobSpec, cancel, client, enqueue, enqueue_many, get, retry
+from jobs import JobSpec, cancel, client, enqueue, enqueue_many, get, retry, states
 from jobs.broker import Broker
 from jobs.models import Job, Status
 from jobs.states import TransitionError
@@ -200,3 +200,18 @@ def test_a_retry_field_given_as_null_takes_the_processors_default(broker: Broker
     for job in (explicit, absent):
         row = Job.objects.get(pk=job.pk)
         assert (row.max_retries, row.initial_delay) == (5, 10.0)  # send_email's own, not the model's 3 and 1 s
+
+
+def test_a_retry_between_a_cancel_and_its_removal_from_redis_keeps_the_job_queued(broker: Broker) -> None:
+    job = enqueue("test_noop", {})
+    states.cancel(job.pk)  # committed; its removal from Redis runs after the commit...
+    client.retry(job.pk)  # ...but a retry commits first and pushes an id Redis still holds
+    client._dequeue_cancelled(job)
+    assert Job.objects.get(pk=job.pk).status == Status.PENDING
+    assert broker.ids("default")["ready"] == {str(job.pk)}
+
+
+def test_a_cancelled_job_leaves_redis(broker: Broker) -> None:
+    job = enqueue("test_noop", {}, delay=60)
+    client.cancel(job.pk)
+    assert broker.ids("default") == {"ready": set(), "delayed": set(), "leases": set()}
