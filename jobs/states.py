@@ -152,12 +152,22 @@ def run_now(job_id: Any) -> Job:
 
 
 def mark_promoted(job_ids: Sequence[Any]) -> int:
-    """Scheduled or retrying jobs whose due time came and that Redis moved to the ready set."""
+    """Scheduled or retrying jobs whose due time came and that Redis moved to the ready set.
+
+    Only bookkeeping (a worker may claim a due row directly), so rows another transaction holds are
+    skipped, not waited for: a worker claiming or finishing some of them in one multi-row statement
+    could be waiting in turn for rows this one has marked, and PostgreSQL would end one of the two
+    with a deadlock. A skipped row the worker leaves waiting is marked by the reconciler's next pass.
+    """
     if not job_ids:
         return 0
-    return Job.objects.filter(pk__in=job_ids, status__in=[Status.SCHEDULED, Status.RETRYING]).update(
-        status=Status.PENDING, updated_at=timezone.now()
-    )
+    with transaction.atomic():
+        free = (
+            Job.objects.order_by()
+            .select_for_update(skip_locked=True)
+            .filter(pk__in=job_ids, status__in=[Status.SCHEDULED, Status.RETRYING])
+        )
+        return Job.objects.filter(pk__in=free.values("pk")).update(status=Status.PENDING, updated_at=timezone.now())
 
 
 # -- the worker's hot paths (many jobs per statement) -----------------------------------------------
