@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.db import connection
 
@@ -18,7 +19,7 @@ from jobs.models import Job, JobAttempt, Outcome, Status
 from jobs.validation import JobSpec
 from scheduler import promote
 from tests.helpers import override_zipline, wait_for
-from tests.procs import running
+from tests.procs import database_url, running
 from tests.test_scheduler_support import Ledger, SchedulerThread, work_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -136,3 +137,23 @@ def test_retry_backoff_is_honoured_end_to_end(broker: Broker) -> None:
     assert 1.5 <= gap < 2.5
     assert ledger.runs[str(job.pk)] == 2
     assert states.record([]) == []
+
+
+def test_marking_promoted_rows_skips_a_row_another_transaction_holds(broker: Broker) -> None:
+    """Waiting for it could deadlock with a worker's multi-row claim; the reconciler marks it later."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    held, free = delayed(2, 60)
+    with psycopg.connect(database_url().replace("postgres://", "postgresql://"), autocommit=False) as other:
+        other.execute("SET lock_timeout = '10s'")
+        other.execute("SELECT id FROM jobs_job WHERE id = %s FOR UPDATE", [held.pk])
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # without SKIP LOCKED the mark would wait, then fail
+        try:
+            assert states.mark_promoted([held.pk, free.pk]) == 1
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = 0")
+        other.rollback()
+    assert Job.objects.get(pk=held.pk).status == Status.SCHEDULED
+    assert Job.objects.get(pk=free.pk).status == Status.PENDING
