@@ -57,6 +57,19 @@ def process_env(**overrides: Any) -> dict[str, str]:
     return env
 
 
+def manage(*args: str, **env: Any) -> subprocess.CompletedProcess[str]:
+    """Run one ``manage.py`` command to its end, on the test's database and Redis (``env`` overrides)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=process_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 class Proc:
     """A started subprocess with its log file; ``stop()`` kills its whole process group."""
 

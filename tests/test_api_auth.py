@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import uuid
 from typing import Any
 
@@ -22,7 +20,7 @@ from jobs import client, redis_client
 from jobs.api import auth
 from jobs.models import Job, Status
 from tests.helpers import override_zipline
-from tests.procs import ROOT, free_port, process_env
+from tests.procs import free_port, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -196,15 +194,7 @@ def test_a_token_revoked_by_another_process_is_refused_by_the_next_request(broke
     path = f"/api/v1/jobs/{client.enqueue('send_email', {}).pk}"
     assert token_queries(c, path) == 1
     assert token_queries(c, path) == 0  # remembered by this process
-    revoked = subprocess.run(
-        [sys.executable, "manage.py", "createtoken", "robot", "--regenerate"],
-        cwd=ROOT,
-        env=process_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    revoked = manage("createtoken", "robot", "--regenerate")
     assert revoked.returncode == 0, revoked.stderr
     assert c.get(path).status_code == 401
 

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import wait_for
-from tests.procs import ROOT, free_port, process_env, running
-
-
-def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=process_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.procs import free_port, manage, running
 
 
 @pytest.mark.parametrize("args", [("createtoken", "admin"), ("rebuildqueues",)])

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from io import StringIO
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
-from tests.procs import ROOT, process_env
+from tests.procs import manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,15 +75,7 @@ def test_an_existing_user_with_an_old_style_name_is_still_found() -> None:
 
 
 def test_an_empty_name_from_the_command_line_fails_in_one_line_without_a_traceback() -> None:
-    done = subprocess.run(
-        [sys.executable, "manage.py", "createtoken", "", "--create"],
-        cwd=ROOT,
-        env=process_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = manage("createtoken", "", "--create")
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
