@@ -43,6 +43,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from jobs.broker import Broker
+from jobs.outages import Outage
 from jobs.redis_client import get_broker
 from scheduler import cron, promote, reclaim, reconcile, retention
 from scheduler.leader import lock_key, once_per_interval
@@ -109,7 +110,7 @@ class Scheduler:
             Duty("reconcile", self.reconcile),
             Duty("retention", self.retention),
         ]
-        self.outages: dict[str, float] = {}  # dependency -> when the first duty failed for want of it
+        self.outages = {name: Outage(name, logger, logging.WARNING, clock) for name in (REDIS, DATABASE)}
 
     # -- duties: each returns the seconds until it is due again -------------------------------------
 
@@ -222,17 +223,10 @@ class Scheduler:
         many duties it stops, and ends only once they work again.
         """
         was, duty.waiting_for = duty.waiting_for, dependency
-        now = self.clock()
-        if dependency is not None and dependency not in self.outages:
-            self.outages[dependency] = now
-            logger.warning(
-                "%s unavailable; retrying with backoff",
-                dependency,
-                extra={"dependency": dependency, "duty": duty.name, "error": f"{type(exc).__name__}: {exc}"},
-            )
+        if dependency is not None and exc is not None:
+            self.outages[dependency].failed(exc, duty=duty.name)
         if was is not None and was != dependency and all(d.waiting_for != was for d in self.duties):
-            down = round(now - self.outages.pop(was), 1)
-            logger.warning("%s is back", was, extra={"dependency": was, "down_seconds": down})
+            self.outages[was].recovered()
 
     def run(self) -> None:
         """Step until :meth:`stop`; returns after the current step."""

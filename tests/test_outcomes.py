@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from workers.outages import Outage
+from jobs.outages import Outage
 from workers.outcomes import MAX_RESULT_PREVIEW, bounded_result
 
 
@@ -72,7 +72,7 @@ def test_a_preview_of_an_object_whose_repr_fails_says_so() -> None:
 
 
 def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
-    outage = Outage("Redis")
+    outage = Outage("Redis", logging.getLogger("zipline.worker"))
     with caplog.at_level(logging.INFO, logger="zipline.worker"):
         for _ in range(5):
             outage.failed(ConnectionError("refused"))

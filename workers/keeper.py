@@ -19,8 +19,8 @@ import redis
 from django.db import DatabaseError, close_old_connections
 
 from jobs.broker import RestoreItem
+from jobs.outages import Outage
 from workers import heartbeat, metrics
-from workers.outages import Outage
 
 if TYPE_CHECKING:
     from workers.process import WorkerProcess
@@ -37,7 +37,7 @@ class Keeper:
     def __init__(self, worker: WorkerProcess) -> None:
         self.worker = worker
         self.broker = worker.broker.with_socket_timeout(min(1.0, max(0.2, worker.options.lease_ttl / 6)))
-        self.outage = Outage("Redis (lease renewals and heartbeats)")
+        self.outage = Outage("Redis (lease renewals and heartbeats)", logger)
 
     def run(self) -> None:
         last_renew = last_cancel_check = last_beat = 0.0

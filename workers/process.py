@@ -38,11 +38,11 @@ from django.db import DatabaseError, close_old_connections, connections
 from jobs import recovery, states
 from jobs.broker import Broker, Settlement
 from jobs.models import Outcome
+from jobs.outages import Outage
 from jobs.redis_client import get_broker
 from workers import heartbeat, metrics
 from workers.execution import Ending, Running, conclude, prepare, run_async, run_sync, wants_event_loop
 from workers.keeper import Keeper
-from workers.outages import Outage
 from workers.queues import QueueSelector
 from workers.recorder import Recorder
 
@@ -116,8 +116,8 @@ class WorkerProcess:
         self.last_claim_attempt = time.monotonic()
         # Ids whose claim failed in the database: it may have committed anyway (see _start).
         self.claims_in_doubt: list[str] = []
-        self.redis_outage = Outage("Redis")
-        self.db_outage = Outage("database")
+        self.redis_outage = Outage("Redis", logger)
+        self.db_outage = Outage("database", logger)
         self.recorder = Recorder(self)
         # With a deep queue, claim when this many slots are free (bounded by GATHER_WAIT).
         self.gather_target = max(1, min(CLAIM_BATCH, options.slots // 2))
