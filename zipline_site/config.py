@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
@@ -116,8 +116,8 @@ def _networks(value: Any) -> tuple[str, ...]:
     return networks
 
 
-def _network_address(text: str, example: str) -> None:
-    """Refuse a URL whose host or port could not be used (urlsplit checks only when asked)."""
+def _network_address(text: str, example: str) -> SplitResult:
+    """The URL's parts; refuses one whose host or port could not be used (urlsplit checks only when asked)."""
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
@@ -125,6 +125,7 @@ def _network_address(text: str, example: str) -> None:
         raise ValueError(f"{exc} (expected e.g. {example})") from None
     if not parts.hostname:
         raise ValueError(f"expected a host (e.g. {example})")
+    return parts
 
 
 def _redis_url(value: Any) -> str:
@@ -132,8 +133,7 @@ def _redis_url(value: Any) -> str:
     if text and not text.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("expected a redis:// or rediss:// URL")
     if text.startswith(("redis://", "rediss://")):
-        _network_address(text, "redis://127.0.0.1:6379/0")
-        database = urlsplit(text).path.strip("/")
+        database = _network_address(text, "redis://127.0.0.1:6379/0").path.strip("/")
         if database and not re.fullmatch(r"[0-9]{1,5}", database):
             raise ValueError(f"{database!r} is not a database number (expected e.g. redis://127.0.0.1:6379/0)")
     return text
