@@ -7,7 +7,6 @@ The Python API and the REST API share these checks, so a bad job gets the same a
 from __future__ import annotations
 
 import functools
-import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
 from jobs.registry import RetryDefaults, registry, retry_defaults
-from zipline_site.durations import DurationError, parse_duration
+from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_NAME = 200
@@ -82,7 +81,7 @@ def _duration(name: str, value: Any, *, allow_zero: bool = True) -> float:
         seconds = parse_duration(value)
     except DurationError as exc:
         raise InvalidJob(name, str(exc)) from None
-    if not math.isfinite(seconds) or seconds > 10 * 365 * 86400:
+    if seconds > MAX_DURATION:
         raise InvalidJob(name, f"{value!r} is out of range")
     if not allow_zero and seconds <= 0:
         raise InvalidJob(name, f"{value!r}: must be above zero")

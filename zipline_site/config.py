@@ -19,7 +19,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
-from zipline_site.durations import DurationError, parse_duration
+from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
 
 EXIT_CONFIG_ERROR = 2
 
@@ -40,8 +40,6 @@ def _boolean(value: Any) -> bool:
 
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,18}")  # ASCII digits: int() would also take "٣" and "1_0"
-# The longest duration any setting takes: longer ones overflow the clocks and timeouts they feed.
-MAX_DURATION = 10 * 365 * 86400.0
 
 
 def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:

@@ -9,6 +9,11 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, 
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", re.ASCII)
 
 
+# The longest duration ZipLine takes anywhere (settings, timeouts, delays): longer ones overflow the
+# clocks, timeouts and dates they feed.
+MAX_DURATION = 10 * 365 * 86400.0
+
+
 class DurationError(ValueError):
     """A string that is not a Go-style duration."""
 
