@@ -11,7 +11,7 @@ Key layout, for prefix ``zipline`` and queue ``default``:
 - ``zipline:{default}:leases``   ZSET id -> lease deadline (ms) ``...:tokens`` HASH id -> owner
 - ``zipline:{default}:notify``   LIST wake-up token for blocked workers
 - ``zipline:{default}:paused``   STRING while paused ``...:seq`` STRING FIFO counter
-- ``zipline:{default}:done:<minute>`` / ``...:failed:<minute>`` counters for throughput charts
+- ``zipline:{default}:completed:<minute>`` / ``...:failed:<minute>`` counters for throughput charts
 - ``zipline:queues`` SET of queue names; ``zipline:epoch`` marker whose absence means Redis lost its data
 - ``zipline:auth:generation`` STRING the API processes' token memory (``jobs.api.token_memory``)
 """
@@ -249,7 +249,8 @@ class Broker:
     def settle(
         self, queue: str, token: str, settlements: Sequence[Settlement], counts: dict[str, int] | None = None
     ) -> list[bool]:
-        """End leases; with ``counts`` ({"done": n, "failed": m}) also bump the per-minute counters."""
+        """End leases; with ``counts`` (``{"completed": n, "failed": m}``, see :mod:`jobs.tally`) also
+        bump the per-minute counters."""
         if not settlements:
             return []
         k = self.keys(queue)
@@ -257,16 +258,26 @@ class Broker:
         for s in settlements:
             args.extend((s.job_id, s.action, s.due_ms, s.priority))
         keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens)
-        minute = int(time.time() // 60)
-        extra: list[tuple[str, tuple[Any, ...]]] = []
-        for name, value in (counts or {}).items():
-            if value:
-                key = f"{k.tag}:{name}:{minute}"
-                extra += [("incrby", (key, value)), ("expire", (key, STATS_TTL_SECONDS))]
+        extra = self._counter_calls(queue, counts or {})
         if not extra:
             return [bool(x) for x in self._run("settle", keys, args)]
         [result] = self._run_many([("settle", keys, args)], extra)
         return [bool(x) for x in result]
+
+    def _counter_calls(self, queue: str, counts: dict[str, int]) -> list[tuple[str, tuple[Any, ...]]]:
+        minute = int(time.time() // 60)
+        calls: list[tuple[str, tuple[Any, ...]]] = []
+        for name, value in counts.items():
+            if value:
+                key = f"{self.keys(queue).tag}:{name}:{minute}"
+                calls += [("incrby", (key, value)), ("expire", (key, STATS_TTL_SECONDS))]
+        return calls
+
+    def count(self, queue: str, counts: dict[str, int]) -> None:
+        """Bump the per-minute counters (``{"completed": n, "failed": m}``) without settling anything."""
+        calls = self._counter_calls(queue, counts)
+        if calls:
+            self._run_many([], calls)
 
     def renew(self, queue: str, token: str, job_ids: Sequence[str], lease_ms: int) -> list[str]:
         """Extend leases; returns the ids this token no longer owns."""
@@ -350,7 +361,7 @@ class Broker:
         }
 
     def counter_series(self, queue: str, name: str, minutes: int) -> list[int]:
-        """Per-minute counts (``done`` or ``failed``) for the last ``minutes`` minutes, oldest first."""
+        """Per-minute counts (``completed`` or ``failed``, :mod:`jobs.tally`) for the last ``minutes`` minutes, oldest first."""
         now = int(time.time() // 60)
         k = self.keys(queue)
         values = cast(list[Any], self.client.mget([f"{k.tag}:{name}:{m}" for m in range(now - minutes + 1, now + 1)]))

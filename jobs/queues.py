@@ -2,7 +2,7 @@
 
 View-agnostic on purpose: the REST API and the dashboard both call these and render the dicts. Counts
 come from the database (the source of truth, one ``GROUP BY``), live numbers from Redis: depths of the
-ready, delayed and leased sets, the per-minute done/failed counters the workers keep, the workers'
+ready, delayed and leased sets, the per-minute completed/failed counters the workers keep, the workers'
 heartbeats. A Redis or database error propagates; the caller decides what to show.
 """
 
@@ -17,10 +17,12 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count
 
+from jobs import tally
 from jobs.admin_paginator import table_estimate
 from jobs.broker import Broker
 from jobs.models import Job, QueueState, Status
 from jobs.redis_client import get_broker
+from jobs.tally import Tally
 from jobs.validation import QUEUE_NAME, InvalidJob
 from workers.heartbeat import live_workers
 
@@ -117,19 +119,20 @@ def _windowed(series: list[int], now: float) -> int:
     return int(round(current + previous * (1 - elapsed)))
 
 
-def throughput(broker: Broker, queue: str) -> dict[str, Any]:
+def last_minute(broker: Broker, queue: str) -> Tally:
+    """Attempts of ``queue`` that completed and failed in the last 60 s (see :mod:`jobs.tally`)."""
     now = time.time()
-    done = _windowed(broker.counter_series(queue, "done", 2), now)
-    failed = _windowed(broker.counter_series(queue, "failed", 2), now)
-    return _throughput(done, failed)
+    completed = _windowed(broker.counter_series(queue, tally.COMPLETED, 2), now)
+    return Tally(completed, _windowed(broker.counter_series(queue, tally.FAILED, 2), now))
 
 
-def _throughput(done: int, failed: int) -> dict[str, Any]:
+def _throughput(counted: Tally) -> dict[str, Any]:
     return {
         "window_seconds": WINDOW_SECONDS,
-        "completed": done,
-        "failed": failed,
-        "per_second": round((done + failed) / WINDOW_SECONDS, 3),
+        "completed": counted.completed,
+        "failed": counted.failed,
+        "total": counted.total,
+        "per_second": counted.per_second(WINDOW_SECONDS),
     }
 
 
@@ -144,7 +147,7 @@ def _queue_entry(broker: Broker, name: str, counts: dict[str, int], paused_row: 
         "paused": paused_row if paused_row is not None else bool(depths["paused"]),
         "counts": counts,
         "total": sum(counts.values()),
-        "throughput": throughput(broker, name),
+        "throughput": _throughput(last_minute(broker, name)),
         "depth": {"ready": depths["ready"], "delayed": depths["delayed"], "leased": depths["leased"]},
     }
 
@@ -221,7 +224,7 @@ def system_stats() -> dict[str, Any]:
         "counts": totals,
         "total": sum(totals.values()),
         "throughput": _throughput(
-            sum(q["throughput"]["completed"] for q in queues), sum(q["throughput"]["failed"] for q in queues)
+            Tally(sum(q["throughput"]["completed"] for q in queues), sum(q["throughput"]["failed"] for q in queues))
         ),
         "queues": queues,
         "workers": workers_summary(live_workers(broker)),

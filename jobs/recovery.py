@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from django.db.models import Q
 
-from jobs import states
+from jobs import states, tally
 from jobs.broker import Broker, PushItem, Settlement, due_score
 from jobs.dispatch import push_items
 from jobs.models import WAITING, Job, Status
@@ -34,6 +34,7 @@ def send_on(broker: Broker, queue: str, job_id: str, token: str, reason: str) ->
     if recorded.status == Status.RETRYING and recorded.due is not None:
         due_ms = due_score(recorded.due)
         broker.push([PushItem(queue, job_id, recorded.job.priority, due_ms)])
+    broker.count(queue, tally.of_statuses([recorded.status]).as_counts())
     logger.warning(
         "attempt lost to its worker",
         extra={"job_id": job_id, "queue": queue, "worker": token, "reason": reason, "status": recorded.status},

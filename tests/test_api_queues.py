@@ -35,7 +35,7 @@ def test_queue_stats_counts_depths_and_throughput(api: APIClient, broker: Any) -
     client.enqueue("send_email", {}, queue="emails")  # pending, in Redis
     client.enqueue("send_email", {}, queue="emails", delay="1h")  # scheduled, delayed in Redis
     fill("other", {Status.COMPLETED: 2})
-    count_done(broker, "emails", "done", 12)
+    count_done(broker, "emails", "completed", 12)
     count_done(broker, "emails", "failed", 6)
     response = api.get("/api/v1/queues/emails/stats")
     assert response.status_code == 200
@@ -52,7 +52,7 @@ def test_queue_stats_counts_depths_and_throughput(api: APIClient, broker: Any) -
     }
     assert body["total"] == 6
     assert body["depth"]["ready"] >= 1 and body["depth"]["delayed"] == 1 and body["depth"]["leased"] == 0
-    assert body["throughput"] == {"window_seconds": 60, "completed": 12, "failed": 6, "per_second": 0.3}
+    assert body["throughput"] == {"window_seconds": 60, "completed": 12, "failed": 6, "total": 18, "per_second": 0.3}
 
 
 def test_throughput_window_takes_part_of_the_previous_minute() -> None:
@@ -94,7 +94,7 @@ def test_system_stats(api: APIClient, broker: Any) -> None:
     fill("a", {Status.COMPLETED: 2, Status.RUNNING: 1})
     fill("b", {Status.FAILED: 1})
     queues.pause("c")
-    count_done(broker, "a", "done", 30)
+    count_done(broker, "a", "completed", 30)
     heartbeat.publish(
         broker,
         "w1",

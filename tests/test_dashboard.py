@@ -181,10 +181,10 @@ def test_throughput_chart_is_drawn_from_the_per_minute_counters(admin_client: Cl
     client.enqueue("test_noop", {}, queue="charted")
     minute = int(time.time() // 60)
     tag = broker.keys("charted").tag
-    broker.client.set(f"{tag}:done:{minute}", 12)
-    broker.client.set(f"{tag}:done:{minute - 5}", 30)
+    broker.client.set(f"{tag}:completed:{minute}", 12)
+    broker.client.set(f"{tag}:completed:{minute - 5}", 30)
     broker.client.set(f"{tag}:failed:{minute - 5}", 6)
-    broker.client.set(f"{tag}:done:{minute - 90}", 1000)  # older than an hour: not shown
+    broker.client.set(f"{tag}:completed:{minute - 90}", 1000)  # older than an hour: not shown
     card = text(admin_client.get("/dashboard/")).split('data-testid="queue-charted"', 1)[1].split("</article>", 1)[0]
     svg = card.split("<svg", 1)[1].split("</svg>", 1)[0]
     assert svg.count('class="chart-slot"') == 60
@@ -196,7 +196,7 @@ def test_throughput_chart_is_drawn_from_the_per_minute_counters(admin_client: Cl
         )
     ]
     assert max(heights) == pytest.approx(78 * 30 / 36, abs=0.01)  # the tallest stack (36) fills the chart
-    assert "42 done" in card and "6 failed" in card and "peak 36" in card
+    assert "42 completed" in card and "6 failed" in card and "peak 36" in card
 
 
 def test_workers_panel_lists_live_workers_with_busy_slots(admin_client: Client, broker: Broker) -> None:

@@ -131,7 +131,7 @@ def seed_history(broker: Broker, queue: str, base: int) -> None:
     tag = broker.keys(queue).tag
     for back in range(1, 60):
         wave = base + int(base * 0.6 * ((back * 7919) % 13) / 13) + (back % 5) * 3
-        broker.client.set(f"{tag}:done:{minute - back}", wave, ex=7200)
+        broker.client.set(f"{tag}:completed:{minute - back}", wave, ex=7200)
         if back % 9 == 0:
             broker.client.set(f"{tag}:failed:{minute - back}", 1 + back % 4, ex=7200)
 

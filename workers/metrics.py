@@ -7,11 +7,16 @@ serves the merged view on ``JQS_METRICS_PORT``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from jobs.tally import Tally
 
 LABELS = ("queue", "type")
 
-PROCESSED = Counter("job_queue_processed", "Attempts that ended (any outcome).", LABELS)
+PROCESSED = Counter("job_queue_processed", "Attempts that completed or failed (jobs.tally's total).", LABELS)
 FAILED = Counter(
     "job_queue_failed", "Attempts that failed (error, timeout, or lost with a dead worker process).", LABELS
 )
@@ -40,6 +45,14 @@ class JobMetrics:
 
 
 _by_labels: dict[tuple[str, str], JobMetrics] = {}
+
+
+def count(job_metrics: JobMetrics, counted: Tally) -> None:
+    """Add attempts to the counters: ``processed`` is their total, ``failed`` the failed ones."""
+    if counted.total:
+        job_metrics.processed.inc(counted.total)
+    if counted.failed:
+        job_metrics.failed.inc(counted.failed)
 
 
 def for_job(queue: str, job_type: str) -> JobMetrics:

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from jobs import tally
 from jobs.models import Outcome
 from jobs.states import AttemptResult, Recorded
 from jobs.validation import holds_nul
@@ -62,28 +63,26 @@ def attempt_result(ending: Ending, max_result_bytes: int) -> AttemptResult:
     )
 
 
-def account(endings: Sequence[Ending], recorded: Sequence[Recorded]) -> tuple[int, int]:
+def account(endings: Sequence[Ending], recorded: Sequence[Recorded]) -> tally.Tally:
     """Metrics (summed per queue and type: a multiprocess metric write is not free) and one log
-    line per outcome; returns (attempts ended, attempts failed)."""
+    line per outcome; returns the attempts counted, as :mod:`jobs.tally` defines them."""
     ended: Counter[tuple[str, str]] = Counter()
-    failed: Counter[tuple[str, str]] = Counter()
+    counted: Counter[tuple[tuple[str, str], str | None]] = Counter()
     for ending, rec in zip(endings, recorded, strict=True):
         job = ending.running.job
         labels = (job.queue, job.type)
         ended[labels] += 1
+        counted[labels, tally.kind(rec.status)] += 1
         metrics.for_job(*labels).duration.observe(ending.duration)
-        if ending.outcome in FAILED_OUTCOMES:
-            failed[labels] += 1
         if rec.status is None:
             metrics.STALE_WRITES.inc()
         log_outcome(ending, rec)
     for labels, count in ended.items():
         job_metrics = metrics.for_job(*labels)
         job_metrics.active.dec(count)
-        job_metrics.processed.inc(count)
-        if failed[labels]:
-            job_metrics.failed.inc(failed[labels])
-    return sum(ended.values()), sum(failed.values())
+        metrics.count(job_metrics, tally.Tally(counted[labels, tally.COMPLETED], counted[labels, tally.FAILED]))
+    completed = sum(n for (_, kind), n in counted.items() if kind == tally.COMPLETED)
+    return tally.Tally(completed, sum(n for (_, kind), n in counted.items() if kind == tally.FAILED))
 
 
 def log_outcome(ending: Ending, rec: Recorded) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from django.db import InterfaceError, OperationalError
 
-from jobs import recovery, states
+from jobs import recovery, states, tally
 from jobs.broker import Settlement, due_score
 from jobs.models import Outcome, Status
 from jobs.states import Recorded
@@ -105,9 +105,9 @@ class Recorder:
         if recorded is None:
             return  # dying: the leases expire and the reclaimer charges these attempts
         self._settle(recorded)
-        ended, failed = outcomes.account(finished, recorded)
-        self.worker.processed += ended
-        self.worker.failed += failed
+        counted = outcomes.account(finished, recorded)
+        self.worker.processed += counted.total
+        self.worker.failed += counted.failed
         self.worker.forget([e.running for e in finished])
 
     def _record_alone(self, results: Sequence[states.AttemptResult]) -> list[Recorded] | None:
@@ -183,19 +183,17 @@ class Recorder:
 
     def _settle(self, recorded: Sequence[Recorded]) -> None:
         by_queue: dict[str, list[Settlement]] = defaultdict(list)
-        counts: dict[str, dict[str, int]] = defaultdict(lambda: {"done": 0, "failed": 0})
+        statuses: dict[str, list[str | None]] = defaultdict(list)
         for rec in recorded:
             job = rec.job
             if rec.status == Status.RETRYING and rec.due is not None:
                 by_queue[job.queue].append(Settlement(str(job.pk), "retry", due_score(rec.due), job.priority))
             else:
                 by_queue[job.queue].append(Settlement(str(job.pk), "ack"))
-            if rec.status is not None:
-                counts[job.queue]["done"] += 1
-                if rec.status in (Status.FAILED, Status.RETRYING):
-                    counts[job.queue]["failed"] += 1
+            statuses[job.queue].append(rec.status)
         for queue_name, settlements in by_queue.items():
-            self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements, counts[queue_name]))
+            counts = tally.of_statuses(statuses[queue_name]).as_counts()
+            self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements, counts))
         stale = [rec.job for rec in recorded if rec.status is None]
         if stale:
             self.worker.safe(lambda: recovery.requeue_lost_claims(self.broker, stale))

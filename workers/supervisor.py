@@ -284,9 +284,10 @@ class Supervisor:
         if charged:
             logger.warning("recovered a dead worker's jobs", extra={"worker_id": child.worker_id, "jobs": len(charged)})
         if self.options.metrics_enabled:
+            from jobs import tally
             from workers import metrics
 
             for recorded in charged:
-                labels = (recorded.job.queue, recorded.job.type)
-                metrics.PROCESSED.labels(*labels).inc()
-                metrics.FAILED.labels(*labels).inc()
+                metrics.count(
+                    metrics.for_job(recorded.job.queue, recorded.job.type), tally.of_statuses([recorded.status])
+                )

@@ -324,9 +324,10 @@ class CountsSerializer(serializers.Serializer):
 
 class ThroughputSerializer(serializers.Serializer):
     window_seconds = serializers.IntegerField(help_text="Always 60: the last minute.")
-    completed = serializers.IntegerField(help_text="Jobs completed in the window.")
-    failed = serializers.IntegerField(help_text="Attempts that failed in the window.")
-    per_second = serializers.FloatField(help_text="(completed + failed) / 60.")
+    completed = serializers.IntegerField(help_text="Attempts that completed their job in the window.")
+    failed = serializers.IntegerField(help_text="Attempts that failed in the window (never also counted as completed).")
+    total = serializers.IntegerField(help_text="completed + failed.")
+    per_second = serializers.FloatField(help_text="total / 60.")
 
 
 class DepthSerializer(serializers.Serializer):
@@ -349,8 +350,8 @@ class WorkersSummarySerializer(serializers.Serializer):
     busy = serializers.IntegerField(help_text="Jobs running now.")
     concurrency = serializers.IntegerField(help_text="Jobs that can run at once.")
     utilization = serializers.FloatField(help_text="busy / concurrency.")
-    processed = serializers.IntegerField(help_text="Jobs finished since the workers started.")
-    failed = serializers.IntegerField(help_text="Attempts failed since the workers started.")
+    processed = serializers.IntegerField(help_text="Attempts completed or failed since the workers started.")
+    failed = serializers.IntegerField(help_text="Attempts failed since the workers started (part of processed).")
 
 
 class SystemStatsSerializer(serializers.Serializer):

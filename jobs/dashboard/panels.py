@@ -13,10 +13,11 @@ from typing import Any
 import redis
 from django.db.models import QuerySet
 
-from jobs import queues
+from jobs import queues, tally
 from jobs.dashboard import charts, formats, search
 from jobs.models import Job, QueueState, Status
 from jobs.redis_client import get_broker
+from jobs.tally import Tally
 from jobs.validation import storable
 from workers.heartbeat import live_workers
 
@@ -40,16 +41,15 @@ def overview() -> dict[str, Any]:
     cards = []
     for entry in stats["queues"]:
         chart = charts.throughput(
-            broker.counter_series(entry["name"], "done", CHART_MINUTES),
-            broker.counter_series(entry["name"], "failed", CHART_MINUTES),
+            broker.counter_series(entry["name"], tally.COMPLETED, CHART_MINUTES),
+            broker.counter_series(entry["name"], tally.FAILED, CHART_MINUTES),
         )
         cards.append(_card(entry["name"], entry["counts"], entry["paused"], chart, entry["depth"]))
     return {
         "cards": cards,
         "totals": stats["counts"],
         "workers": stats["workers"],
-        "hour_done": sum(card["chart"].done for card in cards),
-        "hour_failed": sum(card["chart"].failed for card in cards),
+        "hour": sum((card["chart"].counted for card in cards), Tally()),
         "redis_error": "",
     }
 
@@ -69,8 +69,7 @@ def _overview_without_redis(error: str) -> dict[str, Any]:
         "cards": cards,
         "totals": totals,
         "workers": queues.workers_summary([]),
-        "hour_done": None,
-        "hour_failed": None,
+        "hour": None,
         "redis_error": error,
     }
 
