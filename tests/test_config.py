@@ -151,6 +151,7 @@ def test_redis_url_overrides_the_parts() -> None:
         ({"JQS_MAX_PAYLOAD_BYTES": "9" * 26}, "expected a whole number of at most 18 digits"),
         ({"JQS_WORKER_MAX_JOBS": "9" * 12}, "expected a whole number from 0 to 1000000000"),
         ({"JQS_METRICS_PATH": "metrics"}, "expected a path starting with /"),
+        ({"JQS_METRICS_HOST": "http://0.0.0.0"}, "JQS_METRICS_HOST='http://0.0.0.0': expected an IP address or a host"),
     ],
 )
 def test_bad_values_name_the_setting_and_value(env: dict[str, str], message: str) -> None:

@@ -34,9 +34,9 @@ FAILING = {("metrics-a", "test_fail"): 2, ("metrics-b", "test_fail"): 1}
 WAITING_IN_IDLE = 4
 
 
-def get(port: int, path: str) -> tuple[int, str]:
+def get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -175,6 +175,39 @@ def test_metrics_path_is_configurable_and_unknown_paths_are_404(broker: Broker, 
         assert "job_queue_pending_jobs" in scrape(port, "/prom")
         assert get(port, "/metrics")[0] == 404
         assert get(port, "/healthz") == (200, "ok\n")
+
+
+def test_metrics_listen_on_the_configured_address_only(broker: Broker, tmp_path: Path) -> None:
+    """JQS_METRICS_HOST: here 127.0.0.2, another loopback address, so 127.0.0.1 must find nothing."""
+    port = free_port()
+    env: dict[str, Any] = {"JQS_METRICS_ENABLED": "true", "JQS_METRICS_PORT": port, "JQS_METRICS_HOST": "127.0.0.2"}
+    with running(["runworkers", "--processes", "1"], tmp_path, **env) as pool:
+        wait_for_workers(broker, 1, proc=pool)
+        assert get(port, "/healthz", host="127.0.0.2") == (200, "ok\n")
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass
+
+
+def test_a_pool_whose_metrics_port_is_taken_says_so_in_one_line_and_goes_on(broker: Broker, tmp_path: Path) -> None:
+    """A second pool on one host finds the port taken (here by a bare socket): one line, then it runs jobs."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env: dict[str, Any] = {"JQS_METRICS_ENABLED": "true", "JQS_METRICS_PORT": port, "JQS_METRICS_HOST": "127.0.0.1"}
+        with running(["runworkers", "--processes", "1"], tmp_path, **env) as pool:
+            wait_for_workers(broker, 1, proc=pool)
+            job = client.enqueue("test_noop", {})
+            wait_for(lambda: Job.objects.get(pk=job.pk).status == Status.COMPLETED, 20, message="the job to complete")
+            assert pool.popen.poll() is None
+            lines = [line for line in pool.log().splitlines() if str(port) in line]
+    assert len(lines) == 1, lines
+    [record] = [r for r in pool.records() if str(port) in r.get("message", "")]
+    assert record["message"] == (
+        f"worker metrics: 127.0.0.1:{port} is taken; serving no metrics here, carrying on"
+        " (give this one its own JQS_METRICS_PORT)"
+    )
+    assert "Traceback" not in pool.log()
 
 
 def test_the_api_serves_django_prometheus_http_metrics(broker: Broker) -> None:

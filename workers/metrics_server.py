@@ -7,12 +7,14 @@ a scrape sums them (a scrape after N jobs shows N, whichever process ran them).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -59,22 +61,41 @@ class QueueDepthCollector(Collector):
 
 
 def registry() -> CollectorRegistry:
-    merged = CollectorRegistry()
-    MultiProcessCollector(merged)
+    """The workers' view: every worker process's values summed, and the queue depths."""
+    merged = multiprocess_registry()
     merged.register(QueueDepthCollector())
     return merged
 
 
-def serve(host: str, port: int, path: str, health: Any = None) -> ThreadingHTTPServer:
-    """Serve ``path`` (metrics) and ``/healthz`` (liveness) on a daemon thread."""
-    metrics_registry = registry()
+def multiprocess_registry() -> CollectorRegistry:
+    """The values every process wrote to ``PROMETHEUS_MULTIPROC_DIR``, summed (live gauges of live ones)."""
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged)
+    return merged
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def serve(
+    host: str, port: int, path: str, metrics: CollectorRegistry, health: Callable[[], bool] | None = None
+) -> ThreadingHTTPServer:
+    """Serve ``metrics`` at ``path`` (and ``/healthz`` when ``health`` is given) on a daemon thread.
+
+    Raises OSError when ``host:port`` cannot be listened on (see :func:`unavailable`).
+    """
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             if self.path.split("?")[0] == path:
-                body, status, kind = generate_latest(metrics_registry), 200, "text/plain; version=0.0.4"
-            elif self.path.split("?")[0] == "/healthz":
-                ok = health() if health else True
+                body, status, kind = generate_latest(metrics), 200, "text/plain; version=0.0.4"
+            elif self.path.split("?")[0] == "/healthz" and health is not None:
+                ok = health()
                 body, status, kind = (b"ok\n" if ok else b"unhealthy\n"), (200 if ok else 503), "text/plain"
             else:
                 body, status, kind = b"not found\n", 404, "text/plain"
@@ -87,7 +108,13 @@ def serve(host: str, port: int, path: str, health: Any = None) -> ThreadingHTTPS
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             return
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = (_Server6 if ":" in host else _Server)((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server
+
+
+def unavailable(what: str, host: str, port: int, setting: str, exc: OSError) -> str:
+    """The one line that says an endpoint could not listen, and what to change; the caller goes on."""
+    reason = "is taken" if exc.errno == errno.EADDRINUSE else f"cannot be listened on ({exc.strerror or exc})"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{what}: {where} {reason}; serving no metrics here, carrying on (give this one its own {setting})"

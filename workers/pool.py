@@ -33,6 +33,7 @@ def build_options(processes: int | None = None, concurrency: int | None = None, 
         max_result_bytes=config.max_payload_bytes,
         metrics_enabled=config.metrics_enabled,
         metrics_port=config.metrics_port,
+        metrics_host=config.metrics_host,
         metrics_path=config.metrics_path,
     )
 

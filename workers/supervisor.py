@@ -47,6 +47,7 @@ class PoolOptions:
     max_result_bytes: int
     metrics_enabled: bool
     metrics_port: int
+    metrics_host: str
     metrics_path: str
 
 
@@ -98,13 +99,12 @@ class Supervisor:
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
         if self.options.metrics_enabled:
+            host, port = self.options.metrics_host, self.options.metrics_port
             try:
-                metrics_server.serve("0.0.0.0", self.options.metrics_port, self.options.metrics_path, self._healthy)
+                metrics_server.serve(host, port, self.options.metrics_path, metrics_server.registry(), self._healthy)
             except OSError as exc:
-                logger.error(
-                    "metrics port unavailable; serving no metrics",
-                    extra={"port": self.options.metrics_port, "error": str(exc)},
-                )
+                line = metrics_server.unavailable("worker metrics", host, port, "JQS_METRICS_PORT", exc)
+                logger.error(line, extra={"host": host, "port": port})
         logger.info(
             "supervisor started",
             extra={

@@ -155,6 +155,21 @@ def _url_path(value: Any) -> str:
     return text
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def _listen_host(value: Any) -> str:
+    """An address to listen on: an IP address (``0.0.0.0``, ``::`` for every interface) or a host name."""
+    text = _string(value).strip()
+    try:
+        return str(ipaddress.ip_address(text.removeprefix("[").removesuffix("]")))
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(text) or len(text) > 253:
+        raise ValueError("expected an IP address or a host name to listen on (e.g. 127.0.0.1, or 0.0.0.0 for all)")
+    return text
+
+
 def _key_prefix(value: Any) -> str:
     text = _string(value).strip()
     if not text or any(c in text for c in "{} \t\n"):
@@ -346,6 +361,14 @@ SETTINGS: tuple[Setting, ...] = (
         "port of the workers' metrics endpoint",
     ),
     _s("metrics_path", "metrics.path", "JQS_METRICS_PATH", _url_path, "/metrics", "path of the metrics endpoint"),
+    _s(
+        "metrics_host",
+        "metrics.host",
+        "JQS_METRICS_HOST",
+        _listen_host,
+        "0.0.0.0",
+        "address the metrics endpoints listen on; 127.0.0.1 keeps them on this host",
+    ),
     _s(
         "logging_level",
         "logging.level",
