@@ -47,8 +47,8 @@ RUN JQS_SECRET_KEY=build-only JQS_DEBUG=true python manage.py collectstatic --no
 
 USER 10001:10001
 
-# 8080: the API (gunicorn; /health and the django-prometheus /metrics). 9091: the workers' /metrics.
-EXPOSE 8080 9091
+# 8080: the API (gunicorn; /health). 9092: the API's /metrics (gunicorn's master). 9091: the workers' /metrics.
+EXPOSE 8080 9091 9092
 
 # slim has no curl: a urllib one-liner. urlopen raises on a 503, so the probe fails then. It sends
 # "Host: 127.0.0.1", which JQS_ALLOWED_HOSTS must keep (it does by default). The workers and scheduler run

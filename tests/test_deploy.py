@@ -523,7 +523,7 @@ def test_prometheus_config_matches_alerts() -> None:
         f"alerts select scrape jobs {sorted(referenced - jobs)} that prometheus.yml lacks"
     )
     targets = {t for job in config["scrape_configs"] for sc in job.get("static_configs", []) for t in sc["targets"]}
-    assert {"api:8080", "workers:9091"} <= targets
+    assert {"api:9092", "workers:9091"} <= targets
 
 
 # ------------------------------------------------------------------------------------------ liveness

@@ -2,7 +2,7 @@
 
 Several worker processes run the jobs; the supervisor's endpoint must show their sums (multiprocess
 mode), queue depths read from Redis at scrape time, a liveness answer on /healthz, and nothing at all
-when metrics are turned off. The API's own HTTP metrics (django-prometheus) are checked at the end.
+when metrics are turned off. The API's own HTTP metrics are in test_metrics_api.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -208,18 +207,3 @@ def test_a_pool_whose_metrics_port_is_taken_says_so_in_one_line_and_goes_on(brok
         " (give this one its own JQS_METRICS_PORT)"
     )
     assert "Traceback" not in pool.log()
-
-
-def test_the_api_serves_django_prometheus_http_metrics(broker: Broker) -> None:
-    """The API process: django-prometheus' request metrics at /metrics."""
-    browser = Client()
-    browser.get("/health")
-    response = browser.get("/metrics")
-    assert response.status_code == 200
-    families = {f.name: f for f in text_string_to_metric_families(response.content.decode())}
-    by_method = families["django_http_requests_total_by_method"]
-    assert any(
-        s.name == "django_http_requests_total_by_method_total" and s.labels["method"] == "GET" and s.value >= 1
-        for s in by_method.samples
-    )
-    assert "django_http_requests_latency_seconds_by_view_method" in families

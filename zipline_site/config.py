@@ -370,6 +370,14 @@ SETTINGS: tuple[Setting, ...] = (
         "address the metrics endpoints listen on; 127.0.0.1 keeps them on this host",
     ),
     _s(
+        "metrics_api_port",
+        "metrics.api_port",
+        "JQS_METRICS_API_PORT",
+        _integer(1, 65535),
+        9092,
+        "port of the API's metrics endpoint, served by gunicorn's master (never on the API's own port)",
+    ),
+    _s(
         "logging_level",
         "logging.level",
         "JQS_LOG_LEVEL",

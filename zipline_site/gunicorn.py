@@ -1,33 +1,31 @@
 """gunicorn's settings for the API: ``gunicorn -c python:zipline_site.gunicorn zipline_site.wsgi:application``.
 
-Each gunicorn worker is a process of its own, so without prometheus_client's multiprocess mode a
-scrape of ``/metrics`` shows the counters of whichever worker answered it. Here the master makes a
-fresh directory for the workers' metric files before it forks them (prometheus_client reads the
-variable when it is first imported, which is in the workers), django-prometheus's view sums the
-files, a dead worker's live gauges are dropped, and the directory goes when the master exits.
-A ``PROMETHEUS_MULTIPROC_DIR`` set from outside is used as it is (and left in place).
+Metrics: each gunicorn worker is a process of its own, so its metric values go to files that the master
+sums and serves on a port of their own (``JQS_METRICS_API_PORT``), never on the API's public port; see
+:mod:`zipline_site.api_metrics`.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from typing import Any
 
-_made_here: str | None = None
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _made_here = tempfile.mkdtemp(prefix="zipline-api-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_here
+from zipline_site.api_metrics import ApiMetrics
+
+_metrics = ApiMetrics.prepare()
+
+
+def when_ready(server: Any) -> None:
+    _metrics.start(server.log)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    _metrics.forked()
 
 
 def child_exit(server: Any, worker: Any) -> None:
     """A worker process is gone: its live gauges no longer count (its counters still do)."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
+    _metrics.worker_gone(worker.pid)
 
 
 def on_exit(server: Any) -> None:
-    if _made_here is not None:
-        shutil.rmtree(_made_here, ignore_errors=True)
+    _metrics.stop()

@@ -1,4 +1,4 @@
-"""URL map: admin, REST API, OpenAPI, dashboard, health and the API's metrics."""
+"""URL map: admin, REST API, OpenAPI, dashboard and health."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -12,7 +12,8 @@ urlpatterns = [
     path("api/", include(docs_urlpatterns)),
     path("dashboard/", include("jobs.dashboard.urls")),
     *health_urlpatterns,
-    path("", include("django_prometheus.urls")),
+    # No /metrics here: the API's port is public. gunicorn's master serves the API's metrics on a port
+    # of their own (zipline_site.api_metrics).
 ]
 
 # JSON errors for /api/ and /health; Django's own pages elsewhere.
