@@ -54,6 +54,11 @@ class Tally:
         return Tally(self.completed + other.completed, self.failed + other.failed)
 
 
+def from_total(total: int, failed: int) -> Tally:
+    """The tally behind a (total, failed) pair, the shape the Prometheus counters and the heartbeats keep."""
+    return Tally(total - failed, failed)
+
+
 def of_statuses(statuses: Iterable[str | None]) -> Tally:
     """The tally of attempts whose jobs the database left in ``statuses``."""
     kinds = [kind(status) for status in statuses]

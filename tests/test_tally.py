@@ -107,6 +107,7 @@ def test_a_known_mix_reads_the_same_in_metrics_api_and_dashboard(
         queue_stats = api.get(f"/api/v1/queues/{QUEUE}/stats").json()
         system_stats = api.get("/api/v1/stats").json()
         overview = panels.overview()
+        workers_panel = panels.workers()
         page = admin_client.get("/dashboard/").content.decode()
 
     assert Job.objects.filter(pk__in=ids, status=Status.COMPLETED).count() == COMPLETED_JOBS + 1
@@ -131,3 +132,5 @@ def test_a_known_mix_reads_the_same_in_metrics_api_and_dashboard(
     shown = page.split(f'data-testid="queue-{QUEUE}"', 1)[1].split("</article>", 1)[0]
     assert f"{COMPLETED_ATTEMPTS} completed" in shown and f"{FAILED_ATTEMPTS} failed" in shown
     assert f"peak {TOTAL}" in shown
+    by_worker = [worker["counted"] for worker in workers_panel["workers"]]
+    assert sum(by_worker, tally.Tally()) == tally.Tally(COMPLETED_ATTEMPTS, FAILED_ATTEMPTS)

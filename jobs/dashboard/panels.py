@@ -99,6 +99,7 @@ def workers() -> dict[str, Any]:
         worker["uptime"] = formats.age(now - worker.get("started_at", now))
         concurrency = worker.get("concurrency", 0)
         worker["busy_percent"] = round(100 * worker.get("busy", 0) / concurrency) if concurrency else 0
+        worker["counted"] = tally.from_total(worker.get("processed", 0), worker.get("failed", 0))
     return {"workers": found, "totals": queues.workers_summary(found), "redis_error": ""}
 
 
