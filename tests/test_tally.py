@@ -58,6 +58,14 @@ def test_an_attempt_lost_with_its_worker_counts_as_failed_once(broker: Broker) -
     assert sum(broker.counter_series(QUEUE, tally.COMPLETED, 2)) == 0
 
 
+def prometheus(port: int) -> tuple[float, float]:
+    """(processed, failed) of the test's queue, as one scrape of the pool's endpoint reports them."""
+    families = scrape(port)
+    processed = by_labels(families["job_queue_processed"], "job_queue_processed_total", "queue")
+    failed = by_labels(families["job_queue_failed"], "job_queue_failed_total", "queue")
+    return processed.get((QUEUE,), 0), failed.get((QUEUE,), 0)
+
+
 def wait_for_a_fresh_minute(margin: float = 15.0) -> None:
     """The API's throughput is a 60 s window over per-minute counters: start with ``margin`` seconds
     left in this minute so that every outcome of the test lands in one counter."""
@@ -85,14 +93,12 @@ def test_a_known_mix_reads_the_same_in_metrics_api_and_dashboard(
             message=f"every job of the mix to finish\n{pool.log()[-3000:]}",
         )
 
-        def prometheus() -> tuple[float, float]:
-            families = scrape(port)
-            processed = by_labels(families["job_queue_processed"], "job_queue_processed_total", "queue")
-            failed = by_labels(families["job_queue_failed"], "job_queue_failed_total", "queue")
-            return processed.get((QUEUE,), 0), failed.get((QUEUE,), 0)
-
         # The counters are bumped right after the database write: give the last one a moment.
-        wait_for(lambda: prometheus() == (TOTAL, FAILED_ATTEMPTS), 10, message=f"{TOTAL} processed, got {prometheus()}")
+        wait_for(
+            lambda: prometheus(port) == (TOTAL, FAILED_ATTEMPTS),
+            10,
+            message=f"{TOTAL} processed, got {prometheus(port)}",
+        )
 
         def workers_totals() -> dict[str, Any]:
             totals: dict[str, Any] = api.get("/api/v1/workers/stats").json()["totals"]
@@ -134,3 +140,18 @@ def test_a_known_mix_reads_the_same_in_metrics_api_and_dashboard(
     assert f"peak {TOTAL}" in shown
     by_worker = [worker["counted"] for worker in workers_panel["workers"]]
     assert sum(by_worker, tally.Tally()) == tally.Tally(COMPLETED_ATTEMPTS, FAILED_ATTEMPTS)
+
+
+def test_a_job_that_kills_its_worker_is_one_failed_attempt_in_metrics_and_redis(broker: Broker, tmp_path: Path) -> None:
+    port = free_port()
+    args = ["runworkers", "--processes", "1", "--queues", QUEUE]
+    with running(args, tmp_path, JQS_METRICS_ENABLED="true", JQS_METRICS_PORT=port) as pool:
+        wait_for_workers(broker, 1, proc=pool)
+        job = client.enqueue("test_crash", {}, queue=QUEUE, retry={"max_retries": 0})
+        wait_for(lambda: Job.objects.get(pk=job.pk).status == Status.FAILED, 30, message="the crashing job to fail")
+
+        wait_for(
+            lambda: prometheus(port) == (1, 1), 10, message=f"one processed and failed attempt, got {prometheus(port)}"
+        )
+    assert sum(broker.counter_series(QUEUE, tally.FAILED, 2)) == 1
+    assert sum(broker.counter_series(QUEUE, tally.COMPLETED, 2)) == 0
