@@ -33,8 +33,9 @@ MAX_REQUESTS = 10
 
 
 def get(url: str) -> tuple[int, str]:
+    """One request; generous timeout: a request may wait for a replaced worker to boot on a busy machine."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=30) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
