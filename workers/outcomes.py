@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,23 +66,22 @@ def attempt_result(ending: Ending, max_result_bytes: int) -> AttemptResult:
 def account(endings: Sequence[Ending], recorded: Sequence[Recorded]) -> tally.Tally:
     """Metrics (summed per queue and type: a multiprocess metric write is not free) and one log
     line per outcome; returns the attempts counted, as :mod:`jobs.tally` defines them."""
-    ended: Counter[tuple[str, str]] = Counter()
-    counted: Counter[tuple[tuple[str, str], str | None]] = Counter()
+    statuses: defaultdict[tuple[str, str], list[str | None]] = defaultdict(list)
     for ending, rec in zip(endings, recorded, strict=True):
         job = ending.running.job
-        labels = (job.queue, job.type)
-        ended[labels] += 1
-        counted[labels, tally.kind(rec.status)] += 1
-        metrics.for_job(*labels).duration.observe(ending.duration)
+        statuses[job.queue, job.type].append(rec.status)
+        metrics.for_job(job.queue, job.type).duration.observe(ending.duration)
         if rec.status is None:
             metrics.STALE_WRITES.inc()
         log_outcome(ending, rec)
-    for labels, count in ended.items():
+    total = tally.Tally()
+    for labels, of_labels in statuses.items():
         job_metrics = metrics.for_job(*labels)
-        job_metrics.active.dec(count)
-        metrics.count(job_metrics, tally.Tally(counted[labels, tally.COMPLETED], counted[labels, tally.FAILED]))
-    completed = sum(n for (_, kind), n in counted.items() if kind == tally.COMPLETED)
-    return tally.Tally(completed, sum(n for (_, kind), n in counted.items() if kind == tally.FAILED))
+        job_metrics.active.dec(len(of_labels))
+        counted = tally.of_statuses(of_labels)
+        metrics.count(job_metrics, counted)
+        total += counted
+    return total
 
 
 def log_outcome(ending: Ending, rec: Recorded) -> None:
