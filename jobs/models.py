@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -139,3 +140,20 @@ class QueueState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({'paused' if self.paused else 'active'})"
+
+
+class ApiToken(models.Model):
+    """An API token. Only the SHA-256 of its key is stored (see :mod:`jobs.tokens`): whoever reads the
+    table or the admin learns who has tokens and their first characters, never a key."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True, default="", help_text="What the token is for.")
+    prefix = models.CharField(max_length=8, editable=False, help_text="The key's first characters, to recognise it.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

@@ -116,7 +116,7 @@ class JobCollectionView(ApiView):
         summary="List jobs, newest first",
         description="Filters combine with AND. Pages are cursor-based: follow `next` until it is null.",
         parameters=[s.JobListQuerySerializer],
-        responses={200: s.JobPageSerializer, **error_responses(400, *COMMON_ERRORS)},
+        responses={200: s.JobPageSerializer, **error_responses(400, 403, *COMMON_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         query = s.JobListQuerySerializer(data=request.query_params)
@@ -226,7 +226,7 @@ class JobDetailView(ApiView):
         summary="Get a job, with its attempts",
         parameters=[JOB_ID],
         examples=[JOB_EXAMPLE],
-        responses={200: s.JobSerializer, **error_responses(404, *COMMON_ERRORS)},
+        responses={200: s.JobSerializer, **error_responses(403, 404, *COMMON_ERRORS)},
     )
     def get(self, request: Request, job_id: str) -> Response:
         return Response(with_attempts(find_job(job_pk(job_id))))
@@ -300,7 +300,7 @@ class QueueStatsView(ApiView):
         summary="Statistics of one queue",
         description="Counts by status, throughput over the last minute, Redis depths. A queue never used is empty.",
         parameters=[QUEUE],
-        responses={200: s.QueueStatsSerializer, **error_responses(404, *COMMON_ERRORS)},
+        responses={200: s.QueueStatsSerializer, **error_responses(403, 404, *COMMON_ERRORS)},
     )
     def get(self, request: Request, queue_name: str) -> Response:
         return Response(queues.queue_stats(queue_name))
@@ -357,7 +357,7 @@ class SystemStatsView(ApiView):
         tags=["stats"],
         summary="Statistics of the whole system",
         description="Totals, a per-queue breakdown, the workers and this API process's uptime.",
-        responses={200: s.SystemStatsSerializer, **error_responses(*COMMON_ERRORS)},
+        responses={200: s.SystemStatsSerializer, **error_responses(403, *COMMON_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         return Response(queues.system_stats())
@@ -371,7 +371,7 @@ class WorkerStatsView(ApiView):
         tags=["stats"],
         summary="Every live worker, and totals",
         description="Workers are listed while their heartbeat is fresh (a few seconds).",
-        responses={200: s.WorkerStatsSerializer, **error_responses(*COMMON_ERRORS)},
+        responses={200: s.WorkerStatsSerializer, **error_responses(403, *COMMON_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         return Response(queues.worker_stats())
