@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from jobs import client, queues, tokens
+from jobs import client, masking, queues, tokens
 from jobs.admin_paginator import EstimatedCountPaginator
 from jobs.dashboard import formats, search
 from jobs.models import WAITING, ApiToken, Job, JobAttempt, QueueState, Status
@@ -280,13 +280,21 @@ class JobAdmin(admin.ModelAdmin):
 
     # -- detail --------------------------------------------------------------------------------------
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Job | None:
+        job = super().get_object(request, object_id, from_field)
+        if job is not None:
+            job.shown_payload = masking.payload_for(request.user, job)
+            job.shown_result = masking.result_for(request.user, job)
+        return job
+
     @admin.display(description="payload")
     def payload_display(self, job: Job) -> SafeString:
-        return pretty_json(job.payload)
+        # Masked for this request's user by get_object; a job that did not come from it shows nothing secret.
+        return pretty_json(job.shown_payload if hasattr(job, "shown_payload") else masking.masked(job.payload))
 
     @admin.display(description="result")
     def result_display(self, job: Job) -> SafeString:
-        return pretty_json(job.result)
+        return pretty_json(job.shown_result if hasattr(job, "shown_result") else masking.masked(job.result))
 
     @admin.display(description="error")
     def error_display(self, job: Job) -> SafeString:

@@ -67,6 +67,11 @@ class Job(models.Model):
     # NULL, not "", when absent: the unique constraint must not see two jobs without a key as equal.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     worker = models.CharField(max_length=200, blank=True, default="")
+    # Who submitted it over the API (None from Python): they see its payload's secrets unmasked
+    # (jobs.masking). No index: the hot path writes every row, and only deleting a user looks it up.
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

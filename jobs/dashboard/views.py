@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs import client, queues
+from jobs import client, masking, queues
 from jobs.dashboard import formats, panels, search
 from jobs.dashboard.access import viewer_required, wants_json
 from jobs.models import WAITING, Job, Status
@@ -79,16 +79,17 @@ def job_search(request: HttpRequest) -> HttpResponse:
 @require_GET
 @viewer_required
 def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-    return render(request, "dashboard/job.html", job_context(get_object_or_404(Job, pk=job_id)))
+    return render(request, "dashboard/job.html", job_context(get_object_or_404(Job, pk=job_id), request.user))
 
 
 @require_GET
 @viewer_required
 def job_fragment(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-    return render(request, "dashboard/_job.html", job_context(get_object_or_404(Job, pk=job_id)))
+    return render(request, "dashboard/_job.html", job_context(get_object_or_404(Job, pk=job_id), request.user))
 
 
-def job_context(job: Job) -> dict[str, Any]:
+def job_context(job: Job, reader: Any) -> dict[str, Any]:
+    """The job page's context; the payload as ``reader`` may see it (:mod:`jobs.masking`)."""
     attempts = list(job.attempt_set.order_by("finished_at", "pk"))
     for attempt in attempts:
         attempt.duration_text = formats.seconds(attempt.duration)  # type: ignore[attr-defined]
@@ -96,10 +97,10 @@ def job_context(job: Job) -> dict[str, Any]:
         "job": job,
         "short_id": formats.short_id(job.pk),
         "attempts": attempts,
-        "payload_json": json.dumps(job.payload, indent=2, sort_keys=True, ensure_ascii=False),
+        "payload_json": json.dumps(masking.payload_for(reader, job), indent=2, sort_keys=True, ensure_ascii=False),
         "result_json": None
         if job.result is None
-        else json.dumps(job.result, indent=2, sort_keys=True, ensure_ascii=False),
+        else json.dumps(masking.result_for(reader, job), indent=2, sort_keys=True, ensure_ascii=False),
         "can_cancel": job.status in WAITING or (job.status == Status.RUNNING and not job.cancel_requested),
         "can_retry": job.status in (Status.FAILED, Status.CANCELLED),
         "can_run_now": job.status in (Status.SCHEDULED, Status.RETRYING),
