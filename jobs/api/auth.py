@@ -6,8 +6,8 @@ cannot be a token (wrong length or characters) is refused before any query.
 
 A verified token is remembered by the process (:mod:`jobs.api.token_memory`), which saves a query on
 every request (submissions are the hot path). Deleting a token or changing a user makes every process
-forget what it remembered before its next request. Permissions are not remembered: cancel, retry,
-delete, pause and resume read them on every request.
+forget what it remembered before its next request. Permissions are not remembered: every request
+reads them afresh (:mod:`jobs.api.permissions`).
 
 Open mode (``JQS_API_OPEN=true``, which the configuration accepts only with ``JQS_DEBUG=true``) lets
 requests without a token through, for local development; it logs a warning once per process.
