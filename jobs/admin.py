@@ -21,17 +21,16 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from rest_framework.authtoken.admin import TokenAdmin
-from rest_framework.authtoken.models import TokenProxy
 
-from jobs import client, queues
+from jobs import client, masking, queues, tokens
 from jobs.admin_paginator import EstimatedCountPaginator
 from jobs.dashboard import formats, search
-from jobs.models import WAITING, Job, JobAttempt, QueueState, Status
+from jobs.models import WAITING, ApiToken, Job, JobAttempt, QueueState, Status
 from jobs.redis_client import get_broker
 from jobs.registry import registry
 from jobs.states import TransitionError
@@ -281,13 +280,21 @@ class JobAdmin(admin.ModelAdmin):
 
     # -- detail --------------------------------------------------------------------------------------
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Job | None:
+        job = super().get_object(request, object_id, from_field)
+        if job is not None:
+            job.shown_payload = masking.payload_for(request.user, job)
+            job.shown_result = masking.result_for(request.user, job)
+        return job
+
     @admin.display(description="payload")
     def payload_display(self, job: Job) -> SafeString:
-        return pretty_json(job.payload)
+        # Masked for this request's user by get_object; a job that did not come from it shows nothing secret.
+        return pretty_json(job.shown_payload if hasattr(job, "shown_payload") else masking.masked(job.payload))
 
     @admin.display(description="result")
     def result_display(self, job: Job) -> SafeString:
-        return pretty_json(job.result)
+        return pretty_json(job.shown_result if hasattr(job, "shown_result") else masking.masked(job.result))
 
     @admin.display(description="error")
     def error_display(self, job: Job) -> SafeString:
@@ -462,20 +469,49 @@ class QueueStateAdmin(admin.ModelAdmin):
 # -- API tokens -----------------------------------------------------------------------------------------
 
 
-class ZipLineTokenAdmin(TokenAdmin):
-    """DRF's token admin, with keys shortened in the list (a screen share leaks nothing) and shown in
-    full on the token's own page, where the operator copies it."""
+class ApiTokenForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name")
 
-    list_display = ("key_prefix", "user", "created")
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens by their prefix only: the key is shown once, on the page that answers its creation, and
+    the table holds only its hash (:mod:`jobs.tokens`)."""
+
+    form = ApiTokenForm
+    list_display = ("key_prefix", "user", "name", "created")
     list_select_related = ("user",)
-    fields = ("user", "key", "created")
-    readonly_fields = ("key", "created")
+    search_fields = ("user__username", "name", "prefix")
+    readonly_fields = ("key_prefix", "created")
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("user", "name") if obj is None else ("user", "name", "key_prefix", "created")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return () if obj is None else ("user", "key_prefix", "created")
 
     @admin.display(description="key")
-    def key_prefix(self, token: TokenProxy) -> str:
-        return f"{token.key[:6]}…"
+    def key_prefix(self, token: ApiToken) -> str:
+        return f"{token.prefix}\u2026"
 
+    def save_model(self, request: HttpRequest, obj: ApiToken, form: Any, change: bool) -> None:
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        key = tokens.new_key()
+        obj.prefix, obj.digest = tokens.prefix_of(key), tokens.digest(key)
+        obj.save()
+        obj._shown_key = key  # type: ignore[attr-defined]  # for response_add, this request only
 
-if admin.site.is_registered(TokenProxy):
-    admin.site.unregister(TokenProxy)
-admin.site.register(TokenProxy, ZipLineTokenAdmin)
+    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API token created",
+            "token": obj,
+            "key": obj._shown_key,  # type: ignore[attr-defined]
+            "opts": self.opts,
+            "list_url": reverse("admin:jobs_apitoken_changelist"),
+        }
+        return TemplateResponse(request, "admin/jobs/apitoken/created.html", context)  # the admin adds no-store

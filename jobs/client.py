@@ -60,8 +60,9 @@ def enqueue(
     return enqueue_idempotent(spec)[0]
 
 
-def enqueue_idempotent(spec: JobSpec) -> tuple[Job, bool]:
-    """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key."""
+def enqueue_idempotent(spec: JobSpec, *, submitted_by: Any = None) -> tuple[Job, bool]:
+    """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key.
+    ``submitted_by`` (a user) is recorded: they see the payload's secrets unmasked (:mod:`jobs.masking`)."""
     valid = validate(spec)
     key = valid.fields.get("idempotency_key")
     if key is not None:
@@ -69,6 +70,7 @@ def enqueue_idempotent(spec: JobSpec) -> tuple[Job, bool]:
         if existing is not None:
             return existing, False
     row = insert.new_row(valid, timezone.now())
+    row["submitted_by_id"] = None if submitted_by is None else submitted_by.pk
     try:
         # Outside a transaction this is one autocommitted INSERT: one round trip to the database.
         with transaction.atomic() if key is not None else nullcontext():
@@ -83,8 +85,9 @@ def enqueue_idempotent(spec: JobSpec) -> tuple[Job, bool]:
     return job, True
 
 
-def enqueue_many(specs: Sequence[JobSpec | dict[str, Any]]) -> list[Job]:
+def enqueue_many(specs: Sequence[JobSpec | dict[str, Any]], *, submitted_by: Any = None) -> list[Job]:
     """Submit many jobs: all rows in one INSERT, all ids in one Redis pipeline; all or none.
+    ``submitted_by`` is recorded as in :func:`enqueue_idempotent`.
 
     Raises :class:`InvalidJob` with the index of the first bad spec in its field (``jobs[3].type``).
     """
@@ -96,7 +99,9 @@ def enqueue_many(specs: Sequence[JobSpec | dict[str, Any]]) -> list[Job]:
             valid = validate(spec, now)
         except InvalidJob as exc:
             raise type(exc)(f"jobs[{index}].{exc.field}", exc.message) from None
-        rows.append(insert.new_row(valid, now))
+        row = insert.new_row(valid, now)
+        row["submitted_by_id"] = None if submitted_by is None else submitted_by.pk
+        rows.append(row)
         payloads.append(valid.payload_json)
     if not rows:
         return []

@@ -101,8 +101,10 @@ def _error(field: str, message: str) -> dict[str, Any]:
 ADD_SCHEDULE = "scheduler.add_schedule"
 CHANGE_SCHEDULE = "scheduler.change_schedule"
 DELETE_SCHEDULE = "scheduler.delete_schedule"
-# Reading needs any token (the project's default); every change needs the Django permission.
+# Reading needs the view permission (or the change one, as in the admin); every change its own.
 _ACTION_PERMISSIONS = {
+    "list": "scheduler.view_schedule",
+    "retrieve": "scheduler.view_schedule",
     "create": ADD_SCHEDULE,
     "update": CHANGE_SCHEDULE,
     "partial_update": CHANGE_SCHEDULE,

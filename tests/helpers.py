@@ -82,11 +82,12 @@ def run_attempt(
 
 def token_client(user: Any) -> Any:
     """A DRF test client that sends a new API token of ``user``."""
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from jobs.tokens import create_token
+
     c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.create(user=user).key}")
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {create_token(user)}")
     return c
 
 

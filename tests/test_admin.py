@@ -12,12 +12,12 @@ from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 
 from jobs import client, states
 from jobs.admin_paginator import EstimatedCountPaginator, capped_count, is_unfiltered, table_estimate
 from jobs.broker import Broker
-from jobs.models import Job, Outcome, QueueState, Status
+from jobs.models import ApiToken, Job, Outcome, QueueState, Status
+from jobs.tokens import find_token
 from tests.helpers import run_attempt
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -297,17 +297,20 @@ def test_queue_states_cannot_be_deleted(admin: Client) -> None:
 # -- tokens and schedules ---------------------------------------------------------------------------------------
 
 
-def test_api_tokens_are_listed_made_shown_and_deleted(admin: Client) -> None:
+def test_api_tokens_are_made_shown_once_listed_by_prefix_and_deleted(admin: Client) -> None:
     owner = User.objects.create_user("token-owner")
-    response = admin.post("/admin/authtoken/tokenproxy/add/", {"user": owner.pk}, follow=True)
-    assert response.status_code == 200
-    token = Token.objects.get(user=owner)
-    listing = admin.get("/admin/authtoken/tokenproxy/").content.decode()
-    assert "token-owner" in listing and token.key[:6] in listing and token.key not in listing
-    page = admin.get(f"/admin/authtoken/tokenproxy/{owner.pk}/change/").content.decode()
-    assert token.key in page
-    response = admin.post(f"/admin/authtoken/tokenproxy/{owner.pk}/delete/", {"post": "yes"}, follow=True)
-    assert response.status_code == 200 and not Token.objects.filter(user=owner).exists()
+    response = admin.post("/admin/jobs/apitoken/add/", {"user": owner.pk, "name": "ci"})
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    key = re.search(r'data-testid="new-key">([0-9a-f]{40})<', response.content.decode()).group(1)  # type: ignore[union-attr]
+    token = ApiToken.objects.get(user=owner)
+    assert key not in (token.digest, token.prefix) and token.prefix == key[:8]
+    assert find_token(key) == token
+    listing = admin.get("/admin/jobs/apitoken/").content.decode()
+    page = admin.get(f"/admin/jobs/apitoken/{token.pk}/change/").content.decode()
+    for html in (listing, page):
+        assert "token-owner" in html and key[:8] in html and key not in html
+    response = admin.post(f"/admin/jobs/apitoken/{token.pk}/delete/", {"post": "yes"}, follow=True)
+    assert response.status_code == 200 and not ApiToken.objects.filter(user=owner).exists()
 
 
 def test_schedules_and_the_index_are_in_the_admin(admin: Client) -> None:
@@ -315,7 +318,7 @@ def test_schedules_and_the_index_are_in_the_admin(admin: Client) -> None:
     for url in (
         "/admin/jobs/job/",
         "/admin/jobs/queuestate/",
-        "/admin/authtoken/tokenproxy/",
+        "/admin/jobs/apitoken/",
         "/admin/scheduler/schedule/",
     ):
         assert url in index, url

@@ -7,15 +7,15 @@ import uuid
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
 from jobs import queues, redis_client
 from jobs.models import Job
+from jobs.tokens import create_token
 from tests.helpers import override_zipline
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -258,8 +258,9 @@ def test_accept_header_never_gives_406(api: APIClient) -> None:
 def test_rate_limit_is_429_with_retry_after(api: APIClient) -> None:
     rates = {**api_settings.DEFAULT_THROTTLE_RATES, "stats": "2/min"}
     user = User.objects.create_user(f"limited-{uuid.uuid4().hex[:6]}")
+    user.user_permissions.add(Permission.objects.get(codename="view_job"))
     limited = APIClient()
-    limited.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    limited.credentials(HTTP_AUTHORIZATION=f"Token {create_token(user)}")
     try:
         with override_settings(REST_FRAMEWORK={**_rest_framework(), "DEFAULT_THROTTLE_RATES": rates}):
             assert [limited.get("/api/v1/stats").status_code for _ in range(2)] == [200, 200]

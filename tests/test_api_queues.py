@@ -81,6 +81,7 @@ def test_pause_and_resume(api: APIClient, broker: Any) -> None:
 
 def test_pause_and_resume_need_the_permission(broker: Any) -> None:
     user = User.objects.create_user(f"ops-{uuid.uuid4().hex[:6]}")
+    user.user_permissions.add(Permission.objects.get(codename="view_job"))
     c = token_client(user)
     assert c.get("/api/v1/queues/emails/stats").status_code == 200
     response = c.post("/api/v1/queues/emails/pause")

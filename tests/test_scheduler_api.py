@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.broker import Broker
 from jobs.models import Job, Status
+from jobs.tokens import create_token
 from scheduler.models import Schedule
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,8 +29,7 @@ BODY: dict[str, Any] = {
 def api(user: User | None) -> APIClient:
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_token(user)}")
     return client
 
 
@@ -143,6 +142,9 @@ def test_pause_resume_and_trigger(admin_user: User, broker: Broker) -> None:
 
 def test_reading_needs_a_token_and_changes_need_permissions(reader: User) -> None:
     assert api(None).get("/api/v1/schedules").status_code == 401
+    assert api(reader).get("/api/v1/schedules").status_code == 403
+    reader.user_permissions.add(Permission.objects.get(codename="view_schedule"))
+    reader = User.objects.get(pk=reader.pk)  # drop the permission cache
     client = api(reader)
     assert client.get("/api/v1/schedules").status_code == 200
     refused = client.post("/api/v1/schedules", BODY, format="json")

@@ -90,7 +90,8 @@ def _prepare(env: dict[str, str]) -> dict[str, str]:
 def _ensure_admin(password_file: Path) -> dict[str, str]:
     """The first-look superuser ``admin`` (password kept in ``.local/``) and its API token."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+
+    from jobs.tokens import kept_token
 
     user_model = get_user_model()
     user = user_model.objects.filter(username="admin").first()
@@ -103,8 +104,10 @@ def _ensure_admin(password_file: Path) -> dict[str, str]:
             user.save()
         password_file.write_text(password)
         password_file.chmod(0o600)
-    token, _ = Token.objects.get_or_create(user=user)
-    return {"token": token.key, "password": password_file.read_text().strip()}
+    return {
+        "token": kept_token(user, password_file.with_name("api-token")),
+        "password": password_file.read_text().strip(),
+    }
 
 
 def main() -> int:

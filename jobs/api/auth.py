@@ -1,13 +1,13 @@
 """Token authentication for the API: ``Authorization: Bearer <token>`` or DRF's ``Token <token>``.
 
-Tokens are DRF's ``authtoken`` rows (one per user): ``manage.py createtoken <user>`` prints one and the
-admin lists, creates and deletes them. A key that cannot be a token (wrong length or characters) is
-refused before any query, which also keeps odd bytes out of the SQL.
+Tokens are :class:`jobs.models.ApiToken` rows, found by the SHA-256 of the key (:mod:`jobs.tokens`):
+``manage.py createtoken <user>`` makes one and the admin lists, creates and deletes them. A key that
+cannot be a token (wrong length or characters) is refused before any query.
 
 A verified token is remembered by the process (:mod:`jobs.api.token_memory`), which saves a query on
 every request (submissions are the hot path). Deleting a token or changing a user makes every process
-forget what it remembered before its next request. Permissions are not remembered: cancel, retry,
-delete, pause and resume read them on every request.
+forget what it remembered before its next request. Permissions are not remembered: every request
+reads them afresh (:mod:`jobs.api.permissions`).
 
 Open mode (``JQS_API_OPEN=true``, which the configuration accepts only with ``JQS_DEBUG=true``) lets
 requests without a token through, for local development; it logs a warning once per process.
@@ -24,22 +24,23 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models.signals import post_delete, post_save
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication, get_authorization_header
-from rest_framework.authtoken.models import Token
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from jobs import tokens
 from jobs.api import token_memory
+from jobs.models import ApiToken
 
 logger = logging.getLogger("zipline.api")
 
 KEYWORDS = (b"bearer", b"token")
-#: DRF's keys are 40 hex characters; the admin lets operators type their own, so allow any printable ASCII.
+#: Keys are 40 hex characters; keys migrated from DRF's authtoken may be any printable ASCII.
 TOKEN_KEY = re.compile(r"[!-~]{1,40}")
 
 _warned = threading.Event()
 
-post_delete.connect(token_memory.forget_all, sender=Token, dispatch_uid="zipline-api-token-deleted")
-post_save.connect(token_memory.forget_all, sender=Token, dispatch_uid="zipline-api-token-saved")
+post_delete.connect(token_memory.forget_all, sender=ApiToken, dispatch_uid="zipline-api-token-deleted")
+post_save.connect(token_memory.forget_all, sender=ApiToken, dispatch_uid="zipline-api-token-saved")
 post_save.connect(token_memory.forget_all, sender=get_user_model(), dispatch_uid="zipline-api-user-saved")
 post_delete.connect(token_memory.forget_all, sender=get_user_model(), dispatch_uid="zipline-api-user-deleted")
 
@@ -54,10 +55,8 @@ def api_open() -> bool:
     return is_open
 
 
-class BearerTokenAuthentication(TokenAuthentication):
-    """DRF token authentication that takes both the ``Bearer`` and the ``Token`` keyword."""
-
-    keyword = "Bearer"
+class BearerTokenAuthentication(BaseAuthentication):
+    """Token authentication that takes both the ``Bearer`` and the ``Token`` keyword."""
 
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         parts = get_authorization_header(request).split()
@@ -71,8 +70,9 @@ class BearerTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.") from None
         if not TOKEN_KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
+        hashed = tokens.digest(key)
         generation = token_memory.current_generation()  # before the query: see token_memory
-        hit = token_memory.recall(key, generation) if generation is not None else None
+        hit = token_memory.recall(hashed, generation) if generation is not None else None
         if hit is not None:
             user = hit[0]
             for cached in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
@@ -80,8 +80,16 @@ class BearerTokenAuthentication(TokenAuthentication):
             return hit
         user, token = self.authenticate_credentials(key)
         if generation is not None:
-            token_memory.remember(key, generation, user, token)
+            token_memory.remember(hashed, generation, user, token)
         return user, token
+
+    def authenticate_credentials(self, key: str) -> tuple[Any, ApiToken]:
+        token = tokens.find_token(key)
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        return token.user, token
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

@@ -16,9 +16,10 @@ DESCRIPTION = """\
 ZipLine's REST API: submit jobs, follow them, cancel and retry them, and watch queues and workers.
 
 **Authentication.** Every `/api/v1/` endpoint needs a token: `Authorization: Bearer <token>` (DRF's
-`Authorization: Token <token>` works too). `python manage.py createtoken <user>` prints one; tokens are
-managed in the admin. Cancel and retry need the `jobs.change_job` permission, delete `jobs.delete_job`,
-pause and resume `jobs.change_queuestate`. `/health` is open.
+`Authorization: Token <token>` works too). `python manage.py createtoken <user> [--viewer | --operator]`
+prints a new one, once; tokens are managed in the admin. Any token may submit jobs; reading (every GET)
+needs the `jobs.view_job` permission (schedules: `scheduler.view_schedule`), cancel and retry
+`jobs.change_job`, delete `jobs.delete_job`, pause and resume `jobs.change_queuestate`. `/health` is open.
 
 **Errors.** Every error has one shape: `{"error": {"code", "message", "details": {field: [messages]}}}`.
 `details` names each offending field (`retry.max_delay`, `jobs[3].type`). Codes: 400 `invalid`,
@@ -119,7 +120,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "A token from `manage.py createtoken <user>` or the admin. `Token <token>` is accepted too.",
+            "description": "A token from `manage.py createtoken <user>` or the admin (shown once). `Token <token>` is accepted too.",
         }
 
 

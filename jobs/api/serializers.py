@@ -21,6 +21,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs import masking
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff, Job, JobAttempt, Outcome, Status
 from jobs.validation import MAX_IDEMPOTENCY_KEY, MAX_NAME, MAX_RETRIES_LIMIT, QUEUE_NAME, InvalidJob, JobSpec
 from zipline_site.durations import format_duration
@@ -116,14 +117,15 @@ def job_summary(job: Job) -> dict[str, Any]:
     }
 
 
-def job_detail(job: Job, attempts: Iterable[JobAttempt] = ()) -> dict[str, Any]:
-    """A job in full, with its attempts (pass none for a job just created: it has none)."""
+def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> dict[str, Any]:
+    """A job in full as ``reader`` may see it (:mod:`jobs.masking`), with its attempts (pass none for a
+    job just created: it has none)."""
     return {
         **job_summary(job),
-        "payload": job.payload,
+        "payload": masking.payload_for(reader, job),
         "retry": retry_policy(job),
         "timeout": format_duration(job.timeout) if job.timeout is not None else None,
-        "result": job.result,
+        "result": masking.result_for(reader, job),
         "error": job.error,
         "traceback": job.traceback,
         "idempotency_key": job.idempotency_key,

@@ -36,7 +36,7 @@ MAX_ENTRIES = 10_000
 REDIS_PAUSE = 1.0
 
 _lock = threading.Lock()
-_entries: dict[str, tuple[float, str, Any, Any]] = {}  # key -> (expires, generation, user, token)
+_entries: dict[str, tuple[float, str, Any, Any]] = {}  # key digest -> (expires, generation, user, token)
 _redis_down: tuple[object, float] = (None, 0.0)  # the client that failed, and until when not to ask it
 
 
@@ -65,7 +65,7 @@ def current_generation() -> str | None:
 
 
 def recall(key: str, generation: str) -> tuple[Any, Any] | None:
-    """The user and token verified for ``key`` under ``generation``, if it is still fresh."""
+    """The user and token verified for ``key`` (a key's digest) under ``generation``, if it is still fresh."""
     entry = _entries.get(key)
     if entry is None or entry[1] != generation or entry[0] <= time.monotonic():
         return None

@@ -81,8 +81,13 @@ def find_job(pk: uuid.UUID) -> Job:
     return job
 
 
-def with_attempts(job: Job) -> dict[str, Any]:
-    return s.job_detail(job, job.attempt_set.all())
+def with_attempts(job: Job, request: Request) -> dict[str, Any]:
+    return s.job_detail(job, request.user, job.attempt_set.all())
+
+
+def submitter(request: Request) -> Any:
+    """The user a submission is recorded for (None in open mode, without a token)."""
+    return request.user if request.user.is_authenticated else None
 
 
 def storing(write: Callable[[], T]) -> T:
@@ -116,7 +121,7 @@ class JobCollectionView(ApiView):
         summary="List jobs, newest first",
         description="Filters combine with AND. Pages are cursor-based: follow `next` until it is null.",
         parameters=[s.JobListQuerySerializer],
-        responses={200: s.JobPageSerializer, **error_responses(400, *COMMON_ERRORS)},
+        responses={200: s.JobPageSerializer, **error_responses(400, 403, *COMMON_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         query = s.JobListQuerySerializer(data=request.query_params)
@@ -157,8 +162,8 @@ class JobCollectionView(ApiView):
     )
     def post(self, request: Request) -> Response:
         spec = s.spec_from_body(request.data)
-        job, created = storing(lambda: client.enqueue_idempotent(spec))
-        body = s.job_detail(job) if created else with_attempts(job)
+        job, created = storing(lambda: client.enqueue_idempotent(spec, submitted_by=submitter(request)))
+        body = s.job_detail(job, request.user) if created else with_attempts(job, request)
         return Response(body, status=201 if created else 200, headers={"Location": f"/api/v1/jobs/{job.pk}"})
 
 
@@ -192,7 +197,7 @@ class JobBatchView(ApiView):
     def post(self, request: Request) -> Response:
         specs = s.batch_specs(request.data)
         try:
-            rows = storing(lambda: client.enqueue_many(specs))
+            rows = storing(lambda: client.enqueue_many(specs, submitted_by=submitter(request)))
         except IntegrityError:
             message = "an idempotency key is reused; nothing was written"
             raise ApiError(409, "conflict", message, reused_keys(specs)) from None
@@ -226,10 +231,10 @@ class JobDetailView(ApiView):
         summary="Get a job, with its attempts",
         parameters=[JOB_ID],
         examples=[JOB_EXAMPLE],
-        responses={200: s.JobSerializer, **error_responses(404, *COMMON_ERRORS)},
+        responses={200: s.JobSerializer, **error_responses(403, 404, *COMMON_ERRORS)},
     )
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(with_attempts(find_job(job_pk(job_id))))
+        return Response(with_attempts(find_job(job_pk(job_id)), request))
 
     @extend_schema(
         operation_id="delete_job",
@@ -271,7 +276,7 @@ class JobCancelView(ApiView):
         responses={200: s.JobSerializer, **error_responses(403, 404, 409, *COMMON_ERRORS)},
     )
     def post(self, request: Request, job_id: str) -> Response:
-        return Response(with_attempts(client.cancel(job_pk(job_id))))
+        return Response(with_attempts(client.cancel(job_pk(job_id)), request))
 
 
 class JobRetryView(ApiView):
@@ -288,7 +293,7 @@ class JobRetryView(ApiView):
         responses={200: s.JobSerializer, **error_responses(403, 404, 409, *COMMON_ERRORS)},
     )
     def post(self, request: Request, job_id: str) -> Response:
-        return Response(with_attempts(client.retry(job_pk(job_id))))
+        return Response(with_attempts(client.retry(job_pk(job_id)), request))
 
 
 class QueueStatsView(ApiView):
@@ -300,7 +305,7 @@ class QueueStatsView(ApiView):
         summary="Statistics of one queue",
         description="Counts by status, throughput over the last minute, Redis depths. A queue never used is empty.",
         parameters=[QUEUE],
-        responses={200: s.QueueStatsSerializer, **error_responses(404, *COMMON_ERRORS)},
+        responses={200: s.QueueStatsSerializer, **error_responses(403, 404, *COMMON_ERRORS)},
     )
     def get(self, request: Request, queue_name: str) -> Response:
         return Response(queues.queue_stats(queue_name))
@@ -357,7 +362,7 @@ class SystemStatsView(ApiView):
         tags=["stats"],
         summary="Statistics of the whole system",
         description="Totals, a per-queue breakdown, the workers and this API process's uptime.",
-        responses={200: s.SystemStatsSerializer, **error_responses(*COMMON_ERRORS)},
+        responses={200: s.SystemStatsSerializer, **error_responses(403, *COMMON_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         return Response(queues.system_stats())
@@ -371,7 +376,7 @@ class WorkerStatsView(ApiView):
         tags=["stats"],
         summary="Every live worker, and totals",
         description="Workers are listed while their heartbeat is fresh (a few seconds).",
-        responses={200: s.WorkerStatsSerializer, **error_responses(*COMMON_ERRORS)},
+        responses={200: s.WorkerStatsSerializer, **error_responses(403, *COMMON_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         return Response(queues.worker_stats())

@@ -1,7 +1,7 @@
 """The operators' dashboard: thin views over :mod:`jobs.dashboard.panels` and :mod:`jobs.client`.
 
-Pages are for staff (others are sent to the admin login). Each refreshing part of a page is also
-served alone as an HTML fragment, which ``dashboard.js`` fetches every few seconds and swaps in.
+Pages are for staff with ``jobs.view_job`` (:mod:`jobs.dashboard.access`). Each refreshing part of
+a page is also served alone as an HTML fragment, which ``dashboard.js`` fetches every few seconds and swaps in.
 Actions are POSTs with a CSRF token and need the same Django permissions as over the API; they answer
 JSON to the page's script and redirect with a message when a plain form was submitted.
 """
@@ -16,21 +16,19 @@ from typing import Any, cast
 import redis
 from django.contrib import messages
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs import client, queues
+from jobs import client, masking, queues
 from jobs.dashboard import formats, panels, search
+from jobs.dashboard.access import viewer_required, wants_json
 from jobs.models import WAITING, Job, Status
+from jobs.roles import CHANGE_JOB, CHANGE_QUEUE
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob
-
-CHANGE_JOB = "jobs.change_job"
-CHANGE_QUEUE = "jobs.change_queuestate"
 
 SECTIONS: dict[str, Callable[[], Any]] = {
     "overview": panels.overview,
@@ -43,14 +41,14 @@ SECTIONS: dict[str, Callable[[], Any]] = {
 
 
 @require_GET
-@staff_member_required
+@viewer_required
 def index(request: HttpRequest) -> HttpResponse:
     context = {name: build() for name, build in SECTIONS.items()}
     return render(request, "dashboard/index.html", context)
 
 
 @require_GET
-@staff_member_required
+@viewer_required
 def fragment(request: HttpRequest, section: str) -> HttpResponse:
     """One refreshing part of the overview page, alone."""
     if section not in SECTIONS:
@@ -59,7 +57,7 @@ def fragment(request: HttpRequest, section: str) -> HttpResponse:
 
 
 @require_GET
-@staff_member_required
+@viewer_required
 def job_search(request: HttpRequest) -> HttpResponse:
     term = request.GET.get("q", "").strip()
     status = request.GET.get("status", "")
@@ -79,18 +77,19 @@ def job_search(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
-@staff_member_required
+@viewer_required
 def job_detail(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-    return render(request, "dashboard/job.html", job_context(get_object_or_404(Job, pk=job_id)))
+    return render(request, "dashboard/job.html", job_context(get_object_or_404(Job, pk=job_id), request.user))
 
 
 @require_GET
-@staff_member_required
+@viewer_required
 def job_fragment(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
-    return render(request, "dashboard/_job.html", job_context(get_object_or_404(Job, pk=job_id)))
+    return render(request, "dashboard/_job.html", job_context(get_object_or_404(Job, pk=job_id), request.user))
 
 
-def job_context(job: Job) -> dict[str, Any]:
+def job_context(job: Job, reader: Any) -> dict[str, Any]:
+    """The job page's context; the payload as ``reader`` may see it (:mod:`jobs.masking`)."""
     attempts = list(job.attempt_set.order_by("finished_at", "pk"))
     for attempt in attempts:
         attempt.duration_text = formats.seconds(attempt.duration)  # type: ignore[attr-defined]
@@ -98,10 +97,10 @@ def job_context(job: Job) -> dict[str, Any]:
         "job": job,
         "short_id": formats.short_id(job.pk),
         "attempts": attempts,
-        "payload_json": json.dumps(job.payload, indent=2, sort_keys=True, ensure_ascii=False),
+        "payload_json": json.dumps(masking.payload_for(reader, job), indent=2, sort_keys=True, ensure_ascii=False),
         "result_json": None
         if job.result is None
-        else json.dumps(job.result, indent=2, sort_keys=True, ensure_ascii=False),
+        else json.dumps(masking.result_for(reader, job), indent=2, sort_keys=True, ensure_ascii=False),
         "can_cancel": job.status in WAITING or (job.status == Status.RUNNING and not job.cancel_requested),
         "can_retry": job.status in (Status.FAILED, Status.CANCELLED),
         "can_run_now": job.status in (Status.SCHEDULED, Status.RETRYING),
@@ -112,10 +111,6 @@ def job_context(job: Job) -> dict[str, Any]:
 # -- actions -------------------------------------------------------------------------------------------
 
 
-def _wants_json(request: HttpRequest) -> bool:
-    return request.headers.get("X-Requested-With") == "fetch"
-
-
 def _next_url(request: HttpRequest, default: str) -> str:
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
@@ -124,7 +119,7 @@ def _next_url(request: HttpRequest, default: str) -> str:
 
 
 def _reply(request: HttpRequest, ok: bool, message: str, status: int, default_next: str) -> HttpResponse:
-    if _wants_json(request):
+    if wants_json(request):
         return JsonResponse({"ok": ok, "message": message}, status=status)
     if status == 403:
         return HttpResponseForbidden(message)
@@ -151,7 +146,7 @@ def _done_message(action: str, job: Job) -> str:
 
 
 @require_POST
-@staff_member_required
+@viewer_required
 def job_action(request: HttpRequest, job_id: uuid.UUID, action: str) -> HttpResponse:
     """Cancel, retry or run now, through the state machine (:mod:`jobs.client`)."""
     back = reverse("dashboard:job", args=[job_id])
@@ -171,7 +166,7 @@ def job_action(request: HttpRequest, job_id: uuid.UUID, action: str) -> HttpResp
 
 
 @require_POST
-@staff_member_required
+@viewer_required
 def queue_action(request: HttpRequest, name: str, paused: bool) -> HttpResponse:
     """Pause or resume a queue (the row, then the Redis flag; see :func:`jobs.queues.set_paused`)."""
     home = reverse("dashboard:index")
