@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import re
+from functools import cache
 from pathlib import Path
 
 from redis.crc import key_slot
@@ -10,7 +12,8 @@ from redis.crc import key_slot
 from jobs.broker import Broker
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
+TESTS = ROOT / "tests"
 SOURCE_DIRS = ("jobs", "workers", "scheduler", "zipline_site", "bench", "deploy")
 
 
@@ -46,3 +49,66 @@ def test_a_queue_s_keys_share_one_slot_and_a_wait_on_several_queues_spans_slots(
         assert len({key_slot(name.encode()) for name in names}) == 1, queue
     notify_slots = {key_slot(broker.keys(queue).notify.encode()) for queue in ("high", "default", "low")}
     assert len(notify_slots) == 3
+
+
+@cache
+def _tests_by_file() -> dict[str, frozenset[str]]:
+    """Every test function (or method) defined in tests/, by file name."""
+    return {
+        path.name: frozenset(
+            node.name
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_")
+        )
+        for path in sorted(TESTS.glob("test_*.py"))
+    }
+
+
+# `tests/test_x.py::test_y`, `test_x.py`, `tests/test_scheduler_*.py`, or a bare `test_y`.
+_TEST_REFERENCE = re.compile(r"\b(?:tests/)?(test_[\w*]*\.py)(?:::(test_\w+))?|\b(test_\w+)\b")
+
+
+def _missing_tests(text: str) -> list[str]:
+    by_file = _tests_by_file()
+    every_test = frozenset().union(*by_file.values())
+    missing = []
+    for match in _TEST_REFERENCE.finditer(text):
+        file, function, bare = match.groups()
+        if file and "*" in file:
+            if not list(TESTS.glob(file)):
+                missing.append(file)
+        elif file and (file not in by_file or (function and function not in by_file[file])):
+            missing.append(match.group(0))
+        elif bare and bare not in every_test:
+            missing.append(bare)
+    return missing
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    missing = {str(doc.relative_to(ROOT)): names for doc in DOCS if (names := _missing_tests(doc.read_text()))}
+    assert not missing, f"the docs name tests that do not exist: {missing}"
+
+
+def test_the_check_finds_a_test_that_does_not_exist() -> None:
+    some_file, some_tests = next((name, tests) for name, tests in _tests_by_file().items() if tests)
+    some_test = sorted(some_tests)[0]
+    assert _missing_tests(f"`{some_file}::{some_test}`, `{some_test}`, `tests/test_scheduler_*.py`") == []
+    assert _missing_tests(f"`{some_file}::test_nothing_like_it`, `test_no_such_thing`, `tests/test_nope_*.py`") == [
+        f"{some_file}::test_nothing_like_it",
+        "test_no_such_thing",
+        "test_nope_*.py",
+    ]
+
+
+def _fault_matrix() -> list[list[str]]:
+    rows = [
+        line for line in (ROOT / "docs" / "reliability.md").read_text().splitlines() if re.match(r"\| F\d\d ", line)
+    ]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+def test_every_covered_row_of_the_fault_matrix_names_its_tests() -> None:
+    rows = _fault_matrix()
+    assert [row[0] for row in rows] == [f"F{n:02d}" for n in range(1, len(rows) + 1)]
+    unproven = [row[0] for row in rows if row[2].startswith("covered") and "test_" not in row[3]]
+    assert not unproven, f"fault matrix rows marked covered without a test: {unproven}"
