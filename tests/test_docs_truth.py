@@ -7,9 +7,13 @@ import re
 from functools import cache
 from pathlib import Path
 
+import pytest
+import redis
 from redis.crc import key_slot
 
-from jobs.broker import Broker
+from jobs.broker import Broker, PushItem
+from tests.helpers import wait_for
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "README.md"]
@@ -49,6 +53,24 @@ def test_a_queue_s_keys_share_one_slot_and_a_wait_on_several_queues_spans_slots(
         assert len({key_slot(name.encode()) for name in names}) == 1, queue
     notify_slots = {key_slot(broker.keys(queue).notify.encode()) for queue in ("high", "default", "low")}
     assert len(notify_slots) == 3
+
+
+def test_on_a_cluster_a_queue_s_scripts_run_but_the_workers_wait_on_several_queues_is_refused(tmp_path: Path) -> None:
+    """Why Redis Cluster is not supported yet, on a real one-node cluster that owns every slot."""
+    server = RedisServer(tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"))
+    server.start()
+    try:
+        node = redis.Redis(port=server.port)
+        node.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+        wait_for(lambda: b"cluster_state:ok" in node.execute_command("CLUSTER", "INFO"), 10, 0.05, "cluster state ok")
+        broker = Broker(node, "ziptest")
+        broker.push([PushItem("high", "job-1", 0)])
+        assert broker.claim("high", "worker", 10, 30_000).ids == ["job-1"]
+        assert broker.wait_and_claim(["high"], 0.01, "high", "worker", 10, 30_000).ids == []
+        with pytest.raises(redis.exceptions.ClusterCrossSlotError):
+            broker.wait_and_claim(["high", "default"], 0.01, "high", "worker", 10, 30_000)
+    finally:
+        server.stop()
 
 
 @cache
