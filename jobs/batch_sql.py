@@ -109,7 +109,9 @@ class FinishRow:
     """One attempt's outcome: the job's new state and the attempt's own row."""
 
     job_id: uuid.UUID
-    attempt: int
+    attempt: int  # the job's attempts, which the write is fenced on
+    number: int  # the attempt row's number: unique over the job's life, manual retries included
+    after_manual_retry: bool
     worker: str
     status: str
     result: Any
@@ -124,6 +126,7 @@ class FinishRow:
 
 _FINISH_COLUMNS = (
     "id", "attempt", "worker", "status", "result", "error", "traceback", "schedule_at", "finished", "started", "outcome", "duration",
+    "number", "manual",
 )  # fmt: skip
 _PG_CASTS = (
     "uuid",
@@ -138,10 +141,14 @@ _PG_CASTS = (
     "timestamptz",
     "text",
     "double precision",
+    "integer",
+    "boolean",
 )
 _FINAL = f"('{Status.COMPLETED}', '{Status.FAILED}')"
 _ATTEMPTS = JobAttempt._meta.db_table
-_ATTEMPT_COLUMNS = "job_id, number, started_at, finished_at, outcome, error, traceback, worker, duration"
+_ATTEMPT_COLUMNS = (
+    "job_id, number, started_at, finished_at, outcome, error, traceback, worker, duration, after_manual_retry"
+)
 
 
 # Column i of the JSON batch as its SQL type; the result (4) stays JSON, SQL NULL when absent.
@@ -166,6 +173,8 @@ def _row_values(row: FinishRow) -> tuple[Any, ...]:
         _dt(row.started_at),
         row.outcome,
         row.duration,
+        row.number,
+        row.after_manual_retry,
     )
 
 
@@ -196,6 +205,8 @@ def _finish_values(rows: Sequence[FinishRow]) -> tuple[str, list[Any]]:
                 _iso(row.started_at),
                 row.outcome,
                 row.duration,
+                row.number,
+                row.after_manual_retry,
             ]
             for row in rows
         ]
@@ -215,7 +226,12 @@ def _update_sql() -> str:
         f"schedule_at = CASE WHEN {j}.cancel_requested THEN NULL ELSE v.schedule_at END, "
         f"completed_at = CASE WHEN {j}.cancel_requested OR v.status IN {_FINAL} THEN v.finished ELSE NULL END"
     )
-    where = f"{j}.id = v.id AND {j}.status = 'running' AND {j}.attempts = v.attempt AND {j}.worker = v.worker"
+    # The attempt's number too: a finisher from before a manual retry (same worker, same count in the
+    # budget) matches nothing either.
+    where = (
+        f"{j}.id = v.id AND {j}.status = 'running' AND {j}.attempts = v.attempt AND {j}.worker = v.worker "
+        f"AND {j}.earlier_attempts + {j}.attempts = v.number"
+    )
     return f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {j}.id, {j}.status"  # noqa: S608
 
 
@@ -232,9 +248,9 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
         sql = (
             f"WITH v ({columns}) AS ({values}), u AS ({_update_sql()}) "  # noqa: S608
             f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "
-            f"SELECT u.id, v.attempt, v.started, v.finished, "
+            f"SELECT u.id, v.number, v.started, v.finished, "
             f"CASE WHEN u.status = 'cancelled' THEN 'cancelled' ELSE v.outcome END, "
-            f"v.error, v.traceback, v.worker, v.duration FROM u JOIN v ON v.id = u.id "
+            f"v.error, v.traceback, v.worker, v.duration, v.manual FROM u JOIN v ON v.id = u.id "
             f"RETURNING job_id, outcome"
         )
         inserted = {_as_uuid(job_id): outcome for job_id, outcome in prepared.fetch_all(sql, params)}
@@ -249,7 +265,7 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
         attempts = [
             (
                 _pk(row.job_id),
-                row.attempt,
+                row.number,
                 _dt(row.started_at),
                 _dt(row.finished_at),
                 "cancelled" if final[row.job_id] == Status.CANCELLED else row.outcome,
@@ -257,12 +273,13 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
                 row.traceback,
                 row.worker,
                 row.duration,
+                row.after_manual_retry,
             )
             for row in rows
             if row.job_id in final
         ]
         if attempts:
-            marks = "(" + ", ".join(["%s"] * 9) + ")"
+            marks = "(" + ", ".join(["%s"] * 10) + ")"
             cursor.executemany(f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) VALUES {marks}", attempts)  # noqa: S608
     return final
 

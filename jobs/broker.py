@@ -1,8 +1,12 @@
 """The Redis dispatch layer: per-queue sorted sets of ready, delayed and leased job ids.
 
 This class is the only place that assembles Redis keys and script arguments. Every multi-key step
-is one Lua script (see ``jobs/lua``). All keys of one queue share the hash tag ``{queue}``, so the
-scripts also run on Redis Cluster, and every key starts with the configured prefix.
+is one Lua script (see ``jobs/lua``). All keys of one queue share the hash tag ``{queue}``, so each
+script touches one hash slot, and every key starts with the configured prefix.
+
+Redis Cluster is not supported yet: the client is a single-node ``redis.Redis``, and an idle worker's
+BLPOP (:meth:`Broker.wait_and_claim`) waits on the ``notify`` lists of all its queues at once, which
+lie in different slots (a cluster answers CROSSSLOT). Use one Redis server.
 
 Key layout, for prefix ``zipline`` and queue ``default``:
 
@@ -241,6 +245,10 @@ class Broker:
         The claim is pipelined behind the BLPOP, so Redis runs it the moment the wait ends (work
         arrived, or the timeout passed): a job sent to an idle worker is claimed without a second
         round trip after the wake-up.
+
+        The BLPOP names one ``notify`` key per queue, each in its queue's hash slot: one command across
+        slots, which a single Redis accepts and a cluster refuses (CROSSSLOT), one reason Redis Cluster
+        is not supported yet.
         """
         wait = ("blpop", ([self.keys(q).notify for q in queues], _blpop_timeout(timeout)))
         [result] = self._run_many([self._claim_call(queue, token, count, lease_ms)], extra=[wait])

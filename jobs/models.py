@@ -52,7 +52,18 @@ class Job(models.Model):
     queue = models.CharField(max_length=64, default="default")
     priority = models.SmallIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0, help_text="Attempts started so far (charged ones).")
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Attempts started so far (charged ones), since the last manual retry."
+    )
+    # A manual retry gives a fresh retry budget (attempts back to 0) but keeps attempt numbers unique:
+    # the next attempt is numbered after every earlier one. Defaults in the database too, so that
+    # processes still running the code before them can insert rows during an upgrade.
+    earlier_attempts = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Attempts made before the last manual retry."
+    )
+    manual_retries = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Times the job was retried by hand."
+    )
     max_retries = models.PositiveIntegerField(default=3)
     backoff = models.CharField(max_length=16, choices=Backoff.choices, default=Backoff.EXPONENTIAL)
     initial_delay = models.FloatField(default=1.0, help_text="Seconds before the first retry.")
@@ -106,6 +117,11 @@ class Job(models.Model):
         return f"{self.type} {self.id} ({self.status})"
 
     @property
+    def attempt_number(self) -> int:
+        """The number of the job's latest attempt, unique over its life (manual retries included)."""
+        return self.earlier_attempts + self.attempts
+
+    @property
     def is_finished(self) -> bool:
         return self.status in FINISHED
 
@@ -128,6 +144,9 @@ class JobAttempt(models.Model):
     traceback = models.TextField(blank=True, default="")
     worker = models.CharField(max_length=200, blank=True, default="")
     duration = models.FloatField(null=True, blank=True, help_text="Seconds.")
+    after_manual_retry = models.BooleanField(
+        default=False, db_default=False, help_text="The first attempt after a manual retry."
+    )
 
     class Meta:
         ordering = ["job", "number"]

@@ -3,8 +3,9 @@
 A processor is the Python form of the seed's ``JobProcessor`` interface: ``name``, ``can_process(type)``
 and ``process(job, ctx)``. Register an object (``registry.register("custom_job", CustomProcessor())``)
 or decorate a plain function (``@processor("resize_image")``); ``async def`` functions run on the
-worker's event loop. Every installed app's ``processors`` module is imported at start-up, so
-registrations there are seen by the API (to refuse unknown types) and by the workers.
+worker's event loop. Every installed app's ``processors`` module is imported at start-up (``JQS_APPS``
+installs the user's own apps), so registrations there are seen by the API (to refuse unknown types)
+and by the workers.
 """
 
 from __future__ import annotations

@@ -109,10 +109,16 @@ def cancel(job_id: Any) -> tuple[Job, bool]:
 
 
 def retry(job_id: Any) -> Job:
-    """Run a failed or cancelled job again, with a fresh retry budget."""
+    """Run a failed or cancelled job again, with a fresh retry budget.
+
+    Its attempts count from 0 again for the budget, but the next one is numbered after every earlier
+    one (``earlier_attempts``), and its attempt row says it followed a manual retry.
+    """
     now = timezone.now()
     changed = Job.objects.filter(pk=job_id, status__in=[Status.FAILED, Status.CANCELLED]).update(
         status=Status.PENDING,
+        earlier_attempts=F("earlier_attempts") + F("attempts"),
+        manual_retries=F("manual_retries") + 1,
         attempts=0,
         cancel_requested=False,
         error="",
@@ -246,6 +252,8 @@ def record(results: Sequence[AttemptResult]) -> list[Recorded]:
             batch_sql.FinishRow(
                 job_id=r.job.pk,
                 attempt=r.job.attempts,
+                number=r.job.attempt_number,
+                after_manual_retry=r.job.manual_retries > 0 and r.job.attempts == 1,
                 worker=r.job.worker,
                 status=status,
                 result=r.result if status == Status.COMPLETED else None,

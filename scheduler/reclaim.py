@@ -96,7 +96,7 @@ def _settle_lost(broker: Broker, queue: str, job_id: str, token: str) -> Reclaim
             "job_id": job_id,
             "queue": queue,
             "worker": token,
-            "attempt": recorded.job.attempts,
+            "attempt": recorded.job.attempt_number,
             "status": recorded.status,
             "due": recorded.due.isoformat() if recorded.due else None,
         },

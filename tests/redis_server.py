@@ -13,9 +13,10 @@ from tests.procs import free_port
 
 
 class RedisServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *options: str) -> None:
         self.port = free_port()
         self.directory = directory
+        self.options = options  # more redis-server flags (--cluster-enabled yes)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -37,6 +38,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.directory),
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

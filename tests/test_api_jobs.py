@@ -134,6 +134,7 @@ def test_get_job_with_its_attempts(api: APIClient) -> None:
             "duration": 0.5,
             "worker": "w1",
             "error": "boom",
+            "after_manual_retry": False,
         }
     ]
 

@@ -69,7 +69,7 @@ def prepare(job: Job, worker_id: str, default_timeout: float) -> Running:
         proc = None
     timeout = job.timeout or (timeout_default(proc) if proc else None) or default_timeout
     started = time.monotonic()
-    ctx = Context(job_id=str(job.pk), attempt=job.attempts, deadline=started + timeout, job_type=job.type)
+    ctx = Context(job_id=str(job.pk), attempt=job.attempt_number, deadline=started + timeout, job_type=job.type)
     return Running(job, ctx, proc, timeout, started, timezone.now())
 
 

@@ -8,6 +8,8 @@ into that line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import ipaddress
 import os
 import re
@@ -114,6 +116,39 @@ def _networks(value: Any) -> tuple[str, ...]:
     return networks
 
 
+_MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _module_exists(path: str) -> bool:
+    """Whether ``path`` names a module on ``sys.path``, found without importing anything: the settings
+    are still loading, and a package that imports its models would fail here."""
+    first, *rest = path.split(".")
+    try:
+        spec = importlib.util.find_spec(first)
+    except ValueError:  # a module already loaded without a spec (__main__)
+        return False
+    name = first
+    for part in rest:
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        name = f"{name}.{part}"
+        spec = importlib.machinery.PathFinder.find_spec(name, list(spec.submodule_search_locations))
+    return spec is not None
+
+
+def _apps(value: Any) -> tuple[str, ...]:
+    """Module paths of Django apps to install; each must exist, so a typo stops the process here."""
+    if isinstance(value, dict):
+        raise ValueError("expected a list of module paths")
+    apps = _string_list(value)
+    for app in apps:
+        if not _MODULE_PATH.fullmatch(app):
+            raise ValueError(f"{app!r} is not a module path (expected e.g. myapp or mycompany.jobs)")
+        if not _module_exists(app):
+            raise ValueError(f"no module named {app!r} (put its folder on PYTHONPATH or next to manage.py)")
+    return tuple(dict.fromkeys(apps))
+
+
 def _network_address(text: str, example: str) -> SplitResult:
     """The URL's parts; refuses one whose host or port could not be used (urlsplit checks only when asked)."""
     try:
@@ -191,11 +226,11 @@ class Setting:
 
     @property
     def yaml_path(self) -> str:
-        return f"{self.section}.{self.key}" if self.section else "-"
+        return ".".join(part for part in (self.section, self.key) if part) or "-"
 
 
 def _s(attribute: str, place: str | None, env: str, parse: Callable[[Any], Any], default: Any, help: str) -> Setting:
-    section, key = place.split(".") if place else (None, None)
+    section, key = place.split(".") if place and "." in place else (place, None)  # "apps": a top-level key
     return Setting(attribute, section, key, env, parse, default, help)
 
 
@@ -442,6 +477,14 @@ SETTINGS: tuple[Setting, ...] = (
         (),
         "CIDRs webhooks may reach although private",
     ),
+    _s(
+        "apps",
+        "apps",
+        "JQS_APPS",
+        _apps,
+        (),
+        "comma-separated Django apps to install (module paths); their processors modules load in the API and the workers",
+    ),
 )
 
 _BY_ATTRIBUTE = {s.attribute: s for s in SETTINGS}
@@ -488,6 +531,11 @@ def _read_yaml(path: str) -> dict[str, Any]:
     for section, body in data.items():
         if section not in _SECTIONS:
             raise ConfigError(f"config file {path!r}: unknown section {section!r}")
+        top_level = _BY_PLACE.get((section, None))
+        if top_level is not None:  # a setting of its own at the top (apps: [...]), not a section
+            if body is not None:
+                found[top_level.attribute] = (body, section)
+            continue
         if body is None:
             continue
         if not isinstance(body, dict):

@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "workers",
     "scheduler",
 ]
+# JQS_APPS: the user's apps (one already installed is not installed twice); jobs.apps loads their processors.
+INSTALLED_APPS += [app for app in ZIPLINE.apps if app not in INSTALLED_APPS]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",

@@ -93,6 +93,7 @@ def attempt_data(attempt: JobAttempt) -> dict[str, Any]:
         "duration": attempt.duration,
         "worker": attempt.worker,
         "error": attempt.error,
+        "after_manual_retry": attempt.after_manual_retry,
     }
 
 
@@ -235,13 +236,14 @@ class RetryPolicySerializer(serializers.Serializer):
 
 
 class JobAttemptSerializer(serializers.Serializer):
-    number = serializers.IntegerField(help_text="1 for the first attempt.")
+    number = serializers.IntegerField(help_text="1 for the first attempt; unique per job (a manual retry continues).")
     outcome = serializers.ChoiceField(choices=Outcome.choices)
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField()
     duration = serializers.FloatField(allow_null=True, help_text="Seconds.")
     worker = serializers.CharField(allow_blank=True)
     error = serializers.CharField(allow_blank=True)
+    after_manual_retry = serializers.BooleanField(help_text="The first attempt after a manual retry.")
 
 
 class JobSummarySerializer(serializers.Serializer):
@@ -251,7 +253,7 @@ class JobSummarySerializer(serializers.Serializer):
     queue = serializers.CharField()
     priority = serializers.IntegerField()
     status = serializers.ChoiceField(choices=Status.choices)
-    attempts = serializers.IntegerField(help_text="Attempts started so far.")
+    attempts = serializers.IntegerField(help_text="Attempts started so far, since the last manual retry.")
     max_retries = serializers.IntegerField()
     schedule_at = serializers.DateTimeField(allow_null=True, help_text="When a scheduled or retrying job is due.")
     error = serializers.CharField(allow_blank=True, help_text="The last error (in lists: its first 500 characters).")
