@@ -358,6 +358,14 @@ def test_k8s_config_keys_are_known_settings() -> None:
     assert "localhost" in config["JQS_ALLOWED_HOSTS"].split(","), "the kubelet's probes send Host: localhost"
 
 
+def test_k8s_runs_behind_tls_and_compose_over_plain_http() -> None:
+    """The manifests sit behind the TLS Ingress (secure cookies, HSTS); compose serves plain HTTP on 8080."""
+    https = next(s for s in SETTINGS if s.env == "JQS_HTTPS")
+    assert https.parse(_k8s("ConfigMap", "zipline-config")["data"]["JQS_HTTPS"]) is True
+    for name in APP_SERVICES:
+        assert not https.parse(_environment(_compose()["services"][name]).get("JQS_HTTPS", "false")), name
+
+
 def test_k8s_workloads_are_secured_and_sized() -> None:
     for file, document in _k8s_documents():
         if document["kind"] not in {"Deployment", "Job"}:

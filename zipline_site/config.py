@@ -22,10 +22,30 @@ import yaml
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
 
 EXIT_CONFIG_ERROR = 2
+# The database when JQS_DATABASE_URL is unset: an SQLite file in the checkout (make run uses .local/'s).
+DEFAULT_DATABASE_URL = f"sqlite:///{Path(__file__).resolve().parent.parent / 'zipline.sqlite3'}"
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s'\"]*):[^@\s'\"]*@")
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` with the password of every URL in it masked (``redis://:***@host``), for messages.
+
+    A regular expression rather than a URL parser: the URLs in configuration errors are the ones no
+    parser could take (a port out of range, a broken IPv6 address), and their passwords must not show.
+    """
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 class ConfigError(Exception):
-    """A configuration value ZipLine cannot use; the message names the setting and the value."""
+    """A configuration value ZipLine cannot use; the message names the setting and the value.
+
+    Any password in a URL of the message is masked here, so no configuration error can print one.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(mask_passwords(message))
 
 
 def _boolean(value: Any) -> bool:
@@ -139,7 +159,9 @@ def _redis_url(value: Any) -> str:
 
 def _database_url(value: Any) -> str:
     text = _string(value).strip()
-    if text and not text.startswith(("postgres://", "postgresql://", "sqlite:///")):
+    if not text:  # unset takes the default; empty is a mistake (a variable set from nothing)
+        raise ValueError("expected a postgres:// or sqlite:/// URL (unset it for the default SQLite file)")
+    if not text.startswith(("postgres://", "postgresql://", "sqlite:///")):
         raise ValueError("expected a postgres:// or sqlite:/// URL")
     if text.startswith("sqlite:///") and not text.removeprefix("sqlite:///").strip("/"):
         raise ValueError("expected a file after sqlite:/// (e.g. sqlite:///zipline.sqlite3)")
@@ -360,8 +382,8 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "JQS_DATABASE_URL",
         _database_url,
-        "",
-        "postgres://user:pass@host:port/db; an SQLite file when empty",
+        DEFAULT_DATABASE_URL,
+        "postgres://user:pass@host:port/db or sqlite:///path; empty is an error",
     ),
     _s(
         "database_prepared_statements",
@@ -373,6 +395,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s("secret_key", None, "JQS_SECRET_KEY", _string, "", "Django secret key; required unless JQS_DEBUG=true"),
     _s("debug", None, "JQS_DEBUG", _boolean, False, "development mode"),
+    _s(
+        "https",
+        None,
+        "JQS_HTTPS",
+        _boolean,
+        False,
+        "served over HTTPS by a TLS proxy: secure cookies, HSTS, X-Forwarded-Proto trusted",
+    ),
     _s(
         "allowed_hosts",
         None,
