@@ -195,8 +195,15 @@ def test_dockerfile_contents() -> None:
     cmd = next(line for line in reversed(instructions) if line.startswith("CMD "))
     assert json.loads(cmd[4:]) == [
         "gunicorn", "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn",
-        "--bind", "0.0.0.0:8080", "--workers", "2", "--threads", "4", "--access-logfile", "-",
+        "--workers", "2", "--threads", "4", "--access-logfile", "-",
     ]  # fmt: skip
+
+
+def test_no_deployment_file_hard_codes_the_api_address() -> None:
+    """gunicorn binds from JQS_SERVER_HOST/JQS_SERVER_PORT (zipline_site/gunicorn.py): no --bind anywhere."""
+    files = [DOCKERFILE, COMPOSE_FILE, *sorted(K8S_DIR.glob("*.yaml")), ROOT / "README.md"]
+    offenders = [path.name for path in files if "--bind" in path.read_text(encoding="utf-8")]
+    assert not offenders, f"hard-coded gunicorn --bind in {offenders}"
 
 
 def test_dockerignore_keeps_local_state_out() -> None:

@@ -541,6 +541,14 @@ def redis_url(config: Config) -> str:
     return f"redis://{auth}{host}:{config.redis_port}/{config.redis_database}"
 
 
+def server_address(config: Config) -> str:
+    """``host:port`` the API listens on (an IPv6 host in brackets), as gunicorn and runserver take it."""
+    host = str(config.server_host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{config.server_port}"
+
+
 def config_file_from_argv(argv: list[str]) -> str | None:
     """The value of ``--config`` in a command line, so it applies before Django reads its settings."""
     for index, arg in enumerate(argv):

@@ -6,14 +6,26 @@ fresh directory for the workers' metric files before it forks them (prometheus_c
 variable when it is first imported, which is in the workers), django-prometheus's view sums the
 files, a dead worker's live gauges are dropped, and the directory goes when the master exits.
 A ``PROMETHEUS_MULTIPROC_DIR`` set from outside is used as it is (and left in place).
+
+The address comes from ``JQS_SERVER_HOST`` and ``JQS_SERVER_PORT`` (or the YAML file), as for every other
+setting; a ``--bind`` on the command line still wins, as gunicorn's flags win over its config file.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
+
+from zipline_site.config import EXIT_CONFIG_ERROR, ConfigError, load_config, server_address
+
+try:
+    bind = [server_address(load_config())]
+except ConfigError as exc:  # one line and status 2, as every ZipLine command (SystemExit passes gunicorn by)
+    sys.stderr.write(f"zipline: configuration error: {exc}\n")
+    raise SystemExit(EXIT_CONFIG_ERROR) from None
 
 _made_here: str | None = None
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
