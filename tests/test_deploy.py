@@ -208,7 +208,7 @@ def test_no_deployment_file_hard_codes_the_api_address() -> None:
 
 def test_dockerignore_keeps_local_state_out() -> None:
     entries = {line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()}
-    assert {".git", ".venv", ".env", "staticfiles", "tests"} <= entries
+    assert {".git", ".venv", ".env", ".local", "staticfiles", "tests"} <= entries  # .local: make run's secrets
 
 
 # ------------------------------------------------------------------------------------- docker-compose

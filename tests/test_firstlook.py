@@ -24,6 +24,7 @@ from typing import cast
 
 import pytest
 import redis
+from django.conf import settings as django_settings
 
 from tests.procs import ROOT, free_port
 from zipline_site import localenv
@@ -31,7 +32,10 @@ from zipline_site.firstlook import first_look_environment
 
 pytestmark = pytest.mark.slow
 
-REDIS_URL = os.environ["JQS_REDIS_URL"]  # the tests' Redis database (tests/settings.py)
+
+def _redis_url() -> str:
+    """The tests' Redis database (tests/settings.py)."""
+    return str(django_settings.REDIS_URL)
 
 
 @dataclass
@@ -70,7 +74,7 @@ def first_look(tmp_path: Path, settings_module: str = "zipline_site.settings") -
     env = _user_environment(
         ZIPLINE_LOCAL_DIR=str(local),
         DJANGO_SETTINGS_MODULE=settings_module,
-        JQS_REDIS_URL=REDIS_URL,
+        JQS_REDIS_URL=_redis_url(),
         JQS_REDIS_KEY_PREFIX=prefix,
         JQS_SERVER_PORT=str(port),
         JQS_METRICS_ENABLED="false",
@@ -101,7 +105,7 @@ def first_look(tmp_path: Path, settings_module: str = "zipline_site.settings") -
             except ProcessLookupError:
                 pass
         popen.wait(timeout=10)
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(_redis_url())
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
@@ -151,7 +155,7 @@ def test_one_ctrl_c_drains_a_running_job(tmp_path: Path, signum: int) -> None:
         )
         assert submitted.returncode == 0, submitted.stderr
         job_id = submitted.stdout.split()[-1]
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(_redis_url())
         _wait(lambda: cast(int, client.llen(ledger)) >= 1, 30, "the job never started", look)
 
         os.killpg(look.popen.pid, signum)  # Ctrl-C or a hang-up: the terminal signals its foreground group

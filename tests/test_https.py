@@ -29,7 +29,7 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         {
             "DJANGO_SETTINGS_MODULE": "zipline_site.settings",
             "JQS_SECRET_KEY": secrets.token_urlsafe(50),
-            "JQS_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+            "JQS_DATABASE_URL": os.environ["JQS_DATABASE_URL"],
             "JQS_ALLOWED_HOSTS": "testserver",
             **env,
         }
