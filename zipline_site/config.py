@@ -26,7 +26,10 @@ EXIT_CONFIG_ERROR = 2
 DEFAULT_DATABASE_URL = f"sqlite:///{Path(__file__).resolve().parent.parent / 'zipline.sqlite3'}"
 
 
-_URL_PASSWORD = re.compile(r"(://[^:/@\s'\"]*):[^@\s'\"]*@")
+# The password of a URL: after "scheme://user:", up to the last "@" before a space (a password may hold
+# "@", ":" or "/" unescaped; masking too much is better than showing a part).
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):\S*@")
+_SECRET_SETTINGS = {"JQS_REDIS_PASSWORD", "JQS_EMAIL_PASSWORD", "JQS_SECRET_KEY"}
 
 
 def mask_passwords(text: str) -> str:
@@ -36,6 +39,26 @@ def mask_passwords(text: str) -> str:
     parser could take (a port out of range, a broken IPv6 address), and their passwords must not show.
     """
     return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
+def _url_password(text: str) -> str:
+    """The password of the URL ``text`` as :func:`mask_passwords` sees it ("" for none)."""
+    found = _URL_PASSWORD.match(text)
+    return found.group(0)[len(found.group(1)) + 1 : -1] if found else ""
+
+
+def _scrub(detail: str, raw: str) -> str:
+    """``detail`` (a parser's complaint about ``raw``) without any piece of ``raw``'s password in the
+    parts it quotes (``'...'``): a parser that split the URL elsewhere quotes pieces as ports or paths."""
+    pieces = [piece for piece in re.split(r"[/?#@:]", _url_password(raw)) if piece]
+
+    def scrub(quoted: re.Match[str]) -> str:
+        text = quoted.group(0)
+        for piece in pieces:
+            text = text.replace(piece, "***")
+        return text
+
+    return re.sub(r"'[^']*'", scrub, detail) if pieces else detail
 
 
 class ConfigError(Exception):
@@ -135,7 +158,14 @@ def _networks(value: Any) -> tuple[str, ...]:
 
 
 def _network_address(text: str, example: str) -> SplitResult:
-    """The URL's parts; refuses one whose host or port could not be used (urlsplit checks only when asked)."""
+    """The URL's parts; refuses one whose host or port could not be used (urlsplit checks only when asked).
+
+    A password holding "/", "?" or "#" ends the URL's address before its "@" (the URL then has no
+    credentials at all), and every later complaint would quote a piece of it: refused first, quoting nothing.
+    """
+    secret = _url_password(text)
+    if secret and any(c in secret for c in "/?#") and "@" not in urlsplit(text).netloc:
+        raise ValueError('the password holds "/", "?" or "#": percent-encode it (%2F, %3F, %23)')
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
@@ -524,6 +554,10 @@ def load_config(environ: Mapping[str, str] | None = None, config_file: str | Non
         try:
             values[setting.attribute] = setting.parse(raw)
         except ValueError as exc:
+            if setting.env in _SECRET_SETTINGS:
+                raise ConfigError(f"{origin}='***': {exc}") from None
+            if isinstance(raw, str):
+                raise ConfigError(f"{origin}={mask_passwords(raw)!r}: {_scrub(str(exc), raw)}") from None
             raise ConfigError(f"{origin}={raw!r}: {exc}") from None
     if values["api_open"] and not values["debug"]:
         raise ConfigError("JQS_API_OPEN=true needs JQS_DEBUG=true: an open API is for local development only")
