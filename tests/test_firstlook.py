@@ -2,7 +2,8 @@
 terminal runs it), with a ``.local/`` of the test's own (``ZIPLINE_LOCAL_DIR``), the shared Redis under a
 key prefix of the test's own, and the API on a free port.
 
-- one Ctrl-C (SIGINT to the whole process group, as a terminal sends it) drains a running job;
+- one Ctrl-C (SIGINT to the whole process group, as a terminal sends it) drains a running job, and so
+  does a closed terminal (SIGHUP); a second Ctrl-C hands it back;
 - ``manage.py`` run with no ``JQS_*`` variable reaches make run's database, secret and Redis;
 - the API listens on 127.0.0.1 unless told otherwise.
 """
@@ -173,6 +174,33 @@ def test_one_ctrl_c_drains_a_running_job(tmp_path: Path, signum: int) -> None:
         assert "handing running jobs back now" not in look.output()
         assert look.popen.returncode == 0
         assert len(look.children) == 3 and not [pid for pid in look.children if _alive(pid)]
+
+
+def test_a_second_ctrl_c_hands_the_running_job_back(tmp_path: Path) -> None:
+    with first_look(tmp_path, "tests.settings") as look:
+        ledger = f"{look.prefix}:ledger"
+        submitted = _manage_as_a_user(
+            look,
+            f"from jobs import enqueue; print(enqueue('test_sleep', {{'seconds': 60, 'key': '{ledger}'}}).id)",
+            "tests.settings",
+        )
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.split()[-1]
+        client = redis.Redis.from_url(_redis_url())
+        _wait(lambda: cast(int, client.llen(ledger)) >= 1, 30, "the job never started", look)
+
+        os.killpg(look.popen.pid, signal.SIGINT)
+        _wait(lambda: "stopping: draining running jobs" in look.output(), 10, "no drain", look)
+        os.killpg(look.popen.pid, signal.SIGINT)
+        try:
+            look.popen.wait(timeout=20)  # well before the job's 60 s
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"make run did not stop:\n{look.output()[-4000:]}") from None
+
+        assert "handing running jobs back now" in look.output()
+        with sqlite3.connect(look.local / "zipline.sqlite3") as db:
+            status = db.execute("SELECT status FROM jobs_job WHERE id = ?", (job_id.replace("-", ""),))
+            assert status.fetchone() == ("pending",), look.output()[-4000:]
 
 
 def test_manage_py_reaches_make_runs_database_secret_and_redis(tmp_path: Path) -> None:

@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -149,6 +148,7 @@ def main() -> int:
     ]
     if config.scheduler_enabled and (ROOT / "scheduler/management/commands/runscheduler.py").exists():
         commands.append(("scheduler", ["runscheduler"]))
+    stops = _StopSignals()  # before the children start, so that no stop signal can miss one of them
     # process_group=0: a group of its own, out of reach of the terminal's Ctrl-C (see the module's docstring).
     children = [
         subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, process_group=0)
@@ -171,27 +171,56 @@ ZipLine is starting ({", ".join(name for name, _ in commands)}). Ctrl-C stops ev
 """,
         flush=True,
     )
-    return _supervise(children)
+    return _supervise(children, stops)
 
 
-def _supervise(children: list[subprocess.Popen[Any]]) -> int:
-    stopping = {"count": 0}
+class _StopSignals:
+    """Counts the stop signals this process gets; the supervising loop passes each one on to the children.
 
-    def stop(signum: int, frame: Any) -> None:
-        stopping["count"] += 1
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+    The handler only counts, so a signal never interrupts the passing on of the one before: each child
+    gets exactly one SIGTERM per signal (the first drains, a second hands jobs back).
+    """
 
-    for signum in STOP_SIGNALS:  # SIGHUP: a closed terminal, which no longer reaches the children itself
-        signal.signal(signum, stop)
-    while any(child.poll() is None for child in children):
-        if not stopping["count"] and any(child.poll() is not None for child in children):
+    def __init__(self) -> None:
+        self.received = 0
+        self.passed = 0
+        self.arrived = threading.Event()
+        for signum in STOP_SIGNALS:  # SIGHUP: a closed terminal, which no longer reaches the children itself
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.received += 1
+        self.arrived.set()
+
+    def pass_on(self, children: list[subprocess.Popen[Any]]) -> None:
+        while self.passed < self.received:
+            self.passed += 1
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+
+    def wait(self, seconds: float) -> None:
+        self.arrived.wait(seconds)
+        self.arrived.clear()
+
+
+def _supervise(children: list[subprocess.Popen[Any]], stops: _StopSignals) -> int:
+    """Pass stop signals on until every child has exited; 1 when one exited by itself (the rest are stopped)."""
+    exited_by_itself = False
+    while True:
+        stops.pass_on(children)
+        if all(child.poll() is not None for child in children):
+            return 1 if exited_by_itself else 0
+        if not stops.received and any(child.poll() is not None for child in children):
             sys.stderr.write("zipline: a process exited; stopping the others\n")
-            stop(signal.SIGTERM, None)
-        time.sleep(0.2)
-    return 0 if stopping["count"] else 1
+            exited_by_itself = True
+            stops.received = 1
+            continue
+        stops.wait(0.2)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C while migrating or starting, before the children are started
+        sys.exit(130)
