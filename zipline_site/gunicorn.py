@@ -6,9 +6,6 @@ fresh directory for the workers' metric files before it forks them (prometheus_c
 variable when it is first imported, which is in the workers), django-prometheus's view sums the
 files, a dead worker's live gauges are dropped, and the directory goes when the master exits.
 A ``PROMETHEUS_MULTIPROC_DIR`` set from outside is used as it is (and left in place).
-
-The address comes from ``JQS_SERVER_HOST`` and ``JQS_SERVER_PORT`` (or the YAML file), as for every other
-setting; a ``--bind`` on the command line still wins, as gunicorn's flags win over its config file.
 """
 
 from __future__ import annotations
@@ -21,6 +18,8 @@ from typing import Any
 
 from zipline_site.config import EXIT_CONFIG_ERROR, ConfigError, load_config, server_address
 
+# The address: JQS_SERVER_HOST and JQS_SERVER_PORT (or the YAML file), as every other setting. A --bind
+# flag still wins, as gunicorn's flags win over its config file.
 try:
     bind = [server_address(load_config())]
 except ConfigError as exc:  # one line and status 2, as every ZipLine command (SystemExit passes gunicorn by)
