@@ -35,6 +35,7 @@ def _env(**settings: str) -> dict[str, str]:
             "JQS_REDIS_URL": os.environ["JQS_REDIS_URL"],
             "JQS_DATABASE_URL": os.environ["JQS_DATABASE_URL"],
             "JQS_ALLOWED_HOSTS": "127.0.0.1",
+            "JQS_METRICS_ENABLED": "false",
             **settings,
         }
     )
