@@ -368,7 +368,17 @@ def test_k8s_config_keys_are_known_settings() -> None:
 def test_k8s_runs_behind_tls_and_compose_over_plain_http() -> None:
     """The manifests sit behind the TLS Ingress (secure cookies, HSTS); compose serves plain HTTP on 8080."""
     https = next(s for s in SETTINGS if s.env == "JQS_HTTPS")
-    assert https.parse(_k8s("ConfigMap", "zipline-config")["data"]["JQS_HTTPS"]) is True
+    config = _k8s("ConfigMap", "zipline-config")["data"]
+    assert https.parse(config["JQS_HTTPS"]) is True
+    ingress = _k8s("Ingress", "zipline")
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    hosts = {host for tls in ingress["spec"]["tls"] for host in tls["hosts"]}
+    assert hosts and hosts == {rule["host"] for rule in ingress["spec"]["rules"]}
+    assert hosts <= set(config["JQS_ALLOWED_HOSTS"].split(",")), "the API must answer the Ingress's host"
+    service = _k8s("Service", "zipline-api")
+    backends = [path["backend"]["service"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert backends == [{"name": "zipline-api", "port": {"name": "http"}}]
+    assert [port["port"] for port in service["spec"]["ports"] if port["name"] == "http"] == [8080]
     for name in APP_SERVICES:
         assert not https.parse(_environment(_compose()["services"][name]).get("JQS_HTTPS", "false")), name
 
