@@ -225,7 +225,17 @@ def test_manage_py_reaches_make_runs_database_secret_and_redis(tmp_path: Path) -
         assert f"using make run's settings from {look.local / 'env'}" in result.stderr
         # The file is the settings make run used, readable by its owner only.
         assert (look.local / "env").stat().st_mode & 0o777 == 0o600
-        assert localenv.read(look.local / "env")["JQS_REDIS_KEY_PREFIX"] == look.prefix
+        written = localenv.read(look.local / "env")
+        assert written["JQS_REDIS_KEY_PREFIX"] == look.prefix and written["JQS_SECRET_KEY"] == secret
+        # A shell that sources it gets the same values.
+        sourced = subprocess.run(
+            ["bash", "-c", f". {look.local / 'env'} && env"],
+            env=_user_environment(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert dict(line.split("=", 1) for line in sourced.stdout.splitlines() if line.startswith("JQS_")) == written
         assert f". {look.local / 'env'}" in look.output()
 
 
