@@ -29,6 +29,7 @@ from django.conf import settings as django_settings
 
 from tests.procs import ROOT, free_port
 from zipline_site import localenv
+from zipline_site.config import SETTINGS
 from zipline_site.firstlook import first_look_environment
 
 pytestmark = pytest.mark.slow
@@ -69,8 +70,9 @@ def _wait(condition: Callable[[], object], timeout: float, what: str, look: Firs
 
 
 @contextmanager
-def first_look(tmp_path: Path, settings_module: str = "zipline_site.settings") -> Iterator[FirstLook]:
-    """``make run`` until the end of the block; then it and every process it started are killed."""
+def first_look(tmp_path: Path, settings_module: str = "zipline_site.settings", **settings: str) -> Iterator[FirstLook]:
+    """``make run`` (with ``settings`` added to its environment) until the end of the block; then it and
+    every process it started are killed."""
     local, prefix, port = tmp_path / "local", f"ziptest-fl-{uuid.uuid4().hex[:8]}", free_port()
     env = _user_environment(
         ZIPLINE_LOCAL_DIR=str(local),
@@ -83,6 +85,7 @@ def first_look(tmp_path: Path, settings_module: str = "zipline_site.settings") -
         JQS_WORKER_MAX_CONCURRENCY="4",
         JQS_LOG_LEVEL="info",
     )
+    env.update(settings)
     log = tmp_path / "make-run.log"
     with log.open("wb") as out:
         popen = subprocess.Popen(
@@ -240,9 +243,13 @@ def test_manage_py_reaches_make_runs_database_secret_and_redis(tmp_path: Path) -
 
 
 def test_make_run_listens_on_127_0_0_1_only(tmp_path: Path) -> None:
-    with first_look(tmp_path) as look:
+    metrics_port = free_port()
+    with first_look(tmp_path, JQS_METRICS_ENABLED="true", JQS_METRICS_PORT=str(metrics_port)) as look:
         _wait(lambda: _listening_addresses(look.port), 30, "the API never listened", look)
         assert _listening_addresses(look.port) == {"0100007F"}  # 127.0.0.1, and no other address
+        if "JQS_METRICS_HOST" in {setting.env for setting in SETTINGS}:  # the workers' metrics address
+            _wait(lambda: _listening_addresses(metrics_port), 30, "the workers' metrics never listened", look)
+            assert _listening_addresses(metrics_port) == {"0100007F"}
         settings = localenv.read(look.local / "env")
         assert settings["JQS_SERVER_HOST"] == settings["JQS_METRICS_HOST"] == "127.0.0.1"
 
