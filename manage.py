@@ -7,7 +7,12 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zipline_site.settings")
+    from zipline_site import localenv
     from zipline_site.config import config_file_from_argv
+
+    used = localenv.apply(os.environ, sys.argv)  # make run's settings, when the caller set none
+    if used is not None:
+        print(f"zipline: no JQS_* variable set: using make run's settings from {used}", file=sys.stderr)
 
     config_file = config_file_from_argv(sys.argv)
     if config_file is not None:

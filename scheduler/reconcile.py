@@ -201,11 +201,13 @@ def rebuild(
     batch: int,
     should_stop: Callable[[], bool] = lambda: False,
     lock: bool = True,
+    initialising: bool = False,
 ) -> ReconcileReport | None:
     """Rebuild every queue from the database; None if another scheduler is rebuilding already.
 
     With ``lock`` (the scheduler), one scheduler rebuilds at a time and the epoch is marked only if the
     lock survived the rebuild: a lock that vanished means Redis lost its data again meanwhile.
+    ``initialising`` (a new Redis for a database without jobs) reports at info level: nothing was lost.
     """
     started = time.monotonic()
     guard = Lock(broker.client, lock_key(broker.prefix, "rebuild"), owner, REBUILD_LOCK_TTL)
@@ -232,6 +234,9 @@ def rebuild(
         if lock:
             guard.release()
     _log_restored(report, "queue rebuilt from the database")
+    if initialising and report.complete:
+        logger.info("Redis initialised", extra={"seconds": round(time.monotonic() - started, 3)})
+        return report
     logger.warning(
         "Redis rebuilt from the database" if report.complete else "Redis rebuild interrupted; it will run again",
         extra={
@@ -246,9 +251,17 @@ def rebuild(
 
 
 def ensure_epoch(broker: Broker, **kwargs: object) -> ReconcileReport | None:
-    """Rebuild if Redis lost its data (its epoch marker is missing); None when nothing was done."""
+    """Rebuild if Redis has no epoch marker; None when nothing was done.
+
+    A missing marker is a loss only when the database holds jobs that Redis was told about. A database
+    without any job means a first start (or a new Redis before any submit): Redis is initialised, at
+    info level, so that a warning always means that Redis lost something.
+    """
     if broker.epoch_present():
         return None
+    if not Job.objects.exists():
+        logger.info("Redis has no epoch marker and the database no jobs; initialising")
+        return rebuild(broker, initialising=True, **kwargs)  # type: ignore[arg-type]
     logger.warning("Redis has lost its data (no epoch marker); rebuilding from the database")
     return rebuild(broker, **kwargs)  # type: ignore[arg-type]
 

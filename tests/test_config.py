@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,75 @@ def test_config_flag_is_read_before_the_settings(tmp_path: Path) -> None:
 def test_missing_secret_key_is_refused() -> None:
     result = _manage("check", JQS_SECRET_KEY="")
     assert result.returncode == 2 and "JQS_SECRET_KEY is required" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"JQS_REDIS_URL": "redis://:SuperSecretRedisPw@127.0.0.1:99999/0"},
+        {"JQS_REDIS_URL": "rediss://default:SuperSecretRedisPw@redis.example:abc/0"},
+        {"JQS_REDIS_URL": "redis://:SuperSecretRedisPw@127.0.0.1:6379/x"},
+        {"JQS_DATABASE_URL": "postgres://zipline:SuperSecretRedisPw@127.0.0.1:99999/zipline"},
+        {"JQS_DATABASE_URL": "postgres://zipline:SuperSecretRedisPw@[::1/zipline"},
+        {"JQS_DATABASE_URL": "mysql://zipline:SuperSecretRedisPw@db/zipline"},
+        {"JQS_REDIS_URL": "redis://:Super@Secret'Redis/Pw@127.0.0.1:99999/0"},
+        {"JQS_DATABASE_URL": "postgres://zipline:Super/Secret@127.0.0.1:5432/zipline"},
+        {"JQS_REDIS_URL": "redis://:Super#Secret@127.0.0.1:6379/0"},
+    ],
+)
+def test_configuration_errors_mask_url_passwords(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(env)
+    message = str(caught.value)
+    assert not {"Super", "Secret", "Redis", "Pw"} & set(re.split(r"[@'/:]", message)), message
+    assert "SuperSecretRedisPw" not in message and ":***@" in message, message
+    assert message.startswith(f"{next(iter(env))}=")
+
+
+def test_a_yaml_url_error_masks_the_password_too(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("redis: {url: 'redis://:SuperSecretRedisPw@127.0.0.1:99999/0'}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config({}, str(path))
+    assert "SuperSecretRedisPw" not in str(caught.value) and "redis.url='redis://:***@127.0.0.1:99999/0'" in str(
+        caught.value
+    )
+
+
+def test_a_password_that_cuts_its_url_short_is_refused_without_quoting_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config({"JQS_REDIS_URL": "redis://:pa/ss@127.0.0.1:6379/0"})
+    assert str(caught.value) == (
+        "JQS_REDIS_URL='redis://:***@127.0.0.1:6379/0': "
+        'the password holds "/", "?" or "#": percent-encode it (%2F, %3F, %23)'
+    )
+    # An "@" after the address (in the query) is no password: such a URL is taken as it is.
+    url = "redis://:pw@127.0.0.1:6379/0?client_name=a@b"
+    assert load_config({"JQS_REDIS_URL": url}).redis_url == url
+
+
+def test_a_bad_secret_setting_is_never_shown(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("redis: {password: [SuperSecretRedisPw]}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config({}, str(path))
+    assert str(caught.value) == "redis.password='***': expected a string"
+
+
+def test_a_command_never_prints_the_password_of_a_bad_url() -> None:
+    result = _manage("check", JQS_REDIS_URL="redis://:SuperSecretRedisPw@127.0.0.1:99999/0")
+    assert result.returncode == 2 and "SuperSecretRedisPw" not in result.stderr + result.stdout
+    assert result.stderr.strip() == (
+        "zipline: configuration error: JQS_REDIS_URL='redis://:***@127.0.0.1:99999/0': "
+        "Port out of range 0-65535 (expected e.g. redis://127.0.0.1:6379/0)"
+    )
+
+
+def test_an_empty_database_url_is_an_error_and_unset_is_the_default() -> None:
+    with pytest.raises(ConfigError, match=r"^JQS_DATABASE_URL='': expected a postgres:// or sqlite:/// URL"):
+        load_config({"JQS_DATABASE_URL": ""})
+    with pytest.raises(ConfigError, match=r"^JQS_DATABASE_URL='  '"):
+        load_config({"JQS_DATABASE_URL": "  "})
+    assert load_config({}).database_url == f"sqlite:///{ROOT / 'zipline.sqlite3'}"
+    result = _manage("check", JQS_DATABASE_URL="")
+    assert result.returncode == 2 and result.stderr.startswith("zipline: configuration error: JQS_DATABASE_URL=''")

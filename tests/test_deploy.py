@@ -195,13 +195,20 @@ def test_dockerfile_contents() -> None:
     cmd = next(line for line in reversed(instructions) if line.startswith("CMD "))
     assert json.loads(cmd[4:]) == [
         "gunicorn", "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn",
-        "--bind", "0.0.0.0:8080", "--workers", "2", "--threads", "4", "--access-logfile", "-",
+        "--workers", "2", "--threads", "4", "--access-logfile", "-",
     ]  # fmt: skip
+
+
+def test_no_deployment_file_hard_codes_the_api_address() -> None:
+    """gunicorn binds from JQS_SERVER_HOST/JQS_SERVER_PORT (zipline_site/gunicorn.py): no --bind anywhere."""
+    files = [DOCKERFILE, COMPOSE_FILE, *sorted(K8S_DIR.glob("*.yaml")), ROOT / "README.md"]
+    offenders = [path.name for path in files if "--bind" in path.read_text(encoding="utf-8")]
+    assert not offenders, f"hard-coded gunicorn --bind in {offenders}"
 
 
 def test_dockerignore_keeps_local_state_out() -> None:
     entries = {line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()}
-    assert {".git", ".venv", ".env", "staticfiles", "tests"} <= entries
+    assert {".git", ".venv", ".env", ".local", "staticfiles", "tests"} <= entries  # .local: make run's secrets
 
 
 # ------------------------------------------------------------------------------------- docker-compose
@@ -356,6 +363,24 @@ def test_k8s_config_keys_are_known_settings() -> None:
     assert {"JQS_SECRET_KEY", "JQS_DATABASE_URL"} <= set(secret)
     assert not {"JQS_SECRET_KEY", "JQS_DATABASE_URL"} & set(config), "secrets belong in the Secret"
     assert "localhost" in config["JQS_ALLOWED_HOSTS"].split(","), "the kubelet's probes send Host: localhost"
+
+
+def test_k8s_runs_behind_tls_and_compose_over_plain_http() -> None:
+    """The manifests sit behind the TLS Ingress (secure cookies, HSTS); compose serves plain HTTP on 8080."""
+    https = next(s for s in SETTINGS if s.env == "JQS_HTTPS")
+    config = _k8s("ConfigMap", "zipline-config")["data"]
+    assert https.parse(config["JQS_HTTPS"]) is True
+    ingress = _k8s("Ingress", "zipline")
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    hosts = {host for tls in ingress["spec"]["tls"] for host in tls["hosts"]}
+    assert hosts and hosts == {rule["host"] for rule in ingress["spec"]["rules"]}
+    assert hosts <= set(config["JQS_ALLOWED_HOSTS"].split(",")), "the API must answer the Ingress's host"
+    service = _k8s("Service", "zipline-api")
+    backends = [path["backend"]["service"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+    assert backends == [{"name": "zipline-api", "port": {"name": "http"}}]
+    assert [port["port"] for port in service["spec"]["ports"] if port["name"] == "http"] == [8080]
+    for name in APP_SERVICES:
+        assert not https.parse(_environment(_compose()["services"][name]).get("JQS_HTTPS", "false")), name
 
 
 def test_k8s_workloads_are_secured_and_sized() -> None:

@@ -5,6 +5,7 @@ Tests that flush or restart Redis use a redis-server of their own (the ``own_red
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import sys
 import textwrap
@@ -107,6 +108,33 @@ def test_rebuild_restores_ready_delayed_and_leases_from_the_database(broker: Bro
     assert taken == [str(pending[i].pk) for i in (1, 4, 0, 2, 5, 3)]
     # Nothing more to do a second time.
     assert rebuild(broker).total_restored == 0
+
+
+def test_a_new_redis_for_a_database_without_jobs_is_initialised_not_lost(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="zipline.scheduler")
+    assert not Job.objects.exists() and not broker.epoch_present()
+    report = reconcile.ensure_epoch(broker, owner="test", lease_ttl=LEASE, batch=10)
+    assert report is not None and report.complete and broker.epoch_present()
+    records = [r for r in caplog.records if r.name == "zipline.scheduler"]
+    assert [(r.levelno, r.getMessage()) for r in records] == [
+        (logging.INFO, "Redis has no epoch marker and the database no jobs; initialising"),
+        (logging.INFO, "Redis initialised"),
+    ]
+
+
+def test_a_redis_that_lost_the_jobs_of_the_database_is_a_warning(
+    broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="zipline.scheduler")
+    job = client.enqueue("test_noop", {})
+    wipe(broker)
+    report = reconcile.ensure_epoch(broker, owner="test", lease_ttl=LEASE, batch=10)
+    assert report is not None and broker.ids("default")["ready"] == {str(job.pk)}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "Redis has lost its data (no epoch marker); rebuilding from the database" in warnings
+    assert "Redis rebuilt from the database" in warnings
 
 
 def test_rebuild_gives_way_to_a_rebuild_in_progress(broker: Broker) -> None:

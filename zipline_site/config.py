@@ -24,10 +24,53 @@ import yaml
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
 
 EXIT_CONFIG_ERROR = 2
+# The database when JQS_DATABASE_URL is unset: an SQLite file in the checkout (make run uses .local/'s).
+DEFAULT_DATABASE_URL = f"sqlite:///{Path(__file__).resolve().parent.parent / 'zipline.sqlite3'}"
+
+
+# The password of a URL: after "scheme://user:", up to the last "@" before a space (a password may hold
+# "@", ":" or "/" unescaped; masking too much is better than showing a part).
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):\S*@")
+_SECRET_SETTINGS = {"JQS_REDIS_PASSWORD", "JQS_EMAIL_PASSWORD", "JQS_SECRET_KEY"}
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` with the password of every URL in it masked (``redis://:***@host``), for messages.
+
+    A regular expression rather than a URL parser: the URLs in configuration errors are the ones no
+    parser could take (a port out of range, a broken IPv6 address), and their passwords must not show.
+    """
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
+def _url_password(text: str) -> str:
+    """The password of the URL ``text`` as :func:`mask_passwords` sees it ("" for none)."""
+    found = _URL_PASSWORD.match(text)
+    return found.group(0)[len(found.group(1)) + 1 : -1] if found else ""
+
+
+def _scrub(detail: str, raw: str) -> str:
+    """``detail`` (a parser's complaint about ``raw``) without any piece of ``raw``'s password in the
+    parts it quotes (``'...'``): a parser that split the URL elsewhere quotes pieces as ports or paths."""
+    pieces = [piece for piece in re.split(r"[/?#@:]", _url_password(raw)) if piece]
+
+    def scrub(quoted: re.Match[str]) -> str:
+        text = quoted.group(0)
+        for piece in pieces:
+            text = text.replace(piece, "***")
+        return text
+
+    return re.sub(r"'[^']*'", scrub, detail) if pieces else detail
 
 
 class ConfigError(Exception):
-    """A configuration value ZipLine cannot use; the message names the setting and the value."""
+    """A configuration value ZipLine cannot use; the message names the setting and the value.
+
+    Any password in a URL of the message is masked here, so no configuration error can print one.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(mask_passwords(message))
 
 
 def _boolean(value: Any) -> bool:
@@ -150,7 +193,14 @@ def _apps(value: Any) -> tuple[str, ...]:
 
 
 def _network_address(text: str, example: str) -> SplitResult:
-    """The URL's parts; refuses one whose host or port could not be used (urlsplit checks only when asked)."""
+    """The URL's parts; refuses one whose host or port could not be used (urlsplit checks only when asked).
+
+    A password holding "/", "?" or "#" ends the URL's address before its "@" (the URL then has no
+    credentials at all), and every later complaint would quote a piece of it: refused first, quoting nothing.
+    """
+    secret = _url_password(text)
+    if secret and any(c in secret for c in "/?#") and "@" not in urlsplit(text).netloc:
+        raise ValueError('the password holds "/", "?" or "#": percent-encode it (%2F, %3F, %23)')
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
@@ -174,7 +224,9 @@ def _redis_url(value: Any) -> str:
 
 def _database_url(value: Any) -> str:
     text = _string(value).strip()
-    if text and not text.startswith(("postgres://", "postgresql://", "sqlite:///")):
+    if not text:  # unset takes the default; empty is a mistake (a variable set from nothing)
+        raise ValueError("expected a postgres:// or sqlite:/// URL (unset it for the default SQLite file)")
+    if not text.startswith(("postgres://", "postgresql://", "sqlite:///")):
         raise ValueError("expected a postgres:// or sqlite:/// URL")
     if text.startswith("sqlite:///") and not text.removeprefix("sqlite:///").strip("/"):
         raise ValueError("expected a file after sqlite:/// (e.g. sqlite:///zipline.sqlite3)")
@@ -426,8 +478,8 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "JQS_DATABASE_URL",
         _database_url,
-        "",
-        "postgres://user:pass@host:port/db; an SQLite file when empty",
+        DEFAULT_DATABASE_URL,
+        "postgres://user:pass@host:port/db or sqlite:///path; empty is an error",
     ),
     _s(
         "database_prepared_statements",
@@ -439,6 +491,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s("secret_key", None, "JQS_SECRET_KEY", _string, "", "Django secret key; required unless JQS_DEBUG=true"),
     _s("debug", None, "JQS_DEBUG", _boolean, False, "development mode"),
+    _s(
+        "https",
+        None,
+        "JQS_HTTPS",
+        _boolean,
+        False,
+        "served over HTTPS by a TLS proxy: secure cookies, HSTS, X-Forwarded-Proto trusted",
+    ),
     _s(
         "allowed_hosts",
         None,
@@ -573,6 +633,10 @@ def load_config(environ: Mapping[str, str] | None = None, config_file: str | Non
         try:
             values[setting.attribute] = setting.parse(raw)
         except ValueError as exc:
+            if setting.env in _SECRET_SETTINGS:
+                raise ConfigError(f"{origin}='***': {exc}") from None
+            if isinstance(raw, str):
+                raise ConfigError(f"{origin}={mask_passwords(raw)!r}: {_scrub(str(exc), raw)}") from None
             raise ConfigError(f"{origin}={raw!r}: {exc}") from None
     if values["api_open"] and not values["debug"]:
         raise ConfigError("JQS_API_OPEN=true needs JQS_DEBUG=true: an open API is for local development only")
@@ -588,6 +652,14 @@ def redis_url(config: Config) -> str:
     auth = f":{quote(config.redis_password, safe='')}@" if config.redis_password else ""
     host = f"[{config.redis_host}]" if ":" in config.redis_host else config.redis_host  # IPv6
     return f"redis://{auth}{host}:{config.redis_port}/{config.redis_database}"
+
+
+def server_address(config: Config) -> str:
+    """``host:port`` the API listens on (an IPv6 host in brackets), as gunicorn and runserver take it."""
+    host = str(config.server_host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{config.server_port}"
 
 
 def config_file_from_argv(argv: list[str]) -> str | None:

@@ -1,10 +1,17 @@
 """``make run``: ZipLine on one machine for a first look. SQLite, the local Redis, and every process.
 
 It migrates an SQLite file under ``.local/``, makes an ``admin`` user with an API token, and runs the
-API, the workers and the scheduler as child processes until Ctrl-C. When nothing answers at the
+API, the workers and the scheduler as child processes until Ctrl-C. Its settings go to ``.local/env``,
+where ``manage.py`` finds them (:mod:`zipline_site.localenv`). The API and the workers' metrics listen
+on 127.0.0.1 unless ``JQS_SERVER_HOST`` / ``JQS_METRICS_HOST`` say otherwise: the banner prints an
+admin password and a token. When nothing answers at the
 configured Redis it starts an in-memory stand-in (fakeredis's TCP server, with Lua) inside this
 process and says so loudly: good enough to look around, never for production. The production
 commands (``runworkers``, ``runscheduler``, gunicorn) never do this; they fail with a clear message.
+
+Each child runs in a process group of its own, so a Ctrl-C reaches this process alone, which passes
+one SIGTERM to each child: the workers drain their running jobs, as on any first stop signal. A second
+Ctrl-C passes a second SIGTERM (the workers hand their jobs back at once).
 """
 
 from __future__ import annotations
@@ -15,20 +22,36 @@ import signal
 import subprocess
 import sys
 import threading
-import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from zipline_site import localenv
+
 ROOT = Path(__file__).resolve().parent.parent
-LOCAL = ROOT / ".local"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _secret_key() -> str:
-    path = LOCAL / "secret_key"
+def _secret_key(local: Path) -> str:
+    path = local / "secret_key"
     if not path.exists():
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def first_look_environment(environ: Mapping[str, str], local: Path) -> dict[str, str]:
+    """The caller's environment over the first look's defaults: SQLite and a secret in ``local``, local addresses."""
+    env = dict(environ)
+    env.setdefault("JQS_DATABASE_URL", f"sqlite:///{local / 'zipline.sqlite3'}")
+    if "JQS_SECRET_KEY" not in env:
+        env["JQS_SECRET_KEY"] = _secret_key(local)
+    env.setdefault("JQS_LOG_FORMAT", "text")
+    # Reachable from this machine only, unless told otherwise: the banner prints a password and a token.
+    env.setdefault("JQS_SERVER_HOST", "127.0.0.1")
+    env.setdefault("JQS_METRICS_HOST", "127.0.0.1")
+    env.setdefault("DJANGO_SETTINGS_MODULE", "zipline_site.settings")
+    return env
 
 
 def _redis_answers(url: str) -> bool:
@@ -60,12 +83,9 @@ def _start_stand_in() -> str:
 def _environment() -> dict[str, str]:
     from zipline_site.config import ConfigError, load_config, redis_url
 
-    LOCAL.mkdir(exist_ok=True)
-    env = dict(os.environ)
-    env.setdefault("JQS_DATABASE_URL", f"sqlite:///{LOCAL / 'zipline.sqlite3'}")
-    env.setdefault("JQS_SECRET_KEY", _secret_key())
-    env.setdefault("JQS_LOG_FORMAT", "text")
-    env.setdefault("DJANGO_SETTINGS_MODULE", "zipline_site.settings")
+    local = localenv.local_dir()
+    local.mkdir(parents=True, exist_ok=True)
+    env = first_look_environment(os.environ, local)
     try:
         config = load_config(env)
     except ConfigError as exc:
@@ -74,6 +94,7 @@ def _environment() -> dict[str, str]:
     url = redis_url(config)
     if not _redis_answers(url):
         env["JQS_REDIS_URL"] = _start_stand_in()
+    localenv.write(localenv.env_file(env), env)
     return env
 
 
@@ -84,7 +105,7 @@ def _prepare(env: dict[str, str]) -> dict[str, str]:
     import django
 
     django.setup()
-    return _ensure_admin(LOCAL / "admin-password")
+    return _ensure_admin(localenv.local_dir(env) / "admin-password")
 
 
 def _ensure_admin(password_file: Path) -> dict[str, str]:
@@ -119,16 +140,23 @@ def main() -> int:
         return 1
     from django.conf import settings
 
+    from zipline_site.config import server_address
+
     config = settings.ZIPLINE
     host = "127.0.0.1" if config.server_host in ("0.0.0.0", "::") else config.server_host
     base = f"http://{host}:{config.server_port}"
     commands: list[tuple[str, list[str]]] = [
-        ("api", ["runserver", f"{config.server_host}:{config.server_port}", "--noreload"]),
+        ("api", ["runserver", server_address(config), "--noreload"]),
         ("workers", ["runworkers", "--queues", "*"]),
     ]
     if config.scheduler_enabled and (ROOT / "scheduler/management/commands/runscheduler.py").exists():
         commands.append(("scheduler", ["runscheduler"]))
-    children = [subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env) for _, args in commands]
+    stops = _StopSignals()  # before the children start, so that no stop signal can miss one of them
+    # process_group=0: a group of its own, out of reach of the terminal's Ctrl-C (see the module's docstring).
+    children = [
+        subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, process_group=0)
+        for _, args in commands
+    ]
     print(
         f"""
 ZipLine is starting ({", ".join(name for name, _ in commands)}). Ctrl-C stops everything.
@@ -141,30 +169,61 @@ ZipLine is starting ({", ".join(name for name, _ in commands)}). Ctrl-C stops ev
   Metrics       http://{host}:{config.metrics_port}{config.metrics_path} (workers)
 
   Try:  curl -H "Authorization: Bearer {creds["token"]}" {base}/api/v1/stats
+
+  manage.py in this checkout uses these settings; for other tools:  . {localenv.env_file(env)}
 """,
         flush=True,
     )
-    return _supervise(children)
+    return _supervise(children, stops)
 
 
-def _supervise(children: list[subprocess.Popen[Any]]) -> int:
-    stopping = {"count": 0}
+class _StopSignals:
+    """Counts the stop signals this process gets; the supervising loop passes each one on to the children.
 
-    def stop(signum: int, frame: Any) -> None:
-        stopping["count"] += 1
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+    The handler only counts, so a signal never interrupts the passing on of the one before: each child
+    gets exactly one SIGTERM per signal (the first drains, a second hands jobs back).
+    """
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while any(child.poll() is None for child in children):
-        if not stopping["count"] and any(child.poll() is not None for child in children):
+    def __init__(self) -> None:
+        self.received = 0
+        self.passed = 0
+        self.arrived = threading.Event()
+        for signum in STOP_SIGNALS:  # SIGHUP: a closed terminal, which no longer reaches the children itself
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.received += 1
+        self.arrived.set()
+
+    def pass_on(self, children: list[subprocess.Popen[Any]]) -> None:
+        while self.passed < self.received:
+            self.passed += 1
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+
+    def wait(self, seconds: float) -> None:
+        self.arrived.wait(seconds)
+        self.arrived.clear()
+
+
+def _supervise(children: list[subprocess.Popen[Any]], stops: _StopSignals) -> int:
+    """Pass stop signals on until every child has exited; 1 when one exited by itself (the rest are stopped)."""
+    exited_by_itself = False
+    while True:
+        stops.pass_on(children)
+        if all(child.poll() is not None for child in children):
+            return 1 if exited_by_itself else 0
+        if not stops.received and any(child.poll() is not None for child in children):
             sys.stderr.write("zipline: a process exited; stopping the others\n")
-            stop(signal.SIGTERM, None)
-        time.sleep(0.2)
-    return 0 if stopping["count"] else 1
+            exited_by_itself = True
+            stops.received = 1
+            continue
+        stops.wait(0.2)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C while migrating or starting, before the children are started
+        sys.exit(130)

@@ -7,9 +7,20 @@ sums and serves on a port of their own (``JQS_METRICS_API_PORT``), never on the 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from zipline_site.api_metrics import ApiMetrics
+from zipline_site.config import EXIT_CONFIG_ERROR, ConfigError, load_config, server_address
+
+# The address: JQS_SERVER_HOST and JQS_SERVER_PORT (or the YAML file), as every other setting. A --bind
+# flag still wins, as gunicorn's flags win over its config file.
+try:
+    bind = [server_address(load_config())]
+except ConfigError as exc:  # one line and status 2, as every ZipLine command (SystemExit passes gunicorn by)
+    sys.stderr.write(f"zipline: configuration error: {exc}
+")
+    raise SystemExit(EXIT_CONFIG_ERROR) from None
 
 _metrics = ApiMetrics.prepare()
 

@@ -25,8 +25,6 @@ def _load() -> Config:
 
 
 def _database(url: str) -> dict[str, object]:
-    if not url:
-        return _sqlite(BASE_DIR / "zipline.sqlite3")
     if url.startswith("sqlite:///"):
         return _sqlite(Path(url.removeprefix("sqlite:///")))
     parts = urlsplit(url)
@@ -65,6 +63,19 @@ ZIPLINE = _load()
 SECRET_KEY = ZIPLINE.secret_key or "zipline-insecure-development-key"
 DEBUG = bool(ZIPLINE.debug)
 ALLOWED_HOSTS = list(ZIPLINE.allowed_hosts)
+
+# JQS_HTTPS: served over HTTPS by a TLS proxy (the Kubernetes ingress). Cookies go only over HTTPS, the
+# proxy's X-Forwarded-Proto says whether a request came over TLS (the proxy must set it), browsers are
+# told to use HTTPS only (HSTS). The proxy redirects plain HTTP, not ZipLine (check W008 silenced): the
+# kubelet's probes, Prometheus and in-cluster clients reach the pods over plain HTTP.
+if ZIPLINE.https:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 365 * 86400
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SILENCED_SYSTEM_CHECKS = ["security.W008"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
