@@ -18,8 +18,7 @@ from zipline_site.config import EXIT_CONFIG_ERROR, ConfigError, load_config, ser
 try:
     bind = [server_address(load_config())]
 except ConfigError as exc:  # one line and status 2, as every ZipLine command (SystemExit passes gunicorn by)
-    sys.stderr.write(f"zipline: configuration error: {exc}
-")
+    sys.stderr.write(f"zipline: configuration error: {exc}\n")
     raise SystemExit(EXIT_CONFIG_ERROR) from None
 
 _metrics = ApiMetrics.prepare()
