@@ -124,7 +124,12 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": f"{ZIPLINE.redis_key_prefix}:cache",
-        "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        "OPTIONS": {
+            "IGNORE_EXCEPTIONS": True,
+            "SOCKET_CONNECT_TIMEOUT": 2,
+            "SOCKET_TIMEOUT": 2,
+            "SERIALIZER": "zipline_site.cache_json.StrictJSONSerializer",  # never pickle: see cache_json
+        },
     }
 }
 DJANGO_REDIS_IGNORE_EXCEPTIONS = True
