@@ -30,7 +30,7 @@ from jobs.api.permissions import CHANGE_JOB, CHANGE_QUEUE, DELETE_JOB, HasAction
 from jobs.api.renderers import SafeJSONRenderer
 from jobs.api.schema import COMMON_ERRORS, EXAMPLE_ID, SEED_JOB, SEED_JOB_RESPONSE, error_responses
 from jobs.api.throttling import ScopedThrottle
-from jobs.health import health_payload
+from jobs.health import health_payload, may_see_details
 from jobs.models import FINISHED, Job
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, JobSpec
@@ -386,7 +386,7 @@ class HealthView(ApiView):
         operation_id="health",
         tags=["health"],
         summary="Health of the API and its dependencies",
-        description="Open (no token). 200 with `status: ok` when the database and Redis answer; 503 with `status: error` when either does not.",
+        description="Open (no token). 200 with `status: ok` when the database and Redis answer; 503 with `status: error` when either does not. Why a check failed (`error`) is shown only to a caller with a valid token or a staff session.",
         auth=[],
         responses={
             200: OpenApiResponse(s.HealthSerializer, description="Healthy."),
@@ -409,5 +409,5 @@ class HealthView(ApiView):
         ],
     )
     def get(self, request: Request) -> Response:
-        status, body = health_payload()
+        status, body = health_payload(detailed=may_see_details(request))
         return Response(body, status=status)
