@@ -162,6 +162,20 @@ def _key_prefix(value: Any) -> str:
     return text
 
 
+_RATE = re.compile(r"([0-9]{1,9})/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def _rate(value: Any) -> str | None:
+    """A rate limit as DRF writes it (``1200/min``), or None for ``off``."""
+    text = _string(value).strip().lower()
+    if text == "off":
+        return None
+    match = _RATE.fullmatch(text)
+    if not match or int(match.group(1)) < 1:
+        raise ValueError("expected a rate such as 1200/min (per s, min, h or day), or off")
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration setting: its attribute, YAML place, variable, parser and default."""
@@ -396,6 +410,31 @@ SETTINGS: tuple[Setting, ...] = (
         _integer(1, 1024**3),
         1024 * 1024,
         "largest payload, as bytes of UTF-8 JSON",
+    ),
+    _s("api_submit_rate", None, "JQS_API_SUBMIT_RATE", _rate, "1200/min", "single submits per user (off: no limit)"),
+    _s(
+        "api_batch_rate",
+        None,
+        "JQS_API_BATCH_RATE",
+        _rate,
+        "12000/min",
+        "jobs in batch submits per user (off: no limit)",
+    ),
+    _s(
+        "auth_failure_limit",
+        None,
+        "JQS_AUTH_FAILURE_LIMIT",
+        _integer(1, 1_000_000),
+        20,
+        "failed logins (API token or admin password) per client address before 429",
+    ),
+    _s(
+        "auth_failure_window",
+        None,
+        "JQS_AUTH_FAILURE_WINDOW",
+        _positive_duration,
+        "10m",
+        "window of JQS_AUTH_FAILURE_LIMIT, from the first failure",
     ),
     _s("email_host", None, "JQS_EMAIL_HOST", _string, "", "SMTP host; the console backend when empty"),
     _s("email_port", None, "JQS_EMAIL_PORT", _integer(1, 65535), 25, "SMTP port"),
