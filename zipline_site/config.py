@@ -433,7 +433,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "JQS_AUTH_FAILURE_WINDOW",
         _positive_duration,
-        "10m",
+        600.0,
         "window of JQS_AUTH_FAILURE_LIMIT, from the first failure",
     ),
     _s("email_host", None, "JQS_EMAIL_HOST", _string, "", "SMTP host; the console backend when empty"),

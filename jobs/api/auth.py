@@ -28,13 +28,14 @@ from rest_framework.authentication import TokenAuthentication, get_authorization
 from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 
+from jobs import auth_failures
 from jobs.api import token_memory
 
 logger = logging.getLogger("zipline.api")
 
 KEYWORDS = (b"bearer", b"token")
-#: DRF's keys are 40 hex characters; the admin lets operators type their own, so allow any printable ASCII.
-TOKEN_KEY = re.compile(r"[!-~]{1,40}")
+#: DRF's keys are 40 hex characters; a key set by hand may be any printable ASCII, but at least 32 long.
+TOKEN_KEY = re.compile(r"[!-~]{32,40}")
 
 _warned = threading.Event()
 
@@ -59,6 +60,7 @@ class BearerTokenAuthentication(TokenAuthentication):
 
     keyword = "Bearer"
 
+    @auth_failures.limited  # 429 after too many failed tokens from one address
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() not in KEYWORDS:

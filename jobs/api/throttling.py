@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
-from jobs import rate_counter
+from jobs import auth_failures, rate_counter
 
 
 class ScopedThrottle(ScopedRateThrottle):
@@ -40,7 +40,8 @@ class ScopedThrottle(ScopedRateThrottle):
         cost_of = getattr(view, "throttle_cost", None)
         cost = max(1, int(cost_of(request))) if cost_of is not None else 1
         cost = min(cost, limit)  # a batch larger than the budget takes the whole window
-        ident = str(request.user.pk) if request.user and request.user.is_authenticated else self.get_ident(request)
+        user = request.user
+        ident = str(user.pk) if user and user.is_authenticated else auth_failures.client_address(request)
         count = rate_counter.hit(rate_counter.key("throttle", scope, ident), window, limit=limit, cost=cost)
         if count is None or count.added:
             return True
