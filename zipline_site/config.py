@@ -8,7 +8,6 @@ into that line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -19,6 +18,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
+from zipline_site.allowlist import parse_entry as parse_allowed_network
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
 
 EXIT_CONFIG_ERROR = 2
@@ -107,10 +107,7 @@ def _string_list(value: Any) -> tuple[str, ...]:
 def _networks(value: Any) -> tuple[str, ...]:
     networks = _string_list(value)
     for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ValueError(f"{network!r} is not a CIDR network") from None
+        parse_allowed_network(network)  # raises ValueError saying what is expected
     return networks
 
 
@@ -448,7 +445,7 @@ SETTINGS: tuple[Setting, ...] = (
         "JQS_WEBHOOK_ALLOWED_NETWORKS",
         _networks,
         (),
-        "CIDRs webhooks may reach although private",
+        "networks webhooks may reach although private; a port narrows one (10.0.0.5:8443)",
     ),
 )
 
