@@ -121,3 +121,12 @@ def test_the_pure_check_takes_the_port() -> None:
     assert refusal_reason("10.0.0.5", ["10.0.0.5:8443"]) is not None  # no port known: not admitted
     assert refusal_reason("::ffff:10.0.0.5", ["10.0.0.0/8:8443"], 8443) is None
     assert refusal_reason("10.0.0.5", ["10.0.0.5"], 1) is None
+
+
+def test_a_url_without_a_port_is_judged_on_its_scheme_s_port() -> None:
+    from jobs.processors import webhook
+
+    http, https = webhook._parse_url("http://127.0.0.1/", "url"), webhook._parse_url("https://127.0.0.1/", "url")
+    assert webhook._allowed_addresses(http, ("127.0.0.1:80",)) and webhook._allowed_addresses(https, ("127.0.0.1:443",))
+    with pytest.raises(PermanentError, match="refused"):
+        webhook._allowed_addresses(http, ("127.0.0.1:443",))
