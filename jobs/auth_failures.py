@@ -38,8 +38,9 @@ def _counter(address: str) -> str:
 
 def blocked_for(address: str) -> int | None:
     """Seconds until ``address`` may log in again, or None when it may now."""
-    count = rate_counter.peek(_counter(address))
-    if count is None or count.count < int(settings.ZIPLINE.auth_failure_limit):
+    limit = int(settings.ZIPLINE.auth_failure_limit)
+    count = rate_counter.peek(_counter(address), at_least=limit)
+    if count is None or count.count < limit:
         return None
     return count.retry_after
 

@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -84,16 +85,19 @@ def hit(name: str, window: float, *, limit: int | None = None, cost: int = 1) ->
     return Count(bool(added), int(count), int(left_ms) / 1000)
 
 
-def peek(name: str) -> Count | None:
-    """The counter ``name`` as it is (0 when absent), without adding to it; None when Redis cannot be reached."""
+def peek(name: str, at_least: int = 1) -> Count | None:
+    """The counter ``name`` as it is (0 when absent), without adding to it; None when Redis cannot be reached.
+
+    The seconds left in its window are read only when the count reaches ``at_least`` (a second round
+    trip, for a refusal's ``Retry-After``): the common answer, "under the limit", costs one GET.
+    """
     broker, _script = _broker_and_script()
+    client: Any = broker.client  # redis-py's stubs mix in the asyncio client's return types
     try:
-        with broker.client.pipeline(transaction=True) as pipe:
-            pipe.get(name)
-            pipe.pttl(name)
-            count, left_ms = pipe.execute()
+        count = int(client.get(name) or 0)
+        left_ms = int(client.pttl(name)) if count >= at_least else 0
     except (redis.RedisError, OSError) as exc:
         _outage.failed(exc)
         return None
     _outage.recovered()
-    return Count(False, int(count or 0), max(int(left_ms), 0) / 1000)
+    return Count(False, count, max(left_ms, 0) / 1000)
