@@ -17,7 +17,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs import auth_failures, rate_counter, redis_client
-from tests.helpers import override_zipline, wait_for
+from jobs.api.auth import TOKEN_KEY
+from tests.helpers import override_zipline, token_client, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +31,10 @@ def an_address() -> str:
 
 
 def valid_token() -> str:
-    return str(Token.objects.create(user=User.objects.create_user(f"u-{uuid.uuid4().hex[:6]}")).key)
+    """The key of a new token of a new superuser, made the way the suite makes tokens."""
+    user = User.objects.create_superuser(f"u-{uuid.uuid4().hex[:6]}")
+    header: str = token_client(user)._credentials["HTTP_AUTHORIZATION"]
+    return header.split()[1]
 
 
 def test_200_random_tokens_then_a_valid_one_is_429(broker: Any) -> None:
@@ -85,6 +89,7 @@ def test_30_wrong_admin_passwords_stop_the_right_one(broker: Any) -> None:
 
 
 def test_a_token_set_by_hand_needs_32_characters(broker: Any) -> None:
+    assert not TOKEN_KEY.fullmatch("s" * 31) and TOKEN_KEY.fullmatch("s" * 32)
     user = User.objects.create_superuser(f"hand-{uuid.uuid4().hex[:6]}")
     short = Token.objects.create(user=user, key="s" * 31).key
     response = APIClient().get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {short}")

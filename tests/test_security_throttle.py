@@ -8,7 +8,6 @@ unchecked (16,000 jobs of 16 KiB in 4 s).
 from __future__ import annotations
 
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,15 +15,14 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.db import connection
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs import redis_client
 from jobs.models import Job
 from tests.helpers import SEED_JOB
+from tests.test_security_logins import valid_token
 from zipline_site.config import ConfigError, load_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,13 +38,8 @@ def rates(**changed: str | None) -> Iterator[None]:
         yield
 
 
-def new_token() -> str:
-    user = User.objects.create_superuser(f"rate-{uuid.uuid4().hex[:6]}")
-    return str(Token.objects.create(user=user).key)
-
-
 def test_32_threads_get_no_more_than_the_limit_through(broker: Any) -> None:
-    key, limit, per_thread = new_token(), 40, 20
+    key, limit, per_thread = valid_token(), 40, 20
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
     start = threading.Barrier(THREADS)
@@ -73,8 +66,8 @@ def test_32_threads_get_no_more_than_the_limit_through(broker: Any) -> None:
 
 
 def test_submits_are_limited_per_user_with_retry_after(broker: Any) -> None:
-    first, second = APIClient(HTTP_AUTHORIZATION=f"Bearer {new_token()}"), APIClient()
-    second.credentials(HTTP_AUTHORIZATION=f"Bearer {new_token()}")
+    first, second = APIClient(HTTP_AUTHORIZATION=f"Bearer {valid_token()}"), APIClient()
+    second.credentials(HTTP_AUTHORIZATION=f"Bearer {valid_token()}")
     with rates(submit="3/min"):
         assert [first.post("/api/v1/jobs", SEED_JOB, format="json").status_code for _ in range(3)] == [201] * 3
         refused = first.post("/api/v1/jobs", SEED_JOB, format="json")
@@ -85,7 +78,7 @@ def test_submits_are_limited_per_user_with_retry_after(broker: Any) -> None:
 
 
 def test_a_batch_counts_each_job_and_a_refused_batch_writes_nothing(broker: Any) -> None:
-    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {new_token()}")
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {valid_token()}")
     six = {"jobs": [{**SEED_JOB, "name": f"n{i}"} for i in range(6)]}
     with rates(batch="10/min"):
         assert client.post("/api/v1/jobs/batch", six, format="json").status_code == 201
@@ -97,7 +90,7 @@ def test_a_batch_counts_each_job_and_a_refused_batch_writes_nothing(broker: Any)
 
 
 def test_submits_pass_while_redis_is_down(broker: Any) -> None:
-    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {new_token()}")
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {valid_token()}")
     with rates(submit="1/min"), override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
         redis_client.reset()
         try:
