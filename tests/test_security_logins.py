@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from jobs import auth_failures, rate_counter, redis_client
 from jobs.api.auth import TOKEN_KEY
 from tests.helpers import override_zipline, token_client, wait_for
+from zipline_site.config import ConfigError, load_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,19 +38,28 @@ def valid_token() -> str:
     return header.split()[1]
 
 
+def test_the_defaults_are_20_failures_in_10_minutes() -> None:
+    defaults = load_config({})
+    assert (defaults.auth_failure_limit, defaults.auth_failure_window) == (20, 600.0)
+    assert load_config({"JQS_AUTH_FAILURE_WINDOW": "1h"}).auth_failure_window == 3600.0
+    with pytest.raises(ConfigError, match="JQS_AUTH_FAILURE_LIMIT='0'"):
+        load_config({"JQS_AUTH_FAILURE_LIMIT": "0"})
+
+
 def test_200_random_tokens_then_a_valid_one_is_429(broker: Any) -> None:
     address, key = an_address(), valid_token()
     client = APIClient(REMOTE_ADDR=address)
-    codes = [
-        client.get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {secrets.token_hex(20)}").status_code
-        for _ in range(200)
-    ]
-    assert codes == [401] * 20 + [429] * 180  # JQS_AUTH_FAILURE_LIMIT's default, 20
-    refused = client.get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {key}")
+    with override_zipline(auth_failure_limit=20, auth_failure_window=600.0):  # the defaults (tests/settings.py)
+        codes = [
+            client.get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {secrets.token_hex(20)}").status_code
+            for _ in range(200)
+        ]
+        refused = client.get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {key}")
+        other = APIClient(REMOTE_ADDR=an_address()).get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert codes == [401] * 20 + [429] * 180
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "throttled"
     assert "failed logins" in refused.json()["error"]["message"]
-    assert 1 <= int(refused["Retry-After"]) <= 600  # JQS_AUTH_FAILURE_WINDOW's default, 10m
-    other = APIClient(REMOTE_ADDR=an_address()).get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert 1 <= int(refused["Retry-After"]) <= 600
     assert other.status_code == 200  # counted per address
 
 
@@ -66,8 +76,9 @@ def test_the_lockout_ends_with_its_window(broker: Any) -> None:
 
 def test_requests_without_a_token_are_not_counted(broker: Any) -> None:
     address = an_address()
-    for _ in range(30):
-        assert APIClient(REMOTE_ADDR=address).get("/api/v1/stats").status_code == 401
+    with override_zipline(auth_failure_limit=20):
+        for _ in range(30):
+            assert APIClient(REMOTE_ADDR=address).get("/api/v1/stats").status_code == 401
     count = rate_counter.peek(rate_counter.key("auth-failures", address))
     assert count is not None and count.count == 0
 
@@ -78,13 +89,15 @@ def test_30_wrong_admin_passwords_stop_the_right_one(broker: Any) -> None:
     address = an_address()
     client = Client(REMOTE_ADDR=address)
     wrong = {"username": user.username, "password": "wrong", "next": "/admin/"}
-    codes = [client.post("/admin/login/", wrong).status_code for _ in range(30)]
+    with override_zipline(auth_failure_limit=20):
+        codes = [client.post("/admin/login/", wrong).status_code for _ in range(30)]
+        right = client.post("/admin/login/", {**wrong, "password": PASSWORD})
+        form = client.get("/admin/login/")
+        elsewhere = Client(REMOTE_ADDR=an_address()).post("/admin/login/", {**wrong, "password": PASSWORD})
     assert codes == [200] * 20 + [429] * 10  # 200: the form again, with its error
-    right = client.post("/admin/login/", {**wrong, "password": PASSWORD})
     assert right.status_code == 429 and int(right["Retry-After"]) >= 1
     assert "_auth_user_id" not in client.session
-    assert client.get("/admin/login/").status_code == 200  # the form still shows
-    elsewhere = Client(REMOTE_ADDR=an_address()).post("/admin/login/", {**wrong, "password": PASSWORD})
+    assert form.status_code == 200  # the form still shows
     assert elsewhere.status_code == 302 and elsewhere["Location"] == "/admin/"
 
 
