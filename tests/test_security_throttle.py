@@ -7,6 +7,7 @@ unchecked (16,000 jobs of 16 KiB in 4 s).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -89,15 +90,20 @@ def test_a_batch_counts_each_job_and_a_refused_batch_writes_nothing(broker: Any)
     assert Job.objects.count() == 10
 
 
-def test_submits_pass_while_redis_is_down(broker: Any) -> None:
+def test_submits_pass_while_redis_is_down(broker: Any, caplog: pytest.LogCaptureFixture) -> None:
     client = APIClient(HTTP_AUTHORIZATION=f"Bearer {valid_token()}")
-    with rates(submit="1/min"), override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
-        redis_client.reset()
-        try:
-            codes = [client.post("/api/v1/jobs", SEED_JOB, format="json").status_code for _ in range(2)]
-        finally:
+    with rates(submit="1/min"):
+        assert client.post("/api/v1/jobs", SEED_JOB, format="json").status_code == 201  # the budget, used up
+        with override_settings(REDIS_URL="redis://127.0.0.1:1/0"), caplog.at_level(logging.WARNING, "zipline.api"):
             redis_client.reset()
+            try:
+                codes = [client.post("/api/v1/jobs", SEED_JOB, format="json").status_code for _ in range(2)]
+            finally:
+                redis_client.reset()
+        assert client.post("/api/v1/jobs", SEED_JOB, format="json").status_code == 429  # Redis is back
     assert codes == [201, 201]  # the rows are the truth; a limit must not take the API down with Redis
+    outages = [r for r in caplog.records if "rate limits" in r.getMessage() and "unavailable" in r.getMessage()]
+    assert len(outages) == 1, [r.getMessage() for r in caplog.records]
 
 
 def test_default_rates_limit_submit_and_batch_and_are_configurable() -> None:
