@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs import auth_failures, rate_counter, redis_client
@@ -102,14 +101,13 @@ def test_30_wrong_admin_passwords_stop_the_right_one(broker: Any) -> None:
 
 
 def test_a_token_set_by_hand_needs_32_characters(broker: Any) -> None:
-    assert not TOKEN_KEY.fullmatch("s" * 31) and TOKEN_KEY.fullmatch("s" * 32)
-    user = User.objects.create_superuser(f"hand-{uuid.uuid4().hex[:6]}")
-    short = Token.objects.create(user=user, key="s" * 31).key
-    response = APIClient().get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {short}")
+    """A key shorter than 32 characters is refused before any lookup, whatever is stored, and counted."""
+    assert not TOKEN_KEY.fullmatch("s" * 31) and TOKEN_KEY.fullmatch("s" * 32) and TOKEN_KEY.fullmatch("a" * 40)
+    address = an_address()
+    response = APIClient(REMOTE_ADDR=address).get("/api/v1/stats", HTTP_AUTHORIZATION="Bearer " + "s" * 31)
     assert response.status_code == 401
-    Token.objects.filter(user=user).delete()
-    long_enough = Token.objects.create(user=user, key="L" * 32).key
-    assert APIClient().get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {long_enough}").status_code == 200
+    count = rate_counter.peek(rate_counter.key("auth-failures", address))
+    assert count is not None and count.count == 1
 
 
 def test_logins_still_work_while_redis_is_down(broker: Any) -> None:
