@@ -65,12 +65,26 @@ def test_200_random_tokens_then_a_valid_one_is_429(broker: Any) -> None:
 def test_the_lockout_ends_with_its_window(broker: Any) -> None:
     address, key = an_address(), valid_token()
     client = APIClient(REMOTE_ADDR=address)
-    with override_zipline(auth_failure_limit=3, auth_failure_window=0.5):
+    with override_zipline(auth_failure_limit=3, auth_failure_window=2.0):
         for _ in range(3):
             assert client.get("/api/v1/stats", HTTP_AUTHORIZATION="Bearer " + "x" * 40).status_code == 401
+        for _ in range(5):  # refused attempts are not counted: they cannot stretch the lockout
+            assert client.get("/api/v1/stats", HTTP_AUTHORIZATION="Bearer " + "x" * 40).status_code == 429
         assert client.get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 429
+        count = rate_counter.peek(rate_counter.key("auth-failures", address), at_least=0)
+        assert count is not None and count.count == 3 and 0 < count.seconds_left <= 2.0
         wait_for(lambda: auth_failures.blocked_for(address) is None, 5, message="the window to end")
         assert client.get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
+
+
+def test_a_bad_token_on_health_is_counted_and_health_still_answers(broker: Any) -> None:
+    address = an_address()
+    with override_zipline(auth_failure_limit=1):
+        for _ in range(2):
+            response = APIClient(REMOTE_ADDR=address).get("/health", HTTP_AUTHORIZATION="Bearer " + "x" * 40)
+            assert response.status_code == 200 and "error" not in response.json()["redis"]
+    count = rate_counter.peek(rate_counter.key("auth-failures", address))
+    assert count is not None and count.count == 1  # the second was refused (blocked), not counted
 
 
 def test_requests_without_a_token_are_not_counted(broker: Any) -> None:
