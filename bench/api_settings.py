@@ -8,6 +8,8 @@ os.environ.setdefault("JQS_REDIS_URL", "redis://127.0.0.1:6379/11")
 os.environ.setdefault("JQS_REDIS_KEY_PREFIX", "zipbench-api")
 os.environ.setdefault("JQS_LOG_LEVEL", "warning")
 os.environ.setdefault("JQS_METRICS_ENABLED", "false")
+os.environ.setdefault("JQS_API_SUBMIT_RATE", "off")  # one token submits as fast as it can
+os.environ.setdefault("JQS_API_BATCH_RATE", "off")
 
 from zipline_site.settings import *  # noqa: E402, F403
 

@@ -2,7 +2,8 @@
 
 Each check has its own short timeout and its own connection, so a hung dependency makes the check
 answer "error" within seconds instead of hanging the probe, and a broken request connection cannot
-hide a working database (or the reverse). The answer keeps the seed's shape and adds both checks.
+hide a working database (or the reverse). The answer keeps the seed's shape and adds both checks;
+why a check failed is logged, and shown only to authenticated callers (:func:`may_see_details`).
 """
 
 from __future__ import annotations
@@ -100,10 +101,20 @@ def workers() -> dict[str, Any]:
     return {"running": count > 0, "count": count}
 
 
-def health_payload() -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body): 200 and ``"ok"`` when both checks pass, else 503 and ``"error"``."""
+def _without_error(check: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in check.items() if key != "error"}
+
+
+def health_payload(detailed: bool = True) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body): 200 and ``"ok"`` when both checks pass, else 503 and ``"error"``.
+
+    Without ``detailed`` a failed check says only ``"error"``: its message names hosts, ports and
+    database names, which an anonymous caller must not learn (the log has it either way).
+    """
     database = check_database()
     redis_state = check_redis()
+    if not detailed:
+        database, redis_state = _without_error(database), _without_error(redis_state)
     healthy = database["status"] == "ok" and redis_state["status"] == "ok"
     body = {
         "status": "ok" if healthy else "error",
@@ -114,3 +125,22 @@ def health_payload() -> tuple[int, dict[str, Any]]:
         "database": database,
     }
     return (200 if healthy else 503), body
+
+
+def may_see_details(request: Any) -> bool:
+    """Whether the caller of ``/health`` may read why a check failed: a staff session or a valid token.
+
+    ``request`` is DRF's. A bad or missing token is not an error here: the probe still gets its answer.
+    """
+    from django.contrib.auth import get_user
+    from rest_framework.exceptions import APIException
+
+    from jobs.api.auth import BearerTokenAuthentication
+
+    session_user = get_user(request._request)  # DRF replaced request.user with its own (anonymous) one
+    if session_user.is_active and session_user.is_staff:
+        return True
+    try:
+        return BearerTokenAuthentication().authenticate(request) is not None
+    except APIException:
+        return False

@@ -15,6 +15,11 @@ os.environ.setdefault(
 os.environ.setdefault("JQS_REDIS_KEY_PREFIX", f"ziptest-{uuid.uuid4().hex[:8]}")
 os.environ.setdefault("JQS_LOG_FORMAT", "text")
 os.environ.setdefault("JQS_LOG_LEVEL", "warning")
+# Every test client and test server connects from 127.0.0.1, and many tests send bad tokens on purpose:
+# the suite must not lock itself out. The tests of these limits set their own (tests/test_security_*.py).
+os.environ.setdefault("JQS_AUTH_FAILURE_LIMIT", "1000000")
+os.environ.setdefault("JQS_API_SUBMIT_RATE", "off")
+os.environ.setdefault("JQS_API_BATCH_RATE", "off")
 
 from zipline_site.settings import *  # noqa: E402, F403
 

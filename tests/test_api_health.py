@@ -38,10 +38,10 @@ def test_health_needs_no_token_and_ignores_a_bad_one(broker: Any) -> None:
     assert response.status_code == 200
 
 
-def test_redis_down_is_503(broker: Any) -> None:
+def test_redis_down_is_503(api: APIClient) -> None:
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
         started = time.monotonic()
-        response = APIClient().get("/health")
+        response = api.get("/health")
         assert time.monotonic() - started < 5
     assert response.status_code == 503
     body = response.json()
@@ -57,9 +57,9 @@ class _BrokenDatabase:
         return ConnectionHandler({alias: settings}).create_connection(alias)
 
 
-def test_database_down_is_503(broker: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_down_is_503(api: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health, "connections", _BrokenDatabase())
-    response = APIClient().get("/health")
+    response = api.get("/health")
     assert response.status_code == 503
     body = response.json()
     assert (

@@ -21,6 +21,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
+from zipline_site.allowlist import parse_entry as parse_allowed_network
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
 
 EXIT_CONFIG_ERROR = 2
@@ -152,10 +153,7 @@ def _string_list(value: Any) -> tuple[str, ...]:
 def _networks(value: Any) -> tuple[str, ...]:
     networks = _string_list(value)
     for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ValueError(f"{network!r} is not a CIDR network") from None
+        parse_allowed_network(network)  # raises ValueError saying what is expected
     return networks
 
 
@@ -261,6 +259,20 @@ def _key_prefix(value: Any) -> str:
     text = _string(value).strip()
     if not text or any(c in text for c in "{} \t\n"):
         raise ValueError("expected a non-empty prefix without braces or spaces")
+    return text
+
+
+_RATE = re.compile(r"([0-9]{1,9})/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def _rate(value: Any) -> str | None:
+    """A rate limit as DRF writes it (``1200/min``), or None for ``off``."""
+    text = _string(value).strip().lower()
+    if text == "off":
+        return None
+    match = _RATE.fullmatch(text)
+    if not match or int(match.group(1)) < 1:
+        raise ValueError("expected a rate such as 1200/min (per s, min, h or day), or off")
     return text
 
 
@@ -523,6 +535,31 @@ SETTINGS: tuple[Setting, ...] = (
         1024 * 1024,
         "largest payload, as bytes of UTF-8 JSON",
     ),
+    _s("api_submit_rate", None, "JQS_API_SUBMIT_RATE", _rate, "1200/min", "single submits per user (off: no limit)"),
+    _s(
+        "api_batch_rate",
+        None,
+        "JQS_API_BATCH_RATE",
+        _rate,
+        "12000/min",
+        "jobs in batch submits per user (off: no limit)",
+    ),
+    _s(
+        "auth_failure_limit",
+        None,
+        "JQS_AUTH_FAILURE_LIMIT",
+        _integer(1, 1_000_000),
+        20,
+        "failed logins (API token or admin password) per client address before 429",
+    ),
+    _s(
+        "auth_failure_window",
+        None,
+        "JQS_AUTH_FAILURE_WINDOW",
+        _positive_duration,
+        600.0,
+        "window of JQS_AUTH_FAILURE_LIMIT, from the first failure",
+    ),
     _s("email_host", None, "JQS_EMAIL_HOST", _string, "", "SMTP host; the console backend when empty"),
     _s("email_port", None, "JQS_EMAIL_PORT", _integer(1, 65535), 25, "SMTP port"),
     _s("email_user", None, "JQS_EMAIL_USER", _string, "", "SMTP user"),
@@ -535,7 +572,7 @@ SETTINGS: tuple[Setting, ...] = (
         "JQS_WEBHOOK_ALLOWED_NETWORKS",
         _networks,
         (),
-        "CIDRs webhooks may reach although private",
+        "networks webhooks may reach although private; a port narrows one (10.0.0.5:8443)",
     ),
     _s(
         "apps",

@@ -136,7 +136,12 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": f"{ZIPLINE.redis_key_prefix}:cache",
-        "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
+        "OPTIONS": {
+            "IGNORE_EXCEPTIONS": True,
+            "SOCKET_CONNECT_TIMEOUT": 2,
+            "SOCKET_TIMEOUT": 2,
+            "SERIALIZER": "zipline_site.cache_json.StrictJSONSerializer",  # never pickle: see cache_json
+        },
     }
 }
 DJANGO_REDIS_IGNORE_EXCEPTIONS = True
@@ -195,7 +200,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.LimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["jobs.api.renderers.SafeJSONRenderer"],
     "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttling.ScopedThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"submit": None, "batch": None, "read": None, "write": None, "stats": "600/min"},
+    "DEFAULT_THROTTLE_RATES": {
+        "submit": ZIPLINE.api_submit_rate,
+        "batch": ZIPLINE.api_batch_rate,  # counted per job
+        "read": None,
+        "write": None,
+        "stats": "600/min",
+    },
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

@@ -4,8 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 
 from jobs.api.urls import docs_urlpatterns, health_urlpatterns
+from jobs.auth_failures import limited_login
 
 urlpatterns = [
+    path("admin/login/", limited_login(admin.site.login)),  # 429 after too many failed passwords
     path("admin/", admin.site.urls),
     path("api/v1/", include("jobs.api.urls")),
     path("api/v1/", include("scheduler.urls")),

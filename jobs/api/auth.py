@@ -27,14 +27,15 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from jobs import tokens
+from jobs import auth_failures, tokens
 from jobs.api import token_memory
 from jobs.models import ApiToken
 
 logger = logging.getLogger("zipline.api")
 
 KEYWORDS = (b"bearer", b"token")
-#: Keys are 40 hex characters; keys migrated from DRF's authtoken may be any printable ASCII.
+#: Keys are 40 hex characters, never set by hand; keys migrated from DRF's authtoken may be any printable
+#: ASCII (they migrate without being revoked).
 TOKEN_KEY = re.compile(r"[!-~]{1,40}")
 
 _warned = threading.Event()
@@ -58,6 +59,7 @@ def api_open() -> bool:
 class BearerTokenAuthentication(BaseAuthentication):
     """Token authentication that takes both the ``Bearer`` and the ``Token`` keyword."""
 
+    @auth_failures.limited  # 429 after too many failed tokens from one address
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() not in KEYWORDS:

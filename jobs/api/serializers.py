@@ -390,7 +390,7 @@ class WorkerStatsSerializer(serializers.Serializer):
 class CheckSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[("ok", "ok"), ("error", "error")])
     latency_ms = serializers.FloatField(required=False, help_text="When ok.")
-    error = serializers.CharField(required=False, help_text="When not ok.")
+    error = serializers.CharField(required=False, help_text="When not ok; only for a token or a staff session.")
 
 
 class HealthWorkersSerializer(serializers.Serializer):

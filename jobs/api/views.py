@@ -30,7 +30,7 @@ from jobs.api.permissions import CHANGE_JOB, CHANGE_QUEUE, DELETE_JOB, HasAction
 from jobs.api.renderers import SafeJSONRenderer
 from jobs.api.schema import COMMON_ERRORS, EXAMPLE_ID, SEED_JOB, SEED_JOB_RESPONSE, error_responses
 from jobs.api.throttling import ScopedThrottle
-from jobs.health import health_payload
+from jobs.health import health_payload, may_see_details
 from jobs.models import FINISHED, Job
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, JobSpec
@@ -170,6 +170,11 @@ class JobCollectionView(ApiView):
 class JobBatchView(ApiView):
     throttle_scopes = {"POST": "batch"}
     max_body_bytes = BATCH_MAX_BODY_BYTES
+
+    def throttle_cost(self, request: Request) -> int:
+        """The ``batch`` rate counts jobs, not requests (a body without a list of jobs counts one)."""
+        jobs = request.data.get("jobs") if isinstance(request.data, dict) else None
+        return len(jobs) if isinstance(jobs, list) else 1
 
     @extend_schema(
         operation_id="submit_jobs_batch",
@@ -391,7 +396,7 @@ class HealthView(ApiView):
         operation_id="health",
         tags=["health"],
         summary="Health of the API and its dependencies",
-        description="Open (no token). 200 with `status: ok` when the database and Redis answer; 503 with `status: error` when either does not.",
+        description="Open (no token). 200 with `status: ok` when the database and Redis answer; 503 with `status: error` when either does not. Why a check failed (`error`) is shown only to a caller with a valid token or a staff session.",
         auth=[],
         responses={
             200: OpenApiResponse(s.HealthSerializer, description="Healthy."),
@@ -414,5 +419,5 @@ class HealthView(ApiView):
         ],
     )
     def get(self, request: Request) -> Response:
-        status, body = health_payload()
+        status, body = health_payload(detailed=may_see_details(request))
         return Response(body, status=status)

@@ -2,8 +2,9 @@
 
 Because the URL comes from whoever submits jobs, every destination is checked against SSRF: the host is
 resolved here, each address is judged (loopback, private, link-local, multicast, reserved, unspecified
-or otherwise not global is refused unless inside ``JQS_WEBHOOK_ALLOWED_NETWORKS``), and the socket is
-connected to exactly the address that passed, so DNS cannot answer differently between check and use.
+or otherwise not global is refused unless ``JQS_WEBHOOK_ALLOWED_NETWORKS`` admits it on the URL's port),
+and the socket is connected to exactly the address that passed, so DNS cannot answer differently
+between check and use.
 Redirects are followed by hand, up to :data:`MAX_REDIRECTS`, and every hop is checked again.
 """
 
@@ -26,6 +27,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from django.conf import settings
 
 from jobs.registry import Context, PermanentError, RetryDefaults
+from zipline_site.allowlist import parse_entries
 from zipline_site.durations import DurationError, parse_duration
 
 if TYPE_CHECKING:
@@ -92,23 +94,21 @@ def _kind(address: IPAddress) -> str | None:
     return None
 
 
-def _networks(allowed_networks: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(text, strict=False) for text in allowed_networks]
+def refusal_reason(
+    address: str | IPAddress, allowed_networks: Iterable[str] = (), port: int | None = None
+) -> str | None:
+    """Why a webhook may not connect to ``address`` on ``port`` (``"10.0.0.1 is a private address"``), or None.
 
-
-def refusal_reason(address: str | IPAddress, allowed_networks: Iterable[str] = ()) -> str | None:
-    """Why a webhook may not connect to ``address`` (``"10.0.0.1 is a private address"``), or None.
-
-    An address inside one of ``allowed_networks`` (CIDR strings) is always allowed. An IPv4-mapped
+    An address inside one of ``allowed_networks`` (entries of :mod:`zipline_site.allowlist`: a network,
+    or a network and a port) is always allowed, on the entry's port if it names one. An IPv4-mapped
     IPv6 address (``::ffff:127.0.0.1``) is judged as the IPv4 address it stands for; an IPv6 address
     that embeds an IPv4 one otherwise (NAT64, 6to4, Teredo) must pass both checks.
     """
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
     embedded = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
-    for network in _networks(allowed_networks):
-        for candidate in (ip, embedded):
-            if candidate is not None and candidate.version == network.version and candidate in network:
-                return None
+    for entry in parse_entries(allowed_networks):
+        if any(candidate is not None and entry.admits(candidate, port) for candidate in (ip, embedded)):
+            return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         kind = _kind(ip.ipv4_mapped)
         return f"::ffff:{ip.ipv4_mapped} is {kind} address (IPv4-mapped {ip.ipv4_mapped})" if kind else None
@@ -182,7 +182,7 @@ def _allowed_addresses(target: _Target, allowed_networks: tuple[str, ...]) -> li
     for family, _type, _proto, _name, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
             continue
-        reason = refusal_reason(str(sockaddr[0]), allowed_networks)
+        reason = refusal_reason(str(sockaddr[0]), allowed_networks, target.port)
         if reason is None:
             allowed.append((family, sockaddr))
         elif refusal is None:

@@ -1,0 +1,101 @@
+"""Failed logins per client address, counted in Redis: past ``JQS_AUTH_FAILURE_LIMIT`` failures within
+``JQS_AUTH_FAILURE_WINDOW`` (from the first), every login from that address answers 429 with
+``Retry-After`` until the window ends, a right token or password included, so guessing gains nothing.
+
+Both doors count into the same counter: API tokens (:func:`limited`, around the API's authentication)
+and the admin's login form (:func:`limited_login`, and Django's ``user_login_failed`` signal). The
+address is ``REMOTE_ADDR``, what connected to the server; behind a proxy see docs/security.md.
+
+A window never locks anyone out for longer than itself: failures refused with 429 are not counted.
+While Redis is out of reach nothing is counted or refused (see :mod:`jobs.rate_counter`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.contrib.auth.signals import user_login_failed
+from django.http import HttpRequest, HttpResponse
+from rest_framework import exceptions
+
+from jobs import rate_counter
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def client_address(request: Any) -> str:
+    """The address a request came from (``REMOTE_ADDR``; a DRF request's underlying one too)."""
+    meta = getattr(request, "META", None) or {}
+    return str(meta.get("REMOTE_ADDR") or "unknown")
+
+
+def _counter(address: str) -> str:
+    return rate_counter.key("auth-failures", address)
+
+
+def blocked_for(address: str) -> int | None:
+    """Seconds until ``address`` may log in again, or None when it may now."""
+    limit = int(settings.ZIPLINE.auth_failure_limit)
+    count = rate_counter.peek(_counter(address), at_least=limit)
+    if count is None or count.count < limit:
+        return None
+    return count.retry_after
+
+
+def record_failure(address: str) -> None:
+    """Count one failed login from ``address`` (the window starts with the first)."""
+    rate_counter.hit(_counter(address), float(settings.ZIPLINE.auth_failure_window))
+
+
+def _message(seconds: int) -> str:
+    return f"too many failed logins from this address; try again in {seconds} seconds"
+
+
+def limited(authenticate: F) -> F:
+    """Wrap a DRF authentication's ``authenticate``: 429 while the address is blocked, and each
+    :class:`~rest_framework.exceptions.AuthenticationFailed` counted. Requests without an
+    ``Authorization`` header try no credential and cost nothing."""
+
+    @functools.wraps(authenticate)
+    def wrapper(self: Any, request: Any) -> Any:
+        if not request.META.get("HTTP_AUTHORIZATION"):
+            return authenticate(self, request)
+        address = client_address(request)
+        wait = blocked_for(address)
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait, detail=_message(wait))
+        try:
+            return authenticate(self, request)
+        except exceptions.AuthenticationFailed:
+            record_failure(address)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def limited_login(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wrap a login view: a POST from a blocked address answers 429 without checking the password.
+    Failures are counted by :func:`_count_failed_login` (Django's ``user_login_failed``)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method == "POST":
+            wait = blocked_for(client_address(request))
+            if wait is not None:
+                response = HttpResponse(_message(wait) + "\n", status=429, content_type="text/plain; charset=utf-8")
+                response["Retry-After"] = str(wait)
+                return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _count_failed_login(sender: Any, credentials: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+    if request is not None:
+        record_failure(client_address(request))
+
+
+user_login_failed.connect(_count_failed_login, dispatch_uid="zipline-auth-failures")
