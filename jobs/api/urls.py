@@ -42,7 +42,7 @@ docs_urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path(
         "redoc/",
-        SpectacularRedocView.as_view(url_name="api-schema", template_name="jobs/api/redoc.html"),
+        SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html"),
         name="api-redoc",
     ),
 ]
