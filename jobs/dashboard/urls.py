@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from jobs.dashboard import views
+from jobs.dashboard import job_sets, views
 
 app_name = "dashboard"
 
@@ -17,6 +17,8 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/cancel/", views.job_action, {"action": "cancel"}, name="job-cancel"),
     path("jobs/<uuid:job_id>/retry/", views.job_action, {"action": "retry"}, name="job-retry"),
     path("jobs/<uuid:job_id>/run-now/", views.job_action, {"action": "run-now"}, name="job-run-now"),
+    *(path(f"{slug}/", views.job_set_page, {"slug": slug}, name=slug) for slug in job_sets.SETS),
+    *(path(f"{slug}/bulk/", views.job_set_bulk, {"slug": slug}, name=f"{slug}-bulk") for slug in job_sets.SETS),
     path("queues/<str:name>/pause/", views.queue_action, {"paused": True}, name="queue-pause"),
     path("queues/<str:name>/resume/", views.queue_action, {"paused": False}, name="queue-resume"),
 ]

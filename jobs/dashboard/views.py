@@ -15,21 +15,31 @@ from typing import Any, cast
 
 import redis
 from django.contrib import messages
-from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from jobs import client, queues
-from jobs.dashboard import formats, panels, search
+from jobs.dashboard import formats, job_sets, panels, search
 from jobs.models import WAITING, Job, Status
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob
 
 CHANGE_JOB = "jobs.change_job"
+DELETE_JOB = "jobs.delete_job"
 CHANGE_QUEUE = "jobs.change_queuestate"
 
 SECTIONS: dict[str, Callable[[], Any]] = {
@@ -187,3 +197,100 @@ def queue_action(request: HttpRequest, name: str, paused: bool) -> HttpResponse:
     except redis.RedisError as exc:
         return _reply(request, False, f"Saved, but Redis did not answer: {exc}", 503, home)
     return _reply(request, True, f"Queue {name} {'paused' if paused else 'resumed'}.", 200, home)
+
+
+# -- Retries, Scheduled, Dead (Sidekiq's sets) -------------------------------------------------------------
+
+
+def _job_set(slug: str) -> job_sets.JobSet:
+    if slug not in job_sets.SETS:
+        raise Http404(f"no job set {slug!r}")
+    return job_sets.SETS[slug]
+
+
+def _bad_input(exc: job_sets.BadInput) -> HttpResponse:
+    return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+
+
+@require_GET
+@staff_member_required
+def job_set_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """One page of 50 jobs of a set, with its error column and the bulk actions."""
+    job_set = _job_set(slug)
+    try:
+        queue = job_sets.check_queue(request.GET.get("queue", "").strip())
+        found = job_sets.page(job_set, queue, request.GET.get("cursor", ""))
+    except job_sets.BadInput as exc:
+        return _bad_input(exc)
+    context = {
+        "job_set": job_set,
+        "list_url": reverse(f"dashboard:{slug}"),
+        "bulk_url": reverse(f"dashboard:{slug}-bulk"),
+        "queue": queue,
+        "page": found,
+        "paged": bool(request.GET.get("cursor")),
+        "can_act": request.user.has_perm(CHANGE_JOB),
+        "can_delete": request.user.has_perm(CHANGE_JOB) and request.user.has_perm(DELETE_JOB),
+    }
+    return render(request, "dashboard/job_set.html", context)
+
+
+def _selection(request: HttpRequest, job_set: job_sets.JobSet) -> job_sets.Selection:
+    scope = request.POST.get("scope", "")
+    queue = job_sets.check_queue(request.POST.get("queue", "").strip())
+    if scope == "selected":
+        return job_sets.Selection(job_set, ids=tuple(job_sets.parse_ids(request.POST.getlist("id"))), queue=queue)
+    if scope != "all":
+        raise job_sets.BadInput("scope", scope, "is not one of selected, all")
+    as_of = request.POST.get("as_of", "")
+    moment = parse_datetime(as_of) if as_of else None
+    if as_of and (moment is None or moment.tzinfo is None):
+        raise job_sets.BadInput("as_of", as_of, "is not a time with a zone")
+    return job_sets.Selection(job_set, every=True, queue=queue, as_of=moment)
+
+
+@require_POST
+@staff_member_required
+def job_set_bulk(request: HttpRequest, slug: str) -> HttpResponse:
+    """Retry, run now, cancel or delete many jobs: a confirmation stating the count, then the change."""
+    job_set = _job_set(slug)
+    back = reverse(f"dashboard:{slug}")
+    try:
+        action = job_set.action(request.POST.get("action", ""))
+        selection = _selection(request, job_set)
+    except job_sets.BadInput as exc:
+        return _bad_input(exc)
+    if selection.queue:
+        back += f"?queue={selection.queue}"
+    needed = [CHANGE_JOB, DELETE_JOB] if action is job_sets.DELETE else [CHANGE_JOB]
+    missing = [perm for perm in needed if not request.user.has_perm(perm)]
+    if missing:
+        return HttpResponseForbidden(f"You need the {' and '.join(missing)} permission to {action.verb} jobs.")
+    if not selection.every and not selection.ids:
+        messages.error(request, f"Select the jobs to {action.verb} first.")
+        return redirect(back)
+    if request.POST.get("confirm") != "yes":
+        if selection.every and selection.as_of is None:
+            selection = job_sets.Selection(job_set, every=True, queue=selection.queue, as_of=timezone.now())
+        context = {
+            "job_set": job_set,
+            "action": action,
+            "selection": selection,
+            "count": selection.count(),
+            "back": back,
+            "bulk_url": reverse(f"dashboard:{slug}-bulk"),
+        }
+        return render(request, "dashboard/job_set_confirm.html", context)
+    outcome = job_sets.apply(action, selection)
+    message = f"{action.done} {_jobs(len(outcome.changed))}."
+    if outcome.skipped:
+        message += f" {_jobs(outcome.skipped)} had left {job_set.title} and {'was' if outcome.skipped == 1 else 'were'} left alone."
+    if outcome.changed:
+        flag = DELETION if action is job_sets.DELETE else CHANGE
+        LogEntry.objects.log_actions(cast(int, request.user.pk), outcome.changed, flag, f"{message} (dashboard)")
+    messages.success(request, message)
+    return redirect(back)
+
+
+def _jobs(n: int) -> str:
+    return f"{n} job{'' if n == 1 else 's'}"
