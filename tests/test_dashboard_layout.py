@@ -59,3 +59,16 @@ def test_job_page_says_why_there_is_no_result(broker: Broker, outcome: str, expe
     html = browser.get(f"/dashboard/jobs/{job.pk}/").content.decode()
     assert f'data-testid="no-result">{expected}<' in html
     assert "No result yet" not in html or outcome == "waiting"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_shows_times_to_the_second(broker: Broker) -> None:
+    job = run_attempt(client.enqueue("test_noop", {}), error="RuntimeError: nope")
+    browser = Client()
+    browser.force_login(User.objects.create_superuser("root-times"))
+    page = browser.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
+    for moment in (job.created_at, job.completed_at):
+        assert moment is not None
+        assert moment.strftime("%Y-%m-%d %H:%M:%S") in page
+    listing = browser.get("/admin/jobs/job/").content.decode()
+    assert job.created_at.strftime("%Y-%m-%d %H:%M:%S") in listing
