@@ -228,3 +228,19 @@ def test_bulk_actions_need_post_and_the_csrf_token(broker: Broker) -> None:
     assert strict.post("/dashboard/dead/bulk/", form).status_code == 403
     assert strict.get("/dashboard/dead/bulk/", form).status_code == 405
     assert Job.objects.get(pk=job.pk).status == Status.FAILED
+
+
+def test_a_large_set_is_changed_a_bounded_number_at_a_time(
+    operator: Client, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(job_sets, "BULK_LIMIT", 2)  # 1,000 in production: each request stays short
+    jobs = [dead() for _ in range(5)]
+    form = {"action": "delete", "scope": "all"}
+    confirm = html(operator.post("/dashboard/dead/bulk/", form))
+    assert "Delete 5 dead jobs of every queue" in confirm and "This does 2 of them now" in confirm
+    assert "Yes, delete 2 jobs" in confirm
+    response = operator.post("/dashboard/dead/bulk/", {**form, "confirm": "yes"}, follow=True)
+    assert "Deleted 2 jobs. 3 jobs more to delete: confirm again to go on." in html(response)
+    assert Job.objects.filter(pk__in=[j.pk for j in jobs]).count() == 3
+    retried = job_sets.apply(job_sets.RETRY, job_sets.Selection(job_sets.SETS["dead"], every=True))
+    assert (len(retried.changed), retried.remaining) == (2, 1)

@@ -29,8 +29,11 @@ from jobs.states import TransitionError
 from jobs.validation import InvalidJob
 
 PAGE_SIZE = 50
-#: Jobs changed per database round of a bulk action ("all" may be thousands).
+#: Jobs read per database round of a bulk action.
 CHUNK = 500
+#: Jobs one confirmation changes at most (each is a transition, a few ms): a request stays short, and
+#: the report says how many are left for the next confirmation.
+BULK_LIMIT = 1000
 
 
 class BadInput(ValueError):
@@ -223,49 +226,53 @@ class Selection:
 class Outcome:
     changed: list[Job]
     skipped: int
+    remaining: int = 0  # still in the selection: past BULK_LIMIT, for the next confirmation
 
 
-def _chunks(selection: Selection) -> Iterator[list[uuid.UUID]]:
-    """The selection's ids, a chunk at a time, read afresh each time (changed jobs leave the set)."""
+def _chunks(selection: Selection, limit: int) -> Iterator[list[uuid.UUID]]:
+    """Up to ``limit`` of the selection's ids, a chunk at a time, read afresh each time (changed jobs
+    leave the set)."""
     last: uuid.UUID | None = None
-    while True:
+    while limit > 0:
         ids = selection.jobs().order_by("id").values_list("id", flat=True)
         if last is not None:
             ids = ids.filter(id__gt=last)
-        chunk = list(ids[:CHUNK])
+        chunk = list(ids[: min(CHUNK, limit)])
         if not chunk:
             return
         yield chunk
         last = chunk[-1]
+        limit -= len(chunk)
 
 
-def apply(action: Action, selection: Selection) -> Outcome:
-    """Carry out ``action`` on the selection; returns the jobs changed and how many were left alone."""
+def apply(action: Action, selection: Selection, limit: int | None = None) -> Outcome:
+    """Carry out ``action`` on at most ``limit`` (:data:`BULK_LIMIT`) jobs of the selection: the jobs
+    changed, how many were left alone (they had left the set), and how many remain for another round."""
+    limit = BULK_LIMIT if limit is None else limit
     asked = len(selection.ids)
     if action is DELETE:
-        deleted = _delete(selection)
-        return Outcome(deleted, 0 if selection.every else asked - len(deleted))
-    change = CHANGES[action.name]
-    changed: list[Job] = []
-    skipped = 0
-    for chunk in _chunks(selection):
-        for pk in chunk:
-            try:
-                changed.append(change(pk))
-            except (TransitionError, Job.DoesNotExist):
-                skipped += 1  # it left the set between the read and the change
+        changed = _delete(selection, limit)
+    else:
+        change = CHANGES[action.name]
+        changed = []
+        for chunk in _chunks(selection, limit):
+            for pk in chunk:
+                try:
+                    changed.append(change(pk))
+                except (TransitionError, Job.DoesNotExist):
+                    pass  # it left the set between the read and the change
     if not selection.every:
-        skipped = asked - len(changed)
-    return Outcome(changed, skipped)
+        return Outcome(changed, asked - len(changed))
+    return Outcome(changed, 0, selection.count())
 
 
-def _delete(selection: Selection) -> list[Job]:
+def _delete(selection: Selection, limit: int) -> list[Job]:
     from django.db import transaction
 
     from jobs.admin import forget_in_redis
 
     deleted: list[Job] = []
-    for chunk in _chunks(selection):
+    for chunk in _chunks(selection, limit):
         with transaction.atomic():
             rows = list(selection.jobs().filter(pk__in=chunk).only("id", "queue", "status", "name", "type"))
             waiting = [(job.queue, job.pk) for job in rows if job.status in WAITING]

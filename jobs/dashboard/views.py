@@ -272,11 +272,13 @@ def job_set_bulk(request: HttpRequest, slug: str) -> HttpResponse:
     if request.POST.get("confirm") != "yes":
         if selection.every and selection.as_of is None:
             selection = job_sets.Selection(job_set, every=True, queue=selection.queue, as_of=timezone.now())
+        count = selection.count()
         context = {
             "job_set": job_set,
             "action": action,
             "selection": selection,
-            "count": selection.count(),
+            "count": count,
+            "doing": min(count, job_sets.BULK_LIMIT),
             "back": back,
             "bulk_url": reverse(f"dashboard:{slug}-bulk"),
         }
@@ -285,6 +287,8 @@ def job_set_bulk(request: HttpRequest, slug: str) -> HttpResponse:
     message = f"{action.done} {_jobs(len(outcome.changed))}."
     if outcome.skipped:
         message += f" {_jobs(outcome.skipped)} had left {job_set.title} and {'was' if outcome.skipped == 1 else 'were'} left alone."
+    if outcome.remaining:
+        message += f" {_jobs(outcome.remaining)} more to {action.verb}: confirm again to go on."
     if outcome.changed:
         flag = DELETION if action is job_sets.DELETE else CHANGE
         LogEntry.objects.log_actions(cast(int, request.user.pk), outcome.changed, flag, f"{message} (dashboard)")
