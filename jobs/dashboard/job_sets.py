@@ -222,11 +222,38 @@ class Selection:
         return f"{what} of queue {self.queue}" if self.queue else f"{what} of every queue"
 
 
+def selection_from(job_set: JobSet, form: Any) -> Selection:
+    """The selection a bulk form posts (``scope``, ``id``…, ``queue``, ``as_of``); BadInput names a bad field."""
+    scope = form.get("scope", "")
+    queue = check_queue(form.get("queue", "").strip())
+    if scope == "selected":
+        return Selection(job_set, ids=tuple(parse_ids(form.getlist("id"))), queue=queue)
+    if scope != "all":
+        raise BadInput("scope", scope, "is not one of selected, all")
+    as_of = form.get("as_of", "")
+    moment = parse_datetime(as_of) if as_of else None
+    if as_of and (moment is None or moment.tzinfo is None):
+        raise BadInput("as_of", as_of, "is not a time with a zone")
+    return Selection(job_set, every=True, queue=queue, as_of=moment)
+
+
 @dataclass(frozen=True)
 class Outcome:
     changed: list[Job]
     skipped: int
     remaining: int = 0  # still in the selection: past BULK_LIMIT, for the next confirmation
+
+    def report(self, action: Action, job_set: JobSet) -> str:
+        """``Retried 3 jobs. 1 job had left Dead and was left alone.``: what the operator is told."""
+        from jobs.admin import plural
+
+        words = [f"{action.done} {plural(len(self.changed))}."]
+        if self.skipped:
+            was = "was" if self.skipped == 1 else "were"
+            words.append(f"{plural(self.skipped)} had left {job_set.title} and {was} left alone.")
+        if self.remaining:
+            words.append(f"{plural(self.remaining)} more to {action.verb}: confirm again to go on.")
+        return " ".join(words)
 
 
 def _chunks(selection: Selection, limit: int) -> Iterator[list[uuid.UUID]]:

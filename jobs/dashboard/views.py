@@ -8,10 +8,12 @@ JSON to the page's script and redirect with a message when a plain form was subm
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import urlencode
 
 import redis
 from django.contrib import messages
@@ -28,7 +30,6 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -235,20 +236,6 @@ def job_set_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "dashboard/job_set.html", context)
 
 
-def _selection(request: HttpRequest, job_set: job_sets.JobSet) -> job_sets.Selection:
-    scope = request.POST.get("scope", "")
-    queue = job_sets.check_queue(request.POST.get("queue", "").strip())
-    if scope == "selected":
-        return job_sets.Selection(job_set, ids=tuple(job_sets.parse_ids(request.POST.getlist("id"))), queue=queue)
-    if scope != "all":
-        raise job_sets.BadInput("scope", scope, "is not one of selected, all")
-    as_of = request.POST.get("as_of", "")
-    moment = parse_datetime(as_of) if as_of else None
-    if as_of and (moment is None or moment.tzinfo is None):
-        raise job_sets.BadInput("as_of", as_of, "is not a time with a zone")
-    return job_sets.Selection(job_set, every=True, queue=queue, as_of=moment)
-
-
 @require_POST
 @staff_member_required
 def job_set_bulk(request: HttpRequest, slug: str) -> HttpResponse:
@@ -257,11 +244,11 @@ def job_set_bulk(request: HttpRequest, slug: str) -> HttpResponse:
     back = reverse(f"dashboard:{slug}")
     try:
         action = job_set.action(request.POST.get("action", ""))
-        selection = _selection(request, job_set)
+        selection = job_sets.selection_from(job_set, request.POST)
     except job_sets.BadInput as exc:
         return _bad_input(exc)
     if selection.queue:
-        back += f"?queue={selection.queue}"
+        back += f"?{urlencode({'queue': selection.queue})}"
     needed = [CHANGE_JOB, DELETE_JOB] if action is job_sets.DELETE else [CHANGE_JOB]
     missing = [perm for perm in needed if not request.user.has_perm(perm)]
     if missing:
@@ -271,7 +258,7 @@ def job_set_bulk(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect(back)
     if request.POST.get("confirm") != "yes":
         if selection.every and selection.as_of is None:
-            selection = job_sets.Selection(job_set, every=True, queue=selection.queue, as_of=timezone.now())
+            selection = dataclasses.replace(selection, as_of=timezone.now())  # what the operator sees
         count = selection.count()
         context = {
             "job_set": job_set,
@@ -284,17 +271,9 @@ def job_set_bulk(request: HttpRequest, slug: str) -> HttpResponse:
         }
         return render(request, "dashboard/job_set_confirm.html", context)
     outcome = job_sets.apply(action, selection)
-    message = f"{action.done} {_jobs(len(outcome.changed))}."
-    if outcome.skipped:
-        message += f" {_jobs(outcome.skipped)} had left {job_set.title} and {'was' if outcome.skipped == 1 else 'were'} left alone."
-    if outcome.remaining:
-        message += f" {_jobs(outcome.remaining)} more to {action.verb}: confirm again to go on."
+    message = outcome.report(action, job_set)
     if outcome.changed:
         flag = DELETION if action is job_sets.DELETE else CHANGE
         LogEntry.objects.log_actions(cast(int, request.user.pk), outcome.changed, flag, f"{message} (dashboard)")
     messages.success(request, message)
     return redirect(back)
-
-
-def _jobs(n: int) -> str:
-    return f"{n} job{'' if n == 1 else 's'}"
