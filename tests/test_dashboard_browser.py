@@ -412,6 +412,9 @@ def test_every_page_is_accessible_fits_1280_px_and_loads_nothing_from_elsewhere(
     User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
     dead, retrying = busy_system(broker)
     page = guarded(viewport={"width": WIDE, "height": 900}).new_page()
+    page.goto(f"{server}/admin/login/?next=/dashboard/")
+    assert_accessible(page)
+    shoot(page, "login-1280.png")
     log_in(page, server)
 
     assert_accessible(page)

@@ -26,7 +26,7 @@ def test_every_template_folder_the_settings_name_exists() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["dashboard/base.html", "dashboard/_job.html", "api/redoc.html", "admin/base_site.html"]
+    "name", ["dashboard/base.html", "dashboard/_job.html", "api/redoc.html", "admin/base_site.html", "admin/login.html"]
 )
 def test_the_projects_templates_are_in_the_top_level_folder(name: str) -> None:
     origin = Path(cast(Any, get_template(name)).origin.name)
