@@ -244,3 +244,14 @@ def test_a_large_set_is_changed_a_bounded_number_at_a_time(
     assert Job.objects.filter(pk__in=[j.pk for j in jobs]).count() == 3
     retried = job_sets.apply(job_sets.RETRY, job_sets.Selection(job_sets.SETS["dead"], every=True))
     assert (len(retried.changed), retried.remaining) == (2, 1)
+
+
+def test_queue_cards_lead_to_the_sets_of_their_queue(operator: Client) -> None:
+    dead("emails")
+    retrying("emails")
+    client.enqueue("test_noop", {}, queue="emails", delay="1h")
+    card = html(operator.get("/dashboard/")).split('data-testid="queue-emails"', 1)[1].split("</article>", 1)[0]
+    assert 'href="/dashboard/dead/?queue=emails" data-count="failed"' in card
+    assert 'href="/dashboard/retries/?queue=emails" data-count="retrying"' in card
+    assert 'href="/dashboard/scheduled/?queue=emails" data-count="scheduled"' in card
+    assert 'href="/dashboard/jobs/?queue=emails&amp;status=pending" data-count="pending"' in card
