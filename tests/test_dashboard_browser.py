@@ -464,7 +464,7 @@ def test_dead_retries_and_scheduled_in_a_real_browser(broker: Broker, server: st
     page = guarded(viewport={"width": WIDE, "height": 900}).new_page()
     log_in(page, server)
 
-    page.get_by_role("link", name="Dead").click()
+    page.get_by_role("navigation").get_by_role("link", name="Dead", exact=True).click()
     rows = page.locator('[data-testid="set-row"]')
     expect(rows).to_have_count(50)
     expect(rows.first.locator('[data-testid="set-error"]')).to_have_text(re.compile("SMTPError|ConnectionError"))
@@ -495,13 +495,13 @@ def test_dead_retries_and_scheduled_in_a_real_browser(broker: Broker, server: st
         client.enqueue("test_noop", {}, retry={"max_retries": 2, "initial_delay": "1h"}), error="x", permanent=False
     )
     later = client.enqueue("test_noop", {}, delay="1h", name="weekly-digest")
-    page.get_by_role("link", name="Retries").click()
+    page.get_by_role("navigation").get_by_role("link", name="Retries", exact=True).click()
     rows.first.get_by_role("checkbox").check()
     page.get_by_role("button", name="Retry now selected").click()
     page.get_by_role("button", name="Yes, run now 1 job").click()
     expect(page.locator("[data-toasts]")).to_contain_text("Made due now: 1 job.")
     assert Job.objects.get(pk=waiting.pk).status == Status.PENDING
-    page.get_by_role("link", name="Scheduled").click()
+    page.get_by_role("navigation").get_by_role("link", name="Scheduled", exact=True).click()
     expect(rows).to_have_count(1)
     page.get_by_role("button", name="Cancel all…").click()
     page.get_by_role("button", name="Yes, cancel 1 job").click()
