@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobs import client
@@ -106,7 +108,9 @@ def test_the_cursor_is_a_keyset_not_an_offset(broker: Broker) -> None:
     assert first.next_cursor
     # A job due before the cursor's row, added after the first page was read, does not shift the second.
     client.enqueue("test_noop", {}, delay="1m")
-    second = job_sets.page(job_sets.SETS["scheduled"], cursor=first.next_cursor, size=2)
+    with CaptureQueriesContext(connection) as queries:
+        second = job_sets.page(job_sets.SETS["scheduled"], cursor=first.next_cursor, size=2)
+    assert [q["sql"] for q in queries if "OFFSET" in q["sql"].upper()] == []
     assert [job.pk for job in second.rows] == [
         job.pk for job in Job.objects.filter(status=Status.SCHEDULED).order_by("schedule_at", "id")[3:4]
     ]
