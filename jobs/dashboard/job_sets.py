@@ -19,10 +19,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from jobs import client, queues
+from jobs.admin import forget_in_redis, plural
 from jobs.dashboard import formats
 from jobs.models import WAITING, Job, Status
 from jobs.states import TransitionError
@@ -245,8 +247,6 @@ class Outcome:
 
     def report(self, action: Action, job_set: JobSet) -> str:
         """``Retried 3 jobs. 1 job had left Dead and was left alone.``: what the operator is told."""
-        from jobs.admin import plural
-
         words = [f"{action.done} {plural(len(self.changed))}."]
         if self.skipped:
             was = "was" if self.skipped == 1 else "were"
@@ -294,10 +294,6 @@ def apply(action: Action, selection: Selection, limit: int | None = None) -> Out
 
 
 def _delete(selection: Selection, limit: int) -> list[Job]:
-    from django.db import transaction
-
-    from jobs.admin import forget_in_redis
-
     deleted: list[Job] = []
     for chunk in _chunks(selection, limit):
         with transaction.atomic():
