@@ -259,3 +259,16 @@ def test_queue_cards_lead_to_the_sets_of_their_queue(operator: Client) -> None:
     assert 'href="/dashboard/retries/?queue=emails" data-count="retrying"' in card
     assert 'href="/dashboard/scheduled/?queue=emails" data-count="scheduled"' in card
     assert 'href="/dashboard/jobs/?queue=emails&amp;status=pending" data-count="pending"' in card
+
+
+def test_outsiders_are_sent_to_the_login(broker: Broker) -> None:
+    job = dead()
+    outsider = Client()
+    outsider.force_login(User.objects.create_user(f"n-{uuid.uuid4().hex[:6]}", is_staff=False))
+    for browser in (Client(), outsider):
+        for slug in job_sets.SETS:
+            response = browser.get(f"/dashboard/{slug}/")
+            assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), slug
+            response = browser.post(f"/dashboard/{slug}/bulk/", {"action": "delete", "scope": "all", "confirm": "yes"})
+            assert response.status_code == 302 and response["Location"].startswith("/admin/login/"), slug
+    assert Job.objects.get(pk=job.pk).status == Status.FAILED
