@@ -217,7 +217,7 @@ def test_workers_panel_lists_live_workers_with_busy_slots(admin_client: Client, 
     )
     html = text(admin_client.get("/dashboard/fragments/workers/"))
     assert "box-1:4242" in html and "high, default" in html
-    assert "3 / 8" in html and "width: 38%" in html
+    assert "3 / 8" in html and 'class="meter-fill" width="38"' in html
     assert ">15<" in html and ">2<" in html and "up 1h" in html  # 17 attempts: 15 completed, 2 failed
     assert "1 live · 3 of 8 slots busy" in html
     heartbeat.remove(broker, "box-1:4242:aaaaaa")

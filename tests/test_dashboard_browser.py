@@ -5,6 +5,11 @@ It logs in, watches a queue's counts change as the workers finish its jobs (with
 reloading), sees a failure appear, retries a failed job and sees it run, pauses a queue, finds a
 scheduled job by name, opens its page and cancels it. Screenshots of the dashboard (wide and phone)
 go to test-artifacts/, and the wide one also to docs/dashboard.png.
+
+Every page is loaded through :func:`guarded`: a request to any host but the test server is refused
+and fails the test, and so does a Content-Security-Policy violation. axe-core (from PyPI's
+``axe-playwright-python``) checks every dashboard page, the admin's job list and the API docs for
+serious and critical accessibility violations, and at 1280 px nothing may be cut off.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from django.utils import timezone
 from jobs import client, states
 from jobs.broker import Broker
 from jobs.models import Job, JobAttempt, Outcome, Status
-from tests.helpers import wait_for
+from jobs.validation import JobSpec
+from tests.helpers import run_attempt, wait_for
 from tests.procs import ROOT, free_port, running
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -102,6 +108,57 @@ def chromium(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             connections.close_all()
 
 
+GUARDS: dict[int, Guard] = {}  # by id() of the browser context it watches
+
+
+class Guard:
+    """What a browser context did that no page of ZipLine may do: reach another host, break its CSP."""
+
+    def __init__(self, base: str) -> None:
+        self.origin = base.rstrip("/")
+        self.outside: list[str] = []
+        self.csp: list[str] = []
+        self.auditing = False  # axe-core's own probes set inline styles: not the page's doing
+
+    def route(self, route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("data:", "blob:")) or url == self.origin or url.startswith(self.origin + "/"):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+    def console(self, message: Any) -> None:
+        if "Content Security Policy" in message.text and not self.auditing:
+            self.csp.append(f"{message.page.url if message.page else '?'}: {message.text}")
+
+    def check(self) -> None:
+        assert not self.outside, f"pages requested other hosts: {self.outside}"
+        assert not self.csp, f"Content-Security-Policy violations: {self.csp}"
+
+
+@pytest.fixture
+def guarded(chromium: Any, server: str) -> Iterator[Any]:
+    """``guarded(**context_options)``: a new browser context whose every request and console line is
+    watched (see :class:`Guard`); the test fails at its end if any page broke the rules."""
+    guards: list[Guard] = []
+
+    def open_context(**options: Any) -> Any:
+        guard = Guard(server)
+        context = chromium.new_context(**options)
+        context.set_default_timeout(TIMEOUT_MS)
+        context.route("**/*", guard.route)
+        context.on("console", guard.console)
+        guards.append(guard)
+        GUARDS[id(context)] = guard
+        return context
+
+    yield open_context
+    GUARDS.clear()
+    for guard in guards:
+        guard.check()
+
+
 def failed_earlier(name: str) -> Job:
     """A job that failed before this test started: one attempt, recorded through the state machine."""
     job = client.enqueue("test_noop", {"image": "cat.png", "width": 640}, queue=QUEUE, name=name)
@@ -156,7 +213,7 @@ def shoot(page: Any, name: str) -> Path:
     return path
 
 
-def test_operator_flows_in_a_real_browser(broker: Broker, tmp_path: Path, server: str, chromium: Any) -> None:
+def test_operator_flows_in_a_real_browser(broker: Broker, tmp_path: Path, server: str, guarded: Any) -> None:
     from playwright.sync_api import expect
 
     User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
@@ -170,8 +227,7 @@ def test_operator_flows_in_a_real_browser(broker: Broker, tmp_path: Path, server
     seed_history(broker, QUEUE, 24)
     seed_history(broker, "emails", 6)
 
-    context = chromium.new_context(viewport={"width": 1440, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
+    context = guarded(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
     log_in(page, server)
@@ -215,12 +271,13 @@ def test_operator_flows_in_a_real_browser(broker: Broker, tmp_path: Path, server
         reports.get_by_role("button", name="Pause").click()
         expect(reports.locator('[data-testid="queue-state"]')).to_have_text("Paused")
         expect(reports.get_by_role("button", name="Resume")).to_be_visible()
+        assert_accessible(page)  # with live workers, a failure and a paused queue
 
         shot = shoot(page, "dashboard-wide.png")
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, DOCS_SCREENSHOT)
 
-        phone = chromium.new_context(
+        phone = guarded(
             storage_state=context.storage_state(),
             viewport={"width": 390, "height": 844},
             device_scale_factor=2,
@@ -263,3 +320,192 @@ def test_operator_flows_in_a_real_browser(broker: Broker, tmp_path: Path, server
         shoot(page, "job-page.png")
         assert JobAttempt.objects.filter(job_id=earlier.pk).count() == 2
     context.close()
+
+
+# -- every page: accessible, within 1280 px, from ZipLine alone ---------------------------------------------
+
+WIDE = 1280
+#: Text that must show whole at 1280 px: the tiles, the queue cards' counts and names.
+UNCUT = ".stat-label, .stat-value, .count dt, .count dd, .card-head h3, .card-foot"
+
+
+#: The contrast of each element's text on the first opaque background behind it (WCAG's formula).
+CONTRAST_JS = """(selectors) => {
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+  const backdrop = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  return selectors.flatMap((selector) => Array.from(document.querySelectorAll(selector))).flatMap((el) => {
+    const style = getComputedStyle(el);
+    const [a, b] = [lum(rgb(style.color).slice(0, 3)), lum(backdrop(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    return ratio < needed ? [`${el.className || el.tagName} "${el.textContent.trim()}" ${ratio.toFixed(2)}:1`] : [];
+  });
+}"""
+
+
+def assert_accessible(page: Any) -> None:
+    """axe-core finds no serious or critical violation, the page has an h1, and nothing sticks out."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    guard = GUARDS[id(page.context)]
+    page.wait_for_load_state("load")
+    page.evaluate("() => new Promise((done) => setTimeout(done, 0))")  # the page's console lines first
+    guard.auditing = True
+    try:
+        results = Axe().run(page, options={"resultTypes": ["violations", "incomplete"]}).response
+        page.evaluate("() => new Promise((done) => setTimeout(done, 0))")  # and axe's console lines
+    finally:
+        guard.auditing = False
+    violations = [v for v in results["violations"] if v["impact"] in ("serious", "critical")]
+    described = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[node['target'] for node in v['nodes']][:5]}" for v in violations
+    ]
+    assert not described, f"{page.url}:\n" + "\n".join(described)
+    # axe leaves text of one character (a count of 0) undecided: measure those here.
+    undecided = [node["target"][0] for v in results["incomplete"] if v["id"] == "color-contrast" for node in v["nodes"]]
+    low = page.evaluate(CONTRAST_JS, undecided)
+    assert not low, f"{page.url}: text below 4.5:1 (3:1 when large): {low}"
+    assert page.locator("h1").count() >= 1, f"no h1 on {page.url}"
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], f"{page.url} is {width}px wide"
+
+
+def assert_nothing_cut_off(page: Any) -> None:
+    cut = page.evaluate(
+        """(selector) => Array.from(document.querySelectorAll(selector))
+            .filter((el) => el.scrollWidth > el.clientWidth + 1)
+            .map((el) => el.className + ': ' + el.textContent.trim())""",
+        UNCUT,
+    )
+    assert not cut, f"cut off at {page.viewport_size['width']}px on {page.url}: {cut}"
+
+
+def busy_system(broker: Broker) -> tuple[Job, Job]:
+    """Queues with four-digit counts and zeros, long names, a busy hour, a failure and a retry."""
+    client.enqueue_many([JobSpec("test_noop", {"n": n}, queue="emails") for n in range(1200)])
+    client.enqueue_many([JobSpec("test_noop", {}, queue="image-thumbnails-2x", delay="2h") for _ in range(30)])
+    client.enqueue("test_noop", {}, queue="reports", name="monthly-report", delay="6h")
+    dead = failed_earlier("thumbnail-for-customer-upload-2026-12-04-cat-in-a-box")
+    retrying = client.enqueue(
+        "test_noop", {}, queue=QUEUE, name="thumbnail-dog", retry={"max_retries": 3, "initial_delay": "1h"}
+    )
+    retrying = run_attempt(retrying, error="TimeoutError: storage slow", permanent=False)
+    for queue, base in (("emails", 900), (QUEUE, 240)):
+        seed_history(broker, queue, base)
+    return dead, retrying
+
+
+def test_every_page_is_accessible_fits_1280_px_and_loads_nothing_from_elsewhere(
+    broker: Broker, server: str, guarded: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
+    dead, retrying = busy_system(broker)
+    page = guarded(viewport={"width": WIDE, "height": 900}).new_page()
+    page.goto(f"{server}/admin/login/?next=/dashboard/")
+    assert_accessible(page)
+    shoot(page, "login-1280.png")
+    log_in(page, server)
+
+    assert_accessible(page)
+    assert_nothing_cut_off(page)
+    for path in (
+        "/dashboard/jobs/?status=pending",
+        f"/dashboard/jobs/{dead.pk}/",
+        f"/dashboard/jobs/{retrying.pk}/",
+        "/dashboard/retries/",
+        "/dashboard/scheduled/",
+        "/dashboard/dead/",
+        "/admin/jobs/job/",
+        f"/admin/jobs/job/{dead.pk}/change/",
+    ):
+        page.goto(server + path)
+        assert_accessible(page)
+    # The admin's job list fits: its last column ends inside the window.
+    page.goto(server + "/admin/jobs/job/")
+    right = page.evaluate("document.querySelector('#result_list').getBoundingClientRect().right")
+    assert right <= WIDE, f"the admin's job table ends at {right}px"
+    shoot(page, "admin-jobs-1280.png")
+    results = page.evaluate(
+        "[document.querySelector('.results').scrollWidth, document.querySelector('.results').clientWidth]"
+    )
+    assert results[0] <= results[1], f"the admin's job table scrolls sideways: {results}"
+
+    page.goto(server + "/dashboard/dead/")
+    page.get_by_role("button", name="Retry all…").click()
+    expect(page.locator('[data-testid="confirm-text"]')).to_have_text("Retry 1 dead jobs of every queue.")
+    assert_accessible(page)
+
+    # The API docs render from ZipLine's own files under their policy (the guard fails on anything else).
+    page.goto(server + "/api/docs/")
+    expect(page.locator(".opblock").first).to_be_visible()
+    page.goto(server + "/api/redoc/")
+    expect(page.get_by_role("heading", name=re.compile("ZipLine API"))).to_be_visible()
+    expect(page.get_by_text("API docs by Redocly")).to_be_visible()
+
+
+def test_dead_retries_and_scheduled_in_a_real_browser(broker: Broker, server: str, guarded: Any) -> None:
+    from playwright.sync_api import expect
+
+    User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
+    dead = [failed_earlier(f"export-{n}") for n in range(55)]
+    other = client.enqueue("test_noop", {}, queue="emails")
+    other = run_attempt(other, error="SMTPError: relay refused")
+    page = guarded(viewport={"width": WIDE, "height": 900}).new_page()
+    log_in(page, server)
+
+    page.get_by_role("navigation").get_by_role("link", name="Dead", exact=True).click()
+    rows = page.locator('[data-testid="set-row"]')
+    expect(rows).to_have_count(50)
+    shoot(page, "dead.png")
+    expect(rows.first.locator('[data-testid="set-error"]')).to_have_text(re.compile("SMTPError|ConnectionError"))
+    page.get_by_role("link", name=re.compile("Next")).click()
+    expect(rows).to_have_count(6)
+
+    # One chosen job: ticked, confirmed, retried.
+    page.goto(f"{server}/dashboard/dead/?queue=emails")
+    expect(rows).to_have_count(1)
+    rows.first.get_by_role("checkbox").check()
+    page.get_by_role("button", name="Retry selected").click()
+    expect(page.locator('[data-testid="confirm-text"]')).to_have_text("Retry 1 selected dead jobs.")
+    page.get_by_role("button", name="Yes, retry 1 job").click()
+    expect(page.locator("[data-toasts]")).to_contain_text("Retried 1 job.")
+    assert Job.objects.get(pk=other.pk).status == Status.PENDING
+
+    # Every failed job of the queue images: the confirmation states the count, and nothing else changes.
+    page.goto(f"{server}/dashboard/dead/?queue={QUEUE}")
+    page.get_by_role("button", name=f"Delete all of {QUEUE}…").click()
+    expect(page.locator('[data-testid="confirm-text"]')).to_contain_text(f"Delete 55 dead jobs of queue {QUEUE}")
+    shoot(page, "dead-confirm.png")
+    page.get_by_role("button", name="Yes, delete 55 jobs").click()
+    expect(page.locator("[data-toasts]")).to_contain_text("Deleted 55 jobs.")
+    expect(page.get_by_text(f"No dead jobs in queue {QUEUE}.")).to_be_visible()
+    assert not Job.objects.filter(pk__in=[job.pk for job in dead]).exists()
+
+    # A retrying job, retried now from Retries; a scheduled one cancelled from Scheduled.
+    waiting = run_attempt(
+        client.enqueue("test_noop", {}, retry={"max_retries": 2, "initial_delay": "1h"}), error="x", permanent=False
+    )
+    later = client.enqueue("test_noop", {}, delay="1h", name="weekly-digest")
+    page.get_by_role("navigation").get_by_role("link", name="Retries", exact=True).click()
+    rows.first.get_by_role("checkbox").check()
+    page.get_by_role("button", name="Retry now selected").click()
+    page.get_by_role("button", name="Yes, run now 1 job").click()
+    expect(page.locator("[data-toasts]")).to_contain_text("Made due now: 1 job.")
+    assert Job.objects.get(pk=waiting.pk).status == Status.PENDING
+    page.get_by_role("navigation").get_by_role("link", name="Scheduled", exact=True).click()
+    expect(rows).to_have_count(1)
+    page.get_by_role("button", name="Cancel all…").click()
+    page.get_by_role("button", name="Yes, cancel 1 job").click()
+    expect(page.locator("[data-toasts]")).to_contain_text("Cancelled 1 job.")
+    assert Job.objects.get(pk=later.pk).status == Status.CANCELLED

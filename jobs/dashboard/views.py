@@ -8,25 +8,35 @@ JSON to the page's script and redirect with a message when a plain form was subm
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import urlencode
 
 import redis
 from django.contrib import messages
-from django.contrib.admin.models import CHANGE, LogEntry
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from jobs import client, masking, queues
-from jobs.dashboard import formats, panels, search
+from jobs.dashboard import formats, job_sets, panels, search
 from jobs.dashboard.access import viewer_required, wants_json
 from jobs.models import WAITING, Job, Status
-from jobs.roles import CHANGE_JOB, CHANGE_QUEUE
+from jobs.roles import CHANGE_JOB, CHANGE_QUEUE, DELETE_JOB
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob
 
@@ -182,3 +192,84 @@ def queue_action(request: HttpRequest, name: str, paused: bool) -> HttpResponse:
     except redis.RedisError as exc:
         return _reply(request, False, f"Saved, but Redis did not answer: {exc}", 503, home)
     return _reply(request, True, f"Queue {name} {'paused' if paused else 'resumed'}.", 200, home)
+
+
+# -- Retries, Scheduled, Dead (Sidekiq's sets) -------------------------------------------------------------
+
+
+def _job_set(slug: str) -> job_sets.JobSet:
+    if slug not in job_sets.SETS:
+        raise Http404(f"no job set {slug!r}")
+    return job_sets.SETS[slug]
+
+
+def _bad_input(exc: job_sets.BadInput) -> HttpResponse:
+    return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+
+
+@require_GET
+@viewer_required
+def job_set_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """One page of 50 jobs of a set, with its error column and the bulk actions."""
+    job_set = _job_set(slug)
+    try:
+        queue = job_sets.check_queue(request.GET.get("queue", "").strip())
+        found = job_sets.page(job_set, queue, request.GET.get("cursor", ""))
+    except job_sets.BadInput as exc:
+        return _bad_input(exc)
+    context = {
+        "job_set": job_set,
+        "list_url": reverse(f"dashboard:{slug}"),
+        "bulk_url": reverse(f"dashboard:{slug}-bulk"),
+        "queue": queue,
+        "page": found,
+        "paged": bool(request.GET.get("cursor")),
+        "can_act": request.user.has_perm(CHANGE_JOB),
+        "can_delete": request.user.has_perm(CHANGE_JOB) and request.user.has_perm(DELETE_JOB),
+    }
+    return render(request, "dashboard/job_set.html", context)
+
+
+@require_POST
+@viewer_required
+def job_set_bulk(request: HttpRequest, slug: str) -> HttpResponse:
+    """Retry, run now, cancel or delete many jobs: a confirmation stating the count, then the change."""
+    job_set = _job_set(slug)
+    if not request.user.has_perm(CHANGE_JOB):  # before the input is read: a viewer learns nothing from it
+        return HttpResponseForbidden(f"You need the {CHANGE_JOB} permission to act on jobs.")
+    back = reverse(f"dashboard:{slug}")
+    try:
+        action = job_set.action(request.POST.get("action", ""))
+        selection = job_sets.selection_from(job_set, request.POST)
+    except job_sets.BadInput as exc:
+        return _bad_input(exc)
+    if selection.queue:
+        back += f"?{urlencode({'queue': selection.queue})}"
+    needed = [CHANGE_JOB, DELETE_JOB] if action is job_sets.DELETE else [CHANGE_JOB]
+    missing = [perm for perm in needed if not request.user.has_perm(perm)]
+    if missing:
+        return HttpResponseForbidden(f"You need the {' and '.join(missing)} permission to {action.verb} jobs.")
+    if not selection.every and not selection.ids:
+        messages.error(request, f"Select the jobs to {action.verb} first.")
+        return redirect(back)
+    if request.POST.get("confirm") != "yes":
+        if selection.every and selection.as_of is None:
+            selection = dataclasses.replace(selection, as_of=timezone.now())  # what the operator sees
+        count = selection.count()
+        context = {
+            "job_set": job_set,
+            "action": action,
+            "selection": selection,
+            "count": count,
+            "doing": min(count, job_sets.BULK_LIMIT),
+            "back": back,
+            "bulk_url": reverse(f"dashboard:{slug}-bulk"),
+        }
+        return render(request, "dashboard/job_set_confirm.html", context)
+    outcome = job_sets.apply(action, selection)
+    message = outcome.report(action, job_set)
+    if outcome.changed:
+        flag = DELETION if action is job_sets.DELETE else CHANGE
+        LogEntry.objects.log_actions(cast(int, request.user.pk), outcome.changed, flag, f"{message} (dashboard)")
+    messages.success(request, message)
+    return redirect(back)
