@@ -47,7 +47,7 @@ class JobTemplateSerializer(_RefusesUnknownFields):
 
     type = serializers.CharField(source="job_type", max_length=100)
     payload = serializers.JSONField(required=False, default=dict)
-    queue = serializers.CharField(required=False, default="default", max_length=64)
+    queue = serializers.CharField(required=False, default="default", max_length=64, trim_whitespace=False)
     priority = serializers.IntegerField(required=False, default=0)
     retry = serializers.JSONField(required=False, allow_null=True, default=None)
     timeout = serializers.FloatField(required=False, allow_null=True, default=None)

@@ -22,7 +22,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff, Job, JobAttempt, Outcome, Status
-from jobs.validation import MAX_IDEMPOTENCY_KEY, MAX_NAME, MAX_RETRIES_LIMIT, QUEUE_NAME, InvalidJob, JobSpec
+from jobs.validation import (
+    MAX_IDEMPOTENCY_KEY,
+    MAX_NAME,
+    MAX_RETRIES_LIMIT,
+    QUEUE_NAME,
+    QUEUE_NAME_PATTERN,
+    InvalidJob,
+    JobSpec,
+)
 from zipline_site.durations import format_duration
 
 MAX_BATCH = 1000
@@ -164,6 +172,14 @@ class AnyJSONField(serializers.JSONField):
     pass
 
 
+@extend_schema_field({"type": "string", "pattern": QUEUE_NAME_PATTERN, "minLength": 1, "maxLength": 64})
+class QueueNameField(serializers.RegexField):
+    """A queue name, matched as a whole: never a name followed by a newline."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(QUEUE_NAME, trim_whitespace=False, **kwargs)
+
+
 class RetryPolicyInputSerializer(serializers.Serializer):
     max_retries = serializers.IntegerField(
         min_value=0,
@@ -194,9 +210,7 @@ class JobSubmitSerializer(serializers.Serializer):
     priority = serializers.IntegerField(
         min_value=PRIORITY_MIN, max_value=PRIORITY_MAX, required=False, help_text="Higher runs first (default 0)."
     )
-    queue = serializers.RegexField(
-        QUEUE_NAME.pattern, max_length=64, required=False, help_text="Queue name (default `default`)."
-    )
+    queue = QueueNameField(required=False, help_text="Queue name (default `default`).")
     retry = RetryPolicyInputSerializer(
         required=False, help_text="Retry policy; missing fields take the job type's defaults."
     )
@@ -304,7 +318,7 @@ class JobListQuerySerializer(serializers.Serializer):
     status = CommaListField(
         child=serializers.ChoiceField(choices=Status.choices), required=False, help_text="One or more statuses."
     )
-    queue = serializers.RegexField(QUEUE_NAME.pattern, max_length=64, required=False)
+    queue = QueueNameField(required=False)
     type = serializers.CharField(max_length=100, required=False)
     created_after = serializers.DateTimeField(required=False, help_text="Created at or after (RFC 3339).")
     created_before = serializers.DateTimeField(required=False, help_text="Created before (RFC 3339).")

@@ -44,7 +44,7 @@ USER_AGENT = "ZipLine-webhook/1"
 # The first BODY_CHARS characters of any text fit in this many bytes (4 bytes per character at most).
 _BODY_BYTES = BODY_CHARS * 4
 _READ_CHUNK = 8192
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token, as a whole (fullmatch)
 # Framing headers are http.client's to write; a Host of the job's choosing would bypass the URL it names.
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 # Sent only to the origin the job named: dropped when a redirect leads elsewhere.
@@ -279,7 +279,7 @@ def _headers(value: Any) -> dict[str, str]:
         raise PermanentError("headers: expected an object of header names to string values")
     headers: dict[str, str] = {}
     for name, text in value.items():
-        if not isinstance(name, str) or not _TOKEN.match(name):
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
             raise PermanentError(f"headers: {name!r} is not a valid header name")
         if name.lower() in _RESERVED_HEADERS:
             raise PermanentError(f"headers: {name} is set by ZipLine and cannot be given")
