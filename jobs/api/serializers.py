@@ -21,6 +21,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.api.pagination import CURSOR_PATTERN
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff, Job, JobAttempt, Outcome, Status
 from jobs.validation import (
     MAX_IDEMPOTENCY_KEY,
@@ -172,6 +173,14 @@ class AnyJSONField(serializers.JSONField):
     pass
 
 
+@extend_schema_field({"type": "string", "pattern": CURSOR_PATTERN, "minLength": 47, "maxLength": 47})
+class CursorField(serializers.CharField):
+    """A page cursor; its form is checked (and a bad one refused naming ``cursor``) by the pagination."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=200, trim_whitespace=False, **kwargs)
+
+
 @extend_schema_field({"type": "string", "pattern": QUEUE_NAME_PATTERN, "minLength": 1, "maxLength": 64})
 class QueueNameField(serializers.RegexField):
     """A queue name, matched as a whole: never a name followed by a newline."""
@@ -292,6 +301,10 @@ class JobPageSerializer(serializers.Serializer):
     results = JobSummarySerializer(many=True)
     next = serializers.URLField(allow_null=True, help_text="The next (older) page, or null on the last one.")
     previous = serializers.URLField(allow_null=True, help_text="The previous (newer) page, or null on the first one.")
+    next_cursor = CursorField(
+        allow_null=True, help_text="The `cursor` of the next page (what `next` links to), or null."
+    )
+    previous_cursor = CursorField(allow_null=True, help_text="The `cursor` of the previous page, or null.")
 
 
 class BatchJobSerializer(serializers.Serializer):
@@ -322,7 +335,7 @@ class JobListQuerySerializer(serializers.Serializer):
     type = serializers.CharField(max_length=100, required=False)
     created_after = serializers.DateTimeField(required=False, help_text="Created at or after (RFC 3339).")
     created_before = serializers.DateTimeField(required=False, help_text="Created before (RFC 3339).")
-    cursor = serializers.CharField(max_length=200, required=False, help_text="From a page's next or previous link.")
+    cursor = CursorField(required=False, help_text="A page's `next_cursor` or `previous_cursor`.")
     limit = serializers.IntegerField(min_value=1, max_value=500, default=50, help_text="Jobs per page (default 50).")
 
 

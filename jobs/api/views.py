@@ -114,7 +114,10 @@ class JobCollectionView(ApiView):
         operation_id="list_jobs",
         tags=["jobs"],
         summary="List jobs, newest first",
-        description="Filters combine with AND. Pages are cursor-based: follow `next` until it is null.",
+        description=(
+            "Filters combine with AND. Pages are cursor-based: follow `next` until it is null, or pass "
+            "`next_cursor` as `cursor`."
+        ),
         parameters=[s.JobListQuerySerializer],
         responses={200: s.JobPageSerializer, **error_responses(400, *COMMON_ERRORS)},
     )
@@ -135,7 +138,13 @@ class JobCollectionView(ApiView):
             rows = rows.filter(created_at__lt=f["created_before"])
         page = paginate(rows, request, f["limit"], f.get("cursor"))
         return Response(
-            {"results": [s.job_summary(j) for j in page.items], "next": page.next, "previous": page.previous}
+            {
+                "results": [s.job_summary(j) for j in page.items],
+                "next": page.next,
+                "previous": page.previous,
+                "next_cursor": page.next_cursor,
+                "previous_cursor": page.previous_cursor,
+            }
         )
 
     @extend_schema(
