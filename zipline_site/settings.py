@@ -204,6 +204,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "jobs.api.schema.postprocess"],
     "TAGS": [
+        {"name": "index", "description": "What the API offers, with links to its docs and schema."},
         {"name": "jobs", "description": "Submit, read, list, cancel, retry and delete jobs."},
         {"name": "queues", "description": "Per-queue statistics, pause and resume."},
         {"name": "stats", "description": "System and worker statistics."},

@@ -2,10 +2,12 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from jobs.api.urls import docs_urlpatterns, health_urlpatterns
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/dashboard/"), name="root"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("jobs.api.urls")),
     path("api/v1/", include("scheduler.urls")),

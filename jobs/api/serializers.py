@@ -409,6 +409,22 @@ class WorkerStatsSerializer(serializers.Serializer):
     totals = WorkersSummarySerializer()
 
 
+class ApiRouteSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="`{name}` marks a path parameter.")
+    methods = serializers.ListField(child=serializers.CharField())
+    href = serializers.URLField(required=False, help_text="The route's URL, when it has no path parameter.")
+
+
+class ApiIndexSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.CharField()
+    docs = serializers.URLField(help_text="Swagger UI.")
+    redoc = serializers.URLField(help_text="ReDoc.")
+    schema = serializers.URLField(help_text="The OpenAPI 3 schema.")
+    health = serializers.URLField()
+    endpoints = ApiRouteSerializer(many=True)
+
+
 class CheckSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[("ok", "ok"), ("error", "error")])
     latency_ms = serializers.FloatField(required=False, help_text="When ok.")

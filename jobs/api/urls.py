@@ -25,6 +25,7 @@ class QueueNameConverter:
 register_converter(QueueNameConverter, "queue")
 
 urlpatterns = [
+    path("", views.ApiIndexView.as_view(), name="api-index"),
     path("jobs", views.JobCollectionView.as_view(), name="api-jobs"),
     path("jobs/batch", views.JobBatchView.as_view(), name="api-jobs-batch"),
     path("jobs/<str:job_id>", views.JobDetailView.as_view(), name="api-job"),
@@ -38,6 +39,7 @@ urlpatterns = [
 ]
 
 docs_urlpatterns = [
+    path("", views.ApiIndexView.as_view(), name="api-index"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path(
@@ -48,6 +50,7 @@ docs_urlpatterns = [
 ]
 
 health_urlpatterns = [
+    path("", views.ApiIndexView.as_view(), name="api-index"),
     path("health", views.HealthView.as_view(), name="health"),
 ]
 

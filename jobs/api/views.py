@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 from jobs import client, queues
 from jobs.api import serializers as s
 from jobs.api.errors import ApiError
+from jobs.api.index import api_index
 from jobs.api.pagination import paginate
 from jobs.api.parsers import LimitedJSONParser
 from jobs.api.permissions import CHANGE_JOB, CHANGE_QUEUE, DELETE_JOB, HasActionPermission
@@ -105,6 +106,24 @@ QUEUE = OpenApiParameter(
 )
 SEED_EXAMPLE = OpenApiExample("SeedWelcomeEmail", value=SEED_JOB, request_only=True)
 JOB_EXAMPLE = OpenApiExample("PendingJob", value=SEED_JOB_RESPONSE, response_only=True)
+
+
+class ApiIndexView(ApiView):
+    throttle_scopes = {"GET": "read"}
+
+    @extend_schema(
+        operation_id="api_index",
+        tags=["index"],
+        summary="What the API offers",
+        description=(
+            "Every route under `/api/v1/` with its methods (`{job_id}` marks a path parameter), and links to "
+            "the Swagger UI (`docs`), ReDoc, the OpenAPI schema and `/health`. Needs a token, like every "
+            "`/api/v1/` route."
+        ),
+        responses={200: s.ApiIndexSerializer, **error_responses(*COMMON_ERRORS)},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(api_index(request))
 
 
 class JobCollectionView(ApiView):
