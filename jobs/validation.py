@@ -17,8 +17,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from jobs import payloads
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
-from jobs.registry import RetryDefaults, registry, retry_defaults
+from jobs.registry import PayloadError, RetryDefaults, registry, retry_defaults
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
 
 # \A and \Z, not ^ and $: "$" also matches before a final newline, and "default\n" is no queue name.
@@ -293,4 +294,9 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
         fields["schedule_at"] = due
     else:
         due = None
+    # Last: the job's own fields are judged first, whatever its processor thinks of the payload.
+    try:
+        payloads.check_payload(registry.get(spec.type), spec.payload)
+    except PayloadError as exc:
+        raise InvalidJob(f"payload.{exc.field}" if exc.field else "payload", exc.message) from None
     return ValidJob(fields=fields, due=due, payload_json=payload_json)

@@ -47,6 +47,8 @@ _FORM_FIELDS = {
     "job.timeout": "timeout",
     "job.name": "name",
 }
+# ... and errors inside one: job.retry.max_delay, job.payload.subject (a processor's payload check).
+_FORM_PREFIXES = (("job.retry", "retry"), ("job.payload", "payload"))
 
 
 class Schedule(models.Model):
@@ -138,6 +140,8 @@ class Schedule(models.Model):
         try:
             check(self)
         except InvalidSchedule as exc:
-            field = _FORM_FIELDS.get(exc.field) or ("retry" if exc.field.startswith("job.retry") else exc.field)
+            field = _FORM_FIELDS.get(exc.field) or next(
+                (name for prefix, name in _FORM_PREFIXES if exc.field.startswith(prefix)), exc.field
+            )
             known = {f.name for f in self._meta.fields}
             raise ValidationError({field if field in known else NON_FIELD_ERRORS: exc.message}) from None

@@ -143,10 +143,12 @@ def test_lone_surrogates_are_400_naming_the_field(api: APIClient, fields: str, f
 
 
 def test_escaped_surrogate_pairs_and_backslashes_are_stored(api: APIClient) -> None:
-    body = '{"type": "send_email", "payload": {"emoji": "\\ud83d\\ude00", "text": "\\\\ud800"}}'
+    body = (
+        '{"type": "send_email", "payload": {"email": "a@example.com", "emoji": "\\ud83d\\ude00", "text": "\\\\ud800"}}'
+    )
     response = post_raw(api, body)
     assert response.status_code == 201, response.content
-    assert Job.objects.get().payload == {"emoji": "\U0001f600", "text": "\\ud800"}
+    assert Job.objects.get().payload == {"email": "a@example.com", "emoji": "\U0001f600", "text": "\\ud800"}
 
 
 @pytest.mark.parametrize("raw", ["[]", '"text"', "null", "42"])

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from jobs import client
 from jobs.models import Job, JobAttempt, Outcome, Status
 from jobs.validation import InvalidJob
-from tests.helpers import SEED_JOB
+from tests.helpers import EMAIL_PAYLOAD, SEED_JOB
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,7 +66,7 @@ def test_submit_costs_one_insert(api: APIClient) -> None:
 
 
 def test_submit_minimal_job_takes_defaults(api: APIClient) -> None:
-    response = api.post("/api/v1/jobs", {"type": "send_email"}, format="json")
+    response = api.post("/api/v1/jobs", {"type": "test_noop"}, format="json")
     assert response.status_code == 201
     body = response.json()
     assert (body["queue"], body["priority"], body["payload"], body["name"]) == ("default", 0, {}, "")
@@ -150,7 +150,7 @@ def test_unknown_or_malformed_id_is_404(api: APIClient, job_id: str) -> None:
 
 
 def _make(n: int, **fields: Any) -> list[Job]:
-    return [client.enqueue("send_email", {"n": i}, **fields) for i in range(n)]
+    return [client.enqueue("send_email", {**EMAIL_PAYLOAD, "body": str(i)}, **fields) for i in range(n)]
 
 
 def _walk(api: APIClient, url: str) -> list[list[str]]:
@@ -177,7 +177,9 @@ def test_list_newest_first_with_cursor_pages(api: APIClient) -> None:
 
 
 def test_list_pages_through_a_batch_sharing_one_timestamp(api: APIClient) -> None:
-    rows = client.enqueue_many([{"type": "send_email", "payload": {"n": i}} for i in range(25)])
+    rows = client.enqueue_many(
+        [{"type": "send_email", "payload": {**EMAIL_PAYLOAD, "body": str(i)}} for i in range(25)]
+    )
     assert len({r.created_at for r in rows}) == 1
     pages = _walk(api, "/api/v1/jobs?limit=4")
     ids = [i for p in pages for i in p]
@@ -266,7 +268,9 @@ def test_a_cursor_not_of_the_documented_form_is_refused_naming_it(api: APIClient
 
 
 def test_batch_submits_all(api: APIClient, broker: Any) -> None:
-    jobs = [{**SEED, "name": f"n{i}"} for i in range(5)] + [{"type": "send_email", "queue": "later", "delay": "1h"}]
+    jobs = [{**SEED, "name": f"n{i}"} for i in range(5)] + [
+        {"type": "send_email", "payload": EMAIL_PAYLOAD, "queue": "later", "delay": "1h"}
+    ]
     response = api.post("/api/v1/jobs/batch", {"jobs": jobs}, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
@@ -325,7 +329,7 @@ def test_batch_refuses_bad_bodies(api: APIClient, body: Any, field: str) -> None
 
 
 def test_batch_limit_is_1000(api: APIClient) -> None:
-    small = {"type": "send_email"}
+    small = {"type": "send_email", "payload": EMAIL_PAYLOAD}
     assert api.post("/api/v1/jobs/batch", {"jobs": [small] * 1001}, format="json").status_code == 400
     response = api.post("/api/v1/jobs/batch", {"jobs": [small] * 1000}, format="json")
     assert response.status_code == 201 and response.json()["count"] == 1000 == Job.objects.count()
