@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from jobs import insert, states
 from jobs.dispatch import dispatch
+from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
 from jobs.models import WAITING, Job, Status
 from jobs.redis_client import get_broker
 from jobs.validation import InvalidJob, JobSpec, validate
@@ -60,33 +61,40 @@ def enqueue(
     return enqueue_idempotent(spec)[0]
 
 
-def enqueue_idempotent(spec: JobSpec) -> tuple[Job, bool]:
-    """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key."""
+def enqueue_idempotent(spec: JobSpec, scope: str = PYTHON_SCOPE) -> tuple[Job, bool]:
+    """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key.
+
+    Keys are unique within ``scope`` (see :mod:`jobs.idempotency`); a key used before for a different
+    submission raises :class:`jobs.idempotency.IdempotencyConflict` and writes nothing.
+    """
     valid = validate(spec)
     key = valid.fields.get("idempotency_key")
     if key is not None:
-        existing = Job.objects.filter(idempotency_key=key).first()
+        existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first()
         if existing is not None:
-            return existing, False
+            return check_reuse(spec, existing), False
     row = insert.new_row(valid, timezone.now())
+    if key is not None:
+        row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
     try:
         # Outside a transaction this is one autocommitted INSERT: one round trip to the database.
         with transaction.atomic() if key is not None else nullcontext():
             insert.insert([row], [valid.payload_json])
     except IntegrityError:
-        existing = Job.objects.filter(idempotency_key=key).first() if key is not None else None
+        existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first() if key else None
         if existing is not None:
-            return existing, False
+            return check_reuse(spec, existing), False
         raise
     [job] = insert.instances([row])
     transaction.on_commit(lambda: dispatch([job]))
     return job, True
 
 
-def enqueue_many(specs: Sequence[JobSpec | dict[str, Any]]) -> list[Job]:
+def enqueue_many(specs: Sequence[JobSpec | dict[str, Any]], scope: str = PYTHON_SCOPE) -> list[Job]:
     """Submit many jobs: all rows in one INSERT, all ids in one Redis pipeline; all or none.
 
     Raises :class:`InvalidJob` with the index of the first bad spec in its field (``jobs[3].type``).
+    Idempotency keys are unique within ``scope``; a key used before makes the INSERT fail (IntegrityError).
     """
     now = timezone.now()
     rows, payloads = [], []
@@ -96,7 +104,10 @@ def enqueue_many(specs: Sequence[JobSpec | dict[str, Any]]) -> list[Job]:
             valid = validate(spec, now)
         except InvalidJob as exc:
             raise type(exc)(f"jobs[{index}].{exc.field}", exc.message) from None
-        rows.append(insert.new_row(valid, now))
+        row = insert.new_row(valid, now)
+        if spec.idempotency_key is not None:
+            row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
+        rows.append(row)
         payloads.append(valid.payload_json)
     if not rows:
         return []

@@ -11,7 +11,7 @@ database, not from a lock:
    WHERE id = ... AND next_fire_at = <the fire time it read>``. Only one scheduler's update matches;
    the others update no row and move on.
 2. In the same transaction it inserts the job with ``idempotency_key = "schedule:<id>:<fire time in
-   UTC, ISO 8601>"``. ``jobs.Job.idempotency_key`` is UNIQUE, so even if the schedule row is moved
+   UTC, ISO 8601>"``. ``jobs.Job.idempotency_key`` is UNIQUE (in the scheduler's scope), so even if the schedule row is moved
    back (an edit, a restored backup, a bug), the database refuses a second job for that fire time.
 
 We use the job's unique key rather than a separate ``ScheduleFire`` table with

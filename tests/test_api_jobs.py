@@ -95,15 +95,6 @@ def test_past_schedule_at_runs_now(api: APIClient) -> None:
     assert body["status"] == "pending" and body["schedule_at"] is None
 
 
-def test_idempotency_key_returns_the_first_job(api: APIClient) -> None:
-    first = api.post("/api/v1/jobs", {**SEED, "idempotency_key": "signup-42"}, format="json")
-    again = api.post("/api/v1/jobs", {**SEED, "idempotency_key": "signup-42", "priority": 1}, format="json")
-    assert (first.status_code, again.status_code) == (201, 200)
-    assert again.json()["id"] == first.json()["id"] and again.json()["priority"] == 10
-    assert again.json()["idempotency_key"] == "signup-42"
-    assert Job.objects.filter(idempotency_key="signup-42").count() == 1
-
-
 # -- read -------------------------------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from jobs.api.renderers import SafeJSONRenderer
 from jobs.api.schema import COMMON_ERRORS, EXAMPLE_ID, SEED_JOB, SEED_JOB_RESPONSE, error_responses
 from jobs.api.throttling import ScopedThrottle
 from jobs.health import health_payload
+from jobs.idempotency import user_scope
 from jobs.models import FINISHED, Job
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, JobSpec
@@ -172,20 +173,21 @@ class JobCollectionView(ApiView):
         summary="Submit a job",
         description=(
             "Validates every field, writes the job and hands it to Redis. A future `schedule_at` (or a `delay`) "
-            "makes it `scheduled`. With an `idempotency_key` used before, the first job is returned with 200 "
-            "and nothing is written."
+            "makes it `scheduled`. Idempotency keys are scoped to the token's user: with a key this user used "
+            "before for the same request, the first job is returned with 200 and nothing is written; for a "
+            "different request, the answer is 409 naming the key."
         ),
         request=s.JobSubmitSerializer,
         examples=[SEED_EXAMPLE, JOB_EXAMPLE],
         responses={
             201: OpenApiResponse(s.JobSerializer, description="Created."),
             200: OpenApiResponse(s.JobSerializer, description="The idempotency key was used before: the first job."),
-            **error_responses(400, 413, 415, *COMMON_ERRORS),
+            **error_responses(400, 409, 413, 415, *COMMON_ERRORS),
         },
     )
     def post(self, request: Request) -> Response:
         spec = s.spec_from_body(request.data)
-        job, created = storing(lambda: client.enqueue_idempotent(spec))
+        job, created = storing(lambda: client.enqueue_idempotent(spec, user_scope(request.user)))
         body = s.job_detail(job) if created else with_attempts(job)
         return Response(body, status=201 if created else 200, headers={"Location": f"/api/v1/jobs/{job.pk}"})
 
@@ -219,15 +221,16 @@ class JobBatchView(ApiView):
     )
     def post(self, request: Request) -> Response:
         specs = s.batch_specs(request.data)
+        scope = user_scope(request.user)
         try:
-            rows = storing(lambda: client.enqueue_many(specs))
+            rows = storing(lambda: client.enqueue_many(specs, scope))
         except IntegrityError:
             message = "an idempotency key is reused; nothing was written"
-            raise ApiError(409, "conflict", message, reused_keys(specs)) from None
+            raise ApiError(409, "conflict", message, reused_keys(specs, scope)) from None
         return Response({"count": len(rows), "jobs": [{"id": str(j.pk), "status": j.status} for j in rows]}, status=201)
 
 
-def reused_keys(specs: list[JobSpec]) -> dict[str, list[str]]:
+def reused_keys(specs: list[JobSpec], scope: str) -> dict[str, list[str]]:
     """Which jobs of a refused batch reuse an idempotency key: twice in the batch, or already stored."""
     details: dict[str, list[str]] = {}
     first: dict[str, int] = {}
@@ -239,7 +242,8 @@ def reused_keys(specs: list[JobSpec]) -> dict[str, list[str]]:
             details[f"jobs[{index}].idempotency_key"] = [f"{key!r} is jobs[{first[key]}]'s too"]
         else:
             first[key] = index
-    for key, job_id in Job.objects.filter(idempotency_key__in=list(first)).values_list("idempotency_key", "id"):
+    stored = Job.objects.filter(idempotency_scope=scope, idempotency_key__in=list(first))
+    for key, job_id in stored.values_list("idempotency_key", "id"):
         details[f"jobs[{first[str(key)]}].idempotency_key"] = [f"{key!r} is already job {job_id}'s"]
     return details
 
