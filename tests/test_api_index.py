@@ -24,6 +24,10 @@ def test_the_index_lists_every_route_of_the_schema_with_links_to_the_docs(api: A
         if path.startswith("/api/v1/") and path != "/api/v1/"
         for method in item
     }
+    index_paths = [
+        path for path, item in schema["paths"].items() if item.get("get", {}).get("operationId") == "api_index"
+    ]
+    assert index_paths == ["/api/v1/"] and api.get("/api/").status_code == 404
     listed = {(route["path"], method) for route in body["endpoints"] for method in route["methods"]}
     assert listed == documented
     hrefs = {route["path"]: route.get("href") for route in body["endpoints"]}

@@ -39,7 +39,6 @@ urlpatterns = [
 ]
 
 docs_urlpatterns = [
-    path("", views.ApiIndexView.as_view(), name="api-index"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path(
@@ -50,7 +49,6 @@ docs_urlpatterns = [
 ]
 
 health_urlpatterns = [
-    path("", views.ApiIndexView.as_view(), name="api-index"),
     path("health", views.HealthView.as_view(), name="health"),
 ]
 
