@@ -254,8 +254,10 @@ def _merged_retry_fields(defaults: RetryDefaults, retry: Any) -> dict[str, Any]:
 def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     """Check every field of ``spec``; raise :class:`InvalidJob` at the first bad one."""
     now = now or timezone.now()
-    if not isinstance(spec.type, str) or not spec.type:
+    if spec.type is None:
         raise InvalidJob("type", "is required")
+    if not isinstance(spec.type, str) or not spec.type:
+        raise InvalidJob("type", f"{spec.type!r} is not a job type: give a registered type's name")
     if spec.type not in registry:
         known = ", ".join(registry.types()) or "none"
         raise InvalidJob("type", f"unknown job type {spec.type!r} (registered: {known})")

@@ -71,7 +71,7 @@ def test_json_nested_too_deeply_is_400(api: APIClient) -> None:
     "fields, field, words",
     [
         ({"type": "no_such_type"}, "type", "unknown job type"),
-        ({"type": ""}, "type", "required"),
+        ({"type": ""}, "type", "is not a job type"),
         ({"type": None}, "type", "required"),
         ({"payload": None, "type": "send_email"}, "payload", "JSON object"),
         ({"payload": [1]}, "payload", "JSON object"),

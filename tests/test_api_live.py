@@ -243,15 +243,29 @@ def _server_errors(live: Live) -> str:
     return "\n".join(line for line in lines if "WARNING django.request" not in line)[-4000:]
 
 
+# The operations whose valid bodies JSON Schema cannot describe: a payload's rules depend on its job type
+# and live in its processor (tests/test_api_payloads.py), a cron expression's in croniter
+# (tests/test_scheduler_api.py). For these alone a 400 to a schema-valid body is not a finding; every
+# other check, and the 400s of every other operation, still count.
+SCHEMATHESIS_CONFIG = """
+[[operations]]
+include-operation-id = ["submit_job", "submit_jobs_batch", "create_schedule", "replace_schedule", "update_schedule"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 413, 429]
+"""
+SCHEMATHESIS_MIN_CASES = 2000
+
+
 @pytest.mark.skipif(not (BIN / "schemathesis").exists(), reason="needs schemathesis")
-def test_schemathesis_finds_no_server_errors_and_no_schema_violations(live: Live, tmp_path: Path) -> None:
+def test_schemathesis_with_every_check_finds_nothing(live: Live, tmp_path: Path) -> None:
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(SCHEMATHESIS_CONFIG)
     command = [
-        str(BIN / "schemathesis"), "run", f"{live.url}/api/schema/?format=json",
+        str(BIN / "schemathesis"), "--config-file", str(config), "run", f"{live.url}/api/schema/?format=json",
         "--url", live.url,
         "--header", f"Authorization: Bearer {live.token}",
-        "--checks", "not_a_server_error,response_schema_conformance",
+        "--checks", "all",
         "--phases", "examples,coverage,fuzzing,stateful",
-        "--max-examples", "25",
+        "--max-examples", "60",
         "--seed", "20260102",
         # One worker: schemathesis compiles code as it generates cases, and CPython 3.11's AST
         # constructor is not safe to run from two threads at once ("AST constructor recursion
@@ -269,8 +283,11 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(live: Live
     marks = [output.find(word) for word in ("FAILURES", "ERRORS") if word in output]
     findings = output[min(marks) :] if marks else output
     assert done.returncode == 0, findings[-12000:] + "\n--- server log (errors) ---\n" + _server_errors(live)
-    assert "Stateful" in output and " failed" not in output.split("SUMMARY")[-1], output[-3000:]
-    assert time.monotonic() - started < 300, "schemathesis took too long"
+    summary = output.split("SUMMARY")[-1]
+    assert "Stateful" in output and " failed" not in summary and "found" not in summary, output[-3000:]
+    generated = re.search(r"(\d+) generated", summary)
+    assert generated and int(generated.group(1)) >= SCHEMATHESIS_MIN_CASES, summary
+    assert time.monotonic() - started < 150, "schemathesis took too long"
 
 
 def _readme_curls() -> list[str]:

@@ -207,6 +207,7 @@ SPECTACULAR_SETTINGS = {
         {"name": "index", "description": "What the API offers, with links to its docs and schema."},
         {"name": "jobs", "description": "Submit, read, list, cancel, retry and delete jobs."},
         {"name": "queues", "description": "Per-queue statistics, pause and resume."},
+        {"name": "schedules", "description": "Recurring (cron) jobs."},
         {"name": "stats", "description": "System and worker statistics."},
         {"name": "health", "description": "Liveness of the API and its dependencies (no token)."},
     ],

@@ -54,7 +54,7 @@ def spec_from_body(data: Any, prefix: str = "") -> JobSpec:
         field = f"{prefix}.{sorted(unknown)[0]}" if prefix else sorted(unknown)[0]
         raise InvalidJob(field, "unknown field")
     values = dict(data)
-    values.setdefault("type", "")
+    values.setdefault("type", None)  # missing: "is required" (an empty string is a wrong value)
     return JobSpec(**values)
 
 
@@ -190,20 +190,26 @@ class QueueNameField(serializers.RegexField):
 
 
 class RetryPolicyInputSerializer(serializers.Serializer):
+    # Each field may be null, which means the same as leaving it out: the job type's default.
     max_retries = serializers.IntegerField(
         min_value=0,
         max_value=MAX_RETRIES_LIMIT,
         required=False,
+        allow_null=True,
         help_text="Retries after the first attempt (default 3).",
     )
     backoff = serializers.ChoiceField(
-        choices=Backoff.choices, required=False, help_text="How delays grow (default exponential)."
+        choices=Backoff.choices, required=False, allow_null=True, help_text="How delays grow (default exponential)."
     )
-    initial_delay = DurationInputField(required=False, help_text="Delay before the first retry (default 1s).")
+    initial_delay = DurationInputField(
+        required=False, allow_null=True, help_text="Delay before the first retry (default 1s)."
+    )
     max_delay = DurationInputField(
-        required=False, help_text="Longest delay between retries (default 1h); not below initial_delay."
+        required=False,
+        allow_null=True,
+        help_text="Longest delay between retries (default 1h); not below initial_delay.",
     )
-    jitter = serializers.BooleanField(required=False, help_text="Randomise delays (default true).")
+    jitter = serializers.BooleanField(required=False, allow_null=True, help_text="Randomise delays (default true).")
 
 
 class JobSubmitSerializer(serializers.Serializer):
@@ -211,7 +217,7 @@ class JobSubmitSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=MAX_NAME, required=False, allow_blank=True, help_text="A label for people.")
     type = serializers.CharField(
-        max_length=100, help_text="A registered job type: send_email, webhook, process_data, ..."
+        min_length=1, max_length=100, help_text="A registered job type: send_email, webhook, process_data, ..."
     )
     payload = ObjectField(
         required=False, help_text="The job's input, a JSON object (at most JQS_MAX_PAYLOAD_BYTES as JSON)."
@@ -221,7 +227,9 @@ class JobSubmitSerializer(serializers.Serializer):
     )
     queue = QueueNameField(required=False, help_text="Queue name (default `default`).")
     retry = RetryPolicyInputSerializer(
-        required=False, help_text="Retry policy; missing fields take the job type's defaults."
+        required=False,
+        allow_null=True,
+        help_text="Retry policy; missing (or null) fields take the job type's defaults.",
     )
     schedule_at = serializers.DateTimeField(
         required=False,
@@ -323,11 +331,19 @@ class CommaListField(serializers.ListField):
     def to_internal_value(self, data: Any) -> list[Any]:
         if isinstance(data, str):
             data = [data]
-        items = [part for item in data if isinstance(item, str) for part in item.split(",") if part]
+        items = [part for item in data if isinstance(item, str) for part in item.split(",")]
         return super().to_internal_value(items)
 
 
 class JobListQuerySerializer(serializers.Serializer):
+    """The list's query string. An empty value (``?type=``) is a value, and a wrong one: DRF would read
+    it as absent, answering every job for ``?queue=`` instead of refusing it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "getlist"):
+            data = {key: data.getlist(key) if key == "status" else data.get(key) for key in data}
+        return super().to_internal_value(data)
+
     status = CommaListField(
         child=serializers.ChoiceField(choices=Status.choices), required=False, help_text="One or more statuses."
     )
