@@ -1,8 +1,9 @@
 """The API against a real server: gunicorn on a free port, with a PostgreSQL database of its own.
 
-The seed's curl examples run as written (plus a token), a client generated from the schema by
-openapi-python-client submits, reads, cancels and retries a job, and schemathesis runs the whole schema
-(examples, coverage, fuzzing and stateful phases) looking for 5xx answers and answers that break the schema.
+The seed's curl examples run as written (plus a token) against the server and real workers, and every
+answer is checked; a client generated from the schema by openapi-python-client submits, reads, cancels
+and retries a job; and schemathesis runs the whole schema with every check (examples, coverage, fuzzing
+and stateful phases) and finds nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,30 +21,40 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 import redis
 
+from tests.helpers import SEED_JOB
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-# The seed's examples, verbatim; the tests add the token header and the server's port.
-from tests.helpers import SEED_JOB  # noqa: E402
-
+# The seed's examples, verbatim (the JSON bodies byte for byte); the test adds only the token header
+# (and the server's port). The delayed job's body beyond its name and schedule_at, and the load test's
+# count, are ours: the seed gives only those. The load test sends no subject and no body.
 SEED_CURLS = {
-    "submit": """curl -X POST http://localhost:8080/api/v1/jobs -H "Content-Type: application/json" -d '{"name": "send-welcome-email", "type": "send_email", "payload": {"email": "user@example.com", "subject": "Welcome!", "body": "Thanks for signing up."}, "priority": 10, "queue": "emails", "retry": {"max_retries": 3, "backoff": "exponential", "initial_delay": "1s", "max_delay": "1h"}}'""",
+    "submit": """curl -X POST http://localhost:8080/api/v1/jobs -H "Content-Type: application/json" -d '{"name": "send_welcome_email", "type": "send_email", "payload": {"email": "user@example.com", "subject": "Welcome to ZipLine!", "body": "Welcome to our high-performance job queue system!"}, "priority": 5, "queue": "default", "retry": {"max_retries": 3, "backoff": "exponential", "initial_delay": "5s", "max_delay": "5m"}}'""",
+    "delayed": """curl -X POST http://localhost:8080/api/v1/jobs -H "Content-Type: application/json" -d '{"name": "reminder_email", "type": "send_email", "payload": {"email": "user@example.com", "subject": "Reminder", "body": "Your trial ends soon."}, "schedule_at": "2024-12-25T10:00:00Z"}'""",
+    "load_test": """for i in {1..100}; do curl -X POST http://localhost:8080/api/v1/jobs -H "Content-Type: application/json" -d "{\\"name\\":\\"test_job_$i\\",\\"type\\":\\"send_email\\",\\"payload\\":{\\"email\\":\\"test$i@example.com\\"}}" & done; wait""",
     "get": "curl http://localhost:8080/api/v1/jobs/{job_id}",
     "cancel": "curl -X POST http://localhost:8080/api/v1/jobs/{job_id}/cancel",
-    "queue_stats": "curl http://localhost:8080/api/v1/queues/emails/stats",
+    "retry": "curl -X POST http://localhost:8080/api/v1/jobs/{job_id}/retry",
+    "queue_stats": "curl http://localhost:8080/api/v1/queues/default/stats",
+    "stats": "curl http://localhost:8080/api/v1/stats",
+    "worker_stats": "curl http://localhost:8080/api/v1/workers/stats",
     "health": "curl http://localhost:8080/health",
 }
+LOAD_TEST_JOBS = 100
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class Live:
     port: int
     token: str
     log: Path
+    env: dict[str, str]
 
 
 def _free_port() -> int:
@@ -144,7 +157,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the live server did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield Live(url, port, token, log)
+        yield Live(url, port, token, log, env)
     finally:
         if server is not None:
             server.terminate()
@@ -161,30 +174,121 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             client.delete(*keys)
 
 
-def _curl(live: Live, key: str, **values: str) -> dict[str, object]:
-    """Run one of the seed's curl examples as written, with the token added; its output is JSON."""
+def _curl(live: Live, key: str, **values: str) -> list[dict[str, Any]]:
+    """Run one of the seed's curl examples as written, with the token added; each answer is JSON."""
     command = SEED_CURLS[key].replace("localhost:8080", f"localhost:{live.port}")
     for name, value in values.items():
         command = command.replace(f"{{{name}}}", value)
-    command = command.replace("curl ", 'curl -sS -H "Authorization: Bearer $TOKEN" ', 1)
+    command = command.replace("curl ", 'curl -sS -H "Authorization: Bearer $TOKEN" -w "\\n" ')
     done = subprocess.run(
-        ["bash", "-c", command], env={**os.environ, "TOKEN": live.token}, capture_output=True, text=True, timeout=30
+        ["bash", "-c", command], env={**os.environ, "TOKEN": live.token}, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 0, (command, done.stderr)
-    return json.loads(done.stdout)
+    assert done.returncode == 0 and not done.stderr, (command, done.stderr)
+    return _documents(done.stdout)
+
+
+def _documents(text: str) -> list[dict[str, Any]]:
+    """Every JSON document in ``text``, in order: the load test's concurrent curls may write theirs
+    one after the other without a newline between (each body is one write, shorter than a pipe's
+    atomic size, so they never interleave)."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while (at := len(text) - len(text[at:].lstrip())) < len(text):
+        document, at = decoder.raw_decode(text, at)
+        found.append(document)
+    return found
+
+
+def _one(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    assert len(answers) == 1, answers
+    return answers[0]
+
+
+@contextmanager
+def _workers(live: Live, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``manage.py runworkers`` on the live server's database and Redis, killed with its group after."""
+    env = {**live.env, "JQS_METRICS_ENABLED": "false", "JQS_LOG_LEVEL": "info"}
+    command = [sys.executable, str(ROOT / "manage.py"), "runworkers", "--processes", "1", "--concurrency", "8"]
+    with log.open("wb") as out:
+        pool = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            yield pool
+        finally:
+            os.killpg(pool.pid, signal.SIGTERM)
+            try:
+                pool.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(pool.pid, signal.SIGKILL)
+                pool.wait(timeout=10)
+
+
+def _until(live: Live, key: str, done: Callable[[dict[str, Any]], bool], what: str, log: Path) -> dict[str, Any]:
+    """Repeat a seed example until its answer shows ``what`` (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        answer = _one(_curl(live, key))
+        if done(answer):
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after 60 s: {answer}\n--- workers ---\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
-def test_seed_curl_examples(live: Live) -> None:
-    job = _curl(live, "submit")
-    assert job["status"] == "pending" and job["name"] == "send-welcome-email" and job["queue"] == "emails"
+def test_seed_curl_examples_with_real_workers(live: Live, tmp_path: Path) -> None:
+    # No workers yet: the job waits, so cancel and retry answer from known states.
+    job = _one(_curl(live, "submit"))
+    assert (job["status"], job["name"], job["queue"], job["priority"]) == (
+        "pending",
+        "send_welcome_email",
+        "default",
+        5,
+    )
+    assert job["payload"]["subject"] == "Welcome to ZipLine!"
+    assert job["retry"] == {
+        "max_retries": 3, "backoff": "exponential", "initial_delay": "5s", "max_delay": "5m", "jitter": True,
+    }  # fmt: skip
     job_id = str(job["id"])
-    assert _curl(live, "get", job_id=job_id)["id"] == job_id
-    assert _curl(live, "cancel", job_id=job_id)["status"] == "cancelled"
-    stats = _curl(live, "queue_stats")
-    assert stats["name"] == "emails" and stats["counts"]["cancelled"] >= 1  # type: ignore[index]
-    health = _curl(live, "health")
-    assert health["status"] == "ok" and set(health) >= {"status", "timestamp", "version", "workers"}
+    assert _one(_curl(live, "get", job_id=job_id))["status"] == "pending"
+    assert _one(_curl(live, "cancel", job_id=job_id))["status"] == "cancelled"
+    retried = _one(_curl(live, "retry", job_id=job_id))
+    assert (retried["id"], retried["status"]) == (job_id, "pending")
+    # A schedule_at in the past is due now: the job is pending, not scheduled.
+    reminder = _one(_curl(live, "delayed"))
+    assert (reminder["name"], reminder["status"], reminder["schedule_at"]) == ("reminder_email", "pending", None)
+    log = tmp_path / "workers.log"
+    with _workers(live, log):
+        load = _curl(live, "load_test")
+        assert len(load) == LOAD_TEST_JOBS and all(
+            answer["status"] in ("pending", "running", "completed") for answer in load
+        )
+        assert sorted(answer["name"] for answer in load) == sorted(
+            f"test_job_{i}" for i in range(1, LOAD_TEST_JOBS + 1)
+        )
+        assert all(
+            answer["payload"] == {"email": answer["name"].replace("test_job_", "test") + "@example.com"}
+            for answer in load
+        )
+        expected = LOAD_TEST_JOBS + 2
+        queue = _until(
+            live, "queue_stats", lambda s: s["counts"]["completed"] == expected, f"{expected} jobs completed", log
+        )
+        assert queue["name"] == "default" and queue["total"] == expected
+        assert {k: v for k, v in queue["counts"].items() if k != "completed"} == dict.fromkeys(
+            ("pending", "scheduled", "running", "retrying", "failed", "cancelled"), 0
+        )
+        done = _one(_curl(live, "get", job_id=job_id))
+        assert done["status"] == "completed" and done["result"] == {"sent": 1, "to": "user@example.com"}
+        assert [a["outcome"] for a in done["attempt_history"]] == ["completed"]
+        stats = _one(_curl(live, "stats"))
+        assert stats["counts"]["completed"] >= expected and any(q["name"] == "default" for q in stats["queues"])
+        workers = _until(live, "worker_stats", lambda w: w["totals"]["processed"] >= expected, "processed jobs", log)
+        assert workers["totals"]["count"] == 1 and workers["workers"][0]["queues"] == ["default"]
+        health = _one(_curl(live, "health"))
+        assert health["status"] == "ok" and health["workers"]["running"] is True and health["workers"]["count"] == 1
+    sent = log.read_text()
+    assert all(f"To: test{i}@example.com" in sent for i in range(1, LOAD_TEST_JOBS + 1)), sent[-3000:]
     # Without the token the API refuses, in the one error shape.
     status, body = _get(f"{live.url}/api/v1/jobs/{job_id}")
     assert status == 401 and json.loads(body)["error"]["code"] == "not_authenticated"
