@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,3 +157,10 @@ def test_schedules_check_the_payload_in_the_api_and_the_admin_form(api: APIClien
     assert page.status_code == 200
     assert page.context["adminform"].form.errors["payload"] == ["expected a string, not 1"]
     assert not Schedule.objects.exists()
+
+
+def test_the_schedule_example_in_the_docs_is_accepted(api: APIClient) -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "scheduler.md").read_text()
+    example = next(b for b in re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL) if "nightly-report" in b)
+    response = api.post("/api/v1/schedules", json.loads(example), format="json")
+    assert response.status_code == 201, response.content
