@@ -9,7 +9,6 @@ import pytest
 from rest_framework.test import APIClient
 
 from jobs import client, queues
-from jobs.dashboard.search import id_range
 from jobs.models import Job
 from jobs.processors.webhook import parse_payload
 from jobs.registry import PermanentError
@@ -53,8 +52,3 @@ def test_a_webhook_header_name_with_a_final_newline_is_refused() -> None:
     with pytest.raises(PermanentError, match="is not a valid header name"):
         parse_payload({"url": "https://example.com/hook", "headers": {"X-Token\n": "1"}})
     assert parse_payload({"url": "https://example.com/hook", "headers": {"X-Token": "1"}}).headers == {"X-Token": "1"}
-
-
-def test_an_id_prefix_with_a_final_newline_is_no_prefix() -> None:
-    assert id_range("abcd") is not None
-    assert id_range("ab\ncd") is None
