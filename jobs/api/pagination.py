@@ -45,7 +45,8 @@ def decode_cursor(token: str) -> Cursor:
     """The cursor in ``token``; a 400 naming the ``cursor`` parameter when it is not one of ours."""
     found = _CURSOR.fullmatch(token)
     if found is None:
-        raise ApiError(400, "invalid", "cursor: not a cursor from this API", {"cursor": ["invalid cursor"]})
+        problem = f"{token[:60]!r} is not a cursor from this API (a page's next_cursor or previous_cursor)"
+        raise ApiError(400, "invalid", f"cursor: {problem}", {"cursor": [problem]})
     direction, micros, pk = found.groups()
     created = _EPOCH + timedelta(microseconds=int(micros, 16))
     return Cursor(created, uuid.UUID(hex=pk), direction == "p")
