@@ -14,12 +14,13 @@ schedules (API and admin form) all refuse the same payloads.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError, best_match
+from typing import TYPE_CHECKING, Any
 
 from jobs.registry import JobProcessor, PayloadError, PermanentError
+
+if TYPE_CHECKING:  # jsonschema is imported when a schema is first used: most processes never need it
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 # id(schema) -> (schema, its compiled validator); the schema is kept so its id cannot be reused.
 _COMPILED: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
@@ -27,6 +28,9 @@ _COMPILED: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
 
 def check_schema(schema: Any) -> None:
     """Refuse a processor's ``payload_schema`` that is not a JSON Schema (at registration, not at submit)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     if not isinstance(schema, dict):
         raise TypeError(f"payload_schema must be a JSON Schema object, not {type(schema).__name__}")
     try:
@@ -38,6 +42,8 @@ def check_schema(schema: Any) -> None:
 def _validator(schema: dict[str, Any]) -> Draft202012Validator:
     entry = _COMPILED.get(id(schema))
     if entry is None or entry[0] is not schema:
+        from jsonschema import Draft202012Validator
+
         entry = (schema, Draft202012Validator(schema))
         _COMPILED[id(schema)] = entry
     return entry[1]
@@ -67,6 +73,8 @@ def check_payload(proc: JobProcessor, payload: dict[str, Any]) -> None:
     """Run the processor's declared checks; raise :class:`PayloadError` naming the field."""
     schema = getattr(proc, "payload_schema", None)
     if schema:
+        from jsonschema.exceptions import best_match
+
         error = best_match(_validator(schema).iter_errors(payload))
         if error is not None:
             raise PayloadError(_field(error), error.message)
