@@ -23,6 +23,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import serializers, status, viewsets
@@ -31,6 +32,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs.api.schema import COMMON_ERRORS, error_responses
+from jobs.api.serializers import QueueNameField
+from jobs.models import PRIORITY_MAX, PRIORITY_MIN
 from scheduler import cron
 from scheduler.models import Schedule
 
@@ -51,13 +54,18 @@ class _RefusesUnknownFields(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX})
+class PriorityField(serializers.IntegerField):
+    """-100 to 100, as documented; the range is checked with the job (its message names the value)."""
+
+
 class JobTemplateSerializer(_RefusesUnknownFields):
     """The job each fire submits (the body of ``POST /api/v1/jobs`` without timing fields)."""
 
     type = serializers.CharField(source="job_type", min_length=1, max_length=100)
     payload = serializers.JSONField(required=False, default=dict)
-    queue = serializers.CharField(required=False, default="default", max_length=64, trim_whitespace=False)
-    priority = serializers.IntegerField(required=False, default=0)
+    queue = QueueNameField(required=False, default="default")
+    priority = PriorityField(required=False, default=0)
     retry = serializers.JSONField(required=False, allow_null=True, default=None)
     timeout = serializers.FloatField(required=False, allow_null=True, default=None)
 
