@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from jobs.api import urls as api_urls
 from jobs.api.errors import ERROR_CODES
 from jobs.models import Job, Status
+from jobs.registry import registry
 from tests.helpers import SEED_JOB
 from workers import heartbeat
 
@@ -136,6 +137,8 @@ def test_schedule_operations_are_documented_with_their_errors(schema: dict[str, 
     assert components["Schedule"]["properties"]["cron"]["minLength"] == 1
     assert components["JobTemplate"]["properties"]["type"]["minLength"] == 1
     assert components["JobSubmit"]["properties"]["type"]["minLength"] == 1
+    assert components["JobSubmit"]["properties"]["type"]["enum"] == registry.types()
+    assert {"send_email", "webhook", "process_data"} <= set(components["JobTemplate"]["properties"]["type"]["enum"])
     assert components["RetryPolicyInput"]["properties"]["jitter"]["nullable"] is True
     assert all(components[name]["additionalProperties"] is False for name in ("JobSubmit", "Schedule", "JobTemplate"))
 

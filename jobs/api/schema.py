@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from jobs.api.errors import ERROR_CODES, error_body
 from jobs.api.serializers import ErrorSerializer
+from jobs.registry import registry
 
 DESCRIPTION = """\
 ZipLine's REST API: submit jobs, follow them, cancel and retry them, and watch queues and workers.
@@ -173,6 +174,11 @@ def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bo
     for name in CLOSED_BODIES:
         if name in components:
             components[name]["additionalProperties"] = False
+    # The job types this deployment runs: any other is refused, so the schema says so.
+    for name in ("JobSubmit", "JobTemplate"):
+        field = components.get(name, {}).get("properties", {}).get("type")
+        if field is not None:
+            field["enum"] = registry.types()
     for (path, method), by_status in LINKS.items():
         operation = result.get("paths", {}).get(path, {}).get(method)
         if not operation:
