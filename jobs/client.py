@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from jobs import insert, states
 from jobs.dispatch import dispatch
+from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
 from jobs.models import WAITING, Job, Status
 from jobs.redis_client import get_broker
 from jobs.validation import InvalidJob, JobSpec, validate
@@ -60,36 +61,45 @@ def enqueue(
     return enqueue_idempotent(spec)[0]
 
 
-def enqueue_idempotent(spec: JobSpec, *, submitted_by: Any = None) -> tuple[Job, bool]:
+def enqueue_idempotent(spec: JobSpec, scope: str = PYTHON_SCOPE, *, submitted_by: Any = None) -> tuple[Job, bool]:
     """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key.
-    ``submitted_by`` (a user) is recorded: they see the payload's secrets unmasked (:mod:`jobs.masking`)."""
+
+    Keys are unique within ``scope`` (see :mod:`jobs.idempotency`); a key used before for a different
+    submission raises :class:`jobs.idempotency.IdempotencyConflict` and writes nothing. ``submitted_by``
+    (a user) is recorded: they see the payload's secrets unmasked (:mod:`jobs.masking`).
+    """
     valid = validate(spec)
     key = valid.fields.get("idempotency_key")
     if key is not None:
-        existing = Job.objects.filter(idempotency_key=key).first()
+        existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first()
         if existing is not None:
-            return existing, False
+            return check_reuse(spec, existing), False
     row = insert.new_row(valid, timezone.now())
     row["submitted_by_id"] = None if submitted_by is None else submitted_by.pk
+    if key is not None:
+        row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
     try:
         # Outside a transaction this is one autocommitted INSERT: one round trip to the database.
         with transaction.atomic() if key is not None else nullcontext():
             insert.insert([row], [valid.payload_json])
     except IntegrityError:
-        existing = Job.objects.filter(idempotency_key=key).first() if key is not None else None
+        existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first() if key else None
         if existing is not None:
-            return existing, False
+            return check_reuse(spec, existing), False
         raise
     [job] = insert.instances([row])
     transaction.on_commit(lambda: dispatch([job]))
     return job, True
 
 
-def enqueue_many(specs: Sequence[JobSpec | dict[str, Any]], *, submitted_by: Any = None) -> list[Job]:
+def enqueue_many(
+    specs: Sequence[JobSpec | dict[str, Any]], scope: str = PYTHON_SCOPE, *, submitted_by: Any = None
+) -> list[Job]:
     """Submit many jobs: all rows in one INSERT, all ids in one Redis pipeline; all or none.
     ``submitted_by`` is recorded as in :func:`enqueue_idempotent`.
 
     Raises :class:`InvalidJob` with the index of the first bad spec in its field (``jobs[3].type``).
+    Idempotency keys are unique within ``scope``; a key used before makes the INSERT fail (IntegrityError).
     """
     now = timezone.now()
     rows, payloads = [], []
@@ -101,6 +111,8 @@ def enqueue_many(specs: Sequence[JobSpec | dict[str, Any]], *, submitted_by: Any
             raise type(exc)(f"jobs[{index}].{exc.field}", exc.message) from None
         row = insert.new_row(valid, now)
         row["submitted_by_id"] = None if submitted_by is None else submitted_by.pk
+        if spec.idempotency_key is not None:
+            row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
         rows.append(row)
         payloads.append(valid.payload_json)
     if not rows:

@@ -77,6 +77,10 @@ class Job(models.Model):
     cancel_requested = models.BooleanField(default=False)
     # NULL, not "", when absent: the unique constraint must not see two jobs without a key as equal.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    # Whose key it is ("user:<id>" over REST, "" from Python and the scheduler): keys are unique per scope.
+    idempotency_scope = models.CharField(max_length=100, blank=True, default="")
+    # SHA-256 of the submission that used the key, so a reuse with a different body is a conflict.
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     worker = models.CharField(max_length=200, blank=True, default="")
     # Who submitted it over the API (None from Python): they see its payload's secrets unmasked
     # (jobs.masking). No index: the hot path writes every row, and only deleting a user looks it up.
@@ -109,7 +113,9 @@ class Job(models.Model):
                 condition=Q(priority__gte=PRIORITY_MIN, priority__lte=PRIORITY_MAX), name="job_priority_range"
             ),
             models.UniqueConstraint(
-                fields=["idempotency_key"], name="job_idempotency_key", condition=Q(idempotency_key__isnull=False)
+                fields=["idempotency_scope", "idempotency_key"],
+                name="job_idempotency_scope_key",
+                condition=Q(idempotency_key__isnull=False),
             ),
         ]
 

@@ -23,7 +23,7 @@ from jobs.broker import Broker
 from jobs.models import Job, QueueState, Status
 from jobs.redis_client import get_broker
 from jobs.tally import Tally
-from jobs.validation import QUEUE_NAME, InvalidJob
+from jobs.validation import InvalidJob, is_queue_name
 from workers.heartbeat import live_workers
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
@@ -50,7 +50,7 @@ PROCESS_STARTED = _process_start()
 
 
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not QUEUE_NAME.match(name):
+    if not is_queue_name(name):
         raise InvalidJob("queue", f"{name!r} is not a queue name (1-64 of A-Z a-z 0-9 _ . : -)")
     return name
 
@@ -214,7 +214,7 @@ def system_stats() -> dict[str, Any]:
     broker = get_broker()
     by_queue = counts_by_queue()
     paused = _paused_rows()
-    names = sorted(set(by_queue) | set(paused) | {q for q in broker.queue_names() if QUEUE_NAME.match(q)})
+    names = sorted(set(by_queue) | set(paused) | {q for q in broker.queue_names() if is_queue_name(q)})
     queues = [_queue_entry(broker, name, by_queue.get(name, _zero_counts()), paused.get(name)) for name in names]
     totals = _zero_counts()
     for counts in by_queue.values():

@@ -30,6 +30,19 @@ class PermanentError(Exception):
     """A failure that retrying cannot fix: the job fails at once, without further attempts."""
 
 
+class PayloadError(PermanentError):
+    """A payload its processor refuses; ``field`` names the offending key (``subject``, ``headers.X-A``).
+
+    Raised at submit by a processor's ``validate_payload`` (the API answers 400 naming ``payload.<field>``),
+    and at run time by the same checks (the job fails at once, as for any :class:`PermanentError`).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field or 'payload'}: {message}")
+
+
 # Guards the moment a context's event is made against a cancel at the same time (both are rare).
 _CANCEL_LOCK = threading.Lock()
 
@@ -116,6 +129,10 @@ class JobProcessor(Protocol):
     def process(self, job: Job, ctx: Context) -> Any: ...
 
 
+PayloadValidator = Callable[[dict[str, Any]], Any]
+"""``validate_payload(payload)``: raise :class:`PayloadError` for a payload the processor cannot run."""
+
+
 class FunctionProcessor:
     """Adapts a plain (or ``async``) function ``fn(payload, ctx)`` to :class:`JobProcessor`."""
 
@@ -126,12 +143,17 @@ class FunctionProcessor:
         *,
         retry: RetryDefaults | None = None,
         timeout: float | None = None,
+        payload_schema: dict[str, Any] | None = None,
+        validate_payload: PayloadValidator | None = None,
     ) -> None:
         self.name = job_type
         self.function = function
         self.retry = retry or RetryDefaults()
         self.timeout = timeout
         self.is_async = inspect.iscoroutinefunction(function)
+        self.payload_schema = payload_schema
+        if validate_payload is not None:
+            self.validate_payload = validate_payload
 
     def can_process(self, job_type: str) -> bool:
         return job_type == self.name
@@ -157,6 +179,11 @@ class Registry:
             raise TypeError(f"{processor!r} does not implement JobProcessor (name, can_process, process)")
         if not processor.can_process(job_type):
             raise ValueError(f"processor {processor.name!r} says it cannot process {job_type!r}")
+        schema = getattr(processor, "payload_schema", None)
+        if schema is not None:
+            from jobs.payloads import check_schema
+
+            check_schema(schema)
         self._processors[job_type] = processor
         return processor
 
@@ -187,12 +214,26 @@ def processor(
     initial_delay: float | None = None,
     max_delay: float | None = None,
     timeout: float | None = None,
+    payload_schema: dict[str, Any] | None = None,
+    validate_payload: PayloadValidator | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a function ``fn(payload, ctx)`` as the processor of ``job_type``; returns it unchanged."""
+    """Register a function ``fn(payload, ctx)`` as the processor of ``job_type``; returns it unchanged.
+
+    ``payload_schema`` (a JSON Schema) and ``validate_payload`` check each payload at submit: see
+    :mod:`jobs.payloads`.
+    """
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         retry = RetryDefaults(max_retries, backoff, initial_delay, max_delay)
-        registry.register(job_type, FunctionProcessor(job_type, function, retry=retry, timeout=timeout))
+        proc = FunctionProcessor(
+            job_type,
+            function,
+            retry=retry,
+            timeout=timeout,
+            payload_schema=payload_schema,
+            validate_payload=validate_payload,
+        )
+        registry.register(job_type, proc)
         return function
 
     return decorate

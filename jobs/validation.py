@@ -17,11 +17,15 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from jobs import payloads
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
-from jobs.registry import RetryDefaults, registry, retry_defaults
+from jobs.registry import PayloadError, RetryDefaults, registry, retry_defaults
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
 
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# \A and \Z, not ^ and $: "$" also matches before a final newline, and "default\n" is no queue name.
+QUEUE_NAME = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")
+# The same rule as the OpenAPI schema writes it (ECMA-262, where "$" is the end of the text).
+QUEUE_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_NAME = 200
 MAX_IDEMPOTENCY_KEY = 200
 RETRY_KEYS = {"max_retries", "backoff", "initial_delay", "max_delay", "jitter"}
@@ -109,6 +113,11 @@ def _when(value: Any) -> datetime:
         return moment.astimezone(UTC)
     except OverflowError:
         raise InvalidJob("schedule_at", f"{value!r} is out of range") from None
+
+
+def is_queue_name(value: Any) -> bool:
+    """True when ``value`` is a queue name as a whole (1-64 of A-Z a-z 0-9 _ . : -)."""
+    return isinstance(value, str) and QUEUE_NAME.fullmatch(value) is not None
 
 
 def check_payload(payload: Any) -> str:
@@ -245,8 +254,10 @@ def _merged_retry_fields(defaults: RetryDefaults, retry: Any) -> dict[str, Any]:
 def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     """Check every field of ``spec``; raise :class:`InvalidJob` at the first bad one."""
     now = now or timezone.now()
-    if not isinstance(spec.type, str) or not spec.type:
+    if spec.type is None:
         raise InvalidJob("type", "is required")
+    if not isinstance(spec.type, str) or not spec.type:
+        raise InvalidJob("type", f"{spec.type!r} is not a job type: give a registered type's name")
     if spec.type not in registry:
         known = ", ".join(registry.types()) or "none"
         raise InvalidJob("type", f"unknown job type {spec.type!r} (registered: {known})")
@@ -254,7 +265,7 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     if not isinstance(spec.name, str) or len(spec.name) > MAX_NAME:
         raise InvalidJob("name", f"must be a string of at most {MAX_NAME} characters")
     check_text("name", spec.name)
-    if not isinstance(spec.queue, str) or not QUEUE_NAME.match(spec.queue):
+    if not is_queue_name(spec.queue):
         raise InvalidJob("queue", f"{spec.queue!r} is not a queue name (1-64 of A-Z a-z 0-9 _ . : -)")
     priority = _integer("priority", spec.priority, PRIORITY_MIN, PRIORITY_MAX)
     fields: dict[str, Any] = {
@@ -285,4 +296,9 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
         fields["schedule_at"] = due
     else:
         due = None
+    # Last: the job's own fields are judged first, whatever its processor thinks of the payload.
+    try:
+        payloads.check_payload(registry.get(spec.type), spec.payload)
+    except PayloadError as exc:
+        raise InvalidJob(f"payload.{exc.field}" if exc.field else "payload", exc.message) from None
     return ValidJob(fields=fields, due=due, payload_json=payload_json)

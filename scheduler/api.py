@@ -17,11 +17,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from jobs.api.schema import COMMON_ERRORS, error_responses
+from jobs.api.serializers import QueueNameField
+from jobs.models import PRIORITY_MAX, PRIORITY_MIN
 from scheduler import cron
 from scheduler.models import Schedule
 
@@ -42,13 +54,18 @@ class _RefusesUnknownFields(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "integer", "minimum": PRIORITY_MIN, "maximum": PRIORITY_MAX})
+class PriorityField(serializers.IntegerField):
+    """-100 to 100, as documented; the range is checked with the job (its message names the value)."""
+
+
 class JobTemplateSerializer(_RefusesUnknownFields):
     """The job each fire submits (the body of ``POST /api/v1/jobs`` without timing fields)."""
 
-    type = serializers.CharField(source="job_type", max_length=100)
+    type = serializers.CharField(source="job_type", min_length=1, max_length=100)
     payload = serializers.JSONField(required=False, default=dict)
-    queue = serializers.CharField(required=False, default="default", max_length=64)
-    priority = serializers.IntegerField(required=False, default=0)
+    queue = QueueNameField(required=False, default="default")
+    priority = PriorityField(required=False, default=0)
     retry = serializers.JSONField(required=False, allow_null=True, default=None)
     timeout = serializers.FloatField(required=False, allow_null=True, default=None)
 
@@ -76,6 +93,8 @@ class ScheduleSerializer(_RefusesUnknownFields, serializers.ModelSerializer):
             "updated_at",
         )
         read_only_fields = ("id", "last_fire_at", "next_fire_at", "created_at", "updated_at")
+        # A blank value is refused ("may not be blank"); the schema says so with minLength.
+        extra_kwargs = {"name": {"min_length": 1}, "cron": {"min_length": 1}, "timezone": {"min_length": 1}}
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         candidate = Schedule()
@@ -115,6 +134,103 @@ _ACTION_PERMISSIONS = {
 }
 
 
+class TriggeredJobSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    type = serializers.CharField()
+    queue = serializers.CharField()
+
+
+class TriggerResultSerializer(serializers.Serializer):
+    job = TriggeredJobSerializer(help_text="The job submitted now.")
+    schedule = ScheduleSerializer()
+
+
+_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The schedule's id.")
+_TAGS = ["schedules"]
+
+
+def _action(operation_id: str, summary: str, description: str, status: int = 200, body: Any = None) -> Any:
+    """The schema of a pause, resume or trigger action: no request body, the schedule's permission."""
+    errors = error_responses(*((400,) if status == 201 else ()), 403, 404, *COMMON_ERRORS)
+    return extend_schema(
+        operation_id=operation_id,
+        tags=_TAGS,
+        summary=summary,
+        description=description + " Needs `scheduler.change_schedule`.",
+        parameters=[_ID],
+        request=None,
+        responses={status: body or ScheduleSerializer, **errors},
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        operation_id="list_schedules",
+        tags=_TAGS,
+        summary="List recurring jobs, by name",
+        responses={200: ScheduleSerializer(many=True), **error_responses(*COMMON_ERRORS)},
+    ),
+    create=extend_schema(
+        operation_id="create_schedule",
+        tags=_TAGS,
+        summary="Create a recurring job",
+        description="A bad cron expression, time zone or job template is a 400 naming the field. Needs `scheduler.add_schedule`.",
+        examples=[
+            OpenApiExample(
+                "NightlyReport",
+                value={
+                    "name": "nightly-report",
+                    "cron": "0 3 * * *",
+                    "timezone": "Europe/Paris",
+                    "job": {"type": "send_email", "payload": {"email": "ops@example.com", "subject": "Report"}},
+                },
+                request_only=True,
+            )
+        ],
+        responses={201: ScheduleSerializer, **error_responses(400, 403, *COMMON_ERRORS)},
+    ),
+    retrieve=extend_schema(
+        operation_id="get_schedule",
+        tags=_TAGS,
+        summary="Get a recurring job",
+        parameters=[_ID],
+        responses={200: ScheduleSerializer, **error_responses(404, *COMMON_ERRORS)},
+    ),
+    update=extend_schema(
+        operation_id="replace_schedule",
+        tags=_TAGS,
+        summary="Replace a recurring job",
+        description="Needs `scheduler.change_schedule`.",
+        parameters=[_ID],
+        responses={200: ScheduleSerializer, **error_responses(400, 403, 404, *COMMON_ERRORS)},
+    ),
+    partial_update=extend_schema(
+        operation_id="update_schedule",
+        tags=_TAGS,
+        summary="Change some fields of a recurring job",
+        description="Needs `scheduler.change_schedule`.",
+        parameters=[_ID],
+        responses={200: ScheduleSerializer, **error_responses(400, 403, 404, *COMMON_ERRORS)},
+    ),
+    destroy=extend_schema(
+        operation_id="delete_schedule",
+        tags=_TAGS,
+        summary="Delete a recurring job",
+        description="The jobs it submitted stay. Needs `scheduler.delete_schedule`.",
+        parameters=[_ID],
+        responses={204: OpenApiResponse(description="Deleted."), **error_responses(403, 404, *COMMON_ERRORS)},
+    ),
+    pause=_action("pause_schedule", "Pause a recurring job", "Fire times while paused are not run later."),
+    resume=_action("resume_schedule", "Resume a paused recurring job", "It fires from the next fire time after now."),
+    trigger=_action(
+        "trigger_schedule",
+        "Submit a recurring job's job now",
+        "Outside its cron times, which stay as they were.",
+        status=201,
+        body=TriggerResultSerializer,
+    ),
+)
 class ScheduleViewSet(viewsets.ModelViewSet):
     queryset = Schedule.objects.all().order_by("name")
     serializer_class = ScheduleSerializer

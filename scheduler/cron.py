@@ -38,6 +38,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from jobs.client import enqueue_idempotent
+from jobs.idempotency import IdempotencyConflict
 from jobs.validation import InvalidJob, JobSpec, validate
 
 if TYPE_CHECKING:
@@ -288,6 +289,8 @@ def step(schedule: Schedule, now: datetime) -> Fired | None:
         if step_plan.fire_at is not None:
             try:
                 job, created = enqueue_idempotent(job_spec(schedule, fire_key(schedule.pk, step_plan.fire_at)))
+            except IdempotencyConflict as exc:  # the fire time has its job, made from an older template
+                job = exc.job
             except InvalidJob as exc:
                 # Keep the step: retrying a template that cannot make a job would fail every tick.
                 logger.error(

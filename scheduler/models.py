@@ -11,7 +11,7 @@ database, not from a lock:
    WHERE id = ... AND next_fire_at = <the fire time it read>``. Only one scheduler's update matches;
    the others update no row and move on.
 2. In the same transaction it inserts the job with ``idempotency_key = "schedule:<id>:<fire time in
-   UTC, ISO 8601>"``. ``jobs.Job.idempotency_key`` is UNIQUE, so even if the schedule row is moved
+   UTC, ISO 8601>"``. ``jobs.Job.idempotency_key`` is UNIQUE (in the scheduler's scope), so even if the schedule row is moved
    back (an edit, a restored backup, a bug), the database refuses a second job for that fire time.
 
 We use the job's unique key rather than a separate ``ScheduleFire`` table with
@@ -47,6 +47,8 @@ _FORM_FIELDS = {
     "job.timeout": "timeout",
     "job.name": "name",
 }
+# ... and errors inside one: job.retry.max_delay, job.payload.subject (a processor's payload check).
+_FORM_PREFIXES = (("job.retry", "retry"), ("job.payload", "payload"))
 
 
 class Schedule(models.Model):
@@ -138,6 +140,8 @@ class Schedule(models.Model):
         try:
             check(self)
         except InvalidSchedule as exc:
-            field = _FORM_FIELDS.get(exc.field) or ("retry" if exc.field.startswith("job.retry") else exc.field)
+            field = _FORM_FIELDS.get(exc.field) or next(
+                (name for prefix, name in _FORM_PREFIXES if exc.field.startswith(prefix)), exc.field
+            )
             known = {f.name for f in self._meta.fields}
             raise ValidationError({field if field in known else NON_FIELD_ERRORS: exc.message}) from None

@@ -46,6 +46,9 @@ SEED_JOB = {
 }
 """The seed's example job, as the REST API takes it."""
 
+EMAIL_PAYLOAD = {"email": "user@example.com"}
+"""The smallest valid ``send_email`` payload (subject and body default to empty)."""
+
 
 def make_context(seconds: float = 30.0) -> Any:
     """A processor context for calling a processor directly, with ``seconds`` until its deadline."""

@@ -19,7 +19,7 @@ from jobs import client, redis_client
 from jobs.api import auth
 from jobs.models import ApiToken, Job, Status
 from jobs.tokens import create_token
-from tests.helpers import override_zipline
+from tests.helpers import EMAIL_PAYLOAD, override_zipline
 from tests.procs import free_port, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,7 +93,7 @@ def test_inactive_user_is_refused(broker: Any) -> None:
 
 def test_any_token_may_submit_but_reading_and_actions_need_permissions(broker: Any) -> None:
     c = APIClient(HTTP_AUTHORIZATION=as_header(user_with()))
-    job_id = c.post("/api/v1/jobs", {"type": "send_email"}, format="json").json()["id"]
+    job_id = c.post("/api/v1/jobs", {"type": "send_email", "payload": EMAIL_PAYLOAD}, format="json").json()["id"]
     for method, path in (("get", ""), ("post", "/cancel"), ("post", "/retry"), ("delete", "")):
         response = getattr(c, method)(f"/api/v1/jobs/{job_id}{path}")
         assert response.status_code == 403, (method, path)
@@ -103,7 +103,7 @@ def test_any_token_may_submit_but_reading_and_actions_need_permissions(broker: A
 
 def test_cancel_and_retry_need_change_job(broker: Any) -> None:
     c = APIClient(HTTP_AUTHORIZATION=as_header(user_with("change_job")))
-    job = client.enqueue("send_email", {})
+    job = client.enqueue("send_email", EMAIL_PAYLOAD)
     assert c.get(f"/api/v1/jobs/{job.pk}").status_code == 200  # as in the admin, change implies view
     assert c.post(f"/api/v1/jobs/{job.pk}/cancel").status_code == 200
     assert c.post(f"/api/v1/jobs/{job.pk}/retry").status_code == 200
@@ -112,7 +112,7 @@ def test_cancel_and_retry_need_change_job(broker: Any) -> None:
 
 def test_delete_needs_delete_job(broker: Any) -> None:
     c = APIClient(HTTP_AUTHORIZATION=as_header(user_with("delete_job")))
-    job = client.enqueue("send_email", {})
+    job = client.enqueue("send_email", EMAIL_PAYLOAD)
     Job.objects.filter(pk=job.pk).update(status=Status.COMPLETED)
     assert c.post(f"/api/v1/jobs/{job.pk}/cancel").status_code == 403
     assert c.delete(f"/api/v1/jobs/{job.pk}").status_code == 204
@@ -127,7 +127,9 @@ def test_open_mode_lets_requests_through_and_says_so(broker: Any, caplog: pytest
     auth._warned.clear()
     with override_zipline(api_open=True, debug=True), caplog.at_level(logging.WARNING, logger="zipline.api"):
         anonymous = APIClient()
-        job_id = anonymous.post("/api/v1/jobs", {"type": "send_email"}, format="json").json()["id"]
+        job_id = anonymous.post("/api/v1/jobs", {"type": "send_email", "payload": EMAIL_PAYLOAD}, format="json").json()[
+            "id"
+        ]
         assert anonymous.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 200
         assert anonymous.get("/api/v1/stats").status_code == 200
     warnings = [r for r in caplog.records if "WITHOUT a token" in r.getMessage()]
@@ -153,7 +155,10 @@ def test_createtoken_makes_the_user_and_prints_a_new_key_each_time(broker: Any) 
     assert "revoked 2 older token(s)" in third.stderr
     key = third.stdout.strip()
     assert (
-        APIClient().post("/api/v1/jobs", {"type": "send_email"}, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 201
+        APIClient()
+        .post("/api/v1/jobs", {"type": "send_email", "payload": EMAIL_PAYLOAD}, HTTP_AUTHORIZATION=f"Bearer {key}")
+        .status_code
+        == 201
     )
     assert APIClient().get("/api/v1/stats", HTTP_AUTHORIZATION=f"Bearer {first}").status_code == 401
 
@@ -186,7 +191,7 @@ def token_queries(api_client: APIClient, path: str) -> int:
 def test_a_token_revoked_by_another_process_is_refused_by_the_next_request(broker: Any) -> None:
     made = manage("createtoken", "robot", "--viewer")
     c = APIClient(HTTP_AUTHORIZATION=f"Bearer {made.stdout.strip()}")
-    path = f"/api/v1/jobs/{client.enqueue('send_email', {}).pk}"
+    path = f"/api/v1/jobs/{client.enqueue('send_email', EMAIL_PAYLOAD).pk}"
     assert token_queries(c, path) == 1
     assert token_queries(c, path) == 0  # remembered by this process
     revoked = manage("createtoken", "robot", "--regenerate")
@@ -196,7 +201,7 @@ def test_a_token_revoked_by_another_process_is_refused_by_the_next_request(broke
 
 def test_a_redis_that_lost_its_data_trusts_no_remembered_token(own_redis: Any) -> None:
     c = APIClient(HTTP_AUTHORIZATION=as_header(user_with("view_job")))
-    path = f"/api/v1/jobs/{client.enqueue('send_email', {}).pk}"
+    path = f"/api/v1/jobs/{client.enqueue('send_email', EMAIL_PAYLOAD).pk}"
     assert token_queries(c, path) == 1
     assert token_queries(c, path) == 0
     own_redis.restart()  # no persistence: the generation is gone, and a new one is made
@@ -206,7 +211,7 @@ def test_a_redis_that_lost_its_data_trusts_no_remembered_token(own_redis: Any) -
 
 def test_without_redis_every_request_asks_the_database(broker: Any) -> None:
     c = APIClient(HTTP_AUTHORIZATION=as_header(user_with("view_job")))
-    path = f"/api/v1/jobs/{client.enqueue('send_email', {}).pk}"
+    path = f"/api/v1/jobs/{client.enqueue('send_email', EMAIL_PAYLOAD).pk}"
     assert token_queries(c, path) == 1
     with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
         redis_client.reset()

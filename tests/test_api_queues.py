@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from jobs import client, queues
 from jobs.models import Job, QueueState, Status
-from tests.helpers import token_client
+from tests.helpers import EMAIL_PAYLOAD, token_client
 from workers import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,14 +26,14 @@ def count_done(broker: Any, queue: str, name: str, value: int, minutes_ago: int 
 def fill(queue: str, statuses: dict[str, int]) -> None:
     for status, n in statuses.items():
         for _ in range(n):
-            job = client.enqueue("send_email", {}, queue=queue)
+            job = client.enqueue("send_email", EMAIL_PAYLOAD, queue=queue)
             Job.objects.filter(pk=job.pk).update(status=status)
 
 
 def test_queue_stats_counts_depths_and_throughput(api: APIClient, broker: Any) -> None:
     fill("emails", {Status.COMPLETED: 3, Status.FAILED: 1})
-    client.enqueue("send_email", {}, queue="emails")  # pending, in Redis
-    client.enqueue("send_email", {}, queue="emails", delay="1h")  # scheduled, delayed in Redis
+    client.enqueue("send_email", EMAIL_PAYLOAD, queue="emails")  # pending, in Redis
+    client.enqueue("send_email", EMAIL_PAYLOAD, queue="emails", delay="1h")  # scheduled, delayed in Redis
     fill("other", {Status.COMPLETED: 2})
     count_done(broker, "emails", "completed", 12)
     count_done(broker, "emails", "failed", 6)
@@ -73,7 +73,7 @@ def test_pause_and_resume(api: APIClient, broker: Any) -> None:
     assert response.status_code == 200 and response.json()["paused"] is True
     assert QueueState.objects.get(name="emails").paused and broker.depths("emails")["paused"] == 1
     assert api.get("/api/v1/queues/emails/stats").json()["paused"] is True
-    assert client.enqueue("send_email", {}, queue="emails").status == "pending"  # still accepted
+    assert client.enqueue("send_email", EMAIL_PAYLOAD, queue="emails").status == "pending"  # still accepted
     response = api.post("/api/v1/queues/emails/resume")
     assert response.status_code == 200 and response.json()["paused"] is False
     assert not QueueState.objects.get(name="emails").paused and broker.depths("emails")["paused"] == 0

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from jobs.api import urls as api_urls
 from jobs.api.errors import ERROR_CODES
 from jobs.models import Job, Status
+from jobs.registry import registry
 from tests.helpers import SEED_JOB
 from workers import heartbeat
 
@@ -97,7 +98,7 @@ def test_every_route_is_documented(schema: dict[str, Any]) -> None:
     operations = [
         (path, method, op) for path, item in schema["paths"].items() if path in ours for method, op in item.items()
     ]
-    assert len(operations) == 13
+    assert len(operations) == 14
     for path, method, op in operations:
         assert op["operationId"] and op["summary"] and op["tags"], (path, method)
         if path != "/health":
@@ -111,6 +112,51 @@ def test_every_route_is_documented(schema: dict[str, Any]) -> None:
                 assert response["description"]
     assert set(schema["paths"]["/api/v1/jobs"]["post"]["responses"]) >= {"200", "201", "400", "413", "415"}
     assert set(schema["paths"]["/api/v1/jobs/{job_id}/cancel"]["post"]["responses"]) >= {"200", "403", "404", "409"}
+
+
+def test_schedule_operations_are_documented_with_their_errors(schema: dict[str, Any]) -> None:
+    operations = {
+        op["operationId"]: (path, set(op["responses"]), op["tags"])
+        for path, item in schema["paths"].items()
+        if path.startswith("/api/v1/schedules")
+        for op in item.values()
+    }
+    assert set(operations) == {
+        "list_schedules", "create_schedule", "get_schedule", "replace_schedule", "update_schedule",
+        "delete_schedule", "pause_schedule", "resume_schedule", "trigger_schedule",
+    }  # fmt: skip
+    for operation_id, (path, statuses, tags) in operations.items():
+        assert tags == ["schedules"] and {"401", "429", "503"} <= statuses, operation_id
+        if "{id}" in path:
+            assert "404" in statuses, operation_id
+        if operation_id not in ("list_schedules", "get_schedule"):
+            assert "403" in statuses, operation_id
+    for operation_id in ("create_schedule", "replace_schedule", "update_schedule", "trigger_schedule"):
+        assert "400" in operations[operation_id][1], operation_id
+    components = schema["components"]["schemas"]
+    assert components["Schedule"]["properties"]["cron"]["minLength"] == 1
+    assert components["JobTemplate"]["properties"]["type"]["minLength"] == 1
+    assert components["JobSubmit"]["properties"]["type"]["minLength"] == 1
+    assert components["JobSubmit"]["properties"]["type"]["enum"] == registry.types()
+    assert {"send_email", "webhook", "process_data"} <= set(components["JobTemplate"]["properties"]["type"]["enum"])
+    assert components["RetryPolicyInput"]["properties"]["jitter"]["nullable"] is True
+    assert all(components[name]["additionalProperties"] is False for name in ("JobSubmit", "Schedule", "JobTemplate"))
+
+
+def test_an_empty_type_is_a_wrong_value_not_a_missing_one(api: APIClient) -> None:
+    empty = api.post("/api/v1/jobs", {"type": ""}, format="json").json()["error"]["details"]
+    assert empty == {"type": ["'' is not a job type: give a registered type's name"]}
+    assert api.post("/api/v1/jobs", {}, format="json").json()["error"]["details"] == {"type": ["is required"]}
+    blank_cron = {"name": "n", "cron": "", "job": {"type": "test_noop"}}
+    answer = api.post("/api/v1/schedules", blank_cron, format="json").json()["error"]["details"]
+    assert answer == {"cron": ["This field may not be blank."]}
+
+
+@pytest.mark.parametrize("query", ["type=", "queue=", "limit=", "created_after=", "status=", "status=failed,"])
+def test_an_empty_query_value_is_refused_not_ignored(api: APIClient, query: str) -> None:
+    response = api.get(f"/api/v1/jobs?{query}")
+    assert response.status_code == 400, (query, response.content)
+    assert list(response.json()["error"]["details"])[0].startswith(query.split("=")[0])
 
 
 def test_examples_come_from_the_seed_and_conform(schema: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from jobs.broker import Broker
 from jobs.models import Job, Status
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, PayloadTooLarge
-from tests.helpers import override_zipline
+from tests.helpers import EMAIL_PAYLOAD, override_zipline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -195,8 +195,8 @@ def test_a_payload_nested_past_the_encoders_depth_is_refused_naming_it(broker: B
 
 
 def test_a_retry_field_given_as_null_takes_the_processors_default(broker: Broker) -> None:
-    explicit = enqueue("send_email", {}, retry={"max_retries": None, "initial_delay": None, "jitter": None})
-    absent = enqueue("send_email", {})
+    explicit = enqueue("send_email", EMAIL_PAYLOAD, retry={"max_retries": None, "initial_delay": None, "jitter": None})
+    absent = enqueue("send_email", EMAIL_PAYLOAD)
     for job in (explicit, absent):
         row = Job.objects.get(pk=job.pk)
         assert (row.max_retries, row.initial_delay) == (5, 10.0)  # send_email's own, not the model's 3 and 1 s

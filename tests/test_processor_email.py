@@ -122,10 +122,8 @@ def test_cancelled_job_sends_nothing(smtp: Collector) -> None:
         ({"email": 5, "subject": "s", "body": "b"}, "email"),
         ({"email": "not-an-address", "subject": "s", "body": "b"}, "email"),
         ({"email": "a@b.com\nBcc: x@y.com", "subject": "s", "body": "b"}, "email"),
-        ({"email": "a@example.com", "body": "b"}, "subject"),
         ({"email": "a@example.com", "subject": 1, "body": "b"}, "subject"),
         ({"email": "a@example.com", "subject": "s\r\nBcc: x@y.com", "body": "b"}, "subject"),
-        ({"email": "a@example.com", "subject": "s"}, "body"),
         ({"email": "a@example.com", "subject": "s", "body": {"x": 1}}, "body"),
     ],
 )
@@ -133,6 +131,13 @@ def test_bad_payload_is_a_permanent_error_naming_the_field(payload: Any, field: 
     with pytest.raises(PermanentError) as info:
         run(payload)
     assert str(info.value).startswith(f"{field}:")
+
+
+def test_subject_and_body_default_to_empty_as_in_the_seeds_load_test(smtp: Collector) -> None:
+    assert run({"email": "test7@example.com"}) == {"sent": 1, "to": "test7@example.com"}
+    message = smtp.messages[0].content.decode()
+    headers, body = message.split("\r\n\r\n", 1)
+    assert "\r\nSubject: \r\n" in headers and body == ""
 
 
 def test_registered_under_send_email() -> None:

@@ -13,7 +13,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from jobs.validation import QUEUE_NAME
+from jobs.validation import is_queue_name
 
 
 class QueueSpecError(ValueError):
@@ -78,7 +78,7 @@ def parse_queues(text: str) -> QueueSelector:
         else:
             names.append(item)
     for name in names:
-        if not QUEUE_NAME.match(name):
+        if not is_queue_name(name):
             raise QueueSpecError(f"--queues={text!r}: {name!r} is not a queue name")
     if len(set(names)) != len(names):
         raise QueueSpecError(f"--queues={text!r}: a queue is named twice")

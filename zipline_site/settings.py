@@ -230,8 +230,10 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "jobs.api.schema.postprocess"],
     "TAGS": [
+        {"name": "index", "description": "What the API offers, with links to its docs and schema."},
         {"name": "jobs", "description": "Submit, read, list, cancel, retry and delete jobs."},
         {"name": "queues", "description": "Per-queue statistics, pause and resume."},
+        {"name": "schedules", "description": "Recurring (cron) jobs."},
         {"name": "stats", "description": "System and worker statistics."},
         {"name": "health", "description": "Liveness of the API and its dependencies (no token)."},
     ],

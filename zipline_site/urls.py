@@ -2,11 +2,13 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from jobs.api.urls import docs_urlpatterns, health_urlpatterns
 from jobs.auth_failures import limited_login
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/dashboard/"), name="root"),
     path("admin/login/", limited_login(admin.site.login)),  # 429 after too many failed passwords
     path("admin/", admin.site.urls),
     path("api/v1/", include("jobs.api.urls")),

@@ -26,6 +26,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from jobs.idempotency import IdempotencyConflict
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, PayloadTooLarge
 
@@ -48,7 +49,7 @@ ERROR_CODES: dict[int, dict[str, str]] = {
     406: {"not_acceptable": "the Accept header excludes JSON"},
     409: {
         "invalid_state": "the job's status does not allow the action",
-        "conflict": "the write conflicts with existing data (a reused idempotency key in a batch)",
+        "conflict": "the write conflicts with existing data (an idempotency key reused for a different request, or in a batch)",
     },
     413: {"payload_too_large": "the body or a job's payload is over its limit"},
     415: {"unsupported_media_type": "the body is not application/json"},
@@ -119,6 +120,8 @@ def _translate(exc: BaseException) -> tuple[int, str, str, dict[str, list[str]]]
         return exc.status_code, exc.code, exc.message, exc.details
     if isinstance(exc, PayloadTooLarge):
         return 413, "payload_too_large", f"{exc.field} {exc.message}", {exc.field: [exc.message]}
+    if isinstance(exc, IdempotencyConflict):
+        return 409, "conflict", f"{exc.field}: {exc.message}", {exc.field: [exc.message]}
     if isinstance(exc, InvalidJob):
         return 400, "invalid", f"{exc.field}: {exc.message}", {exc.field: [exc.message]}
     if isinstance(exc, TransitionError):

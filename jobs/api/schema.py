@@ -11,6 +11,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 
 from jobs.api.errors import ERROR_CODES, error_body
 from jobs.api.serializers import ErrorSerializer
+from jobs.registry import registry
 
 DESCRIPTION = """\
 ZipLine's REST API: submit jobs, follow them, cancel and retry them, and watch queues and workers.
@@ -124,8 +125,8 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
-def _link(operation_id: str, expression: str, description: str) -> dict[str, Any]:
-    return {"operationId": operation_id, "parameters": {"job_id": expression}, "description": description}
+def _link(operation_id: str, expression: str, description: str, parameter: str = "job_id") -> dict[str, Any]:
+    return {"operationId": operation_id, "parameters": {parameter: expression}, "description": description}
 
 
 def _job_links(expression: str) -> dict[str, Any]:
@@ -137,6 +138,19 @@ def _job_links(expression: str) -> dict[str, Any]:
     }
 
 
+def _schedule_links(expression: str) -> dict[str, Any]:
+    actions = {
+        "GetSchedule": ("get_schedule", "Read the schedule."),
+        "UpdateSchedule": ("update_schedule", "Change some of its fields."),
+        "ReplaceSchedule": ("replace_schedule", "Replace it."),
+        "PauseSchedule": ("pause_schedule", "Pause it."),
+        "ResumeSchedule": ("resume_schedule", "Resume it."),
+        "TriggerSchedule": ("trigger_schedule", "Submit its job now."),
+        "DeleteSchedule": ("delete_schedule", "Delete it."),
+    }
+    return {name: _link(op, expression, text, "id") for name, (op, text) in actions.items()}
+
+
 LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     # (path, method) -> {status: links}
     ("/api/v1/jobs", "post"): {"201": _job_links("$response.body#/id"), "200": _job_links("$response.body#/id")},
@@ -144,12 +158,28 @@ LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("/api/v1/jobs/{job_id}", "get"): {"200": _job_links("$response.body#/id")},
     ("/api/v1/jobs/{job_id}/cancel", "post"): {"200": _job_links("$response.body#/id")},
     ("/api/v1/jobs/{job_id}/retry", "post"): {"200": _job_links("$response.body#/id")},
+    ("/api/v1/schedules", "post"): {"201": _schedule_links("$response.body#/id")},
+    ("/api/v1/schedules/{id}", "get"): {"200": _schedule_links("$response.body#/id")},
+    ("/api/v1/schedules/{id}/trigger", "post"): {"201": _job_links("$response.body#/job/id")},
 }
 
 
+# Request bodies whose unknown fields the API refuses by name (a typo must not pass silently).
+CLOSED_BODIES = ("JobSubmit", "RetryPolicyInput", "JobBatchSubmit", "Schedule", "PatchedSchedule", "JobTemplate")
+
+
 def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
-    """drf-spectacular POSTPROCESSING_HOOK: the description and the links between job operations."""
+    """drf-spectacular POSTPROCESSING_HOOK: the description, closed request bodies and the links."""
     result.setdefault("info", {})["description"] = DESCRIPTION
+    components = result.get("components", {}).get("schemas", {})
+    for name in CLOSED_BODIES:
+        if name in components:
+            components[name]["additionalProperties"] = False
+    # The job types this deployment runs: any other is refused, so the schema says so.
+    for name in ("JobSubmit", "JobTemplate"):
+        field = components.get(name, {}).get("properties", {}).get("type")
+        if field is not None:
+            field["enum"] = registry.types()
     for (path, method), by_status in LINKS.items():
         operation = result.get("paths", {}).get(path, {}).get(method)
         if not operation:

@@ -22,8 +22,17 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs import masking
+from jobs.api.pagination import CURSOR_PATTERN
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff, Job, JobAttempt, Outcome, Status
-from jobs.validation import MAX_IDEMPOTENCY_KEY, MAX_NAME, MAX_RETRIES_LIMIT, QUEUE_NAME, InvalidJob, JobSpec
+from jobs.validation import (
+    MAX_IDEMPOTENCY_KEY,
+    MAX_NAME,
+    MAX_RETRIES_LIMIT,
+    QUEUE_NAME,
+    QUEUE_NAME_PATTERN,
+    InvalidJob,
+    JobSpec,
+)
 from zipline_site.durations import format_duration
 
 MAX_BATCH = 1000
@@ -46,7 +55,7 @@ def spec_from_body(data: Any, prefix: str = "") -> JobSpec:
         field = f"{prefix}.{sorted(unknown)[0]}" if prefix else sorted(unknown)[0]
         raise InvalidJob(field, "unknown field")
     values = dict(data)
-    values.setdefault("type", "")
+    values.setdefault("type", None)  # missing: "is required" (an empty string is a wrong value)
     return JobSpec(**values)
 
 
@@ -167,21 +176,43 @@ class AnyJSONField(serializers.JSONField):
     pass
 
 
+@extend_schema_field({"type": "string", "pattern": CURSOR_PATTERN, "minLength": 47, "maxLength": 47})
+class CursorField(serializers.CharField):
+    """A page cursor; its form is checked (and a bad one refused naming ``cursor``) by the pagination."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=200, trim_whitespace=False, **kwargs)
+
+
+@extend_schema_field({"type": "string", "pattern": QUEUE_NAME_PATTERN, "minLength": 1, "maxLength": 64})
+class QueueNameField(serializers.RegexField):
+    """A queue name, matched as a whole: never a name followed by a newline."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(QUEUE_NAME, trim_whitespace=False, **kwargs)
+
+
 class RetryPolicyInputSerializer(serializers.Serializer):
+    # Each field may be null, which means the same as leaving it out: the job type's default.
     max_retries = serializers.IntegerField(
         min_value=0,
         max_value=MAX_RETRIES_LIMIT,
         required=False,
+        allow_null=True,
         help_text="Retries after the first attempt (default 3).",
     )
     backoff = serializers.ChoiceField(
-        choices=Backoff.choices, required=False, help_text="How delays grow (default exponential)."
+        choices=Backoff.choices, required=False, allow_null=True, help_text="How delays grow (default exponential)."
     )
-    initial_delay = DurationInputField(required=False, help_text="Delay before the first retry (default 1s).")
+    initial_delay = DurationInputField(
+        required=False, allow_null=True, help_text="Delay before the first retry (default 1s)."
+    )
     max_delay = DurationInputField(
-        required=False, help_text="Longest delay between retries (default 1h); not below initial_delay."
+        required=False,
+        allow_null=True,
+        help_text="Longest delay between retries (default 1h); not below initial_delay.",
     )
-    jitter = serializers.BooleanField(required=False, help_text="Randomise delays (default true).")
+    jitter = serializers.BooleanField(required=False, allow_null=True, help_text="Randomise delays (default true).")
 
 
 class JobSubmitSerializer(serializers.Serializer):
@@ -189,7 +220,7 @@ class JobSubmitSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=MAX_NAME, required=False, allow_blank=True, help_text="A label for people.")
     type = serializers.CharField(
-        max_length=100, help_text="A registered job type: send_email, webhook, process_data, ..."
+        min_length=1, max_length=100, help_text="A registered job type: send_email, webhook, process_data, ..."
     )
     payload = ObjectField(
         required=False, help_text="The job's input, a JSON object (at most JQS_MAX_PAYLOAD_BYTES as JSON)."
@@ -197,11 +228,11 @@ class JobSubmitSerializer(serializers.Serializer):
     priority = serializers.IntegerField(
         min_value=PRIORITY_MIN, max_value=PRIORITY_MAX, required=False, help_text="Higher runs first (default 0)."
     )
-    queue = serializers.RegexField(
-        QUEUE_NAME.pattern, max_length=64, required=False, help_text="Queue name (default `default`)."
-    )
+    queue = QueueNameField(required=False, help_text="Queue name (default `default`).")
     retry = RetryPolicyInputSerializer(
-        required=False, help_text="Retry policy; missing fields take the job type's defaults."
+        required=False,
+        allow_null=True,
+        help_text="Retry policy; missing (or null) fields take the job type's defaults.",
     )
     schedule_at = serializers.DateTimeField(
         required=False,
@@ -282,6 +313,10 @@ class JobPageSerializer(serializers.Serializer):
     results = JobSummarySerializer(many=True)
     next = serializers.URLField(allow_null=True, help_text="The next (older) page, or null on the last one.")
     previous = serializers.URLField(allow_null=True, help_text="The previous (newer) page, or null on the first one.")
+    next_cursor = CursorField(
+        allow_null=True, help_text="The `cursor` of the next page (what `next` links to), or null."
+    )
+    previous_cursor = CursorField(allow_null=True, help_text="The `cursor` of the previous page, or null.")
 
 
 class BatchJobSerializer(serializers.Serializer):
@@ -300,19 +335,27 @@ class CommaListField(serializers.ListField):
     def to_internal_value(self, data: Any) -> list[Any]:
         if isinstance(data, str):
             data = [data]
-        items = [part for item in data if isinstance(item, str) for part in item.split(",") if part]
+        items = [part for item in data if isinstance(item, str) for part in item.split(",")]
         return super().to_internal_value(items)
 
 
 class JobListQuerySerializer(serializers.Serializer):
+    """The list's query string. An empty value (``?type=``) is a value, and a wrong one: DRF would read
+    it as absent, answering every job for ``?queue=`` instead of refusing it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "getlist"):
+            data = {key: data.getlist(key) if key == "status" else data.get(key) for key in data}
+        return super().to_internal_value(data)
+
     status = CommaListField(
         child=serializers.ChoiceField(choices=Status.choices), required=False, help_text="One or more statuses."
     )
-    queue = serializers.RegexField(QUEUE_NAME.pattern, max_length=64, required=False)
+    queue = QueueNameField(required=False)
     type = serializers.CharField(max_length=100, required=False)
     created_after = serializers.DateTimeField(required=False, help_text="Created at or after (RFC 3339).")
     created_before = serializers.DateTimeField(required=False, help_text="Created before (RFC 3339).")
-    cursor = serializers.CharField(max_length=200, required=False, help_text="From a page's next or previous link.")
+    cursor = CursorField(required=False, help_text="A page's `next_cursor` or `previous_cursor`.")
     limit = serializers.IntegerField(min_value=1, max_value=500, default=50, help_text="Jobs per page (default 50).")
 
 
@@ -385,6 +428,22 @@ class WorkerSerializer(serializers.Serializer):
 class WorkerStatsSerializer(serializers.Serializer):
     workers = WorkerSerializer(many=True)
     totals = WorkersSummarySerializer()
+
+
+class ApiRouteSerializer(serializers.Serializer):
+    path = serializers.CharField(help_text="`{name}` marks a path parameter.")
+    methods = serializers.ListField(child=serializers.CharField())
+    href = serializers.URLField(required=False, help_text="The route's URL, when it has no path parameter.")
+
+
+class ApiIndexSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    version = serializers.CharField()
+    docs = serializers.URLField(help_text="Swagger UI.")
+    redoc = serializers.URLField(help_text="ReDoc.")
+    schema = serializers.URLField(help_text="The OpenAPI 3 schema.")
+    health = serializers.URLField()
+    endpoints = ApiRouteSerializer(many=True)
 
 
 class CheckSerializer(serializers.Serializer):

@@ -25,6 +25,7 @@ class QueueNameConverter:
 register_converter(QueueNameConverter, "queue")
 
 urlpatterns = [
+    path("", views.ApiIndexView.as_view(), name="api-index"),
     path("jobs", views.JobCollectionView.as_view(), name="api-jobs"),
     path("jobs/batch", views.JobBatchView.as_view(), name="api-jobs-batch"),
     path("jobs/<str:job_id>", views.JobDetailView.as_view(), name="api-job"),

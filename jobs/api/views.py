@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 from jobs import client, queues
 from jobs.api import serializers as s
 from jobs.api.errors import ApiError
+from jobs.api.index import api_index
 from jobs.api.pagination import paginate
 from jobs.api.parsers import LimitedJSONParser
 from jobs.api.permissions import CHANGE_JOB, CHANGE_QUEUE, DELETE_JOB, HasActionPermission
@@ -31,6 +32,7 @@ from jobs.api.renderers import SafeJSONRenderer
 from jobs.api.schema import COMMON_ERRORS, EXAMPLE_ID, SEED_JOB, SEED_JOB_RESPONSE, error_responses
 from jobs.api.throttling import ScopedThrottle
 from jobs.health import health_payload, may_see_details
+from jobs.idempotency import user_scope
 from jobs.models import FINISHED, Job
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, JobSpec
@@ -112,6 +114,24 @@ SEED_EXAMPLE = OpenApiExample("SeedWelcomeEmail", value=SEED_JOB, request_only=T
 JOB_EXAMPLE = OpenApiExample("PendingJob", value=SEED_JOB_RESPONSE, response_only=True)
 
 
+class ApiIndexView(ApiView):
+    throttle_scopes = {"GET": "read"}
+
+    @extend_schema(
+        operation_id="api_index",
+        tags=["index"],
+        summary="What the API offers",
+        description=(
+            "Every route under `/api/v1/` with its methods (`{job_id}` marks a path parameter), and links to "
+            "the Swagger UI (`docs`), ReDoc, the OpenAPI schema and `/health`. Needs a token, like every "
+            "`/api/v1/` route."
+        ),
+        responses={200: s.ApiIndexSerializer, **error_responses(*COMMON_ERRORS)},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(api_index(request))
+
+
 class JobCollectionView(ApiView):
     throttle_scopes = {"POST": "submit", "GET": "read"}
 
@@ -119,7 +139,10 @@ class JobCollectionView(ApiView):
         operation_id="list_jobs",
         tags=["jobs"],
         summary="List jobs, newest first",
-        description="Filters combine with AND. Pages are cursor-based: follow `next` until it is null.",
+        description=(
+            "Filters combine with AND. Pages are cursor-based: follow `next` until it is null, or pass "
+            "`next_cursor` as `cursor`."
+        ),
         parameters=[s.JobListQuerySerializer],
         responses={200: s.JobPageSerializer, **error_responses(400, 403, *COMMON_ERRORS)},
     )
@@ -140,7 +163,13 @@ class JobCollectionView(ApiView):
             rows = rows.filter(created_at__lt=f["created_before"])
         page = paginate(rows, request, f["limit"], f.get("cursor"))
         return Response(
-            {"results": [s.job_summary(j) for j in page.items], "next": page.next, "previous": page.previous}
+            {
+                "results": [s.job_summary(j) for j in page.items],
+                "next": page.next,
+                "previous": page.previous,
+                "next_cursor": page.next_cursor,
+                "previous_cursor": page.previous_cursor,
+            }
         )
 
     @extend_schema(
@@ -149,20 +178,23 @@ class JobCollectionView(ApiView):
         summary="Submit a job",
         description=(
             "Validates every field, writes the job and hands it to Redis. A future `schedule_at` (or a `delay`) "
-            "makes it `scheduled`. With an `idempotency_key` used before, the first job is returned with 200 "
-            "and nothing is written."
+            "makes it `scheduled`. Idempotency keys are scoped to the token's user: with a key this user used "
+            "before for the same request, the first job is returned with 200 and nothing is written; for a "
+            "different request, the answer is 409 naming the key."
         ),
         request=s.JobSubmitSerializer,
         examples=[SEED_EXAMPLE, JOB_EXAMPLE],
         responses={
             201: OpenApiResponse(s.JobSerializer, description="Created."),
             200: OpenApiResponse(s.JobSerializer, description="The idempotency key was used before: the first job."),
-            **error_responses(400, 413, 415, *COMMON_ERRORS),
+            **error_responses(400, 409, 413, 415, *COMMON_ERRORS),
         },
     )
     def post(self, request: Request) -> Response:
         spec = s.spec_from_body(request.data)
-        job, created = storing(lambda: client.enqueue_idempotent(spec, submitted_by=submitter(request)))
+        job, created = storing(
+            lambda: client.enqueue_idempotent(spec, user_scope(request.user), submitted_by=submitter(request))
+        )
         body = s.job_detail(job, request.user) if created else with_attempts(job, request)
         return Response(body, status=201 if created else 200, headers={"Location": f"/api/v1/jobs/{job.pk}"})
 
@@ -201,15 +233,16 @@ class JobBatchView(ApiView):
     )
     def post(self, request: Request) -> Response:
         specs = s.batch_specs(request.data)
+        scope = user_scope(request.user)
         try:
-            rows = storing(lambda: client.enqueue_many(specs, submitted_by=submitter(request)))
+            rows = storing(lambda: client.enqueue_many(specs, scope, submitted_by=submitter(request)))
         except IntegrityError:
             message = "an idempotency key is reused; nothing was written"
-            raise ApiError(409, "conflict", message, reused_keys(specs)) from None
+            raise ApiError(409, "conflict", message, reused_keys(specs, scope)) from None
         return Response({"count": len(rows), "jobs": [{"id": str(j.pk), "status": j.status} for j in rows]}, status=201)
 
 
-def reused_keys(specs: list[JobSpec]) -> dict[str, list[str]]:
+def reused_keys(specs: list[JobSpec], scope: str) -> dict[str, list[str]]:
     """Which jobs of a refused batch reuse an idempotency key: twice in the batch, or already stored."""
     details: dict[str, list[str]] = {}
     first: dict[str, int] = {}
@@ -221,7 +254,8 @@ def reused_keys(specs: list[JobSpec]) -> dict[str, list[str]]:
             details[f"jobs[{index}].idempotency_key"] = [f"{key!r} is jobs[{first[key]}]'s too"]
         else:
             first[key] = index
-    for key, job_id in Job.objects.filter(idempotency_key__in=list(first)).values_list("idempotency_key", "id"):
+    stored = Job.objects.filter(idempotency_scope=scope, idempotency_key__in=list(first))
+    for key, job_id in stored.values_list("idempotency_key", "id"):
         details[f"jobs[{first[str(key)]}].idempotency_key"] = [f"{key!r} is already job {job_id}'s"]
     return details
 

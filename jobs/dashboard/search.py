@@ -14,7 +14,7 @@ from django.db.models import Q, QuerySet
 from jobs.models import Job
 from jobs.validation import storable
 
-_HEX = re.compile(r"^[0-9a-f]{4,32}$")
+_HEX = re.compile(r"[0-9a-f]{4,32}")  # as a whole (fullmatch)
 MIN_PREFIX = 4
 
 
@@ -29,7 +29,7 @@ def full_id(term: str) -> uuid.UUID | None:
 def id_range(term: str) -> tuple[uuid.UUID, uuid.UUID] | None:
     """The smallest and largest id starting with the hex digits of ``term`` (dashes ignored), or None."""
     digits = term.strip().lower().replace("-", "")
-    if not _HEX.match(digits):
+    if not _HEX.fullmatch(digits):
         return None
     return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
 

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from jobs.registry import Context, PermanentError
+from jobs.registry import Context, PayloadError
 
 if TYPE_CHECKING:
     from jobs.models import Job
@@ -28,20 +28,20 @@ LIST_SORT_LIMIT = 1_000_000
 
 
 def parse_payload(payload: Any) -> tuple[int, str, int]:
-    """Validate a ``process_data`` payload into (data_size, operation, seed); bad ones raise PermanentError."""
+    """Validate a ``process_data`` payload into (data_size, operation, seed); bad ones raise PayloadError."""
     if not isinstance(payload, Mapping):
-        raise PermanentError("payload: expected an object with data_size and operation")
+        raise PayloadError("", "expected an object with data_size and operation")
     size = payload.get("data_size")
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_DATA_SIZE:
-        raise PermanentError(f"data_size: expected a whole number from 1 to {MAX_DATA_SIZE}, not {size!r}")
+        raise PayloadError("data_size", f"expected a whole number from 1 to {MAX_DATA_SIZE}, not {size!r}")
     operation = payload.get("operation")
     if operation not in OPERATIONS:
-        raise PermanentError(f"operation: expected one of {', '.join(OPERATIONS)}, not {operation!r}")
+        raise PayloadError("operation", f"expected one of {', '.join(OPERATIONS)}, not {operation!r}")
     seed = payload.get("seed", 0)
     if seed is None:
         seed = 0
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PermanentError(f"seed: expected a whole number, not {seed!r}")
+        raise PayloadError("seed", f"expected a whole number, not {seed!r}")
     return size, operation, seed
 
 
@@ -141,6 +141,9 @@ class ProcessDataProcessor:
 
     def can_process(self, job_type: str) -> bool:
         return job_type == self.name
+
+    def validate_payload(self, payload: dict[str, Any]) -> None:
+        parse_payload(payload)
 
     def process(self, job: Job, ctx: Context) -> dict[str, Any]:
         size, operation, seed = parse_payload(job.payload)

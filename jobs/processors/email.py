@@ -14,36 +14,42 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 
-from jobs.registry import Context, PermanentError, RetryDefaults
+from jobs.registry import Context, PayloadError, PermanentError, RetryDefaults
 
 if TYPE_CHECKING:
     from jobs.models import Job
 
 MAX_SUBJECT_CHARS = 998  # the longest line RFC 5322 allows
+DEFAULT_SUBJECT = ""
+DEFAULT_BODY = ""
 
 
 def parse_payload(payload: Any) -> tuple[str, str, str]:
-    """Validate a ``send_email`` payload into (email, subject, body); a bad one raises PermanentError."""
+    """Validate a ``send_email`` payload into (email, subject, body); a bad one raises PayloadError.
+
+    ``subject`` and ``body`` may be left out (the seed's load test sends only ``email``): both default
+    to an empty string. Run at submit (``validate_payload``) and again when the job runs.
+    """
     if not isinstance(payload, Mapping):
-        raise PermanentError("payload: expected an object with email, subject and body")
+        raise PayloadError("", "expected an object with email, subject and body")
     email = payload.get("email")
     if not isinstance(email, str) or not email.strip():
-        raise PermanentError("email: expected an email address")
+        raise PayloadError("email", f"expected an email address, not {email!r}")
     email = email.strip()
     try:
         validate_email(email)
     except ValidationError:
-        raise PermanentError(f"email: {email!r} is not a valid email address") from None
-    subject = payload.get("subject")
+        raise PayloadError("email", f"{email!r} is not a valid email address") from None
+    subject = payload.get("subject", DEFAULT_SUBJECT)
     if not isinstance(subject, str):
-        raise PermanentError("subject: expected a string")
+        raise PayloadError("subject", f"expected a string, not {subject!r}")
     if "\r" in subject or "\n" in subject:
-        raise PermanentError("subject: must be one line (no line breaks)")
+        raise PayloadError("subject", "must be one line (no line breaks)")
     if len(subject) > MAX_SUBJECT_CHARS:
-        raise PermanentError(f"subject: longer than {MAX_SUBJECT_CHARS} characters")
-    body = payload.get("body")
+        raise PayloadError("subject", f"longer than {MAX_SUBJECT_CHARS} characters")
+    body = payload.get("body", DEFAULT_BODY)
     if not isinstance(body, str):
-        raise PermanentError("body: expected a string")
+        raise PayloadError("body", f"expected a string, not {body!r}")
     return email, subject, body
 
 
@@ -63,6 +69,9 @@ class SendEmailProcessor:
 
     def can_process(self, job_type: str) -> bool:
         return job_type == self.name
+
+    def validate_payload(self, payload: dict[str, Any]) -> None:
+        parse_payload(payload)
 
     def process(self, job: Job, ctx: Context) -> dict[str, Any]:
         email, subject, body = parse_payload(job.payload)

@@ -26,7 +26,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from django.conf import settings
 
-from jobs.registry import Context, PermanentError, RetryDefaults
+from jobs.registry import Context, PayloadError, PermanentError, RetryDefaults
 from zipline_site.allowlist import parse_entries
 from zipline_site.durations import DurationError, parse_duration
 
@@ -46,7 +46,7 @@ USER_AGENT = "ZipLine-webhook/1"
 # The first BODY_CHARS characters of any text fit in this many bytes (4 bytes per character at most).
 _BODY_BYTES = BODY_CHARS * 4
 _READ_CHUNK = 8192
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 9110 token, as a whole (fullmatch)
 # Framing headers are http.client's to write; a Host of the job's choosing would bypass the URL it names.
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 # Sent only to the origin the job named: dropped when a redirect leads elsewhere.
@@ -137,31 +137,31 @@ class _Target:
 
 
 def _parse_url(url: Any, field: str) -> _Target:
-    """Parse and check a URL; a bad one raises :class:`PermanentError` naming ``field``."""
+    """Parse and check a URL; a bad one raises :class:`PayloadError` naming ``field``."""
     if not isinstance(url, str) or not url.strip():
-        raise PermanentError(f"{field}: expected an http:// or https:// URL")
+        raise PayloadError(field, "expected an http:// or https:// URL")
     url = url.strip()
     if len(url) > MAX_URL_LENGTH:
-        raise PermanentError(f"{field}: longer than {MAX_URL_LENGTH} characters")
+        raise PayloadError(field, f"longer than {MAX_URL_LENGTH} characters")
     if any(ord(c) < 33 or ord(c) == 127 for c in url):
-        raise PermanentError(f"{field}: contains spaces or control characters")
+        raise PayloadError(field, "contains spaces or control characters")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise PermanentError(f"{field}: not a valid URL ({exc})") from None
+        raise PayloadError(field, f"not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise PermanentError(f"{field}: scheme {parts.scheme or '(none)'!r} is not allowed; use http or https")
+        raise PayloadError(field, f"scheme {parts.scheme or '(none)'!r} is not allowed; use http or https")
     if parts.username is not None or parts.password is not None:
-        raise PermanentError(f"{field}: credentials in the URL are not supported; send an Authorization header")
+        raise PayloadError(field, "credentials in the URL are not supported; send an Authorization header")
     host = parts.hostname
     if not host:
-        raise PermanentError(f"{field}: the URL names no host")
+        raise PayloadError(field, "the URL names no host")
     try:
         host = host.encode("idna").decode("ascii")
     except UnicodeError:
-        raise PermanentError(f"{field}: {host!r} is not a valid host name") from None
+        raise PayloadError(field, f"{host!r} is not a valid host name") from None
     path = quote(parts.path or "/", safe=_SAFE_URL_CHARS)
     if parts.query:
         path += "?" + quote(parts.query, safe=_SAFE_URL_CHARS)
@@ -262,13 +262,13 @@ def _timeout(value: Any) -> float:
     if value is None:
         return DEFAULT_TIMEOUT
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise PermanentError("timeout: expected seconds or a duration such as 5s or 500ms")
+        raise PayloadError("timeout", "expected seconds or a duration such as 5s or 500ms")
     try:
         seconds = parse_duration(value)
     except DurationError as exc:
-        raise PermanentError(f"timeout: {exc}") from None
+        raise PayloadError("timeout", str(exc)) from None
     if not math.isfinite(seconds) or seconds <= 0:
-        raise PermanentError(f"timeout: expected a duration above zero, not {value!r}")
+        raise PayloadError("timeout", f"expected a duration above zero, not {value!r}")
     return seconds
 
 
@@ -276,39 +276,43 @@ def _headers(value: Any) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise PermanentError("headers: expected an object of header names to string values")
+        raise PayloadError("headers", "expected an object of header names to string values")
     headers: dict[str, str] = {}
     for name, text in value.items():
-        if not isinstance(name, str) or not _TOKEN.match(name):
-            raise PermanentError(f"headers: {name!r} is not a valid header name")
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            raise PayloadError("headers", f"{name!r} is not a valid header name")
         if name.lower() in _RESERVED_HEADERS:
-            raise PermanentError(f"headers: {name} is set by ZipLine and cannot be given")
+            raise PayloadError("headers", f"{name} is set by ZipLine and cannot be given")
         if not isinstance(text, str):
-            raise PermanentError(f"headers: the value of {name} must be a string")
+            raise PayloadError("headers", f"the value of {name} must be a string, not {text!r}")
         if any(c in text for c in "\r\n\0"):
-            raise PermanentError(f"headers: the value of {name} contains a line break")
+            raise PayloadError("headers", f"the value of {name} contains a line break")
         headers[name] = text
     return headers
 
 
 def parse_payload(payload: Any) -> WebhookRequest:
-    """Validate a ``webhook`` payload; a bad one raises :class:`PermanentError` naming the field."""
+    """Validate a ``webhook`` payload; a bad one raises :class:`PayloadError` naming the field.
+
+    Run at submit (``validate_payload``: no DNS lookup, the destination is judged when sent) and again
+    when the job runs.
+    """
     if not isinstance(payload, Mapping):
-        raise PermanentError("payload: expected an object with url, method, data, headers and timeout")
+        raise PayloadError("", "expected an object with url, method, data, headers and timeout")
     _parse_url(payload.get("url"), "url")
     url = str(payload["url"]).strip()
     method = payload.get("method", "POST")
     if method is None:
         method = "POST"
     if not isinstance(method, str) or method.upper() not in METHODS:
-        raise PermanentError(f"method: expected one of {', '.join(METHODS)}, not {method!r}")
+        raise PayloadError("method", f"expected one of {', '.join(METHODS)}, not {method!r}")
     headers = _headers(payload.get("headers"))
     body = None
     if "data" in payload:
         try:
             body = json.dumps(payload["data"], allow_nan=False, separators=(",", ":")).encode("utf-8")
         except (TypeError, ValueError) as exc:
-            raise PermanentError(f"data: cannot be sent as JSON ({exc})") from None
+            raise PayloadError("data", f"cannot be sent as JSON ({exc})") from None
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
     return WebhookRequest(url, method.upper(), body, headers, _timeout(payload.get("timeout")))
@@ -360,6 +364,9 @@ class WebhookProcessor:
 
     def can_process(self, job_type: str) -> bool:
         return job_type == self.name
+
+    def validate_payload(self, payload: dict[str, Any]) -> None:
+        parse_payload(payload)
 
     def process(self, job: Job, ctx: Context) -> dict[str, Any]:
         request = parse_payload(job.payload)
