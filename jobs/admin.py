@@ -122,7 +122,16 @@ class JobAttemptInline(admin.TabularInline):
     extra = 0
     can_delete = False
     ordering = ("number",)
-    fields = ("number", "outcome", "started_at", "finished_at", "duration_display", "worker", "error_display")
+    fields = (
+        "number",
+        "manual_retry_display",
+        "outcome",
+        "started_at",
+        "finished_at",
+        "duration_display",
+        "worker",
+        "error_display",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -133,6 +142,10 @@ class JobAttemptInline(admin.TabularInline):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("jobs.view_job") or request.user.has_perm("jobs.change_job")
+
+    @admin.display(description="after")
+    def manual_retry_display(self, attempt: JobAttempt) -> str:
+        return "a manual retry" if attempt.after_manual_retry else ""
 
     @admin.display(description="duration")
     def duration_display(self, attempt: JobAttempt) -> str:

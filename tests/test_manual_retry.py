@@ -82,3 +82,13 @@ def test_a_stale_finish_from_before_a_manual_retry_is_still_rejected(broker: Bro
     assert states.record([fresh])[0].status == Status.COMPLETED
     numbers = list(JobAttempt.objects.filter(job=job).values_list("number", "outcome", "after_manual_retry"))
     assert numbers == [(1, "lost", False), (2, "completed", True)]
+
+
+def test_the_job_pages_show_which_attempt_followed_a_manual_retry(admin_client: Any, broker: Broker) -> None:
+    job = client.enqueue("test_noop", {}, retry={"max_retries": 0})
+    run_attempt(job, "failed")
+    states.retry(job.pk)
+    run_attempt(job, "completed")
+    for url in (f"/dashboard/jobs/{job.pk}/", f"/admin/jobs/job/{job.pk}/change/"):
+        page = admin_client.get(url).content.decode()
+        assert page.count("a manual retry") == 1, url
