@@ -187,11 +187,7 @@ def test_dockerfile_contents() -> None:
     assert not re.search(r"^\s*(ENV|ARG)\b.*JQS_(SECRET_KEY|DEBUG)", text, re.MULTILINE), (
         "build-only values leak into the image"
     )
-    assert (
-        "HEALTHCHECK" in text
-        and "http://127.0.0.1:8080/health" in text
-        and "curl" not in text.split("HEALTHCHECK", 1)[1]
-    )
+    assert "HEALTHCHECK" in text and "curl" not in text.split("HEALTHCHECK", 1)[1]
     cmd = next(line for line in reversed(instructions) if line.startswith("CMD "))
     assert json.loads(cmd[4:]) == [
         "gunicorn", "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn",
@@ -692,3 +688,35 @@ def test_probe_command_line(state_dir: Path) -> None:
     liveness.touch("workers")
     result = _manage("probe", "workers", "--max-age", "60s", state=state_dir)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_image_healthcheck_asks_the_port_the_api_listens_on(tmp_path: Path) -> None:
+    """The HEALTHCHECK command, run as the image runs it, asks /health on JQS_SERVER_PORT (8080 unset)."""
+    import http.server
+    import threading
+
+    instruction = " ".join((ROOT / "Dockerfile").read_text().split("HEALTHCHECK", 1)[1].split("\\\n"))
+    command = json.loads(instruction.split("CMD", 1)[1].splitlines()[0].strip())
+    asked: list[str] = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = str(server.server_address[1])
+        env = {**os.environ, "JQS_SERVER_PORT": port}
+        assert subprocess.run([sys.executable, *command[1:]], env=env, timeout=30).returncode == 0
+        assert asked == ["/health"]
+        server.shutdown()
+        server.server_close()  # nothing answers now: the check fails
+        assert subprocess.run([sys.executable, *command[1:]], env=env, timeout=30, capture_output=True).returncode
+    finally:
+        server.server_close()
