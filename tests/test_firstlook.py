@@ -260,3 +260,15 @@ def test_make_run_takes_the_addresses_it_is_told(tmp_path: Path) -> None:
     default = first_look_environment({}, tmp_path)
     assert (default["JQS_SERVER_HOST"], default["JQS_METRICS_HOST"]) == ("127.0.0.1", "127.0.0.1")
     assert default["JQS_DATABASE_URL"] == f"sqlite:///{tmp_path / 'zipline.sqlite3'}"
+
+
+def test_the_banner_prints_the_addresses_in_use_and_says_when_metrics_are_off(tmp_path: Path) -> None:
+    from zipline_site.config import load_config
+    from zipline_site.firstlook import banner
+
+    creds = {"token": "t" * 40, "password": "pw"}
+    base = {"JQS_SECRET_KEY": "x", "JQS_SERVER_HOST": "0.0.0.0", "JQS_METRICS_HOST": "::1", "JQS_METRICS_PORT": "9191"}
+    text = banner(load_config(base), ["api", "workers"], creds, tmp_path / "env")
+    assert "http://127.0.0.1:8080/api/v1/" in text and "http://[::1]:9191/metrics (workers)" in text
+    text = banner(load_config({**base, "JQS_METRICS_ENABLED": "false"}), ["api"], creds, tmp_path / "env")
+    assert "Metrics       off (JQS_METRICS_ENABLED=false)" in text and ":9191" not in text

@@ -143,8 +143,6 @@ def main() -> int:
     from zipline_site.config import server_address
 
     config = settings.ZIPLINE
-    host = "127.0.0.1" if config.server_host in ("0.0.0.0", "::") else config.server_host
-    base = f"http://{host}:{config.server_port}"
     commands: list[tuple[str, list[str]]] = [
         ("api", ["runserver", server_address(config), "--noreload"]),
         ("workers", ["runworkers", "--queues", "*"]),
@@ -157,24 +155,40 @@ def main() -> int:
         subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env, process_group=0)
         for _, args in commands
     ]
-    print(
-        f"""
-ZipLine is starting ({", ".join(name for name, _ in commands)}). Ctrl-C stops everything.
+    names = [name for name, _ in commands]
+    print(banner(config, names, creds, localenv.env_file(env)), flush=True)
+    return _supervise(children, stops)
+
+
+def _reachable(host: str) -> str:
+    """An address to print for a listening host: a wildcard is reached through the loopback."""
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def banner(config: Any, names: list[str], creds: dict[str, str], env_file: Path) -> str:
+    """What ``make run`` prints once its processes start: where everything is, and how to get in."""
+    base = f"http://{_reachable(config.server_host)}:{config.server_port}"
+    metrics = (
+        f"http://{_reachable(config.metrics_host)}:{config.metrics_port}{config.metrics_path} (workers)"
+        if config.metrics_enabled
+        else "off (JQS_METRICS_ENABLED=false)"
+    )
+    return f"""
+ZipLine is starting ({", ".join(names)}). Ctrl-C stops everything.
 
   API           {base}/api/v1/      token: {creds["token"]}
   API docs      {base}/api/docs/
   Dashboard     {base}/dashboard/   user: admin  password: {creds["password"]}
   Admin         {base}/admin/
   Health        {base}/health
-  Metrics       http://{host}:{config.metrics_port}{config.metrics_path} (workers)
+  Metrics       {metrics}
 
   Try:  curl -H "Authorization: Bearer {creds["token"]}" {base}/api/v1/stats
 
-  manage.py in this checkout uses these settings; for other tools:  . {localenv.env_file(env)}
-""",
-        flush=True,
-    )
-    return _supervise(children, stops)
+  manage.py in this checkout uses these settings; for other tools:  . {env_file}
+"""
 
 
 class _StopSignals:
