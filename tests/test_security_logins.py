@@ -62,6 +62,18 @@ def test_200_random_tokens_then_a_valid_one_is_429(broker: Any) -> None:
     assert other.status_code == 200  # counted per address
 
 
+def test_the_429_says_once_when_to_try_again_and_retry_after_agrees(broker: Any) -> None:
+    client = APIClient(REMOTE_ADDR=an_address())
+    with override_zipline(auth_failure_limit=1, auth_failure_window=600.0):
+        assert client.get("/api/v1/stats", HTTP_AUTHORIZATION="Bearer " + "x" * 40).status_code == 401
+        refused = client.get("/api/v1/stats", HTTP_AUTHORIZATION="Bearer " + "x" * 40)
+    wait = int(refused["Retry-After"])
+    # DRF appends "Expected available in N seconds." to a Throttled's own message when given a wait.
+    assert refused.json()["error"]["message"] == (
+        f"too many failed logins from this address; try again in {wait} seconds"
+    )
+
+
 def test_the_lockout_ends_with_its_window(broker: Any) -> None:
     address, key = an_address(), valid_token()
     client = APIClient(REMOTE_ADDR=address)
