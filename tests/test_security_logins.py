@@ -108,6 +108,27 @@ def test_requests_without_a_token_are_not_counted(broker: Any) -> None:
     assert count is not None and count.count == 0
 
 
+def test_a_forwarded_for_header_does_not_move_the_count_to_another_address(broker: Any) -> None:
+    """docs/security.md: the address is the peer's; any client can send X-Forwarded-For (or X-Real-IP)."""
+    address = an_address()
+    with override_zipline(auth_failure_limit=3):
+        codes = [
+            APIClient(REMOTE_ADDR=address)
+            .get(
+                "/api/v1/stats",
+                HTTP_AUTHORIZATION="Bearer " + "x" * 40,
+                HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+                HTTP_X_REAL_IP=f"198.51.100.{n}",
+            )
+            .status_code
+            for n in range(1, 6)
+        ]
+    assert codes == [401] * 3 + [429] * 2
+    for n in range(1, 6):
+        forwarded = rate_counter.peek(rate_counter.key("auth-failures", f"198.51.100.{n}"), at_least=0)
+        assert forwarded is not None and forwarded.count == 0
+
+
 @override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])  # 31 checks, fast
 def test_30_wrong_admin_passwords_stop_the_right_one(broker: Any) -> None:
     user = User.objects.create_superuser(f"admin-{uuid.uuid4().hex[:6]}", password=PASSWORD)
