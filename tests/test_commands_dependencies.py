@@ -54,3 +54,15 @@ def test_services_start_on_a_database_out_of_reach_and_ride_it_out(tmp_path: Pat
         wait_for(lambda: started in service.log(), 30, 0.05, f"{command} started")
         service.signal(signal.SIGTERM)
         assert service.wait(30) == 0
+
+
+@pytest.mark.parametrize("args", [("migrate",), ("createsuperuser", "--noinput", "--username", "root")])
+def test_django_s_own_commands_answer_a_database_out_of_reach_in_one_line(args: tuple[str, ...]) -> None:
+    """The README's ``manage.py migrate``, before the database is up (or with a wrong URL)."""
+    done = manage(*args, JQS_DATABASE_URL=f"postgres://postgres:SuperSecretDbPw@127.0.0.1:{free_port()}/nothing")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("CommandError: database error: connection failed: connection to server at")
+    assert line.endswith("(is the database up? JQS_DATABASE_URL)") and "SuperSecretDbPw" not in line
+    with_traceback = manage(*args, "--traceback", JQS_DATABASE_URL=f"postgres://postgres@127.0.0.1:{free_port()}/x")
+    assert with_traceback.returncode == 1 and "Traceback" in with_traceback.stderr  # asked for
