@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from functools import partial
 from pathlib import Path
@@ -82,3 +83,18 @@ def test_a_stale_finish_from_before_a_manual_retry_is_still_rejected(broker: Bro
     assert states.record([fresh])[0].status == Status.COMPLETED
     numbers = list(JobAttempt.objects.filter(job=job).values_list("number", "outcome", "after_manual_retry"))
     assert numbers == [(1, "lost", False), (2, "completed", True)]
+
+
+def test_the_admin_s_job_page_marks_the_attempt_after_a_manual_retry(broker: Broker) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    job = client.enqueue("test_noop", {}, retry={"max_retries": 0})
+    run_attempt(job, "failed")
+    states.retry(job.pk)
+    run_attempt(job, "completed")
+    browser = Client()
+    browser.force_login(User.objects.create_superuser(f"root-{uuid.uuid4().hex[:6]}"))
+    page = browser.get(f"/admin/jobs/job/{job.pk}/change/").content.decode()
+    assert page.count("after a manual retry") == 1, "attempt 2, and only it, follows the retry"
+    assert re.search(r"2\s*\(after a manual retry\)", page)
