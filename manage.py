@@ -21,8 +21,19 @@ def main() -> None:
             sys.exit(2)
         os.environ["JQS_CONFIG"] = config_file
     from django.core.management import execute_from_command_line
+    from django.db import OperationalError
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except OperationalError as exc:  # Django's own commands (migrate...) would end in a traceback
+        if "--traceback" in sys.argv:
+            raise
+        from jobs.command_errors import first_line
+
+        print(
+            f"CommandError: database error: {first_line(exc)} (is the database up? JQS_DATABASE_URL)", file=sys.stderr
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

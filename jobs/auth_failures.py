@@ -54,6 +54,17 @@ def _message(seconds: int) -> str:
     return f"too many failed logins from this address; try again in {seconds} seconds"
 
 
+class TooManyFailures(exceptions.Throttled):
+    """429 with our message said once: given ``wait``, DRF's Throttled appends its own "Expected available
+    in N seconds." to the message; ``wait`` is still set, for ``Retry-After``."""
+
+    wait: int
+
+    def __init__(self, wait: int) -> None:
+        super().__init__(detail=_message(wait))
+        self.wait = wait
+
+
 def limited(authenticate: F) -> F:
     """Wrap a DRF authentication's ``authenticate``: 429 while the address is blocked, and each
     :class:`~rest_framework.exceptions.AuthenticationFailed` counted. Requests without an
@@ -66,7 +77,7 @@ def limited(authenticate: F) -> F:
         address = client_address(request)
         wait = blocked_for(address)
         if wait is not None:
-            raise exceptions.Throttled(wait=wait, detail=_message(wait))
+            raise TooManyFailures(wait)
         try:
             return authenticate(self, request)
         except exceptions.AuthenticationFailed:

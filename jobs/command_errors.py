@@ -10,7 +10,8 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """The first line of an error's message (a driver's may run to several)."""
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
@@ -21,7 +22,7 @@ def dependency_errors() -> Iterator[None]:
         yield
     except DatabaseError as exc:
         raise CommandError(
-            f"database error: {_first_line(exc)} (is the database up and migrated? manage.py migrate)", returncode=1
+            f"database error: {first_line(exc)} (is the database up and migrated? manage.py migrate)", returncode=1
         ) from None
     except redis.RedisError as exc:
-        raise CommandError(f"Redis error: {_first_line(exc)} (JQS_REDIS_URL)", returncode=1) from None
+        raise CommandError(f"Redis error: {first_line(exc)} (JQS_REDIS_URL)", returncode=1) from None

@@ -43,6 +43,15 @@ def sees_secrets(user: Any, job: Any) -> bool:
     return bool(user.is_superuser) or (job.submitted_by_id is not None and job.submitted_by_id == user.pk)
 
 
+def sees_template_secrets(user: Any, change_permission: str) -> bool:
+    """A job template (a schedule's) has no submitter: who may edit it sees it as it is. They could point it
+    at a server of theirs and collect its secrets anyway, and what they send back must not overwrite the
+    secrets with the mask; readers who may not edit it see it masked."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    return bool(user.has_perm(change_permission))
+
+
 def payload_for(user: Any, job: Any) -> Any:
     """``job``'s payload as ``user`` may see it."""
     return job.payload if sees_secrets(user, job) else masked(job.payload)

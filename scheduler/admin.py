@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.safestring import SafeString
 
+from jobs import masking
+from jobs.admin import pretty_json
 from scheduler import cron
 from scheduler.models import Schedule
 
@@ -26,7 +31,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     )
     list_filter = ("enabled", "misfire_policy", "queue", "job_type")
     search_fields = ("name", "description", "job_type")
-    readonly_fields = ("last_fire_at", "next_fire_at", "created_at", "updated_at")
+    readonly_fields = ("last_fire_at", "next_fire_at", "created_at", "updated_at", "masked_payload")
     actions = ("pause_schedules", "resume_schedules", "trigger_schedules")
     fieldsets = (
         (None, {"fields": ("name", "description", "enabled")}),
@@ -34,6 +39,20 @@ class ScheduleAdmin(admin.ModelAdmin):
         ("Job", {"fields": ("job_type", "payload", "queue", "priority", "retry", "timeout")}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Schedule | None = None) -> Any:
+        """Staff who may only view a schedule see its payload's secrets masked, as on a job's page."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or masking.sees_template_secrets(request.user, "scheduler.change_schedule"):
+            return fieldsets
+        return [
+            (name, {**options, "fields": ["masked_payload" if f == "payload" else f for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
+
+    @admin.display(description="payload")
+    def masked_payload(self, schedule: Schedule) -> SafeString:
+        return pretty_json(masking.masked(schedule.payload))
 
     @admin.action(description="Pause selected schedules")
     def pause_schedules(self, request: HttpRequest, queryset: QuerySet[Schedule]) -> None:

@@ -8,8 +8,9 @@
      "misfire_policy": "skip"}
 
 A bad cron expression, time zone or template is a 400 naming the field. Authentication, pagination and
-the error format are the project's REST_FRAMEWORK defaults; reading needs any token, and changes need
-``scheduler.add_schedule``, ``change_schedule`` (also pause, resume, trigger) or ``delete_schedule``.
+the error format are the project's REST_FRAMEWORK defaults; reading needs ``scheduler.view_schedule``, and
+changes need ``scheduler.add_schedule``, ``change_schedule`` (also pause, resume, trigger) or
+``delete_schedule``. Readers who may not change a schedule see its payload's secrets masked.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from jobs import masking
 from jobs.api.schema import COMMON_ERRORS, error_responses
 from jobs.api.serializers import QueueNameField
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN
@@ -95,6 +97,14 @@ class ScheduleSerializer(_RefusesUnknownFields, serializers.ModelSerializer):
         read_only_fields = ("id", "last_fire_at", "next_fire_at", "created_at", "updated_at")
         # A blank value is refused ("may not be blank"); the schema says so with minLength.
         extra_kwargs = {"name": {"min_length": 1}, "cron": {"min_length": 1}, "timezone": {"min_length": 1}}
+
+    def to_representation(self, instance: Any) -> Any:
+        """The template's secret-looking payload values are masked for readers who may not edit it."""
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if not masking.sees_template_secrets(getattr(request, "user", None), CHANGE_SCHEDULE):
+            data["job"]["payload"] = masking.masked(data["job"]["payload"])
+        return data
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         candidate = Schedule()

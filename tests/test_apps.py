@@ -6,9 +6,12 @@ folder on ``PYTHONPATH``, the workers are started with the README's command, and
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,9 @@ from jobs.models import Job, JobAttempt
 from jobs.registry import registry
 from tests.helpers import wait_for
 from tests.procs import ROOT, manage, running
+from zipline_site import localenv
 from zipline_site.config import ConfigError, load_config
+from zipline_site.firstlook import first_look_environment
 
 README = ROOT / "README.md"
 
@@ -54,32 +59,42 @@ def _readme_workers_command() -> tuple[dict[str, str], list[str]]:
     return variables, words[words.index("manage.py") + 1 :]
 
 
+def _statements(block: str) -> list[str]:
+    """The block's top-level statements, as a user types them into a shell one after the other."""
+    source = block.splitlines(keepends=True)
+    return ["".join(source[node.lineno - 1 : node.end_lineno]) for node in ast.parse(block).body]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_readme_example_completes_every_job_on_workers_started_with_jqs_apps(
     broker: object, tmp_path: Path
 ) -> None:
+    """In the README's order: the workers first, then the client code, typed into a shell statement by
+    statement (the workers catch up between two), so no assertion may count on a worker being slow."""
     folder = _write_app(tmp_path)
     variables, args = _readme_workers_command()
     assert variables == {"JQS_APPS": "myapp"}
     processors, client = _blocks("python")
     # This process stands for the API, which has the app installed too (it refuses unknown types).
     exec(compile(processors, "myapp/processors.py", "exec"), {"__name__": "myapp.processors"})  # noqa: S102
+    env = {**variables, "PYTHONPATH": _pythonpath(folder), "JQS_WORKER_COUNT": "2"}
     try:
-        exec(compile(client, str(README), "exec"), {"__name__": "readme_example"})  # noqa: S102
+        with running(args, tmp_path, "workers", **env) as workers:
+
+            def caught_up() -> bool:
+                if workers.popen.poll() is not None:
+                    raise AssertionError(f"runworkers exited with {workers.popen.returncode}:\n{workers.log()[-3000:]}")
+                failed = Job.objects.filter(status="failed").first()
+                assert failed is None, f"a job failed: {failed.error if failed else ''}"
+                return not Job.objects.filter(status__in=("pending", "running")).exists()
+
+            shell: dict[str, object] = {"__name__": "readme_example"}
+            for statement in _statements(client):
+                exec(compile(statement, str(README), "exec"), shell)  # noqa: S102
+                wait_for(caught_up, timeout=60, interval=0.05, message=f"the workers to catch up after {statement!r}")
     finally:
         registry.unregister("resize_image")
-    assert Job.objects.count() == 1002
-    env = {**variables, "PYTHONPATH": _pythonpath(folder), "JQS_WORKER_COUNT": "2"}
-    with running(args, tmp_path, "workers", **env) as workers:
-
-        def all_completed() -> bool:
-            if workers.popen.poll() is not None:
-                raise AssertionError(f"runworkers exited with {workers.popen.returncode}:\n{workers.log()[-3000:]}")
-            failed = Job.objects.filter(status="failed").first()
-            assert failed is None, f"a job failed: {failed.error if failed else ''}"
-            return not Job.objects.exclude(status="completed").exists()
-
-        wait_for(all_completed, timeout=60, interval=0.1, message="every job of the README example completed")
+    assert Job.objects.count() == Job.objects.filter(status="completed").count() == 1002
     for job in Job.objects.all():
         assert job.result == {"resized": job.payload["path"]}, job
     assert JobAttempt.objects.filter(outcome="completed").count() == 1002
@@ -138,3 +153,34 @@ def test_a_bad_app_names_the_setting_and_the_value(value: str, message: str) -> 
     with pytest.raises(ConfigError) as raised:
         load_config({"JQS_APPS": value})
     assert str(raised.value) == f"JQS_APPS={value!r}: {message}"
+
+
+def test_under_make_run_the_app_given_once_reaches_manage_py_through_local_env(tmp_path: Path) -> None:
+    """The README's first-look line: ``JQS_APPS=myapp make run``, then ``manage.py shell`` with no setting."""
+    folder, local = _write_app(tmp_path), tmp_path / "local"
+    local.mkdir()
+    # What make run does before it starts its children (zipline_site.firstlook._environment).
+    settings = first_look_environment({"JQS_APPS": "myapp"}, local)
+    localenv.write(localenv.env_file({localenv.LOCAL_DIR_ENV: str(local)}), settings)
+    shell = {k: v for k, v in os.environ.items() if not k.startswith(("JQS_", "DJANGO_", "ZIPLINE_"))}
+    shell.update({localenv.LOCAL_DIR_ENV: str(local), "PYTHONPATH": _pythonpath(folder)})
+    code = "from jobs.registry import registry; print('resize_image' in registry)"
+
+    def manage_py(**variables: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
+            cwd=ROOT,
+            env={**shell, **variables},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    found = manage_py()
+    assert (found.returncode, found.stdout.strip()) == (0, "True"), found.stderr[-2000:]
+    assert "using make run's settings" in found.stderr
+    told_again = manage_py(JQS_APPS="myapp")
+    assert told_again.returncode == 2
+    assert (
+        told_again.stderr.strip() == "zipline: configuration error: JQS_SECRET_KEY is required (or set JQS_DEBUG=true)"
+    )

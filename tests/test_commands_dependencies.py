@@ -54,3 +54,34 @@ def test_services_start_on_a_database_out_of_reach_and_ride_it_out(tmp_path: Pat
         wait_for(lambda: started in service.log(), 30, 0.05, f"{command} started")
         service.signal(signal.SIGTERM)
         assert service.wait(30) == 0
+
+
+@pytest.mark.parametrize("args", [("migrate",), ("createsuperuser", "--noinput", "--username", "root")])
+def test_django_s_own_commands_answer_a_database_out_of_reach_in_one_line(args: tuple[str, ...]) -> None:
+    """The README's ``manage.py migrate``, before the database is up (or with a wrong URL)."""
+    done = manage(*args, JQS_DATABASE_URL=f"postgres://postgres:SuperSecretDbPw@127.0.0.1:{free_port()}/nothing")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("CommandError: database error: connection failed: connection to server at")
+    assert line.endswith("(is the database up? JQS_DATABASE_URL)") and "SuperSecretDbPw" not in line
+    with_traceback = manage(*args, "--traceback", JQS_DATABASE_URL=f"postgres://postgres@127.0.0.1:{free_port()}/x")
+    assert with_traceback.returncode == 1 and "Traceback" in with_traceback.stderr  # asked for
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runworkers_stops_with_one_line_naming_a_redis_that_does_not_answer() -> None:
+    """No stand-in outside make run: the README's production command names the Redis it tried (exit 1)."""
+    port = free_port()
+    done = manage("runworkers", JQS_REDIS_URL=f"redis://:SuperSecretRedisPw@127.0.0.1:{port}/0")
+    assert done.returncode == 1, done.stderr[-3000:]
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"CommandError: cannot reach Redis at redis://:***@127.0.0.1:{port}/0: ")
+    assert "SuperSecretRedisPw" not in done.stderr + done.stdout and "stand-in" not in done.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runscheduler_waits_for_a_redis_that_does_not_answer(tmp_path: Path) -> None:
+    with running(["runscheduler"], tmp_path, JQS_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0") as scheduler:
+        wait_for(lambda: "Redis unavailable; retrying with backoff" in scheduler.log(), 30, 0.05, "the outage logged")
+        scheduler.signal(signal.SIGTERM)
+        assert scheduler.wait(30) == 0

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
@@ -99,3 +100,30 @@ def test_the_first_looks_token_is_kept_in_a_private_file_and_reused(tmp_path: Pa
     other = create_token(User.objects.create_user("someone"))
     path.write_text(other)  # a key of another user is not taken
     assert kept_token(admin, path) not in (other, again)
+
+
+@pytest.mark.parametrize(("flag", "may_act"), [("--viewer", False), ("--operator", True)])
+def test_staff_with_a_role_logs_in_to_the_admin_and_the_dashboard_as_docs_operations_says(
+    broker: Any, flag: str, may_act: bool
+) -> None:
+    """``createtoken <user> --staff --viewer`` (or ``--operator``), then a password: the admin and the dashboard."""
+    done = manage("createtoken", "carol", "--staff", flag)
+    assert done.returncode == 0, done.stderr
+    user = User.objects.get(username="carol")
+    assert user.is_staff and not user.is_superuser
+    user.set_password("a-password-for-carol-7")  # what `manage.py changepassword carol` asks for at a terminal
+    user.save()
+    browser = Client()
+    login = browser.post(
+        "/admin/login/", {"username": "carol", "password": "a-password-for-carol-7", "next": "/admin/"}
+    )
+    assert login.status_code == 302 and login["Location"] == "/admin/"
+    job = client.enqueue("test_noop", {}, delay="1h")
+    assert browser.get("/dashboard/").status_code == 200
+    assert browser.get(f"/admin/jobs/job/{job.pk}/change/").status_code == 200
+    page = browser.get(f"/dashboard/jobs/{job.pk}/")
+    assert page.status_code == 200 and (f"/dashboard/jobs/{job.pk}/cancel/" in page.content.decode()) == may_act
+    cancel = browser.post(f"/dashboard/jobs/{job.pk}/cancel/")
+    assert (cancel.status_code != 403) == may_act
+    job.refresh_from_db()
+    assert (job.status == Status.CANCELLED) == may_act

@@ -225,7 +225,7 @@ def test_compose_has_every_service_and_healthchecks() -> None:
     assert "/health" in " ".join(services["api"]["healthcheck"]["test"])
     assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
     assert services["migrate"].get("restart") == "no"
-    assert services["workers"]["command"] == ["python", "manage.py", "runworkers"]
+    assert services["workers"]["command"] == ["python", "manage.py", "runworkers", "--queues", "*"]  # as the README
     assert services["scheduler"]["command"] == ["python", "manage.py", "runscheduler"]
 
 
@@ -421,7 +421,8 @@ def test_k8s_worker_and_scheduler_liveness(component: str) -> None:
     container = _only_container(deployment)
     command = container["livenessProbe"]["exec"]["command"]
     assert command[:4] == ["python", "manage.py", "probe", component]
-    assert container["command"] == ["python", "manage.py", f"run{component}"]
+    queues = ["--queues", "*"] if component == "workers" else []  # every queue, as the README's production step
+    assert container["command"] == ["python", "manage.py", f"run{component}", *queues]
     assert (
         deployment["spec"]["selector"]["matchLabels"].items()
         <= deployment["spec"]["template"]["metadata"]["labels"].items()

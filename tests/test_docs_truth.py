@@ -13,6 +13,7 @@ from redis.crc import key_slot
 
 from jobs.broker import Broker, PushItem
 from tests.helpers import wait_for
+from tests.procs import free_port
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +58,11 @@ def test_a_queue_s_keys_share_one_slot_and_a_wait_on_several_queues_spans_slots(
 
 def test_on_a_cluster_a_queue_s_scripts_run_but_the_workers_wait_on_several_queues_is_refused(tmp_path: Path) -> None:
     """Why Redis Cluster is not supported yet, on a real one-node cluster that owns every slot."""
-    server = RedisServer(tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"))
+    # The cluster bus takes the port 10000 above Redis' own unless told (no free port above 55535 has one).
+    bus = ("--cluster-port", str(free_port()))
+    server = RedisServer(
+        tmp_path, "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"), *bus
+    )
     server.start()
     try:
         node = redis.Redis(port=server.port)

@@ -226,8 +226,10 @@ def test_manage_py_reaches_make_runs_database_secret_and_redis(tmp_path: Path) -
         assert result.returncode == 0, result.stderr
         assert result.stdout.split()[-3:] == ["completed", "True", "True"], result.stdout + result.stderr
         assert f"using make run's settings from {look.local / 'env'}" in result.stderr
-        # The file is the settings make run used, readable by its owner only.
+        # The file is the settings make run used, readable by its owner only; so is the folder, which holds
+        # the SQLite file (password and token hashes, payloads) that Django makes readable by everyone.
         assert (look.local / "env").stat().st_mode & 0o777 == 0o600
+        assert look.local.stat().st_mode & 0o777 == 0o700
         written = localenv.read(look.local / "env")
         assert written["JQS_REDIS_KEY_PREFIX"] == look.prefix and written["JQS_SECRET_KEY"] == secret
         # A shell that sources it gets the same values.

@@ -62,6 +62,18 @@ def test_200_random_tokens_then_a_valid_one_is_429(broker: Any) -> None:
     assert other.status_code == 200  # counted per address
 
 
+def test_the_429_says_once_when_to_try_again_and_retry_after_agrees(broker: Any) -> None:
+    client = APIClient(REMOTE_ADDR=an_address())
+    with override_zipline(auth_failure_limit=1, auth_failure_window=600.0):
+        assert client.get("/api/v1/stats", HTTP_AUTHORIZATION="Bearer " + "x" * 40).status_code == 401
+        refused = client.get("/api/v1/stats", HTTP_AUTHORIZATION="Bearer " + "x" * 40)
+    wait = int(refused["Retry-After"])
+    # DRF appends "Expected available in N seconds." to a Throttled's own message when given a wait.
+    assert refused.json()["error"]["message"] == (
+        f"too many failed logins from this address; try again in {wait} seconds"
+    )
+
+
 def test_the_lockout_ends_with_its_window(broker: Any) -> None:
     address, key = an_address(), valid_token()
     client = APIClient(REMOTE_ADDR=address)
@@ -94,6 +106,27 @@ def test_requests_without_a_token_are_not_counted(broker: Any) -> None:
             assert APIClient(REMOTE_ADDR=address).get("/api/v1/stats").status_code == 401
     count = rate_counter.peek(rate_counter.key("auth-failures", address))
     assert count is not None and count.count == 0
+
+
+def test_a_forwarded_for_header_does_not_move_the_count_to_another_address(broker: Any) -> None:
+    """docs/security.md: the address is the peer's; any client can send X-Forwarded-For (or X-Real-IP)."""
+    address = an_address()
+    with override_zipline(auth_failure_limit=3):
+        codes = [
+            APIClient(REMOTE_ADDR=address)
+            .get(
+                "/api/v1/stats",
+                HTTP_AUTHORIZATION="Bearer " + "x" * 40,
+                HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+                HTTP_X_REAL_IP=f"198.51.100.{n}",
+            )
+            .status_code
+            for n in range(1, 6)
+        ]
+    assert codes == [401] * 3 + [429] * 2
+    for n in range(1, 6):
+        forwarded = rate_counter.peek(rate_counter.key("auth-failures", f"198.51.100.{n}"), at_least=0)
+        assert forwarded is not None and forwarded.count == 0
 
 
 @override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"])  # 31 checks, fast

@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 from jobs import client
 from jobs.masking import MASK, masked
 from jobs.models import Job, Status
-from jobs.roles import VIEWER, grant_role
+from jobs.roles import OPERATOR, VIEWER, grant_role
 from tests.helpers import token_client, wait_for
 from tests.procs import running
 
@@ -179,3 +179,56 @@ def test_the_worker_runs_with_the_real_values(broker: Any, tmp_path: Path) -> No
     shown = masked_view.get(f"/api/v1/jobs/{job_id}").json()
     hidden = {"headers": {"Authorization": MASK}, "token": MASK}
     assert shown["payload"] == hidden and shown["result"] == {"echo": hidden}
+
+
+# -- schedules: a job template has no submitter ------------------------------------------------------------------
+
+SCHEDULE = {
+    "name": "nightly-deploy-hook",
+    "cron": "0 3 * * *",
+    "job": {"type": "webhook", "queue": "hooks", "payload": WEBHOOK["payload"]},
+}
+
+
+@pytest.fixture
+def schedule_with_secrets(broker: Any) -> int:
+    """A schedule an operator made over the API, whose job template carries secrets."""
+    response = token_client(account("oscar", role=OPERATOR)).post("/api/v1/schedules", SCHEDULE, format="json")
+    assert response.status_code == 201, response.content
+    return int(response.json()["id"])
+
+
+def test_a_viewer_reads_a_schedule_s_template_with_its_secrets_masked(schedule_with_secrets: int) -> None:
+    viewer = token_client(account("vera", role=VIEWER))
+    for path in ("/api/v1/schedules", f"/api/v1/schedules/{schedule_with_secrets}"):
+        response = viewer.get(path)
+        assert response.status_code == 200, path
+        assert SECRET not in response.content.decode() and MASK in response.content.decode(), path
+    shown = viewer.get(f"/api/v1/schedules/{schedule_with_secrets}").json()["job"]["payload"]
+    assert shown == masked(WEBHOOK["payload"])
+
+
+def test_who_may_edit_a_schedule_reads_it_as_it_is_so_what_they_send_back_keeps_the_secrets(
+    schedule_with_secrets: int,
+) -> None:
+    # An editor could point the template anywhere and collect its secrets; masking them would only make a
+    # PATCH of what was read overwrite them with asterisks.
+    for user in (account("otto", role=OPERATOR), account("root", superuser=True)):
+        editor = token_client(user)
+        read = editor.get(f"/api/v1/schedules/{schedule_with_secrets}").json()
+        assert read["job"]["payload"] == WEBHOOK["payload"]
+        sent_back = editor.patch(f"/api/v1/schedules/{schedule_with_secrets}", {"job": read["job"]}, format="json")
+        assert sent_back.status_code == 200, sent_back.content
+        assert sent_back.json()["job"]["payload"] == WEBHOOK["payload"]
+
+
+def test_the_admin_shows_a_schedule_s_secrets_masked_to_staff_who_may_only_view_it(
+    schedule_with_secrets: int,
+) -> None:
+    url = f"/admin/scheduler/schedule/{schedule_with_secrets}/change/"
+    viewer = logged_in(account("carol", staff=True, role=VIEWER)).get(url)
+    assert viewer.status_code == 200
+    page = viewer.content.decode()
+    assert SECRET not in page and MASK in page and "hooks.example.com" in page
+    editor = logged_in(account("otto", staff=True, role=OPERATOR)).get(url)
+    assert editor.status_code == 200 and SECRET in editor.content.decode()

@@ -115,3 +115,17 @@ def test_default_rates_limit_submit_and_batch_and_are_configurable() -> None:
     assert (changed.api_submit_rate, changed.api_batch_rate) == ("50/s", None)
     with pytest.raises(ConfigError, match=r"JQS_API_SUBMIT_RATE='fast': expected a rate such as 1200/min"):
         load_config({"JQS_API_SUBMIT_RATE": "fast"})
+
+
+def test_the_stats_endpoints_let_600_requests_a_minute_through_per_user(broker: Any) -> None:
+    """docs/api.md: the stats endpoints 600/min, per user (the rate in effect, not one set for the test)."""
+    rates_in_effect: Any = dict(settings.REST_FRAMEWORK)["DEFAULT_THROTTLE_RATES"]
+    assert rates_in_effect["stats"] == "600/min"
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {valid_token()}")
+    codes = Counter(client.get("/api/v1/workers/stats").status_code for _ in range(599))
+    codes[client.get("/api/v1/queues/default/stats").status_code] += 1  # one budget for every stats endpoint
+    refused = client.get("/api/v1/stats")
+    other_user = APIClient(HTTP_AUTHORIZATION=f"Bearer {valid_token()}").get("/api/v1/stats")
+    assert codes == {200: 600}
+    assert refused.status_code == 429 and 1 <= int(refused["Retry-After"]) <= 60
+    assert other_user.status_code == 200

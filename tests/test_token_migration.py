@@ -55,10 +55,14 @@ def legacy_keys() -> list[Any]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def test_a_key_made_before_hashing_still_authenticates_after_it(before_hashing: None, broker: Any) -> None:
+@pytest.mark.parametrize(
+    "key",
+    [secrets.token_hex(20), "ci-robot-7"],  # what DRF made (40 hex characters); one an admin typed in
+    ids=["made-by-drf", "short-set-by-hand"],
+)
+def test_a_key_made_before_hashing_still_authenticates_after_it(before_hashing: None, broker: Any, key: str) -> None:
     user = User.objects.create_user("legacy-robot")
     user.user_permissions.add(Permission.objects.get(codename="view_job", content_type__app_label="jobs"))
-    key = secrets.token_hex(20)  # what DRF made: 40 hex characters
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {LEGACY_TABLE} (key, created, user_id) VALUES (%s, %s, %s)",  # noqa: S608

@@ -84,7 +84,8 @@ def _environment() -> dict[str, str]:
     from zipline_site.config import ConfigError, load_config, redis_url
 
     local = localenv.local_dir()
-    local.mkdir(parents=True, exist_ok=True)
+    # Its owner's only: Django makes the SQLite file (password and token hashes, payloads) readable by all.
+    local.mkdir(mode=0o700, parents=True, exist_ok=True)
     env = first_look_environment(os.environ, local)
     try:
         config = load_config(env)
