@@ -5,7 +5,8 @@ who may read jobs should not learn them. The value under any key that looks secr
 and without ``-``/``_``/spaces, contains ``authorization``, ``cookie``, ``password``, ``token``,
 ``secret`` or ``apikey``), at any depth, is shown as :data:`MASK` in the API, the admin and the
 dashboard, except to the job's submitter and to superusers; so is the result's (a processor may hand
-back what it was given). Only what is shown is masked: the row keeps the real payload, and the worker
+back what it was given). So is the password of a URL in any string value (``https://user:***@host``),
+whatever its key: a webhook's ``url`` may carry credentials. Only what is shown is masked: the row keeps the real payload, and the worker
 runs with it.
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import re
 from typing import Any
+
+from zipline_site.config import mask_passwords
 
 MASK = "********"
 SECRET_KEY_PARTS = ("authorization", "cookie", "password", "token", "secret", "apikey")
@@ -33,6 +36,8 @@ def masked(value: Any) -> Any:
         return {key: MASK if looks_secret(key) else masked(inner) for key, inner in value.items()}
     if isinstance(value, list):
         return [masked(inner) for inner in value]
+    if isinstance(value, str) and "://" in value:
+        return mask_passwords(value)
     return value
 
 

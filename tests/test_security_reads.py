@@ -87,6 +87,15 @@ def test_values_under_secret_looking_keys_are_masked_at_any_depth() -> None:
     assert payload["headers"]["COOKIE"] == "b"  # a copy: the job keeps its payload
 
 
+def test_a_url_s_password_is_masked_whatever_its_key() -> None:
+    payload = {"url": "https://bot:s3cret@hooks.example.com/x", "note": "see http://example.com/a:b@c", "n": 1}
+    assert masked(payload) == {
+        "url": "https://bot:***@hooks.example.com/x",
+        "note": "see http://example.com/a:b@c",  # a colon and an at sign in a path are no password
+        "n": 1,
+    }
+
+
 # -- the API ----------------------------------------------------------------------------------------------------
 
 
