@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import redis
@@ -171,8 +171,16 @@ class Broker:
 
     def push(self, items: Iterable[PushItem]) -> int:
         """Add job ids: one script call per queue, all in one round trip."""
-        now_ms = self.clock.script_ms()
-        by_queue: dict[str, list[Any]] = defaultdict(lambda: [now_ms])
+        return self._push(items, delays=False)
+
+    def push_retry(self, item: PushItem) -> int:
+        """Add a retry whose ``due_ms`` is on this host's clock (an attempt lost to its worker): sent
+        as a delay that the script adds to its own now, as :meth:`settle` sends a worker's retry."""
+        return self._push([replace(item, due_ms=retry_delay(item.due_ms, self.clock))], delays=True)
+
+    def _push(self, items: Iterable[PushItem], delays: bool) -> int:
+        now_ms, flag = self.clock.script_ms(), int(delays)
+        by_queue: dict[str, list[Any]] = defaultdict(lambda: [now_ms, flag])
         for item in items:
             by_queue[item.queue].extend((item.job_id, item.priority, item.due_ms))
         if not by_queue:

@@ -6,11 +6,13 @@ scheduler whose clock is off can neither expire a lease early nor make a job due
 the broker a clock of its own (``tests.helpers.DrivenClock``) and moves it forward instead of
 sleeping.
 
-A retry is a delay, not an instant: the worker computes its due time on its own clock, and the
-broker sends the scripts ``due - local_ms()``, which they add to their clock (see
-:func:`retry_delay`). So the skew between a worker's clock and Redis's cancels out, and a retry
-waits its backoff on the Redis clock. A scheduled job's ``schedule_at`` is an instant a client chose:
-it is sent as it is, and is due when the Redis clock reaches it.
+A retry is a delay, not an instant: the worker (or the supervisor or reclaimer, for an attempt lost
+to its worker) computes its due time on its own clock, and the broker sends the scripts
+``due - local_ms()``, which they add to their clock (see :func:`retry_delay`). So the skew between
+that host's clock and Redis's cancels out, and a retry waits its backoff on the Redis clock. A
+scheduled job's ``schedule_at`` is an instant a client chose: it is sent as it is, and is due when
+the Redis clock reaches it (as is a retrying row's ``schedule_at`` when the reconciler rebuilds Redis:
+only the row's instant is left by then).
 """
 
 from __future__ import annotations

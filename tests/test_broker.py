@@ -151,15 +151,23 @@ def test_a_driven_clock_sets_lease_deadlines_and_renewals(broker: Broker, clock:
 
 
 @pytest.mark.parametrize("skew_ms", [3_600_000, -3_600_000])
-def test_a_retry_waits_its_backoff_on_the_redis_clock_whatever_the_workers_clock(broker: Broker, skew_ms: int) -> None:
-    """The worker's due time becomes a delay from the script's now: an hour of skew neither adds an
+@pytest.mark.parametrize("path", ["settled by its worker", "pushed after its worker was lost"])
+def test_a_retry_waits_its_backoff_on_the_redis_clock_whatever_the_workers_clock(
+    broker: Broker, skew_ms: int, path: str
+) -> None:
+    """The host's due time becomes a delay from the script's now: an hour of skew neither adds an
     hour to the backoff nor makes the retry due at once."""
-    worker = Broker(broker.client, broker.prefix, SkewedHostClock(skew_ms))
-    worker.push([PushItem("q", "r")])
-    worker.claim("q", "w", 1, 60_000)
-    due_on_worker_clock = worker.clock.local_ms() + 5_000
+    host = Broker(broker.client, broker.prefix, SkewedHostClock(skew_ms))
+    host.push([PushItem("q", "r")])
+    host.claim("q", "w", 1, 60_000)
+    if path != "settled by its worker":
+        host.settle("q", "w", [Settlement("r", "ack")])  # the lease is gone, as the supervisor or reclaimer leaves it
+    due_on_host_clock = host.clock.local_ms() + 5_000
     before = redis_ms(broker)
-    assert worker.settle("q", "w", [Settlement("r", "retry", due_on_worker_clock, 0)]) == [True]
+    if path == "settled by its worker":
+        assert host.settle("q", "w", [Settlement("r", "retry", due_on_host_clock, 0)]) == [True]
+    else:
+        assert host.push_retry(PushItem("q", "r", 0, due_on_host_clock)) == 1
     after = redis_ms(broker)
     due = score(broker, broker.keys("q").delayed, "r")
     assert due is not None and before + 5_000 - 100 <= due <= after + 5_000, (before, due, after)
