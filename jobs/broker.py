@@ -25,8 +25,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import redis
@@ -34,6 +33,8 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from jobs.clock import Clock, RedisClock, retry_delay
+from jobs.clock import due_score as due_score  # where callers have always found it
 from jobs.scripts import SCRIPT_NAMES, source
 
 STATS_TTL_SECONDS = 2 * 3600
@@ -53,20 +54,6 @@ class QueueKeys:
     tag: str
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def due_score(when: datetime) -> int:
-    """A due time as Redis scores it: milliseconds since the epoch, rounded up.
-
-    The scripts judge due times by the Redis clock in whole milliseconds, rounded down; rounding the
-    due time down as well would let a job run up to a millisecond before its ``schedule_at``.
-    """
-    micros = (when - _EPOCH) // _MICROSECOND
-    return -(-micros // 1000)
-
-
 @dataclass(frozen=True)
 class PushItem:
     """A job id to put in Redis: ready now (``due_ms`` 0) or delayed until ``due_ms``."""
@@ -79,7 +66,10 @@ class PushItem:
 
 @dataclass(frozen=True)
 class Settlement:
-    """How a finished attempt leaves Redis: ``ack`` (done), ``retry`` at ``due_ms``, or ``release``."""
+    """How a finished attempt leaves Redis: ``ack`` (done), ``retry`` at ``due_ms``, or ``release``.
+
+    ``due_ms`` is on the caller's clock; the script gets it as a delay (:func:`jobs.clock.retry_delay`).
+    """
 
     job_id: str
     action: str
@@ -122,9 +112,10 @@ def _blpop_timeout(seconds: float) -> float:
 class Broker:
     """ZipLine's queues in one Redis; thread-safe (it holds a connection pool, not a connection)."""
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, clock: Clock | None = None) -> None:
         self.client = client
         self.prefix = prefix
+        self.clock: Clock = clock or RedisClock()  # the scripts' now_ms: Redis TIME unless a test drives it
         self._scripts: dict[str, Script] = {name: client.register_script(source(name)) for name in SCRIPT_NAMES}
         self.queues_key = f"{prefix}:queues"
         self.epoch_key = f"{prefix}:epoch"
@@ -144,7 +135,7 @@ class Broker:
             "retry": Retry(NoBackoff(), 0),
         }
         client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
-        return Broker(client, self.prefix)
+        return Broker(client, self.prefix, self.clock)
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -180,7 +171,16 @@ class Broker:
 
     def push(self, items: Iterable[PushItem]) -> int:
         """Add job ids: one script call per queue, all in one round trip."""
-        by_queue: dict[str, list[Any]] = defaultdict(list)
+        return self._push(items, delays=False)
+
+    def push_retry(self, item: PushItem) -> int:
+        """Add a retry whose ``due_ms`` is on this host's clock (an attempt lost to its worker): sent
+        as a delay that the script adds to its own now, as :meth:`settle` sends a worker's retry."""
+        return self._push([replace(item, due_ms=retry_delay(item.due_ms, self.clock))], delays=True)
+
+    def _push(self, items: Iterable[PushItem], delays: bool) -> int:
+        now_ms, flag = self.clock.script_ms(), int(delays)
+        by_queue: dict[str, list[Any]] = defaultdict(lambda: [now_ms, flag])
         for item in items:
             by_queue[item.queue].extend((item.job_id, item.priority, item.due_ms))
         if not by_queue:
@@ -231,7 +231,7 @@ class Broker:
     ) -> tuple[str, Sequence[str], Sequence[Any]]:
         k = self.keys(queue)
         keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens, k.paused)
-        return "claim", keys, (token, count, lease_ms, promote_limit)
+        return "claim", keys, (self.clock.script_ms(), token, count, lease_ms, promote_limit)
 
     def claim(self, queue: str, token: str, count: int, lease_ms: int, promote_limit: int = 100) -> Claim:
         return _claim_result(self._run(*self._claim_call(queue, token, count, lease_ms, promote_limit)))
@@ -262,9 +262,10 @@ class Broker:
         if not settlements:
             return []
         k = self.keys(queue)
-        args: list[Any] = [token]
+        args: list[Any] = [self.clock.script_ms(), token]
         for s in settlements:
-            args.extend((s.job_id, s.action, s.due_ms, s.priority))
+            delay_ms = retry_delay(s.due_ms, self.clock) if s.action == "retry" else 0
+            args.extend((s.job_id, s.action, delay_ms, s.priority))
         keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens)
         extra = self._counter_calls(queue, counts or {})
         if not extra:
@@ -292,7 +293,7 @@ class Broker:
         if not job_ids:
             return []
         k = self.keys(queue)
-        lost = self._run("renew", (k.leases, k.tokens), (token, lease_ms, *job_ids))
+        lost = self._run("renew", (k.leases, k.tokens), (self.clock.script_ms(), token, lease_ms, *job_ids))
         return [_text(i) for i in lost]
 
     # -- maintenance -------------------------------------------------------------------------
@@ -300,7 +301,7 @@ class Broker:
     def reclaim_expired(self, queue: str, limit: int) -> list[tuple[str, str]]:
         """Remove expired leases; returns (job id, token that held it)."""
         k = self.keys(queue)
-        flat = [_text(x) for x in self._run("reclaim", (k.leases, k.tokens), (limit,))]
+        flat = [_text(x) for x in self._run("reclaim", (k.leases, k.tokens), (self.clock.script_ms(), limit))]
         return list(zip(flat[0::2], flat[1::2], strict=True))
 
     def leased_by(self, queue: str, token: str) -> list[str]:
@@ -310,7 +311,9 @@ class Broker:
 
     def promote_due(self, queue: str, limit: int) -> tuple[list[str], int | None]:
         k = self.keys(queue)
-        moved, next_due = self._run("promote", (k.ready, k.delayed, k.prio, k.seq, k.notify), (limit,))
+        moved, next_due = self._run(
+            "promote", (k.ready, k.delayed, k.prio, k.seq, k.notify), (self.clock.script_ms(), limit)
+        )
         return [_text(i) for i in moved], None if next_due < 0 else int(next_due)
 
     def remove(self, queue: str, job_ids: Sequence[str]) -> int:
@@ -323,7 +326,7 @@ class Broker:
         if not items:
             return 0
         k = self.keys(queue)
-        args: list[Any] = [lease_ms]
+        args: list[Any] = [self.clock.script_ms(), lease_ms]
         for item in items:
             extra = item.token if item.kind == "lease" else item.priority
             args.extend((item.job_id, item.kind, extra, item.due_ms))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import override_zipline
+from tests.helpers import DrivenClock, override_zipline
 
 
 @pytest.fixture
@@ -26,6 +26,15 @@ def broker() -> Iterator[object]:
             if keys:
                 broker.client.delete(*keys)
             redis_client.reset()
+
+
+@pytest.fixture
+def clock(broker: object) -> DrivenClock:
+    """The broker's scripts run on a clock the test drives (``clock.advance(ms)``), not Redis TIME;
+    the broker, and with it the clock, is forgotten after the test."""
+    driven = DrivenClock()
+    broker.clock = driven  # type: ignore[attr-defined]
+    return driven
 
 
 @pytest.fixture

@@ -36,6 +36,23 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
         time.sleep(interval)
 
 
+class DrivenClock:
+    """The scripts' clock for a test (``jobs.clock.Clock``): it starts at the wall clock's time and
+    moves only when the test advances it, so a lease expires or a job falls due without a sleep."""
+
+    def __init__(self, start_ms: int | None = None) -> None:
+        self.ms = time.time_ns() // 1_000_000 if start_ms is None else start_ms
+
+    def script_ms(self) -> int:
+        return self.ms
+
+    def local_ms(self) -> int:
+        return self.ms
+
+    def advance(self, ms: int) -> None:
+        self.ms += ms
+
+
 SEED_JOB = {
     "name": "send-welcome-email",
     "type": "send_email",

@@ -5,16 +5,44 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 import redis
 
 from jobs.broker import Broker, PushItem, RestoreItem, Settlement, due_score
-from jobs.scripts import ScriptError, expand
+from jobs.clock import REDIS_TIME, RedisClock
+from jobs.scripts import LUA_DIR, SCRIPT_NAMES, ScriptError, expand, source
+from tests.helpers import DrivenClock
 
 
 def ids(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i}" for i in range(n)]
+
+
+def redis_ms(broker: Broker) -> int:
+    seconds, micros = cast(tuple[int, int], broker.client.time())
+    return seconds * 1000 + micros // 1000
+
+
+def score(broker: Broker, key: str, job_id: str) -> float | None:
+    return cast(float | None, broker.client.zscore(key, job_id))
+
+
+class SkewedHostClock:
+    """A worker host whose wall clock is ``skew_ms`` off the Redis server's; the scripts read TIME.
+
+    (A stand-in for a host's clock: faking the real one breaks Python's timed waits, docs/reliability.md F18.)
+    """
+
+    def __init__(self, skew_ms: int) -> None:
+        self.skew_ms = skew_ms
+
+    def script_ms(self) -> int:
+        return REDIS_TIME
+
+    def local_ms(self) -> int:
+        return RedisClock().local_ms() + self.skew_ms
 
 
 def test_ready_jobs_come_out_by_priority_then_fifo(broker: Broker) -> None:
@@ -41,43 +69,45 @@ def test_fifo_holds_over_many_jobs(broker: Broker) -> None:
     assert taken == [f"j{i:04d}" for i in range(500)]
 
 
-def test_delayed_job_is_promoted_only_when_due(broker: Broker) -> None:
-    due = int(time.time() * 1000) + 300
-    broker.push([PushItem("q", "later", 0, due), PushItem("q", "now", 0)])
+def test_delayed_job_is_promoted_only_when_due(broker: Broker, clock: DrivenClock) -> None:
+    broker.push([PushItem("q", "later", 0, clock.ms + 300), PushItem("q", "now", 0)])
     first = broker.claim("q", "w", 10, 30_000)
-    assert first.ids == ["now"]
-    assert first.next_due_ms is not None and 0 < first.next_due_ms <= 300
-    time.sleep(0.35)
+    assert (first.ids, first.next_due_ms) == (["now"], 300)
+    clock.advance(299)
+    idle = broker.claim("q", "w", 10, 30_000)
+    assert (idle.ids, idle.next_due_ms) == ([], 1)
+    clock.advance(1)
     assert broker.claim("q", "w", 10, 30_000).ids == ["later"]
 
 
-def test_promote_moves_at_most_the_limit(broker: Broker) -> None:
-    past = int(time.time() * 1000) - 10
-    broker.push([PushItem("q", i, 0, past + 1) for i in ids("d", 5)])
-    # Items whose due time passed while being pushed go straight to ready; push some in the future too.
+def test_promote_moves_at_most_the_limit(broker: Broker, clock: DrivenClock) -> None:
+    broker.push([PushItem("q", i, 0, clock.ms) for i in ids("d", 5)])
+    # Items due by the time they are pushed go straight to ready; push some in the future too.
     assert broker.depths("q")["ready"] == 5
-    soon = int(time.time() * 1000) + 200
-    broker.push([PushItem("q", i, 0, soon) for i in ids("e", 5)])
-    time.sleep(0.25)
+    broker.push([PushItem("q", i, 0, clock.ms + 200) for i in ids("e", 5)])
+    assert broker.promote_due("q", 3) == ([], 200)
+    clock.advance(200)
     moved, _ = broker.promote_due("q", 3)
     assert len(moved) == 3
     moved, next_due = broker.promote_due("q", 3)
     assert len(moved) == 2 and next_due is None
 
 
-def test_expired_lease_is_reclaimed_with_its_token(broker: Broker) -> None:
+def test_expired_lease_is_reclaimed_with_its_token(broker: Broker, clock: DrivenClock) -> None:
     broker.push([PushItem("q", "a"), PushItem("q", "b")])
     broker.claim("q", "worker-1", 1, 50)
     broker.claim("q", "worker-2", 1, 60_000)
-    time.sleep(0.08)
+    clock.advance(49)
+    assert broker.reclaim_expired("q", 10) == []
+    clock.advance(1)
     assert broker.reclaim_expired("q", 10) == [("a", "worker-1")]
     assert broker.ids("q")["leases"] == {"b"}
 
 
-def test_settle_is_fenced_by_the_lease_token(broker: Broker) -> None:
+def test_settle_is_fenced_by_the_lease_token(broker: Broker, clock: DrivenClock) -> None:
     broker.push([PushItem("q", "a")])
     broker.claim("q", "stale", 1, 10)
-    time.sleep(0.03)
+    clock.advance(10)
     broker.reclaim_expired("q", 10)
     broker.push([PushItem("q", "a")])
     broker.claim("q", "fresh", 1, 60_000)
@@ -97,6 +127,60 @@ def test_retry_and_release_settlements(broker: Broker) -> None:
     assert state["delayed"] == {"r"} and state["leases"] == set()
     # A released job goes back to the front of its priority.
     assert broker.claim("q", "w", 2, 60_000).ids == ["x", "other"]
+
+
+def test_without_a_driven_clock_the_scripts_read_redis_time(broker: Broker) -> None:
+    broker.push([PushItem("q", "a")])
+    before = redis_ms(broker)
+    broker.claim("q", "w", 1, 30_000)
+    after = redis_ms(broker)
+    deadline = score(broker, broker.keys("q").leases, "a")
+    assert deadline is not None and before + 30_000 <= deadline <= after + 30_000
+
+
+def test_a_driven_clock_sets_lease_deadlines_and_renewals(broker: Broker, clock: DrivenClock) -> None:
+    broker.push([PushItem("q", "a")])
+    broker.claim("q", "w", 1, 30_000)
+    assert score(broker, broker.keys("q").leases, "a") == clock.ms + 30_000
+    clock.advance(20_000)
+    assert broker.renew("q", "w", ["a"], 30_000) == []  # now due at 50 s, not 30 s
+    clock.advance(29_999)
+    assert broker.reclaim_expired("q", 10) == []
+    clock.advance(1)
+    assert broker.reclaim_expired("q", 10) == [("a", "w")]
+
+
+@pytest.mark.parametrize("skew_ms", [3_600_000, -3_600_000])
+@pytest.mark.parametrize("path", ["settled by its worker", "pushed after its worker was lost"])
+def test_a_retry_waits_its_backoff_on_the_redis_clock_whatever_the_workers_clock(
+    broker: Broker, skew_ms: int, path: str
+) -> None:
+    """The host's due time becomes a delay from the script's now: an hour of skew neither adds an
+    hour to the backoff nor makes the retry due at once."""
+    host = Broker(broker.client, broker.prefix, SkewedHostClock(skew_ms))
+    host.push([PushItem("q", "r")])
+    host.claim("q", "w", 1, 60_000)
+    if path != "settled by its worker":
+        host.settle("q", "w", [Settlement("r", "ack")])  # the lease is gone, as the supervisor or reclaimer leaves it
+    due_on_host_clock = host.clock.local_ms() + 5_000
+    before = redis_ms(broker)
+    if path == "settled by its worker":
+        assert host.settle("q", "w", [Settlement("r", "retry", due_on_host_clock, 0)]) == [True]
+    else:
+        assert host.push_retry(PushItem("q", "r", 0, due_on_host_clock)) == 1
+    after = redis_ms(broker)
+    due = score(broker, broker.keys("q").delayed, "r")
+    assert due is not None and before + 5_000 - 100 <= due <= after + 5_000, (before, due, after)
+
+
+def test_scripts_read_the_clock_only_through_now_ms_and_argv_1() -> None:
+    """One clock: only the ``now`` include calls TIME, and every script that asks it passes ARGV[1]."""
+    clocked = [name for name in SCRIPT_NAMES if "now_ms(" in source(name)]
+    assert set(clocked) == {"claim", "enqueue", "promote", "reclaim", "renew", "restore", "settle"}
+    for name in clocked:
+        body = (LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
+        assert "'TIME'" not in body and "now_ms(ARGV[1])" in body, name
+        assert body.count("now_ms(") == body.count("now_ms(ARGV[1])"), name
 
 
 def test_paused_queue_hands_out_nothing(broker: Broker) -> None:

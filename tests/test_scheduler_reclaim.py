@@ -19,7 +19,7 @@ from jobs.broker import Broker, PushItem
 from jobs.models import Job, JobAttempt, Outcome, Status
 from scheduler import reclaim
 from scheduler.reclaim import LOST_REASON
-from tests.helpers import override_zipline, wait_for
+from tests.helpers import DrivenClock, override_zipline, wait_for
 from tests.procs import ROOT, process_env
 from tests.test_scheduler_support import Ledger, SchedulerThread, work_once
 
@@ -35,9 +35,11 @@ def claimed(broker: Broker, n: int, token: str, lease_ms: int, **extra: object) 
     return states.claim(ids, token)
 
 
-def test_expired_lease_of_a_running_job_is_charged_and_retried(broker: Broker) -> None:
+def test_expired_lease_of_a_running_job_is_charged_and_retried(broker: Broker, clock: DrivenClock) -> None:
     [job] = claimed(broker, 1, "dead-worker", 50, retry=RETRY)
-    time.sleep(0.1)
+    clock.advance(49)
+    assert reclaim.reclaim(broker, batch=100).reclaimed == []
+    clock.advance(1)
     report = reclaim.reclaim(broker, batch=100)
     assert [(r.job_id, r.worker, r.status) for r in report.reclaimed] == [(str(job.pk), "dead-worker", Status.RETRYING)]
     row = Job.objects.get(pk=job.pk)
@@ -50,20 +52,20 @@ def test_expired_lease_of_a_running_job_is_charged_and_retried(broker: Broker) -
     assert score == pytest.approx(row.schedule_at.timestamp() * 1000, abs=1)  # type: ignore[union-attr]
 
 
-def test_lost_attempts_count_toward_the_retry_limit(broker: Broker) -> None:
+def test_lost_attempts_count_toward_the_retry_limit(broker: Broker, clock: DrivenClock) -> None:
     [job] = claimed(broker, 1, "w", 50, retry={"max_retries": 0})
-    time.sleep(0.1)
+    clock.advance(50)
     [result] = reclaim.reclaim(broker, batch=100).reclaimed
     assert result.status == Status.FAILED
     assert Job.objects.get(pk=job.pk).status == Status.FAILED
     assert broker.ids("default") == {"ready": set(), "delayed": set(), "leases": set()}
 
 
-def test_a_finished_jobs_lease_is_just_dropped(broker: Broker) -> None:
+def test_a_finished_jobs_lease_is_just_dropped(broker: Broker, clock: DrivenClock) -> None:
     [job] = claimed(broker, 1, "w", 50)
     now = job.started_at
     states.record([states.AttemptResult(job, Outcome.COMPLETED, now, now, 0.0)])  # type: ignore[arg-type]
-    time.sleep(0.1)  # the worker died before its ack
+    clock.advance(50)  # the worker died before its ack
     [result] = reclaim.reclaim(broker, batch=100).reclaimed
     assert result.status is None
     assert Job.objects.get(pk=job.pk).status == Status.COMPLETED
@@ -71,29 +73,29 @@ def test_a_finished_jobs_lease_is_just_dropped(broker: Broker) -> None:
     assert broker.ids("default") == {"ready": set(), "delayed": set(), "leases": set()}
 
 
-def test_a_job_claimed_in_redis_but_never_marked_running_goes_back(broker: Broker) -> None:
+def test_a_job_claimed_in_redis_but_never_marked_running_goes_back(broker: Broker, clock: DrivenClock) -> None:
     job = client.enqueue("test_noop", {})
     broker.claim("default", "w", 1, 50)  # the worker died before states.claim
-    time.sleep(0.1)
+    clock.advance(50)
     reclaim.reclaim(broker, batch=100)
     assert Job.objects.get(pk=job.pk).status == Status.PENDING
     assert broker.ids("default")["ready"] == {str(job.pk)}
 
 
-def test_live_leases_and_malformed_ids_are_handled(broker: Broker) -> None:
+def test_live_leases_and_malformed_ids_are_handled(broker: Broker, clock: DrivenClock) -> None:
     [live] = claimed(broker, 1, "alive", 60_000)
     broker.push([PushItem("default", "not-a-uuid")])
     broker.claim("default", "w", 1, 10)
-    time.sleep(0.05)
+    clock.advance(10)
     [garbage] = reclaim.reclaim(broker, batch=100).reclaimed
     assert (garbage.job_id, garbage.status) == ("not-a-uuid", None)
     assert broker.ids("default")["leases"] == {str(live.pk)}
     assert Job.objects.get(pk=live.pk).status == Status.RUNNING
 
 
-def test_concurrent_reclaimers_reclaim_each_lease_once(broker: Broker) -> None:
+def test_concurrent_reclaimers_reclaim_each_lease_once(broker: Broker, clock: DrivenClock) -> None:
     jobs = claimed(broker, 300, "dead", 50, retry=RETRY)
-    time.sleep(0.1)
+    clock.advance(50)
     barrier = threading.Barrier(3)
     results: list[list[reclaim.Reclaimed]] = [[], [], []]
 

@@ -7,20 +7,22 @@
     KEYS[6] leases   ZSET id -> deadline (ms, Redis clock)
     KEYS[7] tokens   HASH id -> lease token (the owning worker's id)
     KEYS[8] paused   STRING, present while the queue is paused
-    ARGV[1] token, ARGV[2] count, ARGV[3] lease ttl in ms, ARGV[4] promote limit
+    ARGV[1] now_ms (0: Redis TIME), ARGV[2] token, ARGV[3] count, ARGV[4] lease ttl in ms,
+    ARGV[5] promote limit
   Output: { {ids...}, ms until the next delayed job is due (-1: none), paused (0/1) }
 ]]
 --- @include now
 --- @include ready_score
 --- @include promote
 --- @include wake
+--- @include next_due
 local ready, delayed, prio, seq, notify, leases, tokens, paused =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local token, count, ttl, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local token, count, ttl, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if redis.call('EXISTS', paused) == 1 then
   return { {}, -1, 1 }
 end
-local now = now_ms()
+local now = now_ms(ARGV[1])
 promote(ready, delayed, prio, seq, now, limit)
 local ids = {}
 if count > 0 then
@@ -33,9 +35,4 @@ if count > 0 then
   end
 end
 wake(ready, notify)
-local next_due = -1
-local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
-if #head > 0 then
-  next_due = math.max(0, tonumber(head[2]) - now)
-end
-return { ids, next_due, 0 }
+return { ids, next_due(delayed, now), 0 }

@@ -1,12 +1,12 @@
 --[[
   reclaim: removes up to `limit` leases whose deadline has passed (the worker died, hung or lost
   Redis) and returns their ids with the token that held them; the caller lets each job's row decide.
-  Input: KEYS[1] leases, KEYS[2] tokens; ARGV[1] limit
+  Input: KEYS[1] leases, KEYS[2] tokens; ARGV[1] now_ms (0: Redis TIME), ARGV[2] limit
   Output: flat pairs: id, token
 ]]
 --- @include now
 local leases, tokens = KEYS[1], KEYS[2]
-local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now_ms(), 'LIMIT', 0, tonumber(ARGV[1]))
+local expired = redis.call('ZRANGEBYSCORE', leases, '-inf', now_ms(ARGV[1]), 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
 for _, id in ipairs(expired) do
   out[#out + 1] = id
