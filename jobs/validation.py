@@ -134,7 +134,7 @@ def check_payload(payload: Any) -> str:
         surrogate = _surrogate_in(payload)
         if surrogate is not None:
             raise InvalidJob("payload", f"holds a lone surrogate ({surrogate}), which is not Unicode text")
-    limit = settings.ZIPLINE.max_payload_bytes
+    limit = settings.ZIPLINE.api.max_payload_bytes
     size = len(text)
     if size > limit and "\\u" in text:  # escapes (é is 6 characters here): measure the UTF-8 instead
         size = len(_UTF8_ENCODER.encode(payload).encode())

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import redis
 from django.conf import settings
 
-from jobs.redis_checks import safe_url
 from workers.queues import QueueSpecError, parse_queues
 from workers.supervisor import PoolOptions, Supervisor
 
@@ -21,32 +19,21 @@ def build_options(processes: int | None = None, concurrency: int | None = None, 
     except QueueSpecError as exc:
         raise PoolConfigError(str(exc)) from None
     return PoolOptions(
-        processes=processes or config.worker_count,
-        concurrency=concurrency or config.worker_max_concurrency,
+        processes=processes or config.worker.count,
+        concurrency=concurrency or config.worker.max_concurrency,
         selector=selector,
-        poll_interval=config.worker_poll_interval,
-        job_timeout=config.worker_job_timeout,
-        shutdown_timeout=config.worker_shutdown_timeout,
-        lease_ttl=config.worker_lease_ttl,
-        kill_grace=config.worker_kill_grace,
-        max_jobs=config.worker_max_jobs,
-        max_result_bytes=config.max_payload_bytes,
-        metrics_enabled=config.metrics_enabled,
-        metrics_port=config.metrics_port,
-        metrics_host=config.metrics_host,
-        metrics_path=config.metrics_path,
+        poll_interval=config.worker.poll_interval,
+        job_timeout=config.worker.job_timeout,
+        shutdown_timeout=config.worker.shutdown_timeout,
+        lease_ttl=config.worker.lease_ttl,
+        kill_grace=config.worker.kill_grace,
+        max_jobs=config.worker.max_jobs,
+        max_result_bytes=config.api.max_payload_bytes,
+        metrics_enabled=config.metrics.enabled,
+        metrics_port=config.metrics.port,
+        metrics_host=config.metrics.host,
+        metrics_path=config.metrics.path,
     )
-
-
-def check_redis() -> str | None:
-    """None when Redis answers; otherwise a one-line reason naming where it was looked for."""
-    from jobs.redis_client import get_broker
-
-    try:
-        get_broker().client.ping()
-    except redis.RedisError as exc:
-        return f"cannot reach Redis at {safe_url(settings.REDIS_URL)}: {exc}"
-    return None
 
 
 def run_pool(options: PoolOptions) -> int:
