@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from workers.queues import QueueSpecError, parse_queues
 from workers.supervisor import PoolOptions, Supervisor
+from zipline_site.sections import Config
 
 
 class PoolConfigError(ValueError):
     """A flag or setting the pool cannot use; the message names it."""
 
 
-def build_options(processes: int | None = None, concurrency: int | None = None, queues: str = "default") -> PoolOptions:
-    config = settings.ZIPLINE
+def build_options(
+    config: Config, processes: int | None = None, concurrency: int | None = None, queues: str = "default"
+) -> PoolOptions:
+    """The pool's options: ``config``'s worker and metrics sections, its size and queues overridden by flags."""
     try:
         selector = parse_queues(queues)
     except QueueSpecError as exc:
@@ -22,17 +23,9 @@ def build_options(processes: int | None = None, concurrency: int | None = None, 
         processes=processes or config.worker.count,
         concurrency=concurrency or config.worker.max_concurrency,
         selector=selector,
-        poll_interval=config.worker.poll_interval,
-        job_timeout=config.worker.job_timeout,
-        shutdown_timeout=config.worker.shutdown_timeout,
-        lease_ttl=config.worker.lease_ttl,
-        kill_grace=config.worker.kill_grace,
-        max_jobs=config.worker.max_jobs,
+        worker=config.worker,
+        metrics=config.metrics,
         max_result_bytes=config.api.max_payload_bytes,
-        metrics_enabled=config.metrics.enabled,
-        metrics_port=config.metrics.port,
-        metrics_host=config.metrics.host,
-        metrics_path=config.metrics.path,
     )
 
 

@@ -51,15 +51,17 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             pool = build_options(
-                processes=options["processes"], concurrency=options["concurrency"], queues=options["queues"]
+                settings.ZIPLINE,
+                processes=options["processes"],
+                concurrency=options["concurrency"],
+                queues=options["queues"],
             )
         except PoolConfigError as exc:
             raise CommandError(str(exc), returncode=ExitCode.CONFIG) from None
-        redis_config = settings.ZIPLINE.redis
         preflight(
             get_broker().client,
             settings.REDIS_URL,
-            require_noeviction=redis_config.require_noeviction,
+            require_noeviction=settings.ZIPLINE.redis.require_noeviction,
             wait_for_redis=False,  # no stand-in outside make run: say which Redis did not answer
         )
         sys.exit(run_pool(pool))
