@@ -24,7 +24,7 @@ import yaml
 from zipline_site.allowlist import parse_entry as parse_allowed_network
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
 from zipline_site.exit_codes import ExitCode
-from zipline_site.sections import Config
+from zipline_site.sections import Config as Config  # built there; imported from here too
 
 EXIT_CONFIG_ERROR = ExitCode.CONFIG
 # The database when JQS_DATABASE_URL is unset: an SQLite file in the checkout (make run uses .local/'s).
