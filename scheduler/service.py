@@ -96,8 +96,10 @@ class Scheduler:
         identity: str | None = None,
         on_loop: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        config: Config | None = None,
     ) -> None:
         self.broker = broker or get_broker()
+        self.config = config or settings.ZIPLINE  # its scheduler and worker sections, read once
         self.identity = identity or default_identity()
         self.on_loop = on_loop
         self.clock = clock
@@ -113,10 +115,6 @@ class Scheduler:
         self.outages = {name: Outage(name, logger, logging.WARNING, clock) for name in (REDIS, DATABASE)}
 
     # -- duties: each returns the seconds until it is due again -------------------------------------
-
-    @property
-    def config(self) -> Config:
-        return settings.ZIPLINE
 
     def check_epoch(self) -> float:
         reconcile.ensure_epoch(

@@ -59,7 +59,7 @@ class Command(BaseCommand):
             require_noeviction=settings.ZIPLINE.redis.require_noeviction,
             wait_for_redis=True,  # the scheduler logs the outage and retries with backoff
         )
-        scheduler = Scheduler(on_loop=_heartbeat())
+        scheduler = Scheduler(on_loop=_heartbeat(), config=settings.ZIPLINE)
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             if scheduler.stopping.is_set():
