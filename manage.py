@@ -29,15 +29,18 @@ def main() -> None:
         if "--traceback" in sys.argv:
             raise
         from jobs.command_errors import first_line
+        from zipline_site.exit_codes import ExitCode
 
         print(
             f"CommandError: database error: {first_line(exc)} (is the database up? JQS_DATABASE_URL)", file=sys.stderr
         )
-        sys.exit(1)
+        sys.exit(ExitCode.UNAVAILABLE)
 
 
 if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:  # Ctrl-C before a command installs its own handler (start-up, imports)
-        sys.exit(130)
+        from zipline_site.exit_codes import ExitCode
+
+        sys.exit(ExitCode.INTERRUPTED)

@@ -38,7 +38,7 @@ def _counter(address: str) -> str:
 
 def blocked_for(address: str) -> int | None:
     """Seconds until ``address`` may log in again, or None when it may now."""
-    limit = int(settings.ZIPLINE.auth_failure_limit)
+    limit = int(settings.ZIPLINE.security.auth_failure_limit)
     count = rate_counter.peek(_counter(address), at_least=limit)
     if count is None or count.count < limit:
         return None
@@ -47,7 +47,7 @@ def blocked_for(address: str) -> int | None:
 
 def record_failure(address: str) -> None:
     """Count one failed login from ``address`` (the window starts with the first)."""
-    rate_counter.hit(_counter(address), float(settings.ZIPLINE.auth_failure_window))
+    rate_counter.hit(_counter(address), float(settings.ZIPLINE.security.auth_failure_window))
 
 
 def _message(seconds: int) -> str:

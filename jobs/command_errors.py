@@ -9,6 +9,8 @@ import redis
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from zipline_site.exit_codes import ExitCode
+
 
 def first_line(exc: Exception) -> str:
     """The first line of an error's message (a driver's may run to several)."""
@@ -17,12 +19,13 @@ def first_line(exc: Exception) -> str:
 
 @contextmanager
 def dependency_errors() -> Iterator[None]:
-    """Turn a database or Redis failure inside the block into a ``CommandError`` of one line."""
+    """Turn a database or Redis failure inside the block into a ``CommandError`` of one line (exit 3)."""
     try:
         yield
     except DatabaseError as exc:
         raise CommandError(
-            f"database error: {first_line(exc)} (is the database up and migrated? manage.py migrate)", returncode=1
+            f"database error: {first_line(exc)} (is the database up and migrated? manage.py migrate)",
+            returncode=ExitCode.UNAVAILABLE,
         ) from None
     except redis.RedisError as exc:
-        raise CommandError(f"Redis error: {first_line(exc)} (JQS_REDIS_URL)", returncode=1) from None
+        raise CommandError(f"Redis error: {first_line(exc)} (JQS_REDIS_URL)", returncode=ExitCode.UNAVAILABLE) from None

@@ -39,7 +39,7 @@ def fetch_all(sql: str, params: Sequence[Any], *, prepare: bool = True) -> list[
     """Run ``sql`` (``%s`` placeholders) as a prepared statement and return its rows; with
     ``prepare=False``, on Django's own cursor (planned for its values each time)."""
     conn = connections[DEFAULT_DB_ALIAS]
-    if not prepare or not settings.ZIPLINE.database_prepared_statements or conn.queries_logged:
+    if not prepare or not settings.ZIPLINE.database.prepared_statements or conn.queries_logged:
         # Django's cursor: it logs the query where Django is asked to (DEBUG, tests that count them).
         with conn.cursor() as cursor:
             cursor.execute(sql, params)

@@ -63,7 +63,7 @@ def _broker_and_script() -> tuple[Broker, Script]:
 
 def key(*parts: str) -> str:
     """The Redis key of a counter: under ``JQS_REDIS_KEY_PREFIX``, then ``rate:`` and the parts."""
-    return ":".join((settings.ZIPLINE.redis_key_prefix, "rate", *parts))
+    return ":".join((settings.ZIPLINE.redis.key_prefix, "rate", *parts))
 
 
 def hit(name: str, window: float, *, limit: int | None = None, cost: int = 1) -> Count | None:

@@ -18,7 +18,6 @@ import logging
 from typing import cast
 
 import redis
-from django.conf import settings
 
 logger = logging.getLogger("zipline.redis")
 
@@ -46,12 +45,12 @@ def eviction_problem(client: redis.Redis) -> str | None:
     )
 
 
-def check_eviction_policy(client: redis.Redis) -> None:
+def check_eviction_policy(client: redis.Redis, *, require_noeviction: bool) -> None:
     """Log a warning for a policy that may evict; raise :class:`RedisPolicyError` instead in strict mode."""
     problem = eviction_problem(client)
     if problem is None:
         return
-    if settings.ZIPLINE.redis_require_noeviction:
+    if require_noeviction:
         raise RedisPolicyError(f"{problem} (JQS_REDIS_REQUIRE_NOEVICTION=true)")
     logger.warning(problem)
 
@@ -67,12 +66,12 @@ def safe_url(url: str) -> str:
     return url
 
 
-def refusal(client: redis.Redis) -> str | None:
+def refusal(client: redis.Redis, url: str) -> str | None:
     """A one-line reason when Redis answers but will not serve ZipLine; None when it does, or is out of reach."""
     try:
         client.ping()
     except (redis.AuthenticationError, redis.exceptions.AuthorizationError, redis.ResponseError) as exc:
-        return f"Redis at {safe_url(settings.REDIS_URL)} refuses ZipLine: {exc} (check JQS_REDIS_URL)"
+        return f"Redis at {safe_url(url)} refuses ZipLine: {exc} (check JQS_REDIS_URL)"
     except redis.RedisError:
         return None
     return None

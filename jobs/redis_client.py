@@ -19,7 +19,7 @@ def make_client(url: str | None = None, *, socket_timeout: float | None = None) 
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
 
-    poll = float(settings.ZIPLINE.worker_poll_interval)
+    poll = float(settings.ZIPLINE.worker.poll_interval)
     return redis.Redis.from_url(
         url or settings.REDIS_URL,
         socket_connect_timeout=2,
@@ -37,7 +37,7 @@ def get_broker() -> Broker:
         with _lock:
             broker = _state.get("broker")
             if broker is None:
-                broker = _state["broker"] = Broker(make_client(), settings.ZIPLINE.redis_key_prefix)
+                broker = _state["broker"] = Broker(make_client(), settings.ZIPLINE.redis.key_prefix)
     assert isinstance(broker, Broker)
     return broker
 

@@ -134,7 +134,7 @@ def check_payload(payload: Any) -> str:
         surrogate = _surrogate_in(payload)
         if surrogate is not None:
             raise InvalidJob("payload", f"holds a lone surrogate ({surrogate}), which is not Unicode text")
-    limit = settings.ZIPLINE.max_payload_bytes
+    limit = settings.ZIPLINE.api.max_payload_bytes
     size = len(text)
     if size > limit and "\\u" in text:  # escapes (é is 6 characters here): measure the UTF-8 instead
         size = len(_UTF8_ENCODER.encode(payload).encode())
@@ -200,7 +200,7 @@ def _integer(name: str, value: Any, low: int, high: int) -> int:
         raise InvalidJob(name, f"{value!r} is not a whole number")
     if not low <= value <= high:
         raise InvalidJob(name, f"{value} is out of range ({low} to {high})")
-    return value
+    return int(value)  # an int already: int() only tells mypy --strict so
 
 
 def _retry_fields(job_type: str, retry: Any) -> dict[str, Any]:

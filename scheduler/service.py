@@ -96,8 +96,10 @@ class Scheduler:
         identity: str | None = None,
         on_loop: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        config: Config | None = None,
     ) -> None:
         self.broker = broker or get_broker()
+        self.config = config or settings.ZIPLINE  # its scheduler and worker sections, read once
         self.identity = identity or default_identity()
         self.on_loop = on_loop
         self.clock = clock
@@ -114,45 +116,41 @@ class Scheduler:
 
     # -- duties: each returns the seconds until it is due again -------------------------------------
 
-    @property
-    def config(self) -> Config:
-        return settings.ZIPLINE
-
     def check_epoch(self) -> float:
         reconcile.ensure_epoch(
             self.broker,
             owner=self.identity,
-            lease_ttl=self.config.worker_lease_ttl,
-            batch=self.config.scheduler_batch_size,
+            lease_ttl=self.config.worker.lease_ttl,
+            batch=self.config.scheduler.batch_size,
             should_stop=self.stopping.is_set,
         )
         return EPOCH_CHECK
 
     def promote(self) -> float:
-        report = promote.promote(self.broker, self.config.scheduler_batch_size)
+        report = promote.promote(self.broker, self.config.scheduler.batch_size)
         if report.more:
             return 0.0
         return PROMOTE_CHECK if report.next_due is None else min(report.next_due, PROMOTE_CHECK)
 
     def fire_cron(self) -> float:
-        batch = self.config.scheduler_batch_size
+        batch = self.config.scheduler.batch_size
         report = cron.fire_due(limit=batch)
         if len(report.fired) >= batch:
             return 0.0
         return PROMOTE_CHECK if report.next_in is None else min(report.next_in, PROMOTE_CHECK)
 
     def reclaim(self) -> float:
-        report = reclaim.reclaim(self.broker, self.config.scheduler_batch_size)
-        return 0.0 if report.more else float(self.config.scheduler_reclaim_interval)
+        report = reclaim.reclaim(self.broker, self.config.scheduler.batch_size)
+        return 0.0 if report.more else float(self.config.scheduler.reclaim_interval)
 
     def reconcile(self) -> float:
-        interval = float(self.config.scheduler_poll_interval)
+        interval = float(self.config.scheduler.poll_interval)
         if self._gate("reconcile", interval):
             reconcile.reconcile(
                 self.broker,
-                grace=self.config.scheduler_reconcile_grace,
-                lease_ttl=self.config.worker_lease_ttl,
-                batch=self.config.scheduler_batch_size,
+                grace=self.config.scheduler.reconcile_grace,
+                lease_ttl=self.config.worker.lease_ttl,
+                batch=self.config.scheduler.batch_size,
             )
         return interval
 
@@ -164,9 +162,9 @@ class Scheduler:
         if not gated:
             return RETENTION_INTERVAL
         report = retention.purge(
-            completed_age=self.config.retention_completed,
-            failed_age=self.config.retention_failed,
-            batch=self.config.scheduler_batch_size,
+            completed_age=self.config.scheduler.retention_completed,
+            failed_age=self.config.scheduler.retention_failed,
+            batch=self.config.scheduler.batch_size,
         )
         return 1.0 if report.more else RETENTION_INTERVAL
 
@@ -235,10 +233,10 @@ class Scheduler:
             "scheduler started",
             extra={
                 "scheduler": self.identity,
-                "poll_interval": config.scheduler_poll_interval,
-                "reclaim_interval": config.scheduler_reclaim_interval,
-                "batch_size": config.scheduler_batch_size,
-                "reconcile_grace": config.scheduler_reconcile_grace,
+                "poll_interval": config.scheduler.poll_interval,
+                "reclaim_interval": config.scheduler.reclaim_interval,
+                "batch_size": config.scheduler.batch_size,
+                "reconcile_grace": config.scheduler.reconcile_grace,
             },
         )
         try:

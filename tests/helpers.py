@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 @contextmanager
 def override_zipline(**values: Any) -> Iterator[None]:
-    """Run with some ZipLine settings changed (``settings.ZIPLINE`` is a frozen Config)."""
+    """Run with some ZipLine settings changed (``settings.ZIPLINE`` is a frozen Config; its sections are rebuilt)."""
     config = settings.ZIPLINE
     changed = dataclasses.replace(config, values={**config.values, **values})
     with override_settings(ZIPLINE=changed):

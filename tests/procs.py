@@ -45,7 +45,7 @@ def process_env(**overrides: Any) -> dict[str, str]:
             "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "tests.settings"),
             "JQS_DATABASE_URL": database_url(),
             "JQS_REDIS_URL": settings.REDIS_URL,
-            "JQS_REDIS_KEY_PREFIX": settings.ZIPLINE.redis_key_prefix,
+            "JQS_REDIS_KEY_PREFIX": settings.ZIPLINE.redis.key_prefix,
             "JQS_SECRET_KEY": "test-secret-key-not-for-production",
             "JQS_LOG_FORMAT": "json",
             "JQS_LOG_LEVEL": "info",

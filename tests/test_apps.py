@@ -126,7 +126,7 @@ def test_an_app_python_cannot_find_stops_a_command_with_one_line_and_status_2() 
 
 
 def test_an_app_zipline_already_installs_is_not_installed_twice() -> None:
-    assert load_config({"JQS_APPS": "jobs, tests.procapp,jobs"}).apps == ("jobs", "tests.procapp")
+    assert load_config({"JQS_APPS": "jobs, tests.procapp,jobs"}).apps.installed == ("jobs", "tests.procapp")
     result = manage("check", JQS_APPS="jobs,django.contrib.admin")
     assert result.returncode == 0, result.stderr
 
@@ -134,9 +134,9 @@ def test_an_app_zipline_already_installs_is_not_installed_twice() -> None:
 def test_apps_come_from_a_list_at_the_top_of_the_yaml_file(tmp_path: Path) -> None:
     path = tmp_path / "zipline.yaml"
     path.write_text("apps: [tests.procapp]\nworker: {count: 2}\n")
-    assert load_config({}, str(path)).apps == ("tests.procapp",)
-    assert load_config({"JQS_APPS": "jobs"}, str(path)).apps == ("jobs",)
-    assert load_config({}).apps == ()
+    assert load_config({}, str(path)).apps.installed == ("tests.procapp",)
+    assert load_config({"JQS_APPS": "jobs"}, str(path)).apps.installed == ("jobs",)
+    assert load_config({}).apps.installed == ()
     path.write_text("apps: {myapp: true}\n")
     with pytest.raises(ConfigError, match=r"^apps=\{'myapp': True\}: expected a list of module paths$"):
         load_config({}, str(path))

@@ -9,12 +9,13 @@ import pytest
 
 from tests.helpers import wait_for
 from tests.procs import free_port, manage, running
+from zipline_site.exit_codes import ExitCode
 
 
 @pytest.mark.parametrize("args", [("createtoken", "admin"), ("rebuildqueues",)])
 def test_a_database_without_tables_is_one_line_naming_migrate(tmp_path: Path, args: tuple[str, ...]) -> None:
     done = manage(*args, JQS_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == ExitCode.UNAVAILABLE, done.stderr
     assert done.stderr.strip().splitlines() == [
         f"CommandError: database error: no such table: {'auth_user' if args[0] == 'createtoken' else 'jobs_job'} "
         "(is the database up and migrated? manage.py migrate)"
@@ -23,7 +24,7 @@ def test_a_database_without_tables_is_one_line_naming_migrate(tmp_path: Path, ar
 
 def test_a_database_out_of_reach_is_one_line() -> None:
     done = manage("createtoken", "admin", JQS_DATABASE_URL=f"postgres://postgres@127.0.0.1:{free_port()}/nothing")
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.returncode == ExitCode.UNAVAILABLE and "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("CommandError: database error: connection failed: connection to server at")
 
@@ -31,7 +32,7 @@ def test_a_database_out_of_reach_is_one_line() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_redis_out_of_reach_is_one_line() -> None:
     done = manage("rebuildqueues", JQS_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.returncode == ExitCode.UNAVAILABLE and "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("CommandError: Redis error: ") and line.endswith("(JQS_REDIS_URL)")
 
@@ -40,7 +41,7 @@ def test_redis_out_of_reach_is_one_line() -> None:
 def test_services_refuse_a_database_without_migrations_in_one_line(tmp_path: Path, command: str) -> None:
     """They would otherwise run and fail every step ("no such table") without end."""
     done = manage(command, JQS_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
-    assert done.returncode == 2, done.stderr[-500:]
+    assert done.returncode == ExitCode.CONFIG, done.stderr[-500:]
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("CommandError: the database lacks ") and line.endswith(": run manage.py migrate first")
 
@@ -60,7 +61,7 @@ def test_services_start_on_a_database_out_of_reach_and_ride_it_out(tmp_path: Pat
 def test_django_s_own_commands_answer_a_database_out_of_reach_in_one_line(args: tuple[str, ...]) -> None:
     """The README's ``manage.py migrate``, before the database is up (or with a wrong URL)."""
     done = manage(*args, JQS_DATABASE_URL=f"postgres://postgres:SuperSecretDbPw@127.0.0.1:{free_port()}/nothing")
-    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode == ExitCode.UNAVAILABLE and "Traceback" not in done.stderr, done.stderr[-3000:]
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("CommandError: database error: connection failed: connection to server at")
     assert line.endswith("(is the database up? JQS_DATABASE_URL)") and "SuperSecretDbPw" not in line
@@ -70,10 +71,10 @@ def test_django_s_own_commands_answer_a_database_out_of_reach_in_one_line(args: 
 
 @pytest.mark.django_db(transaction=True)
 def test_runworkers_stops_with_one_line_naming_a_redis_that_does_not_answer() -> None:
-    """No stand-in outside make run: the README's production command names the Redis it tried (exit 1)."""
+    """No stand-in outside make run: the README's production command names the Redis it tried (exit 3)."""
     port = free_port()
     done = manage("runworkers", JQS_REDIS_URL=f"redis://:SuperSecretRedisPw@127.0.0.1:{port}/0")
-    assert done.returncode == 1, done.stderr[-3000:]
+    assert done.returncode == ExitCode.UNAVAILABLE, done.stderr[-3000:]
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"CommandError: cannot reach Redis at redis://:***@127.0.0.1:{port}/0: ")
     assert "SuperSecretRedisPw" not in done.stderr + done.stdout and "stand-in" not in done.stdout

@@ -89,21 +89,21 @@ def test_defaults_are_the_seeds() -> None:
         "retention_completed": 7 * 86400.0,
         "retention_failed": 30 * 86400.0,
     }
-    assert {k: getattr(config, k) for k in expected} == expected
+    assert {k: config.values[k] for k in expected} == expected
 
 
 def test_seed_yaml_loads_as_it_is(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(SEED_YAML)
     config = load_config({"JQS_CONFIG": str(path)})
-    assert config.grpc_port == 9090 and config.worker_job_timeout == 300 and config.logging_format == "json"
+    assert config.server.grpc_port == 9090 and config.worker.job_timeout == 300 and config.logging.format == "json"
 
 
 def test_environment_over_file_over_defaults(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("worker: {count: 8, poll_interval: 2s}\nredis: {port: 6380}\n")
     config = load_config({"JQS_WORKER_COUNT": "3"}, str(path))
-    assert (config.worker_count, config.worker_poll_interval, config.redis_port, config.redis_host) == (
+    assert (config.worker.count, config.worker.poll_interval, config.redis.port, config.redis.host) == (
         3,
         2.0,
         6380,
@@ -281,7 +281,7 @@ def test_a_password_that_cuts_its_url_short_is_refused_without_quoting_it() -> N
     )
     # An "@" after the address (in the query) is no password: such a URL is taken as it is.
     url = "redis://:pw@127.0.0.1:6379/0?client_name=a@b"
-    assert load_config({"JQS_REDIS_URL": url}).redis_url == url
+    assert load_config({"JQS_REDIS_URL": url}).redis.url == url
 
 
 def test_a_bad_secret_setting_is_never_shown(tmp_path: Path) -> None:
@@ -306,6 +306,6 @@ def test_an_empty_database_url_is_an_error_and_unset_is_the_default() -> None:
         load_config({"JQS_DATABASE_URL": ""})
     with pytest.raises(ConfigError, match=r"^JQS_DATABASE_URL='  '"):
         load_config({"JQS_DATABASE_URL": "  "})
-    assert load_config({}).database_url == f"sqlite:///{ROOT / 'zipline.sqlite3'}"
+    assert load_config({}).database.url == f"sqlite:///{ROOT / 'zipline.sqlite3'}"
     result = _manage("check", JQS_DATABASE_URL="")
     assert result.returncode == 2 and result.stderr.startswith("zipline: configuration error: JQS_DATABASE_URL=''")

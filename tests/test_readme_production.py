@@ -86,7 +86,7 @@ def test_the_production_steps_work_as_written_and_run_the_rest_example(tmp_path:
         JQS_SECRET_KEY=f"readme-production-{uuid.uuid4().hex}{uuid.uuid4().hex}",
         JQS_DATABASE_URL=database_url(),
         JQS_REDIS_URL=str(settings.REDIS_URL),
-        JQS_REDIS_KEY_PREFIX=settings.ZIPLINE.redis_key_prefix,
+        JQS_REDIS_KEY_PREFIX=settings.ZIPLINE.redis.key_prefix,
         JQS_SERVER_HOST="127.0.0.1",
         JQS_SERVER_PORT=str(port),
         JQS_METRICS_ENABLED="false",

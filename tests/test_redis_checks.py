@@ -1,5 +1,5 @@
 """Start-up checks: a Redis that may evict keys (F13) is a warning, or a refusal in strict mode; one that
-refuses ZipLine (database number, password) stops the scheduler with one line."""
+refuses ZipLine (database number, password) stops the workers and the scheduler with one line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from jobs.redis_checks import RedisPolicyError, check_eviction_policy, eviction_problem, refusal
 from jobs.redis_client import get_broker
-from tests.helpers import override_zipline, wait_for
+from tests.helpers import wait_for
 from tests.procs import running
 
 
@@ -27,10 +27,10 @@ def test_an_evicting_policy_warns_or_refuses_in_strict_mode(own_redis: Any, capl
     client = get_broker().client
     client.config_set("maxmemory-policy", "volatile-ttl")
     with caplog.at_level(logging.WARNING, logger="zipline.redis"):
-        check_eviction_policy(client)
+        check_eviction_policy(client, require_noeviction=False)
     assert [r.getMessage() for r in caplog.records if "volatile-ttl" in r.getMessage()]
-    with override_zipline(redis_require_noeviction=True), pytest.raises(RedisPolicyError, match="volatile-ttl"):
-        check_eviction_policy(client)
+    with pytest.raises(RedisPolicyError, match="volatile-ttl"):
+        check_eviction_policy(client, require_noeviction=True)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -52,13 +52,15 @@ def test_by_default_the_workers_start_and_warn(own_redis: Any, tmp_path: Path) -
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("command", ["runscheduler", "runworkers"])
 @pytest.mark.parametrize("how", ["database out of range", "wrong password"])
-def test_a_redis_that_refuses_zipline_stops_the_scheduler_with_one_line(
-    own_redis: Any, tmp_path: Path, how: str
+def test_a_redis_that_refuses_zipline_stops_the_services_with_one_line(
+    own_redis: Any, tmp_path: Path, how: str, command: str
 ) -> None:
+    """A configuration mistake, the same exit status (2) from both: runworkers answered 1 before."""
     port = own_redis.port
     url = f"redis://127.0.0.1:{port}/99" if how == "database out of range" else f"redis://:nope@127.0.0.1:{port}/0"
-    with running(["runscheduler"], tmp_path, "scheduler", JQS_REDIS_URL=url) as proc:
+    with running([command], tmp_path, command, JQS_REDIS_URL=url) as proc:
         assert proc.wait(30) == 2
         log = proc.log()
     assert "refuses ZipLine" in log and "check JQS_REDIS_URL" in log and "Traceback" not in log
@@ -67,4 +69,4 @@ def test_a_redis_that_refuses_zipline_stops_the_scheduler_with_one_line(
 
 def test_a_redis_out_of_reach_is_no_refusal(own_redis: Any) -> None:
     own_redis.stop()
-    assert refusal(get_broker().client) is None  # waited for, not refused
+    assert refusal(get_broker().client, own_redis.url) is None  # waited for, not refused

@@ -3,6 +3,7 @@ schedulers at once (an every-second cron, exactly one job per fire time, with on
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from jobs import client
 from jobs.broker import Broker
@@ -40,6 +42,16 @@ def test_step_sleeps_until_the_next_due_job(broker: Broker) -> None:
     assert 0 < Scheduler(broker, identity="idle").step() <= PROMOTE_CHECK
     client.enqueue("test_noop", {}, delay=0.15)
     assert 0.05 < Scheduler(broker, identity="waiting").step() <= 0.15
+
+
+def test_the_scheduler_runs_on_the_configuration_it_is_handed(broker: Broker) -> None:
+    """Passed down, not read from the global settings: its reclaim duty comes back after the interval given."""
+    handed = dataclasses.replace(
+        settings.ZIPLINE, values={**settings.ZIPLINE.values, "scheduler_reclaim_interval": 7.5}
+    )
+    assert settings.ZIPLINE.scheduler.reclaim_interval != 7.5
+    assert Scheduler(broker, identity="handed", config=handed).reclaim() == 7.5
+    assert Scheduler(broker, identity="global").reclaim() == settings.ZIPLINE.scheduler.reclaim_interval
 
 
 def test_a_failing_duty_backs_off_without_stopping_the_others(broker: Broker, caplog: pytest.LogCaptureFixture) -> None:

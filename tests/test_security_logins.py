@@ -39,8 +39,8 @@ def valid_token() -> str:
 
 def test_the_defaults_are_20_failures_in_10_minutes() -> None:
     defaults = load_config({})
-    assert (defaults.auth_failure_limit, defaults.auth_failure_window) == (20, 600.0)
-    assert load_config({"JQS_AUTH_FAILURE_WINDOW": "1h"}).auth_failure_window == 3600.0
+    assert (defaults.security.auth_failure_limit, defaults.security.auth_failure_window) == (20, 600.0)
+    assert load_config({"JQS_AUTH_FAILURE_WINDOW": "1h"}).security.auth_failure_window == 3600.0
     with pytest.raises(ConfigError, match="JQS_AUTH_FAILURE_LIMIT='0'"):
         load_config({"JQS_AUTH_FAILURE_LIMIT": "0"})
 

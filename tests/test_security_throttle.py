@@ -108,11 +108,11 @@ def test_submits_pass_while_redis_is_down(broker: Any, caplog: pytest.LogCapture
 
 def test_default_rates_limit_submit_and_batch_and_are_configurable() -> None:
     defaults = load_config({})
-    assert (defaults.api_submit_rate, defaults.api_batch_rate) == ("1200/min", "12000/min")
+    assert (defaults.api.submit_rate, defaults.api.batch_rate) == ("1200/min", "12000/min")
     rest: Any = dict(settings.REST_FRAMEWORK)["DEFAULT_THROTTLE_RATES"]
-    assert rest["submit"] == settings.ZIPLINE.api_submit_rate and rest["batch"] == settings.ZIPLINE.api_batch_rate
+    assert rest["submit"] == settings.ZIPLINE.api.submit_rate and rest["batch"] == settings.ZIPLINE.api.batch_rate
     changed = load_config({"JQS_API_SUBMIT_RATE": "50/s", "JQS_API_BATCH_RATE": "off"})
-    assert (changed.api_submit_rate, changed.api_batch_rate) == ("50/s", None)
+    assert (changed.api.submit_rate, changed.api.batch_rate) == ("50/s", None)
     with pytest.raises(ConfigError, match=r"JQS_API_SUBMIT_RATE='fast': expected a rate such as 1200/min"):
         load_config({"JQS_API_SUBMIT_RATE": "fast"})
 

@@ -351,7 +351,7 @@ class Soak:
         self.cluster, self.server, self.rng = cluster, server, rng
         self.env = process_env(JQS_DATABASE_URL=cluster.url, JQS_REDIS_URL=server.url, **ENV)
         self.db = Db(cluster.url)
-        self.broker = Broker(make_client(server.url), settings.ZIPLINE.redis_key_prefix)
+        self.broker = Broker(make_client(server.url), settings.ZIPLINE.redis.key_prefix)
         self.pools: list[Proc] = []
         self.terms: dict[int, float] = {}  # pool index -> when it got its SIGTERM
         self.victims: dict[str, float] = {}  # F01: worker token -> when it was killed

@@ -103,7 +103,7 @@ def test_entries_are_parsed_and_checked_by_the_configuration() -> None:
     assert parse_entry("[::1]:8443").port == 8443 and parse_entry("[fd00::/8]:443").network.prefixlen == 8
     assert parse_entry("fd00::/8").port is None and parse_entry("[::1]").port is None
     config = load_config({"JQS_WEBHOOK_ALLOWED_NETWORKS": "10.0.0.5:8443, [::1]:9000, 192.168.0.0/16"})
-    assert config.webhook_allowed_networks == ("10.0.0.5:8443", "[::1]:9000", "192.168.0.0/16")
+    assert config.webhook.allowed_networks == ("10.0.0.5:8443", "[::1]:9000", "192.168.0.0/16")
     for bad, words in [
         ("10.0.0.5:0", "port 0 is not from 1 to 65535"),
         ("10.0.0.5:70000", "port 70000 is not from 1 to 65535"),

@@ -23,6 +23,7 @@ from typing import Any
 from django.db import connections
 
 from workers.queues import QueueSelector
+from zipline_site.sections import MetricsConfig, WorkerConfig
 
 logger = logging.getLogger("zipline.supervisor")
 
@@ -35,20 +36,14 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 @dataclass
 class PoolOptions:
+    """The pool's size and queues (settings overridden by flags), and the sections it passes on."""
+
     processes: int
     concurrency: int
     selector: QueueSelector
-    poll_interval: float
-    job_timeout: float
-    shutdown_timeout: float
-    lease_ttl: float
-    kill_grace: float
-    max_jobs: int
+    worker: WorkerConfig
+    metrics: MetricsConfig
     max_result_bytes: int
-    metrics_enabled: bool
-    metrics_port: int
-    metrics_host: str
-    metrics_path: str
 
 
 @dataclass
@@ -94,14 +89,14 @@ class Supervisor:
         from workers import metrics_server
         from zipline_site import liveness
 
-        if self.options.metrics_enabled:
+        if self.options.metrics.enabled:
             self.metrics_dir = metrics_server.prepare()
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
-        if self.options.metrics_enabled:
-            host, port = self.options.metrics_host, self.options.metrics_port
+        if self.options.metrics.enabled:
+            host, port = self.options.metrics.host, self.options.metrics.port
             try:
-                metrics_server.serve(host, port, self.options.metrics_path, metrics_server.registry(), self._healthy)
+                metrics_server.serve(host, port, self.options.metrics.path, metrics_server.registry(), self._healthy)
             except OSError as exc:
                 line = metrics_server.unavailable("worker metrics", host, port, "JQS_METRICS_PORT", exc)
                 logger.error(line, extra={"host": host, "port": port})
@@ -142,7 +137,7 @@ class Supervisor:
             return
         self.last_beat = now
         liveness.touch("workers")
-        if self.options.metrics_enabled:
+        if self.options.metrics.enabled:
             from workers import metrics
 
             metrics.WORKER_PROCESSES.set(len(self.children))
@@ -227,16 +222,17 @@ class Supervisor:
 
         random.seed()
         redis_client.reset()
+        worker = self.options.worker
         options = WorkerOptions(
             worker_id=worker_id,
             selector=self.options.selector,
             slots=slots,
-            poll_interval=self.options.poll_interval,
-            job_timeout=self.options.job_timeout,
-            shutdown_timeout=self.options.shutdown_timeout,
-            lease_ttl=self.options.lease_ttl,
-            kill_grace=self.options.kill_grace,
-            max_jobs=self.options.max_jobs,
+            poll_interval=worker.poll_interval,
+            job_timeout=worker.job_timeout,
+            shutdown_timeout=worker.shutdown_timeout,
+            lease_ttl=worker.lease_ttl,
+            kill_grace=worker.kill_grace,
+            max_jobs=worker.max_jobs,
             max_result_bytes=self.options.max_result_bytes,
             parent_pid=parent,
             hostname=self.hostname,
@@ -283,7 +279,7 @@ class Supervisor:
             return
         if charged:
             logger.warning("recovered a dead worker's jobs", extra={"worker_id": child.worker_id, "jobs": len(charged)})
-        if self.options.metrics_enabled:
+        if self.options.metrics.enabled:
             from jobs import tally
             from workers import metrics
 

@@ -43,26 +43,26 @@ class ApiMetrics:
         """Before any worker is forked: point prometheus_client at a fresh directory (or the one set from
         outside, used as it is and left in place); prometheus_client reads it when first imported."""
         metrics = cls(_config())
-        if metrics.config.metrics_enabled and not os.environ.get(MULTIPROC_DIR):
+        if metrics.config.metrics.enabled and not os.environ.get(MULTIPROC_DIR):
             metrics.made_dir = tempfile.mkdtemp(prefix="zipline-api-metrics-")
             os.environ[MULTIPROC_DIR] = metrics.made_dir
         return metrics
 
     def start(self, log: Any) -> None:
         """In the master, once it listens: serve the sums; a port that cannot be had is one line, not a stop."""
-        if not self.config.metrics_enabled:
+        if not self.config.metrics.enabled:
             return
         from workers import metrics_server
 
-        host, port = self.config.metrics_host, self.config.metrics_api_port
+        host, port = self.config.metrics.host, self.config.metrics.api_port
         try:
             self.server = metrics_server.serve(
-                host, port, self.config.metrics_path, metrics_server.multiprocess_registry()
+                host, port, self.config.metrics.path, metrics_server.multiprocess_registry()
             )
         except OSError as exc:
             log.error(metrics_server.unavailable("API metrics", host, port, "JQS_METRICS_API_PORT", exc))
             return
-        log.info("API metrics on http://%s:%d%s", host, port, self.config.metrics_path)
+        log.info("API metrics on http://%s:%d%s", host, port, self.config.metrics.path)
 
     def forked(self) -> None:
         """In a new worker: it does not serve the master's endpoint, so it lets go of its socket."""
@@ -72,7 +72,7 @@ class ApiMetrics:
 
     def worker_gone(self, pid: int) -> None:
         """A worker exited: its live gauges no longer count (its counters still do)."""
-        if self.config.metrics_enabled:
+        if self.config.metrics.enabled:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(pid)

@@ -23,8 +23,10 @@ import yaml
 
 from zipline_site.allowlist import parse_entry as parse_allowed_network
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
+from zipline_site.exit_codes import ExitCode
+from zipline_site.sections import Config as Config  # built there; imported from here too
 
-EXIT_CONFIG_ERROR = 2
+EXIT_CONFIG_ERROR = ExitCode.CONFIG
 # The database when JQS_DATABASE_URL is unset: an SQLite file in the checkout (make run uses .local/'s).
 DEFAULT_DATABASE_URL = f"sqlite:///{Path(__file__).resolve().parent.parent / 'zipline.sqlite3'}"
 
@@ -589,27 +591,6 @@ _BY_PLACE = {(s.section, s.key): s for s in SETTINGS if s.section}
 _SECTIONS = {s.section for s in SETTINGS if s.section}
 
 
-@dataclass(frozen=True)
-class Config:
-    """The resolved configuration. Attributes are those of :data:`SETTINGS`; durations are seconds."""
-
-    values: Mapping[str, Any]
-    source_file: str | None = None
-
-    def __post_init__(self) -> None:
-        # Plain attributes: hot paths read settings.ZIPLINE.x on every job, and an attribute found
-        # in __dict__ costs a fraction of a __getattr__ fallback.
-        for name, value in self.values.items():
-            if name not in ("values", "source_file"):
-                object.__setattr__(self, name, value)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
 def _read_yaml(path: str) -> dict[str, Any]:
     file = Path(path)
     if not file.is_file():
@@ -682,21 +663,22 @@ def load_config(environ: Mapping[str, str] | None = None, config_file: str | Non
 
 def redis_url(config: Config) -> str:
     """The Redis URL the config names, built from the parts unless ``JQS_REDIS_URL`` is set."""
-    if config.redis_url:
-        return str(config.redis_url)
+    section = config.redis
+    if section.url:
+        return section.url
     from urllib.parse import quote
 
-    auth = f":{quote(config.redis_password, safe='')}@" if config.redis_password else ""
-    host = f"[{config.redis_host}]" if ":" in config.redis_host else config.redis_host  # IPv6
-    return f"redis://{auth}{host}:{config.redis_port}/{config.redis_database}"
+    auth = f":{quote(section.password, safe='')}@" if section.password else ""
+    host = f"[{section.host}]" if ":" in section.host else section.host  # IPv6
+    return f"redis://{auth}{host}:{section.port}/{section.database}"
 
 
 def server_address(config: Config) -> str:
     """``host:port`` the API listens on (an IPv6 host in brackets), as gunicorn and runserver take it."""
-    host = str(config.server_host)
+    host = config.server.host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"{host}:{config.server_port}"
+    return f"{host}:{config.server.port}"
 
 
 def config_file_from_argv(argv: list[str]) -> str | None:

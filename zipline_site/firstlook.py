@@ -148,7 +148,7 @@ def main() -> int:
         ("api", ["runserver", server_address(config), "--noreload"]),
         ("workers", ["runworkers", "--queues", "*"]),
     ]
-    if config.scheduler_enabled and (ROOT / "scheduler/management/commands/runscheduler.py").exists():
+    if config.scheduler.enabled and (ROOT / "scheduler/management/commands/runscheduler.py").exists():
         commands.append(("scheduler", ["runscheduler"]))
     stops = _StopSignals()  # before the children start, so that no stop signal can miss one of them
     # process_group=0: a group of its own, out of reach of the terminal's Ctrl-C (see the module's docstring).
@@ -170,10 +170,10 @@ def _reachable(host: str) -> str:
 
 def banner(config: Any, names: list[str], creds: dict[str, str], env_file: Path) -> str:
     """What ``make run`` prints once its processes start: where everything is, and how to get in."""
-    base = f"http://{_reachable(config.server_host)}:{config.server_port}"
+    base = f"http://{_reachable(config.server.host)}:{config.server.port}"
     metrics = (
-        f"http://{_reachable(config.metrics_host)}:{config.metrics_port}{config.metrics_path} (workers)"
-        if config.metrics_enabled
+        f"http://{_reachable(config.metrics.host)}:{config.metrics.port}{config.metrics.path} (workers)"
+        if config.metrics.enabled
         else "off (JQS_METRICS_ENABLED=false)"
     )
     return f"""

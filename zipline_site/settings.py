@@ -18,7 +18,7 @@ def _load() -> Config:
     except ConfigError as exc:
         sys.stderr.write(f"zipline: configuration error: {exc}\n")
         raise SystemExit(EXIT_CONFIG_ERROR) from None
-    if not config.secret_key and not config.debug:
+    if not config.security.secret_key and not config.security.debug:
         sys.stderr.write("zipline: configuration error: JQS_SECRET_KEY is required (or set JQS_DEBUG=true)\n")
         raise SystemExit(EXIT_CONFIG_ERROR)
     return config
@@ -60,15 +60,15 @@ def _sqlite(path: Path) -> dict[str, object]:
 
 ZIPLINE = _load()
 
-SECRET_KEY = ZIPLINE.secret_key or "zipline-insecure-development-key"
-DEBUG = bool(ZIPLINE.debug)
-ALLOWED_HOSTS = list(ZIPLINE.allowed_hosts)
+SECRET_KEY = ZIPLINE.security.secret_key or "zipline-insecure-development-key"
+DEBUG = ZIPLINE.security.debug
+ALLOWED_HOSTS = list(ZIPLINE.security.allowed_hosts)
 
 # JQS_HTTPS: served over HTTPS by a TLS proxy (the Kubernetes ingress). Cookies go only over HTTPS, the
 # proxy's X-Forwarded-Proto says whether a request came over TLS (the proxy must set it), browsers are
 # told to use HTTPS only (HSTS). The proxy redirects plain HTTP, not ZipLine (check W008 silenced): the
 # kubelet's probes, Prometheus and in-cluster clients reach the pods over plain HTTP.
-if ZIPLINE.https:
+if ZIPLINE.security.https:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -93,7 +93,7 @@ INSTALLED_APPS = [
     "scheduler",
 ]
 # JQS_APPS: the user's apps (one already installed is not installed twice); jobs.apps loads their processors.
-INSTALLED_APPS += [app for app in ZIPLINE.apps if app not in INSTALLED_APPS]
+INSTALLED_APPS += [app for app in ZIPLINE.apps.installed if app not in INSTALLED_APPS]
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
@@ -128,7 +128,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": _database(ZIPLINE.database_url)}
+DATABASES = {"default": _database(ZIPLINE.database.url)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = redis_url(ZIPLINE)
@@ -136,7 +136,7 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"{ZIPLINE.redis_key_prefix}:cache",
+        "KEY_PREFIX": f"{ZIPLINE.redis.key_prefix}:cache",
         "OPTIONS": {
             "IGNORE_EXCEPTIONS": True,
             "SOCKET_CONNECT_TIMEOUT": 2,
@@ -167,19 +167,19 @@ WHITENOISE_USE_FINDERS = True
 warnings.filterwarnings("ignore", message="No directory at: ")
 LOGIN_URL = "/admin/login/"
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = ZIPLINE.max_payload_bytes + 64 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = ZIPLINE.api.max_payload_bytes + 64 * 1024
 
-if ZIPLINE.email_host:
+if ZIPLINE.email.host:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST = ZIPLINE.email_host
-    EMAIL_PORT = ZIPLINE.email_port
-    EMAIL_HOST_USER = ZIPLINE.email_user
-    EMAIL_HOST_PASSWORD = ZIPLINE.email_password
-    EMAIL_USE_TLS = ZIPLINE.email_use_tls
+    EMAIL_HOST = ZIPLINE.email.host
+    EMAIL_PORT = ZIPLINE.email.port
+    EMAIL_HOST_USER = ZIPLINE.email.user
+    EMAIL_HOST_PASSWORD = ZIPLINE.email.password
+    EMAIL_USE_TLS = ZIPLINE.email.use_tls
     EMAIL_TIMEOUT = 30
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
-DEFAULT_FROM_EMAIL = ZIPLINE.email_from
+DEFAULT_FROM_EMAIL = ZIPLINE.email.sender
 
 LOGGING = {
     "version": 1,
@@ -188,8 +188,8 @@ LOGGING = {
         "json": {"()": "zipline_site.logs.JsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": ZIPLINE.logging_format}},
-    "root": {"handlers": ["console"], "level": ZIPLINE.logging_level.upper()},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": ZIPLINE.logging.format}},
+    "root": {"handlers": ["console"], "level": ZIPLINE.logging.level.upper()},
     "loggers": {"django.server": {"level": "WARNING"}},
 }
 
@@ -203,8 +203,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["jobs.api.renderers.SafeJSONRenderer"],
     "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttling.ScopedThrottle"],
     "DEFAULT_THROTTLE_RATES": {
-        "submit": ZIPLINE.api_submit_rate,
-        "batch": ZIPLINE.api_batch_rate,  # counted per job
+        "submit": ZIPLINE.api.submit_rate,
+        "batch": ZIPLINE.api.batch_rate,  # counted per job
         "read": None,
         "write": None,
         "stats": "600/min",

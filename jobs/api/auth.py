@@ -49,7 +49,7 @@ post_delete.connect(token_memory.forget_all, sender=get_user_model(), dispatch_u
 def api_open() -> bool:
     """True when the API may be used without a token (development only); warns once when it is."""
     config = settings.ZIPLINE
-    is_open = bool(getattr(config, "api_open", False) and getattr(config, "debug", False))
+    is_open = config.api.open and config.security.debug
     if is_open and not _warned.is_set():
         _warned.set()
         logger.warning("JQS_API_OPEN=true: the REST API accepts requests WITHOUT a token. Local development only.")

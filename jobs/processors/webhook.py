@@ -378,7 +378,7 @@ class WebhookProcessor:
     def send(self, request: WebhookRequest, ctx: Context, timeout: float) -> dict[str, Any]:
         """Make the request, following redirects, within ``timeout`` seconds in all."""
         deadline = time.monotonic() + timeout
-        allowed_networks = tuple(settings.ZIPLINE.webhook_allowed_networks)
+        allowed_networks = tuple(settings.ZIPLINE.webhook.allowed_networks)
         url, method, body, headers = request.url, request.method, request.body, dict(request.headers)
         target = _parse_url(url, "url")
         first_origin = target.origin

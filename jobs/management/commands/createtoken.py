@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from jobs.command_errors import dependency_errors
 from jobs.roles import OPERATOR, VIEWER
 from jobs.tokens import BadUsername, issue_token
+from zipline_site.exit_codes import ExitCode
 
 
 class Command(BaseCommand):
@@ -45,7 +46,7 @@ class Command(BaseCommand):
                     regenerate=options["regenerate"],
                 )
         except BadUsername as exc:
-            raise CommandError(str(exc), returncode=1) from None
+            raise CommandError(str(exc), returncode=ExitCode.FAILURE) from None
         if issued.user_created:
             self.stderr.write(f"created user {issued.username!r}")
         if issued.revoked:

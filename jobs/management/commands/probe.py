@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from zipline_site import liveness
 from zipline_site.durations import DurationError, format_duration, parse_duration
+from zipline_site.exit_codes import ExitCode
 
 
 def max_age_argument(value: str) -> float:
@@ -56,6 +57,6 @@ class Command(BaseCommand):
         problem = liveness.problem(component, float(max_age))
         if problem is not None:
             self.stderr.write(problem)
-            raise SystemExit(1)
+            raise SystemExit(ExitCode.FAILURE)
         seconds = liveness.age(component) or 0.0
         self.stdout.write(f"{component}: alive, last heartbeat {format_duration(seconds)} ago")

@@ -30,13 +30,13 @@ class Command(BaseCommand):
         with dependency_errors():
             config = settings.ZIPLINE
             broker = get_broker()
-            batch = config.scheduler_batch_size
+            batch = config.scheduler.batch_size
             report = rebuild(
-                broker, owner=default_identity(), lease_ttl=config.worker_lease_ttl, batch=batch, lock=False
+                broker, owner=default_identity(), lease_ttl=config.worker.lease_ttl, batch=batch, lock=False
             )
             assert report is not None  # unlocked: never refused
             now = timezone.now()
-            cutoff = now - timedelta(seconds=config.scheduler_reconcile_grace)
+            cutoff = now - timedelta(seconds=config.scheduler.reconcile_grace)
             sweep = ReconcileReport()
             for queue in sorted(broker.queue_names()):
                 drop_orphans(broker, queue, cutoff=cutoff, now=now, batch=batch, report=sweep)

@@ -12,12 +12,13 @@ import time
 from types import FrameType
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
 
-from jobs.db_checks import migrations_problem
-from jobs.redis_checks import RedisPolicyError, check_eviction_policy, refusal
+from jobs.preflight import preflight
 from jobs.redis_client import get_broker
 from scheduler.service import Scheduler
+from zipline_site.exit_codes import ExitCode
 
 HEARTBEAT_EVERY = 1.0
 
@@ -52,22 +53,17 @@ class Command(BaseCommand):
         parser.add_argument("--config", help="YAML configuration file (JQS_CONFIG)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        problem = migrations_problem()
-        if problem:
-            raise CommandError(problem, returncode=2)
-        client = get_broker().client
-        problem = refusal(client)
-        if problem:
-            raise CommandError(problem, returncode=2)
-        try:
-            check_eviction_policy(client)
-        except RedisPolicyError as exc:
-            raise CommandError(str(exc), returncode=2) from None
-        scheduler = Scheduler(on_loop=_heartbeat())
+        preflight(
+            get_broker().client,
+            settings.REDIS_URL,
+            require_noeviction=settings.ZIPLINE.redis.require_noeviction,
+            wait_for_redis=True,  # the scheduler logs the outage and retries with backoff
+        )
+        scheduler = Scheduler(on_loop=_heartbeat(), config=settings.ZIPLINE)
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             if scheduler.stopping.is_set():
-                raise SystemExit(1)
+                raise SystemExit(ExitCode.FAILURE)
             scheduler.stop()
 
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: a closed terminal

@@ -7,13 +7,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.db_checks import migrations_problem
-from jobs.redis_checks import RedisPolicyError, check_eviction_policy
+from jobs.preflight import preflight
 from jobs.redis_client import get_broker
-from workers.pool import PoolConfigError, build_options, check_redis, run_pool
+from workers.pool import PoolConfigError, build_options, run_pool
 from zipline_site.config import parse_setting
+from zipline_site.exit_codes import ExitCode
 
 
 def _overriding(attribute: str) -> Callable[[str], Any]:
@@ -50,18 +51,17 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             pool = build_options(
-                processes=options["processes"], concurrency=options["concurrency"], queues=options["queues"]
+                settings.ZIPLINE,
+                processes=options["processes"],
+                concurrency=options["concurrency"],
+                queues=options["queues"],
             )
         except PoolConfigError as exc:
-            raise CommandError(str(exc), returncode=2) from None
-        problem = migrations_problem()
-        if problem:
-            raise CommandError(problem, returncode=2)
-        problem = check_redis()
-        if problem:
-            raise CommandError(problem, returncode=1)
-        try:
-            check_eviction_policy(get_broker().client)
-        except RedisPolicyError as exc:
-            raise CommandError(str(exc), returncode=2) from None
+            raise CommandError(str(exc), returncode=ExitCode.CONFIG) from None
+        preflight(
+            get_broker().client,
+            settings.REDIS_URL,
+            require_noeviction=settings.ZIPLINE.redis.require_noeviction,
+            wait_for_redis=False,  # no stand-in outside make run: say which Redis did not answer
+        )
         sys.exit(run_pool(pool))
