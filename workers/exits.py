@@ -35,8 +35,7 @@ def drain(state: WorkerState, fetcher: Fetcher, recorder: Recorder, broker: Brok
     state.wait_while(lambda: state.busy() and not state.urgent.is_set(), state.options.shutdown_timeout, 0.05)
     if state.busy():
         hand_back_all(state, recorder)
-    if fetcher.claims_in_doubt:
-        best_effort(fetcher.resolve_claims_in_doubt)
+    best_effort(fetcher.resolve_claims_in_doubt)
     recorder.close()
     best_effort(lambda: heartbeat.remove(broker, state.worker_id))
     logger.info("worker stopped", extra=state.facts())

@@ -53,8 +53,7 @@ class Fetcher:
                 if free <= 0:
                     continue
             try:
-                if self.claims_in_doubt:
-                    self.resolve_claims_in_doubt()
+                self.resolve_claims_in_doubt()
                 claimed, next_due_ms = self._claim_round(free)
                 deep = claimed >= free
                 if claimed:
@@ -72,6 +71,8 @@ class Fetcher:
 
     def resolve_claims_in_doubt(self) -> None:
         """Hand back the rows of claims whose answer never came (they may be running under this worker)."""
+        if not self.claims_in_doubt:
+            return
         recovery.hand_back_unstarted(self.broker, self.claims_in_doubt, self.state.worker_id)
         self.claims_in_doubt = []
 

@@ -19,7 +19,6 @@ import redis
 from django.db import DatabaseError, close_old_connections
 
 from jobs.broker import Broker, RestoreItem
-from jobs.outages import Outage
 from workers import exits, heartbeat, metrics
 from workers.executor import Executor
 from workers.recorder import Recorder
@@ -40,7 +39,6 @@ class Keeper:
         self.broker = broker.with_socket_timeout(min(1.0, max(0.2, self.options.lease_ttl / 6)))
         self.executor = executor
         self.recorder = recorder
-        self.outage = Outage("Redis (lease renewals and heartbeats)", logger)
 
     def run(self) -> None:
         last_renew = last_cancel_check = last_beat = 0.0
@@ -55,7 +53,7 @@ class Keeper:
             if now - last_beat >= heartbeat.HEARTBEAT_INTERVAL:
                 last_beat = now
                 if self._step(lambda: heartbeat.publish(self.broker, self.state.worker_id, self.state.facts())):
-                    self.outage.recovered()  # the heartbeat always reaches Redis
+                    self.state.keeper_redis_outage.recovered()  # the heartbeat always reaches Redis
             self.check_timeouts()
             self.check_parent()
             self.check_wedged()
@@ -66,7 +64,7 @@ class Keeper:
         try:
             duty()
         except redis.RedisError as exc:
-            self.outage.failed(exc)
+            self.state.keeper_redis_outage.failed(exc)
             return False
         except DatabaseError as exc:
             logger.debug("keeper step failed", extra={"error": str(exc)})

@@ -66,6 +66,8 @@ class WorkerState:
     urgent: threading.Event = field(default_factory=threading.Event)  # hand back now, without the grace
     redis_outage: Outage = field(default_factory=lambda: Outage("Redis", logger))
     db_outage: Outage = field(default_factory=lambda: Outage("database", logger))
+    # The keeper's own connections: renewals and heartbeats may fail while claims still go through.
+    keeper_redis_outage: Outage = field(default_factory=lambda: Outage("Redis (lease renewals and heartbeats)", logger))
 
     @property
     def worker_id(self) -> str:
