@@ -511,10 +511,10 @@ class Soak:
 
 # What may stay in Redis after the drain besides the baseline: per-queue counters and heartbeats.
 STATS_KEY = re.compile(
-    r"^(epoch|queues|workers|worker:.+|scheduler:lock:.+|\{default\}:seq|\{default\}:(done|failed):\d+)$"
+    r"^(epoch|queues|workers|worker:.+|scheduler:lock:.+|\{default\}:seq|\{default\}:(completed|failed):\d+)$"
 )
-EXPIRING = re.compile(r"^(worker:.+|scheduler:lock:.+|\{default\}:(done|failed):\d+)$")
-COUNTER = re.compile(r"^\{default\}:(done|failed):\d+$")
+EXPIRING = re.compile(r"^(worker:.+|scheduler:lock:.+|\{default\}:(completed|failed):\d+)$")
+COUNTER = re.compile(r"^\{default\}:(completed|failed):\d+$")
 
 
 def redis_leftovers(soak: Soak, baseline: set[str]) -> dict[str, Any]:
