@@ -1,6 +1,6 @@
 """The recorder of a worker process: writes how attempts ended, settles their leases, hands jobs back.
 
-Its thread (the *finisher*) takes endings in batches: one UPDATE and one INSERT for many jobs, then
+Its thread takes endings in batches: one UPDATE and one INSERT for many jobs, then
 one Redis call per queue. Database writes are retried until they succeed (rule 7), Redis writes
 for up to a lease (after that the reclaimer repairs). When the process goes away it records what
 has ended and releases everything else uncharged, and from then on writes nothing.
@@ -15,20 +15,18 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from django.db import InterfaceError, OperationalError
 
 from jobs import recovery, states, tally
-from jobs.broker import Settlement, due_score
+from jobs.broker import Broker, Settlement, due_score
 from jobs.models import Outcome, Status
 from jobs.states import Recorded
 from workers import metrics, outcomes
 from workers.execution import Ending, Running
-
-if TYPE_CHECKING:
-    from workers.process import WorkerProcess
+from workers.state import WorkerState, best_effort
 
 logger = logging.getLogger("zipline.worker")
 
@@ -38,12 +36,12 @@ UNREACHABLE = (OperationalError, InterfaceError)
 
 
 class Recorder:
-    """One per worker process; :meth:`run` is the body of its finisher thread."""
+    """One per worker process; :meth:`run` is the body of its thread."""
 
-    def __init__(self, worker: WorkerProcess) -> None:
-        self.worker = worker
-        self.broker = worker.broker
-        self.token = worker.token
+    def __init__(self, state: WorkerState, broker: Broker) -> None:
+        self.state = state
+        self.broker = broker
+        self.worker_id = state.worker_id
         # Held from taking endings to having written them, so that the process cannot hand a job
         # back while its ending is on its way to the database (it would run twice).
         self.lock = threading.Lock()
@@ -52,7 +50,7 @@ class Recorder:
         self._closed = False
 
     def submit(self, ending: Ending) -> None:
-        """A job ended: queue its ending for the finisher, unless the job was handed back meanwhile."""
+        """A job ended: queue its ending for the recorder's thread, unless the job was handed back meanwhile."""
         with self._arrived:
             if ending.running.released:
                 return
@@ -61,7 +59,7 @@ class Recorder:
             self._arrived.notify()
 
     def close(self) -> None:
-        """No more endings will come: the finisher stops once it has written those it has."""
+        """No more endings will come: the recorder's thread stops once it has written those it has."""
         with self._arrived:
             self._closed = True
             self._arrived.notify()
@@ -75,7 +73,7 @@ class Recorder:
                     return
             with self.lock:
                 batch = self._take(FINISH_BATCH)
-                if batch and not self.worker.dying:
+                if batch and not self.state.dying:
                     self.record(batch)
 
     def _take(self, limit: int | None = None) -> list[Ending]:
@@ -93,7 +91,7 @@ class Recorder:
             self.release([e.running for e in handed_back])
         if not finished:
             return
-        results = [outcomes.attempt_result(e, self.worker.options.max_result_bytes) for e in finished]
+        results = [outcomes.attempt_result(e, self.state.options.max_result_bytes) for e in finished]
         try:
             recorded = self._retry_db(lambda: states.record(results))
         except Exception as exc:  # noqa: BLE001 - the database refused the batch: see _record_alone
@@ -105,10 +103,8 @@ class Recorder:
         if recorded is None:
             return  # dying: the leases expire and the reclaimer charges these attempts
         self._settle(recorded)
-        counted = outcomes.account(finished, recorded)
-        self.worker.processed += counted.total
-        self.worker.failed += counted.failed
-        self.worker.forget([e.running for e in finished])
+        self.state.count(outcomes.account(finished, recorded))
+        self.state.forget([e.running for e in finished])
 
     def _record_alone(self, results: Sequence[states.AttemptResult]) -> list[Recorded] | None:
         """Record each outcome on its own, so that one the database refuses holds up no other."""
@@ -152,34 +148,28 @@ class Recorder:
             by_queue[run.job.queue].append(Settlement(str(run.job.pk), action, 0, run.job.priority))
             metrics.for_job(run.job.queue, run.job.type).active.dec()
         for queue_name, settlements in by_queue.items():
-            self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements))
+            self._retry_redis(partial(self.broker.settle, queue_name, self.worker_id, settlements))
         if runs:
             logger.info("handed jobs back", extra={"jobs": [str(r.job.pk) for r in runs]})
-        self.worker.forget(runs)
+        self.state.forget(runs)
 
     def record_then_release_the_rest(self, also_record: Callable[[], list[Ending]] | None = None) -> None:
         """Going away: record what has ended (and ``also_record``), release every other job
-        uncharged, and stop the finisher from writing anything more.
+        uncharged, and stop the recorder from writing anything more.
 
         Which jobs have ended is decided once, under the lock :meth:`submit` takes, so that no job is
         both recorded and released: one that ends after it is released has its ending dropped.
         """
-        worker = self.worker
         with self.lock:
             extra = also_record() if also_record is not None else []
-            with self._arrived, worker.lock:
+            with self._arrived:
                 extra = [e for e in extra if not e.running.ended]  # one that ended after all: its own ending
                 for ending in extra:
                     ending.running.released = True  # recorded here: an ending it still sends is dropped
-                recorded_here = {id(e.running) for e in extra}
-                left = [
-                    r for r in worker.inflight.values() if not r.released and not r.ended and id(r) not in recorded_here
-                ]
-                for run in left:
-                    run.released = True
+                left = self.state.release_unended(recorded_here={id(e.running) for e in extra})
             self.record(self._take() + extra)
             self.release(left)
-            worker.dying = True
+            self.state.mark_dying()
 
     def _settle(self, recorded: Sequence[Recorded]) -> None:
         by_queue: dict[str, list[Settlement]] = defaultdict(list)
@@ -193,23 +183,23 @@ class Recorder:
             statuses[job.queue].append(rec.status)
         for queue_name, settlements in by_queue.items():
             counts = tally.of_statuses(statuses[queue_name]).as_counts()
-            self._retry_redis(partial(self.broker.settle, queue_name, self.token, settlements, counts))
+            self._retry_redis(partial(self.broker.settle, queue_name, self.worker_id, settlements, counts))
         stale = [rec.job for rec in recorded if rec.status is None]
         if stale:
-            self.worker.safe(lambda: recovery.requeue_lost_claims(self.broker, stale))
+            best_effort(lambda: recovery.requeue_lost_claims(self.broker, stale))
 
     def _retry_db(self, action: Callable[[], Any]) -> Any:
         """Retry a database write while the database is unreachable (rule 7), unless this process
         is going away. Other errors (a value refused) would fail the same way again: they are raised."""
-        worker = self.worker
-        return self._retry(action, UNREACHABLE, worker.db_failed, worker.db_recovered, max_delay=2.0)
+        state = self.state
+        return self._retry(action, UNREACHABLE, state.db_failed, state.db_recovered, max_delay=2.0)
 
     def _retry_redis(self, action: Callable[[], Any]) -> Any:
         """Retry a Redis write for up to a lease: a lost ack leaves a lease for the reclaimer to repair."""
-        worker = self.worker
+        state = self.state
         return self._retry(
-            action, redis.RedisError, worker.redis_failed, worker.redis_recovered, max_delay=1.0,
-            give_up_after=worker.options.lease_ttl,
+            action, redis.RedisError, state.redis_failed, state.redis_recovered, max_delay=1.0,
+            give_up_after=state.options.lease_ttl,
         )  # fmt: skip
 
     def _retry(
@@ -229,7 +219,7 @@ class Recorder:
                 value = action()
             except errors as exc:
                 failed(exc, sleep=False)
-                if self.worker.dying or (deadline is not None and time.monotonic() > deadline):
+                if self.state.dying or (deadline is not None and time.monotonic() > deadline):
                     return None
                 time.sleep(delay)
                 delay = min(delay * 2, max_delay)
