@@ -206,16 +206,22 @@ class Recorded:
     due: datetime | None
 
 
+def ending(job: Job, outcome: str, permanent: bool) -> Verb:
+    """The verb (one of :data:`jobs.lifecycle.ENDINGS`) by which an attempt's outcome ends it."""
+    if outcome == Outcome.COMPLETED:
+        return Verb.COMPLETE
+    if outcome == Outcome.CANCELLED:
+        return Verb.STOP
+    if permanent or not policy_of(job).allows_another(job.attempts):
+        return Verb.FAIL
+    return Verb.BACKOFF
+
+
 def next_status(job: Job, outcome: str, permanent: bool, now: datetime) -> tuple[str, datetime | None]:
     """The status an attempt's outcome leads to, with the due time of a retry."""
-    if outcome == Outcome.COMPLETED:
-        return Status.COMPLETED, None
-    if outcome == Outcome.CANCELLED:
-        return Status.CANCELLED, None
-    policy = policy_of(job)
-    if permanent or not policy.allows_another(job.attempts):
-        return Status.FAILED, None
-    return Status.RETRYING, now + timedelta(seconds=policy.delay(job.attempts))
+    verb = ending(job, outcome, permanent)
+    due = now + timedelta(seconds=policy_of(job).delay(job.attempts)) if verb == Verb.BACKOFF else None
+    return lifecycle.target(verb), due
 
 
 def record(results: Sequence[AttemptResult]) -> list[Recorded]:
