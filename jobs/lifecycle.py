@@ -19,6 +19,7 @@ one. A new state is an edit here, to :class:`Status`, and a migration.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from django.db import models
@@ -98,6 +99,11 @@ def target(verb: Verb) -> Status:
 def can(verb: Verb, status: str) -> bool:
     """Whether a job in ``status`` may undergo ``verb``."""
     return status in MOVES[verb].sources
+
+
+def is_due(status: str, schedule_at: datetime | None, now: datetime) -> bool:
+    """Whether a job waits for a due time that has come (``JobQuerySet.due`` in SQL)."""
+    return status in DELAYED and (schedule_at is None or schedule_at <= now)
 
 
 def transitions() -> dict[str, frozenset[str]]:

@@ -62,7 +62,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         return self.in_state(*FINISHED)
 
     def due(self, now: datetime) -> JobQuerySet:
-        """Scheduled or retrying jobs whose due time has come (or that have none)."""
+        """Scheduled or retrying jobs whose due time has come (or that have none): :func:`lifecycle.is_due`."""
         return self.in_state(*DELAYED).filter(Q(schedule_at__isnull=True) | Q(schedule_at__lte=now))
 
     def able_to(self, verb: Verb) -> JobQuerySet:

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from jobs import states
 from jobs.broker import Broker, RestoreItem, due_score
-from jobs.lifecycle import DELAYED
+from jobs.lifecycle import DELAYED, is_due
 from jobs.models import WAITING, Job, QueueState, Status
 from scheduler.leader import Lock, lock_key
 
@@ -151,7 +151,7 @@ def _sweep(
         status, updated_at, schedule_at = rows[text]
         if status not in WAITING and updated_at <= cutoff:
             orphans.append(text)
-        elif structure == "ready" and status in DELAYED and (schedule_at is None or schedule_at <= now):
+        elif structure == "ready" and is_due(status, schedule_at, now):
             unmarked.append(valid[text])
     if orphans:
         removed = broker.remove(queue, orphans)

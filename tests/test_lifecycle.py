@@ -80,6 +80,20 @@ def test_queryset_groups_match_the_table() -> None:
         assert statuses(Job.objects.able_to(verb)) == set(lifecycle.sources(verb)), verb
 
 
+def test_due_in_sql_and_in_python_agree() -> None:
+    now = timezone.now()
+    when = {"past": now - timedelta(minutes=1), "future": now + timedelta(minutes=1), "none": None}
+    jobs = {
+        (status, name): Job.objects.create(type="test_noop", status=status, schedule_at=at)
+        for status in Status
+        for name, at in when.items()
+    }
+    in_sql = set(Job.objects.due(now).values_list("pk", flat=True))
+    for (status, name), job in jobs.items():
+        assert (job.pk in in_sql) == lifecycle.is_due(status, job.schedule_at, now), (status, name)
+    assert len(in_sql) == 4, "scheduled and retrying, due in the past or without a due time"
+
+
 def test_the_batched_statements_bind_every_state() -> None:
     """No state is spelled in the SQL text: the states come from the table, as parameters."""
     update, params = batch_sql._update_sql()
