@@ -43,6 +43,8 @@ FINISHED: tuple[Status, ...] = (Status.COMPLETED, Status.FAILED, Status.CANCELLE
 
 
 class Verb(StrEnum):
+    SUBMIT = "submit"
+    SCHEDULE = "schedule"  # submitted with a due time in the future
     CLAIM = "claim"
     COMPLETE = "complete"
     BACKOFF = "backoff"  # an attempt failed and the policy allows another, later
@@ -65,6 +67,9 @@ class Move:
 
 
 MOVES: dict[Verb, Move] = {
+    # No source state: these create the row (jobs.insert), they never update one.
+    Verb.SUBMIT: Move((), Status.PENDING),
+    Verb.SCHEDULE: Move((), Status.SCHEDULED),
     # A due scheduled or retrying job may be claimed before its row was marked pending.
     Verb.CLAIM: Move(WAITING, Status.RUNNING),
     Verb.COMPLETE: Move((Status.RUNNING,), Status.COMPLETED),

@@ -77,7 +77,7 @@ class Job(models.Model):
     payload = models.JSONField(default=dict)
     queue = models.CharField(max_length=64, default="default")
     priority = models.SmallIntegerField(default=0)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=16, choices=Status.choices, default=lifecycle.target(Verb.SUBMIT))
     attempts = models.PositiveIntegerField(
         default=0, help_text="Attempts started so far (charged ones), since the last manual retry."
     )
