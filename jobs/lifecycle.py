@@ -3,14 +3,14 @@
 This table is what the code reads: :mod:`jobs.states` writes each change as one conditional UPDATE
 keyed on the verb's source states, the batched SQL binds them as parameters, and ``JobQuerySet``
 and the operator screens ask it which jobs are waiting, live or finished and what may be done to
-one. A new state is an edit here, to :class:`Status`, and a migration.
+one. A new state is an edit to :class:`Status` and to :data:`MOVES`, both here, and a migration.
 
 ::
 
     submit -> pending -claim-> running -complete-> completed
        |         ^                |  error / timeout / worker lost
        |         | promote        +-backoff-> retrying -promote-> pending   (attempts left)
-       +-> scheduled              +-fail-> failed                           (retries used up)
+       +-schedule-> scheduled     +-fail-> failed                           (retries used up)
     cancel: pending/scheduled/retrying -> cancelled; running -request_cancel-> (flag) -stop-> cancelled
     retry:  failed/cancelled -> pending;   run_now: scheduled/retrying -> pending
     release: running -> pending (handed back uncharged: shutdown, a co-located hard timeout)
