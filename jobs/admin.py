@@ -30,7 +30,7 @@ from django.utils.safestring import SafeString
 from jobs import client, masking, queues, tokens
 from jobs.admin_paginator import EstimatedCountPaginator
 from jobs.dashboard import formats, search
-from jobs.models import WAITING, ApiToken, Job, JobAttempt, QueueState, Status
+from jobs.models import WAITING, ApiToken, Job, JobAttempt, JobQuerySet, QueueState, Status
 from jobs.redis_client import get_broker
 from jobs.registry import registry
 from jobs.states import TransitionError
@@ -365,22 +365,23 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(permissions=["delete"], description="Delete selected jobs")
     def delete_selected(self, request: HttpRequest, queryset: QuerySet[Job]) -> HttpResponse | None:
         """Django's confirm-then-delete, minus running jobs (a worker holds them: cancel them first)."""
-        running = list(queryset.filter(status=Status.RUNNING).values_list("pk", flat=True))
+        jobs = cast(JobQuerySet, queryset)  # the admin's queryset comes from Job.objects
+        running = list(jobs.running().values_list("pk", flat=True))
         if running:
             refusals = [(pk, Status.RUNNING.value) for pk in running]
             self.message_user(
                 request,
                 f"Could not delete {plural(len(running))}: {describe_refusals(refusals)}; cancel running jobs first.",
-                messages.WARNING if queryset.exclude(status=Status.RUNNING).exists() else messages.ERROR,
+                messages.WARNING if jobs.not_running().exists() else messages.ERROR,
             )
-        deletable = queryset.exclude(status=Status.RUNNING)
+        deletable = jobs.not_running()
         if not deletable.exists():
             return None
         return django_delete_selected(self, request, deletable)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
-        deletable = queryset.exclude(status=Status.RUNNING)
-        waiting = list(deletable.filter(status__in=WAITING).values_list("queue", "pk"))
+        deletable = cast(JobQuerySet, queryset).not_running()
+        waiting = list(deletable.waiting().values_list("queue", "pk"))
         deletable.delete()
         transaction.on_commit(lambda: forget_in_redis(waiting))
 

@@ -1,8 +1,9 @@
 """The two batched statements of the worker's hot path, for PostgreSQL and SQLite.
 
 Claiming N jobs is one ``UPDATE ... RETURNING``; recording N outcomes is one ``UPDATE ... FROM
-(VALUES ...)``. Both keep the state machine's conditions in their WHERE clauses. Only
-:mod:`jobs.states` calls these.
+(VALUES ...)``. Both keep the state machine's conditions in their WHERE clauses, with the states
+of :mod:`jobs.lifecycle` bound as parameters (the text never names a state, so it stays the same
+and preparable). Only :mod:`jobs.states` calls these.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models.base import ModelState
 
-from jobs import prepared
-from jobs.models import Job, JobAttempt, Status
+from jobs import lifecycle, prepared
+from jobs.lifecycle import Verb
+from jobs.models import Job, JobAttempt, Outcome, Status
 
 # Every name put into SQL text below is a constant of this module or the model's own table and
 # column names; every value is a bound parameter. (ruff's S608 cannot see that, hence its noqa.)
 _TABLE = Job._meta.db_table
-_WAITING_SQL = "('pending', 'scheduled', 'retrying')"
 _COLUMNS = [f.column for f in Job._meta.concrete_fields]
 
 
@@ -40,16 +41,29 @@ def _pk(value: uuid.UUID) -> Any:
     return Job._meta.pk.get_db_prep_value(value, connection)
 
 
+def _marks(values: Sequence[Any]) -> str:
+    """``(%s, %s, ...)``, one placeholder a value."""
+    return "(" + ", ".join(["%s"] * len(values)) + ")"
+
+
+def _states(states: Sequence[Status]) -> list[str]:
+    return [str(state) for state in states]
+
+
 def _dt(value: datetime | None) -> Any:
     return connection.ops.adapt_datetimefield_value(value) if value is not None else None
 
 
+_CLAIM_FROM = _states(lifecycle.sources(Verb.CLAIM))
+_CLAIM_TO = str(lifecycle.target(Verb.CLAIM))
+
+
 def _claim_sql(where: str, no_flush: str) -> str:
     return (
-        f"UPDATE {_TABLE} SET status = 'running', attempts = attempts + 1, worker = %s, "  # noqa: S608
+        f"UPDATE {_TABLE} SET status = %s, attempts = attempts + 1, worker = %s, "  # noqa: S608
         f"started_at = %s, updated_at = %s, schedule_at = NULL, cancel_requested = false "
         f"FROM (SELECT 1) AS one{no_flush} "
-        f"WHERE {where} AND status IN {_WAITING_SQL} "
+        f"WHERE {where} AND status IN {_marks(_CLAIM_FROM)} "
         f"RETURNING {', '.join(f'{_TABLE}.{c}' for c in _COLUMNS)}"
     )
 
@@ -70,8 +84,8 @@ _CLAIM_MANY_PG = _claim_sql("id = ANY(%s::uuid[])", _NO_FLUSH)
 def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list[Job]:
     """Mark waiting jobs running with the next attempt number; return them as model instances."""
     if not is_postgres():
-        sql = _claim_sql(f"id IN ({', '.join(['%s'] * len(job_ids))})", "")
-        params = [worker, _dt(now), _dt(now), *(_pk(i) for i in job_ids)]
+        sql = _claim_sql(f"id IN {_marks(job_ids)}", "")
+        params = [_CLAIM_TO, worker, _dt(now), _dt(now), *(_pk(i) for i in job_ids), *_CLAIM_FROM]
         return list(Job.objects.raw(sql, params))  # Django's converters turn SQLite's text into values
     # This is on the path of every job sent to an idle worker: the text is built once, and psycopg
     # takes the UUIDs and the aware datetime as they are.
@@ -80,7 +94,10 @@ def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list
         sql, prepare, ids = _CLAIM_ONE_PG, True, job_ids[0]
     else:
         sql, prepare, ids = _CLAIM_MANY_PG, False, "{" + ",".join(str(i) for i in job_ids) + "}"
-    return [_job_from_row(row) for row in prepared.fetch_all(sql, [worker, now, now, ids], prepare=prepare)]
+    return [
+        _job_from_row(row)
+        for row in prepared.fetch_all(sql, [_CLAIM_TO, worker, now, now, ids, *_CLAIM_FROM], prepare=prepare)
+    ]
 
 
 _ATTNAMES = [f.attname for f in Job._meta.concrete_fields]
@@ -144,7 +161,11 @@ _PG_CASTS = (
     "integer",
     "boolean",
 )
-_FINAL = f"('{Status.COMPLETED}', '{Status.FAILED}')"
+# The states an attempt ends from (every verb of lifecycle.ENDINGS has the same): the finish
+# statement is keyed on them.
+_ENDING_FROM = _states(lifecycle.sources(Verb.COMPLETE))
+_STOPPED = str(lifecycle.target(Verb.STOP))  # what a job whose cancellation was requested ends as
+_FINAL = _states([lifecycle.target(Verb.COMPLETE), lifecycle.target(Verb.FAIL)])  # stamped completed_at
 _ATTEMPTS = JobAttempt._meta.db_table
 _ATTEMPT_COLUMNS = (
     "job_id, number, started_at, finished_at, outcome, error, traceback, worker, duration, after_manual_retry"
@@ -217,22 +238,24 @@ def _finish_values(rows: Sequence[FinishRow]) -> tuple[str, list[Any]]:
     return "VALUES " + ", ".join([placeholder] * len(rows)), [value for row in values for value in row]
 
 
-def _update_sql() -> str:
+def _update_sql() -> tuple[str, list[str]]:
+    """The finish UPDATE over the relation ``v``, with its parameters."""
     j = _TABLE
     assignments = (
-        f"status = CASE WHEN {j}.cancel_requested THEN 'cancelled' ELSE v.status END, "
+        f"status = CASE WHEN {j}.cancel_requested THEN %s ELSE v.status END, "
         f"result = CASE WHEN {j}.cancel_requested THEN NULL ELSE v.result END, "
         f"error = v.error, traceback = v.traceback, updated_at = v.finished, "
         f"schedule_at = CASE WHEN {j}.cancel_requested THEN NULL ELSE v.schedule_at END, "
-        f"completed_at = CASE WHEN {j}.cancel_requested OR v.status IN {_FINAL} THEN v.finished ELSE NULL END"
+        f"completed_at = CASE WHEN {j}.cancel_requested OR v.status IN {_marks(_FINAL)} THEN v.finished ELSE NULL END"
     )
     # The attempt's number too: a finisher from before a manual retry (same worker, same count in the
     # budget) matches nothing either.
     where = (
-        f"{j}.id = v.id AND {j}.status = 'running' AND {j}.attempts = v.attempt AND {j}.worker = v.worker "
+        f"{j}.id = v.id AND {j}.status IN {_marks(_ENDING_FROM)} AND {j}.attempts = v.attempt AND {j}.worker = v.worker "
         f"AND {j}.earlier_attempts + {j}.attempts = v.number"
     )
-    return f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {j}.id, {j}.status"  # noqa: S608
+    sql = f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {j}.id, {j}.status"  # noqa: S608
+    return sql, [_STOPPED, *_FINAL, *_ENDING_FROM]
 
 
 def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
@@ -243,24 +266,35 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
     called outside a transaction); on SQLite they are two, and the caller holds a transaction.
     """
     values, params = _finish_values(rows)
-    columns = ", ".join(_FINISH_COLUMNS)
+    update, update_params = _update_sql()
+    with_v = f"WITH v ({', '.join(_FINISH_COLUMNS)}) AS ({values})"
     if is_postgres():
-        sql = (
-            f"WITH v ({columns}) AS ({values}), u AS ({_update_sql()}) "  # noqa: S608
-            f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "
-            f"SELECT u.id, v.number, v.started, v.finished, "
-            f"CASE WHEN u.status = 'cancelled' THEN 'cancelled' ELSE v.outcome END, "
-            f"v.error, v.traceback, v.worker, v.duration, v.manual FROM u JOIN v ON v.id = u.id "
-            f"RETURNING job_id, outcome"
-        )
-        inserted = {_as_uuid(job_id): outcome for job_id, outcome in prepared.fetch_all(sql, params)}
-        by_id = {row.job_id: row for row in rows}
-        return {
-            job_id: Status.CANCELLED if outcome == "cancelled" else by_id[job_id].status
-            for job_id, outcome in inserted.items()
-        }
+        return _finish_pg(rows, f"{with_v}, u AS ({update})", [*params, *update_params])
+    return _finish_sqlite(rows, f"{with_v} {update}", [*params, *update_params])
+
+
+def _finish_pg(rows: Sequence[FinishRow], updated: str, params: list[Any]) -> dict[uuid.UUID, str]:
+    """The update (``u``) and the INSERT of the attempt rows as one statement."""
+    sql = (
+        f"{updated} INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "  # noqa: S608
+        f"SELECT u.id, v.number, v.started, v.finished, "
+        f"CASE WHEN u.status = %s THEN %s ELSE v.outcome END, "
+        f"v.error, v.traceback, v.worker, v.duration, v.manual FROM u JOIN v ON v.id = u.id "
+        f"RETURNING job_id, outcome"
+    )
+    found = prepared.fetch_all(sql, [*params, _STOPPED, Outcome.CANCELLED.value])
+    inserted = {_as_uuid(job_id): outcome for job_id, outcome in found}
+    by_id = {row.job_id: row for row in rows}
+    return {
+        job_id: _STOPPED if outcome == Outcome.CANCELLED else by_id[job_id].status
+        for job_id, outcome in inserted.items()
+    }
+
+
+def _finish_sqlite(rows: Sequence[FinishRow], update: str, params: list[Any]) -> dict[uuid.UUID, str]:
+    """The update, then the INSERT of the attempt rows of the jobs it matched."""
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH v ({columns}) AS ({values}) {_update_sql()}", params)  # noqa: S608
+        cursor.execute(update, params)
         final = {_as_uuid(job_id): status for job_id, status in cursor.fetchall()}
         attempts = [
             (
@@ -268,7 +302,7 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
                 row.number,
                 _dt(row.started_at),
                 _dt(row.finished_at),
-                "cancelled" if final[row.job_id] == Status.CANCELLED else row.outcome,
+                Outcome.CANCELLED.value if final[row.job_id] == _STOPPED else row.outcome,
                 row.error,
                 row.traceback,
                 row.worker,
@@ -279,7 +313,7 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
             if row.job_id in final
         ]
         if attempts:
-            marks = "(" + ", ".join(["%s"] * 10) + ")"
+            marks = _marks(attempts[0])
             cursor.executemany(f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) VALUES {marks}", attempts)  # noqa: S608
     return final
 

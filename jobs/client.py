@@ -19,7 +19,7 @@ from django.utils import timezone
 from jobs import insert, states
 from jobs.dispatch import dispatch
 from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
-from jobs.models import WAITING, Job, Status
+from jobs.models import WAITING, Job
 from jobs.redis_client import get_broker
 from jobs.validation import InvalidJob, JobSpec, validate
 
@@ -160,7 +160,7 @@ def _dequeue_cancelled(job: Job) -> None:
     no-op), and the removal would then strand the waiting row until the reconciler's next pass.
     """
     _remove_from_queue(job)
-    again = Job.objects.filter(pk=job.pk, status__in=WAITING).first()
+    again = Job.objects.filter(pk=job.pk).waiting().first()
     if again is not None:
         dispatch([again])
 
@@ -201,4 +201,4 @@ def _remove_from_queue(job: Job) -> None:
 
 
 def is_waiting(job: Job) -> bool:
-    return job.status in (Status.PENDING, Status.SCHEDULED, Status.RETRYING)
+    return job.status in WAITING

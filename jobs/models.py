@@ -6,24 +6,22 @@ Nothing outside :mod:`jobs.states` writes ``Job.status``; the admin shows it rea
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs import lifecycle
+from jobs.lifecycle import DELAYED, Verb
+from jobs.lifecycle import FINISHED as FINISHED  # re-exported: where callers have always found them
+from jobs.lifecycle import LIVE as LIVE
+from jobs.lifecycle import WAITING as WAITING
+from jobs.lifecycle import Status as Status
+
 PRIORITY_MIN = -100
 PRIORITY_MAX = 100
-
-
-class Status(models.TextChoices):
-    PENDING = "pending"
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    RETRYING = "retrying"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 class Backoff(models.TextChoices):
@@ -40,8 +38,36 @@ class Outcome(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
-WAITING = (Status.PENDING, Status.SCHEDULED, Status.RETRYING)
+class JobQuerySet(models.QuerySet["Job"]):
+    """Jobs by where they are in their lifecycle, as :mod:`jobs.lifecycle` groups the states."""
+
+    def in_state(self, *statuses: str) -> JobQuerySet:
+        return self.filter(status__in=statuses)
+
+    def waiting(self) -> JobQuerySet:
+        return self.in_state(*WAITING)
+
+    def live(self) -> JobQuerySet:
+        """Waiting or running: every job Redis should hold."""
+        return self.in_state(*LIVE)
+
+    def running(self) -> JobQuerySet:
+        return self.in_state(Status.RUNNING)
+
+    def not_running(self) -> JobQuerySet:
+        """Every job no worker holds."""
+        return self.exclude(status=Status.RUNNING)
+
+    def finished(self) -> JobQuerySet:
+        return self.in_state(*FINISHED)
+
+    def due(self, now: datetime) -> JobQuerySet:
+        """Scheduled or retrying jobs whose due time has come (or that have none): :func:`lifecycle.is_due`."""
+        return self.in_state(*DELAYED).filter(Q(schedule_at__isnull=True) | Q(schedule_at__lte=now))
+
+    def able_to(self, verb: Verb) -> JobQuerySet:
+        """The jobs ``verb`` may apply to."""
+        return self.in_state(*lifecycle.sources(verb))
 
 
 class Job(models.Model):
@@ -51,7 +77,7 @@ class Job(models.Model):
     payload = models.JSONField(default=dict)
     queue = models.CharField(max_length=64, default="default")
     priority = models.SmallIntegerField(default=0)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=16, choices=Status.choices, default=lifecycle.target(Verb.SUBMIT))
     attempts = models.PositiveIntegerField(
         default=0, help_text="Attempts started so far (charged ones), since the last manual retry."
     )
@@ -92,6 +118,8 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = JobQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         # Claiming and finishing update ``status``, so every update writes a new entry into every
@@ -104,9 +132,9 @@ class Job(models.Model):
             models.Index(
                 fields=["completed_at"],
                 name="job_finished",
-                condition=Q(status__in=["completed", "failed", "cancelled"]),
+                condition=Q(status__in=list(FINISHED)),
             ),
-            models.Index(fields=["schedule_at"], name="job_due", condition=Q(status__in=["scheduled", "retrying"])),
+            models.Index(fields=["schedule_at"], name="job_due", condition=Q(status__in=list(DELAYED))),
         ]
         constraints = [
             models.CheckConstraint(

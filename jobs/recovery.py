@@ -19,7 +19,7 @@ from django.db.models import Q
 from jobs import states, tally
 from jobs.broker import Broker, PushItem, Settlement, due_score
 from jobs.dispatch import push_items
-from jobs.models import WAITING, Job, Status
+from jobs.models import Job, Status
 from jobs.states import Recorded
 
 logger = logging.getLogger("zipline.recovery")
@@ -44,7 +44,7 @@ def send_on(broker: Broker, queue: str, job_id: str, token: str, reason: str) ->
 def _requeue_if_waiting(broker: Broker, job_id: str) -> None:
     """A lease on a row that is waiting (claimed in Redis, never marked running): put the id back."""
     pk = states.parse_id(job_id)
-    job = Job.objects.filter(pk=pk, status__in=WAITING).first() if pk is not None else None
+    job = Job.objects.filter(pk=pk).waiting().first() if pk is not None else None
     if job is not None:
         broker.push(push_items([job]))
 
@@ -61,7 +61,7 @@ def requeue_lost_claims(broker: Broker, attempts: Sequence[Job]) -> list[Job]:
     behind = Q()
     for job in attempts:
         behind |= Q(pk=job.pk, attempts__lt=job.attempts)
-    jobs = list(Job.objects.filter(behind, status__in=WAITING)) if attempts else []
+    jobs = list(Job.objects.filter(behind).waiting()) if attempts else []
     if jobs:
         broker.push(push_items(jobs))
         logger.warning("requeued jobs whose claim the database lost", extra={"jobs": [str(j.pk) for j in jobs]})
@@ -77,7 +77,7 @@ def hand_back_unstarted(broker: Broker, job_ids: Sequence[str], token: str) -> l
     a Redis failure between the release here and the push).
     """
     pks = [pk for pk in map(states.parse_id, job_ids) if pk is not None]
-    claimed = list(Job.objects.filter(pk__in=pks, status=Status.RUNNING, worker=token)) if pks else []
+    claimed = list(Job.objects.filter(pk__in=pks, worker=token).running()) if pks else []
     released = states.release(claimed)
     if released:
         broker.push(push_items(released))

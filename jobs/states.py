@@ -1,19 +1,11 @@
 """The job state machine: the only module that writes ``Job.status``.
 
-Every change is a conditional UPDATE keyed on the state it starts from, and a running job's
-terminal write is also keyed on its attempt number and worker (``status='running' AND
-attempts=N AND worker=W``): a late or duplicate finisher matches no row and is rejected, so one
-attempt ends in exactly one state. The worker's hot paths (claiming and finishing many jobs)
-are batched into one statement each; see :mod:`jobs.batch_sql`.
-
-::
-
-    submit -> pending -claim-> running -ok-> completed
-       |         ^                |  error / timeout / worker lost
-       |         | due            +-> retrying -due-> pending      (attempts left)
-       +-> scheduled              +-> failed                      (retries used up)
-    cancel: pending/scheduled/retrying -> cancelled; running -> cancel requested -> cancelled
-    retry:  failed/cancelled -> pending;   run now: scheduled/retrying -> pending
+Every change is the conditional UPDATE of a verb of :mod:`jobs.lifecycle` (:func:`transition`),
+keyed on the verb's source states, and a running job's terminal write is also keyed on its attempt
+number and worker (``status='running' AND attempts=N AND worker=W``): a late or duplicate
+finisher matches no row and is rejected, so one attempt ends in exactly one state. The worker's
+hot paths (claiming and finishing many jobs) are batched into one statement each; see
+:mod:`jobs.batch_sql`.
 """
 
 from __future__ import annotations
@@ -29,21 +21,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs import batch_sql
-from jobs.models import WAITING, Job, Outcome, Status
+from jobs import batch_sql, lifecycle
+from jobs.lifecycle import Verb
+from jobs.models import Job, JobQuerySet, Outcome, Status
 from jobs.retry_policy import RetryPolicy
 
-TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.PENDING: frozenset({Status.RUNNING, Status.CANCELLED}),
-    # A due scheduled or retrying job may be claimed before its row was marked pending.
-    Status.SCHEDULED: frozenset({Status.PENDING, Status.RUNNING, Status.CANCELLED}),
-    Status.RETRYING: frozenset({Status.PENDING, Status.RUNNING, Status.CANCELLED}),
-    # pending: handed back uncharged (shutdown, a co-located hard timeout).
-    Status.RUNNING: frozenset({Status.COMPLETED, Status.RETRYING, Status.FAILED, Status.CANCELLED, Status.PENDING}),
-    Status.FAILED: frozenset({Status.PENDING}),
-    Status.CANCELLED: frozenset({Status.PENDING}),
-    Status.COMPLETED: frozenset(),
-}
+# Every state and the states it can reach (derived from the verbs' table).
+TRANSITIONS: dict[str, frozenset[str]] = lifecycle.transitions()
 
 MAX_ERROR_CHARS = 64 * 1024
 
@@ -58,11 +42,6 @@ class TransitionError(Exception):
 
 def allowed(current: str, target: str) -> bool:
     return target in TRANSITIONS.get(current, frozenset())
-
-
-def sources(target: str) -> list[str]:
-    """Every state from which ``target`` can be reached."""
-    return [s for s, targets in TRANSITIONS.items() if target in targets]
 
 
 def truncate_text(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -82,6 +61,15 @@ def policy_of(job: Job) -> RetryPolicy:
 # -- operator and client actions (one job at a time) ---------------------------------------------
 
 
+def transition(verb: Verb, rows: JobQuerySet, **fields: Any) -> int:
+    """Apply ``verb`` to those of ``rows`` in one of its source states, in one conditional UPDATE;
+    returns how many changed. ``fields`` are the other columns the verb writes."""
+    move = lifecycle.MOVES[verb]
+    if move.target is not None:
+        fields["status"] = move.target
+    return rows.in_state(*move.sources).update(**fields)
+
+
 def _load(job_id: Any) -> Job:
     return Job.objects.get(pk=job_id)
 
@@ -92,12 +80,10 @@ def cancel(job_id: Any) -> tuple[Job, bool]:
     Raises :class:`TransitionError` for a finished job.
     """
     now = timezone.now()
-    changed = Job.objects.filter(pk=job_id, status__in=WAITING).update(
-        status=Status.CANCELLED, completed_at=now, updated_at=now, schedule_at=None
-    )
-    if changed:
+    one = Job.objects.filter(pk=job_id)
+    if transition(Verb.CANCEL, one, completed_at=now, updated_at=now, schedule_at=None):
         return _load(job_id), True
-    if Job.objects.filter(pk=job_id, status=Status.RUNNING).update(cancel_requested=True, updated_at=now):
+    if transition(Verb.REQUEST_CANCEL, one, cancel_requested=True, updated_at=now):
         return _load(job_id), False
     job = _load(job_id)
     raise TransitionError(
@@ -115,8 +101,9 @@ def retry(job_id: Any) -> Job:
     one (``earlier_attempts``), and its attempt row says it followed a manual retry.
     """
     now = timezone.now()
-    changed = Job.objects.filter(pk=job_id, status__in=[Status.FAILED, Status.CANCELLED]).update(
-        status=Status.PENDING,
+    changed = transition(
+        Verb.RETRY,
+        Job.objects.filter(pk=job_id),
         earlier_attempts=F("earlier_attempts") + F("attempts"),
         manual_retries=F("manual_retries") + 1,
         attempts=0,
@@ -143,9 +130,7 @@ def retry(job_id: Any) -> Job:
 def run_now(job_id: Any) -> Job:
     """Make a scheduled or retrying job due at once."""
     now = timezone.now()
-    changed = Job.objects.filter(pk=job_id, status__in=[Status.SCHEDULED, Status.RETRYING]).update(
-        status=Status.PENDING, schedule_at=None, updated_at=now
-    )
+    changed = transition(Verb.RUN_NOW, Job.objects.filter(pk=job_id), schedule_at=None, updated_at=now)
     job = _load(job_id)
     if not changed:
         raise TransitionError(
@@ -168,12 +153,8 @@ def mark_promoted(job_ids: Sequence[Any]) -> int:
     if not job_ids:
         return 0
     with transaction.atomic():
-        free = (
-            Job.objects.order_by()
-            .select_for_update(skip_locked=True)
-            .filter(pk__in=job_ids, status__in=[Status.SCHEDULED, Status.RETRYING])
-        )
-        return Job.objects.filter(pk__in=free.values("pk")).update(status=Status.PENDING, updated_at=timezone.now())
+        free = Job.objects.order_by().select_for_update(skip_locked=True).filter(pk__in=job_ids).able_to(Verb.PROMOTE)
+        return transition(Verb.PROMOTE, Job.objects.filter(pk__in=free.values("pk")), updated_at=timezone.now())
 
 
 # -- the worker's hot paths (many jobs per statement) -----------------------------------------------
@@ -225,16 +206,22 @@ class Recorded:
     due: datetime | None
 
 
+def ending(job: Job, outcome: str, permanent: bool) -> Verb:
+    """The verb (one of :data:`jobs.lifecycle.ENDINGS`) by which an attempt's outcome ends it."""
+    if outcome == Outcome.COMPLETED:
+        return Verb.COMPLETE
+    if outcome == Outcome.CANCELLED:
+        return Verb.STOP
+    if permanent or not policy_of(job).allows_another(job.attempts):
+        return Verb.FAIL
+    return Verb.BACKOFF
+
+
 def next_status(job: Job, outcome: str, permanent: bool, now: datetime) -> tuple[str, datetime | None]:
     """The status an attempt's outcome leads to, with the due time of a retry."""
-    if outcome == Outcome.COMPLETED:
-        return Status.COMPLETED, None
-    if outcome == Outcome.CANCELLED:
-        return Status.CANCELLED, None
-    policy = policy_of(job)
-    if permanent or not policy.allows_another(job.attempts):
-        return Status.FAILED, None
-    return Status.RETRYING, now + timedelta(seconds=policy.delay(job.attempts))
+    verb = ending(job, outcome, permanent)
+    due = now + timedelta(seconds=policy_of(job).delay(job.attempts)) if verb == Verb.BACKOFF else None
+    return lifecycle.target(verb), due
 
 
 def record(results: Sequence[AttemptResult]) -> list[Recorded]:
@@ -279,10 +266,12 @@ def release(jobs: Iterable[Job]) -> list[Job]:
     released = []
     now = timezone.now()
     for job in jobs:
-        base = Job.objects.filter(pk=job.pk, status=Status.RUNNING, attempts=job.attempts, worker=job.worker)
-        if base.filter(cancel_requested=True).update(status=Status.CANCELLED, completed_at=now, updated_at=now):
+        this_attempt = Job.objects.filter(pk=job.pk, attempts=job.attempts, worker=job.worker)
+        if transition(Verb.STOP, this_attempt.filter(cancel_requested=True), completed_at=now, updated_at=now):
             continue
-        if base.update(status=Status.PENDING, attempts=F("attempts") - 1, worker="", started_at=None, updated_at=now):
+        if transition(
+            Verb.RELEASE, this_attempt, attempts=F("attempts") - 1, worker="", started_at=None, updated_at=now
+        ):
             released.append(job)
     return released
 
@@ -294,7 +283,7 @@ def record_lost(job_id: str, worker: str, reason: str) -> Recorded | None:
     """
     now = timezone.now()
     pk = parse_id(job_id)
-    job = Job.objects.filter(pk=pk, status=Status.RUNNING).first() if pk is not None else None
+    job = Job.objects.filter(pk=pk).running().first() if pk is not None else None
     if job is None or (worker and job.worker and job.worker != worker):
         return None
     started = job.started_at or now

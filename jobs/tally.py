@@ -16,18 +16,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from jobs.models import Status
+from jobs.lifecycle import Verb, target
 
 #: The two kinds; also the names of the per-minute counters in Redis.
 COMPLETED = "completed"
 FAILED = "failed"
+# Where an attempt that failed leaves its job: failed for good, or retrying later.
+_FAILED_ATTEMPT = (target(Verb.FAIL), target(Verb.BACKOFF))
 
 
 def kind(status: str | None) -> str | None:
     """How an attempt whose job the database left in ``status`` is counted: completed, failed or not at all."""
-    if status == Status.COMPLETED:
+    if status == target(Verb.COMPLETE):
         return COMPLETED
-    if status in (Status.FAILED, Status.RETRYING):
+    if status in _FAILED_ATTEMPT:
         return FAILED
     return None
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from jobs import payloads
+from jobs.lifecycle import Verb, target
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
 from jobs.registry import PayloadError, RetryDefaults, registry, retry_defaults
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
@@ -292,7 +293,7 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     elif spec.delay is not None:
         due = now + timedelta(seconds=_duration("delay", spec.delay))
     if due is not None and due > now:
-        fields["status"] = "scheduled"
+        fields["status"] = target(Verb.SCHEDULE)
         fields["schedule_at"] = due
     else:
         due = None

@@ -35,12 +35,12 @@ from django.utils import timezone
 
 from jobs import states
 from jobs.broker import Broker, RestoreItem, due_score
+from jobs.lifecycle import DELAYED, is_due
 from jobs.models import WAITING, Job, QueueState, Status
 from scheduler.leader import Lock, lock_key
 
 logger = logging.getLogger("zipline.scheduler")
 
-LIVE = (Status.PENDING, Status.SCHEDULED, Status.RETRYING, Status.RUNNING)
 REBUILD_LOCK_TTL = 15.0
 _ROW_CHUNK = 2000
 
@@ -71,7 +71,7 @@ class ReconcileReport:
 def _item(job_id: uuid.UUID, status: str, priority: int, schedule_at: datetime | None, worker: str) -> RestoreItem:
     if status == Status.RUNNING:
         return RestoreItem(str(job_id), "lease", token=worker)
-    if status in (Status.SCHEDULED, Status.RETRYING) and schedule_at is not None:
+    if status in DELAYED and schedule_at is not None:
         return RestoreItem(str(job_id), "delayed", priority, due_ms=due_score(schedule_at))
     return RestoreItem(str(job_id), "ready", priority)
 
@@ -90,7 +90,7 @@ def restore_rows(
     Rows go queue by queue in priority then FIFO order, ``batch`` per script call. Returns False if
     ``keep_going`` said stop.
     """
-    rows = Job.objects.filter(status__in=LIVE)
+    rows = Job.objects.live()
     if cutoff is not None:
         rows = rows.filter(updated_at__lte=cutoff)
     ordered = rows.order_by("queue", "-priority", "created_at", "id").values_list(
@@ -151,11 +151,7 @@ def _sweep(
         status, updated_at, schedule_at = rows[text]
         if status not in WAITING and updated_at <= cutoff:
             orphans.append(text)
-        elif (
-            structure == "ready"
-            and status in (Status.SCHEDULED, Status.RETRYING)
-            and (schedule_at is None or schedule_at <= now)
-        ):
+        elif structure == "ready" and is_due(status, schedule_at, now):
             unmarked.append(valid[text])
     if orphans:
         removed = broker.remove(queue, orphans)

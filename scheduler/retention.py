@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.models import Job, Status
+from jobs.models import Job, JobQuerySet, Status
 
 logger = logging.getLogger("zipline.scheduler")
 
@@ -33,8 +33,10 @@ class RetentionReport:
         return sum(self.deleted.values())
 
 
-def _expired(statuses: Sequence[str], cutoff: datetime) -> Q:
-    return Q(status__in=statuses) & (Q(completed_at__lt=cutoff) | Q(completed_at__isnull=True, updated_at__lt=cutoff))
+def _expired(statuses: Sequence[str], cutoff: datetime) -> JobQuerySet:
+    return Job.objects.in_state(*statuses).filter(
+        Q(completed_at__lt=cutoff) | Q(completed_at__isnull=True, updated_at__lt=cutoff)
+    )
 
 
 def purge(
@@ -54,12 +56,12 @@ def purge(
         ("failed", (Status.FAILED,), now - timedelta(seconds=failed_age)),
     )
     for label, statuses, cutoff in groups:
-        condition = _expired(statuses, cutoff)
+        expired = _expired(statuses, cutoff)
         while True:
-            ids = list(Job.objects.filter(condition).order_by().values_list("pk", flat=True)[:batch])
+            ids = list(expired.order_by().values_list("pk", flat=True)[:batch])
             if not ids:
                 break
-            _, per_model = Job.objects.filter(condition, pk__in=ids).delete()
+            _, per_model = expired.filter(pk__in=ids).delete()
             count = per_model.get(Job._meta.label, 0)
             report.deleted[label] = report.deleted.get(label, 0) + count
             logger.info("deleted old jobs", extra={"group": label, "count": count, "older_than": cutoff.isoformat()})

@@ -33,7 +33,7 @@ from jobs.api.schema import COMMON_ERRORS, EXAMPLE_ID, SEED_JOB, SEED_JOB_RESPON
 from jobs.api.throttling import ScopedThrottle
 from jobs.health import health_payload, may_see_details
 from jobs.idempotency import user_scope
-from jobs.models import FINISHED, Job
+from jobs.models import Job
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, JobSpec
 
@@ -152,7 +152,7 @@ class JobCollectionView(ApiView):
         f = query.validated_data
         rows = Job.objects.defer("payload", "result", "traceback")
         if f.get("status"):
-            rows = rows.filter(status__in=f["status"])
+            rows = rows.in_state(*f["status"])
         if "queue" in f:
             rows = rows.filter(queue=f["queue"])
         if "type" in f:
@@ -285,7 +285,7 @@ class JobDetailView(ApiView):
     )
     def delete(self, request: Request, job_id: str) -> Response:
         pk = job_pk(job_id)
-        deleted, _ = Job.objects.filter(pk=pk, status__in=FINISHED).delete()
+        deleted, _ = Job.objects.filter(pk=pk).finished().delete()
         if not deleted:
             job = find_job(pk)
             raise TransitionError(

@@ -83,7 +83,7 @@ class JobSet:
         raise BadInput("action", name, f"is not an action of {self.title} (one of {names})")
 
     def jobs(self, queue: str = "") -> QuerySet[Job]:
-        found = Job.objects.filter(status=self.status)
+        found = Job.objects.in_state(self.status)
         return found.filter(queue=queue) if queue else found
 
 
@@ -299,7 +299,7 @@ def _delete(selection: Selection, limit: int) -> list[Job]:
         with transaction.atomic():
             rows = list(selection.jobs().filter(pk__in=chunk).only("id", "queue", "status", "name", "type"))
             waiting = [(job.queue, job.pk) for job in rows if job.status in WAITING]
-            Job.objects.filter(pk__in=[job.pk for job in rows], status=selection.job_set.status).delete()
+            Job.objects.filter(pk__in=[job.pk for job in rows]).in_state(selection.job_set.status).delete()
             transaction.on_commit(partial(forget_in_redis, waiting))
         deleted.extend(rows)
     return deleted

@@ -110,8 +110,8 @@ def failures(limit: int = FAILURES_SHOWN) -> list[Job]:
     failed job.
     """
     light = ("payload", "result", "traceback")
-    failed = list(Job.objects.filter(status=Status.FAILED).defer(*light).order_by("-completed_at")[:limit])
-    retrying = list(Job.objects.filter(status=Status.RETRYING).defer(*light).order_by("-created_at")[:limit])
+    failed = list(Job.objects.in_state(Status.FAILED).defer(*light).order_by("-completed_at")[:limit])
+    retrying = list(Job.objects.in_state(Status.RETRYING).defer(*light).order_by("-created_at")[:limit])
     both = failed + retrying
     both.sort(key=lambda job: job.completed_at or job.updated_at, reverse=True)
     for job in both:
@@ -124,7 +124,7 @@ def find(term: str, status: str = "", queue: str = "") -> QuerySet[Job]:
     """The newest jobs matching a search term (id, id prefix or name), status and queue."""
     jobs = Job.objects.defer("payload", "result", "traceback").order_by("-created_at")
     if status in queues.STATUSES:
-        jobs = jobs.filter(status=status)
+        jobs = jobs.in_state(status)
     if queue:
         jobs = jobs.filter(queue=queue) if storable(queue) else jobs.none()
     return search.search(jobs, term)[:SEARCH_RESULTS]

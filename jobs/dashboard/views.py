@@ -35,7 +35,8 @@ from django.views.decorators.http import require_GET, require_POST
 from jobs import client, masking, queues
 from jobs.dashboard import formats, job_sets, panels, search
 from jobs.dashboard.access import viewer_required, wants_json
-from jobs.models import WAITING, Job, Status
+from jobs.lifecycle import Verb, can
+from jobs.models import Job, Status
 from jobs.roles import CHANGE_JOB, CHANGE_QUEUE, DELETE_JOB
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob
@@ -111,9 +112,10 @@ def job_context(job: Job, reader: Any) -> dict[str, Any]:
         "result_json": None
         if job.result is None
         else json.dumps(masking.result_for(reader, job), indent=2, sort_keys=True, ensure_ascii=False),
-        "can_cancel": job.status in WAITING or (job.status == Status.RUNNING and not job.cancel_requested),
-        "can_retry": job.status in (Status.FAILED, Status.CANCELLED),
-        "can_run_now": job.status in (Status.SCHEDULED, Status.RETRYING),
+        "can_cancel": can(Verb.CANCEL, job.status)
+        or (can(Verb.REQUEST_CANCEL, job.status) and not job.cancel_requested),
+        "can_retry": can(Verb.RETRY, job.status),
+        "can_run_now": can(Verb.RUN_NOW, job.status),
         "duration": formats.seconds(job.duration),
     }
 
