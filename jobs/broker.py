@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
@@ -33,7 +33,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from jobs.clock import Clock, RedisClock, retry_delay
+from jobs.clock import Clock, RedisClock
 from jobs.clock import due_score as due_score  # where callers have always found it
 from jobs.scripts import SCRIPT_NAMES, source
 
@@ -68,7 +68,8 @@ class PushItem:
 class Settlement:
     """How a finished attempt leaves Redis: ``ack`` (done), ``retry`` at ``due_ms``, or ``release``.
 
-    ``due_ms`` is on the caller's clock; the script gets it as a delay (:func:`jobs.clock.retry_delay`).
+    ``due_ms`` is the retry's due time as the row records it (:func:`jobs.clock.due_score` of its
+    ``schedule_at``), so Redis never makes it due before the database does.
     """
 
     job_id: str
@@ -171,16 +172,8 @@ class Broker:
 
     def push(self, items: Iterable[PushItem]) -> int:
         """Add job ids: one script call per queue, all in one round trip."""
-        return self._push(items, delays=False)
-
-    def push_retry(self, item: PushItem) -> int:
-        """Add a retry whose ``due_ms`` is on this host's clock (an attempt lost to its worker): sent
-        as a delay that the script adds to its own now, as :meth:`settle` sends a worker's retry."""
-        return self._push([replace(item, due_ms=retry_delay(item.due_ms, self.clock))], delays=True)
-
-    def _push(self, items: Iterable[PushItem], delays: bool) -> int:
-        now_ms, flag = self.clock.script_ms(), int(delays)
-        by_queue: dict[str, list[Any]] = defaultdict(lambda: [now_ms, flag])
+        now_ms = self.clock.script_ms()
+        by_queue: dict[str, list[Any]] = defaultdict(lambda: [now_ms])
         for item in items:
             by_queue[item.queue].extend((item.job_id, item.priority, item.due_ms))
         if not by_queue:
@@ -262,10 +255,9 @@ class Broker:
         if not settlements:
             return []
         k = self.keys(queue)
-        args: list[Any] = [self.clock.script_ms(), token]
+        args: list[Any] = [token]
         for s in settlements:
-            delay_ms = retry_delay(s.due_ms, self.clock) if s.action == "retry" else 0
-            args.extend((s.job_id, s.action, delay_ms, s.priority))
+            args.extend((s.job_id, s.action, s.due_ms, s.priority))
         keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens)
         extra = self._counter_calls(queue, counts or {})
         if not extra:

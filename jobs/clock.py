@@ -2,22 +2,17 @@
 
 Every script that reads the time takes ``now_ms`` as its ``ARGV[1]``. In production it is
 :data:`REDIS_TIME` (0): the script reads Redis ``TIME``, one clock for every host, so a worker or
-scheduler whose clock is off can neither expire a lease early nor make a job due early. A test gives
+scheduler whose clock is off cannot expire a lease early. A test gives
 the broker a clock of its own (``tests.helpers.DrivenClock``) and moves it forward instead of
 sleeping.
 
-A retry is a delay, not an instant: the worker (or the supervisor or reclaimer, for an attempt lost
-to its worker) computes its due time on its own clock, and the broker sends the scripts
-``due - local_ms()``, which they add to their clock (see :func:`retry_delay`). So the skew between
-that host's clock and Redis's cancels out, and a retry waits its backoff on the Redis clock. A
-scheduled job's ``schedule_at`` is an instant a client chose: it is sent as it is, and is due when
-the Redis clock reaches it (as is a retrying row's ``schedule_at`` when the reconciler rebuilds Redis:
-only the row's instant is left by then).
+Due times are instants: a scheduled job's ``schedule_at``, or the ``schedule_at`` a retry's backoff
+gave its row, rounded up to the millisecond (:func:`due_score`). Redis holds exactly what the database
+records, so the reconciler rebuilds the same scores, and no job is due in Redis before its row says.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -34,19 +29,12 @@ class Clock(Protocol):
         """``now_ms`` for the scripts: :data:`REDIS_TIME`, or the time a test drives."""
         ...
 
-    def local_ms(self) -> int:
-        """Now on the caller's clock: the one its retry due times were computed with."""
-        ...
-
 
 class RedisClock:
     """Production: the scripts read Redis ``TIME``; the caller's clock is this host's wall clock."""
 
     def script_ms(self) -> int:
         return REDIS_TIME
-
-    def local_ms(self) -> int:
-        return time.time_ns() // 1_000_000
 
 
 def due_score(when: datetime) -> int:
@@ -57,8 +45,3 @@ def due_score(when: datetime) -> int:
     """
     micros = (when - _EPOCH) // _MICROSECOND
     return -(-micros // 1000)
-
-
-def retry_delay(due_ms: int, clock: Clock) -> int:
-    """A retry's due time on the caller's clock as a delay from now, never negative."""
-    return max(0, due_ms - clock.local_ms())

@@ -32,7 +32,7 @@ def send_on(broker: Broker, queue: str, job_id: str, token: str, reason: str) ->
         _requeue_if_waiting(broker, job_id)
         return None
     if recorded.status == Status.RETRYING and recorded.due is not None:
-        broker.push_retry(PushItem(queue, job_id, recorded.job.priority, due_score(recorded.due)))
+        broker.push([PushItem(queue, job_id, recorded.job.priority, due_score(recorded.due))])
     broker.count(queue, tally.of_statuses([recorded.status]).as_counts())
     logger.warning(
         "attempt lost to its worker",

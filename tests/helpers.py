@@ -46,9 +46,6 @@ class DrivenClock:
     def script_ms(self) -> int:
         return self.ms
 
-    def local_ms(self) -> int:
-        return self.ms
-
     def advance(self, ms: int) -> None:
         self.ms += ms
 

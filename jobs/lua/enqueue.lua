@@ -7,8 +7,7 @@
     KEYS[4] seq      STRING FIFO sequence
     KEYS[5] notify   LIST  wake-up tokens
     KEYS[6] leases   ZSET  id -> lease deadline (an id leased already is not added again)
-    ARGV[1] now_ms (0: Redis TIME), ARGV[2] 1 if the due times are delays from now (a retry, timed
-    on another host's clock: jobs/clock.py), else 0; then triples: id, priority, due_ms (0: now)
+    ARGV[1] now_ms (0: Redis TIME); then triples: id, priority, due_ms (0: now)
   Output: the number of ids added.
 ]]
 --- @include now
@@ -16,13 +15,9 @@
 --- @include wake
 local ready, delayed, prio, seq, notify, leases = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now = now_ms(ARGV[1])
-local delays = ARGV[2] == '1'
 local added = 0
-for i = 3, #ARGV, 3 do
+for i = 2, #ARGV, 3 do
   local id, priority, due = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  if delays then
-    due = now + due
-  end
   if not redis.call('ZSCORE', leases, id) then
     if due > now then
       added = added + redis.call('ZADD', delayed, 'NX', due, id)

@@ -3,31 +3,27 @@
   or released back to the front of the ready set (handed back uncharged, e.g. at shutdown).
   Fenced by the lease token: a worker whose lease was reclaimed and given to another cannot
   touch the new owner's lease or requeue the job a second time.
-  A retry comes as a delay from the script's now, not a due time on the worker's clock, so the
-  worker's clock and the Redis clock need not agree (jobs/clock.py).
+  A retry comes with its due time as the database records it (the job's schedule_at, rounded up to
+  the millisecond), so Redis never makes it due before the row says (jobs/clock.py).
   Input:
     KEYS[1] ready, KEYS[2] delayed, KEYS[3] prio, KEYS[4] seq, KEYS[5] notify, KEYS[6] leases, KEYS[7] tokens
-    ARGV[1] now_ms (0: Redis TIME), ARGV[2] token;
-    then quads: id, action ('ack' | 'retry' | 'release'), retry delay in ms, priority
+    ARGV[1] token; then quads: id, action ('ack' | 'retry' | 'release'), due_ms, priority
   Output: one 1 (settled) or 0 (not our lease: stale) per item.
 ]]
---- @include now
 --- @include ready_score
 --- @include wake
 local ready, delayed, prio, seq, notify, leases, tokens =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local token = ARGV[2]
-local now = nil -- read at the first retry: an ack needs no clock
+local token = ARGV[1]
 local out = {}
 local released = false
-for i = 3, #ARGV, 4 do
-  local id, action, delay, priority = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+for i = 2, #ARGV, 4 do
+  local id, action, due, priority = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('HGET', tokens, id) == token then
     redis.call('ZREM', leases, id)
     redis.call('HDEL', tokens, id)
     if action == 'retry' then
-      now = now or now_ms(ARGV[1])
-      redis.call('ZADD', delayed, now + tonumber(delay), id)
+      redis.call('ZADD', delayed, due, id)
       redis.call('HSET', prio, id, priority)
       wake_if_earliest(delayed, notify, id)
     elseif action == 'release' then
