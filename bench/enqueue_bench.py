@@ -45,7 +45,7 @@ def setup_environment(args: argparse.Namespace) -> None:
 def clear() -> None:
     from django.db import connection
 
-    from jobs.redis_client import get_broker
+    from jobs.broker import get_broker
 
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE jobs_job CASCADE")

@@ -52,9 +52,9 @@ class ZipLineDriver(QueueDriver):
         django.setup()
         from django.db import connection
 
-        from jobs import redis_client
+        from jobs.broker import reset_broker
 
-        redis_client.reset()
+        reset_broker()
         with connection.cursor() as cursor:
             cursor.execute("TRUNCATE jobs_job CASCADE")
         from jobs import JobSpec, enqueue, enqueue_many

@@ -29,9 +29,9 @@ from django.utils.safestring import SafeString
 
 from jobs import client, masking, queues, tokens
 from jobs.admin_paginator import EstimatedCountPaginator
+from jobs.broker import get_broker
 from jobs.dashboard import formats, search
 from jobs.models import WAITING, ApiToken, Job, JobAttempt, JobQuerySet, QueueState, Status
-from jobs.redis_client import get_broker
 from jobs.registry import registry
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob

@@ -17,10 +17,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import insert, states
+from jobs.broker import get_broker
 from jobs.dispatch import dispatch
 from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
 from jobs.models import WAITING, Job
-from jobs.redis_client import get_broker
 from jobs.validation import InvalidJob, JobSpec, validate
 
 logger = logging.getLogger("zipline.client")

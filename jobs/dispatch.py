@@ -12,9 +12,8 @@ from collections.abc import Iterable
 
 import redis
 
-from jobs.broker import PushItem, due_score
+from jobs.broker import PushItem, due_score, get_broker
 from jobs.models import Job
-from jobs.redis_client import get_broker
 
 logger = logging.getLogger("zipline.dispatch")
 

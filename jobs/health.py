@@ -91,7 +91,7 @@ def check_redis() -> dict[str, Any]:
 
 def workers() -> dict[str, Any]:
     """The seed's ``workers`` object: are any workers heartbeating, and how many."""
-    from jobs.redis_client import get_broker
+    from jobs.broker import get_broker
     from workers.heartbeat import live_workers
 
     try:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import redis
 from django.core.management.base import CommandError
 
+from jobs.broker.checks import RedisPolicyError, check_eviction_policy, refusal, safe_url
 from jobs.db_checks import migrations_problem
-from jobs.redis_checks import RedisPolicyError, check_eviction_policy, refusal, safe_url
 from zipline_site.exit_codes import ExitCode
 
 

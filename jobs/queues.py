@@ -19,9 +19,8 @@ from django.db.models import Count
 
 from jobs import tally
 from jobs.admin_paginator import table_estimate
-from jobs.broker import Broker
+from jobs.broker import Broker, get_broker
 from jobs.models import Job, QueueState, Status
-from jobs.redis_client import get_broker
 from jobs.tally import Tally
 from jobs.validation import InvalidJob, is_queue_name
 from workers.heartbeat import live_workers

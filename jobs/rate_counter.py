@@ -20,10 +20,9 @@ import redis
 from django.conf import settings
 from redis.commands.core import Script
 
-from jobs import redis_client
-from jobs.broker import Broker
+from jobs.broker import Broker, get_broker
+from jobs.broker.scripts import source
 from jobs.outages import Outage
-from jobs.scripts import source
 
 logger = logging.getLogger("zipline.api")
 
@@ -51,7 +50,7 @@ class Count:
 
 def _broker_and_script() -> tuple[Broker, Script]:
     """A broker on the configured Redis whose commands give up after :data:`REDIS_TIMEOUT`."""
-    shared = redis_client.get_broker()
+    shared = get_broker()
     with _lock:
         if _state.get("shared") is not shared:
             built = shared.with_socket_timeout(REDIS_TIMEOUT)

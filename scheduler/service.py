@@ -42,9 +42,8 @@ import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
-from jobs.broker import Broker
+from jobs.broker import Broker, get_broker
 from jobs.outages import Outage
-from jobs.redis_client import get_broker
 from scheduler import cron, promote, reclaim, reconcile, retention
 from scheduler.leader import lock_key, once_per_interval
 from zipline_site.config import Config

@@ -13,19 +13,19 @@ from tests.helpers import DrivenClock, override_zipline
 @pytest.fixture
 def broker() -> Iterator[object]:
     """A broker on the shared Redis under a key prefix of this test's own; its keys are deleted after."""
-    from jobs import redis_client
+    from jobs.broker import get_broker, reset_broker
 
     prefix = f"ziptest-{uuid.uuid4().hex[:10]}"
     with override_zipline(redis_key_prefix=prefix):
-        redis_client.reset()
-        broker = redis_client.get_broker()
+        reset_broker()
+        broker = get_broker()
         try:
             yield broker
         finally:
             keys = list(broker.client.scan_iter(match=f"{prefix}:*", count=1000))
             if keys:
                 broker.client.delete(*keys)
-            redis_client.reset()
+            reset_broker()
 
 
 @pytest.fixture
@@ -64,18 +64,18 @@ def own_redis(tmp_path: object) -> Iterator[object]:
 
     from django.test import override_settings
 
-    from jobs import redis_client
+    from jobs.broker import reset_broker
     from tests.redis_server import RedisServer
 
     server = RedisServer(Path(str(tmp_path)))
     server.start()
     with override_settings(REDIS_URL=server.url):
-        redis_client.reset()
+        reset_broker()
         try:
             yield server
         finally:
             server.stop()
-            redis_client.reset()
+            reset_broker()
 
 
 @pytest.fixture

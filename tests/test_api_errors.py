@@ -13,7 +13,8 @@ from django.test import override_settings
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
-from jobs import queues, redis_client
+from jobs import queues
+from jobs.broker import reset_broker
 from jobs.models import Job
 from jobs.tokens import create_token
 from tests.helpers import override_zipline
@@ -282,14 +283,14 @@ def _rest_framework() -> dict[str, Any]:
 
 def test_redis_down_is_503_for_stats(api: APIClient) -> None:
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
-        redis_client.reset()
+        reset_broker()
         try:
             for path in ("/api/v1/stats", "/api/v1/queues/emails/stats", "/api/v1/workers/stats"):
                 assert error_of(api.get(path), 503)["code"] == "unavailable"
             # Submitting still works: the row is the truth and the reconciler pushes it later.
             assert api.post("/api/v1/jobs", GOOD, format="json").status_code == 201
         finally:
-            redis_client.reset()
+            reset_broker()
 
 
 def test_unexpected_error_is_a_json_500(api: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from jobs.broker import Broker, PushItem, RestoreItem, Settlement, due_score
-from jobs.scripts import LUA_DIR, SCRIPT_NAMES, ScriptError, expand, source
+from jobs.broker.scripts import LUA_DIR, SCRIPT_NAMES, ScriptError, expand, source
 from tests.helpers import DrivenClock
 
 

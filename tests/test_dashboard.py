@@ -12,8 +12,8 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.test import Client, override_settings
 
-from jobs import client, redis_client, states
-from jobs.broker import Broker
+from jobs import client, states
+from jobs.broker import Broker, reset_broker
 from jobs.dashboard import panels
 from jobs.models import Job, JobAttempt, Outcome, QueueState, Status
 from tests.helpers import run_attempt
@@ -244,11 +244,11 @@ def test_unknown_fragment_is_404(admin_client: Client) -> None:
 def test_overview_without_redis_still_shows_the_database_counts(admin_client: Client) -> None:
     client.enqueue("test_noop", {}, queue="outage", delay="1h")
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
-        redis_client.reset()
+        reset_broker()
         try:
             html = text(admin_client.get("/dashboard/"))
         finally:
-            redis_client.reset()
+            reset_broker()
     assert "Redis is not answering" in html and "Workers unknown" in html
     assert count_in_card(html, "outage", "scheduled") == 1
 

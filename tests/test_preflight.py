@@ -8,8 +8,8 @@ import pytest
 import redis
 from django.core.management.base import CommandError
 
+from jobs.broker import get_broker
 from jobs.preflight import preflight
-from jobs.redis_client import get_broker
 from zipline_site.exit_codes import ExitCode
 
 

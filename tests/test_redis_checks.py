@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from jobs.redis_checks import RedisPolicyError, check_eviction_policy, eviction_problem, refusal
-from jobs.redis_client import get_broker
+from jobs.broker import get_broker
+from jobs.broker.checks import RedisPolicyError, check_eviction_policy, eviction_problem, refusal
 from tests.helpers import wait_for
 from tests.procs import running
 

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from jobs import client
+from jobs.broker import get_broker
 from jobs.models import Job, JobAttempt, Outcome, Status
-from jobs.redis_client import get_broker
 from tests.helpers import wait_for
 from tests.procs import running, wait_for_workers
 

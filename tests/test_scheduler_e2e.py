@@ -14,9 +14,8 @@ import pytest
 from django.db.models import Count, Q
 
 from jobs import client
-from jobs.broker import Broker
+from jobs.broker import Broker, get_broker
 from jobs.models import Job, JobAttempt, Outcome, Status
-from jobs.redis_client import get_broker
 from jobs.validation import JobSpec
 from scheduler.reclaim import LOST_REASON
 from tests.helpers import wait_for

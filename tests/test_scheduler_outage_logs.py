@@ -12,7 +12,7 @@ import pytest
 from django.db import OperationalError
 
 from jobs import client
-from jobs.redis_client import get_broker
+from jobs.broker import get_broker
 from scheduler.service import Scheduler
 from tests.helpers import json_records, wait_for
 from tests.procs import running

@@ -123,7 +123,7 @@ WORKER_SCRIPT = textwrap.dedent(
     import time, django
     django.setup()
     from jobs import states
-    from jobs.redis_client import get_broker
+    from jobs.broker import get_broker
     broker = get_broker()
     claim = broker.claim("default", "doomed-worker", 10, 1500)
     jobs = states.claim(claim.ids, "doomed-worker")

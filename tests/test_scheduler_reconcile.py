@@ -23,9 +23,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from jobs import client, states
-from jobs.broker import Broker, PushItem, Settlement
+from jobs.broker import Broker, PushItem, Settlement, get_broker
 from jobs.models import Job, JobAttempt, Outcome, QueueState, Status
-from jobs.redis_client import get_broker
 from jobs.validation import JobSpec
 from scheduler import reconcile
 from tests.helpers import override_zipline, wait_for

@@ -16,9 +16,8 @@ import pytest
 from django.conf import settings
 
 from jobs import client
-from jobs.broker import Broker
+from jobs.broker import Broker, get_broker
 from jobs.models import Job
-from jobs.redis_client import get_broker
 from jobs.validation import JobSpec
 from scheduler.models import Schedule
 from scheduler.service import PROMOTE_CHECK, Scheduler

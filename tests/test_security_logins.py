@@ -16,7 +16,8 @@ from django.contrib.auth.models import User
 from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
-from jobs import auth_failures, rate_counter, redis_client
+from jobs import auth_failures, rate_counter
+from jobs.broker import reset_broker
 from tests.helpers import override_zipline, token_client, wait_for
 from zipline_site.config import ConfigError, load_config
 
@@ -170,10 +171,10 @@ def test_no_key_is_set_by_hand_and_a_wrong_key_is_counted(broker: Any) -> None:
 def test_logins_still_work_while_redis_is_down(broker: Any) -> None:
     key, client = valid_token(), APIClient(REMOTE_ADDR=an_address())
     with override_zipline(auth_failure_limit=1), override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
-        redis_client.reset()
+        reset_broker()
         try:
             assert client.get("/api/v1/jobs", HTTP_AUTHORIZATION="Bearer " + "x" * 40).status_code == 401
             assert client.get("/api/v1/jobs", HTTP_AUTHORIZATION="Bearer " + "x" * 40).status_code == 401
             assert client.get("/api/v1/jobs", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
         finally:
-            redis_client.reset()
+            reset_broker()

@@ -86,8 +86,7 @@ import psycopg
 import pytest
 from django.conf import settings
 
-from jobs.broker import Broker
-from jobs.redis_client import make_client
+from jobs.broker import Broker, make_client
 from tests.helpers import wait_for
 from tests.pg_cluster import PgCluster, available
 from tests.procs import ROOT, Proc, process_env

@@ -316,7 +316,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_workers_ride_out_a_redis_restart(own_redis: Any, tmp_path: Path) -> None:
-    from jobs.redis_client import get_broker
+    from jobs.broker import get_broker
 
     log = key()
     before = [client.enqueue("test_noop", {"n": i}) for i in range(5)]

@@ -48,7 +48,7 @@ class QueueDepthCollector(Collector):
     """``job_queue_pending_jobs`` per queue, read from Redis when Prometheus scrapes."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from jobs.redis_client import get_broker
+        from jobs.broker import get_broker
 
         family = GaugeMetricFamily("job_queue_pending_jobs", "Jobs ready to run, per queue.", labels=["queue"])
         try:

@@ -25,8 +25,7 @@ import signal
 import threading
 from typing import Any
 
-from jobs.broker import Broker
-from jobs.redis_client import get_broker
+from jobs.broker import Broker, get_broker
 from workers import exits
 from workers.executor import Executor
 from workers.fetcher import Fetcher

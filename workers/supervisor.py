@@ -217,11 +217,11 @@ class Supervisor:
     def _child_main(self, worker_id: str, parent: int, slots: int) -> int:
         import random
 
-        from jobs import redis_client
+        from jobs.broker import reset_broker
         from workers.process import WorkerOptions, WorkerProcess
 
         random.seed()
-        redis_client.reset()
+        reset_broker()
         worker = self.options.worker
         options = WorkerOptions(
             worker_id=worker_id,
@@ -266,8 +266,8 @@ class Supervisor:
 
     def _recover_jobs(self, child: Child, how: str) -> None:
         """Charge the jobs a dead process held as lost to the worker, and send them on."""
+        from jobs.broker import get_broker
         from jobs.recovery import recover_worker
-        from jobs.redis_client import get_broker
 
         try:
             charged = recover_worker(get_broker(), child.worker_id, f"worker lost ({how})")

@@ -27,7 +27,7 @@ from typing import Any
 import redis
 from django.db import transaction
 
-from jobs.redis_client import get_broker
+from jobs.broker import get_broker
 
 logger = logging.getLogger("zipline.api")
 

@@ -14,9 +14,9 @@ import redis
 from django.db.models import QuerySet
 
 from jobs import queues, tally
+from jobs.broker import get_broker
 from jobs.dashboard import charts, formats, search
 from jobs.models import Job, QueueState, Status
-from jobs.redis_client import get_broker
 from jobs.tally import Tally
 from jobs.validation import storable
 from workers.heartbeat import live_workers

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
+from jobs.broker import get_broker
 from jobs.command_errors import dependency_errors
-from jobs.redis_client import get_broker
 from scheduler.reconcile import ReconcileReport, drop_orphans, rebuild
 from scheduler.service import default_identity
 

@@ -15,8 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from jobs.broker import get_broker
 from jobs.preflight import preflight
-from jobs.redis_client import get_broker
 from scheduler.service import Scheduler
 from zipline_site.exit_codes import ExitCode
 

@@ -10,8 +10,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs.broker import get_broker
 from jobs.preflight import preflight
-from jobs.redis_client import get_broker
 from workers.pool import PoolConfigError, build_options, run_pool
 from zipline_site.config import parse_setting
 from zipline_site.exit_codes import ExitCode

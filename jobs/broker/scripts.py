@@ -1,4 +1,4 @@
-"""Loads the Lua scripts in ``jobs/lua``: each file is one multi-key step, run atomically in Redis.
+"""Loads the Lua scripts in ``jobs/broker/lua``: each file is one multi-key step, run atomically in Redis.
 
 ``--- @include name`` lines pull in ``lua/includes/name.lua`` (each at most once), so shared helpers
 live in one place. redis-py's :class:`~redis.commands.core.Script` calls a script by its SHA and
@@ -11,7 +11,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-LUA_DIR = Path(__file__).with_name("lua")
+LUA_DIR = Path(__file__).with_name("lua")  # jobs/broker/lua
 _INCLUDE = re.compile(r"^--- @include (\w+)\s*$", re.MULTILINE)
 
 

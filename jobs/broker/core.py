@@ -1,7 +1,7 @@
 """The Redis dispatch layer: per-queue sorted sets of ready, delayed and leased job ids.
 
 This class is the only place that assembles Redis keys and script arguments. Every multi-key step
-is one Lua script (see ``jobs/lua``). All keys of one queue share the hash tag ``{queue}``, so each
+is one Lua script (see ``jobs/broker/lua``). All keys of one queue share the hash tag ``{queue}``, so each
 script touches one hash slot, and every key starts with the configured prefix.
 
 Redis Cluster is not supported yet: the client is a single-node ``redis.Redis``, and an idle worker's
@@ -33,25 +33,12 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from jobs.broker.keys import QueueKeys, epoch_key, queue_keys, queues_key, worker_key, workers_key
+from jobs.broker.scripts import SCRIPT_NAMES, source
 from jobs.clock import Clock, RedisClock
-from jobs.clock import due_score as due_score  # where callers have always found it
-from jobs.scripts import SCRIPT_NAMES, source
 
 STATS_TTL_SECONDS = 2 * 3600
 KEYS_CACHE_MAX = 10_000
-
-
-@dataclass(frozen=True)
-class QueueKeys:
-    ready: str
-    delayed: str
-    prio: str
-    seq: str
-    notify: str
-    leases: str
-    tokens: str
-    paused: str
-    tag: str
 
 
 @dataclass(frozen=True)
@@ -118,9 +105,9 @@ class Broker:
         self.prefix = prefix
         self.clock: Clock = clock or RedisClock()  # the scripts' now_ms: Redis TIME unless a test drives it
         self._scripts: dict[str, Script] = {name: client.register_script(source(name)) for name in SCRIPT_NAMES}
-        self.queues_key = f"{prefix}:queues"
-        self.epoch_key = f"{prefix}:epoch"
-        self.workers_key = f"{prefix}:workers"
+        self.queues_key = queues_key(prefix)
+        self.epoch_key = epoch_key(prefix)
+        self.workers_key = workers_key(prefix)
         self._known_queues: set[str] = set()
         self._keys: dict[str, QueueKeys] = {}  # built once per queue: every command needs them
 
@@ -145,25 +132,11 @@ class Broker:
         if known is None:
             if len(self._keys) >= KEYS_CACHE_MAX:
                 self._keys.clear()
-            known = self._keys[queue] = self._make_keys(queue)
+            known = self._keys[queue] = queue_keys(self.prefix, queue)
         return known
 
-    def _make_keys(self, queue: str) -> QueueKeys:
-        tag = f"{self.prefix}:{{{queue}}}"
-        return QueueKeys(
-            ready=f"{tag}:ready",
-            delayed=f"{tag}:delayed",
-            prio=f"{tag}:prio",
-            seq=f"{tag}:seq",
-            notify=f"{tag}:notify",
-            leases=f"{tag}:leases",
-            tokens=f"{tag}:tokens",
-            paused=f"{tag}:paused",
-            tag=tag,
-        )
-
     def worker_key(self, worker_id: str) -> str:
-        return f"{self.prefix}:worker:{worker_id}"
+        return worker_key(self.prefix, worker_id)
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
         return self._scripts[name](keys=keys, args=args, client=client or self.client)

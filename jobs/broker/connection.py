@@ -8,7 +8,7 @@ import threading
 import redis
 from django.conf import settings
 
-from jobs.broker import Broker
+from jobs.broker.core import Broker
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -42,7 +42,7 @@ def get_broker() -> Broker:
     return broker
 
 
-def reset() -> None:
+def reset_broker() -> None:
     """Forget the cached broker (tests that change settings call this)."""
     with _lock:
         _state.clear()

@@ -1,0 +1,23 @@
+"""Redis behind one package: its keys, Lua scripts, connection, health checks and the broker.
+
+Callers import from here (``from jobs.broker import Broker, get_broker``); the modules inside are
+the package's own business.
+"""
+
+from jobs.broker.connection import get_broker, make_client, reset_broker
+from jobs.broker.core import Broker, Claim, PushItem, RestoreItem, Settlement
+from jobs.broker.keys import QueueKeys
+from jobs.clock import due_score
+
+__all__ = [
+    "Broker",
+    "Claim",
+    "PushItem",
+    "QueueKeys",
+    "RestoreItem",
+    "Settlement",
+    "due_score",
+    "get_broker",
+    "make_client",
+    "reset_broker",
+]

@@ -1,0 +1,54 @@
+"""Every Redis key ZipLine uses, built in one place from the configured prefix.
+
+All keys of one queue share the hash tag ``{queue}`` so that each script touches one hash slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The keys of one queue's structures (see ``docs/architecture.md``, Redis layout)."""
+
+    ready: str
+    delayed: str
+    prio: str
+    seq: str
+    notify: str
+    leases: str
+    tokens: str
+    paused: str
+    tag: str
+
+
+def queue_keys(prefix: str, queue: str) -> QueueKeys:
+    tag = f"{prefix}:{{{queue}}}"
+    return QueueKeys(
+        ready=f"{tag}:ready",
+        delayed=f"{tag}:delayed",
+        prio=f"{tag}:prio",
+        seq=f"{tag}:seq",
+        notify=f"{tag}:notify",
+        leases=f"{tag}:leases",
+        tokens=f"{tag}:tokens",
+        paused=f"{tag}:paused",
+        tag=tag,
+    )
+
+
+def queues_key(prefix: str) -> str:
+    return f"{prefix}:queues"
+
+
+def epoch_key(prefix: str) -> str:
+    return f"{prefix}:epoch"
+
+
+def workers_key(prefix: str) -> str:
+    return f"{prefix}:workers"
+
+
+def worker_key(prefix: str, worker_id: str) -> str:
+    return f"{prefix}:worker:{worker_id}"
