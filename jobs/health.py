@@ -92,7 +92,7 @@ def check_redis() -> dict[str, Any]:
 def workers() -> dict[str, Any]:
     """The seed's ``workers`` object: are any workers heartbeating, and how many."""
     from jobs.broker import get_broker
-    from workers.heartbeat import live_workers
+    from jobs.broker.heartbeat import live_workers
 
     try:
         count = len(live_workers(get_broker()))

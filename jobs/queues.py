@@ -20,10 +20,10 @@ from django.db.models import Count
 from jobs import tally
 from jobs.admin_paginator import table_estimate
 from jobs.broker import Broker, get_broker
+from jobs.broker.heartbeat import live_workers
 from jobs.models import Job, QueueState, Status
 from jobs.tally import Tally
 from jobs.validation import InvalidJob, is_queue_name
-from workers.heartbeat import live_workers
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
 WINDOW_SECONDS = 60

@@ -35,9 +35,10 @@ from django.utils import timezone
 
 from jobs import states
 from jobs.broker import Broker, RestoreItem, due_score
+from jobs.broker.keys import lock_key
+from jobs.broker.locks import Lock
 from jobs.lifecycle import DELAYED, is_due
 from jobs.models import WAITING, Job, QueueState, Status
-from scheduler.leader import Lock, lock_key
 
 logger = logging.getLogger("zipline.scheduler")
 

@@ -18,7 +18,7 @@ retention old finished jobs (:mod:`scheduler.retention`) every minute, by one sc
 
 A delayed job therefore becomes ready within about half a second of its due time whatever the poll
 interval. Any number of schedulers may run: every duty is safe to run concurrently (see
-:mod:`scheduler.leader`), and the interval gates only spare duplicate scans, so when one scheduler
+:mod:`jobs.broker.locks`), and the interval gates only spare duplicate scans, so when one scheduler
 dies the others carry on within one interval. A failing duty is retried with a backoff of up to 5 s; the
 others go on. Redis or the database out of reach is an outage, logged once per dependency whichever
 duties it stops (a warning without a traceback when the first duty fails for want of it, ``... is back``
@@ -43,9 +43,10 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from jobs.broker import Broker, get_broker
+from jobs.broker.keys import lock_key
+from jobs.broker.locks import once_per_interval
 from jobs.outages import Outage
 from scheduler import cron, promote, reclaim, reconcile, retention
-from scheduler.leader import lock_key, once_per_interval
 from zipline_site.config import Config
 
 logger = logging.getLogger("zipline.scheduler")

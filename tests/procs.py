@@ -135,7 +135,7 @@ def running(args: Sequence[str], tmp_path: Path, name: str = "proc", **env: Any)
 
 def wait_for_workers(broker: Any, count: int, timeout: float = 20.0, proc: Proc | None = None) -> list[dict[str, Any]]:
     """Wait until ``count`` worker processes publish heartbeats."""
-    from workers.heartbeat import live_workers
+    from jobs.broker.heartbeat import live_workers
 
     deadline = time.monotonic() + timeout
     while True:

@@ -12,7 +12,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from jobs import health
-from workers import heartbeat
+from jobs.broker import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,9 +11,9 @@ from django.contrib.auth.models import Permission, User
 from rest_framework.test import APIClient
 
 from jobs import client, queues
+from jobs.broker import heartbeat
 from jobs.models import Job, QueueState, Status
 from tests.helpers import EMAIL_PAYLOAD, token_client
-from workers import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -15,10 +15,10 @@ from rest_framework.test import APIClient
 
 from jobs.api import urls as api_urls
 from jobs.api.errors import ERROR_CODES
+from jobs.broker import heartbeat
 from jobs.models import Job, Status
 from jobs.registry import registry
 from tests.helpers import SEED_JOB
-from workers import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,11 +13,10 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client, override_settings
 
 from jobs import client, states
-from jobs.broker import Broker, reset_broker
+from jobs.broker import Broker, heartbeat, reset_broker
 from jobs.dashboard import panels
 from jobs.models import Job, JobAttempt, Outcome, QueueState, Status
 from tests.helpers import run_attempt
-from workers import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -137,7 +137,8 @@ def test_a_redis_that_lost_the_jobs_of_the_database_is_a_warning(
 
 
 def test_rebuild_gives_way_to_a_rebuild_in_progress(broker: Broker) -> None:
-    from scheduler.leader import Lock, lock_key
+    from jobs.broker.keys import lock_key
+    from jobs.broker.locks import Lock
 
     other = Lock(broker.client, lock_key(broker.prefix, "rebuild"), "other-scheduler", 10)
     assert other.acquire()

@@ -14,9 +14,9 @@ from django.test import Client
 from django.utils import timezone
 
 from jobs import client, states
+from jobs.broker import heartbeat
 from jobs.models import Job, Outcome
 from tests.test_dashboard_browser import CHROMIUM, chromium, server  # noqa: F401 - the browser test's fixtures
-from workers import heartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -361,7 +361,7 @@ class Soak:
         return self.pools[-1]
 
     def start_pool(self) -> None:
-        from workers.heartbeat import live_workers
+        from jobs.broker.heartbeat import live_workers
 
         proc = Proc(["runworkers", "--processes", str(PROCESSES)], self.env, self.tmp / f"pool-{len(self.pools)}.log")
         self.pools.append(proc)
@@ -639,7 +639,7 @@ def test_soak_with_random_faults(tmp_path: Path, own_pg_cluster: PgCluster, redi
         # A worker killed by F01 leaves its entry in the registry's sorted set (past its expiry) until
         # a reader prunes it (live_workers, which the dashboard, API and health check call): counted,
         # then the readers' view must be exactly the live processes.
-        from workers.heartbeat import live_workers
+        from jobs.broker.heartbeat import live_workers
 
         live = soak.live_tokens()
         registry = cast(list[bytes], soak.broker.client.zrange(soak.broker.workers_key, 0, -1))

@@ -277,7 +277,7 @@ def test_worker_processes_start_with_the_loaded_app_frozen_out_of_the_collector(
 
 
 def test_heartbeats_list_each_worker_and_vanish_on_exit(broker: Broker, tmp_path: Path) -> None:
-    from workers.heartbeat import live_workers
+    from jobs.broker.heartbeat import live_workers
 
     with running(["runworkers", "--processes", "2", "--concurrency", "6", "--queues", "a,b"], tmp_path) as pool:
         workers = wait_for_workers(broker, 2, proc=pool)
@@ -351,7 +351,7 @@ def test_ten_thousand_jobs_through_two_processes_run_exactly_once(broker: Broker
 def test_supervisor_killed_children_drain_and_exit(broker: Broker, tmp_path: Path) -> None:
     import os
 
-    from workers.heartbeat import live_workers
+    from jobs.broker.heartbeat import live_workers
 
     log = key()
     job = client.enqueue("test_sleep", {"seconds": 1, "key": log})

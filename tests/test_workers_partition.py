@@ -92,7 +92,7 @@ def test_a_worker_partitioned_from_redis_past_its_lease_is_fenced_and_resumes_af
 ) -> None:
     """F14, as F08 but with the network: another worker runs the job, the cut-off worker's late finish
     changes nothing, and after the heal it drops the stale job and claims new work."""
-    from workers.heartbeat import live_workers
+    from jobs.broker.heartbeat import live_workers
 
     key = f"{broker.prefix}:ledger"  # under the test's prefix: deleted after it
     with proxy_to_redis() as proxy:

@@ -112,7 +112,7 @@ def pick_victim(broker: Broker, pool: Proc, key: str, termed: set[int], aim: str
     "long": a long job that started lately enough to outlast the grace (so it is handed back);
     "short": any short job (it should finish within the grace).
     """
-    from workers.heartbeat import live_workers
+    from jobs.broker.heartbeat import live_workers
 
     deadline = time.monotonic() + PICK_WAIT
     while True:
@@ -187,7 +187,7 @@ def test_rolling_restart_storm_strands_nothing_and_charges_no_attempt(broker: Br
             return len(children) == PROCESSES and len(registered) == PROCESSES
 
         wait_for(back_to_size, 10, message=f"{PROCESSES} worker processes again\n{pool.log()[-3000:]}")
-        from workers.heartbeat import live_workers
+        from jobs.broker.heartbeat import live_workers
 
         assert {w["pid"] for w in live_workers(broker)} == set(pool.children())
 

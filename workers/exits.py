@@ -13,9 +13,8 @@ import os
 import threading
 from typing import NoReturn
 
-from jobs.broker import Broker
+from jobs.broker import Broker, heartbeat
 from jobs.models import Outcome
-from workers import heartbeat
 from workers.execution import Ending, Running, conclude
 from workers.fetcher import Fetcher
 from workers.recorder import Recorder

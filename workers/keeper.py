@@ -18,8 +18,8 @@ from collections.abc import Callable
 import redis
 from django.db import DatabaseError, close_old_connections
 
-from jobs.broker import Broker, RestoreItem
-from workers import exits, heartbeat, metrics
+from jobs.broker import Broker, RestoreItem, heartbeat
+from workers import exits, metrics
 from workers.executor import Executor
 from workers.recorder import Recorder
 from workers.state import WorkerState

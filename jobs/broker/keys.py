@@ -52,3 +52,7 @@ def workers_key(prefix: str) -> str:
 
 def worker_key(prefix: str, worker_id: str) -> str:
     return f"{prefix}:worker:{worker_id}"
+
+
+def lock_key(prefix: str, name: str) -> str:
+    return f"{prefix}:scheduler:lock:{name}"

@@ -15,11 +15,11 @@ from django.db.models import QuerySet
 
 from jobs import queues, tally
 from jobs.broker import get_broker
+from jobs.broker.heartbeat import live_workers
 from jobs.dashboard import charts, formats, search
 from jobs.models import Job, QueueState, Status
 from jobs.tally import Tally
 from jobs.validation import storable
-from workers.heartbeat import live_workers
 
 logger = logging.getLogger("zipline.dashboard")
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, cast
 
-from jobs.broker import Broker
+from jobs.broker.core import Broker
 
 HEARTBEAT_INTERVAL = 2.0
 MISSED_BEATS = 3

@@ -15,10 +15,6 @@ _REFRESH = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEX
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
-def lock_key(prefix: str, name: str) -> str:
-    return f"{prefix}:scheduler:lock:{name}"
-
-
 class Lock:
     """``SET key owner NX PX ttl``; refreshed and released only by its owner (compare in Lua)."""
 
