@@ -9,27 +9,20 @@ why a check failed is logged, and shown only to authenticated callers (:func:`ma
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from typing import Any
 
 import redis
-from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
+from jobs.broker import probe_broker
 from zipline_site import __version__
 
 logger = logging.getLogger("zipline.health")
 
 DATABASE_TIMEOUT = 2  # seconds; PostgreSQL's connect_timeout takes whole seconds
 REDIS_TIMEOUT = 1.0
-
-_lock = threading.Lock()
-_redis_clients: dict[tuple[int, str], redis.Redis] = {}
 
 
 def _elapsed_ms(start: float) -> float:
@@ -63,26 +56,11 @@ def check_database() -> dict[str, Any]:
     return {"status": "ok", "latency_ms": _elapsed_ms(start)}
 
 
-def _redis_client() -> redis.Redis:
-    key = (os.getpid(), settings.REDIS_URL)
-    with _lock:
-        client = _redis_clients.get(key)
-        if client is None:
-            client = redis.Redis.from_url(
-                settings.REDIS_URL,
-                socket_connect_timeout=REDIS_TIMEOUT,
-                socket_timeout=REDIS_TIMEOUT,
-                retry=Retry(NoBackoff(), 0),
-            )
-            _redis_clients[key] = client
-    return client
-
-
 def check_redis() -> dict[str, Any]:
     """``PING`` with a one-second timeout and no retries."""
     start = time.monotonic()
     try:
-        _redis_client().ping()
+        probe_broker(REDIS_TIMEOUT).ping()
     except (redis.RedisError, OSError) as exc:
         logger.warning("health: redis check failed", extra={"error": str(exc)})
         return _error(exc)

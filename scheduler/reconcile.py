@@ -29,13 +29,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
 
 from django.utils import timezone
 
 from jobs import states
 from jobs.broker import Broker, RestoreItem, due_score
-from jobs.broker.keys import lock_key
 from jobs.broker.locks import Lock
 from jobs.lifecycle import DELAYED, is_due
 from jobs.models import WAITING, Job, QueueState, Status
@@ -121,16 +119,9 @@ def drop_orphans(
     broker: Broker, queue: str, *, cutoff: datetime, now: datetime, batch: int, report: ReconcileReport
 ) -> None:
     """Remove ready/delayed ids whose row is gone, malformed, or finished since before ``cutoff``."""
-    keys = broker.keys(queue)
-    for structure, key in (("ready", keys.ready), ("delayed", keys.delayed)):
-        cursor = 0
-        while True:
-            cursor, members = cast(tuple[int, list[tuple[Any, float]]], broker.client.zscan(key, cursor, count=batch))
-            ids = [m.decode() if isinstance(m, bytes) else str(m) for m, _ in members]
-            if ids:
-                _sweep(broker, queue, structure, ids, cutoff, now, report)
-            if cursor == 0:
-                break
+    for structure in ("ready", "delayed"):
+        for ids in broker.scan_ids(queue, structure, batch):
+            _sweep(broker, queue, structure, ids, cutoff, now, report)
 
 
 def _sweep(
@@ -174,7 +165,7 @@ def sync_paused(broker: Broker, *, cutoff: datetime | None, report: ReconcileRep
     if cutoff is not None:
         queue_states = queue_states.filter(updated_at__lte=cutoff)
     for state in queue_states:
-        in_redis = bool(broker.client.exists(broker.keys(state.name).paused))
+        in_redis = broker.is_paused(state.name)
         if in_redis != state.paused:
             broker.set_paused(state.name, state.paused)
             report.paused_synced += 1
@@ -207,7 +198,7 @@ def rebuild(
     ``initialising`` (a new Redis for a database without jobs) reports at info level: nothing was lost.
     """
     started = time.monotonic()
-    guard = Lock(broker.client, lock_key(broker.prefix, "rebuild"), owner, REBUILD_LOCK_TTL)
+    guard = Lock(broker, "rebuild", owner, REBUILD_LOCK_TTL)
     if lock and not guard.acquire():
         return None
     report = ReconcileReport()
@@ -224,7 +215,7 @@ def rebuild(
             broker.mark_epoch()
             # Marked, then checked: a loss before the check took the lock too, and undoes the mark.
             if lock and not guard.held():
-                broker.client.delete(broker.epoch_key)
+                broker.clear_epoch()
                 finished = False
         report.complete = finished
     finally:

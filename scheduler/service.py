@@ -43,7 +43,6 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 from jobs.broker import Broker, get_broker
-from jobs.broker.keys import lock_key
 from jobs.broker.locks import once_per_interval
 from jobs.outages import Outage
 from scheduler import cron, promote, reclaim, reconcile, retention
@@ -169,8 +168,7 @@ class Scheduler:
         return 1.0 if report.more else RETENTION_INTERVAL
 
     def _gate(self, name: str, interval: float) -> bool:
-        key = lock_key(self.broker.prefix, f"gate:{name}")
-        return once_per_interval(self.broker.client, key, self.identity, interval * GATE_FRACTION)
+        return once_per_interval(self.broker, f"gate:{name}", self.identity, interval * GATE_FRACTION)
 
     # -- the loop ------------------------------------------------------------------------------------
 

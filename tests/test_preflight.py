@@ -8,7 +8,7 @@ import pytest
 import redis
 from django.core.management.base import CommandError
 
-from jobs.broker import get_broker
+from jobs.broker import Broker, get_broker
 from jobs.preflight import preflight
 from zipline_site.exit_codes import ExitCode
 
@@ -27,7 +27,7 @@ def test_the_exit_codes_keep_their_numbers() -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize("wait_for_redis", [False, True])
 def test_a_redis_that_answers_passes(own_redis: Any, wait_for_redis: bool) -> None:
-    preflight(get_broker().client, own_redis.url, require_noeviction=True, wait_for_redis=wait_for_redis)
+    preflight(get_broker(), own_redis.url, require_noeviction=True, wait_for_redis=wait_for_redis)
 
 
 @pytest.mark.django_db
@@ -35,11 +35,11 @@ def test_a_redis_out_of_reach_is_unavailable_unless_waited_for(own_redis: Any) -
     url = own_redis.url.replace("redis://", "redis://:SecretPw@")
     own_redis.stop()
     with pytest.raises(CommandError) as refused:
-        preflight(get_broker().client, url, require_noeviction=False, wait_for_redis=False)
+        preflight(get_broker(), url, require_noeviction=False, wait_for_redis=False)
     assert refused.value.returncode == ExitCode.UNAVAILABLE
     assert str(refused.value).startswith(f"cannot reach Redis at redis://:***@127.0.0.1:{own_redis.port}/")
     assert "SecretPw" not in str(refused.value)
-    preflight(get_broker().client, url, require_noeviction=False, wait_for_redis=True)  # the scheduler waits
+    preflight(get_broker(), url, require_noeviction=False, wait_for_redis=True)  # the scheduler waits
 
 
 @pytest.mark.django_db
@@ -48,16 +48,16 @@ def test_a_redis_out_of_reach_is_unavailable_unless_waited_for(own_redis: Any) -
 def test_a_redis_that_refuses_zipline_is_a_configuration_error(own_redis: Any, wait_for_redis: bool, url: str) -> None:
     url = url.format(port=own_redis.port)
     with pytest.raises(CommandError) as refused:
-        preflight(redis.Redis.from_url(url), url, require_noeviction=False, wait_for_redis=wait_for_redis)
+        preflight(Broker(redis.Redis.from_url(url), "t"), url, require_noeviction=False, wait_for_redis=wait_for_redis)
     assert refused.value.returncode == ExitCode.CONFIG and "refuses ZipLine" in str(refused.value)
     assert ":nope@" not in str(refused.value)
 
 
 @pytest.mark.django_db
 def test_an_evicting_redis_is_a_configuration_error_in_strict_mode(own_redis: Any) -> None:
-    client = get_broker().client
-    client.config_set("maxmemory-policy", "allkeys-lru")
-    preflight(client, own_redis.url, require_noeviction=False, wait_for_redis=False)  # a warning only
+    broker = get_broker()
+    broker.client.config_set("maxmemory-policy", "allkeys-lru")
+    preflight(broker, own_redis.url, require_noeviction=False, wait_for_redis=False)  # a warning only
     with pytest.raises(CommandError) as refused:
-        preflight(client, own_redis.url, require_noeviction=True, wait_for_redis=True)
+        preflight(broker, own_redis.url, require_noeviction=True, wait_for_redis=True)
     assert refused.value.returncode == ExitCode.CONFIG and "allkeys-lru" in str(refused.value)

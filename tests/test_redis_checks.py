@@ -16,21 +16,21 @@ from tests.procs import running
 
 
 def test_noeviction_passes_and_an_evicting_policy_is_named(own_redis: Any) -> None:
-    client = get_broker().client
-    assert eviction_problem(client) is None  # redis-server's default
-    client.config_set("maxmemory-policy", "allkeys-lru")
-    problem = eviction_problem(client)
+    broker = get_broker()
+    assert eviction_problem(broker) is None  # redis-server's default
+    broker.client.config_set("maxmemory-policy", "allkeys-lru")
+    problem = eviction_problem(broker)
     assert problem is not None and "'allkeys-lru'" in problem and "noeviction" in problem
 
 
 def test_an_evicting_policy_warns_or_refuses_in_strict_mode(own_redis: Any, caplog: pytest.LogCaptureFixture) -> None:
-    client = get_broker().client
-    client.config_set("maxmemory-policy", "volatile-ttl")
+    broker = get_broker()
+    broker.client.config_set("maxmemory-policy", "volatile-ttl")
     with caplog.at_level(logging.WARNING, logger="zipline.redis"):
-        check_eviction_policy(client, require_noeviction=False)
+        check_eviction_policy(broker, require_noeviction=False)
     assert [r.getMessage() for r in caplog.records if "volatile-ttl" in r.getMessage()]
     with pytest.raises(RedisPolicyError, match="volatile-ttl"):
-        check_eviction_policy(client, require_noeviction=True)
+        check_eviction_policy(broker, require_noeviction=True)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -69,4 +69,4 @@ def test_a_redis_that_refuses_zipline_stops_the_services_with_one_line(
 
 def test_a_redis_out_of_reach_is_no_refusal(own_redis: Any) -> None:
     own_redis.stop()
-    assert refusal(get_broker().client, own_redis.url) is None  # waited for, not refused
+    assert refusal(get_broker(), own_redis.url) is None  # waited for, not refused

@@ -137,10 +137,9 @@ def test_a_redis_that_lost_the_jobs_of_the_database_is_a_warning(
 
 
 def test_rebuild_gives_way_to_a_rebuild_in_progress(broker: Broker) -> None:
-    from jobs.broker.keys import lock_key
     from jobs.broker.locks import Lock
 
-    other = Lock(broker.client, lock_key(broker.prefix, "rebuild"), "other-scheduler", 10)
+    other = Lock(broker, "rebuild", "other-scheduler", 10)
     assert other.acquire()
     assert reconcile.rebuild(broker, owner="me", lease_ttl=LEASE, batch=100) is None
     assert not broker.epoch_present()

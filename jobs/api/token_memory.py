@@ -21,13 +21,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from typing import Any
 
 import redis
 from django.db import transaction
 
-from jobs.broker import get_broker
+from jobs.broker import auth_generation, get_broker
 
 logger = logging.getLogger("zipline.api")
 
@@ -37,31 +36,20 @@ REDIS_PAUSE = 1.0
 
 _lock = threading.Lock()
 _entries: dict[str, tuple[float, str, Any, Any]] = {}  # key digest -> (expires, generation, user, token)
-_redis_down: tuple[object, float] = (None, 0.0)  # the client that failed, and until when not to ask it
-
-
-def _generation_key() -> str:
-    return f"{get_broker().prefix}:auth:generation"
+_redis_down: tuple[object, float] = (None, 0.0)  # the broker that failed, and until when not to ask it
 
 
 def current_generation() -> str | None:
     """The generation now (made if Redis has none); None when Redis cannot say, and nothing may be trusted."""
     global _redis_down
-    client = get_broker().client
-    if _redis_down[0] is client and time.monotonic() < _redis_down[1]:
+    broker = get_broker()
+    if _redis_down[0] is broker and time.monotonic() < _redis_down[1]:
         return None
-    key = _generation_key()
     try:
-        value = client.get(key)
-        if value is None:
-            client.set(key, uuid.uuid4().hex, nx=True)
-            value = client.get(key)
+        return auth_generation.current(broker)
     except redis.RedisError:
-        _redis_down = (client, time.monotonic() + REDIS_PAUSE)
+        _redis_down = (broker, time.monotonic() + REDIS_PAUSE)
         return None
-    if isinstance(value, bytes):
-        return value.decode()
-    return value if isinstance(value, str) else None
 
 
 def recall(key: str, generation: str) -> tuple[Any, Any] | None:
@@ -88,7 +76,7 @@ def forget_all(*args: Any, **kwargs: Any) -> None:
 
 def _new_generation() -> None:
     try:
-        get_broker().client.set(_generation_key(), uuid.uuid4().hex)
+        auth_generation.replace(get_broker())
     except redis.RedisError as exc:
         logger.warning(
             "could not tell other API processes that a token or user changed; they may accept "

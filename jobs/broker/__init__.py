@@ -4,7 +4,7 @@ Callers import from here (``from jobs.broker import Broker, get_broker``); the m
 the package's own business.
 """
 
-from jobs.broker.connection import get_broker, make_client, reset_broker
+from jobs.broker.connection import get_broker, make_client, probe_broker, reset_broker
 from jobs.broker.core import Broker, Claim, PushItem, RestoreItem, Settlement
 from jobs.broker.keys import QueueKeys
 from jobs.clock import due_score
@@ -19,5 +19,6 @@ __all__ = [
     "due_score",
     "get_broker",
     "make_client",
+    "probe_broker",
     "reset_broker",
 ]

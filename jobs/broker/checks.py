@@ -19,6 +19,8 @@ from typing import cast
 
 import redis
 
+from jobs.broker.core import Broker
+
 logger = logging.getLogger("zipline.redis")
 
 
@@ -26,14 +28,14 @@ class RedisPolicyError(RuntimeError):
     """Redis is configured in a way ZipLine was told not to accept; the message says what to change."""
 
 
-def eviction_problem(client: redis.Redis) -> str | None:
+def eviction_problem(broker: Broker) -> str | None:
     """A one-line warning when Redis may evict keys; None when it may not, or cannot say.
 
     Managed services often disable ``CONFIG``, and Redis may not be up yet (the workers and the
     scheduler wait for it and say so); then nothing is known and nothing is said.
     """
     try:
-        reply = cast(dict[str, str], client.config_get("maxmemory-policy"))
+        reply = cast(dict[str, str], broker.client.config_get("maxmemory-policy"))
     except redis.RedisError:
         return None
     policy = reply.get("maxmemory-policy")
@@ -45,9 +47,9 @@ def eviction_problem(client: redis.Redis) -> str | None:
     )
 
 
-def check_eviction_policy(client: redis.Redis, *, require_noeviction: bool) -> None:
+def check_eviction_policy(broker: Broker, *, require_noeviction: bool) -> None:
     """Log a warning for a policy that may evict; raise :class:`RedisPolicyError` instead in strict mode."""
-    problem = eviction_problem(client)
+    problem = eviction_problem(broker)
     if problem is None:
         return
     if require_noeviction:
@@ -66,10 +68,19 @@ def safe_url(url: str) -> str:
     return url
 
 
-def refusal(client: redis.Redis, url: str) -> str | None:
+def unreachable(broker: Broker, url: str) -> str | None:
+    """None when Redis answers; otherwise a one-line reason naming where it was looked for (password masked)."""
+    try:
+        broker.ping()
+    except redis.RedisError as exc:
+        return f"cannot reach Redis at {safe_url(url)}: {exc}"
+    return None
+
+
+def refusal(broker: Broker, url: str) -> str | None:
     """A one-line reason when Redis answers but will not serve ZipLine; None when it does, or is out of reach."""
     try:
-        client.ping()
+        broker.ping()
     except (redis.AuthenticationError, redis.exceptions.AuthorizationError, redis.ResponseError) as exc:
         return f"Redis at {safe_url(url)} refuses ZipLine: {exc} (check JQS_REDIS_URL)"
     except redis.RedisError:

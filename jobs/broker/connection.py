@@ -42,6 +42,25 @@ def get_broker() -> Broker:
     return broker
 
 
+def probe_broker(seconds: float) -> Broker:
+    """A broker on the Redis configured now (``REDIS_URL`` is read at each call) whose commands fail
+    after ``seconds`` without retrying: for health checks, which must answer quickly and truly."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    url = settings.REDIS_URL
+    name = f"probe:{seconds}:{url}"
+    with _lock:
+        broker = _state.get(name)
+        if broker is None:
+            client = redis.Redis.from_url(
+                url, socket_connect_timeout=seconds, socket_timeout=seconds, retry=Retry(NoBackoff(), 0)
+            )
+            broker = _state[name] = Broker(client, settings.ZIPLINE.redis.key_prefix)
+    assert isinstance(broker, Broker)
+    return broker
+
+
 def reset_broker() -> None:
     """Forget the cached broker (tests that change settings call this)."""
     with _lock:

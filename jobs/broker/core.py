@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -336,6 +336,21 @@ class Broker:
             "leases": {_text(i) for i in leases},
         }
 
+    def is_paused(self, queue: str) -> bool:
+        return bool(self.client.exists(self.keys(queue).paused))
+
+    def scan_ids(self, queue: str, structure: str, batch: int) -> Iterator[list[str]]:
+        """The ids of one structure (``ready``, ``delayed`` or ``leases``), a batch at a time (ZSCAN:
+        no long command however large the queue)."""
+        key = getattr(self.keys(queue), structure)
+        cursor = 0
+        while True:
+            cursor, members = cast(tuple[int, list[tuple[Any, float]]], self.client.zscan(key, cursor, count=batch))
+            if members:
+                yield [_text(member) for member, _score in members]
+            if cursor == 0:
+                return
+
     def counter_series(self, queue: str, name: str, minutes: int) -> list[int]:
         """Per-minute counts (``completed`` or ``failed``, :mod:`jobs.tally`) for the last ``minutes`` minutes, oldest first."""
         now = int(time.time() // 60)
@@ -350,3 +365,13 @@ class Broker:
 
     def mark_epoch(self) -> None:
         self.client.set(self.epoch_key, str(time.time()))
+
+    def clear_epoch(self) -> None:
+        """Forget the epoch marker: the next reconcile pass rebuilds Redis from the database."""
+        self.client.delete(self.epoch_key)
+
+    # -- reachability ------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise the client's error when Redis does not answer."""
+        self.client.ping()

@@ -56,3 +56,12 @@ def worker_key(prefix: str, worker_id: str) -> str:
 
 def lock_key(prefix: str, name: str) -> str:
     return f"{prefix}:scheduler:lock:{name}"
+
+
+def auth_generation_key(prefix: str) -> str:
+    return f"{prefix}:auth:generation"
+
+
+def rate_key(prefix: str, *parts: str) -> str:
+    """A rate-limit counter: under the prefix, then ``rate:`` and the parts."""
+    return ":".join((prefix, "rate", *parts))

@@ -9,7 +9,8 @@ on; if Redis is down, callers that can work without Redis go ahead unlocked.
 
 from __future__ import annotations
 
-import redis
+from jobs.broker.core import Broker
+from jobs.broker.keys import lock_key
 
 _REFRESH = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -18,8 +19,8 @@ _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL
 class Lock:
     """``SET key owner NX PX ttl``; refreshed and released only by its owner (compare in Lua)."""
 
-    def __init__(self, client: redis.Redis, key: str, owner: str, ttl: float) -> None:
-        self.client, self.key, self.owner = client, key, owner
+    def __init__(self, broker: Broker, name: str, owner: str, ttl: float) -> None:
+        self.client, self.key, self.owner = broker.client, lock_key(broker.prefix, name), owner
         self.ttl_ms = max(1, int(ttl * 1000))
 
     def acquire(self) -> bool:
@@ -37,6 +38,7 @@ class Lock:
         self.client.eval(_RELEASE, 1, self.key, self.owner)
 
 
-def once_per_interval(client: redis.Redis, key: str, owner: str, interval: float) -> bool:
+def once_per_interval(broker: Broker, name: str, owner: str, interval: float) -> bool:
     """True for one caller per ``interval`` across all schedulers (the key is left to expire)."""
-    return bool(client.set(key, owner, nx=True, px=max(1, int(interval * 1000))))
+    key = lock_key(broker.prefix, name)
+    return bool(broker.client.set(key, owner, nx=True, px=max(1, int(interval * 1000))))

@@ -54,7 +54,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         preflight(
-            get_broker().client,
+            get_broker(),
             settings.REDIS_URL,
             require_noeviction=settings.ZIPLINE.redis.require_noeviction,
             wait_for_redis=True,  # the scheduler logs the outage and retries with backoff

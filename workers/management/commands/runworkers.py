@@ -59,7 +59,7 @@ class Command(BaseCommand):
         except PoolConfigError as exc:
             raise CommandError(str(exc), returncode=ExitCode.CONFIG) from None
         preflight(
-            get_broker().client,
+            get_broker(),
             settings.REDIS_URL,
             require_noeviction=settings.ZIPLINE.redis.require_noeviction,
             wait_for_redis=False,  # no stand-in outside make run: say which Redis did not answer

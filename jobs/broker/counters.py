@@ -1,0 +1,42 @@
+"""Counters over a fixed window (``lua/count_window.lua``), for the API's rate limits.
+
+One script changes a counter, so however many threads and processes count at once a limit of N lets
+exactly N through. The window starts with the first hit and the key expires with it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.broker.core import Broker
+
+
+@dataclass(frozen=True)
+class Count:
+    """A counter after a hit: whether the hit was added, the count, and seconds left in its window."""
+
+    added: bool
+    count: int
+    seconds_left: float
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until the window ends (at least 1): the ``Retry-After`` of a refusal."""
+        return max(1, math.ceil(self.seconds_left))
+
+
+def hit(broker: Broker, key: str, *, cost: int, window_ms: int, limit: int | None) -> Count:
+    """Add ``cost`` to the counter ``key`` unless that would pass ``limit`` (None: no limit)."""
+    args = (cost, max(1, window_ms), -1 if limit is None else limit)
+    added, count, left_ms = broker._run("count_window", (key,), args)  # the package's own runner
+    return Count(bool(added), int(count), int(left_ms) / 1000)
+
+
+def peek(broker: Broker, key: str, at_least: int) -> Count:
+    """The counter as it is (0 when absent); the seconds left are read only when it reaches ``at_least``."""
+    client: Any = broker.client  # redis-py's stubs mix in the asyncio client's return types
+    count = int(client.get(key) or 0)
+    left_ms = int(client.pttl(key)) if count >= at_least else 0
+    return Count(False, count, max(left_ms, 0) / 1000)
