@@ -13,7 +13,6 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-import redis
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
@@ -29,7 +28,7 @@ from django.utils.safestring import SafeString
 
 from jobs import client, masking, queues, tokens
 from jobs.admin_paginator import EstimatedCountPaginator
-from jobs.broker import get_broker
+from jobs.broker import BrokerUnavailable, get_broker
 from jobs.dashboard import formats, search
 from jobs.models import WAITING, ApiToken, Job, JobAttempt, JobQuerySet, QueueState, Status
 from jobs.registry import registry
@@ -86,7 +85,7 @@ class QueueFilter(admin.SimpleListFilter):
         names = set(QueueState.objects.values_list("name", flat=True))
         try:
             names |= get_broker().queue_names()
-        except redis.RedisError:
+        except BrokerUnavailable:
             pass  # the saved ones are still listed
         if self.value():
             names.add(str(self.value()))
@@ -400,7 +399,7 @@ def forget_in_redis(jobs: Iterable[tuple[str, Any]]) -> None:
         broker = get_broker()
         for queue, ids in by_queue.items():
             broker.remove(queue, ids)
-    except redis.RedisError:
+    except BrokerUnavailable:
         pass  # the reconciler drops ids without rows later
 
 
@@ -445,7 +444,7 @@ class QueueStateAdmin(admin.ModelAdmin):
     def _set(self, request: HttpRequest, name: str, paused: bool) -> None:
         try:
             queues.set_paused(name, paused)
-        except redis.RedisError as exc:
+        except BrokerUnavailable as exc:
             # The row is saved; the scheduler's reconciler makes Redis follow it.
             self.message_user(request, f"{name}: saved, but Redis did not answer ({exc}).", messages.WARNING)
 

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from jobs import insert, states
-from jobs.broker import get_broker
+from jobs.broker import BrokerUnavailable, get_broker
 from jobs.dispatch import dispatch
 from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
 from jobs.models import WAITING, Job
@@ -191,11 +191,10 @@ def run_now(job_id: Any) -> Job:
 
 
 def _remove_from_queue(job: Job) -> None:
-    import redis
 
     try:
         get_broker().remove(job.queue, [str(job.pk)])
-    except redis.RedisError:
+    except BrokerUnavailable:
         # The row is what counts: a worker that claims the id finds it not runnable and skips it.
         logger.warning("could not remove job from Redis", extra={"job_id": str(job.pk)})
 

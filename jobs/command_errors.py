@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import redis
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from jobs.broker import BrokerUnavailable
 from zipline_site.exit_codes import ExitCode
 
 
@@ -27,5 +27,5 @@ def dependency_errors() -> Iterator[None]:
             f"database error: {first_line(exc)} (is the database up and migrated? manage.py migrate)",
             returncode=ExitCode.UNAVAILABLE,
         ) from None
-    except redis.RedisError as exc:
+    except BrokerUnavailable as exc:
         raise CommandError(f"Redis error: {first_line(exc)} (JQS_REDIS_URL)", returncode=ExitCode.UNAVAILABLE) from None

@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-import redis
-
-from jobs.broker import PushItem, due_score, get_broker
+from jobs.broker import BrokerUnavailable, PushItem, due_score, get_broker
 from jobs.models import Job
 
 logger = logging.getLogger("zipline.dispatch")
@@ -31,7 +29,7 @@ def dispatch(jobs: Iterable[Job]) -> bool:
     items = push_items(jobs)
     try:
         get_broker().push(items)
-    except redis.RedisError as exc:
+    except BrokerUnavailable as exc:
         from jobs.metrics import DISPATCH_FAILURES
 
         DISPATCH_FAILURES.inc(len(items))

@@ -12,11 +12,10 @@ import logging
 import time
 from typing import Any
 
-import redis
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
-from jobs.broker import probe_broker
+from jobs.broker import BrokerUnavailable, probe_broker
 from zipline_site import __version__
 
 logger = logging.getLogger("zipline.health")
@@ -61,9 +60,9 @@ def check_redis() -> dict[str, Any]:
     start = time.monotonic()
     try:
         probe_broker(REDIS_TIMEOUT).ping()
-    except (redis.RedisError, OSError) as exc:
+    except BrokerUnavailable as exc:
         logger.warning("health: redis check failed", extra={"error": str(exc)})
-        return _error(exc)
+        return _error(exc.__cause__ or exc)  # the cause names what failed (ConnectionError, TimeoutError)
     return {"status": "ok", "latency_ms": _elapsed_ms(start)}
 
 
@@ -74,7 +73,7 @@ def workers() -> dict[str, Any]:
 
     try:
         count = len(live_workers(get_broker()))
-    except (redis.RedisError, OSError):
+    except BrokerUnavailable:
         count = 0
     return {"running": count > 0, "count": count}
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 
-import redis
 from django.conf import settings
 
-from jobs.broker import Broker, counters, get_broker
+from jobs.broker import Broker, BrokerUnavailable, counters, get_broker
 from jobs.broker.counters import Count
 from jobs.broker.keys import rate_key
 from jobs.outages import Outage
@@ -56,7 +55,7 @@ def hit(name: str, window: float, *, limit: int | None = None, cost: int = 1) ->
         raise ValueError("cost must be at least 1")
     try:
         count = counters.hit(_quick_broker(), name, cost=cost, window_ms=int(window * 1000), limit=limit)
-    except (redis.RedisError, OSError) as exc:
+    except BrokerUnavailable as exc:
         _outage.failed(exc)
         return None
     _outage.recovered()
@@ -71,7 +70,7 @@ def peek(name: str, at_least: int = 1) -> Count | None:
     """
     try:
         count = counters.peek(_quick_broker(), name, at_least)
-    except (redis.RedisError, OSError) as exc:
+    except BrokerUnavailable as exc:
         _outage.failed(exc)
         return None
     _outage.recovered()

@@ -22,10 +22,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import redis
 from django.db import DatabaseError
 
-from jobs.broker import Broker
+from jobs.broker import Broker, BrokerUnavailable
 from jobs.recovery import send_on
 
 logger = logging.getLogger("zipline.scheduler")
@@ -76,7 +75,7 @@ def _settle_lost(broker: Broker, queue: str, job_id: str, token: str) -> Reclaim
         # The row decides; a retry is pushed delayed, a row still waiting (its worker died between the
         # Redis claim and the database claim) goes straight back to its queue.
         recorded = send_on(broker, queue, job_id, token, LOST_REASON)
-    except (DatabaseError, redis.RedisError) as exc:
+    except (DatabaseError, BrokerUnavailable) as exc:
         # The lease is gone. A row still running gets a fresh lease from the reconciler and is
         # reclaimed again; a committed retry is pushed by the reconciler.
         logger.error(

@@ -38,11 +38,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
-from jobs.broker import Broker, get_broker
+from jobs.broker import Broker, BrokerUnavailable, get_broker
 from jobs.broker.locks import once_per_interval
 from jobs.outages import Outage
 from scheduler import cron, promote, reclaim, reconcile, retention
@@ -68,7 +67,7 @@ def default_identity() -> str:
 
 def unavailable(exc: Exception) -> str | None:
     """The dependency ``exc`` says is out of reach (:data:`REDIS`, :data:`DATABASE`), or None for a bug."""
-    if isinstance(exc, redis.RedisError):
+    if isinstance(exc, BrokerUnavailable):
         return REDIS
     if isinstance(exc, OperationalError | InterfaceError):
         return DATABASE
@@ -156,7 +155,7 @@ class Scheduler:
     def retention(self) -> float:
         try:
             gated = self._gate("retention", RETENTION_INTERVAL)
-        except redis.RedisError:
+        except BrokerUnavailable:
             gated = True  # retention needs only the database, and is safe to run twice
         if not gated:
             return RETENTION_INTERVAL

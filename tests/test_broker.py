@@ -10,7 +10,7 @@ from typing import cast
 import pytest
 import redis
 
-from jobs.broker import Broker, PushItem, RestoreItem, Settlement, due_score
+from jobs.broker import Broker, BrokerUnavailable, PushItem, RestoreItem, Settlement, due_score
 from jobs.broker.scripts import LUA_DIR, SCRIPT_NAMES, ScriptError, expand, source
 from tests.helpers import DrivenClock
 
@@ -179,8 +179,9 @@ def test_wait_and_claim_takes_the_job_that_woke_it(broker: Broker) -> None:
 def test_wait_and_claim_raises_what_the_wait_raises(broker: Broker) -> None:
     """A failing BLPOP must not pass for an empty poll (the fetcher would spin without backing off)."""
     broker.client.set(broker.keys("q").notify, "not a list")
-    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+    with pytest.raises(BrokerUnavailable, match="WRONGTYPE") as raised:
         broker.wait_and_claim(["q"], 0.1, "q", "w", 1, 1000)
+    assert isinstance(raised.value.__cause__, redis.ResponseError)
 
 
 def test_scripts_survive_script_flush(broker: Broker) -> None:

@@ -11,7 +11,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from jobs.broker import Broker, PushItem
+from jobs.broker import Broker, BrokerUnavailable, PushItem
 from tests.helpers import wait_for
 from tests.procs import free_port
 from tests.redis_server import RedisServer
@@ -72,8 +72,9 @@ def test_on_a_cluster_a_queue_s_scripts_run_but_the_workers_wait_on_several_queu
         broker.push([PushItem("high", "job-1", 0)])
         assert broker.claim("high", "worker", 10, 30_000).ids == ["job-1"]
         assert broker.wait_and_claim(["high"], 0.01, "high", "worker", 10, 30_000).ids == []
-        with pytest.raises(redis.exceptions.ClusterCrossSlotError):
+        with pytest.raises(BrokerUnavailable) as raised:
             broker.wait_and_claim(["high", "default"], 0.01, "high", "worker", 10, 30_000)
+        assert isinstance(raised.value.__cause__, redis.exceptions.ClusterCrossSlotError)
     finally:
         server.stop()
 

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
 from django.db import connection
 from django.utils import timezone
 
 from jobs import states
-from jobs.broker import Broker, Settlement, due_score
+from jobs.broker import Broker, BrokerUnavailable, Settlement, due_score
 from jobs.models import Outcome, Status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,7 +95,7 @@ class WorkerThread(threading.Thread):
                 for queue in self.queues:
                     try:
                         done += work_once(self.broker, queue, self.name, self.ledger, **self.kwargs)
-                    except redis.RedisError:
+                    except BrokerUnavailable:
                         self.errors += 1
                         time.sleep(0.05)
                 if not done:

@@ -11,11 +11,10 @@ import logging
 import time
 from collections.abc import Sequence
 
-import redis
 from django.db import DatabaseError
 
 from jobs import recovery, states
-from jobs.broker import Broker, Settlement
+from jobs.broker import Broker, BrokerUnavailable, Settlement
 from workers.executor import Executor
 from workers.state import WorkerState, best_effort
 
@@ -64,7 +63,7 @@ class Fetcher:
                 if timeout > 0 and not state.stopping.is_set():
                     deep = self._wait_then_claim(free, timeout) >= free
                 state.redis_recovered()
-            except redis.RedisError as exc:
+            except BrokerUnavailable as exc:
                 state.redis_failed(exc)
             except DatabaseError as exc:
                 state.db_failed(exc)

@@ -15,10 +15,9 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-import redis
 from django.db import DatabaseError, close_old_connections
 
-from jobs.broker import Broker, RestoreItem, heartbeat
+from jobs.broker import Broker, BrokerUnavailable, RestoreItem, heartbeat
 from workers import exits, metrics
 from workers.executor import Executor
 from workers.recorder import Recorder
@@ -63,7 +62,7 @@ class Keeper:
         """Run one duty; False if it failed (a Redis outage is logged once)."""
         try:
             duty()
-        except redis.RedisError as exc:
+        except BrokerUnavailable as exc:
             self.state.keeper_redis_outage.failed(exc)
             return False
         except DatabaseError as exc:

@@ -17,11 +17,10 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-import redis
 from django.db import InterfaceError, OperationalError
 
 from jobs import recovery, states, tally
-from jobs.broker import Broker, Settlement, due_score
+from jobs.broker import Broker, BrokerUnavailable, Settlement, due_score
 from jobs.models import Outcome, Status
 from jobs.states import Recorded
 from workers import metrics, outcomes
@@ -198,7 +197,7 @@ class Recorder:
         """Retry a Redis write for up to a lease: a lost ack leaves a lease for the reclaimer to repair."""
         state = self.state
         return self._retry(
-            action, redis.RedisError, state.redis_failed, state.redis_recovered, max_delay=1.0,
+            action, BrokerUnavailable, state.redis_failed, state.redis_recovered, max_delay=1.0,
             give_up_after=state.options.lease_ttl,
         )  # fmt: skip
 

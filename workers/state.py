@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 from django.db import DatabaseError, connections
 
+from jobs.broker import BrokerUnavailable
 from jobs.outages import Outage
 from jobs.tally import Tally
 from workers.execution import Running
@@ -238,5 +238,5 @@ def best_effort(action: Callable[[], Any]) -> None:
     """Run a cleanup step that may fail with Redis or the database away: log it and go on."""
     try:
         action()
-    except (redis.RedisError, DatabaseError) as exc:
+    except (BrokerUnavailable, DatabaseError) as exc:
         logger.warning("cleanup step failed", extra={"error": str(exc)})

@@ -17,7 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
-import redis
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError, IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -26,6 +25,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from jobs.broker import BrokerUnavailable
 from jobs.idempotency import IdempotencyConflict
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, PayloadTooLarge
@@ -157,7 +157,7 @@ def _translate(exc: BaseException) -> tuple[int, str, str, dict[str, list[str]]]
     if isinstance(exc, (DatabaseError, psycopg.Error)):
         logger.warning("database unavailable", extra={"error": str(exc)})
         return 503, "unavailable", "the database is unavailable; try again shortly", {}
-    if isinstance(exc, redis.RedisError):
+    if isinstance(exc, BrokerUnavailable):
         logger.warning("redis unavailable", extra={"error": str(exc)})
         return 503, "unavailable", "Redis is unavailable; try again shortly", {}
     logger.error("unhandled API error", exc_info=(type(exc), exc, exc.__traceback__))

@@ -23,10 +23,9 @@ import threading
 import time
 from typing import Any
 
-import redis
 from django.db import transaction
 
-from jobs.broker import auth_generation, get_broker
+from jobs.broker import BrokerUnavailable, auth_generation, get_broker
 
 logger = logging.getLogger("zipline.api")
 
@@ -47,7 +46,7 @@ def current_generation() -> str | None:
         return None
     try:
         return auth_generation.current(broker)
-    except redis.RedisError:
+    except BrokerUnavailable:
         _redis_down = (broker, time.monotonic() + REDIS_PAUSE)
         return None
 
@@ -77,7 +76,7 @@ def forget_all(*args: Any, **kwargs: Any) -> None:
 def _new_generation() -> None:
     try:
         auth_generation.replace(get_broker())
-    except redis.RedisError as exc:
+    except BrokerUnavailable as exc:
         logger.warning(
             "could not tell other API processes that a token or user changed; they may accept "
             "its old token for up to %.0f s",

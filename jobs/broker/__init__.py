@@ -6,11 +6,13 @@ the package's own business.
 
 from jobs.broker.connection import get_broker, make_client, probe_broker, reset_broker
 from jobs.broker.core import Broker, Claim, PushItem, RestoreItem, Settlement
+from jobs.broker.errors import BrokerUnavailable
 from jobs.broker.keys import QueueKeys
 from jobs.clock import due_score
 
 __all__ = [
     "Broker",
+    "BrokerUnavailable",
     "Claim",
     "PushItem",
     "QueueKeys",

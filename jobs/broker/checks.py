@@ -20,6 +20,7 @@ from typing import cast
 import redis
 
 from jobs.broker.core import Broker
+from jobs.broker.errors import BrokerUnavailable
 
 logger = logging.getLogger("zipline.redis")
 
@@ -72,7 +73,7 @@ def unreachable(broker: Broker, url: str) -> str | None:
     """None when Redis answers; otherwise a one-line reason naming where it was looked for (password masked)."""
     try:
         broker.ping()
-    except redis.RedisError as exc:
+    except BrokerUnavailable as exc:
         return f"cannot reach Redis at {safe_url(url)}: {exc}"
     return None
 
@@ -80,7 +81,7 @@ def unreachable(broker: Broker, url: str) -> str | None:
 def refusal(broker: Broker, url: str) -> str | None:
     """A one-line reason when Redis answers but will not serve ZipLine; None when it does, or is out of reach."""
     try:
-        broker.ping()
+        broker.client.ping()  # the raw client: its error says whether Redis refused or is away
     except (redis.AuthenticationError, redis.exceptions.AuthorizationError, redis.ResponseError) as exc:
         return f"Redis at {safe_url(url)} refuses ZipLine: {exc} (check JQS_REDIS_URL)"
     except redis.RedisError:

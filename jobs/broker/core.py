@@ -33,6 +33,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from jobs.broker.errors import translated_methods
 from jobs.broker.keys import QueueKeys, epoch_key, queue_keys, queues_key, worker_key, workers_key
 from jobs.broker.scripts import SCRIPT_NAMES, source
 from jobs.clock import Clock, RedisClock
@@ -97,6 +98,7 @@ def _blpop_timeout(seconds: float) -> float:
     return max(0.001, round(seconds, 3))
 
 
+@translated_methods
 class Broker:
     """ZipLine's queues in one Redis; thread-safe (it holds a connection pool, not a connection)."""
 

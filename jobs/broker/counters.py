@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.broker.core import Broker
+from jobs.broker.errors import translated
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Count:
         return max(1, math.ceil(self.seconds_left))
 
 
+@translated
 def hit(broker: Broker, key: str, *, cost: int, window_ms: int, limit: int | None) -> Count:
     """Add ``cost`` to the counter ``key`` unless that would pass ``limit`` (None: no limit)."""
     args = (cost, max(1, window_ms), -1 if limit is None else limit)
@@ -34,6 +36,7 @@ def hit(broker: Broker, key: str, *, cost: int, window_ms: int, limit: int | Non
     return Count(bool(added), int(count), int(left_ms) / 1000)
 
 
+@translated
 def peek(broker: Broker, key: str, at_least: int) -> Count:
     """The counter as it is (0 when absent); the seconds left are read only when it reaches ``at_least``."""
     client: Any = broker.client  # redis-py's stubs mix in the asyncio client's return types

@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from jobs.broker.core import Broker
+from jobs.broker.errors import translated
 
 HEARTBEAT_INTERVAL = 2.0
 MISSED_BEATS = 3
 FIELDS = ("id", "hostname", "pid", "queues", "concurrency", "busy", "processed", "failed", "started_at", "heartbeat_at")
 
 
+@translated
 def publish(broker: Broker, worker_id: str, facts: Mapping[str, Any], interval: float = HEARTBEAT_INTERVAL) -> None:
     """Write this worker's facts and refresh its expiry (three intervals)."""
     now = time.time()
@@ -29,6 +31,7 @@ def publish(broker: Broker, worker_id: str, facts: Mapping[str, Any], interval: 
     pipe.execute()
 
 
+@translated
 def remove(broker: Broker, worker_id: str) -> None:
     """Take a worker out of the registry at once (a clean exit)."""
     pipe = broker.client.pipeline(transaction=False)
@@ -37,6 +40,7 @@ def remove(broker: Broker, worker_id: str) -> None:
     pipe.execute()
 
 
+@translated
 def live_workers(broker: Broker) -> list[dict[str, Any]]:
     """Every worker whose heartbeat is fresh, with its facts typed (ints, floats, a queue list)."""
     now_ms = int(time.time() * 1000)

@@ -10,12 +10,14 @@ on; if Redis is down, callers that can work without Redis go ahead unlocked.
 from __future__ import annotations
 
 from jobs.broker.core import Broker
+from jobs.broker.errors import translated, translated_methods
 from jobs.broker.keys import lock_key
 
 _REFRESH = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
+@translated_methods
 class Lock:
     """``SET key owner NX PX ttl``; refreshed and released only by its owner (compare in Lua)."""
 
@@ -38,6 +40,7 @@ class Lock:
         self.client.eval(_RELEASE, 1, self.key, self.owner)
 
 
+@translated
 def once_per_interval(broker: Broker, name: str, owner: str, interval: float) -> bool:
     """True for one caller per ``interval`` across all schedulers (the key is left to expire)."""
     key = lock_key(broker.prefix, name)

@@ -10,11 +10,10 @@ import logging
 import time
 from typing import Any
 
-import redis
 from django.db.models import QuerySet
 
 from jobs import queues, tally
-from jobs.broker import get_broker
+from jobs.broker import BrokerUnavailable, get_broker
 from jobs.broker.heartbeat import live_workers
 from jobs.dashboard import charts, formats, search
 from jobs.models import Job, QueueState, Status
@@ -34,7 +33,7 @@ def overview() -> dict[str, Any]:
     """Totals and one card per queue: counts, paused or not, depths and the last hour's throughput."""
     try:
         stats = queues.system_stats()
-    except redis.RedisError as exc:
+    except BrokerUnavailable as exc:
         logger.warning("dashboard: Redis unavailable", extra={"error": str(exc)})
         return _overview_without_redis(str(exc))
     broker = get_broker()
@@ -91,7 +90,7 @@ def workers() -> dict[str, Any]:
     """Live workers (fresh heartbeats) with their busy slots."""
     try:
         found = live_workers(get_broker())
-    except redis.RedisError as exc:
+    except BrokerUnavailable as exc:
         return {"workers": [], "totals": queues.workers_summary([]), "redis_error": str(exc)}
     now = time.time()
     for worker in found:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlencode
 
-import redis
 from django.contrib import messages
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.http import (
@@ -33,6 +32,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from jobs import client, masking, queues
+from jobs.broker import BrokerUnavailable
 from jobs.dashboard import formats, job_sets, panels, search
 from jobs.dashboard.access import viewer_required, wants_json
 from jobs.lifecycle import Verb, can
@@ -191,7 +191,7 @@ def queue_action(request: HttpRequest, name: str, paused: bool) -> HttpResponse:
         return _reply(request, False, f"You need the {CHANGE_QUEUE} permission to {verb} queues.", 403, home)
     try:
         queues.set_paused(name, paused)
-    except redis.RedisError as exc:
+    except BrokerUnavailable as exc:
         return _reply(request, False, f"Saved, but Redis did not answer: {exc}", 503, home)
     return _reply(request, True, f"Queue {name} {'paused' if paused else 'resumed'}.", 200, home)
 
