@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
 import redis
 
-from jobs.broker import Broker, BrokerUnavailable, PushItem, RestoreItem, Settlement, due_score
+from jobs.broker import Broker, BrokerUnavailable, Promoted, PushItem, RestoreItem, Settlement, due_score
 from jobs.broker.scripts import LUA_DIR, SCRIPT_NAMES, ScriptError, expand, source
 from tests.helpers import DrivenClock
 
@@ -68,12 +69,11 @@ def test_promote_moves_at_most_the_limit(broker: Broker, clock: DrivenClock) -> 
     # Items due by the time they are pushed go straight to ready; push some in the future too.
     assert broker.depths("q")["ready"] == 5
     broker.push([PushItem("q", i, 0, clock.ms + 200) for i in ids("e", 5)])
-    assert broker.promote_due("q", 3) == ([], 200)
+    assert broker.promote_due("q", 3) == Promoted(ids=[], next_due_ms=200)
     clock.advance(200)
-    moved, _ = broker.promote_due("q", 3)
-    assert len(moved) == 3
-    moved, next_due = broker.promote_due("q", 3)
-    assert len(moved) == 2 and next_due is None
+    assert len(broker.promote_due("q", 3).ids) == 3
+    last = broker.promote_due("q", 3)
+    assert len(last.ids) == 2 and last.next_due_ms is None
 
 
 def test_expired_lease_is_reclaimed_with_its_token(broker: Broker, clock: DrivenClock) -> None:
@@ -83,8 +83,20 @@ def test_expired_lease_is_reclaimed_with_its_token(broker: Broker, clock: Driven
     clock.advance(49)
     assert broker.reclaim_expired("q", 10) == []
     clock.advance(1)
-    assert broker.reclaim_expired("q", 10) == [("a", "worker-1")]
+    [expired] = broker.reclaim_expired("q", 10)
+    assert (expired.job_id, expired.token) == ("a", "worker-1")
     assert broker.ids("q")["leases"] == {"b"}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: Settlement("a", "acknowledge"), lambda: RestoreItem("a", "leased")],  # type: ignore[arg-type]
+    ids=["settle action", "restore kind"],
+)
+def test_an_unknown_action_or_kind_is_refused_when_made(make: Callable[[], object]) -> None:
+    """A typo never reaches a script: settle would take an unknown action for an ack and drop the job from Redis."""
+    with pytest.raises(ValueError, match="not '(acknowledge|leased)'"):
+        make()
 
 
 def test_settle_is_fenced_by_the_lease_token(broker: Broker, clock: DrivenClock) -> None:

@@ -21,6 +21,7 @@ from django.db import InterfaceError, OperationalError
 
 from jobs import recovery, states, tally
 from jobs.broker import Broker, BrokerUnavailable, Settlement, due_score
+from jobs.broker.items import SettleAction
 from jobs.models import Outcome, Status
 from jobs.states import Recorded
 from workers import metrics, outcomes
@@ -143,7 +144,7 @@ class Recorder:
         released_ids = {str(j.pk) for j in released}
         by_queue: dict[str, list[Settlement]] = defaultdict(list)
         for run in runs:
-            action = "release" if str(run.job.pk) in released_ids else "ack"
+            action: SettleAction = "release" if str(run.job.pk) in released_ids else "ack"
             by_queue[run.job.queue].append(Settlement(str(run.job.pk), action, 0, run.job.priority))
             metrics.for_job(run.job.queue, run.job.type).active.dec()
         for queue_name, settlements in by_queue.items():

@@ -5,8 +5,9 @@ the package's own business.
 """
 
 from jobs.broker.connection import get_broker, make_client, probe_broker, reset_broker
-from jobs.broker.core import Broker, Claim, PushItem, RestoreItem, Settlement
+from jobs.broker.core import Broker
 from jobs.broker.errors import BrokerUnavailable
+from jobs.broker.items import Claim, ExpiredLease, Promoted, PushItem, RestoreItem, Settlement
 from jobs.broker.keys import QueueKeys
 from jobs.clock import due_score
 
@@ -14,6 +15,8 @@ __all__ = [
     "Broker",
     "BrokerUnavailable",
     "Claim",
+    "ExpiredLease",
+    "Promoted",
     "PushItem",
     "QueueKeys",
     "RestoreItem",

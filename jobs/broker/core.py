@@ -25,7 +25,6 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
@@ -34,6 +33,7 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from jobs.broker.errors import translated_methods
+from jobs.broker.items import Claim, ExpiredLease, Promoted, PushItem, RestoreItem, Settlement
 from jobs.broker.keys import QueueKeys, epoch_key, queue_keys, queues_key, worker_key, workers_key
 from jobs.broker.scripts import SCRIPT_NAMES, source
 from jobs.clock import Clock, RedisClock
@@ -42,55 +42,18 @@ STATS_TTL_SECONDS = 2 * 3600
 KEYS_CACHE_MAX = 10_000
 
 
-@dataclass(frozen=True)
-class PushItem:
-    """A job id to put in Redis: ready now (``due_ms`` 0) or delayed until ``due_ms``."""
-
-    queue: str
-    job_id: str
-    priority: int = 0
-    due_ms: int = 0
-
-
-@dataclass(frozen=True)
-class Settlement:
-    """How a finished attempt leaves Redis: ``ack`` (done), ``retry`` at ``due_ms``, or ``release``.
-
-    ``due_ms`` is the retry's due time as the row records it (:func:`jobs.clock.due_score` of its
-    ``schedule_at``), so Redis never makes it due before the database does.
-    """
-
-    job_id: str
-    action: str
-    due_ms: int = 0
-    priority: int = 0
-
-
-@dataclass(frozen=True)
-class Claim:
-    ids: list[str]
-    next_due_ms: int | None
-    paused: bool
-
-
-@dataclass(frozen=True)
-class RestoreItem:
-    """What the reconciler puts back: ``ready``/``delayed`` with a priority, or a ``lease`` with its owner."""
-
-    job_id: str
-    kind: str
-    priority: int = 0
-    token: str = ""
-    due_ms: int = 0
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _due(next_due: int) -> int | None:
+    """A script's next due time: -1 means none."""
+    return None if next_due < 0 else int(next_due)
+
+
 def _claim_result(reply: Sequence[Any]) -> Claim:
     ids, next_due, paused = reply
-    return Claim([_text(i) for i in ids], None if next_due < 0 else int(next_due), bool(paused))
+    return Claim([_text(i) for i in ids], _due(next_due), bool(paused))
 
 
 def _blpop_timeout(seconds: float) -> float:
@@ -265,23 +228,23 @@ class Broker:
 
     # -- maintenance -------------------------------------------------------------------------
 
-    def reclaim_expired(self, queue: str, limit: int) -> list[tuple[str, str]]:
-        """Remove expired leases; returns (job id, token that held it)."""
+    def reclaim_expired(self, queue: str, limit: int) -> list[ExpiredLease]:
+        """Remove expired leases; returns each job id with the token that held it."""
         k = self.keys(queue)
         flat = [_text(x) for x in self._run("reclaim", (k.leases, k.tokens), (self.clock.script_ms(), limit))]
-        return list(zip(flat[0::2], flat[1::2], strict=True))
+        return [ExpiredLease(job_id, token) for job_id, token in zip(flat[0::2], flat[1::2], strict=True)]
 
     def leased_by(self, queue: str, token: str) -> list[str]:
         """The ids whose lease this token holds (a dead worker's jobs)."""
         owners = cast(dict[bytes, bytes], self.client.hgetall(self.keys(queue).tokens))
         return sorted(_text(job_id) for job_id, owner in owners.items() if _text(owner) == token)
 
-    def promote_due(self, queue: str, limit: int) -> tuple[list[str], int | None]:
+    def promote_due(self, queue: str, limit: int) -> Promoted:
         k = self.keys(queue)
         moved, next_due = self._run(
             "promote", (k.ready, k.delayed, k.prio, k.seq, k.notify), (self.clock.script_ms(), limit)
         )
-        return [_text(i) for i in moved], None if next_due < 0 else int(next_due)
+        return Promoted([_text(i) for i in moved], _due(next_due))
 
     def remove(self, queue: str, job_ids: Sequence[str]) -> int:
         if not job_ids:
