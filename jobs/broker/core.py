@@ -1,6 +1,6 @@
 """The Redis dispatch layer: per-queue sorted sets of ready, delayed and leased job ids.
 
-This class is the only place that assembles Redis keys and script arguments. Every multi-key step
+This class is the only place that assembles script arguments (keys come from ``jobs.broker.keys``). Every multi-key step
 is one Lua script (see ``jobs/broker/lua``). All keys of one queue share the hash tag ``{queue}``, so each
 script touches one hash slot, and every key starts with the configured prefix.
 
