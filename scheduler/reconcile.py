@@ -210,21 +210,30 @@ def rebuild(
         finished = restore_rows(
             broker, cutoff=None, lease_ttl=lease_ttl, batch=batch, report=report, keep_going=keep_going
         )
-        if finished:
-            sync_paused(broker, cutoff=None, report=report)
-            broker.mark_epoch()
-            # Marked, then checked: a loss before the check took the lock too, and undoes the mark.
-            if lock and not guard.held():
-                broker.clear_epoch()
-                finished = False
-        report.complete = finished
+        report.complete = finished and _mark_rebuilt(broker, guard if lock else None, report)
     finally:
         if lock:
             guard.release()
+    _log_rebuilt(report, started, initialising)
+    return report
+
+
+def _mark_rebuilt(broker: Broker, guard: Lock | None, report: ReconcileReport) -> bool:
+    """Sync the paused flags and mark the epoch; False when ``guard`` was lost meanwhile (Redis lost its data again)."""
+    sync_paused(broker, cutoff=None, report=report)
+    broker.mark_epoch()
+    # Marked, then checked: a loss before the check took the lock too, and undoes the mark.
+    if guard is not None and not guard.held():
+        broker.clear_epoch()
+        return False
+    return True
+
+
+def _log_rebuilt(report: ReconcileReport, started: float, initialising: bool) -> None:
     _log_restored(report, "queue rebuilt from the database")
     if initialising and report.complete:
         logger.info("Redis initialised", extra={"seconds": round(time.monotonic() - started, 3)})
-        return report
+        return
     logger.warning(
         "Redis rebuilt from the database" if report.complete else "Redis rebuild interrupted; it will run again",
         extra={
@@ -235,7 +244,6 @@ def rebuild(
             "seconds": round(time.monotonic() - started, 3),
         },
     )
-    return report
 
 
 def ensure_epoch(broker: Broker, **kwargs: object) -> ReconcileReport | None:
