@@ -65,6 +65,15 @@ def test_jobs_imports_neither_workers_nor_scheduler() -> None:
     assert not found, "jobs/ imports a layer above it:\n" + "\n".join(found)
 
 
+def test_workers_and_scheduler_do_not_import_each_other() -> None:
+    """Both services stand on jobs/ side by side (docs/architecture.md, Layers)."""
+    found = []
+    for top, other in (("workers", "scheduler"), ("scheduler", "workers")):
+        for name, tree in _modules(top):
+            found += [f"{name}:{line}: {m}" for line, m in _imports(tree) if m.split(".")[0] == other]
+    assert not found, "a service imports the other:\n" + "\n".join(found)
+
+
 def test_nothing_outside_the_package_imports_redis() -> None:
     found = []
     for name, tree in _modules("jobs", "workers", "scheduler", "zipline_site"):
