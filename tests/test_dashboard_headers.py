@@ -18,6 +18,7 @@ from jobs.api import docs_assets
 from jobs.broker import Broker
 from jobs.dashboard import job_sets
 from tests.helpers import run_attempt, token_client
+from tests.test_dashboard import pages
 from zipline_site import csp
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,16 +33,7 @@ def operator(broker: Broker) -> Client:
 
 def dashboard_pages() -> list[str]:
     job = run_attempt(client.enqueue("test_noop", {}), error="RuntimeError: nope")
-    return [
-        "/dashboard/",
-        "/dashboard/fragments/overview/",
-        "/dashboard/fragments/workers/",
-        "/dashboard/fragments/failures/",
-        "/dashboard/jobs/",
-        f"/dashboard/jobs/{job.pk}/",
-        f"/dashboard/jobs/{job.pk}/fragment/",
-        *(reverse(f"dashboard:{slug}") for slug in job_sets.SETS),
-    ]
+    return [*pages(job), *(reverse(f"dashboard:{slug}") for slug in job_sets.SETS)]
 
 
 def test_dashboard_answers_are_not_stored_and_load_only_their_own_files(operator: Client) -> None:
