@@ -22,7 +22,7 @@ from typing import Any
 
 from django.db import connections
 
-from workers.queues import QueueSelector
+from workers.selection import QueueSelector
 from zipline_site.sections import MetricsConfig, WorkerConfig
 
 logger = logging.getLogger("zipline.supervisor")
