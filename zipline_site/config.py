@@ -34,7 +34,7 @@ DEFAULT_DATABASE_URL = f"sqlite:///{Path(__file__).resolve().parent.parent / 'zi
 # The password of a URL: after "scheme://user:", up to the last "@" before a space (a password may hold
 # "@", ":" or "/" unescaped; masking too much is better than showing a part).
 _URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):\S*@")
-_SECRET_SETTINGS = {"JQS_REDIS_PASSWORD", "JQS_EMAIL_PASSWORD", "JQS_SECRET_KEY"}
+_SECRET_SETTINGS = {"JQS_REDIS_PASSWORD", "JQS_REDIS_SENTINEL_PASSWORD", "JQS_EMAIL_PASSWORD", "JQS_SECRET_KEY"}
 
 
 def mask_passwords(text: str) -> str:
@@ -222,6 +222,18 @@ def _redis_url(value: Any) -> str:
     return text
 
 
+def _sentinels(value: Any) -> str:
+    """``host:port,host:port``: each sentinel's address checked (an IPv6 host in brackets)."""
+    text = _string(value).strip()
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port:
+            raise ValueError(f"{item!r} is not host:port (expected e.g. 10.0.0.5:26379,10.0.0.6:26379)")
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{item!r}: the port must be a number from 1 to 65535")
+    return ",".join(part.strip() for part in text.split(",") if part.strip())
+
+
 def _database_url(value: Any) -> str:
     text = _string(value).strip()
     if not text:  # unset takes the default; empty is a mistake (a variable set from nothing)
@@ -315,6 +327,30 @@ SETTINGS: tuple[Setting, ...] = (
         _redis_url,
         "",
         "redis:// or rediss:// URL; overrides host, port, password, database",
+    ),
+    _s(
+        "redis_sentinels",
+        "redis.sentinels",
+        "JQS_REDIS_SENTINELS",
+        _sentinels,
+        "",
+        "host:port,host:port of Redis Sentinels; set, the master comes from them (see docs/operations.md)",
+    ),
+    _s(
+        "redis_sentinel_master",
+        "redis.sentinel_master",
+        "JQS_REDIS_SENTINEL_MASTER",
+        _string,
+        "mymaster",
+        "the master's name the sentinels monitor",
+    ),
+    _s(
+        "redis_sentinel_password",
+        "redis.sentinel_password",
+        "JQS_REDIS_SENTINEL_PASSWORD",
+        _string,
+        "",
+        "the sentinels' own password (the master's is JQS_REDIS_PASSWORD or the URL's)",
     ),
     _s(
         "redis_require_noeviction",

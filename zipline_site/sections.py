@@ -35,6 +35,9 @@ class RedisConfig:
     password: str = field(repr=False)
     database: int
     url: str
+    sentinels: str
+    sentinel_master: str
+    sentinel_password: str = field(repr=False)
     require_noeviction: bool
     key_prefix: str
 

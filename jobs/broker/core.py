@@ -31,6 +31,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool
 
 from jobs.broker.errors import translated_methods
 from jobs.broker.items import Claim, ExpiredLease, Promoted, PushItem, RestoreItem, Settlement
@@ -87,8 +88,18 @@ class Broker:
             "socket_connect_timeout": seconds,
             "retry": Retry(NoBackoff(), 0),
         }
-        client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
-        return Broker(client, self.prefix, self.clock)
+        if isinstance(pool, SentinelConnectionPool):  # the same sentinels and master name
+            kwargs.pop("connection_pool", None)
+            own: redis.ConnectionPool = type(pool)(pool.service_name, pool.sentinel_manager, **kwargs)
+        else:
+            own = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        return Broker(redis.Redis(connection_pool=own), self.prefix, self.clock)
+
+    def master_address(self) -> str | None:
+        """``host:port`` of the master in use when the sentinels choose it; None for a single Redis."""
+        from jobs.broker.sentinel import master_address
+
+        return master_address(self.client)
 
     # -- keys --------------------------------------------------------------------------------
 
