@@ -341,6 +341,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 
+# The table by attribute (parse_setting, load_config), by YAML place and its sections (the YAML reader).
 BY_ATTRIBUTE = {s.attribute: s for s in SETTINGS}
 BY_PLACE = {(s.section, s.key): s for s in SETTINGS if s.section}
 SECTION_NAMES = {s.section for s in SETTINGS if s.section}
