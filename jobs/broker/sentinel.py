@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelConnectionPoolProxy
@@ -70,7 +70,7 @@ def _note_master(sentinels: object, name: str, address: tuple[str, int]) -> None
 
 class _Proxy(SentinelConnectionPoolProxy):
     def get_master_address(self) -> Any:
-        address = super().get_master_address()
+        address = super().get_master_address()  # type: ignore[no-untyped-call]  # redis.sentinel is untyped
         _note_master(tuple(map(str, self.sentinel_manager.sentinels)), self.service_name, tuple(address))
         return address
 
@@ -79,8 +79,8 @@ class FollowingPool(SentinelConnectionPool):
     """A sentinel pool whose connections report the master they find (see :func:`_note_master`)."""
 
     def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: Any) -> None:
-        super().__init__(service_name, sentinel_manager, **kwargs)
-        self.proxy = _Proxy(
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]  # untyped
+        self.proxy = _Proxy(  # type: ignore[no-untyped-call]
             connection_pool=self,
             is_master=self.is_master,
             check_connection=self.check_connection,
@@ -95,8 +95,12 @@ def master_client(target: SentinelTarget, **connection_kwargs: Any) -> redis.Red
     sentinel_kwargs: dict[str, Any] = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
     if target.password:
         sentinel_kwargs["password"] = target.password
-    manager = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)
-    return manager.master_for(target.master, connection_pool_class=FollowingPool, **connection_kwargs)
+    # redis.sentinel has no annotations: its calls are checked by the tests against real sentinels
+    manager = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    client = manager.master_for(  # type: ignore[no-untyped-call]
+        target.master, connection_pool_class=FollowingPool, **connection_kwargs
+    )
+    return cast(redis.Redis, client)
 
 
 def master_address(client: redis.Redis) -> str | None:
@@ -104,7 +108,7 @@ def master_address(client: redis.Redis) -> str | None:
     pool = client.connection_pool
     if not isinstance(pool, SentinelConnectionPool):
         return None
-    host, port = pool.get_master_address()
+    host, port = pool.get_master_address()  # type: ignore[no-untyped-call]
     return f"{host}:{port}"
 
 
@@ -116,7 +120,7 @@ def unknown_master(target: SentinelTarget) -> str | None:
             host=host, port=port, password=target.password or None, socket_timeout=1.0, socket_connect_timeout=1.0
         )
         try:
-            masters = client.sentinel_masters()
+            masters = client.sentinel_masters()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         except redis.RedisError:
             continue
         finally:
