@@ -17,7 +17,7 @@ Key layout, for prefix ``zipline`` and queue ``default``:
 - ``zipline:{default}:paused``   STRING while paused ``...:seq`` STRING FIFO counter
 - ``zipline:{default}:completed:<minute>`` / ``...:failed:<minute>`` counters for throughput charts
 - ``zipline:queues`` SET of queue names; ``zipline:epoch`` marker whose absence means Redis lost its data
-- ``zipline:auth:generation`` STRING the API processes' worker_id memory (``jobs.api.token_memory``)
+- ``zipline:auth:generation`` STRING the API processes' token memory (``jobs.api.token_memory``)
 """
 
 from __future__ import annotations
