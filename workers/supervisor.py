@@ -22,6 +22,7 @@ from typing import Any
 
 from django.db import connections
 
+from workers import loaded_modules
 from workers.queues import QueueSelector
 from zipline_site.sections import MetricsConfig, WorkerConfig
 
@@ -127,6 +128,7 @@ class Supervisor:
             time.sleep(0.05)
         if self.metrics_dir:
             metrics_server.cleanup(self.metrics_dir)
+        loaded_modules.report("supervisor")
         logger.info("supervisor stopped")
         return 0
 
