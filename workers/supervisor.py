@@ -23,6 +23,7 @@ from typing import Any
 from django.db import connections
 
 from workers import loaded_modules
+from workers.process import WorkerOptions, WorkerProcess
 from workers.queues import QueueSelector
 from zipline_site.sections import MetricsConfig, WorkerConfig
 
@@ -220,7 +221,6 @@ class Supervisor:
         import random
 
         from jobs.broker import reset_broker
-        from workers.process import WorkerOptions, WorkerProcess
 
         random.seed()
         reset_broker()
