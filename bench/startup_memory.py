@@ -88,28 +88,55 @@ def _reset(driver: Any) -> None:
     driver.setup()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (its children's not included)."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def startup_run(driver: Any, processes: int, report_dir: str, log: Path) -> dict[str, float]:
-    """One cold start: a job waits in the queue, the pool starts; seconds to its start and to its end."""
+    """One cold start: a job waits in the queue, the pool starts; seconds to its start and to its end.
+
+    Also the CPU time the supervisor had used by then (start-up and imports before it forks): the
+    wall-clock figures grow with the machine's load, this one much less.
+    """
     _reset(driver)
     driver.enqueue_noop()
     r = harness_redis()
     with Pool(processes, report_dir, log) as pool:
         done_at = wait_for(lambda: read_done(r), 1, timeout=60)
+        cpu = _cpu_seconds(pool.proc.pid)
         first = read_first_start(r) or done_at
-        return {"first_job_started_s": first - pool.started, "first_job_completed_s": done_at - pool.started}
+        return {
+            "first_job_started_s": first - pool.started,
+            "first_job_completed_s": done_at - pool.started,
+            "supervisor_cpu_s": cpu,
+        }
+
+
+THREAD_STACK = 8 * MIB  # glibc's default thread stack (RLIMIT_STACK), one anonymous mapping per thread
+
+
+def _mapping_name(header: list[str], size: int) -> str:
+    """A mapping's group: a file's base name, ``[heap]``, thread stacks, or anonymous memory."""
+    path = header[5] if len(header) > 5 else ""
+    if path.startswith("/"):
+        return Path(path).name
+    if path:
+        return path
+    return "[thread stacks]" if size in (THREAD_STACK, THREAD_STACK + 4096) else "[anon]"
 
 
 def _smaps_groups(pid: int) -> dict[str, dict[str, int]]:
-    """A process's resident memory by mapping (file basename, ``[heap]``, ``[anon]``...): Rss, Pss, Private."""
+    """A process's resident memory by mapping group (see :func:`_mapping_name`): Rss, Pss, Private."""
     groups: dict[str, Counter[str]] = {}
     current: Counter[str] = Counter()
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
         head, _, rest = line.partition(" ")
         if "-" in head and not head.endswith(":"):
-            fields = line.split()
-            name = Path(fields[5]).name if len(fields) > 5 and fields[5].startswith("/") else "[anon]"
-            name = fields[5] if len(fields) > 5 and fields[5].startswith("[") else name
-            current = groups.setdefault(name, Counter())
+            start, end = (int(bound, 16) for bound in head.split("-"))
+            current = groups.setdefault(_mapping_name(line.split(), end - start), Counter())
         elif head in ("Rss:", "Pss:", "Private_Clean:", "Private_Dirty:"):
             key = "Private" if head.startswith("Private") else head[:-1]
             current[key] += int(rest.split()[0]) * KIB
@@ -209,6 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_1min_after": os.getloadavg()[0],
         "first_job_started_s": _summary([run["first_job_started_s"] for run in runs]),
         "first_job_completed_s": _summary([run["first_job_completed_s"] for run in runs]),
+        "supervisor_cpu_s": _summary([run["supervisor_cpu_s"] for run in runs]),
         **modules,
         **memory,
     }
@@ -217,7 +245,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _print(result: dict[str, Any]) -> None:
     started, completed = result["first_job_started_s"], result["first_job_completed_s"]
     print(f"load average (1 min): {result['load_1min_before']:.2f} before, {result['load_1min_after']:.2f} after")
-    for label, figures in (("first job started", started), ("first job completed", completed)):
+    for label, figures in (
+        ("first job started", started),
+        ("first job completed", completed),
+        ("supervisor CPU time by then", result["supervisor_cpu_s"]),
+    ):
         print(f"{label}: median {figures['median']:.3f} s (min {figures['min']:.3f}, max {figures['max']:.3f})")
     print(f"modules loaded: {result['modules_loaded']}; forbidden in a worker: {result['worker_forbidden_modules']}")
     print(f"after draining {result['jobs_drained']} no-op jobs ({result['drain_s']:.1f} s):")
@@ -229,7 +261,8 @@ def _print(result: dict[str, Any]) -> None:
         print(f"  worker RSS {rss:.1f} MiB, PSS {pss:.1f}, private {private:.1f}")
     print("  one worker's resident memory by mapping (MiB):")
     for row in result["worker_mappings_mib"]:
-        print(f"    {row['mapping']:<40} Rss {row.get('Rss', 0):7.2f}  Pss {row.get('Pss', 0):7.2f}")
+        rss, pss, private = row.get("Rss", 0), row.get("Pss", 0), row.get("Private", 0)
+        print(f"    {row['mapping']:<40} Rss {rss:7.2f}  Pss {pss:7.2f}  private {private:7.2f}")
 
 
 def main() -> None:
