@@ -21,6 +21,7 @@ bytes much less.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import socket
@@ -198,17 +199,55 @@ def _top_mappings(groups: dict[str, dict[str, int]], top: int = 12) -> list[dict
     ]
 
 
+def _package(name: str) -> str:
+    """The group a module is counted in: ``django.contrib.auth``, ``django.db``, or its top package."""
+    parts = name.split(".")
+    if name.startswith("django.contrib."):
+        return ".".join(parts[:3])
+    if parts[0] == "django":
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def code_by_package(names: list[str], top: int = 15) -> list[tuple[str, int, int]]:
+    """(package, modules, KiB of compiled code) of the modules in ``names``, largest first.
+
+    The size of a module's ``.pyc`` (its source's if none) stands for its code objects, which are most
+    of what importing it costs in memory; built-in and extension modules are left out.
+    """
+    kib: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        origin = spec.origin if spec else None
+        if not origin or not origin.endswith(".py"):
+            continue
+        cached = Path(importlib.util.cache_from_source(origin))
+        kib[_package(name)] += (cached if cached.exists() else Path(origin)).stat().st_size
+        count[_package(name)] += 1
+    return [(package, count[package], size // KIB) for package, size in kib.most_common(top)]
+
+
 def module_report(report_dir: str) -> dict[str, Any]:
     """Modules each kind of process loaded (from the last run's reports), and the forbidden ones a worker had."""
     counts: dict[str, list[int]] = {"supervisor": [], "worker": []}
     forbidden: set[str] = set()
+    worker: list[str] = []
     for path in sorted(Path(report_dir).glob("*.txt")):
         role = path.name.split("-", 1)[0]
         names = path.read_text().split()
         counts.setdefault(role, []).append(len(names))
         if role == "worker":
             forbidden |= {name for name in names if name.startswith(FORBIDDEN)}
-    return {"modules_loaded": counts, "worker_forbidden_modules": sorted(forbidden)}
+            worker = names
+    return {
+        "modules_loaded": counts,
+        "worker_forbidden_modules": sorted(forbidden),
+        "worker_code_by_package": code_by_package(worker),
+    }
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -263,6 +302,9 @@ def _print(result: dict[str, Any]) -> None:
     ):
         print(f"{label}: median {figures['median']:.3f} s (min {figures['min']:.3f}, max {figures['max']:.3f})")
     print(f"modules loaded: {result['modules_loaded']}; forbidden in a worker: {result['worker_forbidden_modules']}")
+    print("a worker's modules by package (modules, KiB of compiled code):")
+    for package, modules, kib in result["worker_code_by_package"]:
+        print(f"    {package:<32} {modules:4} {kib:6}")
     print(f"after draining {result['jobs_drained']} no-op jobs ({result['drain_s']:.1f} s):")
     print(f"  pool PSS {result['pool_pss_mib']:.1f} MiB (supervisor {result['supervisor_pss_mib']:.1f})")
     print(f"  supervisor RSS {result['supervisor_rss_mib']:.1f} MiB")
