@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-import yaml
-
 from zipline_site.allowlist import parse_entry as parse_allowed_network
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
 from zipline_site.exit_codes import ExitCode
@@ -592,6 +590,8 @@ _SECTIONS = {s.section for s in SETTINGS if s.section}
 
 
 def _read_yaml(path: str) -> dict[str, Any]:
+    import yaml  # here, not at the top: without a config file no process pays its import (about 3 MiB)
+
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"config file JQS_CONFIG={path!r}: no such file")
