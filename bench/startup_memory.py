@@ -166,11 +166,23 @@ def _wait_recorded(n: int, timeout: float = 120.0) -> None:
         time.sleep(0.2)
 
 
+def _idle_private_mib(pool: Pool, processes: int, r: Any) -> list[float]:
+    """The workers' own memory (MiB) once all have published their first heartbeat, before any job."""
+    deadline = time.monotonic() + 60
+    while r.zcard("zipbench:workers") < processes or len(pool.workers()) < processes:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {processes} workers up after 60 s")
+        time.sleep(0.05)
+    rollups = [_rollup(pid) for pid in pool.workers()]
+    return [(w["Private_Clean"] + w["Private_Dirty"]) / MIB for w in rollups]
+
+
 def memory_run(driver: Any, processes: int, n: int, report_dir: str, log: Path) -> dict[str, Any]:
     """Drain ``n`` no-op jobs, then measure the pool's memory."""
     _reset(driver)
     r = harness_redis()
     with Pool(processes, report_dir, log) as pool:
+        idle = _idle_private_mib(pool, processes, r)
         for first in range(0, n, BULK_BATCH):
             driver.enqueue_noop_bulk(min(BULK_BATCH, n - first))
         started = time.monotonic()
@@ -181,6 +193,7 @@ def memory_run(driver: Any, processes: int, n: int, report_dir: str, log: Path) 
         detail = _smaps_groups(min(workers)) if workers else {}
     return {
         "drain_s": drain_s,
+        "worker_private_idle_mib": idle,
         "pool_pss_mib": (supervisor["Pss"] + sum(w["Pss"] for w in workers.values())) / MIB,
         "supervisor_rss_mib": supervisor["Rss"] / MIB,
         "supervisor_pss_mib": supervisor["Pss"] / MIB,
@@ -250,6 +263,38 @@ def module_report(report_dir: str) -> dict[str, Any]:
     }
 
 
+# Run in a fresh interpreter as ``manage.py runworkers`` would run it: its RSS after each step of the
+# supervisor's start-up, up to the fork.
+_IMPORT_STEPS = """
+import json, sys
+sys.argv = ["manage.py", "runworkers"]
+def rss():
+    lines = open("/proc/self/smaps_rollup").read().splitlines()[1:]
+    return next(int(line.split()[1]) for line in lines if line.startswith("Rss:")) / 1024
+steps = [("interpreter", rss(), len(sys.modules))]
+def step(name):
+    steps.append((name, rss(), len(sys.modules)))
+import zipline_site.config; step("ZipLine's configuration")
+import django.db.models; step("django.db.models")
+import psycopg; step("psycopg (with libpq and OpenSSL)")
+import redis; step("redis-py")
+import django; django.setup(); step("django.setup(): the core apps, processors")
+from workers.management.commands import runworkers; step("runworkers and the worker's modules")
+from workers import metrics, metrics_server; step("metrics (prometheus_client)")
+from jobs.db_checks import migrations_problem; migrations_problem(); step("the pre-flight's migration check")
+print(json.dumps(steps))
+"""
+
+
+def import_steps() -> list[tuple[str, float, int]]:
+    """(step, RSS in MiB after it, modules loaded) of the supervisor's start-up, in a process of its own."""
+    env = {**os.environ, **_worker_env(tempfile.gettempdir()), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_STEPS], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return [(name, rss, modules) for name, rss, modules in json.loads(out.stdout.splitlines()[-1])]
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -289,6 +334,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "supervisor_cpu_s": _summary([run["supervisor_cpu_s"] for run in runs]),
         **modules,
         **memory,
+        "supervisor_import_steps": import_steps(),
     }
 
 
@@ -305,7 +351,16 @@ def _print(result: dict[str, Any]) -> None:
     print("a worker's modules by package (modules, KiB of compiled code):")
     for package, modules, kib in result["worker_code_by_package"]:
         print(f"    {package:<32} {modules:4} {kib:6}")
-    print(f"after draining {result['jobs_drained']} no-op jobs ({result['drain_s']:.1f} s):")
+    print("the supervisor's start-up, step by step (RSS after it, modules loaded):")
+    previous = 0.0
+    for name, rss, modules in result["supervisor_import_steps"]:
+        print(f"    {name:<44} {rss:6.1f} MiB (+{rss - previous:5.1f}) {modules:5}")
+        previous = rss
+    idle = ", ".join(f"{value:.1f}" for value in result["worker_private_idle_mib"])
+    print(f"workers' own memory when started, before any job: {idle} MiB")
+    print(
+        f"after draining {result['jobs_drained']} no-op jobs (done {result['drain_s']:.1f} s after the last enqueue):"
+    )
     print(f"  pool PSS {result['pool_pss_mib']:.1f} MiB (supervisor {result['supervisor_pss_mib']:.1f})")
     print(f"  supervisor RSS {result['supervisor_rss_mib']:.1f} MiB")
     for rss, pss, private in zip(
