@@ -36,6 +36,7 @@ FORBIDDEN = (
     "scheduler.api",
     "zipline_site.urls",
 )
+ZIPLINE_PACKAGES = ("jobs", "workers", "scheduler", "zipline_site")
 
 
 def _forbidden(names: list[str]) -> list[str]:
@@ -73,7 +74,7 @@ def test_worker_processes_load_neither_the_api_nor_the_admin_nor_the_dashboard(b
     # The supervisor imports the worker's code before it forks: its pages are shared, and a new
     # worker process starts without importing anything of ZipLine's.
     for names in workers.values():
-        assert [name for name in set(names) - set(supervisor[0]) if name.split(".")[0] in ("jobs", "workers")] == []
+        assert [name for name in set(names) - set(supervisor[0]) if name.split(".")[0] in ZIPLINE_PACKAGES] == []
 
 
 def test_runworkers_installs_only_the_core_apps() -> None:
