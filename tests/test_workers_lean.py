@@ -6,7 +6,10 @@ its processes writes the modules it loaded in its life (``ZIPLINE_MODULES_REPORT
 
 from __future__ import annotations
 
+import ast
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from jobs import client
 from jobs.broker import Broker
 from jobs.models import Job, Status
 from tests.helpers import wait_for
-from tests.procs import free_port, running, wait_for_workers
+from tests.procs import ROOT, free_port, process_env, running, wait_for_workers
 from workers.loaded_modules import REPORT_DIR_ENV
 from zipline_site.installed_apps import ALL_APPS, WEB_APPS, installed_apps
 
@@ -96,3 +99,14 @@ def test_runworkers_installs_only_the_core_apps() -> None:
 )
 def test_every_other_process_installs_every_app(argv: list[str]) -> None:
     assert installed_apps(argv) == list(ALL_APPS)
+
+
+def test_an_app_the_workers_leave_out_is_installed_when_jqs_apps_lists_it() -> None:
+    """The README: a processor that needs the admin, sessions, ... lists the app in ``JQS_APPS``."""
+    script = "import sys; sys.argv = ['manage.py', 'runworkers']; from django.conf import settings; print(settings.INSTALLED_APPS)"
+    env = process_env(JQS_APPS="django.contrib.sessions", DJANGO_SETTINGS_MODULE="zipline_site.settings")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    installed = ast.literal_eval(out.stdout.strip())
+    assert "django.contrib.sessions" in installed and "jobs" in installed
+    assert "django.contrib.admin" not in installed and "rest_framework" not in installed
