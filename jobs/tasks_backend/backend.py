@@ -1,0 +1,105 @@
+"""``ZipLineBackend``: the Tasks framework's backend that enqueues each task as a ZipLine job.
+
+``TASKS = {"default": {"BACKEND": "jobs.tasks_backend.backend.ZipLineBackend"}}``. The row is written
+in the caller's transaction and its id reaches Redis when that commits (as ``jobs.enqueue`` does),
+so a task enqueued in a transaction that rolls back never runs. ``OPTIONS`` may hold ``retry`` (the
+fields of a job's ``retry``) and ``timeout`` (seconds), given to every job of the backend.
+"""
+
+from __future__ import annotations
+
+from inspect import iscoroutinefunction
+from typing import Any
+
+from django.db import transaction
+
+from jobs.tasks_backend.compat import (
+    BaseTaskBackend,
+    InvalidTask,
+    Task,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    normalize_json,
+    task_enqueued,
+)
+
+SYNC_TYPE = "django_task"
+ASYNC_TYPE = "django_task_async"
+TASK_TYPES = (SYNC_TYPE, ASYNC_TYPE)
+
+
+class ZipLineBackend(BaseTaskBackend):
+    """Runs tasks on ZipLine's workers, with their retries, timeouts, priorities and leases."""
+
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        self.retry: dict[str, Any] | None = self.options.get("retry")
+        self.timeout: float | str | None = self.options.get("timeout")
+
+    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+        """Write the task's job (dispatched when the caller's transaction commits); return its result."""
+        from jobs.client import enqueue_idempotent
+        from jobs.validation import InvalidJob
+
+        self.validate_task(task)
+        args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
+        try:
+            job, _ = enqueue_idempotent(self._spec(task, args, kwargs))
+        except InvalidJob as exc:
+            raise InvalidTask(str(exc)) from None
+        result = TaskResult(
+            task=task,
+            id=str(job.pk),
+            status=TaskResultStatus.READY,
+            enqueued_at=job.created_at,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=args,
+            kwargs=kwargs,
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
+        )
+        transaction.on_commit(lambda: task_enqueued.send(type(self), task_result=result))
+        return result
+
+    def _spec(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        from jobs.validation import JobSpec
+
+        payload: dict[str, Any] = {"task": task.module_path, "args": args, "kwargs": kwargs, "backend": self.alias}
+        if task.run_after is not None:
+            payload["run_after"] = task.run_after.isoformat()
+        return JobSpec(
+            ASYNC_TYPE if iscoroutinefunction(task.func) else SYNC_TYPE,
+            payload,
+            name=task.module_path[:200],
+            queue=task.queue_name,
+            priority=task.priority,
+            schedule_at=task.run_after,
+            retry=self.retry,
+            timeout=self.timeout,
+        )
+
+    def get_result(self, result_id: str) -> TaskResult:
+        """The result of the task with this id; ``TaskResultDoesNotExist`` for any other id."""
+        from jobs.models import Job, JobAttempt
+        from jobs.states import parse_id
+        from jobs.tasks_backend.results import NotATask, build, load_task
+
+        pk = parse_id(result_id)
+        job = None if pk is None else Job.objects.filter(pk=pk, type__in=TASK_TYPES).first()
+        if job is None:
+            raise TaskResultDoesNotExist(result_id)
+        try:
+            task = load_task(job.payload)
+        except NotATask as exc:
+            raise TaskResultDoesNotExist(f"{result_id}: {exc}") from None
+        attempts = list(JobAttempt.objects.filter(job=job).order_by("number"))
+        return build(task, job, attempts, self.alias)
