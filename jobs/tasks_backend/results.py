@@ -83,7 +83,9 @@ def build(task: Task, job: Job, attempts: Sequence[JobAttempt], backend: str) ->
     worker_ids = [a.worker for a in attempts]
     if job.status == Status.RUNNING:
         worker_ids.append(job.worker)
+    # An attempt's start as its row records it; the claim's time for the attempt still running.
     first_start = attempts[0].started_at if attempts else job.started_at
+    last_start = job.started_at if job.status == Status.RUNNING or not attempts else attempts[-1].started_at
     status = STATUS[Status(job.status)]
     result = TaskResult(
         task=task,
@@ -92,7 +94,7 @@ def build(task: Task, job: Job, attempts: Sequence[JobAttempt], backend: str) ->
         enqueued_at=job.created_at,
         started_at=first_start,
         finished_at=job.completed_at if status in (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED) else None,
-        last_attempted_at=job.started_at,
+        last_attempted_at=last_start,
         args=job.payload.get("args", []),
         kwargs=job.payload.get("kwargs", {}),
         backend=backend,
