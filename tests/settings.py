@@ -35,6 +35,10 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.taskapp"]
 _ZIPLINE_TASKS = "jobs.tasks_backend.backend.ZipLineBackend"
 TASKS = {
     **TASKS,  # noqa: F405
-    "quick": {"BACKEND": _ZIPLINE_TASKS, "QUEUES": [], "OPTIONS": {"retry": {"backoff": "fixed", "initial_delay": 0.05}}},
+    "quick": {
+        "BACKEND": _ZIPLINE_TASKS,
+        "QUEUES": [],
+        "OPTIONS": {"retry": {"backoff": "fixed", "initial_delay": 0.05}},
+    },
     "short": {"BACKEND": _ZIPLINE_TASKS, "QUEUES": [], "OPTIONS": {"timeout": 0.5, "retry": {"max_retries": 0}}},
 }

@@ -97,7 +97,7 @@ def test_enqueue_writes_one_job_with_the_task_s_queue_priority_and_arguments(bro
     }
     assert result.enqueued_at == job.created_at
     with pytest.raises(ValueError, match="Task has not finished yet"):
-        result.return_value
+        _ = result.return_value
 
 
 @pytest.mark.django_db
@@ -150,7 +150,7 @@ def test_validation_errors_are_the_framework_s_invalid_task() -> None:
         tasks.noop.using(run_after=datetime.now())
     for priority in (-101, 101, 3.1):
         with pytest.raises(InvalidTask, match="priority must be a whole number between -100 and 100."):
-            tasks.noop.using(priority=priority)  # type: ignore[arg-type]
+            tasks.noop.using(priority=priority)
     for priority in (-100, 0, 100):
         assert tasks.noop.using(priority=priority).priority == priority
     with pytest.raises(InvalidTask, match="Task takes context but does not have a first argument of 'context'."):

@@ -61,22 +61,29 @@ def test_tasks_run_on_the_workers_and_their_results_say_so(broker: Any, workers:
         assert done.status == TaskResultStatus.SUCCESSFUL, done.errors
         assert done.attempts == 1 and done.errors == []
         assert done.worker_ids == [Job.objects.get(pk=result.id).worker] and done.worker_ids[0]
-        assert before <= done.enqueued_at <= done.started_at <= done.finished_at  # type: ignore[operator]
+        assert before <= done.enqueued_at <= done.started_at <= done.finished_at
         assert done.last_attempted_at == done.started_at
         result.refresh()
         assert result.status == TaskResultStatus.SUCCESSFUL and result.finished_at == done.finished_at
     worker_pid = workers.children()[0]
-    assert tasks.echo.get_result(sync.id).return_value == {"args": [1, [2]], "kwargs": {"word": "three"}, "pid": worker_pid}
+    assert tasks.echo.get_result(sync.id).return_value == {
+        "args": [1, [2]],
+        "kwargs": {"word": "three"},
+        "pid": worker_pid,
+    }
     echoed = async_to_sync(tasks.echo_async.aget_result)(asynchronous.id).return_value
     assert echoed == {"args": ["a"], "kwargs": {"n": None}, "pid": worker_pid}
     assert answer.return_value == 42
     assert own_id.return_value == own_id.id
     assert nothing.return_value is None
-    by_task = {}
+    by_task: dict[str, list[tuple[str, str, str, int]]] = {}
     for name, task_id, status, attempts, pid in signals(broker):
         by_task.setdefault(task_id, []).append((name, status, attempts, int(pid)))
     for result in (sync, asynchronous, answer, own_id, nothing):
-        assert by_task[result.id] == [("started", "RUNNING", "1", worker_pid), ("finished", "SUCCESSFUL", "1", worker_pid)]
+        assert by_task[result.id] == [
+            ("started", "RUNNING", "1", worker_pid),
+            ("finished", "SUCCESSFUL", "1", worker_pid),
+        ]
 
 
 def test_a_task_that_raises_fails_with_its_exception_and_traceback(broker: Any, workers: Proc) -> None:
@@ -93,7 +100,7 @@ def test_a_task_that_raises_fails_with_its_exception_and_traceback(broker: Any, 
         done = finished(result)
         assert done.status == TaskResultStatus.FAILED
         with pytest.raises(ValueError, match="Task failed"):
-            done.return_value
+            _ = done.return_value
         assert len(done.errors) == done.attempts == 1
         assert done.errors[0].exception_class is exception
         assert done.errors[0].traceback.startswith("Traceback (most recent call last):")
@@ -116,7 +123,7 @@ def test_a_task_over_its_timeout_fails_with_a_timeout(broker: Any, workers: Proc
         assert done.status == TaskResultStatus.FAILED
         assert [e.exception_class for e in done.errors] == [TimeoutError]
         assert "longer than its 0.5s limit" in done.errors[0].traceback
-        assert (done.finished_at - done.started_at).total_seconds() < 10  # type: ignore[operator]
+        assert (done.finished_at - done.started_at).total_seconds() < 10
 
 
 def test_a_failed_attempt_is_retried_and_the_context_counts_the_attempts(broker: Any, workers: Proc) -> None:
@@ -128,7 +135,7 @@ def test_a_failed_attempt_is_retried_and_the_context_counts_the_attempts(broker:
     assert [e.exception_class for e in done.errors] == [RuntimeError, RuntimeError]
     assert done.errors[0].traceback.endswith("RuntimeError: attempt 1 fails on purpose\n")
     assert done.errors[1].traceback.endswith("RuntimeError: attempt 2 fails on purpose\n")
-    assert done.started_at < done.last_attempted_at < done.finished_at  # type: ignore[operator]
+    assert done.started_at < done.last_attempted_at < done.finished_at
     mine = [(name, status, attempts) for name, task_id, status, attempts, _ in signals(broker) if task_id == result.id]
     assert mine == [
         ("started", "RUNNING", "1"),
@@ -146,7 +153,7 @@ def test_a_task_with_run_after_runs_once_it_is_due(broker: Any, workers: Proc) -
     assert default_task_backend.get_result(result.id).status == TaskResultStatus.READY
     done = finished(result)
     assert done.status == TaskResultStatus.SUCCESSFUL
-    assert done.started_at >= run_after  # type: ignore[operator]
+    assert done.started_at >= run_after
     assert done.task.run_after == run_after
 
 

@@ -99,7 +99,9 @@ INSTALLED_APPS += [app for app in ZIPLINE.apps.installed if app not in INSTALLED
 # ZipLine's backend runs every @task as a job on its workers (docs/django-tasks.md); any queue name.
 if importlib.util.find_spec("django.tasks") is None:
     INSTALLED_APPS.append("django_tasks")
-TASKS = {"default": {"BACKEND": "jobs.tasks_backend.backend.ZipLineBackend", "QUEUES": []}}
+TASKS: dict[str, dict[str, object]] = {
+    "default": {"BACKEND": "jobs.tasks_backend.backend.ZipLineBackend", "QUEUES": []}
+}
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",

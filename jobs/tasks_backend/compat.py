@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 try:
-    from django.tasks import (  # type: ignore[import-not-found]
+    from django.tasks import (
         Task,
         TaskContext,
         TaskResult,
@@ -17,22 +17,21 @@ try:
         task,
         task_backends,
     )
-    from django.tasks.backends.base import BaseTaskBackend  # type: ignore[import-not-found]
-    from django.tasks.base import TaskError  # type: ignore[import-not-found]
-    from django.tasks.exceptions import (  # type: ignore[import-not-found]
+    from django.tasks.backends.base import BaseTaskBackend
+    from django.tasks.base import TaskError
+    from django.tasks.exceptions import (
         InvalidTask,
         TaskResultDoesNotExist,
         TaskResultMismatch,
     )
-    from django.tasks.signals import task_enqueued, task_finished, task_started  # type: ignore[import-not-found]
-    from django.utils.json import normalize_json  # type: ignore[attr-defined]
+    from django.tasks.signals import task_enqueued, task_finished, task_started
+    from django.utils.json import normalize_json
 
     FRAMEWORK = "django.tasks"
 except ImportError:
     from django_tasks import TaskContext, TaskResult, TaskResultStatus, default_task_backend, task, task_backends
-    from django_tasks.base import Task
     from django_tasks.backends.base import BaseTaskBackend
-    from django_tasks.base import TaskError
+    from django_tasks.base import Task, TaskError
     from django_tasks.exceptions import InvalidTaskError as InvalidTask
     from django_tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
     from django_tasks.signals import task_enqueued, task_finished, task_started

@@ -119,7 +119,7 @@ class AsyncDjangoTaskProcessor(DjangoTaskProcessor):
 
     name = ASYNC_TYPE
 
-    async def process(self, job: Job, ctx: Context) -> Any:  # type: ignore[override]
+    async def process(self, job: Job, ctx: Context) -> Any:
         earlier = await sync_to_async(_earlier_attempts, thread_sensitive=False)(job) if ctx.attempt > 1 else []
         task, result = begin(job, earlier)
         args, kwargs = call_args(task, result)
