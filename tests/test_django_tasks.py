@@ -297,3 +297,30 @@ def test_the_exception_class_is_read_from_the_traceback() -> None:
     except TaskAppError as outer:
         assert exception_class_path("".join(traceback.format_exception(outer))) == "tests.taskapp.tasks.TaskAppError"
     assert exception_class_path("timeout: the attempt ran longer than its 1s limit") is None
+
+
+def test_the_framework_is_django_s_own_from_django_6_and_the_backport_before() -> None:
+    import django
+
+    from jobs.tasks_backend.compat import FRAMEWORK
+
+    assert FRAMEWORK == ("django.tasks" if django.VERSION >= (6, 0) else "django_tasks")
+
+
+def _pins(name: str) -> dict[str, str]:
+    from tests.procs import ROOT
+
+    lines = (ROOT / name).read_text().splitlines()
+    pairs = [line.split("==", 1) for line in lines if "==" in line and not line.startswith("#")]
+    return {package.split("[")[0].lower(): version for package, version in pairs}
+
+
+def test_the_django_6_requirements_differ_from_the_project_s_only_where_django_6_needs_it() -> None:
+    project = {**_pins("requirements.txt"), **_pins("requirements-dev.txt")}
+    django6 = _pins("requirements-django6.txt")
+    assert "django-tasks" not in django6
+    assert django6["django"].startswith("6.0.")
+    assert (project["django-prometheus"], django6["django-prometheus"]) == ("2.4.1", "2.5.0")
+    same = set(django6) - {"django", "django-prometheus"}
+    assert {name: django6[name] for name in same} == {name: project[name] for name in same}
+    assert set(_pins("requirements.txt")) - {"django-tasks"} <= set(django6)
