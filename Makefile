@@ -13,7 +13,7 @@ endif
 TASKS_TESTS := tests/test_django_tasks.py tests/test_django_tasks_workers.py
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-floor migrate clean
+.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-floor bench-tasks migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,6 +76,9 @@ bench-api: $(STAMP)
 
 bench-floor: $(STAMP)
 	$(BIN)/python bench/latency_floor.py
+
+bench-tasks: $(STAMP)
+	$(BIN)/python bench/tasks_bench.py
 
 clean:
 	rm -rf $(VENV) $(VENV6) .local staticfiles

@@ -20,7 +20,7 @@ from jobs.tasks_backend.compat import (
     TaskResult,
     TaskResultDoesNotExist,
     TaskResultStatus,
-    normalize_json,
+    set_field,
     task_enqueued,
 )
 
@@ -48,16 +48,12 @@ class ZipLineBackend(BaseTaskBackend):
         from jobs.validation import InvalidJob
 
         self.validate_task(task)
-        args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
-        try:
-            job, _ = enqueue_idempotent(self._spec(task, args, kwargs))
-        except InvalidJob as exc:
-            raise InvalidTask(str(exc)) from None
+        # The result normalizes the arguments to JSON (the framework's TypeError for any other value).
         result = TaskResult(
             task=task,
-            id=str(job.pk),
+            id="",
             status=TaskResultStatus.READY,
-            enqueued_at=job.created_at,
+            enqueued_at=None,
             started_at=None,
             finished_at=None,
             last_attempted_at=None,
@@ -67,6 +63,12 @@ class ZipLineBackend(BaseTaskBackend):
             errors=[],
             worker_ids=[],
         )
+        try:
+            job, _ = enqueue_idempotent(self._spec(task, result.args, result.kwargs))
+        except InvalidJob as exc:
+            raise InvalidTask(str(exc)) from None
+        set_field(result, "id", str(job.pk))
+        set_field(result, "enqueued_at", job.created_at)
         transaction.on_commit(lambda: task_enqueued.send(type(self), task_result=result))
         return result
 
