@@ -30,7 +30,7 @@ if str(DATABASES["default"]["ENGINE"]).endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": f"test_zipline_{os.getpid()}"}  # noqa: F405
 
 # The Django tasks of tests/taskapp: the project's default backend, plus one that retries at once and
-# one whose attempts time out after half a second.
+# one that retries after a minute and one whose attempts time out after half a second.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.taskapp"]
 _ZIPLINE_TASKS = "jobs.tasks_backend.backend.ZipLineBackend"
 TASKS = {
@@ -39,6 +39,11 @@ TASKS = {
         "BACKEND": _ZIPLINE_TASKS,
         "QUEUES": [],
         "OPTIONS": {"retry": {"backoff": "fixed", "initial_delay": 0.05}},
+    },
+    "patient": {
+        "BACKEND": _ZIPLINE_TASKS,
+        "QUEUES": [],
+        "OPTIONS": {"retry": {"backoff": "fixed", "initial_delay": 60, "jitter": False}},
     },
     "short": {"BACKEND": _ZIPLINE_TASKS, "QUEUES": [], "OPTIONS": {"timeout": 0.5, "retry": {"max_retries": 0}}},
 }

@@ -324,3 +324,15 @@ def test_the_django_6_requirements_differ_from_the_project_s_only_where_django_6
     same = set(django6) - {"django", "django-prometheus"}
     assert {name: django6[name] for name in same} == {name: project[name] for name in same}
     assert set(_pins("requirements.txt")) - {"django-tasks"} <= set(django6)
+
+
+@pytest.mark.django_db
+def test_a_cancelled_task_is_failed_with_its_finish_time(broker: object) -> None:
+    from jobs import client
+
+    result = tasks.noop.enqueue()
+    client.cancel(result.id)
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
+    assert result.finished_at == Job.objects.get(pk=result.id).completed_at is not None
+    assert (result.errors, result.worker_ids) == ([], [])

@@ -15,7 +15,7 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.models import Job
+from jobs.models import Job, JobAttempt
 from jobs.tasks_backend.compat import TaskResult, TaskResultStatus, default_task_backend
 from tests.helpers import wait_for
 from tests.procs import Proc, running, wait_for_workers
@@ -124,6 +124,11 @@ def test_a_task_over_its_timeout_fails_with_a_timeout(broker: Any, workers: Proc
         assert [e.exception_class for e in done.errors] == [TimeoutError]
         assert "longer than its 0.5s limit" in done.errors[0].traceback
         assert (done.finished_at - done.started_at).total_seconds() < 10
+    mine: dict[str, list[tuple[str, str]]] = {task_id: [] for task_id in (sync.id, asynchronous.id)}
+    for name, task_id, status, *_ in signals(broker):
+        mine.setdefault(task_id, []).append((name, status))
+    assert mine[sync.id] == [("started", "RUNNING")], "no task_finished from a process the worker replaced"
+    assert mine[asynchronous.id] == [("started", "RUNNING"), ("finished", "FAILED")]
 
 
 def test_a_failed_attempt_is_retried_and_the_context_counts_the_attempts(broker: Any, workers: Proc) -> None:
@@ -145,6 +150,21 @@ def test_a_failed_attempt_is_retried_and_the_context_counts_the_attempts(broker:
         ("started", "RUNNING", "3"),
         ("finished", "SUCCESSFUL", "3"),
     ]
+
+
+def test_between_two_attempts_the_result_is_ready_with_the_failed_attempt_s_error(broker: Any, workers: Proc) -> None:
+    """``patient`` retries after a minute: the test looks at the result in between, then cancels it."""
+    from jobs import client
+
+    result = tasks.flaky.using(backend="patient").enqueue(2)
+    wait_for(lambda: Job.objects.filter(pk=result.id, status="retrying").exists(), message="the retry")
+    result.refresh()
+    assert result.status == TaskResultStatus.READY and not result.is_finished
+    assert result.attempts == 1 and result.worker_ids == [JobAttempt.objects.get(job_id=result.id).worker]
+    assert [e.exception_class for e in result.errors] == [RuntimeError]
+    client.cancel(result.id)
+    result.refresh()
+    assert result.status == TaskResultStatus.FAILED
 
 
 def test_a_task_with_run_after_runs_once_it_is_due(broker: Any, workers: Proc) -> None:

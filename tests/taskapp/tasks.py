@@ -1,7 +1,7 @@
 """Django tasks the tests enqueue through ZipLine's backend and run on real workers.
 
 Aliases (tests/settings.py): ``default`` is the project's own backend; ``quick`` retries after 50 ms;
-``short`` gives each attempt 0.5 s and no retry. Tasks that leave evidence push it to a Redis list.
+``patient`` after a minute; ``short`` gives each attempt 0.5 s and no retry. Tasks that leave evidence push it to a Redis list.
 """
 
 from __future__ import annotations
