@@ -173,6 +173,8 @@ def test_queues_restrict_the_queue_names_as_the_framework_says(broker: object) -
             tasks.noop.using(queue_name="unknown_queue")
         with pytest.raises(InvalidTask, match="Queue 'default' is not valid for backend."):
             default_task_backend.enqueue(tasks.noop, [], {})
+        with pytest.raises(InvalidTask, match="Queue 'default' is not valid for backend."):
+            async_to_sync(tasks.noop.aenqueue)()
         result = tasks.noop.using(queue_name="queue-1").enqueue()
     assert Job.objects.get(pk=result.id).queue == "queue-1"
 
@@ -336,3 +338,16 @@ def test_a_cancelled_task_is_failed_with_its_finish_time(broker: object) -> None
     assert result.status == TaskResultStatus.FAILED
     assert result.finished_at == Job.objects.get(pk=result.id).completed_at is not None
     assert (result.errors, result.worker_ids) == ([], [])
+
+
+@pytest.mark.django_db
+def test_enqueue_logs_the_task_on_the_framework_s_logger_when_it_commits(
+    broker: object, caplog: pytest.LogCaptureFixture, django_capture_on_commit_callbacks: Any
+) -> None:
+    from jobs.tasks_backend.compat import FRAMEWORK
+
+    with caplog.at_level("DEBUG", logger=FRAMEWORK), django_capture_on_commit_callbacks(execute=True):
+        result = tasks.noop.enqueue()
+        assert not [r for r in caplog.records if r.name == FRAMEWORK]
+    [line] = [r.getMessage() for r in caplog.records if r.name == FRAMEWORK]
+    assert f"Task id={result.id} path=tests.taskapp.tasks.noop enqueued backend=default" == line

@@ -132,7 +132,7 @@ def test_a_task_over_its_timeout_fails_with_a_timeout(broker: Any, workers: Proc
 
 
 def test_a_failed_attempt_is_retried_and_the_context_counts_the_attempts(broker: Any, workers: Proc) -> None:
-    result = tasks.flaky.enqueue(3)
+    result, async_result = tasks.flaky.enqueue(3), tasks.flaky_async.enqueue(2)
     done = finished(result)
     assert done.status == TaskResultStatus.SUCCESSFUL, done.errors
     assert done.attempts == 3 and len(done.worker_ids) == 3
@@ -141,6 +141,9 @@ def test_a_failed_attempt_is_retried_and_the_context_counts_the_attempts(broker:
     assert done.errors[0].traceback.endswith("RuntimeError: attempt 1 fails on purpose\n")
     assert done.errors[1].traceback.endswith("RuntimeError: attempt 2 fails on purpose\n")
     assert done.started_at < done.last_attempted_at < done.finished_at
+    done_async = finished(async_result)
+    assert (done_async.status, done_async.return_value, done_async.attempts) == (TaskResultStatus.SUCCESSFUL, 2, 2)
+    assert [e.exception_class for e in done_async.errors] == [RuntimeError]
     mine = [(name, status, attempts) for name, task_id, status, attempts, _ in signals(broker) if task_id == result.id]
     assert mine == [
         ("started", "RUNNING", "1"),

@@ -93,3 +93,12 @@ def record(key: str, tag: str) -> str:
     """Pushes ``tag`` to the Redis list ``key``: the order in which tasks ran."""
     client().rpush(key, tag)
     return tag
+
+
+@task(backend="quick", takes_context=True)
+async def flaky_async(context: TaskContext, succeed_on: int) -> int:
+    """The async form of :func:`flaky`: its earlier attempts are read off the event loop."""
+    await asyncio.sleep(0)
+    if context.attempt < succeed_on:
+        raise RuntimeError(f"attempt {context.attempt} fails on purpose")
+    return int(context.attempt)
