@@ -9,7 +9,7 @@ fields of a job's ``retry``) and ``timeout`` (seconds), given to every job of th
 from __future__ import annotations
 
 from inspect import iscoroutinefunction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -23,6 +23,9 @@ from jobs.tasks_backend.compat import (
     set_field,
     task_enqueued,
 )
+
+if TYPE_CHECKING:
+    from jobs.validation import JobSpec
 
 SYNC_TYPE = "django_task"
 ASYNC_TYPE = "django_task_async"
@@ -44,6 +47,8 @@ class ZipLineBackend(BaseTaskBackend):
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         """Write the task's job (dispatched when the caller's transaction commits); return its result."""
+        # Imported here, as in the methods below: an app may build this backend (decorating its tasks)
+        # while the apps are still loading, before the models can be imported.
         from jobs.client import enqueue_idempotent
         from jobs.validation import InvalidJob
 
@@ -72,7 +77,7 @@ class ZipLineBackend(BaseTaskBackend):
         transaction.on_commit(lambda: task_enqueued.send(type(self), task_result=result))
         return result
 
-    def _spec(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    def _spec(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> JobSpec:
         from jobs.validation import JobSpec
 
         payload: dict[str, Any] = {"task": task.module_path, "args": args, "kwargs": kwargs, "backend": self.alias}
