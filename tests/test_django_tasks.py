@@ -171,12 +171,22 @@ def test_queues_restrict_the_queue_names_as_the_framework_says(broker: object) -
     with override_settings(TASKS=only):
         with pytest.raises(InvalidTask, match="Queue 'unknown_queue' is not valid for backend."):
             tasks.noop.using(queue_name="unknown_queue")
-        with pytest.raises(InvalidTask, match="Queue 'default' is not valid for backend."):
-            default_task_backend.enqueue(tasks.noop, [], {})
+        for _ in range(2):  # a task found invalid is checked again each time (only valid ones are remembered)
+            with pytest.raises(InvalidTask, match="Queue 'default' is not valid for backend."):
+                default_task_backend.enqueue(tasks.noop, [], {})
         with pytest.raises(InvalidTask, match="Queue 'default' is not valid for backend."):
             async_to_sync(tasks.noop.aenqueue)()
         result = tasks.noop.using(queue_name="queue-1").enqueue()
     assert Job.objects.get(pk=result.id).queue == "queue-1"
+
+
+@pytest.mark.django_db
+def test_a_task_valid_for_one_backend_is_checked_again_by_a_backend_built_for_new_settings(broker: object) -> None:
+    tasks.noop.enqueue()
+    with override_settings(TASKS={"default": {"BACKEND": ZIPLINE, "QUEUES": ["other"]}}):
+        with pytest.raises(InvalidTask, match="Queue 'default' is not valid for backend."):
+            tasks.noop.enqueue()
+    assert Job.objects.count() == 1
 
 
 @pytest.mark.django_db

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 SYNC_TYPE = "django_task"
 ASYNC_TYPE = "django_task_async"
 TASK_TYPES = (SYNC_TYPE, ASYNC_TYPE)
+MAX_REMEMBERED_TASKS = 1024
 
 
 class ZipLineBackend(BaseTaskBackend):
@@ -44,6 +45,20 @@ class ZipLineBackend(BaseTaskBackend):
         super().__init__(alias, params)
         self.retry: dict[str, Any] | None = self.options.get("retry")
         self.timeout: float | str | None = self.options.get("timeout")
+        # Tasks this backend found valid, with their job type: a task's validity depends only on the
+        # task and this backend's settings (a change of TASKS builds a new backend), and checking it
+        # again (signature inspection) is most of the framework's cost on every enqueue.
+        self._valid: dict[Task, str] = {}
+
+    def job_type(self, task: Task) -> str:
+        """Validate ``task`` (the framework's ``InvalidTask``), once per task; the type of its jobs."""
+        known = self._valid.get(task)
+        if known is None:
+            self.validate_task(task)
+            if len(self._valid) >= MAX_REMEMBERED_TASKS:
+                self._valid.clear()  # bounded: tasks made with ever new run_after values are all different
+            known = self._valid[task] = ASYNC_TYPE if iscoroutinefunction(task.func) else SYNC_TYPE
+        return known
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         """Write the task's job (dispatched when the caller's transaction commits); return its result."""
@@ -52,7 +67,7 @@ class ZipLineBackend(BaseTaskBackend):
         from jobs.client import enqueue_idempotent
         from jobs.validation import InvalidJob
 
-        self.validate_task(task)
+        job_type = self.job_type(task)
         # The result normalizes the arguments to JSON (the framework's TypeError for any other value).
         result = TaskResult(
             task=task,
@@ -69,7 +84,7 @@ class ZipLineBackend(BaseTaskBackend):
             worker_ids=[],
         )
         try:
-            job, _ = enqueue_idempotent(self._spec(task, result.args, result.kwargs))
+            job, _ = enqueue_idempotent(self._spec(task, job_type, result.args, result.kwargs))
         except InvalidJob as exc:
             raise InvalidTask(str(exc)) from None
         set_field(result, "id", str(job.pk))
@@ -77,14 +92,14 @@ class ZipLineBackend(BaseTaskBackend):
         transaction.on_commit(lambda: task_enqueued.send(type(self), task_result=result))
         return result
 
-    def _spec(self, task: Task, args: list[Any], kwargs: dict[str, Any]) -> JobSpec:
+    def _spec(self, task: Task, job_type: str, args: list[Any], kwargs: dict[str, Any]) -> JobSpec:
         from jobs.validation import JobSpec
 
         payload: dict[str, Any] = {"task": task.module_path, "args": args, "kwargs": kwargs, "backend": self.alias}
         if task.run_after is not None:
             payload["run_after"] = task.run_after.isoformat()
         return JobSpec(
-            ASYNC_TYPE if iscoroutinefunction(task.func) else SYNC_TYPE,
+            job_type,
             payload,
             name=task.module_path[:200],
             queue=task.queue_name,
