@@ -361,3 +361,33 @@ def test_enqueue_logs_the_task_on_the_framework_s_logger_when_it_commits(
         assert not [r for r in caplog.records if r.name == FRAMEWORK]
     [line] = [r.getMessage() for r in caplog.records if r.name == FRAMEWORK]
     assert f"Task id={result.id} path=tests.taskapp.tasks.noop enqueued backend=default" == line
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["antigravity.fly", "os.system", "tests.settings.SECRET_KEY"])
+def test_a_submitted_task_outside_the_installed_apps_is_refused_naming_the_field(broker: object, path: str) -> None:
+    """A job of the task types may be submitted like any job (REST, Python): it must not make a worker
+    import a module of the submitter's choosing, so only the packages of installed apps may be named."""
+    from jobs import client
+    from jobs.validation import InvalidJob
+
+    for job_type in (SYNC_TYPE, ASYNC_TYPE):
+        with pytest.raises(InvalidJob) as refused:
+            client.enqueue(job_type, {"task": path, "args": [], "kwargs": {}})
+        assert refused.value.field == "payload.task", refused.value
+        assert "installed app" in str(refused.value)
+    assert not Job.objects.filter(type__in=[SYNC_TYPE, ASYNC_TYPE]).exists()
+
+
+def test_a_worker_refuses_a_stored_task_outside_the_installed_apps() -> None:
+    from jobs.tasks_backend.results import NotATask, load_task
+
+    with pytest.raises(NotATask, match="not in an installed app"):
+        load_task({"task": "antigravity.fly"})
+    assert load_task({"task": f"{tasks.__name__}.{next(iter(_task_names()))}"})
+
+
+def _task_names() -> list[str]:
+    from jobs.tasks_backend.compat import Task
+
+    return [name for name, value in vars(tasks).items() if isinstance(value, Task)]

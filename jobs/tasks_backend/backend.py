@@ -33,7 +33,7 @@ TASK_TYPES = (SYNC_TYPE, ASYNC_TYPE)
 MAX_REMEMBERED_TASKS = 1024
 
 
-class ZipLineBackend(BaseTaskBackend):
+class ZipLineBackend(BaseTaskBackend):  # type: ignore[misc]  # Any: from django.tasks or the backport (compat)
     """Runs tasks on ZipLine's workers, with their retries, timeouts, priorities and leases."""
 
     supports_defer = True

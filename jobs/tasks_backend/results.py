@@ -40,9 +40,20 @@ class NotATask(LookupError):
     """A job's payload names something that is not (or no longer) an importable task."""
 
 
+def in_an_installed_app(path: str) -> bool:
+    """Whether ``path`` lies in the package of an installed app: nothing else is imported for a job, so a
+    submitter cannot make a worker import an arbitrary module (whose import alone may act)."""
+    from django.apps import apps
+
+    module = path.rpartition(".")[0]
+    return any(module == app.name or module.startswith(f"{app.name}.") for app in apps.get_app_configs())
+
+
 def load_task(payload: dict[str, Any]) -> Task:
     """The ``Task`` a job's payload names, with the options it was enqueued with."""
     path = payload.get("task")
+    if not in_an_installed_app(str(path)):
+        raise NotATask(f"task {path!r} is not in an installed app (INSTALLED_APPS, JQS_APPS)")
     try:
         found = import_string(str(path))
     except ImportError as exc:

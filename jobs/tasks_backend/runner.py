@@ -34,8 +34,12 @@ if TYPE_CHECKING:
 
 def check_payload(payload: dict[str, Any]) -> None:
     """A task's payload: the task's dotted path, its JSON arguments, the backend's alias."""
+    from jobs.tasks_backend.results import in_an_installed_app
+
     if not isinstance(payload.get("task"), str):
         raise PayloadError("task", "must be the task's dotted path")
+    if not in_an_installed_app(payload["task"]):
+        raise PayloadError("task", "must name a task in an installed app (INSTALLED_APPS, JQS_APPS)")
     if not isinstance(payload.get("args", []), list):
         raise PayloadError("args", "must be a list")
     if not isinstance(payload.get("kwargs", {}), dict):
