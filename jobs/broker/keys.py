@@ -20,6 +20,7 @@ class QueueKeys:
     leases: str
     tokens: str
     paused: str
+    flow: str
     tag: str
 
 
@@ -34,6 +35,7 @@ def queue_keys(prefix: str, queue: str) -> QueueKeys:
         leases=f"{tag}:leases",
         tokens=f"{tag}:tokens",
         paused=f"{tag}:paused",
+        flow=f"{tag}:flow",
         tag=tag,
     )
 
