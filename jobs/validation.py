@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from jobs import payloads
 from jobs.lifecycle import Verb, target
+from jobs.limits import InvalidLimit, check_group
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
 from jobs.registry import PayloadError, RetryDefaults, registry, retry_defaults
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
@@ -70,6 +71,7 @@ class JobSpec:
     retry: dict[str, Any] | None = None
     timeout: float | str | None = None
     idempotency_key: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,11 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
             raise InvalidJob("idempotency_key", f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
         check_text("idempotency_key", key)
         fields["idempotency_key"] = key
+    if spec.group:
+        try:
+            fields["group"] = check_group(spec.group)
+        except InvalidLimit as exc:
+            raise InvalidJob(exc.field, exc.message) from None
     if spec.schedule_at is not None and spec.delay is not None:
         raise InvalidJob("delay", "give schedule_at or delay, not both")
     due: datetime | None = None

@@ -15,6 +15,7 @@ from django.db import DatabaseError
 
 from jobs import recovery, states
 from jobs.broker import Broker, BrokerUnavailable, Settlement
+from jobs.queue_limits import LimitBook
 from workers.executor import Executor
 from workers.state import WorkerState, best_effort
 
@@ -39,6 +40,8 @@ class Fetcher:
         self.claims_in_doubt: list[str] = []
         # With a deep queue, claim when this many slots are free (bounded by GATHER_WAIT).
         self.gather_target = max(1, min(CLAIM_BATCH, self.options.slots // 2))
+        # The queues' limits, passed to every claim (docs/flow-control.md): read from the database each second.
+        self.limits = LimitBook()
 
     def run(self) -> None:
         state = self.state
@@ -96,7 +99,10 @@ class Fetcher:
         state = self.state
         first = self._claim_order()[0]
         want = min(free, CLAIM_BATCH)
-        claim = self.broker.wait_and_claim(self._queue_names(), timeout, first, state.worker_id, want, state.lease_ms)
+        limits = self.limits.get(first)
+        claim = self.broker.wait_and_claim(
+            self._queue_names(), timeout, first, state.worker_id, want, state.lease_ms, limits
+        )
         state.note_claim_attempt()
         return self._start(first, claim.ids) if claim.ids else 0
 
@@ -133,7 +139,7 @@ class Fetcher:
             want = min(free - started, CLAIM_BATCH)
             if want <= 0 or state.stopping.is_set():
                 break
-            claim = self.broker.claim(name, state.worker_id, want, state.lease_ms)
+            claim = self.broker.claim(name, state.worker_id, want, state.lease_ms, limits=self.limits.get(name))
             if claim.next_due_ms is not None:
                 next_due = claim.next_due_ms if next_due is None else min(next_due, claim.next_due_ms)
             if claim.ids:

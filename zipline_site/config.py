@@ -267,6 +267,18 @@ def _key_prefix(value: Any) -> str:
 _RATE = re.compile(r"([0-9]{1,9})/(s|sec|second|m|min|minute|h|hour|d|day)")
 
 
+_JOB_RATE = re.compile(r"([0-9]{1,9})/(s|m|h)")
+
+
+def _job_rate(value: Any) -> str:
+    """A queue's or group's rate limit (``100/s``, ``1000/m``, ``50000/h``; ``""`` for none): jobs.limits reads it."""
+    text = _string(value).strip()
+    match = _JOB_RATE.fullmatch(text)
+    if text and (not match or int(match.group(1)) < 1):
+        raise ValueError("expected a rate such as 100/s (per s, m or h, at least 1), or empty for none")
+    return text
+
+
 def _rate(value: Any) -> str | None:
     """A rate limit as DRF writes it (``1200/min``), or None for ``off``."""
     text = _string(value).strip().lower()
@@ -395,6 +407,54 @@ SETTINGS: tuple[Setting, ...] = (
         _integer(0, 1_000_000_000),
         0,
         "recycle a worker process after this many jobs (0: never)",
+    ),
+    _s(
+        "limits_queue_concurrency",
+        "limits.queue_concurrency",
+        "JQS_LIMITS_QUEUE_CONCURRENCY",
+        _integer(0, 1_000_000),
+        0,
+        "default jobs of one queue running at once, over all workers (0: no limit)",
+    ),
+    _s(
+        "limits_queue_rate",
+        "limits.queue_rate",
+        "JQS_LIMITS_QUEUE_RATE",
+        _job_rate,
+        "",
+        "default starts of one queue (100/s, 1000/m, 50000/h; empty: no limit)",
+    ),
+    _s(
+        "limits_queue_burst",
+        "limits.queue_burst",
+        "JQS_LIMITS_QUEUE_BURST",
+        _integer(1, 1_000_000),
+        1,
+        "default starts at once under a queue's rate",
+    ),
+    _s(
+        "limits_group_concurrency",
+        "limits.group_concurrency",
+        "JQS_LIMITS_GROUP_CONCURRENCY",
+        _integer(0, 1_000_000),
+        0,
+        "default jobs of one group running at once (0: no limit)",
+    ),
+    _s(
+        "limits_group_rate",
+        "limits.group_rate",
+        "JQS_LIMITS_GROUP_RATE",
+        _job_rate,
+        "",
+        "default starts of one group (empty: no limit)",
+    ),
+    _s(
+        "limits_group_burst",
+        "limits.group_burst",
+        "JQS_LIMITS_GROUP_BURST",
+        _integer(1, 1_000_000),
+        1,
+        "default starts of one group at once under its rate",
     ),
     _s(
         "scheduler_enabled",

@@ -139,6 +139,7 @@ def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> di
         "error": job.error,
         "traceback": job.traceback,
         "idempotency_key": job.idempotency_key,
+        "group": job.group,
         "worker": job.worker,
         "duration": job.duration,
         "attempt_history": [attempt_data(a) for a in attempts],
@@ -250,6 +251,12 @@ class JobSubmitSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Submitting again with a used key returns the first job (200) instead of creating one.",
     )
+    group = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="Within a queue, groups take turns and may be limited (docs/flow-control.md); none by default.",
+    )
 
 
 class JobBatchSubmitSerializer(serializers.Serializer):
@@ -304,6 +311,7 @@ class JobSerializer(JobSummarySerializer):
     result = AnyJSONField(allow_null=True, help_text="What the processor returned (completed jobs).")
     traceback = serializers.CharField(allow_blank=True)
     idempotency_key = serializers.CharField(allow_null=True)
+    group = serializers.CharField(allow_blank=True, help_text='The job\'s group within its queue ("" for none).')
     worker = serializers.CharField(allow_blank=True, help_text="The worker running or that last ran the job.")
     duration = serializers.FloatField(allow_null=True, help_text="Seconds from start to completion.")
     attempt_history = JobAttemptSerializer(many=True)

@@ -164,9 +164,8 @@ local function read_limits(argv, first)
   return limits
 end
 
+-- Queue or group limits make a queue a flow queue; type limits matter only where type lanes exist
+-- (whose jobs made the queue a flow queue already).
 local function limits_set(limits)
-  if next(limits.types) then
-    return true
-  end
   return limits.q.conc + limits.q.rate + limits.g.conc + limits.g.rate > 0
 end
