@@ -111,6 +111,17 @@ def update(name: str, changes: Mapping[str, Any]) -> QueueLimits:
     return resolve(row)
 
 
+def patch(name: str, changes: Any) -> dict[str, Any]:
+    """``PATCH /api/v1/queues/{name}``: set limits, answer with those in force; a bad value is an
+    :class:`~jobs.validation.InvalidJob` naming the field (400)."""
+    from jobs.validation import InvalidJob
+
+    try:
+        return {"name": name, "limits": update(name, changes).as_dict()}
+    except InvalidLimit as exc:
+        raise InvalidJob(exc.field, exc.message) from None
+
+
 class LimitBook:
     """A worker's copy of its queues' limits, read again from the database every second."""
 

@@ -400,6 +400,23 @@ class QueueStatsSerializer(serializers.Serializer):
     depth = DepthSerializer(help_text="Redis structures of the queue.")
 
 
+class QueueLimitsSerializer(serializers.Serializer):
+    """A queue's limits and its groups' (docs/flow-control.md). In a PATCH, give only those to change;
+    null resets one to the configuration's default. In an answer, null is no limit."""
+
+    concurrency = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    rate_limit = serializers.CharField(allow_null=True, required=False, help_text='"100/s", "1000/m" or "50000/h".')
+    rate_burst = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    group_concurrency = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    group_rate_limit = serializers.CharField(allow_null=True, required=False)
+    group_rate_burst = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+
+
+class QueueLimitsResponseSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    limits = QueueLimitsSerializer()
+
+
 class WorkersSummarySerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="Live worker processes.")
     busy = serializers.IntegerField(help_text="Jobs running now.")
