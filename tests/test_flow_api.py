@@ -91,7 +91,8 @@ def test_a_group_of_200_characters_is_taken() -> None:
 
 def test_rates_parse_per_second_minute_and_hour() -> None:
     assert parse_rate("r", "100/s") == Rate(100, 1)
-    assert parse_rate("r", "1000/m").interval_ms == 60.0
+    per_minute = parse_rate("r", "1000/m")
+    assert per_minute is not None and per_minute.interval_ms == 60.0
     assert parse_rate("r", "50000/h") == Rate(50000, 3600)
     assert parse_rate("r", "") is None
 
