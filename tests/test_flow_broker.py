@@ -190,3 +190,18 @@ def test_a_queue_without_lanes_or_limits_keeps_the_fast_path(broker: Broker, clo
     push(broker, "", 3)
     assert len(claim(broker, 5)) == 3
     assert not broker.client.exists(broker.keys("q").flow)
+
+
+def test_late_claims_keep_the_rate_on_average_without_passing_rate_plus_burst(
+    broker: Broker, clock: DrivenClock
+) -> None:
+    from tests.flow_ledger import busiest_second
+
+    push(broker, "", 300)
+    limits = FlowLimits(queue=Limit(interval_ms=20.0, burst=1))  # 50/s, claims come every 25 ms
+    starts: list[float] = []
+    for _ in range(160):  # four seconds
+        starts += [clock.ms / 1000] * len(claim(broker, 64, limits))
+        clock.advance(25)
+    assert 198 <= len(starts) <= 201
+    assert busiest_second(starts) <= 51
