@@ -24,6 +24,7 @@ logger = logging.getLogger("zipline.worker")
 CLAIM_BATCH = 64
 GATHER_WAIT = 0.003
 QUEUE_LIST_TTL = 2.0
+SHORT_WAIT = 0.05
 
 
 class Fetcher:
@@ -63,7 +64,11 @@ class Fetcher:
                 timeout = self.options.poll_interval
                 if next_due_ms is not None:
                     timeout = min(timeout, next_due_ms / 1000)
-                if timeout > 0 and not state.stopping.is_set():
+                if 0 < timeout <= SHORT_WAIT:
+                    # A rate limit's next start (or a job due) in a few ms: a local sleep is on time,
+                    # where a blocking wait in Redis can end late, and every ms late slows the rate.
+                    state.stopping.wait(timeout)
+                elif timeout > 0 and not state.stopping.is_set():
                     deep = self._wait_then_claim(free, timeout) >= free
                 state.redis_recovered()
             except BrokerUnavailable as exc:
