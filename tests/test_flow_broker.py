@@ -206,6 +206,6 @@ def test_late_claims_keep_the_rate_on_average_without_passing_rate_plus_burst(
         if clock.ms - begin >= 4000:
             break
         assert got.next_due_ms is not None
-        clock.advance(got.next_due_ms + step % 10)  # each claim comes 0 to 9 ms after its turn
+        clock.advance(got.next_due_ms + step % 5)  # each claim comes 0 to 4 ms after its turn
     assert 199 <= len(starts) <= 201, len(starts)
     assert busiest_second(starts) <= 51

@@ -92,7 +92,7 @@ def test_a_queue_rate_holds_across_two_pools(broker: Any, tmp_path: Path) -> Non
         sleeps("paced", ledger, ["", "x"], 50, 0)
         all_done("paced", 100, 30, procs)
     starts = started_at("paced")
-    assert busiest_second(starts) <= 20 + 1  # the rate plus the burst (1)
+    assert busiest_second(starts) <= 20 + 1 + 1  # the rate plus the burst (1), plus stamping jitter (below)
     span = max(starts) - min(starts)
     assert 99 / 20 * 0.95 <= span <= 99 / 20 * 1.05 + 0.2, span
 
@@ -106,7 +106,10 @@ def test_the_issues_rate_3000_jobs_at_50_a_second_over_two_pools(broker: Any, tm
         sleeps("paced", ledger, [""], 3000, 0)
         all_done("paced", 3000, 120, procs)
     starts = started_at("paced")
-    assert busiest_second(starts) <= 50 + 1
+    # Claims: at most 50 + the burst (1) in any second (tests/test_flow_broker.py, on Redis's clock).
+    # The rows' started_at is stamped by each worker a moment after its claim, by a delay that varies
+    # on a loaded machine, so one more start may fall into a window here.
+    assert busiest_second(starts) <= 50 + 1 + 1
     assert 57 <= max(starts) - min(starts) <= 63
 
 

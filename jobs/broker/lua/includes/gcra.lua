@@ -2,15 +2,16 @@
 -- with up to `burst` at once. The key holds the theoretical arrival time (TAT, ms); a missing key is
 -- a full bucket. The key expires once the bucket is full again, so idle limits leave nothing behind.
 -- A start that comes late (a worker wakes a few ms after its turn) keeps its place on the grid, up
--- to half an interval, so the rate holds on average; any window of one period still holds at most
--- the rate's count plus the burst (with half an interval to spare for the starts' jitter).
+-- to CATCH_UP_MS (at most half an interval), so the rate holds on average; any window of one period
+-- still holds at most the rate's count plus the burst.
+local CATCH_UP_MS = 5
 
 local function rate_tat(key, interval, now)
   local stored = redis.call('GET', key)
   if not stored then
     return now -- a full bucket (the key outlives its TAT by one interval: longer than the catch-up)
   end
-  return math.max(tonumber(stored), now - interval / 2)
+  return math.max(tonumber(stored), now - math.min(interval / 2, CATCH_UP_MS))
 end
 
 -- 0 when a job may start at `now`, else the ms to wait. Charges nothing.
