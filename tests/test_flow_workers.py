@@ -55,7 +55,8 @@ def all_done(queue: str, n: int, timeout: float, procs: list[Any]) -> None:
 def started_at(queue: str) -> list[float]:
     """When each job of ``queue`` started, as its row records it (the worker marks it running right
     after the claim: the processor's own first line comes later, by a varying delay)."""
-    return [at.timestamp() for at in Job.objects.filter(queue=queue).values_list("started_at", flat=True)]
+    stamps = Job.objects.filter(queue=queue).values_list("started_at", flat=True)
+    return [at.timestamp() for at in stamps if at is not None]
 
 
 def test_group_concurrency_one_on_two_pools_never_overlaps_a_group(broker: Any, tmp_path: Path) -> None:
