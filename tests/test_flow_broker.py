@@ -209,3 +209,10 @@ def test_late_claims_keep_the_rate_on_average_without_passing_rate_plus_burst(
         clock.advance(got.next_due_ms + step % 5)  # each claim comes 0 to 4 ms after its turn
     assert 199 <= len(starts) <= 201, len(starts)
     assert busiest_second(starts) <= 51
+
+
+def test_jobs_running_before_a_queue_limit_count_against_it(broker: Broker, clock: DrivenClock) -> None:
+    push(broker, "", 5)
+    assert len(claim(broker, 2)) == 2  # the fast path: no limit yet
+    limits = FlowLimits(queue=Limit(concurrency=2))
+    assert claim(broker, 5, limits) == []

@@ -50,8 +50,8 @@ if redis.call('EXISTS', flow) == 0 and not limits_set(limits) then
   wake(ready, notify)
   return { ids, next_due(delayed, now), 0 }
 end
-redis.call('SET', flow, '1') -- settle, renew and reclaim keep the slots from now on
 local tag = flow_tag(flow)
+mark_flow(tag) -- settle, renew and reclaim keep the slots from now on
 promote(ready, delayed, prio, seq, now, limit, tag)
 local ids, wait = flow_claim(tag, ready, leases, tokens, notify, token, count, ttl, limits, now)
 local due = next_due(delayed, now)

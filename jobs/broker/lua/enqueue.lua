@@ -33,7 +33,7 @@ for i = 2, #ARGV, 4 do
       redis.call('HSET', prio, id, priority)
       if lane ~= '' then
         redis.call('HSET', tag .. ':jlane', id, lane)
-        redis.call('SET', flow, '1')
+        mark_flow(tag)
       end
       wake_if_earliest(delayed, notify, id)
     elseif flowing then

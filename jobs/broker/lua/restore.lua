@@ -20,13 +20,13 @@ local now = now_ms(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local tag = flow_tag(flow)
 if ARGV[3] == '1' then
-  redis.call('SET', flow, '1')
+  mark_flow(tag)
 end
 local created = 0
 for i = 4, #ARGV, 5 do
   local id, kind, extra, due, lane = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
   if lane ~= '' then
-    redis.call('SET', flow, '1')
+    mark_flow(tag)
   end
   local flowing = redis.call('EXISTS', flow) == 1
   local leased = redis.call('ZSCORE', leases, id)

@@ -41,13 +41,21 @@ local function join_turns(tag, lane)
   redis.call('ZADD', lanes, 'NX', head[2] or 0, lane)
 end
 
+-- The queue takes the flow path from now on; the jobs leased on the fast path until now hold the
+-- queue's concurrency slot (`run`) like those claimed from here on.
+local function mark_flow(tag)
+  if redis.call('SET', tag .. ':flow', '1', 'NX') then
+    redis.call('ZUNIONSTORE', tag .. ':run', 2, tag .. ':run', tag .. ':leases', 'AGGREGATE', 'MAX')
+  end
+end
+
 -- Adds a waiting job to its lane; a lane that was empty joins the turns.
 local function lane_push(tag, ready, lane, id, score)
   local key = lane_key(tag, lane, ready)
   local added = redis.call('ZADD', key, 'NX', score, id)
   if lane ~= '' then
     redis.call('HSET', tag .. ':jlane', id, lane)
-    redis.call('SET', tag .. ':flow', '1')
+    mark_flow(tag)
   end
   if added == 1 and redis.call('ZCARD', key) == 1 then
     join_turns(tag, lane)
