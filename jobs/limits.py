@@ -78,6 +78,25 @@ def parse_burst(field: str, value: Any) -> int | None:
     return int(value)
 
 
+MAX_WEIGHT = 1000
+
+
+def parse_weights(field: str, value: Any) -> dict[str, int]:
+    """Groups' turns per round: ``{"vip": 3}`` (whole numbers from 1 to 1000; None or {} for none)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidLimit(field, 'must be an object of group names and weights, e.g. {"vip": 3}')
+    for group, weight in value.items():
+        if not group or check_group(group) != group:
+            raise InvalidLimit(field, f"{group!r} is not a group name")
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= MAX_WEIGHT:
+            raise InvalidLimit(
+                f"{field}.{group}", f"{weight!r} is not a weight: give a whole number from 1 to {MAX_WEIGHT}"
+            )
+    return dict(value)
+
+
 def check_group(value: Any) -> str:
     """A job's group: text of at most 200 characters without control characters ("" for none)."""
     if value is None:

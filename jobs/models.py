@@ -204,6 +204,7 @@ class QueueState(models.Model):
     group_concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="Jobs of one group at once.")
     group_rate_limit = models.CharField(max_length=32, blank=True, default="", help_text="Starts of one group.")
     group_rate_burst = models.PositiveIntegerField(null=True, blank=True)
+    group_weights = models.JSONField(default=dict, blank=True, help_text='Turns per round by group: {"vip": 3}.')
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -16,7 +16,16 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs.broker.items import NO_LIMITS, FlowLimits
-from jobs.limits import InvalidLimit, Rate, every_type_limit, limit, parse_burst, parse_concurrency, parse_rate
+from jobs.limits import (
+    InvalidLimit,
+    Rate,
+    every_type_limit,
+    limit,
+    parse_burst,
+    parse_concurrency,
+    parse_rate,
+    parse_weights,
+)
 from jobs.models import QueueState
 
 REFRESH_SECONDS = 1.0
@@ -28,6 +37,7 @@ FIELDS = {
     "group_concurrency": parse_concurrency,
     "group_rate_limit": parse_rate,
     "group_rate_burst": parse_burst,
+    "group_weights": parse_weights,
 }
 
 
@@ -41,18 +51,20 @@ class QueueLimits:
     group_concurrency: int | None = None
     group_rate: Rate | None = None
     group_burst: int | None = None
+    group_weights: tuple[tuple[str, int], ...] = ()
 
     def flow(self, types: tuple[tuple[str, Any], ...] = ()) -> FlowLimits:
         """The claim script's form, with the job types' limits."""
         queue = limit(self.concurrency, self.rate, self.burst)
         group = limit(self.group_concurrency, self.group_rate, self.group_burst)
-        if not (queue.is_set or group.is_set or types):
-            return NO_LIMITS
-        return FlowLimits(queue, group, types)
+        if not (queue.is_set or group.is_set or self.group_weights):
+            return NO_LIMITS  # type limits matter only where type lanes made the queue a flow queue
+        return FlowLimits(queue, group, types, self.group_weights)
 
     @property
     def is_set(self) -> bool:
-        return any(v is not None for v in (self.concurrency, self.rate, self.group_concurrency, self.group_rate))
+        limits = (self.concurrency, self.rate, self.group_concurrency, self.group_rate)
+        return any(v is not None for v in limits) or bool(self.group_weights)
 
     def as_dict(self) -> dict[str, Any]:
         """As the API shows them (null: no limit)."""
@@ -63,6 +75,7 @@ class QueueLimits:
             "group_concurrency": self.group_concurrency,
             "group_rate_limit": str(self.group_rate) if self.group_rate else None,
             "group_rate_burst": self.group_burst or 1,
+            "group_weights": dict(self.group_weights),
         }
 
 
@@ -81,6 +94,7 @@ def resolve(row: QueueState | None) -> QueueLimits:
         group_concurrency=_or_default(get("group_concurrency"), d.group_concurrency) or None,
         group_rate=parse_rate("group_rate_limit", _or_default(get("group_rate_limit"), d.group_rate)),
         group_burst=_or_default(get("group_rate_burst"), d.group_burst),
+        group_weights=tuple(sorted((get("group_weights") or {}).items())),
     )
 
 

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from jobs import client, queue_limits
-from jobs.limits import InvalidLimit, Rate, TypeLimits, lane, parse_rate
+from jobs.limits import InvalidLimit, Rate, TypeLimits, every_type_limit, lane, parse_rate
 from jobs.models import Job, QueueState
 from jobs.validation import InvalidJob
 from tests.helpers import EMAIL_PAYLOAD, override_zipline, token_client
@@ -31,6 +31,7 @@ def test_patch_sets_limits_and_answers_those_in_force(api: APIClient) -> None:
             "group_concurrency": 1,
             "group_rate_limit": None,
             "group_rate_burst": 1,
+            "group_weights": {},
         },
     }
     row = QueueState.objects.get(name="emails")
@@ -51,10 +52,13 @@ def test_patch_sets_limits_and_answers_those_in_force(api: APIClient) -> None:
         ("group_concurrency", -1),
         ("rate_burst", 0),
         ("speed", 1),
+        ("group_weights", ["vip"]),
+        ("group_weights.vip", {"vip": 0}),
     ],
 )
 def test_patch_refuses_bad_limits_naming_the_field(api: APIClient, field: str, value: Any) -> None:
-    response = api.patch("/api/v1/queues/emails", {field: value}, format="json")
+    body = {"group_weights": value} if field.startswith("group_weights.") else {field: value}
+    response = api.patch("/api/v1/queues/emails", body, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["details"], response.json()
     assert not QueueState.objects.filter(name="emails").exists()
@@ -116,10 +120,15 @@ def test_type_limits_come_from_the_processor_and_put_its_jobs_in_lanes() -> None
     try:
         assert lane("limited_mail", "g1") == "limited_mail\ng1"
         assert lane("send_email", "g1") == "g1"
-        assert queue_limits.LimitBook().get("default").types == (
-            ("limited_mail", TypeLimits.parse("10/s", None, 2).as_limit()),
-        )
+        assert dict(every_type_limit())["limited_mail"] == TypeLimits.parse("10/s", None, 2).as_limit()
     finally:
         registry.unregister("limited_mail")
     with pytest.raises(InvalidLimit):
         processor("bad", rate_limit="10/fortnight")
+
+
+def test_group_weights_reach_the_claim(api: APIClient) -> None:
+    response = api.patch("/api/v1/queues/weighted", {"group_weights": {"vip": 3}}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["limits"]["group_weights"] == {"vip": 3}
+    assert queue_limits.LimitBook().get("weighted").weights == (("vip", 3),)

@@ -216,3 +216,11 @@ def test_jobs_running_before_a_queue_limit_count_against_it(broker: Broker, cloc
     assert len(claim(broker, 2)) == 2  # the fast path: no limit yet
     limits = FlowLimits(queue=Limit(concurrency=2))
     assert claim(broker, 5, limits) == []
+
+
+def test_a_weighted_group_takes_more_turns(broker: Broker, clock: DrivenClock) -> None:
+    push(broker, "a", 50)
+    push(broker, "b", 50)
+    limits = FlowLimits(weights=(("a", 3),))
+    taken = [claim(broker, 1, limits)[0][0] for _ in range(16)]
+    assert taken.count("a") == 12 and taken.count("b") == 4

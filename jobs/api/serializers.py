@@ -410,6 +410,12 @@ class QueueLimitsSerializer(serializers.Serializer):
     group_concurrency = serializers.IntegerField(min_value=1, allow_null=True, required=False)
     group_rate_limit = serializers.CharField(allow_null=True, required=False)
     group_rate_burst = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    group_weights = serializers.DictField(
+        child=serializers.IntegerField(min_value=1, max_value=1000),
+        allow_null=True,
+        required=False,
+        help_text='Turns per round by group (1 for a group not named): {"vip": 3}.',
+    )
 
 
 class QueueLimitsResponseSerializer(serializers.Serializer):

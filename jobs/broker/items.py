@@ -86,11 +86,14 @@ class FlowLimits:
     queue: Limit = Limit()
     group: Limit = Limit()
     types: tuple[tuple[str, Limit], ...] = ()
+    weights: tuple[tuple[str, int], ...] = ()  # (group, turns per round); 1 for a group not named
 
     def args(self) -> list[object]:
-        out: list[object] = [*self.queue.args(), *self.group.args()]
+        out: list[object] = [*self.queue.args(), *self.group.args(), len(self.types)]
         for name, limit in self.types:
             out.extend((name, *limit.args()))
+        for group, weight in self.weights:
+            out.extend((group, weight))
         return out
 
 

@@ -15,7 +15,8 @@
     ARGV[1] now_ms (0: Redis TIME), ARGV[2] token, ARGV[3] count, ARGV[4] lease ttl in ms,
     ARGV[5] promote limit,
     ARGV[6..11] the queue's concurrency, rate interval (ms per job), burst, then the same per group
-      (0: none); then quads per limited job type: type, concurrency, rate interval, burst
+      (0: none); ARGV[12] the number of limited job types, then a quad per type: type, concurrency,
+      rate interval, burst; then pairs: group, weight (its turns per round; 1 when absent)
   Output: { {ids...}, ms until the next delayed job is due or a held limit may pass (-1: none),
     paused (0/1) }
 ]]

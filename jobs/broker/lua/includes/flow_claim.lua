@@ -1,7 +1,7 @@
 -- The claim of a flow queue (one with lanes or limits): lanes take turns, and a lane held by a limit
 -- is set aside in O(log n) instead of blocking the others. Needs: lanes, gcra.
 -- `limits`: conc, rate (interval ms), burst for the queue (`q`) and for each group (`g`), and per
--- limited type (`types[name]`); 0 means none. Returns ids, and the ms until a limit held back now
+-- limited type (`types[name]`); 0 means none. `weights[group]`: that group's turns per round (1). Returns ids, and the ms until a limit held back now
 -- may let a job through (nil: none waits on time; a freed slot wakes the queue instead).
 
 -- Room for one more job under a concurrency limit (expired leases free their slots first).
@@ -110,7 +110,9 @@ local function take_turn(tag, ready, limits, now)
   charge(tag, lane, limits, now)
   redis.call('ZREM', key, first)
   if redis.call('ZCARD', key) > 0 then
-    redis.call('ZADD', lanes, pass + 1, lane) -- to the back of the turns
+    local group = lane_parts(lane)
+    -- to the back of the turns: a group of weight w takes w turns for every one of weight 1
+    redis.call('ZADD', lanes, pass + 1 / (limits.weights[group] or 1), lane)
   else
     redis.call('ZREM', lanes, lane)
   end
@@ -152,14 +154,23 @@ local function flow_claim(tag, ready, leases, tokens, notify, token, count, ttl,
   return ids, wait
 end
 
--- The limits a worker passes (ARGV from `first`): queue and group conc/rate/burst, then per type.
+-- The limits a worker passes (ARGV from `first`): queue and group conc/rate/burst, the number of
+-- limited types and a quad per type (name, conc, rate, burst), then pairs of group and weight.
 local function read_limits(argv, first)
   local function triple(i)
     return { conc = tonumber(argv[i]), rate = tonumber(argv[i + 1]), burst = tonumber(argv[i + 2]) }
   end
-  local limits = { q = triple(first), g = triple(first + 3), types = {} }
-  for i = first + 6, #argv, 4 do
+  local limits = { q = triple(first), g = triple(first + 3), types = {}, weights = {} }
+  local types = tonumber(argv[first + 6] or '0')
+  local i = first + 7
+  for _ = 1, types do
     limits.types[argv[i]] = triple(i + 1)
+    i = i + 4
+  end
+  while i < #argv do
+    limits.weights[argv[i]] = tonumber(argv[i + 1])
+    limits.weighted = true
+    i = i + 2
   end
   return limits
 end
@@ -167,5 +178,5 @@ end
 -- Queue or group limits make a queue a flow queue; type limits matter only where type lanes exist
 -- (whose jobs made the queue a flow queue already).
 local function limits_set(limits)
-  return limits.q.conc + limits.q.rate + limits.g.conc + limits.g.rate > 0
+  return limits.weighted or limits.q.conc + limits.q.rate + limits.g.conc + limits.g.rate > 0
 end
