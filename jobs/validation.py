@@ -254,6 +254,13 @@ def _merged_retry_fields(defaults: RetryDefaults, retry: Any) -> dict[str, Any]:
     return fields
 
 
+def _group(value: Any) -> str:
+    try:
+        return check_group(value)
+    except InvalidLimit as exc:
+        raise InvalidJob(exc.field, exc.message) from None
+
+
 def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     """Check every field of ``spec``; raise :class:`InvalidJob` at the first bad one."""
     now = now or timezone.now()
@@ -288,10 +295,7 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
         check_text("idempotency_key", key)
         fields["idempotency_key"] = key
     if spec.group:
-        try:
-            fields["group"] = check_group(spec.group)
-        except InvalidLimit as exc:
-            raise InvalidJob(exc.field, exc.message) from None
+        fields["group"] = _group(spec.group)
     if spec.schedule_at is not None and spec.delay is not None:
         raise InvalidJob("delay", "give schedule_at or delay, not both")
     due: datetime | None = None

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Case, Value, When
 from django.utils import timezone
@@ -91,6 +92,17 @@ class _Limited:
         return self.known[queue]
 
 
+def _live_rows(cutoff: datetime | None) -> Any:
+    """Live rows (unchanged since ``cutoff``) by queue, running ones first, then priority and FIFO."""
+    rows = Job.objects.live()
+    if cutoff is not None:
+        rows = rows.filter(updated_at__lte=cutoff)
+    running_first = Case(When(status=Status.RUNNING, then=Value(0)), default=Value(1))
+    return rows.order_by("queue", running_first, "-priority", "created_at", "id").values_list(
+        "id", "queue", "status", "priority", "schedule_at", "worker", "type", "group"
+    )
+
+
 def restore_rows(
     broker: Broker,
     *,
@@ -106,13 +118,7 @@ def restore_rows(
     waiting job is back), then in priority then FIFO order, ``batch`` per script call. Returns False
     if ``keep_going`` said stop.
     """
-    rows = Job.objects.live()
-    if cutoff is not None:
-        rows = rows.filter(updated_at__lte=cutoff)
-    running_first = Case(When(status=Status.RUNNING, then=Value(0)), default=Value(1))
-    ordered = rows.order_by("queue", running_first, "-priority", "created_at", "id").values_list(
-        "id", "queue", "status", "priority", "schedule_at", "worker", "type", "group"
-    )
+    ordered = _live_rows(cutoff)
     limited = _Limited()
     lease_ms = int(lease_ttl * 1000)
     queue: str | None = None
