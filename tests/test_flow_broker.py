@@ -224,3 +224,12 @@ def test_a_weighted_group_takes_more_turns(broker: Broker, clock: DrivenClock) -
     limits = FlowLimits(weights=(("a", 3),))
     taken = [claim(broker, 1, limits)[0][0] for _ in range(16)]
     assert taken.count("a") == 12 and taken.count("b") == 4
+
+
+def test_a_raised_limit_lets_waiting_lanes_go_on_within_a_second(broker: Broker, clock: DrivenClock) -> None:
+    push(broker, "a", 5)
+    assert claim(broker, 5, group_conc(1)) == ["a-0"]
+    assert claim(broker, 5, group_conc(1)) == []  # the lane waits for the group's slot
+    clock.advance(1000)
+    broker.client.delete(broker.keys("q").tag + ":rechecked")  # its second has passed (a real-time TTL)
+    assert claim(broker, 5, group_conc(3)) == ["a-1", "a-2"]

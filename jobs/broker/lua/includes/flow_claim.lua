@@ -34,6 +34,24 @@ local function unpark(tag, now)
   return math.max(1, tonumber(head[2]) - now)
 end
 
+-- Once a second, up to 200 slots that lanes wait for are checked against the limits passed now: a
+-- limit raised or removed lets its waiting lanes go on without waiting for a job to end.
+local function recheck_blocked(tag, limits, now)
+  if not redis.call('SET', tag .. ':rechecked', '1', 'PX', 1000, 'NX') then
+    return
+  end
+  for _, slot in ipairs(redis.call('SRANDMEMBER', tag .. ':blockers', 200)) do
+    local kind, name = string.sub(slot, 1, 1), string.sub(slot, 3)
+    local conc = limits.g.conc
+    if kind == 't' then
+      conc = (limits.types[name] or { conc = 0 }).conc
+    end
+    if has_room(tag .. ':run:' .. slot, conc, now) then
+      unblock(tag, slot)
+    end
+  end
+end
+
 local function block(tag, lane, slot)
   redis.call('ZREM', tag .. ':lanes', lane)
   redis.call('SADD', tag .. ':blocked:' .. slot, lane)
@@ -123,6 +141,7 @@ end
 -- let a job through (nil if none waits on time).
 local function flow_claim(tag, ready, leases, tokens, notify, token, count, ttl, limits, now)
   local wait = unpark(tag, now)
+  recheck_blocked(tag, limits, now)
   if redis.call('ZCARD', ready) > 0 then
     join_turns(tag, '') -- the default lane is filled by scripts that do not track turns
   end

@@ -11,6 +11,7 @@
 --   <tag>:blocked:<slot>  SET     lanes waiting for a concurrency slot (`g:<group>`, `t:<type>`)
 --   <tag>:blockers        SET     the slots some lane waits for
 --   <tag>:run[:<slot>]    ZSET    id -> lease deadline: the jobs running against a concurrency limit
+--   <tag>:rechecked       STRING  present for a second after the claim last checked the blocked lanes
 -- Invariant: every lane that holds jobs is in `lanes`, `parked` or a `blocked` set (or several: a
 -- lane found in the wrong one is simply put back where it belongs when its turn comes).
 
