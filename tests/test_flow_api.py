@@ -132,3 +132,30 @@ def test_group_weights_reach_the_claim(api: APIClient) -> None:
     assert response.status_code == 200, response.content
     assert response.json()["limits"]["group_weights"] == {"vip": 3}
     assert queue_limits.LimitBook().get("weighted").weights == (("vip", 3),)
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"JQS_LIMITS_QUEUE_RATE": "10/fortnight"}, "JQS_LIMITS_QUEUE_RATE"),
+        ({"JQS_LIMITS_GROUP_RATE": "0/s"}, "JQS_LIMITS_GROUP_RATE"),
+        ({"JQS_LIMITS_GROUP_CONCURRENCY": "-1"}, "JQS_LIMITS_GROUP_CONCURRENCY"),
+        ({"JQS_LIMITS_QUEUE_BURST": "0"}, "JQS_LIMITS_QUEUE_BURST"),
+    ],
+)
+def test_bad_limit_settings_are_one_line_naming_the_setting(env: dict[str, str], setting: str) -> None:
+    from zipline_site.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(env)
+    message = str(caught.value)
+    assert setting in message and env[setting] in message and "\n" not in message
+
+
+def test_limit_settings_load_from_yaml(tmp_path: Any) -> None:
+    from zipline_site.config import load_config
+
+    path = tmp_path / "zipline.yaml"
+    path.write_text("limits:\n  group_concurrency: 2\n  queue_rate: 100/s\n")
+    config = load_config({"JQS_CONFIG": str(path)})
+    assert (config.limits.group_concurrency, config.limits.queue_rate) == (2, "100/s")

@@ -233,3 +233,18 @@ def test_a_raised_limit_lets_waiting_lanes_go_on_within_a_second(broker: Broker,
     clock.advance(1000)
     broker.client.delete(broker.keys("q").tag + ":rechecked")  # its second has passed (a real-time TTL)
     assert claim(broker, 5, group_conc(3)) == ["a-1", "a-2"]
+
+
+def test_group_limits_leave_jobs_without_a_group_to_the_queue_limits(broker: Broker, clock: DrivenClock) -> None:
+    push(broker, "", 5)
+    push(broker, "a", 5)
+    taken = claim(broker, 10, group_conc(1))
+    assert sum(i.startswith("none") for i in taken) == 5 and sum(i.startswith("a") for i in taken) == 1
+
+
+def test_a_type_limit_counts_within_each_queue(broker: Broker, clock: DrivenClock) -> None:
+    limits = FlowLimits(types=(("mail", Limit(concurrency=1)),))
+    for queue in ("q", "q2"):
+        broker.push([PushItem(queue, f"{queue}-{i}", 0, 0, "mail\n") for i in range(3)])
+    assert len(broker.claim("q", "w", 5, LEASE, limits=limits).ids) == 1
+    assert len(broker.claim("q2", "w", 5, LEASE, limits=limits).ids) == 1
