@@ -136,6 +136,15 @@ def patch(name: str, changes: Any) -> dict[str, Any]:
         raise InvalidJob(exc.field, exc.message) from None
 
 
+def state(name: str) -> dict[str, Any]:
+    """``GET /api/v1/queues/{name}``: the limits in force, and what they hold back now (Redis)."""
+    from jobs.broker import get_broker
+    from jobs.broker.flow import flow_state
+
+    [limits] = load([name]).values()
+    return {"name": name, "limits": limits.as_dict(), "flow": flow_state(get_broker(), name).as_dict()}
+
+
 class LimitBook:
     """A worker's copy of its queues' limits, read again from the database every second."""
 

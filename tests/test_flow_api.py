@@ -159,3 +159,23 @@ def test_limit_settings_load_from_yaml(tmp_path: Any) -> None:
     path.write_text("limits:\n  group_concurrency: 2\n  queue_rate: 100/s\n")
     config = load_config({"JQS_CONFIG": str(path)})
     assert (config.limits.group_concurrency, config.limits.queue_rate) == (2, "100/s")
+
+
+def test_get_shows_the_limits_and_what_they_hold_back(api: APIClient, broker: Any) -> None:
+    QueueState.objects.create(name="held", group_concurrency=1)
+    for group, n in (("a", 3), ("b", 2)):
+        for _ in range(n):
+            client.enqueue("send_email", EMAIL_PAYLOAD, queue="held", group=group)
+    limits = queue_limits.LimitBook().get("held")
+    assert len(broker.claim("held", "w", 10, 30_000, limits=limits).ids) == 2
+    response = api.get("/api/v1/queues/held")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["limits"]["group_concurrency"] == 1
+    assert body["flow"] == {
+        "running": 2,
+        "lanes": 0,
+        "lanes_waiting_for_a_slot": 2,
+        "lanes_waiting_for_a_rate": 0,
+        "held_jobs": 3,
+    }

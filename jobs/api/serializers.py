@@ -418,9 +418,18 @@ class QueueLimitsSerializer(serializers.Serializer):
     )
 
 
+class FlowStateSerializer(serializers.Serializer):
+    running = serializers.IntegerField(help_text="Jobs running against the queue's concurrency (flow queues).")
+    lanes = serializers.IntegerField(help_text="Groups (and limited types) taking turns now.")
+    lanes_waiting_for_a_slot = serializers.IntegerField()
+    lanes_waiting_for_a_rate = serializers.IntegerField()
+    held_jobs = serializers.IntegerField(help_text="Jobs in the lanes held by a limit (over at most 1,000 lanes).")
+
+
 class QueueLimitsResponseSerializer(serializers.Serializer):
     name = serializers.CharField()
     limits = QueueLimitsSerializer()
+    flow = FlowStateSerializer(required=False, help_text="What the limits hold back now (GET only).")
 
 
 class WorkersSummarySerializer(serializers.Serializer):

@@ -354,7 +354,7 @@ class QueueLimitsView(ApiView):
     """Set a queue's limits (logic in :mod:`jobs.queue_limits`); every worker applies them within a second."""
 
     required_permissions = {"PATCH": CHANGE_QUEUE}
-    throttle_scopes = {"PATCH": "write"}
+    throttle_scopes = {"GET": "stats", "PATCH": "write"}
 
     @extend_schema(
         operation_id="update_queue_limits",
@@ -370,6 +370,17 @@ class QueueLimitsView(ApiView):
     )
     def patch(self, request: Request, queue_name: str) -> Response:
         return Response(queue_limits.patch(queue_name, request.data))
+
+    @extend_schema(
+        operation_id="queue_limits",
+        tags=["queues"],
+        summary="A queue's limits, and what they hold back now",
+        description="The limits in force, the jobs running against them, the lanes and jobs held by a limit.",
+        parameters=[QUEUE],
+        responses={200: s.QueueLimitsResponseSerializer, **error_responses(403, 404, *COMMON_ERRORS)},
+    )
+    def get(self, request: Request, queue_name: str) -> Response:
+        return Response(queue_limits.state(queue_name))
 
 
 class QueueStateView(ApiView):

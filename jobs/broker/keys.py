@@ -67,3 +67,8 @@ def auth_generation_key(prefix: str) -> str:
 def rate_key(prefix: str, *parts: str) -> str:
     """A rate-limit counter: under the prefix, then ``rate:`` and the parts."""
     return ":".join((prefix, "rate", *parts))
+
+
+def flow_key(tag: str, *parts: str) -> str:
+    """A flow queue's key (``<tag>:lanes``, ``<tag>:run``, ...), as ``lua/includes/lanes.lua`` builds them."""
+    return ":".join((tag, *parts))
