@@ -57,8 +57,9 @@ class QueueLimits:
         """The claim script's form, with the job types' limits."""
         queue = limit(self.concurrency, self.rate, self.burst)
         group = limit(self.group_concurrency, self.group_rate, self.group_burst)
-        if not (queue.is_set or group.is_set or self.group_weights):
-            return NO_LIMITS  # type limits matter only where type lanes made the queue a flow queue
+        if not (queue.is_set or group.is_set or self.group_weights or types):
+            return NO_LIMITS
+        # Type limits alone keep a queue on the fast path: they matter where a type lane made it a flow queue.
         return FlowLimits(queue, group, types, self.group_weights)
 
     @property

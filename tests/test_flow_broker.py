@@ -248,3 +248,10 @@ def test_a_type_limit_counts_within_each_queue(broker: Broker, clock: DrivenCloc
         broker.push([PushItem(queue, f"{queue}-{i}", 0, 0, "mail\n") for i in range(3)])
     assert len(broker.claim("q", "w", 5, LEASE, limits=limits).ids) == 1
     assert len(broker.claim("q2", "w", 5, LEASE, limits=limits).ids) == 1
+
+
+def test_type_limits_alone_keep_a_queue_without_type_lanes_on_the_fast_path(broker: Broker, clock: DrivenClock) -> None:
+    push(broker, "", 3)
+    limits = FlowLimits(types=(("mail", Limit(concurrency=1)),))
+    assert len(claim(broker, 5, limits)) == 3
+    assert not broker.client.exists(broker.keys("q").flow)
