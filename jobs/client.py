@@ -40,11 +40,13 @@ def enqueue(
     retry: dict[str, Any] | None = None,
     timeout: float | str | None = None,
     idempotency_key: str | None = None,
+    group: str | None = None,
 ) -> Job:
     """Submit one job and return its row. Raises :class:`InvalidJob` and writes nothing on bad input.
 
     With an ``idempotency_key`` that was used before, the first job is returned and nothing is
-    written (see :func:`enqueue_idempotent` to learn which happened).
+    written (see :func:`enqueue_idempotent` to learn which happened). Jobs of one ``group`` take
+    turns with the queue's other groups and share its group limits (docs/flow-control.md).
     """
     spec = JobSpec(
         type,
@@ -57,6 +59,7 @@ def enqueue(
         retry,
         timeout,
         idempotency_key,
+        group,
     )
     return enqueue_idempotent(spec)[0]
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 
 from jobs.broker import BrokerUnavailable, PushItem, due_score, get_broker
+from jobs.limits import lane
 from jobs.models import Job
 
 logger = logging.getLogger("zipline.dispatch")
@@ -20,7 +21,7 @@ def push_items(jobs: Iterable[Job]) -> list[PushItem]:
     items = []
     for job in jobs:
         due_ms = due_score(job.schedule_at) if job.schedule_at is not None else 0
-        items.append(PushItem(job.queue, str(job.pk), job.priority, due_ms))
+        items.append(PushItem(job.queue, str(job.pk), job.priority, due_ms, lane(job.type, job.group)))
     return items
 
 

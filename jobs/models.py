@@ -76,6 +76,9 @@ class Job(models.Model):
     type = models.CharField(max_length=100)
     payload = models.JSONField(default=dict)
     queue = models.CharField(max_length=64, default="default")
+    # Within a queue, groups take turns and may be limited (docs/flow-control.md); "" is the group of
+    # jobs that name none. The column is not called "group", a word SQL reserves.
+    group = models.CharField(max_length=200, blank=True, default="", db_default="", db_column="job_group")
     priority = models.SmallIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices, default=lifecycle.target(Verb.SUBMIT))
     attempts = models.PositiveIntegerField(
@@ -190,10 +193,18 @@ class JobAttempt(models.Model):
 
 
 class QueueState(models.Model):
-    """Per-queue settings that must survive a Redis loss (paused or not)."""
+    """Per-queue settings that must survive a Redis loss: paused or not, and the queue's limits and
+    its groups' (docs/flow-control.md). A limit left empty takes the configuration's default."""
 
     name = models.CharField(max_length=64, unique=True)
     paused = models.BooleanField(default=False)
+    concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="Jobs of the queue running at once.")
+    rate_limit = models.CharField(max_length=32, blank=True, default="", help_text='Starts per period: "100/s".')
+    rate_burst = models.PositiveIntegerField(null=True, blank=True, help_text="Starts at once under the rate.")
+    group_concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="Jobs of one group at once.")
+    group_rate_limit = models.CharField(max_length=32, blank=True, default="", help_text="Starts of one group.")
+    group_rate_burst = models.PositiveIntegerField(null=True, blank=True)
+    group_weights = models.JSONField(default=dict, blank=True, help_text='Turns per round by group: {"vip": 3}.')
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

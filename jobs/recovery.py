@@ -19,6 +19,7 @@ from django.db.models import Q
 from jobs import states, tally
 from jobs.broker import Broker, PushItem, Settlement, due_score
 from jobs.dispatch import push_items
+from jobs.limits import lane
 from jobs.models import Job, Status
 from jobs.states import Recorded
 
@@ -32,7 +33,8 @@ def send_on(broker: Broker, queue: str, job_id: str, worker_id: str, reason: str
         _requeue_if_waiting(broker, job_id)
         return None
     if recorded.status == Status.RETRYING and recorded.due is not None:
-        broker.push([PushItem(queue, job_id, recorded.job.priority, due_score(recorded.due))])
+        job = recorded.job
+        broker.push([PushItem(queue, job_id, job.priority, due_score(recorded.due), lane(job.type, job.group))])
     broker.count(queue, tally.of_statuses([recorded.status]).as_counts())
     logger.warning(
         "attempt lost to its worker",

@@ -145,8 +145,10 @@ class FunctionProcessor:
         timeout: float | None = None,
         payload_schema: dict[str, Any] | None = None,
         validate_payload: PayloadValidator | None = None,
+        limits: Any = None,
     ) -> None:
         self.name = job_type
+        self.limits = limits  # jobs.limits.TypeLimits, or None
         self.function = function
         self.retry = retry or RetryDefaults()
         self.timeout = timeout
@@ -216,12 +218,20 @@ def processor(
     timeout: float | None = None,
     payload_schema: dict[str, Any] | None = None,
     validate_payload: PayloadValidator | None = None,
+    rate_limit: str | None = None,
+    rate_burst: int | None = None,
+    concurrency: int | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a function ``fn(payload, ctx)`` as the processor of ``job_type``; returns it unchanged.
 
     ``payload_schema`` (a JSON Schema) and ``validate_payload`` check each payload at submit: see
-    :mod:`jobs.payloads`.
+    :mod:`jobs.payloads`. ``rate_limit`` (``"10/s"``, with ``rate_burst``) and ``concurrency`` limit
+    the type's jobs in each queue, across every worker (docs/flow-control.md); a malformed one raises
+    :class:`jobs.limits.InvalidLimit` here, at start-up.
     """
+    from jobs.limits import TypeLimits
+
+    limits = TypeLimits.parse(rate_limit, rate_burst, concurrency)
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         retry = RetryDefaults(max_retries, backoff, initial_delay, max_delay)
@@ -232,6 +242,7 @@ def processor(
             timeout=timeout,
             payload_schema=payload_schema,
             validate_payload=validate_payload,
+            limits=limits if limits.is_set else None,
         )
         registry.register(job_type, proc)
         return function

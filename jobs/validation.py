@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from jobs import payloads
 from jobs.lifecycle import Verb, target
+from jobs.limits import InvalidLimit, check_group
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
 from jobs.registry import PayloadError, RetryDefaults, registry, retry_defaults
 from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
@@ -70,6 +71,7 @@ class JobSpec:
     retry: dict[str, Any] | None = None
     timeout: float | str | None = None
     idempotency_key: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,13 @@ def _due(spec: JobSpec, now: datetime) -> datetime | None:
     return due if due > now else None
 
 
+def _group(value: Any) -> str:
+    try:
+        return check_group(value)
+    except InvalidLimit as exc:
+        raise InvalidJob(exc.field, exc.message) from None
+
+
 def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     """Check every field of ``spec``; raise :class:`InvalidJob` at the first bad one."""
     now = now or timezone.now()
@@ -307,6 +316,8 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
         fields["timeout"] = _duration("timeout", spec.timeout, allow_zero=False)
     if spec.idempotency_key is not None:
         fields["idempotency_key"] = _idempotency_key(spec.idempotency_key)
+    if spec.group:
+        fields["group"] = _group(spec.group)
     due = _due(spec, now)
     if due is not None:
         fields["status"] = target(Verb.SCHEDULE)

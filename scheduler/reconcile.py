@@ -29,13 +29,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from jobs import states
+from jobs import queue_limits, states
 from jobs.broker import Broker, RestoreItem, due_score
 from jobs.broker.locks import Lock
 from jobs.lifecycle import DELAYED, is_due
+from jobs.limits import lane
 from jobs.models import WAITING, Job, QueueState, Status
 
 logger = logging.getLogger("zipline.scheduler")
@@ -67,12 +70,37 @@ class ReconcileReport:
         return sum(self.restored.values())
 
 
-def _item(job_id: uuid.UUID, status: str, priority: int, schedule_at: datetime | None, worker: str) -> RestoreItem:
+def _item(
+    job_id: uuid.UUID, status: str, priority: int, schedule_at: datetime | None, worker: str, lane: str = ""
+) -> RestoreItem:
     if status == Status.RUNNING:
-        return RestoreItem(str(job_id), "lease", worker_id=worker)
+        return RestoreItem(str(job_id), "lease", worker_id=worker, lane=lane)
     if status in DELAYED and schedule_at is not None:
-        return RestoreItem(str(job_id), "delayed", priority, due_ms=due_score(schedule_at))
-    return RestoreItem(str(job_id), "ready", priority)
+        return RestoreItem(str(job_id), "delayed", priority, due_ms=due_score(schedule_at), lane=lane)
+    return RestoreItem(str(job_id), "ready", priority, lane=lane)
+
+
+class _Limited:
+    """Whether a queue has limits, read once per pass: its restored jobs then wait under them."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, bool] = {}
+
+    def __call__(self, queue: str) -> bool:
+        if queue not in self.known:
+            self.known[queue] = queue_limits.load([queue])[queue].is_set
+        return self.known[queue]
+
+
+def _live_rows(cutoff: datetime | None) -> Any:
+    """Live rows (unchanged since ``cutoff``) by queue, running ones first, then priority and FIFO."""
+    rows = Job.objects.live()
+    if cutoff is not None:
+        rows = rows.filter(updated_at__lte=cutoff)
+    running_first = Case(When(status=Status.RUNNING, then=Value(0)), default=Value(1))
+    return rows.order_by("queue", running_first, "-priority", "created_at", "id").values_list(
+        "id", "queue", "status", "priority", "schedule_at", "worker", "type", "group"
+    )
 
 
 def restore_rows(
@@ -86,32 +114,31 @@ def restore_rows(
 ) -> bool:
     """Put every live row (unchanged since ``cutoff``, if given) back into Redis where it is missing.
 
-    Rows go queue by queue in priority then FIFO order, ``batch`` per script call. Returns False if
-    ``keep_going`` said stop.
+    Rows go queue by queue, running rows first (their leases hold their concurrency slots before any
+    waiting job is back), then in priority then FIFO order, ``batch`` per script call. Returns False
+    if ``keep_going`` said stop.
     """
-    rows = Job.objects.live()
-    if cutoff is not None:
-        rows = rows.filter(updated_at__lte=cutoff)
-    ordered = rows.order_by("queue", "-priority", "created_at", "id").values_list(
-        "id", "queue", "status", "priority", "schedule_at", "worker"
-    )
+    ordered = _live_rows(cutoff)
+    limited = _Limited()
     lease_ms = int(lease_ttl * 1000)
     queue: str | None = None
     chunk: list[RestoreItem] = []
 
     def flush() -> bool:
         if chunk and queue is not None:
-            report.restored[queue] += broker.restore(queue, chunk, lease_ms)
+            report.restored[queue] += broker.restore(queue, chunk, lease_ms, limited(queue))
             report.checked += len(chunk)
             chunk.clear()
         return keep_going()
 
-    for job_id, row_queue, status, priority, schedule_at, worker in ordered.iterator(chunk_size=_ROW_CHUNK):
+    for job_id, row_queue, status, priority, schedule_at, worker, job_type, group in ordered.iterator(
+        chunk_size=_ROW_CHUNK
+    ):
         if row_queue != queue or len(chunk) >= batch:
             if not flush():
                 return False
             queue = row_queue
-        chunk.append(_item(job_id, status, priority, schedule_at, worker))
+        chunk.append(_item(job_id, status, priority, schedule_at, worker, lane(job_type, group)))
     return flush()
 
 

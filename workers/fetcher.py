@@ -15,6 +15,7 @@ from django.db import DatabaseError
 
 from jobs import recovery, states
 from jobs.broker import Broker, BrokerUnavailable, Settlement
+from jobs.queue_limits import LimitBook
 from workers.executor import Executor
 from workers.state import WorkerState, best_effort
 
@@ -23,6 +24,7 @@ logger = logging.getLogger("zipline.worker")
 CLAIM_BATCH = 64
 GATHER_WAIT = 0.003
 QUEUE_LIST_TTL = 2.0
+SHORT_WAIT = 0.05
 
 
 class Fetcher:
@@ -39,6 +41,8 @@ class Fetcher:
         self.claims_in_doubt: list[str] = []
         # With a deep queue, claim when this many slots are free (bounded by GATHER_WAIT).
         self.gather_target = max(1, min(CLAIM_BATCH, self.options.slots // 2))
+        # The queues' limits, passed to every claim (docs/flow-control.md): read from the database each second.
+        self.limits = LimitBook()
 
     def run(self) -> None:
         state = self.state
@@ -60,7 +64,11 @@ class Fetcher:
                 timeout = self.options.poll_interval
                 if next_due_ms is not None:
                     timeout = min(timeout, next_due_ms / 1000)
-                if timeout > 0 and not state.stopping.is_set():
+                if 0 < timeout <= SHORT_WAIT:
+                    # A rate limit's next start (or a job due) in a few ms: a local sleep is on time,
+                    # where a blocking wait in Redis can end late, and every ms late slows the rate.
+                    state.stopping.wait(timeout)
+                elif timeout > 0 and not state.stopping.is_set():
                     deep = self._wait_then_claim(free, timeout) >= free
                 state.redis_recovered()
             except BrokerUnavailable as exc:
@@ -96,7 +104,10 @@ class Fetcher:
         state = self.state
         first = self._claim_order()[0]
         want = min(free, CLAIM_BATCH)
-        claim = self.broker.wait_and_claim(self._queue_names(), timeout, first, state.worker_id, want, state.lease_ms)
+        limits = self.limits.get(first)
+        claim = self.broker.wait_and_claim(
+            self._queue_names(), timeout, first, state.worker_id, want, state.lease_ms, limits
+        )
         state.note_claim_attempt()
         return self._start(first, claim.ids) if claim.ids else 0
 
@@ -133,7 +144,7 @@ class Fetcher:
             want = min(free - started, CLAIM_BATCH)
             if want <= 0 or state.stopping.is_set():
                 break
-            claim = self.broker.claim(name, state.worker_id, want, state.lease_ms)
+            claim = self.broker.claim(name, state.worker_id, want, state.lease_ms, limits=self.limits.get(name))
             if claim.next_due_ms is not None:
                 next_due = claim.next_due_ms if next_due is None else min(next_due, claim.next_due_ms)
             if claim.ids:

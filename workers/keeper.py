@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from django.db import DatabaseError, close_old_connections
 
+from jobs import limits
 from jobs.broker import Broker, BrokerUnavailable, RestoreItem, heartbeat
 from workers import exits, metrics
 from workers.executor import Executor
@@ -81,8 +82,7 @@ class Keeper:
             if lost_ids and not self.broker.epoch_present():
                 # Redis lost its data (restart, FLUSHALL): nobody took these jobs, the leases are
                 # simply gone. Take them again (only where no lease exists) instead of cancelling.
-                items = [RestoreItem(job_id, "lease", worker_id=state.worker_id) for job_id in lost_ids]
-                self.broker.restore(queue_name, items, state.lease_ms)
+                self._take_leases_again(queue_name, lost_ids)
                 continue
             for lost in lost_ids:
                 lost_run = state.find(lost)
@@ -90,6 +90,16 @@ class Keeper:
                     metrics.LEASES_LOST.inc()
                     logger.warning("lease lost; the job was reclaimed", extra={"job_id": lost, "queue": queue_name})
                     lost_run.ctx.cancel("lease lost")
+
+    def _take_leases_again(self, queue: str, job_ids: list[str]) -> None:
+        """Leases Redis lost with its data: taken again, holding their jobs' concurrency slots."""
+        state = self.state
+        items = []
+        for job_id in job_ids:
+            run = state.find(job_id)
+            lane = limits.lane(run.job.type, run.job.group) if run is not None else ""
+            items.append(RestoreItem(job_id, "lease", worker_id=state.worker_id, lane=lane))
+        self.broker.restore(queue, items, state.lease_ms, limited=True)
 
     def check_cancellations(self) -> None:
         """Tell running jobs whose cancellation was requested (in the database) to stop."""

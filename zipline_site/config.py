@@ -17,7 +17,8 @@ from zipline_site.config_errors import ConfigError, mask_passwords, scrub
 from zipline_site.config_file import read_yaml
 from zipline_site.exit_codes import ExitCode
 from zipline_site.sections import Config
-from zipline_site.settings_table import BY_ATTRIBUTE, SETTINGS, Setting
+from zipline_site.setting import Setting
+from zipline_site.settings_table import BY_ATTRIBUTE, SETTINGS
 
 # Imported from here by the entry points, the settings and the tests; built in the modules named above.
 __all__ = [

@@ -233,6 +233,18 @@ def key_prefix(value: Any) -> str:
 _RATE = re.compile(r"([0-9]{1,9})/(s|sec|second|m|min|minute|h|hour|d|day)")
 
 
+_JOB_RATE = re.compile(r"([0-9]{1,9})/(s|m|h)")
+
+
+def job_rate(value: Any) -> str:
+    """A queue's or group's rate limit (``100/s``, ``1000/m``, ``50000/h``; ``""`` for none): jobs.limits reads it."""
+    text = string(value).strip()
+    match = _JOB_RATE.fullmatch(text)
+    if text and (not match or int(match.group(1)) < 1):
+        raise ValueError("expected a rate such as 100/s (per s, m or h, at least 1), or empty for none")
+    return text
+
+
 def rate(value: Any) -> str | None:
     """A rate limit as DRF writes it (``1200/min``), or None for ``off``."""
     text = string(value).strip().lower()

@@ -56,6 +56,19 @@ class WorkerConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Every queue's limits unless its own row sets them (docs/flow-control.md); 0 or "" is none."""
+
+    PREFIX: ClassVar[str] = "limits"
+    queue_concurrency: int
+    queue_rate: str
+    queue_burst: int
+    group_concurrency: int
+    group_rate: str
+    group_burst: int
+
+
+@dataclass(frozen=True)
 class SchedulerConfig:
     PREFIX: ClassVar[str] = "scheduler"
     enabled: bool
@@ -142,6 +155,7 @@ SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "redis": RedisConfig,
     "worker": WorkerConfig,
+    "limits": LimitsConfig,
     "scheduler": SchedulerConfig,
     "metrics": MetricsConfig,
     "logging": LoggingConfig,
@@ -182,6 +196,7 @@ class Config:
     server: ServerConfig = field(init=False, repr=False)
     redis: RedisConfig = field(init=False, repr=False)
     worker: WorkerConfig = field(init=False, repr=False)
+    limits: LimitsConfig = field(init=False, repr=False)
     scheduler: SchedulerConfig = field(init=False, repr=False)
     metrics: MetricsConfig = field(init=False, repr=False)
     logging: LoggingConfig = field(init=False, repr=False)

@@ -67,6 +67,7 @@ SEED_JOB_RESPONSE = {
     "result": None,
     "traceback": "",
     "idempotency_key": None,
+    "group": "",
     "worker": "",
     "duration": None,
     "attempt_history": [],

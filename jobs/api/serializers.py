@@ -139,6 +139,7 @@ def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> di
         "error": job.error,
         "traceback": job.traceback,
         "idempotency_key": job.idempotency_key,
+        "group": job.group,
         "worker": job.worker,
         "duration": job.duration,
         "attempt_history": [attempt_data(a) for a in attempts],
@@ -250,6 +251,12 @@ class JobSubmitSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Submitting again with a used key returns the first job (200) instead of creating one.",
     )
+    group = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="Within a queue, groups take turns and may be limited (docs/flow-control.md); none by default.",
+    )
 
 
 class JobBatchSubmitSerializer(serializers.Serializer):
@@ -304,6 +311,7 @@ class JobSerializer(JobSummarySerializer):
     result = AnyJSONField(allow_null=True, help_text="What the processor returned (completed jobs).")
     traceback = serializers.CharField(allow_blank=True)
     idempotency_key = serializers.CharField(allow_null=True)
+    group = serializers.CharField(allow_blank=True, help_text='The job\'s group within its queue ("" for none).')
     worker = serializers.CharField(allow_blank=True, help_text="The worker running or that last ran the job.")
     duration = serializers.FloatField(allow_null=True, help_text="Seconds from start to completion.")
     attempt_history = JobAttemptSerializer(many=True)
@@ -390,6 +398,38 @@ class QueueStatsSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     throughput = ThroughputSerializer()
     depth = DepthSerializer(help_text="Redis structures of the queue.")
+
+
+class QueueLimitsSerializer(serializers.Serializer):
+    """A queue's limits and its groups' (docs/flow-control.md). In a PATCH, give only those to change;
+    null resets one to the configuration's default. In an answer, null is no limit."""
+
+    concurrency = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    rate_limit = serializers.CharField(allow_null=True, required=False, help_text='"100/s", "1000/m" or "50000/h".')
+    rate_burst = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    group_concurrency = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    group_rate_limit = serializers.CharField(allow_null=True, required=False)
+    group_rate_burst = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    group_weights = serializers.DictField(
+        child=serializers.IntegerField(min_value=1, max_value=1000),
+        allow_null=True,
+        required=False,
+        help_text='Turns per round by group (1 for a group not named): {"vip": 3}.',
+    )
+
+
+class FlowStateSerializer(serializers.Serializer):
+    running = serializers.IntegerField(help_text="Jobs running against the queue's concurrency (flow queues).")
+    lanes = serializers.IntegerField(help_text="Groups (and limited types) taking turns now.")
+    lanes_waiting_for_a_slot = serializers.IntegerField()
+    lanes_waiting_for_a_rate = serializers.IntegerField()
+    held_jobs = serializers.IntegerField(help_text="Jobs in the lanes held by a limit (over at most 1,000 lanes).")
+
+
+class QueueLimitsResponseSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    limits = QueueLimitsSerializer()
+    flow = FlowStateSerializer(required=False, help_text="What the limits hold back now (GET only).")
 
 
 class WorkersSummarySerializer(serializers.Serializer):

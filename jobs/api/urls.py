@@ -31,6 +31,7 @@ urlpatterns = [
     path("jobs/<str:job_id>", views.JobDetailView.as_view(), name="api-job"),
     path("jobs/<str:job_id>/cancel", views.JobCancelView.as_view(), name="api-job-cancel"),
     path("jobs/<str:job_id>/retry", views.JobRetryView.as_view(), name="api-job-retry"),
+    path("queues/<queue:queue_name>", views.QueueLimitsView.as_view(), name="api-queue"),
     path("queues/<queue:queue_name>/stats", views.QueueStatsView.as_view(), name="api-queue-stats"),
     path("queues/<queue:queue_name>/pause", views.QueuePauseView.as_view(), name="api-queue-pause"),
     path("queues/<queue:queue_name>/resume", views.QueueResumeView.as_view(), name="api-queue-resume"),

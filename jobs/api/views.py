@@ -21,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import client, queues
+from jobs import client, queue_limits, queues
 from jobs.api import serializers as s
 from jobs.api.errors import ApiError
 from jobs.api.index import api_index
@@ -348,6 +348,39 @@ class QueueStatsView(ApiView):
     )
     def get(self, request: Request, queue_name: str) -> Response:
         return Response(queues.queue_stats(queue_name))
+
+
+class QueueLimitsView(ApiView):
+    """Set a queue's limits (logic in :mod:`jobs.queue_limits`); every worker applies them within a second."""
+
+    required_permissions = {"PATCH": CHANGE_QUEUE}
+    throttle_scopes = {"GET": "stats", "PATCH": "write"}
+
+    @extend_schema(
+        operation_id="update_queue_limits",
+        tags=["queues"],
+        summary="Set a queue's limits",
+        description=(
+            "Concurrency and rate limits of the queue and of each group in it, across every worker; "
+            "live within a second. Needs `jobs.change_queuestate`."
+        ),
+        parameters=[QUEUE],
+        request=s.QueueLimitsSerializer,
+        responses={200: s.QueueLimitsResponseSerializer, **error_responses(400, 403, 404, *COMMON_ERRORS)},
+    )
+    def patch(self, request: Request, queue_name: str) -> Response:
+        return Response(queue_limits.patch(queue_name, request.data))
+
+    @extend_schema(
+        operation_id="queue_limits",
+        tags=["queues"],
+        summary="A queue's limits, and what they hold back now",
+        description="The limits in force, the jobs running against them, the lanes and jobs held by a limit.",
+        parameters=[QUEUE],
+        responses={200: s.QueueLimitsResponseSerializer, **error_responses(403, 404, *COMMON_ERRORS)},
+    )
+    def get(self, request: Request, queue_name: str) -> Response:
+        return Response(queue_limits.state(queue_name))
 
 
 class QueueStateView(ApiView):

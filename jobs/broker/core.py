@@ -38,10 +38,10 @@ from redis.retry import Retry
 from redis.sentinel import SentinelConnectionPool
 
 from jobs.broker.errors import translated_methods
-from jobs.broker.items import Claim, ExpiredLease, Promoted, PushItem, RestoreItem, Settlement
+from jobs.broker.items import NO_LIMITS, Claim, ExpiredLease, FlowLimits, Promoted, PushItem, RestoreItem, Settlement
 from jobs.broker.keys import QueueKeys, epoch_key, queue_keys, queues_key, worker_key, workers_key
 from jobs.broker.scripts import SCRIPT_NAMES, source
-from jobs.broker.waiting import WakeListener, cluster_client_like
+from jobs.broker.waiting import cluster_client_like, wait_on_cluster
 from jobs.clock import Clock, RedisClock
 
 STATS_TTL_SECONDS = 2 * 3600
@@ -133,14 +133,14 @@ class Broker:
         now_ms = self.clock.script_ms()
         by_queue: dict[str, list[Any]] = defaultdict(lambda: [now_ms])
         for item in items:
-            by_queue[item.queue].extend((item.job_id, item.priority, item.due_ms))
+            by_queue[item.queue].extend((item.job_id, item.priority, item.due_ms, item.lane))
         if not by_queue:
             return 0
         new_queues = [q for q in by_queue if q not in self._known_queues]
         calls = []
         for queue, args in by_queue.items():
             k = self.keys(queue)
-            calls.append(("enqueue", (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases), args))
+            calls.append(("enqueue", (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.flow), args))
         if len(calls) == 1 and not new_queues:
             name, keys, args = calls[0]
             return int(self._run(name, keys, args))
@@ -183,17 +183,33 @@ class Broker:
     # -- work ----------------------------------------------------------------------------------
 
     def _claim_call(
-        self, queue: str, worker_id: str, count: int, lease_ms: int, promote_limit: int = 100
+        self, queue: str, worker_id: str, count: int, lease_ms: int, limits: FlowLimits, promote_limit: int = 100
     ) -> tuple[str, Sequence[str], Sequence[Any]]:
         k = self.keys(queue)
-        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners, k.paused)
-        return "claim", keys, (self.clock.script_ms(), worker_id, count, lease_ms, promote_limit)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners, k.paused, k.flow)
+        return "claim", keys, (self.clock.script_ms(), worker_id, count, lease_ms, promote_limit, *limits.args())
 
-    def claim(self, queue: str, worker_id: str, count: int, lease_ms: int, promote_limit: int = 100) -> Claim:
-        return _claim_result(self._run(*self._claim_call(queue, worker_id, count, lease_ms, promote_limit)))
+    def claim(
+        self,
+        queue: str,
+        worker_id: str,
+        count: int,
+        lease_ms: int,
+        promote_limit: int = 100,
+        limits: FlowLimits = NO_LIMITS,
+    ) -> Claim:
+        """Lease up to ``count`` jobs; ``limits`` (docs/flow-control.md) hold back what they must."""
+        return _claim_result(self._run(*self._claim_call(queue, worker_id, count, lease_ms, limits, promote_limit)))
 
     def wait_and_claim(
-        self, queues: Sequence[str], timeout: float, queue: str, worker_id: str, count: int, lease_ms: int
+        self,
+        queues: Sequence[str],
+        timeout: float,
+        queue: str,
+        worker_id: str,
+        count: int,
+        lease_ms: int,
+        limits: FlowLimits = NO_LIMITS,
     ) -> Claim:
         """Block until a queue has work or ``timeout`` passes, then :meth:`claim` from ``queue``, in
         one round trip.
@@ -207,27 +223,13 @@ class Broker:
         queue BLPOPs its one key, and a worker of several waits on their Pub/Sub wake-ups; then it claims.
         """
         if self.cluster:
-            return self._wait_and_claim_on_cluster(queues, timeout, queue, worker_id, count, lease_ms)
+            wait_on_cluster(
+                cast(RedisCluster, self.client), self._waiters, [self.keys(q).notify for q in queues], timeout
+            )
+            return self.claim(queue, worker_id, count, lease_ms, limits=limits)
         wait = ("blpop", ([self.keys(q).notify for q in queues], _blpop_timeout(timeout)))
-        [result] = self._run_many([self._claim_call(queue, worker_id, count, lease_ms)], extra=[wait])
+        [result] = self._run_many([self._claim_call(queue, worker_id, count, lease_ms, limits)], extra=[wait])
         return _claim_result(result)
-
-    def _wait_and_claim_on_cluster(
-        self, queues: Sequence[str], timeout: float, queue: str, worker_id: str, count: int, lease_ms: int
-    ) -> Claim:
-        if len(queues) == 1:
-            self.client.blpop([self.keys(queues[0]).notify], _blpop_timeout(timeout))
-        else:
-            listener = getattr(self._waiters, "listener", None)
-            if listener is None or listener.queues != tuple(queues):
-                if listener is not None:
-                    listener.close()
-                channels = [self.keys(q).notify for q in queues]
-                listener = self._waiters.listener = WakeListener(cast(RedisCluster, self.client), channels)
-                listener.queues = tuple(queues)
-            else:
-                listener.wait(timeout)
-        return self.claim(queue, worker_id, count, lease_ms)
 
     def settle(
         self, queue: str, worker_id: str, settlements: Sequence[Settlement], counts: dict[str, int] | None = None
@@ -240,7 +242,7 @@ class Broker:
         args: list[Any] = [worker_id]
         for s in settlements:
             args.extend((s.job_id, s.action, s.due_ms, s.priority))
-        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners, k.flow)
         extra = self._counter_calls(queue, counts or {})
         if not extra:
             return [bool(x) for x in self._run("settle", keys, args)]
@@ -267,7 +269,7 @@ class Broker:
         if not job_ids:
             return []
         k = self.keys(queue)
-        lost = self._run("renew", (k.leases, k.owners), (self.clock.script_ms(), worker_id, lease_ms, *job_ids))
+        lost = self._run("renew", (k.leases, k.owners, k.flow), (self.clock.script_ms(), worker_id, lease_ms, *job_ids))
         return [_text(i) for i in lost]
 
     # -- maintenance -------------------------------------------------------------------------
@@ -275,7 +277,8 @@ class Broker:
     def reclaim_expired(self, queue: str, limit: int) -> list[ExpiredLease]:
         """Remove expired leases; returns each job id with the id of the worker that held it."""
         k = self.keys(queue)
-        flat = [_text(x) for x in self._run("reclaim", (k.leases, k.owners), (self.clock.script_ms(), limit))]
+        keys = (k.leases, k.owners, k.flow, k.notify)
+        flat = [_text(x) for x in self._run("reclaim", keys, (self.clock.script_ms(), limit))]
         return [ExpiredLease(job_id, worker_id) for job_id, worker_id in zip(flat[0::2], flat[1::2], strict=True)]
 
     def leased_by(self, queue: str, worker_id: str) -> list[str]:
@@ -286,7 +289,7 @@ class Broker:
     def promote_due(self, queue: str, limit: int) -> Promoted:
         k = self.keys(queue)
         moved, next_due = self._run(
-            "promote", (k.ready, k.delayed, k.prio, k.seq, k.notify), (self.clock.script_ms(), limit)
+            "promote", (k.ready, k.delayed, k.prio, k.seq, k.notify, k.flow), (self.clock.script_ms(), limit)
         )
         return Promoted([_text(i) for i in moved], _due(next_due))
 
@@ -294,18 +297,20 @@ class Broker:
         if not job_ids:
             return 0
         k = self.keys(queue)
-        return int(self._run("remove", (k.ready, k.delayed, k.prio), list(job_ids)))
+        return int(self._run("remove", (k.ready, k.delayed, k.prio, k.flow), list(job_ids)))
 
-    def restore(self, queue: str, items: Sequence[RestoreItem], lease_ms: int) -> int:
+    def restore(self, queue: str, items: Sequence[RestoreItem], lease_ms: int, limited: bool = False) -> int:
+        """Put back what the database holds; ``limited``: the queue has limits, so it becomes a flow
+        queue first and the leases put back hold their concurrency slots."""
         if not items:
             return 0
         k = self.keys(queue)
-        args: list[Any] = [self.clock.script_ms(), lease_ms]
+        args: list[Any] = [self.clock.script_ms(), lease_ms, "1" if limited else "0"]
         for item in items:
             extra = item.worker_id if item.kind == "lease" else item.priority
-            args.extend((item.job_id, item.kind, extra, item.due_ms))
+            args.extend((item.job_id, item.kind, extra, item.due_ms, item.lane))
         self.client.sadd(self.queues_key, queue)
-        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners, k.flow)
         return int(self._run("restore", keys, args))
 
     # -- queues --------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ class PushItem:
     job_id: str
     priority: int = 0
     due_ms: int = 0
+    lane: str = ""  # its group, and its type when the type has limits (jobs/lanes.py); "" the default lane
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,48 @@ class RestoreItem:
     priority: int = 0
     worker_id: str = ""
     due_ms: int = 0
+    lane: str = ""
 
     def __post_init__(self) -> None:
         _check("kind", self.kind, RestoreKind)
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One scope's limits as the claim script takes them: at most ``concurrency`` running (0: no
+    limit), one start per ``interval_ms`` on average with up to ``burst`` at once (0: no rate)."""
+
+    concurrency: int = 0
+    interval_ms: float = 0.0
+    burst: int = 1
+
+    def args(self) -> tuple[int, str, int]:
+        return (self.concurrency, repr(float(self.interval_ms)), self.burst)
+
+    @property
+    def is_set(self) -> bool:
+        return self.concurrency > 0 or self.interval_ms > 0
+
+
+@dataclass(frozen=True)
+class FlowLimits:
+    """The limits a claim applies: the queue's, each group's, and each limited job type's."""
+
+    queue: Limit = Limit()
+    group: Limit = Limit()
+    types: tuple[tuple[str, Limit], ...] = ()
+    weights: tuple[tuple[str, int], ...] = ()  # (group, turns per round); 1 for a group not named
+
+    def args(self) -> list[object]:
+        out: list[object] = [*self.queue.args(), *self.group.args(), len(self.types)]
+        for name, limit in self.types:
+            out.extend((name, *limit.args()))
+        for group, weight in self.weights:
+            out.extend((group, weight))
+        return out
+
+
+NO_LIMITS = FlowLimits()
 
 
 @dataclass(frozen=True)

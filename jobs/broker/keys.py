@@ -20,6 +20,7 @@ class QueueKeys:
     leases: str
     owners: str  # HASH id -> worker id; the key keeps its old name, so leases survive an upgrade
     paused: str
+    flow: str
     tag: str
 
 
@@ -34,6 +35,7 @@ def queue_keys(prefix: str, queue: str) -> QueueKeys:
         leases=f"{tag}:leases",
         owners=f"{tag}:tokens",
         paused=f"{tag}:paused",
+        flow=f"{tag}:flow",
         tag=tag,
     )
 
@@ -65,3 +67,8 @@ def auth_generation_key(prefix: str) -> str:
 def rate_key(prefix: str, *parts: str) -> str:
     """A rate-limit counter: under the prefix, then ``rate:`` and the parts."""
     return ":".join((prefix, "rate", *parts))
+
+
+def flow_key(tag: str, *parts: str) -> str:
+    """A flow queue's key (``<tag>:lanes``, ``<tag>:run``, ...), as ``lua/includes/lanes.lua`` builds them."""
+    return ":".join((tag, *parts))

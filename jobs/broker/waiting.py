@@ -9,6 +9,7 @@ it claims. On a single Redis the BLPOP stays (one round trip, one worker woken p
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 
@@ -21,7 +22,7 @@ class WakeListener:
     """One thread's subscription to the wake-ups of its queues."""
 
     def __init__(self, client: RedisCluster, channels: Sequence[str]) -> None:
-        self.queues: tuple[str, ...] = ()
+        self.channels = tuple(channels)
         self.pubsub: PubSub = client.pubsub()  # type: ignore[no-untyped-call]  # redis.cluster is untyped
         self.pubsub.subscribe(*channels)
 
@@ -39,6 +40,23 @@ class WakeListener:
 
     def close(self) -> None:
         self.pubsub.close()
+
+
+def wait_on_cluster(client: RedisCluster, waiters: threading.local, notify_keys: Sequence[str], timeout: float) -> None:
+    """Wait for work in the queues of ``notify_keys``: BLPOP on one queue's key, or, for several, on the
+    thread's Pub/Sub subscription (``waiters`` keeps it between calls; the first call only subscribes,
+    and the claim that follows finds what came before)."""
+    if len(notify_keys) == 1:
+        client.blpop(list(notify_keys), max(0.001, round(timeout, 3)))
+        return
+    channels = tuple(notify_keys)
+    listener: WakeListener | None = getattr(waiters, "listener", None)
+    if listener is not None and listener.channels == channels:
+        listener.wait(timeout)
+        return
+    if listener is not None:
+        listener.close()
+    waiters.listener = WakeListener(client, channels)
 
 
 def cluster_client_like(client: RedisCluster, seconds: float) -> RedisCluster:

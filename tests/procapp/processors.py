@@ -95,6 +95,11 @@ def register() -> None:
         ledger(payload, ctx, "end")
         return "slept"
 
+    @processor("test_limited", concurrency=2)
+    def limited(payload: dict[str, Any], ctx: Context) -> str:
+        """test_sleep's twin whose type allows two running at once (docs/flow-control.md)."""
+        return str(sleep(payload, ctx))
+
     @processor("test_fail", max_retries=3, backoff="fixed", initial_delay=0.1)
     def fail(payload: dict[str, Any], ctx: Context) -> None:
         ledger(payload, ctx, "start")

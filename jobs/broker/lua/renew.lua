@@ -1,19 +1,28 @@
 --[[
   renew: extends the leases a worker still owns; reports those it lost (reclaimed, or taken by
-  another worker), so the worker can cancel those attempts instead of finishing them.
-  Input: KEYS[1] leases, KEYS[2] owners; ARGV[1] now_ms (0: Redis TIME), ARGV[2] worker id,
+  another worker), so the worker can cancel those attempts instead of finishing them. In a flow
+  queue the job's concurrency slots are held until the new deadline as well.
+  Input: KEYS[1] leases, KEYS[2] owners, KEYS[3] flow; ARGV[1] now_ms (0: Redis TIME), ARGV[2] worker id,
     ARGV[3] ttl ms, ARGV[4..] ids
   Output: the ids whose lease is no longer this worker's.
 ]]
 --- @include now
-local leases, owners = KEYS[1], KEYS[2]
+--- @include lanes
+local leases, owners, flow = KEYS[1], KEYS[2], KEYS[3]
 local worker_id, ttl = ARGV[2], tonumber(ARGV[3])
 local deadline = now_ms(ARGV[1]) + ttl
+local tag = nil
+if redis.call('EXISTS', flow) == 1 then
+  tag = flow_tag(flow)
+end
 local lost = {}
 for i = 4, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', owners, id) == worker_id then
     redis.call('ZADD', leases, deadline, id)
+    if tag then
+      hold_slots(tag, lane_of(tag, id), id, deadline)
+    end
   else
     lost[#lost + 1] = id
   end
