@@ -35,6 +35,7 @@ from django.utils import timezone
 from jobs import states
 from jobs.broker import Broker, RestoreItem, due_score
 from jobs.broker.locks import Lock
+from jobs.ids import parse_job_ids
 from jobs.lifecycle import DELAYED, is_due
 from jobs.models import WAITING, Job, QueueState, Status
 
@@ -46,11 +47,7 @@ _ROW_CHUNK = 2000
 
 def job_uuids(ids: Iterable[str]) -> Iterator[uuid.UUID]:
     """The ids that are well-formed job ids (Redis may hold garbage written by hand)."""
-    for text in ids:
-        try:
-            yield uuid.UUID(str(text))
-        except ValueError:
-            continue
+    yield from parse_job_ids(ids)
 
 
 @dataclass

@@ -5,7 +5,8 @@ Every error response is ``{"error": {"code": ..., "message": ..., "details": {fi
 ``details`` names each offending field (``retry.max_delay``, ``jobs[3].type``) or is empty. The schema
 documents this shape as ``Error`` (see :mod:`jobs.api.schema`).
 
-DRF calls :func:`exception_handler` for anything a view raises; Django calls :func:`handler404`,
+DRF calls :func:`exception_handler` for anything a view raises (the service's domain errors,
+:mod:`jobs.service.errors`, get their status here and nowhere else); Django calls :func:`handler404`,
 :func:`handler500` and friends (wired in ``zipline_site/urls.py``) for what never reaches a view, and
 those answer in this shape for ``/api/`` and ``/health`` and with Django's own pages elsewhere.
 """
@@ -25,10 +26,15 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from jobs.broker import BrokerUnavailable
-from jobs.idempotency import IdempotencyConflict
-from jobs.states import TransitionError
-from jobs.validation import InvalidJob, PayloadTooLarge
+from jobs.service.errors import (
+    BrokerUnavailable,
+    IdempotencyConflict,
+    InvalidJob,
+    JobNotFound,
+    KeysReused,
+    PayloadTooLarge,
+    TransitionError,
+)
 
 logger = logging.getLogger("zipline.api")
 
@@ -126,6 +132,10 @@ def _translate(exc: BaseException) -> tuple[int, str, str, dict[str, list[str]]]
         return 400, "invalid", f"{exc.field}: {exc.message}", {exc.field: [exc.message]}
     if isinstance(exc, TransitionError):
         return 409, "invalid_state", str(exc), {"status": [f"is {exc.current}"]}
+    if isinstance(exc, JobNotFound):
+        return 404, "not_found", str(exc), {}
+    if isinstance(exc, KeysReused):
+        return 409, "conflict", str(exc), exc.details
     if isinstance(exc, exceptions.ValidationError):
         details = _flatten(exc.detail)
         first = next(iter(details.items()), ("body", ["invalid"]))

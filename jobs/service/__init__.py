@@ -1,0 +1,89 @@
+"""The one entry for every caller: the REST API, the admin, the dashboard, the Python API
+(:mod:`jobs.client`) and management commands submit, read, cancel, retry, run now, delete, pause and
+count through here, never through the broker or the state machine directly
+(``tests/test_service_boundary.py`` holds that).
+
+It takes typed arguments, returns rows and plain values, and raises domain errors
+(:mod:`jobs.service.errors`); how each becomes an HTTP status or a message is the caller's business.
+
+* :mod:`~jobs.service.submit`: one job (with idempotency) or many, all or none.
+* :mod:`~jobs.service.actions`: one job: get, list, cancel, retry, run now, delete.
+* :mod:`~jobs.service.bulk`: an action on many jobs, each refused or changed.
+* :mod:`~jobs.service.queues`: pause, resume, and the statistics of queues, the system and workers.
+"""
+
+from jobs.service.actions import (
+    JOB_ACTIONS,
+    cancel,
+    delete_finished,
+    delete_jobs,
+    find_job,
+    get_job,
+    job_id_of,
+    list_jobs,
+    retry,
+    run_now,
+)
+from jobs.service.bulk import BulkOutcome, apply_each
+from jobs.service.errors import (
+    BrokerUnavailable,
+    IdempotencyConflict,
+    InvalidJob,
+    JobNotFound,
+    KeysReused,
+    PayloadTooLarge,
+    TransitionError,
+)
+from jobs.service.queues import (
+    STATUSES,
+    check_queue_name,
+    counts_by_queue,
+    known_queue_names,
+    live_workers,
+    pause_queue,
+    queue_stats,
+    resume_queue,
+    set_paused,
+    system_stats,
+    throughput_series,
+    worker_stats,
+    workers_summary,
+)
+from jobs.service.submit import submit, submit_many
+
+__all__ = [
+    "JOB_ACTIONS",
+    "STATUSES",
+    "BrokerUnavailable",
+    "BulkOutcome",
+    "IdempotencyConflict",
+    "InvalidJob",
+    "JobNotFound",
+    "KeysReused",
+    "PayloadTooLarge",
+    "TransitionError",
+    "apply_each",
+    "cancel",
+    "check_queue_name",
+    "counts_by_queue",
+    "delete_finished",
+    "delete_jobs",
+    "find_job",
+    "get_job",
+    "job_id_of",
+    "known_queue_names",
+    "list_jobs",
+    "live_workers",
+    "pause_queue",
+    "queue_stats",
+    "resume_queue",
+    "retry",
+    "run_now",
+    "set_paused",
+    "submit",
+    "submit_many",
+    "system_stats",
+    "throughput_series",
+    "worker_stats",
+    "workers_summary",
+]
