@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import service
+from jobs.api import representations as r
 from jobs.api import schema
 from jobs.api import serializers as s
 from jobs.api.index import api_index
@@ -59,7 +60,7 @@ class ApiView(APIView):
 
 
 def with_attempts(job: Job, request: Request) -> dict[str, Any]:
-    return s.job_detail(job, request.user, job.attempt_set.all())
+    return r.job_detail(job, request.user, job.attempt_set.all())
 
 
 def submitter(request: Request) -> Any:
@@ -87,7 +88,7 @@ class JobCollectionView(ApiView):
         page = paginate(rows, request, f["limit"], f.get("cursor"))
         return Response(
             {
-                "results": [s.job_summary(j) for j in page.items],
+                "results": [r.job_summary(j) for j in page.items],
                 "next": page.next,
                 "previous": page.previous,
                 "next_cursor": page.next_cursor,
@@ -96,9 +97,9 @@ class JobCollectionView(ApiView):
         )
 
     def post(self, request: Request) -> Response:
-        spec = s.spec_from_body(request.data)
+        spec = r.spec_from_body(request.data)
         job, created = service.submit(spec, user_scope(request.user), submitted_by=submitter(request))
-        body = s.job_detail(job, request.user) if created else with_attempts(job, request)
+        body = r.job_detail(job, request.user) if created else with_attempts(job, request)
         return Response(body, status=201 if created else 200, headers={"Location": f"/api/v1/jobs/{job.pk}"})
 
 
@@ -112,7 +113,7 @@ class JobBatchView(ApiView):
         return len(jobs) if isinstance(jobs, list) else 1
 
     def post(self, request: Request) -> Response:
-        specs = s.batch_specs(request.data)
+        specs = r.batch_specs(request.data)
         rows = service.submit_many(specs, user_scope(request.user), submitted_by=submitter(request))
         return Response({"count": len(rows), "jobs": [{"id": str(j.pk), "status": j.status} for j in rows]}, status=201)
 
