@@ -26,15 +26,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from jobs.service.errors import (
-    BrokerUnavailable,
-    IdempotencyConflict,
-    InvalidJob,
-    JobNotFound,
-    KeysReused,
-    PayloadTooLarge,
-    TransitionError,
-)
+from jobs.service import errors as domain
 
 logger = logging.getLogger("zipline.api")
 
@@ -127,17 +119,17 @@ def _domain(exc: BaseException) -> Translation | None:
     """The API's own errors and the service's domain errors (:mod:`jobs.service.errors`)."""
     if isinstance(exc, ApiError):
         return exc.status_code, exc.code, exc.message, exc.details
-    if isinstance(exc, PayloadTooLarge):
+    if isinstance(exc, domain.PayloadTooLarge):
         return 413, "payload_too_large", f"{exc.field} {exc.message}", {exc.field: [exc.message]}
-    if isinstance(exc, IdempotencyConflict):
+    if isinstance(exc, domain.IdempotencyConflict):
         return 409, "conflict", f"{exc.field}: {exc.message}", {exc.field: [exc.message]}
-    if isinstance(exc, InvalidJob):
+    if isinstance(exc, domain.InvalidJob):
         return 400, "invalid", f"{exc.field}: {exc.message}", {exc.field: [exc.message]}
-    if isinstance(exc, TransitionError):
+    if isinstance(exc, domain.TransitionError):
         return 409, "invalid_state", str(exc), {"status": [f"is {exc.current}"]}
-    if isinstance(exc, JobNotFound):
+    if isinstance(exc, domain.JobNotFound):
         return 404, "not_found", str(exc), {}
-    if isinstance(exc, KeysReused):
+    if isinstance(exc, domain.KeysReused):
         return 409, "conflict", str(exc), exc.details
     return None
 
@@ -176,7 +168,7 @@ def _storage(exc: BaseException) -> Translation | None:
     if isinstance(exc, (DatabaseError, psycopg.Error)):
         logger.warning("database unavailable", extra={"error": str(exc)})
         return 503, "unavailable", "the database is unavailable; try again shortly", {}
-    if isinstance(exc, BrokerUnavailable):
+    if isinstance(exc, domain.BrokerUnavailable):
         logger.warning("redis unavailable", extra={"error": str(exc)})
         return 503, "unavailable", "Redis is unavailable; try again shortly", {}
     return None

@@ -12,6 +12,7 @@ It takes typed arguments, returns rows and plain values, and raises domain error
 * :mod:`~jobs.service.queues`: pause, resume, and the statistics of queues, the system and workers.
 """
 
+from jobs.service import errors
 from jobs.service.actions import (
     JOB_ACTIONS,
     cancel,
@@ -25,15 +26,7 @@ from jobs.service.actions import (
     run_now,
 )
 from jobs.service.bulk import BulkOutcome, apply_each
-from jobs.service.errors import (
-    BrokerUnavailable,
-    IdempotencyConflict,
-    InvalidJob,
-    JobNotFound,
-    KeysReused,
-    PayloadTooLarge,
-    TransitionError,
-)
+from jobs.service.errors import *  # noqa: F403 - every error a caller catches, as listed in errors.__all__
 from jobs.service.queues import (
     STATUSES,
     check_queue_name,
@@ -52,16 +45,10 @@ from jobs.service.queues import (
 from jobs.service.submit import submit, submit_many
 
 __all__ = [
+    *errors.__all__,
     "JOB_ACTIONS",
     "STATUSES",
-    "BrokerUnavailable",
     "BulkOutcome",
-    "IdempotencyConflict",
-    "InvalidJob",
-    "JobNotFound",
-    "KeysReused",
-    "PayloadTooLarge",
-    "TransitionError",
     "apply_each",
     "cancel",
     "check_queue_name",
