@@ -6,7 +6,7 @@ count through here, never through the broker or the state machine directly
 It takes typed arguments, returns rows and plain values, and raises domain errors
 (:mod:`jobs.service.errors`); how each becomes an HTTP status or a message is the caller's business.
 
-* :mod:`~jobs.service.submit`: one job (with idempotency) or many, all or none.
+* :mod:`~jobs.service.submission`: one job (with idempotency) or many, all or none.
 * :mod:`~jobs.service.actions`: one job: get, list, cancel, retry, run now, delete.
 * :mod:`~jobs.service.bulk`: an action on many jobs, each refused or changed.
 * :mod:`~jobs.service.queues`: pause, resume, and the statistics of queues, the system and workers.
@@ -42,7 +42,7 @@ from jobs.service.queues import (
     worker_stats,
     workers_summary,
 )
-from jobs.service.submit import submit, submit_many
+from jobs.service.submission import submit, submit_many
 
 __all__ = [
     *errors.__all__,
