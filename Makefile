@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test soak lint format bench bench-enqueue bench-api bench-floor migrate clean
+.PHONY: run test soak lint format bench bench-enqueue bench-api bench-floor bench-startup migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-api: $(STAMP)
 
 bench-floor: $(STAMP)
 	$(BIN)/python bench/latency_floor.py
+
+## bench-startup: runworkers' start-up (3 cold starts), loaded modules, and memory after a 10,000-job drain
+bench-startup: $(STAMP)
+	$(BIN)/python bench/startup_memory.py
 
 clean:
 	rm -rf $(VENV) .local staticfiles

@@ -252,16 +252,42 @@ def _merged_retry_fields(defaults: RetryDefaults, retry: Any) -> dict[str, Any]:
     return fields
 
 
+def _job_type(value: Any) -> str:
+    """The job's type: a registered processor's name."""
+    if value is None:
+        raise InvalidJob("type", "is required")
+    if not isinstance(value, str) or not value:
+        raise InvalidJob("type", f"{value!r} is not a job type: give a registered type's name")
+    if value not in registry:
+        known = ", ".join(registry.types()) or "none"
+        raise InvalidJob("type", f"unknown job type {value!r} (registered: {known})")
+    return value
+
+
+def _idempotency_key(key: Any) -> str:
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidJob("idempotency_key", f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    check_text("idempotency_key", key)
+    return key
+
+
+def _due(spec: JobSpec, now: datetime) -> datetime | None:
+    """When the job becomes due, or None for a job to run now (a due time not after ``now`` included)."""
+    if spec.schedule_at is not None and spec.delay is not None:
+        raise InvalidJob("delay", "give schedule_at or delay, not both")
+    if spec.schedule_at is not None:
+        due = _when(spec.schedule_at)
+    elif spec.delay is not None:
+        due = now + timedelta(seconds=_duration("delay", spec.delay))
+    else:
+        return None
+    return due if due > now else None
+
+
 def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     """Check every field of ``spec``; raise :class:`InvalidJob` at the first bad one."""
     now = now or timezone.now()
-    if spec.type is None:
-        raise InvalidJob("type", "is required")
-    if not isinstance(spec.type, str) or not spec.type:
-        raise InvalidJob("type", f"{spec.type!r} is not a job type: give a registered type's name")
-    if spec.type not in registry:
-        known = ", ".join(registry.types()) or "none"
-        raise InvalidJob("type", f"unknown job type {spec.type!r} (registered: {known})")
+    job_type = _job_type(spec.type)
     payload_json = check_payload(spec.payload)
     if not isinstance(spec.name, str) or len(spec.name) > MAX_NAME:
         raise InvalidJob("name", f"must be a string of at most {MAX_NAME} characters")
@@ -270,36 +296,24 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
         raise InvalidJob("queue", f"{spec.queue!r} is not a queue name (1-64 of A-Z a-z 0-9 _ . : -)")
     priority = _integer("priority", spec.priority, PRIORITY_MIN, PRIORITY_MAX)
     fields: dict[str, Any] = {
-        "type": spec.type,
+        "type": job_type,
         "payload": spec.payload,
         "name": spec.name,
         "queue": spec.queue,
         "priority": priority,
-        **_retry_fields(spec.type, spec.retry),
+        **_retry_fields(job_type, spec.retry),
     }
     if spec.timeout is not None:
         fields["timeout"] = _duration("timeout", spec.timeout, allow_zero=False)
     if spec.idempotency_key is not None:
-        key = spec.idempotency_key
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidJob("idempotency_key", f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
-        check_text("idempotency_key", key)
-        fields["idempotency_key"] = key
-    if spec.schedule_at is not None and spec.delay is not None:
-        raise InvalidJob("delay", "give schedule_at or delay, not both")
-    due: datetime | None = None
-    if spec.schedule_at is not None:
-        due = _when(spec.schedule_at)
-    elif spec.delay is not None:
-        due = now + timedelta(seconds=_duration("delay", spec.delay))
-    if due is not None and due > now:
+        fields["idempotency_key"] = _idempotency_key(spec.idempotency_key)
+    due = _due(spec, now)
+    if due is not None:
         fields["status"] = target(Verb.SCHEDULE)
         fields["schedule_at"] = due
-    else:
-        due = None
     # Last: the job's own fields are judged first, whatever its processor thinks of the payload.
     try:
-        payloads.check_payload(registry.get(spec.type), spec.payload)
+        payloads.check_payload(registry.get(job_type), spec.payload)
     except PayloadError as exc:
         raise InvalidJob(f"payload.{exc.field}" if exc.field else "payload", exc.message) from None
     return ValidJob(fields=fields, due=due, payload_json=payload_json)

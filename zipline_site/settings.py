@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from zipline_site.config import EXIT_CONFIG_ERROR, Config, ConfigError, load_config, redis_url
+from zipline_site.installed_apps import installed_apps
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -77,21 +79,8 @@ if ZIPLINE.security.https:
     SECURE_HSTS_PRELOAD = True
     SILENCED_SYSTEM_CHECKS = ["security.W008"]
 
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "rest_framework",
-    "drf_spectacular",
-    "drf_spectacular_sidecar",
-    "django_prometheus",
-    "jobs",
-    "workers",
-    "scheduler",
-]
+# runworkers installs only the core apps: no API, admin or dashboard code in a worker (see installed_apps).
+INSTALLED_APPS = installed_apps(sys.argv)
 # JQS_APPS: the user's apps (one already installed is not installed twice); jobs.apps loads their processors.
 INSTALLED_APPS += [app for app in ZIPLINE.apps.installed if app not in INSTALLED_APPS]
 
@@ -132,7 +121,7 @@ DATABASES = {"default": _database(ZIPLINE.database.url)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = redis_url(ZIPLINE)
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
@@ -145,6 +134,21 @@ CACHES = {
         },
     }
 }
+if ZIPLINE.redis.sentinels:  # the cache follows the master through the broker's sentinels; it reads the master
+    # too (django-redis's SentinelClient reads replicas, which lag: a throttle must see its own writes)
+    _netloc = REDIS_URL.split("://", 1)[1].split("/", 1)[0]
+    _auth = _netloc.rpartition("@")[0]
+    CACHES["default"]["LOCATION"] = (
+        f"redis://{_auth + '@' if _auth else ''}{ZIPLINE.redis.sentinel_master}/{REDIS_URL.rsplit('/', 1)[1] or 0}"
+    )
+    CACHES["default"]["OPTIONS"] |= {
+        "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+        "SENTINELS": [
+            (host.strip("[]"), int(port))
+            for host, _, port in (item.rpartition(":") for item in ZIPLINE.redis.sentinels.split(","))
+        ],
+        "SENTINEL_KWARGS": {"password": ZIPLINE.redis.sentinel_password or None, "socket_timeout": 1},
+    }
 DJANGO_REDIS_IGNORE_EXCEPTIONS = True
 
 AUTH_PASSWORD_VALIDATORS = [

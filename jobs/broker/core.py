@@ -4,16 +4,18 @@ This class is the only place that assembles script arguments (keys come from ``j
 is one Lua script (see ``jobs/broker/lua``). All keys of one queue share the hash tag ``{queue}``, so each
 script touches one hash slot, and every key starts with the configured prefix.
 
-Redis Cluster is not supported yet: the client is a single-node ``redis.Redis``, and an idle worker's
-BLPOP (:meth:`Broker.wait_and_claim`) waits on the ``notify`` lists of all its queues at once, which
-lie in different slots (a cluster answers CROSSSLOT). Use one Redis server.
+Redis Cluster is not supported yet (the settings do not select its client), but the broker runs on
+``redis.cluster.RedisCluster``: each queue's keys lie in the slot of its tag, so queues
+spread over the masters. What spans queues changes there: a cluster refuses EVALSHA in a pipeline and a BLPOP
+across slots, so scripts run one call each, and a worker that waits on several queues listens to their
+wake-ups on one Pub/Sub connection instead (:mod:`jobs.broker.waiting`).
 
 Key layout, for prefix ``zipline`` and queue ``default``:
 
 - ``zipline:{default}:ready``    ZSET id -> (100 - priority) * 2^44 + sequence
 - ``zipline:{default}:delayed``  ZSET id -> due time (ms)      ``...:prio`` HASH id -> priority
-- ``zipline:{default}:leases``   ZSET id -> lease deadline (ms) ``...:tokens`` HASH id -> owner
-- ``zipline:{default}:notify``   LIST wake-up token for blocked workers
+- ``zipline:{default}:leases``   ZSET id -> lease deadline (ms) ``...:tokens`` HASH id -> owning worker id (``KeySet.owners``)
+- ``zipline:{default}:notify``   LIST wake-up signal for blocked workers
 - ``zipline:{default}:paused``   STRING while paused ``...:seq`` STRING FIFO counter
 - ``zipline:{default}:completed:<minute>`` / ``...:failed:<minute>`` counters for throughput charts
 - ``zipline:queues`` SET of queue names; ``zipline:epoch`` marker whose absence means Redis lost its data
@@ -22,6 +24,7 @@ Key layout, for prefix ``zipline`` and queue ``default``:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,13 +32,16 @@ from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool
 
 from jobs.broker.errors import translated_methods
 from jobs.broker.items import Claim, ExpiredLease, Promoted, PushItem, RestoreItem, Settlement
 from jobs.broker.keys import QueueKeys, epoch_key, queue_keys, queues_key, worker_key, workers_key
 from jobs.broker.scripts import SCRIPT_NAMES, source
+from jobs.broker.waiting import WakeListener, cluster_client_like
 from jobs.clock import Clock, RedisClock
 
 STATS_TTL_SECONDS = 2 * 3600
@@ -75,11 +81,15 @@ class Broker:
         self.workers_key = workers_key(prefix)
         self._known_queues: set[str] = set()
         self._keys: dict[str, QueueKeys] = {}  # built once per queue: every command needs them
+        self.cluster = isinstance(client, RedisCluster)
+        self._waiters = threading.local()  # each thread's Pub/Sub listener on a cluster (jobs.broker.waiting)
 
     def with_socket_timeout(self, seconds: float) -> Broker:
         """The same Redis and keys through a pool of its own whose commands fail after ``seconds``,
         without retrying: for a thread with other duties that must not hang on an unreachable Redis.
         """
+        if isinstance(self.client, RedisCluster):
+            return Broker(cluster_client_like(self.client, seconds), self.prefix, self.clock)
         pool = self.client.connection_pool
         kwargs = {
             **pool.connection_kwargs,
@@ -87,8 +97,18 @@ class Broker:
             "socket_connect_timeout": seconds,
             "retry": Retry(NoBackoff(), 0),
         }
-        client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
-        return Broker(client, self.prefix, self.clock)
+        if isinstance(pool, SentinelConnectionPool):  # the same sentinels and master name
+            kwargs.pop("connection_pool", None)
+            own: redis.ConnectionPool = type(pool)(pool.service_name, pool.sentinel_manager, **kwargs)
+        else:
+            own = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        return Broker(redis.Redis(connection_pool=own), self.prefix, self.clock)
+
+    def master_address(self) -> str | None:
+        """``host:port`` of the master in use when the sentinels choose it; None for a single Redis."""
+        from jobs.broker.sentinel import master_address
+
+        return master_address(self.client)
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -136,7 +156,12 @@ class Broker:
         """Run several scripts in one pipeline by SHA; a script Redis no longer has is loaded and rerun.
 
         (redis-py's pipeline asks ``SCRIPT EXISTS`` before every execute: one round trip too many.)
+        A cluster refuses EVALSHA in a pipeline: there, each command is its own call.
         """
+        if self.cluster:
+            for command, command_args in extra:
+                getattr(self.client, command)(*command_args)
+            return [self._run(name, keys, args) for name, keys, args in calls]
         pipe = self.client.pipeline(transaction=False)
         for command, command_args in extra:
             getattr(pipe, command)(*command_args)
@@ -158,17 +183,17 @@ class Broker:
     # -- work ----------------------------------------------------------------------------------
 
     def _claim_call(
-        self, queue: str, token: str, count: int, lease_ms: int, promote_limit: int = 100
+        self, queue: str, worker_id: str, count: int, lease_ms: int, promote_limit: int = 100
     ) -> tuple[str, Sequence[str], Sequence[Any]]:
         k = self.keys(queue)
-        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens, k.paused)
-        return "claim", keys, (self.clock.script_ms(), token, count, lease_ms, promote_limit)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners, k.paused)
+        return "claim", keys, (self.clock.script_ms(), worker_id, count, lease_ms, promote_limit)
 
-    def claim(self, queue: str, token: str, count: int, lease_ms: int, promote_limit: int = 100) -> Claim:
-        return _claim_result(self._run(*self._claim_call(queue, token, count, lease_ms, promote_limit)))
+    def claim(self, queue: str, worker_id: str, count: int, lease_ms: int, promote_limit: int = 100) -> Claim:
+        return _claim_result(self._run(*self._claim_call(queue, worker_id, count, lease_ms, promote_limit)))
 
     def wait_and_claim(
-        self, queues: Sequence[str], timeout: float, queue: str, token: str, count: int, lease_ms: int
+        self, queues: Sequence[str], timeout: float, queue: str, worker_id: str, count: int, lease_ms: int
     ) -> Claim:
         """Block until a queue has work or ``timeout`` passes, then :meth:`claim` from ``queue``, in
         one round trip.
@@ -178,25 +203,44 @@ class Broker:
         round trip after the wake-up.
 
         The BLPOP names one ``notify`` key per queue, each in its queue's hash slot: one command across
-        slots, which a single Redis accepts and a cluster refuses (CROSSSLOT), one reason Redis Cluster
-        is not supported yet.
+        slots, which a single Redis accepts and a cluster refuses (CROSSSLOT). On a cluster a worker of one
+        queue BLPOPs its one key, and a worker of several waits on their Pub/Sub wake-ups; then it claims.
         """
+        if self.cluster:
+            return self._wait_and_claim_on_cluster(queues, timeout, queue, worker_id, count, lease_ms)
         wait = ("blpop", ([self.keys(q).notify for q in queues], _blpop_timeout(timeout)))
-        [result] = self._run_many([self._claim_call(queue, token, count, lease_ms)], extra=[wait])
+        [result] = self._run_many([self._claim_call(queue, worker_id, count, lease_ms)], extra=[wait])
         return _claim_result(result)
 
+    def _wait_and_claim_on_cluster(
+        self, queues: Sequence[str], timeout: float, queue: str, worker_id: str, count: int, lease_ms: int
+    ) -> Claim:
+        if len(queues) == 1:
+            self.client.blpop([self.keys(queues[0]).notify], _blpop_timeout(timeout))
+        else:
+            listener = getattr(self._waiters, "listener", None)
+            if listener is None or listener.queues != tuple(queues):
+                if listener is not None:
+                    listener.close()
+                channels = [self.keys(q).notify for q in queues]
+                listener = self._waiters.listener = WakeListener(cast(RedisCluster, self.client), channels)
+                listener.queues = tuple(queues)
+            else:
+                listener.wait(timeout)
+        return self.claim(queue, worker_id, count, lease_ms)
+
     def settle(
-        self, queue: str, token: str, settlements: Sequence[Settlement], counts: dict[str, int] | None = None
+        self, queue: str, worker_id: str, settlements: Sequence[Settlement], counts: dict[str, int] | None = None
     ) -> list[bool]:
         """End leases; with ``counts`` (``{"completed": n, "failed": m}``, see :mod:`jobs.tally`) also
         bump the per-minute counters."""
         if not settlements:
             return []
         k = self.keys(queue)
-        args: list[Any] = [token]
+        args: list[Any] = [worker_id]
         for s in settlements:
             args.extend((s.job_id, s.action, s.due_ms, s.priority))
-        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners)
         extra = self._counter_calls(queue, counts or {})
         if not extra:
             return [bool(x) for x in self._run("settle", keys, args)]
@@ -218,26 +262,26 @@ class Broker:
         if calls:
             self._run_many([], calls)
 
-    def renew(self, queue: str, token: str, job_ids: Sequence[str], lease_ms: int) -> list[str]:
-        """Extend leases; returns the ids this token no longer owns."""
+    def renew(self, queue: str, worker_id: str, job_ids: Sequence[str], lease_ms: int) -> list[str]:
+        """Extend leases; returns the ids this worker no longer owns."""
         if not job_ids:
             return []
         k = self.keys(queue)
-        lost = self._run("renew", (k.leases, k.tokens), (self.clock.script_ms(), token, lease_ms, *job_ids))
+        lost = self._run("renew", (k.leases, k.owners), (self.clock.script_ms(), worker_id, lease_ms, *job_ids))
         return [_text(i) for i in lost]
 
     # -- maintenance -------------------------------------------------------------------------
 
     def reclaim_expired(self, queue: str, limit: int) -> list[ExpiredLease]:
-        """Remove expired leases; returns each job id with the token that held it."""
+        """Remove expired leases; returns each job id with the id of the worker that held it."""
         k = self.keys(queue)
-        flat = [_text(x) for x in self._run("reclaim", (k.leases, k.tokens), (self.clock.script_ms(), limit))]
-        return [ExpiredLease(job_id, token) for job_id, token in zip(flat[0::2], flat[1::2], strict=True)]
+        flat = [_text(x) for x in self._run("reclaim", (k.leases, k.owners), (self.clock.script_ms(), limit))]
+        return [ExpiredLease(job_id, worker_id) for job_id, worker_id in zip(flat[0::2], flat[1::2], strict=True)]
 
-    def leased_by(self, queue: str, token: str) -> list[str]:
-        """The ids whose lease this token holds (a dead worker's jobs)."""
-        owners = cast(dict[bytes, bytes], self.client.hgetall(self.keys(queue).tokens))
-        return sorted(_text(job_id) for job_id, owner in owners.items() if _text(owner) == token)
+    def leased_by(self, queue: str, worker_id: str) -> list[str]:
+        """The ids whose lease this worker holds (a dead worker's jobs)."""
+        owners = cast(dict[bytes, bytes], self.client.hgetall(self.keys(queue).owners))
+        return sorted(_text(job_id) for job_id, owner in owners.items() if _text(owner) == worker_id)
 
     def promote_due(self, queue: str, limit: int) -> Promoted:
         k = self.keys(queue)
@@ -258,10 +302,10 @@ class Broker:
         k = self.keys(queue)
         args: list[Any] = [self.clock.script_ms(), lease_ms]
         for item in items:
-            extra = item.token if item.kind == "lease" else item.priority
+            extra = item.worker_id if item.kind == "lease" else item.priority
             args.extend((item.job_id, item.kind, extra, item.due_ms))
         self.client.sadd(self.queues_key, queue)
-        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners)
         return int(self._run("restore", keys, args))
 
     # -- queues --------------------------------------------------------------------------------
@@ -276,6 +320,7 @@ class Broker:
         else:
             self.client.delete(key)
             self.client.rpush(self.keys(queue).notify, "1")
+            self.client.publish(self.keys(queue).notify, "1")  # workers of several queues on a cluster
         self.client.sadd(self.queues_key, queue)
 
     def depths(self, queue: str) -> dict[str, int]:

@@ -44,6 +44,7 @@ def overview() -> dict[str, Any]:
         "workers": stats["workers"],
         "hour": sum((card["chart"].counted for card in cards), Tally()),
         "redis_error": "",
+        "redis_master": service.redis_master(),
     }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobs import tally
-from jobs.broker import get_broker
+from jobs.broker import BrokerUnavailable, get_broker
 from jobs.broker.heartbeat import live_workers as _live_workers
 from jobs.queues import (
     STATUSES,
@@ -29,6 +29,7 @@ __all__ = [
     "live_workers",
     "pause_queue",
     "queue_stats",
+    "redis_master",
     "resume_queue",
     "set_paused",
     "system_stats",
@@ -55,3 +56,11 @@ def throughput_series(queue: str, minutes: int) -> tuple[list[int], list[int]]:
         broker.counter_series(queue, tally.COMPLETED, minutes),
         broker.counter_series(queue, tally.FAILED, minutes),
     )
+
+
+def redis_master() -> str | None:
+    """The master in use when the sentinels choose it (None for a single Redis, or when they do not answer)."""
+    try:
+        return get_broker().master_address()
+    except BrokerUnavailable:
+        return None
