@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import warnings
 from pathlib import Path
@@ -83,6 +84,13 @@ if ZIPLINE.security.https:
 INSTALLED_APPS = installed_apps(sys.argv)
 # JQS_APPS: the user's apps (one already installed is not installed twice); jobs.apps loads their processors.
 INSTALLED_APPS += [app for app in ZIPLINE.apps.installed if app not in INSTALLED_APPS]
+# Django's Tasks framework: built in from Django 6.0, the django-tasks backport (an app) before it.
+# ZipLine's backend runs every @task as a job on its workers (docs/django-tasks.md); any queue name.
+if importlib.util.find_spec("django.tasks") is None:
+    INSTALLED_APPS.append("django_tasks")
+TASKS: dict[str, dict[str, object]] = {
+    "default": {"BACKEND": "jobs.tasks_backend.backend.ZipLineBackend", "QUEUES": []}
+}
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
