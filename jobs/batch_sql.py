@@ -21,6 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models.base import ModelState
 
 from jobs import lifecycle, prepared
+from jobs.ids import parse_job_id
 from jobs.lifecycle import Verb
 from jobs.models import Job, JobAttempt, Outcome, Status
 
@@ -319,4 +320,8 @@ def _finish_sqlite(rows: Sequence[FinishRow], update: str, params: list[Any]) ->
 
 
 def _as_uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    """The id column as read back (SQLite returns text)."""
+    pk = parse_job_id(value)
+    if pk is None:
+        raise ValueError(f"the database returned {value!r} as a job id")
+    return pk

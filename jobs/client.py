@@ -1,4 +1,7 @@
-"""ZipLine's Python API: ``enqueue``, ``enqueue_many``, ``get``, ``cancel``, ``retry``.
+"""ZipLine's Python API: ``enqueue``, ``enqueue_many``, ``get``, ``cancel``, ``retry``, ``run_now``.
+
+The public face of :mod:`jobs.service`, which does the work for every caller (this one, the REST
+API, the admin and the dashboard), so all of them answer alike.
 
 Rows are written in the caller's transaction; ids reach Redis when it commits (``on_commit``),
 so a job submitted inside a transaction that rolls back never runs. Outside a transaction each
@@ -7,25 +10,27 @@ call commits before it returns.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
-from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
-
-from jobs import insert, states
-from jobs.broker import BrokerUnavailable, get_broker
-from jobs.dispatch import dispatch
-from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
 from jobs.models import Job
-from jobs.validation import InvalidJob, JobSpec, validate
+from jobs.service import cancel, retry, run_now
+from jobs.service import find_job as get
+from jobs.service import submit as enqueue_idempotent
+from jobs.service import submit_many as enqueue_many
+from jobs.validation import InvalidJob, JobSpec
 
-logger = logging.getLogger("zipline.client")
-
-__all__ = ["InvalidJob", "JobSpec", "cancel", "enqueue", "enqueue_many", "get", "retry"]
+__all__ = [
+    "InvalidJob",
+    "JobSpec",
+    "cancel",
+    "enqueue",
+    "enqueue_idempotent",
+    "enqueue_many",
+    "get",
+    "retry",
+    "run_now",
+]
 
 
 def enqueue(
@@ -62,141 +67,3 @@ def enqueue(
         group,
     )
     return enqueue_idempotent(spec)[0]
-
-
-def enqueue_idempotent(spec: JobSpec, scope: str = PYTHON_SCOPE, *, submitted_by: Any = None) -> tuple[Job, bool]:
-    """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key.
-
-    Keys are unique within ``scope`` (see :mod:`jobs.idempotency`); a key used before for a different
-    submission raises :class:`jobs.idempotency.IdempotencyConflict` and writes nothing. ``submitted_by``
-    (a user) is recorded: they see the payload's secrets unmasked (:mod:`jobs.masking`).
-    """
-    valid = validate(spec)
-    key = valid.fields.get("idempotency_key")
-    if key is not None:
-        existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first()
-        if existing is not None:
-            return check_reuse(spec, existing), False
-    row = insert.new_row(valid, timezone.now())
-    row["submitted_by_id"] = None if submitted_by is None else submitted_by.pk
-    if key is not None:
-        row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
-    try:
-        # Outside a transaction this is one autocommitted INSERT: one round trip to the database.
-        with transaction.atomic() if key is not None else nullcontext():
-            insert.insert([row], [valid.payload_json])
-    except IntegrityError:
-        existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first() if key else None
-        if existing is not None:
-            return check_reuse(spec, existing), False
-        raise
-    [job] = insert.instances([row])
-    transaction.on_commit(lambda: dispatch([job]))
-    return job, True
-
-
-def enqueue_many(
-    specs: Sequence[JobSpec | dict[str, Any]], scope: str = PYTHON_SCOPE, *, submitted_by: Any = None
-) -> list[Job]:
-    """Submit many jobs: all rows in one INSERT, all ids in one Redis pipeline; all or none.
-    ``submitted_by`` is recorded as in :func:`enqueue_idempotent`.
-
-    Raises :class:`InvalidJob` with the index of the first bad spec in its field (``jobs[3].type``).
-    Idempotency keys are unique within ``scope``; a key used before makes the INSERT fail (IntegrityError).
-    """
-    now = timezone.now()
-    rows, payloads = [], []
-    for index, raw in enumerate(specs):
-        spec = raw if isinstance(raw, JobSpec) else _spec_from_dict(index, raw)
-        try:
-            valid = validate(spec, now)
-        except InvalidJob as exc:
-            raise type(exc)(f"jobs[{index}].{exc.field}", exc.message) from None
-        row = insert.new_row(valid, now)
-        row["submitted_by_id"] = None if submitted_by is None else submitted_by.pk
-        if spec.idempotency_key is not None:
-            row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
-        rows.append(row)
-        payloads.append(valid.payload_json)
-    if not rows:
-        return []
-    with transaction.atomic():
-        insert.insert(rows, payloads)
-        jobs = insert.instances(rows)
-        transaction.on_commit(lambda: dispatch(jobs))
-    return jobs
-
-
-def _spec_from_dict(index: int, raw: Any) -> JobSpec:
-    if not isinstance(raw, dict):
-        raise InvalidJob(f"jobs[{index}]", "must be an object")
-    try:
-        return JobSpec(**raw)
-    except TypeError as exc:
-        raise InvalidJob(f"jobs[{index}]", str(exc)) from None
-
-
-def get(job_id: Any) -> Job | None:
-    """The job with this id, or None (also for a malformed id)."""
-    pk = states.parse_id(job_id)
-    return None if pk is None else Job.objects.filter(pk=pk).first()
-
-
-def cancel(job_id: Any) -> Job:
-    """Cancel a waiting job, or ask a running one to stop (its worker sees it within a second).
-
-    Raises ``Job.DoesNotExist`` or :class:`jobs.states.TransitionError`.
-    """
-    pk = states.parse_id(job_id)
-    if pk is None:
-        raise Job.DoesNotExist(f"no job {job_id!r}")
-    job, dequeue = states.cancel(pk)
-    if dequeue:
-        transaction.on_commit(lambda: _dequeue_cancelled(job))
-    return job
-
-
-def _dequeue_cancelled(job: Job) -> None:
-    """Take a cancelled job's id out of Redis, unless a retry made it wait again in the meantime.
-
-    A retry that commits between the cancel and this removal pushes an id Redis already holds (a
-    no-op), and the removal would then strand the waiting row until the reconciler's next pass.
-    """
-    _remove_from_queue(job)
-    again = Job.objects.filter(pk=job.pk).waiting().first()
-    if again is not None:
-        dispatch([again])
-
-
-def retry(job_id: Any) -> Job:
-    """Run a failed or cancelled job again from a fresh retry budget."""
-    pk = states.parse_id(job_id)
-    if pk is None:
-        raise Job.DoesNotExist(f"no job {job_id!r}")
-    job = states.retry(pk)
-    transaction.on_commit(lambda: dispatch([job]))
-    return job
-
-
-def run_now(job_id: Any) -> Job:
-    """Make a scheduled or retrying job run at once."""
-    pk = states.parse_id(job_id)
-    if pk is None:
-        raise Job.DoesNotExist(f"no job {job_id!r}")
-    job = states.run_now(pk)
-
-    def move() -> None:
-        _remove_from_queue(job)
-        dispatch([job])
-
-    transaction.on_commit(move)
-    return job
-
-
-def _remove_from_queue(job: Job) -> None:
-
-    try:
-        get_broker().remove(job.queue, [str(job.pk)])
-    except BrokerUnavailable:
-        # The row is what counts: a worker that claims the id finds it not runnable and skips it.
-        logger.warning("could not remove job from Redis", extra={"job_id": str(job.pk)})

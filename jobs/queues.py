@@ -1,6 +1,6 @@
 """Queues as operators see them: pause and resume, and the statistics of one queue or the whole system.
 
-View-agnostic on purpose: the REST API and the dashboard both call these and render the dicts. Counts
+View-agnostic on purpose: every caller reaches these through :mod:`jobs.service` and renders the dicts. Counts
 come from the database (the source of truth, one ``GROUP BY``), live numbers from Redis: depths of the
 ready, delayed and leased sets, the per-minute completed/failed counters the workers keep, the workers'
 heartbeats. A Redis or database error propagates; the caller decides what to show.

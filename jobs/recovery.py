@@ -19,6 +19,7 @@ from django.db.models import Q
 from jobs import states, tally
 from jobs.broker import Broker, PushItem, Settlement, due_score
 from jobs.dispatch import push_items
+from jobs.ids import parse_job_id, parse_job_ids
 from jobs.limits import lane
 from jobs.models import Job, Status
 from jobs.states import Recorded
@@ -45,7 +46,7 @@ def send_on(broker: Broker, queue: str, job_id: str, worker_id: str, reason: str
 
 def _requeue_if_waiting(broker: Broker, job_id: str) -> None:
     """A lease on a row that is waiting (claimed in Redis, never marked running): put the id back."""
-    pk = states.parse_id(job_id)
+    pk = parse_job_id(job_id)
     job = Job.objects.filter(pk=pk).waiting().first() if pk is not None else None
     if job is not None:
         broker.push(push_items([job]))
@@ -78,7 +79,7 @@ def hand_back_unstarted(broker: Broker, job_ids: Sequence[str], worker_id: str) 
     under its worker id: without this it would wait for the scheduler's reconciler (which also covers
     a Redis failure between the release here and the push).
     """
-    pks = [pk for pk in map(states.parse_id, job_ids) if pk is not None]
+    pks = parse_job_ids(job_ids)
     claimed = list(Job.objects.filter(pk__in=pks, worker=worker_id).running()) if pks else []
     released = states.release(claimed)
     if released:

@@ -10,7 +10,6 @@ hot paths (claiming and finishing many jobs) are batched into one statement each
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs import batch_sql, lifecycle
+from jobs.ids import parse_job_id, parse_job_ids
 from jobs.lifecycle import Verb
 from jobs.models import Job, JobQuerySet, Outcome, Status
 from jobs.retry_policy import RetryPolicy
@@ -166,20 +166,10 @@ def claim(job_ids: Sequence[str], worker: str) -> list[Job]:
     Ids whose rows are gone or no longer waiting (cancelled while queued) are left out: the worker
     must not run them.
     """
-    valid = [pk for pk in map(parse_id, job_ids) if pk is not None]
+    valid = parse_job_ids(job_ids)
     if not valid:
         return []
     return batch_sql.claim_rows(valid, worker, timezone.now())
-
-
-def parse_id(value: Any) -> uuid.UUID | None:
-    """A job id from Redis or a client, or None for garbage (which never matches a row)."""
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -282,7 +272,7 @@ def record_lost(job_id: str, worker: str, reason: str) -> Recorded | None:
     Returns None when the row is not running (it finished; the lease was just left behind).
     """
     now = timezone.now()
-    pk = parse_id(job_id)
+    pk = parse_job_id(job_id)
     job = Job.objects.filter(pk=pk).running().first() if pk is not None else None
     if job is None or (worker and job.worker and job.worker != worker):
         return None

@@ -37,6 +37,7 @@ from django.utils import timezone
 from jobs import queue_limits, states
 from jobs.broker import Broker, RestoreItem, due_score
 from jobs.broker.locks import Lock
+from jobs.ids import parse_job_ids
 from jobs.lifecycle import DELAYED, is_due
 from jobs.limits import lane
 from jobs.models import WAITING, Job, QueueState, Status
@@ -49,11 +50,7 @@ _ROW_CHUNK = 2000
 
 def job_uuids(ids: Iterable[str]) -> Iterator[uuid.UUID]:
     """The ids that are well-formed job ids (Redis may hold garbage written by hand)."""
-    for text in ids:
-        try:
-            yield uuid.UUID(str(text))
-        except ValueError:
-            continue
+    yield from parse_job_ids(ids)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from django.test import override_settings
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
-from jobs import queues
+from jobs import service
 from jobs.broker import reset_broker
 from jobs.models import Job
 from jobs.tokens import create_token
@@ -297,6 +297,6 @@ def test_unexpected_error_is_a_json_500(api: APIClient, monkeypatch: pytest.Monk
     def broken() -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(queues, "system_stats", broken)
+    monkeypatch.setattr(service, "system_stats", broken)
     error = error_of(api.get("/api/v1/stats"), 500)
     assert error["code"] == "server_error" and "bug" not in error["message"]

@@ -12,6 +12,7 @@ from django.utils import timezone
 from jobs import JobSpec, cancel, client, enqueue, enqueue_many, get, retry, states
 from jobs.broker import Broker
 from jobs.models import Job, Status
+from jobs.service import actions
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, PayloadTooLarge
 from tests.helpers import EMAIL_PAYLOAD, override_zipline
@@ -206,7 +207,7 @@ def test_a_retry_between_a_cancel_and_its_removal_from_redis_keeps_the_job_queue
     job = enqueue("test_noop", {})
     states.cancel(job.pk)  # committed; its removal from Redis runs after the commit...
     client.retry(job.pk)  # ...but a retry commits first and pushes an id Redis still holds
-    client._dequeue_cancelled(job)
+    actions.dequeue_cancelled(job)
     assert Job.objects.get(pk=job.pk).status == Status.PENDING
     assert broker.ids("default")["ready"] == {str(job.pk)}
 

@@ -20,15 +20,8 @@ SKIPPED_DIRS = {"tests", "bench/peers", "node_modules", "staticfiles", "build"}
 
 # Still over, each waiting for its rewrite. This list only shrinks: never add to it, and remove an entry
 # as soon as it is under the limit (test_every_allowed_excess_is_still_over fails until it is removed).
-MODULES_OVER = {
-    "jobs/admin.py",
-    "jobs/api/serializers.py",
-    "jobs/api/views.py",
-}
-FUNCTIONS_OVER = {
-    "jobs/api/errors.py::_translate",
-    "jobs/dashboard/views.py::job_set_bulk",
-}
+MODULES_OVER: set[str] = set()
+FUNCTIONS_OVER: set[str] = set()
 
 
 def _python_files() -> Iterator[str]:

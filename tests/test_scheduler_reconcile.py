@@ -220,8 +220,8 @@ CRASHING_CLIENT = textwrap.dedent(
     """
     import os, django
     django.setup()
-    import jobs.client
-    jobs.client.dispatch = lambda rows: os._exit(17)  # die right after COMMIT, before Redis
+    import jobs.client, jobs.service.submission
+    jobs.service.submission.dispatch = lambda rows: os._exit(17)  # die right after COMMIT, before Redis
     job = jobs.client.enqueue("test_noop", {"crash": "window"}, queue="crashq")
     print("unreachable", job.pk, flush=True)
     """

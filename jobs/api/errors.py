@@ -5,7 +5,8 @@ Every error response is ``{"error": {"code": ..., "message": ..., "details": {fi
 ``details`` names each offending field (``retry.max_delay``, ``jobs[3].type``) or is empty. The schema
 documents this shape as ``Error`` (see :mod:`jobs.api.schema`).
 
-DRF calls :func:`exception_handler` for anything a view raises; Django calls :func:`handler404`,
+DRF calls :func:`exception_handler` for anything a view raises (the service's domain errors,
+:mod:`jobs.service.errors`, get their status here and nowhere else); Django calls :func:`handler404`,
 :func:`handler500` and friends (wired in ``zipline_site/urls.py``) for what never reaches a view, and
 those answer in this shape for ``/api/`` and ``/health`` and with Django's own pages elsewhere.
 """
@@ -25,10 +26,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from jobs.broker import BrokerUnavailable
-from jobs.idempotency import IdempotencyConflict
-from jobs.states import TransitionError
-from jobs.validation import InvalidJob, PayloadTooLarge
+from jobs.service import errors as domain
 
 logger = logging.getLogger("zipline.api")
 
@@ -114,18 +112,30 @@ _DRF_CODES: tuple[tuple[type[exceptions.APIException], str], ...] = (
 )
 
 
-def _translate(exc: BaseException) -> tuple[int, str, str, dict[str, list[str]]]:
-    """(status, code, message, details) for any exception; unknown ones are a logged 500."""
+Translation = tuple[int, str, str, dict[str, list[str]]]
+
+
+def _domain(exc: BaseException) -> Translation | None:
+    """The API's own errors and the service's domain errors (:mod:`jobs.service.errors`)."""
     if isinstance(exc, ApiError):
         return exc.status_code, exc.code, exc.message, exc.details
-    if isinstance(exc, PayloadTooLarge):
+    if isinstance(exc, domain.PayloadTooLarge):
         return 413, "payload_too_large", f"{exc.field} {exc.message}", {exc.field: [exc.message]}
-    if isinstance(exc, IdempotencyConflict):
+    if isinstance(exc, domain.IdempotencyConflict):
         return 409, "conflict", f"{exc.field}: {exc.message}", {exc.field: [exc.message]}
-    if isinstance(exc, InvalidJob):
+    if isinstance(exc, domain.InvalidJob):
         return 400, "invalid", f"{exc.field}: {exc.message}", {exc.field: [exc.message]}
-    if isinstance(exc, TransitionError):
+    if isinstance(exc, domain.TransitionError):
         return 409, "invalid_state", str(exc), {"status": [f"is {exc.current}"]}
+    if isinstance(exc, domain.JobNotFound):
+        return 404, "not_found", str(exc), {}
+    if isinstance(exc, domain.KeysReused):
+        return 409, "conflict", str(exc), exc.details
+    return None
+
+
+def _framework(exc: BaseException) -> Translation | None:
+    """DRF's and Django's errors."""
     if isinstance(exc, exceptions.ValidationError):
         details = _flatten(exc.detail)
         first = next(iter(details.items()), ("body", ["invalid"]))
@@ -145,21 +155,31 @@ def _translate(exc: BaseException) -> tuple[int, str, str, dict[str, list[str]]]
         return 413, "payload_too_large", "the request body is over the size limit", {}
     if isinstance(exc, RecursionError):
         return 400, "invalid", "the JSON is nested too deeply", {"body": ["nested too deeply"]}
+    return None
+
+
+def _storage(exc: BaseException) -> Translation | None:
+    """What the database and Redis refuse, or their being out of reach."""
     if isinstance(exc, (IntegrityError, psycopg.IntegrityError)):
         return 409, "conflict", "the write conflicts with existing data; nothing was written", {}
     if isinstance(exc, (DataError, psycopg.DataError)):
-        return (
-            400,
-            "invalid",
-            f"the database refused a value: {str(exc).splitlines()[0]}",
-            {"body": [str(exc).splitlines()[0]]},
-        )
+        first_line = str(exc).splitlines()[0]
+        return 400, "invalid", f"the database refused a value: {first_line}", {"body": [first_line]}
     if isinstance(exc, (DatabaseError, psycopg.Error)):
         logger.warning("database unavailable", extra={"error": str(exc)})
         return 503, "unavailable", "the database is unavailable; try again shortly", {}
-    if isinstance(exc, BrokerUnavailable):
+    if isinstance(exc, domain.BrokerUnavailable):
         logger.warning("redis unavailable", extra={"error": str(exc)})
         return 503, "unavailable", "Redis is unavailable; try again shortly", {}
+    return None
+
+
+def _translate(exc: BaseException) -> Translation:
+    """(status, code, message, details) for any exception; unknown ones are a logged 500."""
+    for translate in (_domain, _framework, _storage):
+        found = translate(exc)
+        if found is not None:
+            return found
     logger.error("unhandled API error", exc_info=(type(exc), exc, exc.__traceback__))
     return 500, "server_error", "internal error; it has been logged", {}
 

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from jobs.api.errors import ApiError
+from jobs.ids import parse_job_id
 from jobs.models import Job
 
 CURSOR_PARAM = "cursor"
@@ -44,12 +45,12 @@ def encode_cursor(cursor: Cursor) -> str:
 def decode_cursor(token: str) -> Cursor:
     """The cursor in ``token``; a 400 naming the ``cursor`` parameter when it is not one of ours."""
     found = _CURSOR.fullmatch(token)
-    if found is None:
+    pk = parse_job_id(found.group(3)) if found is not None else None
+    if found is None or pk is None:
         problem = f"{token[:60]!r} is not a cursor from this API (a page's next_cursor or previous_cursor)"
         raise ApiError(400, "invalid", f"cursor: {problem}", {"cursor": [problem]})
-    direction, micros, pk = found.groups()
-    created = _EPOCH + timedelta(microseconds=int(micros, 16))
-    return Cursor(created, uuid.UUID(hex=pk), direction == "p")
+    created = _EPOCH + timedelta(microseconds=int(found.group(2), 16))
+    return Cursor(created, pk, found.group(1) == "p")
 
 
 @dataclass(frozen=True)

@@ -1,150 +1,35 @@
-"""What the API reads and writes, in two halves.
+"""The shapes the API reads and answers, as serializer classes: the documentation of the request bodies
+and of the responses :mod:`jobs.api.representations` builds, for the OpenAPI schema. A test validates
+real responses against the schema built from them, so the two cannot drift.
 
-* Representations: plain functions that turn rows into the JSON the API answers with. They are
-  on the hot path (every submission answers with its job), so they build dicts directly.
-* Serializer classes: the documentation of those shapes (and of the request bodies) for the OpenAPI
-  schema. A test validates real responses against the schema built from them, so the two cannot drift.
-
-Submissions are not validated by a serializer but by :mod:`jobs.validation`, the same code the Python
-API runs, so both give the same answer; :func:`spec_from_body` only maps the JSON object onto a JobSpec.
 Only the list endpoint's query string is validated here (:class:`JobListQuerySerializer`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs import masking
+from jobs.api.limit_serializers import QueueLimitsResponseSerializer as QueueLimitsResponseSerializer
+from jobs.api.limit_serializers import QueueLimitsSerializer as QueueLimitsSerializer
 from jobs.api.pagination import CURSOR_PATTERN
-from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff, Job, JobAttempt, Outcome, Status
+from jobs.api.representations import MAX_BATCH
+from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff, Outcome, Status
 from jobs.validation import (
     MAX_IDEMPOTENCY_KEY,
     MAX_NAME,
     MAX_RETRIES_LIMIT,
     QUEUE_NAME,
     QUEUE_NAME_PATTERN,
-    InvalidJob,
-    JobSpec,
 )
-from zipline_site.durations import format_duration
 
-MAX_BATCH = 1000
-SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(JobSpec))
-ERROR_SUMMARY_CHARS = 500
 DURATION_PATTERN = (
     r"^(0|([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))*)$"
 )
 MAX_DURATION_SECONDS = 10 * 365 * 86400
-
-# -- request bodies -> JobSpec ------------------------------------------------------------------------
-
-
-def spec_from_body(data: Any, prefix: str = "") -> JobSpec:
-    """Map one submission object onto a :class:`JobSpec`; unknown fields are refused by name."""
-    if not isinstance(data, dict):
-        raise InvalidJob(prefix or "body", "must be a JSON object with at least a type")
-    unknown = [key for key in data if key not in SPEC_FIELDS]
-    if unknown:
-        field = f"{prefix}.{sorted(unknown)[0]}" if prefix else sorted(unknown)[0]
-        raise InvalidJob(field, "unknown field")
-    values = dict(data)
-    values.setdefault("type", None)  # missing: "is required" (an empty string is a wrong value)
-    return JobSpec(**values)
-
-
-def batch_specs(data: Any) -> list[JobSpec]:
-    """The specs of a batch body ``{"jobs": [...]}`` (1 to :data:`MAX_BATCH`)."""
-    if not isinstance(data, dict):
-        raise InvalidJob("body", 'must be a JSON object: {"jobs": [...]}')
-    unknown = sorted(key for key in data if key != "jobs")
-    if unknown:
-        raise InvalidJob(unknown[0], "unknown field")
-    jobs = data.get("jobs")
-    if not isinstance(jobs, list) or not 1 <= len(jobs) <= MAX_BATCH:
-        raise InvalidJob("jobs", f"must be a list of 1 to {MAX_BATCH} jobs")
-    return [spec_from_body(raw, f"jobs[{index}]") for index, raw in enumerate(jobs)]
-
-
-# -- representations -------------------------------------------------------------------------------------
-
-
-def iso(moment: datetime | None) -> str | None:
-    """RFC 3339 in UTC with a ``Z``, as DRF renders date-times."""
-    if moment is None:
-        return None
-    text = moment.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def retry_policy(job: Job) -> dict[str, Any]:
-    return {
-        "max_retries": job.max_retries,
-        "backoff": job.backoff,
-        "initial_delay": format_duration(job.initial_delay),
-        "max_delay": format_duration(job.max_delay),
-        "jitter": job.jitter,
-    }
-
-
-def attempt_data(attempt: JobAttempt) -> dict[str, Any]:
-    return {
-        "number": attempt.number,
-        "outcome": attempt.outcome,
-        "started_at": iso(attempt.started_at),
-        "finished_at": iso(attempt.finished_at),
-        "duration": attempt.duration,
-        "worker": attempt.worker,
-        "error": attempt.error,
-        "after_manual_retry": attempt.after_manual_retry,
-    }
-
-
-def job_summary(job: Job) -> dict[str, Any]:
-    """A job in a list: no payload, result, traceback or attempts (fetch the job for those)."""
-    return {
-        "id": str(job.pk),
-        "name": job.name,
-        "type": job.type,
-        "queue": job.queue,
-        "priority": job.priority,
-        "status": job.status,
-        "attempts": job.attempts,
-        "max_retries": job.max_retries,
-        "schedule_at": iso(job.schedule_at),
-        "error": job.error[:ERROR_SUMMARY_CHARS],
-        "cancel_requested": job.cancel_requested,
-        "created_at": iso(job.created_at),
-        "updated_at": iso(job.updated_at),
-        "started_at": iso(job.started_at),
-        "completed_at": iso(job.completed_at),
-    }
-
-
-def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> dict[str, Any]:
-    """A job in full as ``reader`` may see it (:mod:`jobs.masking`), with its attempts (pass none for a
-    job just created: it has none)."""
-    return {
-        **job_summary(job),
-        "payload": masking.payload_for(reader, job),
-        "retry": retry_policy(job),
-        "timeout": format_duration(job.timeout) if job.timeout is not None else None,
-        "result": masking.result_for(reader, job),
-        "error": job.error,
-        "traceback": job.traceback,
-        "idempotency_key": job.idempotency_key,
-        "group": job.group,
-        "worker": job.worker,
-        "duration": job.duration,
-        "attempt_history": [attempt_data(a) for a in attempts],
-    }
-
 
 # -- schema documentation -----------------------------------------------------------------------------------
 
@@ -398,38 +283,6 @@ class QueueStatsSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     throughput = ThroughputSerializer()
     depth = DepthSerializer(help_text="Redis structures of the queue.")
-
-
-class QueueLimitsSerializer(serializers.Serializer):
-    """A queue's limits and its groups' (docs/flow-control.md). In a PATCH, give only those to change;
-    null resets one to the configuration's default. In an answer, null is no limit."""
-
-    concurrency = serializers.IntegerField(min_value=1, allow_null=True, required=False)
-    rate_limit = serializers.CharField(allow_null=True, required=False, help_text='"100/s", "1000/m" or "50000/h".')
-    rate_burst = serializers.IntegerField(min_value=1, allow_null=True, required=False)
-    group_concurrency = serializers.IntegerField(min_value=1, allow_null=True, required=False)
-    group_rate_limit = serializers.CharField(allow_null=True, required=False)
-    group_rate_burst = serializers.IntegerField(min_value=1, allow_null=True, required=False)
-    group_weights = serializers.DictField(
-        child=serializers.IntegerField(min_value=1, max_value=1000),
-        allow_null=True,
-        required=False,
-        help_text='Turns per round by group (1 for a group not named): {"vip": 3}.',
-    )
-
-
-class FlowStateSerializer(serializers.Serializer):
-    running = serializers.IntegerField(help_text="Jobs running against the queue's concurrency (flow queues).")
-    lanes = serializers.IntegerField(help_text="Groups (and limited types) taking turns now.")
-    lanes_waiting_for_a_slot = serializers.IntegerField()
-    lanes_waiting_for_a_rate = serializers.IntegerField()
-    held_jobs = serializers.IntegerField(help_text="Jobs in the lanes held by a limit (over at most 1,000 lanes).")
-
-
-class QueueLimitsResponseSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    limits = QueueLimitsSerializer()
-    flow = FlowStateSerializer(required=False, help_text="What the limits hold back now (GET only).")
 
 
 class WorkersSummarySerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""Short human forms of ids, durations and ages, shared by the dashboard and the admin."""
+"""Short human forms of ids, counts, durations and ages, shared by the dashboard and the admin."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from django.utils import timezone
 def short_id(job_id: Any) -> str:
     """The first eight hex digits of an id: enough to tell jobs apart on a page, and searchable."""
     return str(job_id)[:8]
+
+
+def plural(n: int, word: str = "job") -> str:
+    """``1 job``, ``3 jobs``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def seconds(value: float | None) -> str:

@@ -3,7 +3,7 @@
 Each set is the jobs in one state, in the order an operator reads them (the next due first, or the
 latest death first). Pages are keyset-paginated on ``(order field, id)`` through the partial indexes
 on ``schedule_at`` and ``completed_at``: page 1,000 costs what page 1 costs, and rows added meanwhile
-never shift a page. Bulk actions go through :mod:`jobs.client` one job at a time, so each is a
+never shift a page. Bulk actions go through :mod:`jobs.service` one job at a time, so each is a
 state-machine transition that also updates Redis; a job that left the set meanwhile is left alone
 and counted as skipped.
 """
@@ -13,22 +13,19 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
-from jobs import client, queues
-from jobs.admin import forget_in_redis, plural
+from jobs import service
 from jobs.dashboard import formats
-from jobs.models import WAITING, Job, Status
-from jobs.states import TransitionError
-from jobs.validation import InvalidJob
+from jobs.dashboard.formats import plural
+from jobs.ids import parse_job_id
+from jobs.models import Job, Status
 
 PAGE_SIZE = 50
 #: Jobs read per database round of a bulk action.
@@ -59,8 +56,6 @@ RUN_NOW = Action("run-now", "Retry now", "run now", "Made due now:")
 RUN_SCHEDULED = Action("run-now", "Run now", "run now", "Made due now:")
 CANCEL = Action("cancel", "Cancel", "cancel", "Cancelled")
 DELETE = Action("delete", "Delete", "delete", "Deleted")
-
-CHANGES: dict[str, Callable[[Any], Job]] = {"retry": client.retry, "run-now": client.run_now, "cancel": client.cancel}
 
 
 @dataclass(frozen=True)
@@ -132,8 +127,8 @@ def check_queue(queue: str) -> str:
     if not queue:
         return ""
     try:
-        return queues.check_name(queue)
-    except InvalidJob as exc:
+        return service.check_queue_name(queue)
+    except service.InvalidJob as exc:
         raise BadInput("queue", queue, "is not a queue name") from exc
 
 
@@ -152,11 +147,12 @@ def encode_cursor(moment: datetime, pk: uuid.UUID) -> str:
 
 def decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
     try:
-        when, pk = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split("|")
+        when, text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode().split("|")
         moment = parse_datetime(when)
-        if moment is None or moment.tzinfo is None:
+        pk = parse_job_id(text)
+        if moment is None or moment.tzinfo is None or pk is None:
             raise ValueError(when)
-        return moment.astimezone(UTC), uuid.UUID(pk)
+        return moment.astimezone(UTC), pk
     except (ValueError, OverflowError, binascii.Error, UnicodeError):
         raise BadInput("cursor", token, "is not a cursor of this page") from None
 
@@ -187,12 +183,13 @@ def page(job_set: JobSet, queue: str = "", cursor: str = "", size: int = PAGE_SI
 
 
 def parse_ids(values: Iterable[str]) -> list[uuid.UUID]:
+    """The posted ids; one that spells no job id is a BadInput naming it."""
     ids = []
     for value in values:
-        try:
-            ids.append(uuid.UUID(value))
-        except ValueError:
-            raise BadInput("id", value, "is not a job id") from None
+        pk = parse_job_id(value)
+        if pk is None:
+            raise BadInput("id", value, "is not a job id")
+        ids.append(pk)
     return ids
 
 
@@ -276,30 +273,12 @@ def apply(action: Action, selection: Selection, limit: int | None = None) -> Out
     """Carry out ``action`` on at most ``limit`` (:data:`BULK_LIMIT`) jobs of the selection: the jobs
     changed, how many were left alone (they had left the set), and how many remain for another round."""
     limit = BULK_LIMIT if limit is None else limit
-    asked = len(selection.ids)
-    if action is DELETE:
-        changed = _delete(selection, limit)
-    else:
-        change = CHANGES[action.name]
-        changed = []
-        for chunk in _chunks(selection, limit):
-            for pk in chunk:
-                try:
-                    changed.append(change(pk))
-                except (TransitionError, Job.DoesNotExist):
-                    pass  # it left the set between the read and the change
-    if not selection.every:
-        return Outcome(changed, asked - len(changed))
-    return Outcome(changed, 0, selection.count())
-
-
-def _delete(selection: Selection, limit: int) -> list[Job]:
-    deleted: list[Job] = []
+    changed: list[Job] = []
     for chunk in _chunks(selection, limit):
-        with transaction.atomic():
-            rows = list(selection.jobs().filter(pk__in=chunk).only("id", "queue", "status", "name", "type"))
-            waiting = [(job.queue, job.pk) for job in rows if job.status in WAITING]
-            Job.objects.filter(pk__in=[job.pk for job in rows]).in_state(selection.job_set.status).delete()
-            transaction.on_commit(partial(forget_in_redis, waiting))
-        deleted.extend(rows)
-    return deleted
+        if action is DELETE:
+            changed += service.delete_jobs(selection.jobs().filter(pk__in=chunk))
+        else:
+            changed += service.apply_each(action.name, chunk).changed  # a refused one left the set meanwhile
+    if not selection.every:
+        return Outcome(changed, len(selection.ids) - len(changed))
+    return Outcome(changed, 0, selection.count())

@@ -1,4 +1,4 @@
-"""What each part of the dashboard shows, gathered from :mod:`jobs.queues`, the broker and the heartbeats.
+"""What each part of the dashboard shows, gathered through :mod:`jobs.service` (statistics, heartbeats).
 
 Kept apart from the views so that the full page and the fragments it refreshes build the same data. A
 Redis outage does not blank the page: the database's counts are still shown, with the error.
@@ -12,9 +12,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from jobs import queues, tally
-from jobs.broker import Broker, BrokerUnavailable, get_broker
-from jobs.broker.heartbeat import live_workers
+from jobs import service, tally
 from jobs.dashboard import charts, formats, search
 from jobs.models import Job, QueueState, Status
 from jobs.tally import Tally
@@ -32,17 +30,13 @@ CARD_COUNTS = (Status.PENDING, Status.SCHEDULED, Status.RUNNING, Status.RETRYING
 def overview() -> dict[str, Any]:
     """Totals and one card per queue: counts, paused or not, depths and the last hour's throughput."""
     try:
-        stats = queues.system_stats()
-    except BrokerUnavailable as exc:
+        stats = service.system_stats()
+    except service.BrokerUnavailable as exc:
         logger.warning("dashboard: Redis unavailable", extra={"error": str(exc)})
         return _overview_without_redis(str(exc))
-    broker = get_broker()
     cards = []
     for entry in stats["queues"]:
-        chart = charts.throughput(
-            broker.counter_series(entry["name"], tally.COMPLETED, CHART_MINUTES),
-            broker.counter_series(entry["name"], tally.FAILED, CHART_MINUTES),
-        )
+        chart = charts.throughput(*service.throughput_series(entry["name"], CHART_MINUTES))
         cards.append(_card(entry["name"], entry["counts"], entry["paused"], chart, entry["depth"]))
     return {
         "cards": cards,
@@ -50,33 +44,25 @@ def overview() -> dict[str, Any]:
         "workers": stats["workers"],
         "hour": sum((card["chart"].counted for card in cards), Tally()),
         "redis_error": "",
-        "redis_master": _master(broker),
+        "redis_master": service.redis_master(),
     }
 
 
-def _master(broker: Broker) -> str | None:
-    """The master in use when the sentinels choose it (None for a single Redis, or when they do not answer)."""
-    try:
-        return broker.master_address()
-    except BrokerUnavailable:
-        return None
-
-
 def _overview_without_redis(error: str) -> dict[str, Any]:
-    counts = queues.counts_by_queue()
+    counts = service.counts_by_queue()
     paused = dict(QueueState.objects.values_list("name", "paused"))
-    totals = dict.fromkeys(queues.STATUSES, 0)
+    totals = dict.fromkeys(service.STATUSES, 0)
     for per_queue in counts.values():
         for status, n in per_queue.items():
             totals[status] += n
     cards = [
-        _card(name, counts.get(name, dict.fromkeys(queues.STATUSES, 0)), paused.get(name, False), None, None)
+        _card(name, counts.get(name, dict.fromkeys(service.STATUSES, 0)), paused.get(name, False), None, None)
         for name in sorted(set(counts) | set(paused))
     ]
     return {
         "cards": cards,
         "totals": totals,
-        "workers": queues.workers_summary([]),
+        "workers": service.workers_summary([]),
         "hour": None,
         "redis_error": error,
     }
@@ -98,9 +84,9 @@ def _card(
 def workers() -> dict[str, Any]:
     """Live workers (fresh heartbeats) with their busy slots."""
     try:
-        found = live_workers(get_broker())
-    except BrokerUnavailable as exc:
-        return {"workers": [], "totals": queues.workers_summary([]), "redis_error": str(exc)}
+        found = service.live_workers()
+    except service.BrokerUnavailable as exc:
+        return {"workers": [], "totals": service.workers_summary([]), "redis_error": str(exc)}
     now = time.time()
     for worker in found:
         worker["seen_ago"] = formats.age(now - worker.get("heartbeat_at", now))
@@ -108,7 +94,7 @@ def workers() -> dict[str, Any]:
         concurrency = worker.get("concurrency", 0)
         worker["busy_percent"] = round(100 * worker.get("busy", 0) / concurrency) if concurrency else 0
         worker["counted"] = tally.from_total(worker.get("processed", 0), worker.get("failed", 0))
-    return {"workers": found, "totals": queues.workers_summary(found), "redis_error": ""}
+    return {"workers": found, "totals": service.workers_summary(found), "redis_error": ""}
 
 
 def failures(limit: int = FAILURES_SHOWN) -> list[Job]:
@@ -131,7 +117,7 @@ def failures(limit: int = FAILURES_SHOWN) -> list[Job]:
 def find(term: str, status: str = "", queue: str = "") -> QuerySet[Job]:
     """The newest jobs matching a search term (id, id prefix or name), status and queue."""
     jobs = Job.objects.defer("payload", "result", "traceback").order_by("-created_at")
-    if status in queues.STATUSES:
+    if status in service.STATUSES:
         jobs = jobs.in_state(status)
     if queue:
         jobs = jobs.filter(queue=queue) if storable(queue) else jobs.none()

@@ -6,32 +6,11 @@ so it is answered from the index even in a table of millions; a UUID cast to tex
 
 from __future__ import annotations
 
-import re
-import uuid
-
 from django.db.models import Q, QuerySet
 
+from jobs.ids import id_prefix_range, parse_job_id
 from jobs.models import Job
 from jobs.validation import storable
-
-_HEX = re.compile(r"[0-9a-f]{4,32}")  # as a whole (fullmatch)
-MIN_PREFIX = 4
-
-
-def full_id(term: str) -> uuid.UUID | None:
-    """The UUID ``term`` spells out completely, or None."""
-    try:
-        return uuid.UUID(term.strip())
-    except ValueError:
-        return None
-
-
-def id_range(term: str) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """The smallest and largest id starting with the hex digits of ``term`` (dashes ignored), or None."""
-    digits = term.strip().lower().replace("-", "")
-    if not _HEX.fullmatch(digits):
-        return None
-    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
 
 
 def matching(term: str) -> Q | None:
@@ -39,11 +18,11 @@ def matching(term: str) -> Q | None:
     term = term.strip()
     if not term:
         return None
-    exact = full_id(term)
+    exact = parse_job_id(term)
     if exact is not None:
         return Q(pk=exact)
     condition = Q(name__icontains=term)
-    bounds = id_range(term)
+    bounds = id_prefix_range(term)
     if bounds is not None:
         condition |= Q(pk__gte=bounds[0], pk__lte=bounds[1])
     return condition

@@ -1,4 +1,4 @@
-"""The operators' dashboard: thin views over :mod:`jobs.dashboard.panels` and :mod:`jobs.client`.
+"""The operators' dashboard: thin views over :mod:`jobs.dashboard.panels` and :mod:`jobs.service`.
 
 Pages are for staff with ``jobs.view_job`` (:mod:`jobs.dashboard.access`). Each refreshing part of
 a page is also served alone as an HTML fragment, which ``dashboard.js`` fetches every few seconds and swaps in.
@@ -31,15 +31,12 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from jobs import client, masking, queues
-from jobs.broker import BrokerUnavailable
-from jobs.dashboard import formats, job_sets, panels, search
+from jobs import masking, service
+from jobs.dashboard import formats, job_sets, panels
 from jobs.dashboard.access import viewer_required, wants_json
 from jobs.lifecycle import Verb, can
 from jobs.models import Job, Status
 from jobs.roles import CHANGE_JOB, CHANGE_QUEUE, DELETE_JOB
-from jobs.states import TransitionError
-from jobs.validation import InvalidJob
 
 SECTIONS: dict[str, Callable[[], Any]] = {
     "overview": panels.overview,
@@ -73,14 +70,14 @@ def job_search(request: HttpRequest) -> HttpResponse:
     term = request.GET.get("q", "").strip()
     status = request.GET.get("status", "")
     queue = request.GET.get("queue", "").strip()
-    exact = search.full_id(term)
-    if exact is not None and Job.objects.filter(pk=exact).exists():
-        return redirect("dashboard:job", job_id=exact)
+    exact = service.find_job(term)
+    if exact is not None:
+        return redirect("dashboard:job", job_id=exact.pk)
     context = {
         "q": term,
         "status": status,
         "queue": queue,
-        "statuses": queues.STATUSES,
+        "statuses": service.STATUSES,
         "results": panels.find(term, status, queue),
         "limit": panels.SEARCH_RESULTS,
     }
@@ -139,13 +136,6 @@ def _reply(request: HttpRequest, ok: bool, message: str, status: int, default_ne
     return redirect(_next_url(request, default_next))
 
 
-JOB_ACTIONS: dict[str, Callable[[Any], Job]] = {
-    "cancel": client.cancel,
-    "retry": client.retry,
-    "run-now": client.run_now,
-}
-
-
 def _done_message(action: str, job: Job) -> str:
     short = formats.short_id(job.pk)
     if action == "cancel" and job.status == Status.RUNNING:
@@ -160,15 +150,15 @@ def _done_message(action: str, job: Job) -> str:
 @require_POST
 @viewer_required
 def job_action(request: HttpRequest, job_id: uuid.UUID, action: str) -> HttpResponse:
-    """Cancel, retry or run now, through the state machine (:mod:`jobs.client`)."""
+    """Cancel, retry or run now, through the state machine (:mod:`jobs.service`)."""
     back = reverse("dashboard:job", args=[job_id])
     if not request.user.has_perm(CHANGE_JOB):
         return _reply(request, False, f"You need the {CHANGE_JOB} permission to {action} jobs.", 403, back)
     try:
-        job = JOB_ACTIONS[action](job_id)
-    except Job.DoesNotExist:
+        job = service.JOB_ACTIONS[action](job_id)
+    except service.JobNotFound:
         return _reply(request, False, f"There is no job {job_id}.", 404, reverse("dashboard:index"))
-    except TransitionError as exc:
+    except service.TransitionError as exc:
         return _reply(request, False, str(exc), 409, back)
     message = _done_message(action, job)
     LogEntry.objects.log_actions(
@@ -183,15 +173,15 @@ def queue_action(request: HttpRequest, name: str, paused: bool) -> HttpResponse:
     """Pause or resume a queue (the row, then the Redis flag; see :func:`jobs.queues.set_paused`)."""
     home = reverse("dashboard:index")
     try:
-        queues.check_name(name)
-    except InvalidJob:
+        service.check_queue_name(name)
+    except service.InvalidJob:
         raise Http404(f"no queue {name!r}") from None
     verb = "pause" if paused else "resume"
     if not request.user.has_perm(CHANGE_QUEUE):
         return _reply(request, False, f"You need the {CHANGE_QUEUE} permission to {verb} queues.", 403, home)
     try:
-        queues.set_paused(name, paused)
-    except BrokerUnavailable as exc:
+        service.set_paused(name, paused)
+    except service.BrokerUnavailable as exc:
         return _reply(request, False, f"Saved, but Redis did not answer: {exc}", 503, home)
     return _reply(request, True, f"Queue {name} {'paused' if paused else 'resumed'}.", 200, home)
 
@@ -255,19 +245,7 @@ def job_set_bulk(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, f"Select the jobs to {action.verb} first.")
         return redirect(back)
     if request.POST.get("confirm") != "yes":
-        if selection.every and selection.as_of is None:
-            selection = dataclasses.replace(selection, as_of=timezone.now())  # what the operator sees
-        count = selection.count()
-        context = {
-            "job_set": job_set,
-            "action": action,
-            "selection": selection,
-            "count": count,
-            "doing": min(count, job_sets.BULK_LIMIT),
-            "back": back,
-            "bulk_url": reverse(f"dashboard:{slug}-bulk"),
-        }
-        return render(request, "dashboard/job_set_confirm.html", context)
+        return _confirm_bulk(request, slug, action, selection, back)
     outcome = job_sets.apply(action, selection)
     message = outcome.report(action, job_set)
     if outcome.changed:
@@ -275,3 +253,22 @@ def job_set_bulk(request: HttpRequest, slug: str) -> HttpResponse:
         LogEntry.objects.log_actions(cast(int, request.user.pk), outcome.changed, flag, f"{message} (dashboard)")
     messages.success(request, message)
     return redirect(back)
+
+
+def _confirm_bulk(
+    request: HttpRequest, slug: str, action: job_sets.Action, selection: job_sets.Selection, back: str
+) -> HttpResponse:
+    """The page that asks to confirm a bulk action, stating how many jobs it changes."""
+    if selection.every and selection.as_of is None:
+        selection = dataclasses.replace(selection, as_of=timezone.now())  # what the operator sees
+    count = selection.count()
+    context = {
+        "job_set": selection.job_set,
+        "action": action,
+        "selection": selection,
+        "count": count,
+        "doing": min(count, job_sets.BULK_LIMIT),
+        "back": back,
+        "bulk_url": reverse(f"dashboard:{slug}-bulk"),
+    }
+    return render(request, "dashboard/job_set_confirm.html", context)

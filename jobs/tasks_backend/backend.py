@@ -111,11 +111,11 @@ class ZipLineBackend(BaseTaskBackend):  # type: ignore[misc]  # Any: from django
 
     def get_result(self, result_id: str) -> TaskResult:
         """The result of the task with this id; ``TaskResultDoesNotExist`` for any other id."""
+        from jobs.ids import parse_job_id
         from jobs.models import Job, JobAttempt
-        from jobs.states import parse_id
         from jobs.tasks_backend.results import NotATask, build, load_task
 
-        pk = parse_id(result_id)
+        pk = parse_job_id(result_id)
         job = None if pk is None else Job.objects.filter(pk=pk, type__in=TASK_TYPES).first()
         if job is None:
             raise TaskResultDoesNotExist(result_id)
