@@ -7,6 +7,7 @@ call commits before it returns.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -16,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import insert, states
+from jobs import insert, states, uniqueness
 from jobs.broker import BrokerUnavailable, get_broker
 from jobs.dispatch import dispatch
 from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
@@ -40,47 +41,68 @@ def enqueue(
     retry: dict[str, Any] | None = None,
     timeout: float | str | None = None,
     idempotency_key: str | None = None,
+    unique_for: float | str | None = None,
+    unique_key: str | None = None,
+    unique_until: str | None = None,
+    expires_at: datetime | str | None = None,
+    expires_in: float | str | None = None,
 ) -> Job:
     """Submit one job and return its row. Raises :class:`InvalidJob` and writes nothing on bad input.
 
     With an ``idempotency_key`` that was used before, the first job is returned and nothing is
-    written (see :func:`enqueue_idempotent` to learn which happened).
+    written (see :func:`enqueue_idempotent` to learn which happened). With ``unique_for``, a job
+    whose key (``unique_key``, or its type, queue and payload) is held returns the holder with
+    ``job.duplicate`` True, and nothing is written (:mod:`jobs.uniqueness`).
     """
     spec = JobSpec(
         type,
         {} if payload is None else payload,
-        name,
-        queue,
-        priority,
-        schedule_at,
-        delay,
-        retry,
-        timeout,
-        idempotency_key,
+        name=name,
+        queue=queue,
+        priority=priority,
+        schedule_at=schedule_at,
+        delay=delay,
+        retry=retry,
+        timeout=timeout,
+        idempotency_key=idempotency_key,
+        unique_for=unique_for,
+        unique_key=unique_key,
+        unique_until=unique_until,
+        expires_at=expires_at,
+        expires_in=expires_in,
     )
     return enqueue_idempotent(spec)[0]
 
 
-def enqueue_idempotent(spec: JobSpec, scope: str = PYTHON_SCOPE, *, submitted_by: Any = None) -> tuple[Job, bool]:
-    """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key.
+def enqueue_idempotent(
+    spec: JobSpec, scope: str = PYTHON_SCOPE, *, submitted_by: Any = None, now: datetime | None = None
+) -> tuple[Job, bool]:
+    """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key,
+    and for a duplicate of a unique job (then ``job.duplicate`` is True).
 
     Keys are unique within ``scope`` (see :mod:`jobs.idempotency`); a key used before for a different
     submission raises :class:`jobs.idempotency.IdempotencyConflict` and writes nothing. ``submitted_by``
-    (a user) is recorded: they see the payload's secrets unmasked (:mod:`jobs.masking`).
+    (a user) is recorded: they see the payload's secrets unmasked (:mod:`jobs.masking`). ``now`` is
+    the submission's time (tests drive it).
     """
-    valid = validate(spec)
+    now = now or timezone.now()
+    valid = validate(spec, now)
     key = valid.fields.get("idempotency_key")
     if key is not None:
         existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first()
         if existing is not None:
             return check_reuse(spec, existing), False
-    row = insert.new_row(valid, timezone.now())
+    row = insert.new_row(valid, now)
     row["submitted_by_id"] = None if submitted_by is None else submitted_by.pk
     if key is not None:
         row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
     try:
         # Outside a transaction this is one autocommitted INSERT: one round trip to the database.
-        with transaction.atomic() if key is not None else nullcontext():
+        with transaction.atomic() if key is not None or valid.unique else nullcontext():
+            holder = None if valid.unique is None else uniqueness.claim(valid.unique, row["id"], now)
+            if holder is not None:
+                holder.duplicate = True
+                return holder, False
             insert.insert([row], [valid.payload_json])
     except IntegrityError:
         existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first() if key else None
@@ -93,16 +115,22 @@ def enqueue_idempotent(spec: JobSpec, scope: str = PYTHON_SCOPE, *, submitted_by
 
 
 def enqueue_many(
-    specs: Sequence[JobSpec | dict[str, Any]], scope: str = PYTHON_SCOPE, *, submitted_by: Any = None
+    specs: Sequence[JobSpec | dict[str, Any]],
+    scope: str = PYTHON_SCOPE,
+    *,
+    submitted_by: Any = None,
+    now: datetime | None = None,
 ) -> list[Job]:
     """Submit many jobs: all rows in one INSERT, all ids in one Redis pipeline; all or none.
     ``submitted_by`` is recorded as in :func:`enqueue_idempotent`.
 
     Raises :class:`InvalidJob` with the index of the first bad spec in its field (``jobs[3].type``).
     Idempotency keys are unique within ``scope``; a key used before makes the INSERT fail (IntegrityError).
+    A unique job whose key is held (by a stored job, or by an earlier job of the batch) is not written:
+    its place in the answer holds the holder, with ``duplicate`` True.
     """
-    now = timezone.now()
-    rows, payloads = [], []
+    now = now or timezone.now()
+    rows, payloads, wanted = [], [], []
     for index, raw in enumerate(specs):
         spec = raw if isinstance(raw, JobSpec) else _spec_from_dict(index, raw)
         try:
@@ -113,15 +141,28 @@ def enqueue_many(
         row["submitted_by_id"] = None if submitted_by is None else submitted_by.pk
         if spec.idempotency_key is not None:
             row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
+        if valid.unique is not None:
+            wanted.append((index, valid.unique, row["id"]))
         rows.append(row)
         payloads.append(valid.payload_json)
     if not rows:
         return []
     with transaction.atomic():
-        insert.insert(rows, payloads)
-        jobs = insert.instances(rows)
-        transaction.on_commit(lambda: dispatch(jobs))
-    return jobs
+        duplicates = uniqueness.claim_many(wanted, now) if wanted else {}
+        new = [i for i in range(len(rows)) if i not in duplicates]
+        insert.insert([rows[i] for i in new], [payloads[i] for i in new])
+        created = dict(zip(new, insert.instances([rows[i] for i in new]), strict=True))
+        fresh = list(created.values())
+        if fresh:
+            transaction.on_commit(lambda: dispatch(fresh))
+    return [created[i] if i in created else _duplicate(duplicates[i], created) for i in range(len(rows))]
+
+
+def _duplicate(holder: Job | int, created: dict[int, Job]) -> Job:
+    """A batch's answer for a duplicate: a copy of the job that holds its key, marked duplicate."""
+    marked = copy.copy(created[holder] if isinstance(holder, int) else holder)
+    marked.duplicate = True
+    return marked
 
 
 def _spec_from_dict(index: int, raw: Any) -> JobSpec:

@@ -442,7 +442,7 @@ SETTINGS: tuple[Setting, ...] = (
         "JQS_RETENTION_COMPLETED",
         _positive_duration,
         7 * 86400.0,
-        "age at which completed and cancelled jobs are deleted",
+        "age at which completed, cancelled and expired jobs are deleted",
     ),
     _s(
         "retention_failed",

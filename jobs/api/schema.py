@@ -61,16 +61,20 @@ SEED_JOB_RESPONSE = {
     "updated_at": _NOW,
     "started_at": None,
     "completed_at": None,
+    "expires_at": None,
     "payload": SEED_JOB["payload"],
     "retry": {"max_retries": 3, "backoff": "exponential", "initial_delay": "1s", "max_delay": "1h", "jitter": True},
     "timeout": None,
     "result": None,
     "traceback": "",
     "idempotency_key": None,
+    "unique_key": None,
     "worker": "",
     "duration": None,
     "attempt_history": [],
 }
+# The answer to a submission says whether it duplicated an earlier unique job.
+SEED_SUBMIT_RESPONSE = {**SEED_JOB_RESPONSE, "duplicate": False}
 
 _ERROR_EXAMPLES: dict[int, tuple[str, str, dict[str, list[str]]]] = {
     400: (

@@ -28,6 +28,7 @@ from jobs.validation import (
     MAX_IDEMPOTENCY_KEY,
     MAX_NAME,
     MAX_RETRIES_LIMIT,
+    MAX_UNIQUE_KEY,
     QUEUE_NAME,
     QUEUE_NAME_PATTERN,
     InvalidJob,
@@ -124,6 +125,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at),
         "completed_at": iso(job.completed_at),
+        "expires_at": iso(job.expires_at),
     }
 
 
@@ -139,6 +141,7 @@ def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> di
         "error": job.error,
         "traceback": job.traceback,
         "idempotency_key": job.idempotency_key,
+        "unique_key": job.unique_key,
         "worker": job.worker,
         "duration": job.duration,
         "attempt_history": [attempt_data(a) for a in attempts],
@@ -250,6 +253,35 @@ class JobSubmitSerializer(serializers.Serializer):
         allow_null=True,
         help_text="Submitting again with a used key returns the first job (200) instead of creating one.",
     )
+    unique_for = DurationInputField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Makes the job unique for this long (at most the retention of finished jobs): a submission "
+            "with the same unique key meanwhile answers with this job, marked `duplicate`."
+        ),
+    )
+    unique_key = serializers.CharField(
+        min_length=1,
+        max_length=MAX_UNIQUE_KEY,
+        required=False,
+        allow_null=True,
+        help_text="What makes two jobs the same (with unique_for); default: the type, queue and a hash of the payload.",
+    )
+    unique_until = serializers.ChoiceField(
+        choices=[("start", "start"), ("finish", "finish")],
+        required=False,
+        allow_null=True,
+        help_text="When the job stops being unique before unique_for ends: once it started, or (default) finished.",
+    )
+    expires_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="RFC 3339 date-time in the future: not started by then, the job never runs and ends `expired`.",
+    )
+    expires_in = DurationInputField(
+        required=False, allow_null=True, help_text="Expire this long after submission (instead of expires_at)."
+    )
 
 
 class JobBatchSubmitSerializer(serializers.Serializer):
@@ -293,6 +325,7 @@ class JobSummarySerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="Not started by then, the job expires.")
 
 
 class JobSerializer(JobSummarySerializer):
@@ -304,9 +337,18 @@ class JobSerializer(JobSummarySerializer):
     result = AnyJSONField(allow_null=True, help_text="What the processor returned (completed jobs).")
     traceback = serializers.CharField(allow_blank=True)
     idempotency_key = serializers.CharField(allow_null=True)
+    unique_key = serializers.CharField(allow_null=True, help_text="The key of a unique job (null when not unique).")
     worker = serializers.CharField(allow_blank=True, help_text="The worker running or that last ran the job.")
     duration = serializers.FloatField(allow_null=True, help_text="Seconds from start to completion.")
     attempt_history = JobAttemptSerializer(many=True)
+
+
+class JobSubmittedSerializer(JobSerializer):
+    """The answer to a submission: the job, and whether it is an earlier one this submission duplicated."""
+
+    duplicate = serializers.BooleanField(
+        help_text="True when a unique job with the same key was held: this is that job, and nothing was written."
+    )
 
 
 class JobPageSerializer(serializers.Serializer):
@@ -322,6 +364,7 @@ class JobPageSerializer(serializers.Serializer):
 class BatchJobSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=Status.choices)
+    duplicate = serializers.BooleanField(help_text="The job held this one's unique key; nothing was written for it.")
 
 
 class BatchResultSerializer(serializers.Serializer):
@@ -367,6 +410,7 @@ class CountsSerializer(serializers.Serializer):
     completed = serializers.IntegerField()
     failed = serializers.IntegerField()
     cancelled = serializers.IntegerField()
+    expired = serializers.IntegerField()
 
 
 class ThroughputSerializer(serializers.Serializer):

@@ -29,7 +29,14 @@ from jobs.api.pagination import paginate
 from jobs.api.parsers import LimitedJSONParser
 from jobs.api.permissions import CHANGE_JOB, CHANGE_QUEUE, DELETE_JOB, HasActionPermission
 from jobs.api.renderers import SafeJSONRenderer
-from jobs.api.schema import COMMON_ERRORS, EXAMPLE_ID, SEED_JOB, SEED_JOB_RESPONSE, error_responses
+from jobs.api.schema import (
+    COMMON_ERRORS,
+    EXAMPLE_ID,
+    SEED_JOB,
+    SEED_JOB_RESPONSE,
+    SEED_SUBMIT_RESPONSE,
+    error_responses,
+)
 from jobs.api.throttling import ScopedThrottle
 from jobs.health import health_payload, may_see_details
 from jobs.idempotency import user_scope
@@ -112,6 +119,7 @@ QUEUE = OpenApiParameter(
 )
 SEED_EXAMPLE = OpenApiExample("SeedWelcomeEmail", value=SEED_JOB, request_only=True)
 JOB_EXAMPLE = OpenApiExample("PendingJob", value=SEED_JOB_RESPONSE, response_only=True)
+SUBMITTED_EXAMPLE = OpenApiExample("SubmittedJob", value=SEED_SUBMIT_RESPONSE, response_only=True)
 
 
 class ApiIndexView(ApiView):
@@ -180,13 +188,18 @@ class JobCollectionView(ApiView):
             "Validates every field, writes the job and hands it to Redis. A future `schedule_at` (or a `delay`) "
             "makes it `scheduled`. Idempotency keys are scoped to the token's user: with a key this user used "
             "before for the same request, the first job is returned with 200 and nothing is written; for a "
-            "different request, the answer is 409 naming the key."
+            "different request, the answer is 409 naming the key. With `unique_for`, a job whose unique key is "
+            "held by an earlier job is not written: the answer is that job with 200 and `duplicate: true`. "
+            "With `expires_at` or `expires_in`, a job not started by then ends `expired` and never runs."
         ),
         request=s.JobSubmitSerializer,
-        examples=[SEED_EXAMPLE, JOB_EXAMPLE],
+        examples=[SEED_EXAMPLE, SUBMITTED_EXAMPLE],
         responses={
-            201: OpenApiResponse(s.JobSerializer, description="Created."),
-            200: OpenApiResponse(s.JobSerializer, description="The idempotency key was used before: the first job."),
+            201: OpenApiResponse(s.JobSubmittedSerializer, description="Created."),
+            200: OpenApiResponse(
+                s.JobSubmittedSerializer,
+                description="The idempotency key was used before, or the unique key is held: the earlier job.",
+            ),
             **error_responses(400, 409, 413, 415, *COMMON_ERRORS),
         },
     )
@@ -196,6 +209,7 @@ class JobCollectionView(ApiView):
             lambda: client.enqueue_idempotent(spec, user_scope(request.user), submitted_by=submitter(request))
         )
         body = s.job_detail(job, request.user) if created else with_attempts(job, request)
+        body["duplicate"] = job.duplicate
         return Response(body, status=201 if created else 200, headers={"Location": f"/api/v1/jobs/{job.pk}"})
 
 
@@ -215,7 +229,9 @@ class JobBatchView(ApiView):
         description=(
             "One INSERT and one Redis round trip for the whole batch. If any job is invalid nothing is written "
             "and the error names it (`jobs[3].type`). A reused idempotency key fails the batch with 409. "
-            "The answer lists only ids and statuses, in the order submitted. Body limit: 16 MiB."
+            "The answer lists only ids and statuses, in the order submitted. A unique job whose key is held (by "
+            "a stored job or an earlier job of the batch) is not written: its place shows the holder with "
+            "`duplicate: true`; the answer is 200 when every job was a duplicate. Body limit: 16 MiB."
         ),
         request=s.JobBatchSubmitSerializer,
         examples=[
@@ -224,12 +240,16 @@ class JobBatchView(ApiView):
             ),
             OpenApiExample(
                 "Created",
-                value={"count": 1, "jobs": [{"id": EXAMPLE_ID, "status": "pending"}]},
+                value={"count": 1, "jobs": [{"id": EXAMPLE_ID, "status": "pending", "duplicate": False}]},
                 response_only=True,
                 status_codes=["201"],
             ),
         ],
-        responses={201: s.BatchResultSerializer, **error_responses(400, 409, 413, 415, *COMMON_ERRORS)},
+        responses={
+            201: s.BatchResultSerializer,
+            200: OpenApiResponse(s.BatchResultSerializer, description="Every job was a duplicate."),
+            **error_responses(400, 409, 413, 415, *COMMON_ERRORS),
+        },
     )
     def post(self, request: Request) -> Response:
         specs = s.batch_specs(request.data)
@@ -239,7 +259,9 @@ class JobBatchView(ApiView):
         except IntegrityError:
             message = "an idempotency key is reused; nothing was written"
             raise ApiError(409, "conflict", message, reused_keys(specs, scope)) from None
-        return Response({"count": len(rows), "jobs": [{"id": str(j.pk), "status": j.status} for j in rows]}, status=201)
+        jobs = [{"id": str(j.pk), "status": j.status, "duplicate": j.duplicate} for j in rows]
+        status = 200 if all(j.duplicate for j in rows) else 201
+        return Response({"count": len(rows), "jobs": jobs}, status=status)
 
 
 def reused_keys(specs: list[JobSpec], scope: str) -> dict[str, list[str]]:
