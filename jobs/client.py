@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
 from datetime import datetime
@@ -22,7 +23,7 @@ from jobs.broker import BrokerUnavailable, get_broker
 from jobs.dispatch import dispatch
 from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
 from jobs.models import WAITING, Job
-from jobs.validation import InvalidJob, JobSpec, validate
+from jobs.validation import InvalidJob, JobSpec, Uniqueness, validate
 
 logger = logging.getLogger("zipline.client")
 
@@ -48,11 +49,8 @@ def enqueue(
     expires_in: float | str | None = None,
 ) -> Job:
     """Submit one job and return its row. Raises :class:`InvalidJob` and writes nothing on bad input.
-
-    With an ``idempotency_key`` that was used before, the first job is returned and nothing is
-    written (see :func:`enqueue_idempotent` to learn which happened). With ``unique_for``, a job
-    whose key (``unique_key``, or its type, queue and payload) is held returns the holder with
-    ``job.duplicate`` True, and nothing is written (:mod:`jobs.uniqueness`).
+    A repeated ``idempotency_key``, or a held unique key (``unique_for``, :mod:`jobs.uniqueness`), returns
+    the earlier job and writes nothing; for the latter ``job.duplicate`` is True.
     """
     spec = JobSpec(
         type,
@@ -130,6 +128,24 @@ def enqueue_many(
     its place in the answer holds the holder, with ``duplicate`` True.
     """
     now = now or timezone.now()
+    rows, payloads, wanted = _batch_rows(specs, scope, submitted_by, now)
+    if not rows:
+        return []
+    with transaction.atomic():
+        duplicates = uniqueness.claim_many(wanted, now) if wanted else {}
+        new = [i for i in range(len(rows)) if i not in duplicates]
+        insert.insert([rows[i] for i in new], [payloads[i] for i in new])
+        created = dict(zip(new, insert.instances([rows[i] for i in new]), strict=True))
+        fresh = list(created.values())
+        if fresh:
+            transaction.on_commit(lambda: dispatch(fresh))
+    return [created[i] if i in created else _duplicate(duplicates[i], created) for i in range(len(rows))]
+
+
+def _batch_rows(
+    specs: Sequence[JobSpec | dict[str, Any]], scope: str, submitted_by: Any, now: datetime
+) -> tuple[list[dict[str, Any]], list[str], list[tuple[int, Uniqueness, uuid.UUID]]]:
+    """A batch's rows and payloads, and the unique terms of its unique jobs (by index in the batch)."""
     rows, payloads, wanted = [], [], []
     for index, raw in enumerate(specs):
         spec = raw if isinstance(raw, JobSpec) else _spec_from_dict(index, raw)
@@ -145,17 +161,7 @@ def enqueue_many(
             wanted.append((index, valid.unique, row["id"]))
         rows.append(row)
         payloads.append(valid.payload_json)
-    if not rows:
-        return []
-    with transaction.atomic():
-        duplicates = uniqueness.claim_many(wanted, now) if wanted else {}
-        new = [i for i in range(len(rows)) if i not in duplicates]
-        insert.insert([rows[i] for i in new], [payloads[i] for i in new])
-        created = dict(zip(new, insert.instances([rows[i] for i in new]), strict=True))
-        fresh = list(created.values())
-        if fresh:
-            transaction.on_commit(lambda: dispatch(fresh))
-    return [created[i] if i in created else _duplicate(duplicates[i], created) for i in range(len(rows))]
+    return rows, payloads, wanted
 
 
 def _duplicate(holder: Job | int, created: dict[int, Job]) -> Job:

@@ -274,13 +274,7 @@ def _merged_retry_fields(defaults: RetryDefaults, retry: Any) -> dict[str, Any]:
 def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     """Check every field of ``spec``; raise :class:`InvalidJob` at the first bad one."""
     now = now or timezone.now()
-    if spec.type is None:
-        raise InvalidJob("type", "is required")
-    if not isinstance(spec.type, str) or not spec.type:
-        raise InvalidJob("type", f"{spec.type!r} is not a job type: give a registered type's name")
-    if spec.type not in registry:
-        known = ", ".join(registry.types()) or "none"
-        raise InvalidJob("type", f"unknown job type {spec.type!r} (registered: {known})")
+    _check_type(spec.type)
     payload_json = check_payload(spec.payload)
     if not isinstance(spec.name, str) or len(spec.name) > MAX_NAME:
         raise InvalidJob("name", f"must be a string of at most {MAX_NAME} characters")
@@ -299,23 +293,11 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     if spec.timeout is not None:
         fields["timeout"] = _duration("timeout", spec.timeout, allow_zero=False)
     if spec.idempotency_key is not None:
-        key = spec.idempotency_key
-        if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-            raise InvalidJob("idempotency_key", f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
-        check_text("idempotency_key", key)
-        fields["idempotency_key"] = key
-    if spec.schedule_at is not None and spec.delay is not None:
-        raise InvalidJob("delay", "give schedule_at or delay, not both")
-    due: datetime | None = None
-    if spec.schedule_at is not None:
-        due = _when(spec.schedule_at)
-    elif spec.delay is not None:
-        due = now + timedelta(seconds=_duration("delay", spec.delay))
-    if due is not None and due > now:
+        fields["idempotency_key"] = _idempotency_key(spec.idempotency_key)
+    due = _due(spec, now)
+    if due is not None:
         fields["status"] = target(Verb.SCHEDULE)
         fields["schedule_at"] = due
-    else:
-        due = None
     expires_at = _expiry(spec, now)
     if expires_at is not None:
         fields["expires_at"] = expires_at
@@ -328,6 +310,35 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     except PayloadError as exc:
         raise InvalidJob(f"payload.{exc.field}" if exc.field else "payload", exc.message) from None
     return ValidJob(fields=fields, due=due, payload_json=payload_json, unique=unique)
+
+
+def _check_type(job_type: Any) -> None:
+    if job_type is None:
+        raise InvalidJob("type", "is required")
+    if not isinstance(job_type, str) or not job_type:
+        raise InvalidJob("type", f"{job_type!r} is not a job type: give a registered type's name")
+    if job_type not in registry:
+        known = ", ".join(registry.types()) or "none"
+        raise InvalidJob("type", f"unknown job type {job_type!r} (registered: {known})")
+
+
+def _idempotency_key(key: Any) -> str:
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidJob("idempotency_key", f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    check_text("idempotency_key", key)
+    return key
+
+
+def _due(spec: JobSpec, now: datetime) -> datetime | None:
+    """When a job given ``schedule_at`` or ``delay`` is due, or None when it is due now."""
+    if spec.schedule_at is not None and spec.delay is not None:
+        raise InvalidJob("delay", "give schedule_at or delay, not both")
+    due: datetime | None = None
+    if spec.schedule_at is not None:
+        due = _when(spec.schedule_at)
+    elif spec.delay is not None:
+        due = now + timedelta(seconds=_duration("delay", spec.delay))
+    return due if due is not None and due > now else None
 
 
 def _expiry(spec: JobSpec, now: datetime) -> datetime | None:

@@ -43,6 +43,7 @@ def assert_expired_unrun(job: Job) -> Job:
 def test_expires_in_and_expires_at_set_the_row(broker: Broker) -> None:
     before = timezone.now()
     job = client.enqueue("test_noop", {}, expires_in="10m")
+    assert job.expires_at is not None
     assert before + timedelta(minutes=10) <= job.expires_at <= timezone.now() + timedelta(minutes=10)
     at = timezone.now() + timedelta(hours=2)
     assert client.enqueue("test_noop", {}, expires_at=at).expires_at == at

@@ -289,7 +289,7 @@ def test_the_api_answers_a_duplicate_with_200_and_the_first_job(api: APIClient) 
     assert again.json()["id"] == first.json()["id"]
     shown = api.get(f"/api/v1/jobs/{first.json()['id']}").json()
     assert "duplicate" not in shown, "the flag belongs to the submission's answer only"
-    assert shown["unique_key"] == default_unique_key(SEED_JOB["type"], SEED_JOB["queue"], SEED_JOB["payload"])
+    assert shown["unique_key"] == default_unique_key(str(SEED_JOB["type"]), str(SEED_JOB["queue"]), SEED_JOB["payload"])
 
 
 def test_the_api_batch_marks_duplicates_and_answers_200_when_all_are(api: APIClient) -> None:
