@@ -31,9 +31,10 @@ from jobs.models import Job, UniqueClaim
 from jobs.validation import Uniqueness
 
 _TABLE = UniqueClaim._meta.db_table
+# "key" quoted: a keyword in SQLite's grammar (both databases take double-quoted names).
 _INSERT = (
-    f"INSERT INTO {_TABLE} (key, job_id, until, expires_at) VALUES (%s, %s, %s, %s) "  # noqa: S608 - constants
-    "ON CONFLICT (key) DO NOTHING RETURNING key"
+    f'INSERT INTO {_TABLE} ("key", job_id, until, expires_at) VALUES (%s, %s, %s, %s) '  # noqa: S608 - constants
+    'ON CONFLICT ("key") DO NOTHING RETURNING "key"'
 )
 # A claim deleted between the failed INSERT and the lock (its window lapsed and was purged) is tried again.
 _ATTEMPTS = 5
