@@ -152,6 +152,7 @@ def test_the_api_shows_filters_and_counts_expired_jobs(api: APIClient, broker: B
     assert [j["id"] for j in listed] == [str(job.pk)]
     assert api.get("/api/v1/queues/exp-q/stats").json()["counts"]["expired"] == 1
     assert api.get("/api/v1/stats").json()["counts"]["expired"] >= 1
+    assert api.delete(f"/api/v1/jobs/{job.pk}").status_code == 204, "an expired job is finished: it may be deleted"
 
 
 def test_the_admin_filters_expired_jobs(broker: Broker) -> None:

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from jobs import client, states, uniqueness
+from jobs import client, expiry, states
 from jobs.models import Job, Status, UniqueClaim
 from jobs.validation import JobSpec, default_unique_key
 from tests.helpers import EMAIL_PAYLOAD, SEED_JOB, run_attempt, wait_for
@@ -76,15 +76,17 @@ def test_until_finish_holds_while_running_and_frees_the_key_when_finished(broker
     assert unique(k).pk == second.pk, "the new job holds the key now"
 
 
-@pytest.mark.parametrize("ending", ["cancel", "expire"])
-def test_until_finish_frees_the_key_when_the_job_ends_without_running(broker: Any, ending: str) -> None:
+@pytest.mark.parametrize("ending", [Status.CANCELLED, Status.EXPIRED, Status.FAILED])
+def test_until_finish_frees_the_key_whatever_the_job_ends_as(broker: Any, ending: str) -> None:
     k = key()
     first = unique(k, expires_in="1m")
-    if ending == "cancel":
+    if ending == Status.CANCELLED:
         client.cancel(first.pk)
-    else:
+    elif ending == Status.EXPIRED:
         states.expire(Job.objects.filter(pk=first.pk), timezone.now() + timedelta(minutes=2))
-    assert Job.objects.get(pk=first.pk).status in (Status.CANCELLED, Status.EXPIRED)
+    else:
+        run_attempt(first, "failed", error="boom", permanent=True)
+    assert Job.objects.get(pk=first.pk).status == ending
     assert not unique(k).duplicate
 
 
@@ -120,11 +122,11 @@ def test_the_window_passes_on_a_driven_clock(broker: Any) -> None:
     assert claim.job_id == after.pk and claim.expires_at == t0 + timedelta(minutes=20)
 
 
-def test_the_sweep_purges_only_lapsed_claims(broker: Any) -> None:
+def test_the_expiry_sweep_purges_only_lapsed_claims(broker: Any) -> None:
     t0 = timezone.now()
     client.enqueue_idempotent(JobSpec("test_noop", {}, unique_for="1m", unique_key="short"), now=t0)
     client.enqueue_idempotent(JobSpec("test_noop", {}, unique_for="1h", unique_key="long"), now=t0)
-    assert uniqueness.purge_lapsed(t0 + timedelta(minutes=2), 100) == 1
+    assert expiry.sweep(broker, 100, now=t0 + timedelta(minutes=2)).claims_purged == 1
     assert list(UniqueClaim.objects.values_list("key", flat=True)) == ["long"]
 
 
