@@ -341,13 +341,13 @@ class JobSerializer(JobSummarySerializer):
     worker = serializers.CharField(allow_blank=True, help_text="The worker running or that last ran the job.")
     duration = serializers.FloatField(allow_null=True, help_text="Seconds from start to completion.")
     attempt_history = JobAttemptSerializer(many=True)
-
-
-class JobSubmittedSerializer(JobSerializer):
-    """The answer to a submission: the job, and whether it is an earlier one this submission duplicated."""
-
+    # Not required: only a submission's answer has it. Generated clients keep one Job model for every answer.
     duplicate = serializers.BooleanField(
-        help_text="True when a unique job with the same key was held: this is that job, and nothing was written."
+        required=False,
+        help_text=(
+            "In a submission's answer only: true when a unique job with the same key was held, and this is "
+            "that job (nothing was written)."
+        ),
     )
 
 

@@ -195,9 +195,9 @@ class JobCollectionView(ApiView):
         request=s.JobSubmitSerializer,
         examples=[SEED_EXAMPLE, SUBMITTED_EXAMPLE],
         responses={
-            201: OpenApiResponse(s.JobSubmittedSerializer, description="Created."),
+            201: OpenApiResponse(s.JobSerializer, description="Created."),
             200: OpenApiResponse(
-                s.JobSubmittedSerializer,
+                s.JobSerializer,
                 description="The idempotency key was used before, or the unique key is held: the earlier job.",
             ),
             **error_responses(400, 409, 413, 415, *COMMON_ERRORS),
