@@ -4,7 +4,7 @@ A job's path from ``enqueue`` to its processor needs, by design, four round trip
 hand-off: a durable INSERT (the row is committed before its id reaches Redis), the push to Redis
 that wakes an idle worker (its claim is pipelined behind the wait, so it adds no round trip), the
 UPDATE that marks the row running (a worker never runs a job whose row is not runnable), and the
-hand-off to a pool thread. A queue without a database record (Huey, RQ) pays only the push. This
+hand-off to a job thread. A queue without a database record (Huey, RQ) pays only the push. This
 times each of them with bare psycopg, redis-py and ``queue.SimpleQueue``, no ZipLine code around
 them, at the harness's pace (one every 10 ms, where every process has gone idle in between), and
 back to back for comparison; then the whole path chained, as a job takes it: a client INSERTs and

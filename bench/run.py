@@ -230,6 +230,33 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _results(
+    args: argparse.Namespace, specs: list[DriverSpec], probes: dict[str, Any], raw: Raw, load_start: float
+) -> dict[str, Any]:
+    """What ``latest.json`` holds: the run's conditions, then each row's settings, summary and raw runs."""
+    return {
+        "meta": {
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "cpus": os.cpu_count(),
+            "redis_url": REDIS_URL,
+            **{k: getattr(args, k) for k in ("runs", "n_noop", "n_sleep", "sleep_ms", "n_latency", "interval_ms")},
+            "processes": args.processes,
+            "workloads": args.workloads,
+            "loadavg_1min": {"start": load_start, "end": os.getloadavg()[0]},
+        },
+        "rows": {
+            s.name: {
+                "label": s.label,
+                "version": probes[s.name].get("version", ""),
+                "settings": s.settings,
+                "summary": {w: report.summarize_runs(runs) for w, runs in raw[s.name].items()},
+                "runs": raw[s.name],
+            }
+            for s in specs
+        },
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `make bench`."""
     args = parse_args(argv)
@@ -251,27 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if load_start > 0.5:
         print(f"warning: load average is {load_start:.2f} before starting: other work will add noise")
     raw = measure(args, specs, probes, log_dir)
-    results = {
-        "meta": {
-            "date": time.strftime("%Y-%m-%d %H:%M"),
-            "cpus": os.cpu_count(),
-            "redis_url": REDIS_URL,
-            **{k: getattr(args, k) for k in ("runs", "n_noop", "n_sleep", "sleep_ms", "n_latency", "interval_ms")},
-            "processes": args.processes,
-            "workloads": args.workloads,
-            "loadavg_1min": {"start": load_start, "end": os.getloadavg()[0]},
-        },
-        "rows": {
-            s.name: {
-                "label": s.label,
-                "version": probes[s.name].get("version", ""),
-                "settings": s.settings,
-                "summary": {w: report.summarize_runs(runs) for w, runs in raw[s.name].items()},
-                "runs": raw[s.name],
-            }
-            for s in specs
-        },
-    }
+    results = _results(args, specs, probes, raw, load_start)
     write_outputs(results, args.out)
     print()
     print(report.markdown(results))

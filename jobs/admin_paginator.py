@@ -9,12 +9,17 @@ the cap.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
+
+if TYPE_CHECKING:  # generic only in django-stubs: Django's Paginator takes no [...] at run time
+    _RowsPaginator = Paginator[object]  # any rows: the admin's model instances, or a plain list
+else:
+    _RowsPaginator = Paginator
 
 #: Below this estimate an exact count is cheap enough (and the estimate least reliable).
 EXACT_BELOW = 10_000
@@ -48,7 +53,7 @@ def capped_count(queryset: QuerySet[Any], cap: int = CAP) -> int:
     return queryset.order_by()[:cap].count()
 
 
-class EstimatedCountPaginator(Paginator):
+class EstimatedCountPaginator(_RowsPaginator):
     """Django's paginator with a bounded ``count`` (see the module docstring)."""
 
     cap = CAP

@@ -251,7 +251,7 @@ def _update_sql() -> tuple[str, list[str]]:
         f"schedule_at = CASE WHEN {j}.cancel_requested THEN NULL ELSE v.schedule_at END, "
         f"completed_at = CASE WHEN {j}.cancel_requested OR v.status IN {_marks(_FINAL)} THEN v.finished ELSE NULL END"
     )
-    # The attempt's number too: a finisher from before a manual retry (same worker, same count in the
+    # The attempt's number too: a recorder from before a manual retry (same worker, same count in the
     # budget) matches nothing either.
     where = (
         f"{j}.id = v.id AND {j}.status IN {_marks(_ENDING_FROM)} AND {j}.attempts = v.attempt AND {j}.worker = v.worker "

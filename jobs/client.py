@@ -22,8 +22,9 @@ from jobs import insert, states, uniqueness
 from jobs.broker import BrokerUnavailable, get_broker
 from jobs.dispatch import dispatch
 from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
-from jobs.models import WAITING, Job
-from jobs.validation import InvalidJob, JobSpec, Uniqueness, validate
+from jobs.models import Job
+from jobs.unique_terms import Uniqueness
+from jobs.validation import InvalidJob, JobSpec, validate
 
 logger = logging.getLogger("zipline.client")
 
@@ -244,7 +245,3 @@ def _remove_from_queue(job: Job) -> None:
     except BrokerUnavailable:
         # The row is what counts: a worker that claims the id finds it not runnable and skips it.
         logger.warning("could not remove job from Redis", extra={"job_id": str(job.pk)})
-
-
-def is_waiting(job: Job) -> bool:
-    return job.status in WAITING

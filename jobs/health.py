@@ -59,11 +59,16 @@ def check_redis() -> dict[str, Any]:
     """``PING`` with a one-second timeout and no retries."""
     start = time.monotonic()
     try:
-        probe_broker(REDIS_TIMEOUT).ping()
+        broker = probe_broker(REDIS_TIMEOUT)
+        broker.ping()
+        master = broker.master_address()  # through Sentinel: the master the sentinels name now
     except BrokerUnavailable as exc:
         logger.warning("health: redis check failed", extra={"error": str(exc)})
         return _error(exc.__cause__ or exc)  # the cause names what failed (ConnectionError, TimeoutError)
-    return {"status": "ok", "latency_ms": _elapsed_ms(start)}
+    state: dict[str, Any] = {"status": "ok", "latency_ms": _elapsed_ms(start)}
+    if master:
+        state["master"] = master
+    return state
 
 
 def workers() -> dict[str, Any]:
@@ -79,7 +84,8 @@ def workers() -> dict[str, Any]:
 
 
 def _without_error(check: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in check.items() if key != "error"}
+    """The check without what names hosts (an error's message, the master's address)."""
+    return {key: value for key, value in check.items() if key not in ("error", "master")}
 
 
 def health_payload(detailed: bool = True) -> tuple[int, dict[str, Any]]:

@@ -90,7 +90,7 @@ MOVES: dict[Verb, Move] = {
     Verb.EXPIRE: Move(WAITING, Status.EXPIRED),
 }
 
-# The verbs by which an attempt that ran ends (the finisher's batched write and a reclaimed lease).
+# The verbs by which an attempt that ran ends (the recorder's batched write and a reclaimed lease).
 ENDINGS: tuple[Verb, ...] = (Verb.COMPLETE, Verb.BACKOFF, Verb.FAIL, Verb.STOP)
 
 

@@ -25,9 +25,9 @@ from jobs.states import Recorded
 logger = logging.getLogger("zipline.recovery")
 
 
-def send_on(broker: Broker, queue: str, job_id: str, token: str, reason: str) -> Recorded | None:
+def send_on(broker: Broker, queue: str, job_id: str, worker_id: str, reason: str) -> Recorded | None:
     """Record a lost attempt (its lease already gone) and requeue the job if it may retry."""
-    recorded = states.record_lost(job_id, token, reason)
+    recorded = states.record_lost(job_id, worker_id, reason)
     if recorded is None:
         _requeue_if_waiting(broker, job_id)
         return None
@@ -36,7 +36,7 @@ def send_on(broker: Broker, queue: str, job_id: str, token: str, reason: str) ->
     broker.count(queue, tally.of_statuses([recorded.status]).as_counts())
     logger.warning(
         "attempt lost to its worker",
-        extra={"job_id": job_id, "queue": queue, "worker": token, "reason": reason, "status": recorded.status},
+        extra={"job_id": job_id, "queue": queue, "worker": worker_id, "reason": reason, "status": recorded.status},
     )
     return recorded
 
@@ -68,22 +68,22 @@ def requeue_lost_claims(broker: Broker, attempts: Sequence[Job]) -> list[Job]:
     return jobs
 
 
-def hand_back_unstarted(broker: Broker, job_ids: Sequence[str], token: str) -> list[Job]:
+def hand_back_unstarted(broker: Broker, job_ids: Sequence[str], worker_id: str) -> list[Job]:
     """Claims whose answer never came back (the connection broke): rows this worker marked running
     but never started go back to waiting, uncharged, and into Redis; returns them.
 
     The worker let go of these leases when the claim failed, so nobody runs a row left ``running``
-    under its token: without this it would wait for the scheduler's reconciler (which also covers
+    under its worker id: without this it would wait for the scheduler's reconciler (which also covers
     a Redis failure between the release here and the push).
     """
     pks = [pk for pk in map(states.parse_id, job_ids) if pk is not None]
-    claimed = list(Job.objects.filter(pk__in=pks, worker=token).running()) if pks else []
+    claimed = list(Job.objects.filter(pk__in=pks, worker=worker_id).running()) if pks else []
     released = states.release(claimed)
     if released:
         broker.push(push_items(released))
         logger.warning(
             "handed back jobs whose claim outlived its connection",
-            extra={"jobs": [str(j.pk) for j in released], "worker": token},
+            extra={"jobs": [str(j.pk) for j in released], "worker": worker_id},
         )
     return released
 
@@ -95,7 +95,7 @@ def recover_worker(broker: Broker, worker_id: str, reason: str) -> list[Recorded
         job_ids = broker.leased_by(queue, worker_id)
         if not job_ids:
             continue
-        # Drop the leases first (fenced by the dead worker's token), then let each row decide.
+        # Drop the leases first (fenced by the dead worker's id), then let each row decide.
         broker.settle(queue, worker_id, [Settlement(job_id, "ack") for job_id in job_ids])
         for job_id in job_ids:
             recorded = send_on(broker, queue, job_id, worker_id, reason)

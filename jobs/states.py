@@ -3,7 +3,7 @@
 Every change is the conditional UPDATE of a verb of :mod:`jobs.lifecycle` (:func:`transition`),
 keyed on the verb's source states, and a running job's terminal write is also keyed on its attempt
 number and worker (``status='running' AND attempts=N AND worker=W``): a late or duplicate
-finisher matches no row and is rejected, so one attempt ends in exactly one state. The worker's
+recorder matches no row and is rejected, so one attempt ends in exactly one state. The worker's
 hot paths (claiming and finishing many jobs) are batched into one statement each; see
 :mod:`jobs.batch_sql`.
 """

@@ -28,7 +28,7 @@ from django.db import connection
 
 from jobs.lifecycle import FINISHED, WAITING
 from jobs.models import Job, UniqueClaim
-from jobs.validation import Uniqueness
+from jobs.unique_terms import Uniqueness
 
 _TABLE = UniqueClaim._meta.db_table
 # "key" quoted: a keyword in SQLite's grammar (both databases take double-quoted names).

@@ -7,8 +7,6 @@ The Python API and the REST API share these checks, so a bad job gets the same a
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,6 +21,7 @@ from jobs import payloads
 from jobs.lifecycle import Verb, target
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
 from jobs.registry import PayloadError, RetryDefaults, registry, retry_defaults
+from jobs.unique_terms import MAX_UNIQUE_KEY, UNIQUE_UNTIL, Uniqueness, default_unique_key, retention_limit
 from zipline_site.durations import MAX_DURATION, DurationError, format_duration, parse_duration
 
 # \A and \Z, not ^ and $: "$" also matches before a final newline, and "default\n" is no queue name.
@@ -43,8 +42,6 @@ _ENCODER = DjangoJSONEncoder(allow_nan=False)
 # The same JSON as UTF-8 text, to measure a payload that holds more than ASCII as it is sent and stored.
 _UTF8_ENCODER = DjangoJSONEncoder(allow_nan=False, ensure_ascii=False)
 MAX_RETRIES_LIMIT = 1000
-MAX_UNIQUE_KEY = 200
-UNIQUE_UNTIL = ("start", "finish")
 
 
 class InvalidJob(ValueError):
@@ -79,15 +76,6 @@ class JobSpec:
     unique_until: str | None = None
     expires_at: datetime | str | None = None
     expires_in: float | str | None = None
-
-
-@dataclass(frozen=True)
-class Uniqueness:
-    """A unique job's terms: its key, how long the key is held at most, and until what."""
-
-    key: str
-    until: str  # one of UNIQUE_UNTIL
-    window: float  # seconds
 
 
 @dataclass(frozen=True)
@@ -271,10 +259,42 @@ def _merged_retry_fields(defaults: RetryDefaults, retry: Any) -> dict[str, Any]:
     return fields
 
 
+def _job_type(value: Any) -> str:
+    """The job's type: a registered processor's name."""
+    if value is None:
+        raise InvalidJob("type", "is required")
+    if not isinstance(value, str) or not value:
+        raise InvalidJob("type", f"{value!r} is not a job type: give a registered type's name")
+    if value not in registry:
+        known = ", ".join(registry.types()) or "none"
+        raise InvalidJob("type", f"unknown job type {value!r} (registered: {known})")
+    return value
+
+
+def _idempotency_key(key: Any) -> str:
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidJob("idempotency_key", f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    check_text("idempotency_key", key)
+    return key
+
+
+def _due(spec: JobSpec, now: datetime) -> datetime | None:
+    """When the job becomes due, or None for a job to run now (a due time not after ``now`` included)."""
+    if spec.schedule_at is not None and spec.delay is not None:
+        raise InvalidJob("delay", "give schedule_at or delay, not both")
+    if spec.schedule_at is not None:
+        due = _when(spec.schedule_at)
+    elif spec.delay is not None:
+        due = now + timedelta(seconds=_duration("delay", spec.delay))
+    else:
+        return None
+    return due if due > now else None
+
+
 def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     """Check every field of ``spec``; raise :class:`InvalidJob` at the first bad one."""
     now = now or timezone.now()
-    _check_type(spec.type)
+    job_type = _job_type(spec.type)
     payload_json = check_payload(spec.payload)
     if not isinstance(spec.name, str) or len(spec.name) > MAX_NAME:
         raise InvalidJob("name", f"must be a string of at most {MAX_NAME} characters")
@@ -283,12 +303,12 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
         raise InvalidJob("queue", f"{spec.queue!r} is not a queue name (1-64 of A-Z a-z 0-9 _ . : -)")
     priority = _integer("priority", spec.priority, PRIORITY_MIN, PRIORITY_MAX)
     fields: dict[str, Any] = {
-        "type": spec.type,
+        "type": job_type,
         "payload": spec.payload,
         "name": spec.name,
         "queue": spec.queue,
         "priority": priority,
-        **_retry_fields(spec.type, spec.retry),
+        **_retry_fields(job_type, spec.retry),
     }
     if spec.timeout is not None:
         fields["timeout"] = _duration("timeout", spec.timeout, allow_zero=False)
@@ -306,39 +326,10 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
         fields["unique_key"] = unique.key
     # Last: the job's own fields are judged first, whatever its processor thinks of the payload.
     try:
-        payloads.check_payload(registry.get(spec.type), spec.payload)
+        payloads.check_payload(registry.get(job_type), spec.payload)
     except PayloadError as exc:
         raise InvalidJob(f"payload.{exc.field}" if exc.field else "payload", exc.message) from None
     return ValidJob(fields=fields, due=due, payload_json=payload_json, unique=unique)
-
-
-def _check_type(job_type: Any) -> None:
-    if job_type is None:
-        raise InvalidJob("type", "is required")
-    if not isinstance(job_type, str) or not job_type:
-        raise InvalidJob("type", f"{job_type!r} is not a job type: give a registered type's name")
-    if job_type not in registry:
-        known = ", ".join(registry.types()) or "none"
-        raise InvalidJob("type", f"unknown job type {job_type!r} (registered: {known})")
-
-
-def _idempotency_key(key: Any) -> str:
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise InvalidJob("idempotency_key", f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters")
-    check_text("idempotency_key", key)
-    return key
-
-
-def _due(spec: JobSpec, now: datetime) -> datetime | None:
-    """When a job given ``schedule_at`` or ``delay`` is due, or None when it is due now."""
-    if spec.schedule_at is not None and spec.delay is not None:
-        raise InvalidJob("delay", "give schedule_at or delay, not both")
-    due: datetime | None = None
-    if spec.schedule_at is not None:
-        due = _when(spec.schedule_at)
-    elif spec.delay is not None:
-        due = now + timedelta(seconds=_duration("delay", spec.delay))
-    return due if due is not None and due > now else None
 
 
 def _expiry(spec: JobSpec, now: datetime) -> datetime | None:
@@ -355,19 +346,8 @@ def _expiry(spec: JobSpec, now: datetime) -> datetime | None:
     return moment
 
 
-def retention_limit() -> tuple[float, str]:
-    """The longest ``unique_for``: the shorter retention of finished jobs, and its setting's name.
-
-    A duplicate is answered with the first job, so the first job must outlive its window.
-    """
-    scheduler = settings.ZIPLINE.scheduler
-    if scheduler.retention_failed < scheduler.retention_completed:
-        return scheduler.retention_failed, "JQS_RETENTION_FAILED"
-    return scheduler.retention_completed, "JQS_RETENTION_COMPLETED"
-
-
 def _uniqueness(spec: JobSpec) -> Uniqueness | None:
-    """A unique job's terms, or None when ``unique_for`` is not given."""
+    """A unique job's terms (:mod:`jobs.unique_terms`), or None when ``unique_for`` is not given."""
     if spec.unique_for is None:
         for name in ("unique_key", "unique_until"):
             if getattr(spec, name) is not None:
@@ -390,10 +370,3 @@ def _uniqueness(spec: JobSpec) -> Uniqueness | None:
         raise InvalidJob("unique_key", f"must be a string of 1 to {MAX_UNIQUE_KEY} characters")
     check_text("unique_key", key)
     return Uniqueness(key=key, until=until, window=window)
-
-
-def default_unique_key(job_type: str, queue: str, payload: Any) -> str:
-    """The key of a unique job given none: its type, queue and a hash of its payload (keys sorted,
-    so the same object written in another order is the same job)."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-    return f"{job_type}:{queue}:{hashlib.sha256(canonical.encode()).hexdigest()}"

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -15,9 +15,14 @@ from jobs.admin import pretty_json
 from scheduler import cron
 from scheduler.models import Schedule
 
+if TYPE_CHECKING:  # generic only in django-stubs: Django's ModelAdmin takes no [Model] at run time
+    _ScheduleModelAdmin = admin.ModelAdmin[Schedule]
+else:
+    _ScheduleModelAdmin = admin.ModelAdmin
+
 
 @admin.register(Schedule)
-class ScheduleAdmin(admin.ModelAdmin):
+class ScheduleAdmin(_ScheduleModelAdmin):
     list_display = (
         "name",
         "cron",

@@ -1,22 +1,7 @@
-"""Recurring jobs: cron parsing and validation, fire times, the misfire policy, and firing.
+"""Recurring jobs: firing due schedules, and the operator's actions (trigger, pause, resume).
 
-Expressions have five fields (``minute hour day-of-month month day-of-week``), six with a leading
-seconds field (``second minute hour day-of-month month day-of-week``, as in Quartz and Spring), or are
-one of ``@yearly @annually @monthly @weekly @daily @midnight @hourly``. They are evaluated in the
-schedule's IANA time zone.
-
-Time zones: croniter's own handling of zone-aware times is wrong around DST changes, so the expression
-is walked in naive wall-clock time and each wall time is turned into an instant with ``fold=0``:
-
-- a wall time that occurs twice (clocks go back) fires once, at its first occurrence;
-- a wall time that does not exist (clocks go forward) fires at the same instant as the wall time one
-  gap later (02:30 on a spring-forward night fires at 03:30), and an instant never fires twice.
-
-Schedules that must fire at even real-time intervals through DST changes should use ``UTC``.
-
-Misfires: a fire time more than ``misfire_grace`` seconds in the past was missed (the schedulers were
-down). ``skip`` drops missed fire times; ``run_once`` coalesces them into one job, for the latest
-missed fire time. Fire times within the grace are fired normally, late.
+The expressions, their fire times in a zone and the misfire policy are :mod:`scheduler.cron_spec`; its
+names are imported from here too.
 
 Exactly once per fire time: see :mod:`scheduler.models`. Firing is a compare-and-set of the schedule's
 ``next_fire_at`` and the insert of a job whose ``idempotency_key`` names the schedule and the fire time,
@@ -28,11 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadDateError, CroniterError, croniter
 from django.db import connection, transaction
 from django.db.models import Min
 from django.utils import timezone
@@ -40,149 +23,54 @@ from django.utils import timezone
 from jobs.client import enqueue_idempotent
 from jobs.idempotency import IdempotencyConflict
 from jobs.validation import InvalidJob, JobSpec, validate
+from scheduler.cron_spec import (
+    MACROS,
+    MAX_MISFIRE_GRACE,
+    MIN_MISFIRE_GRACE,
+    MISFIRE_POLICIES,
+    RUN_ONCE,
+    SKIP,
+    CronSpec,
+    InvalidSchedule,
+    Plan,
+    parse,
+    parse_timezone,
+    plan,
+)
 
 if TYPE_CHECKING:
     from jobs.models import Job
     from scheduler.models import Schedule
 
+__all__ = [
+    "MACROS",
+    "MAX_MISFIRE_GRACE",
+    "MIN_MISFIRE_GRACE",
+    "MISFIRE_POLICIES",
+    "RUN_ONCE",
+    "SKIP",
+    "CronSpec",
+    "FireReport",
+    "Fired",
+    "InvalidSchedule",
+    "Plan",
+    "check",
+    "check_template",
+    "db_now",
+    "fire_due",
+    "fire_key",
+    "job_spec",
+    "parse",
+    "parse_timezone",
+    "pause",
+    "plan",
+    "resume",
+    "spec_of",
+    "step",
+    "trigger",
+]
+
 logger = logging.getLogger("zipline.scheduler")
-
-MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-SKIP = "skip"
-RUN_ONCE = "run_once"
-MISFIRE_POLICIES = (SKIP, RUN_ONCE)
-# A step is always a little late; a smaller grace would count every fire time as missed.
-MIN_MISFIRE_GRACE = 1.0
-# A year: longer is no longer "late" but a backlog, and far longer cannot be a date's distance.
-MAX_MISFIRE_GRACE = 365 * 86400.0
-# Enough to walk through one repeated DST hour of a schedule that fires every second.
-_MAX_STEPS = 10_000
-_FORMS = "5 fields (minute hour day month weekday), 6 with seconds first, or " + "/".join(MACROS)
-
-
-class InvalidSchedule(ValueError):  # noqa: N818 - named like jobs.validation.InvalidJob
-    """A schedule ZipLine refuses; ``field`` names the offending field (``cron``, ``timezone``, ``job.type``)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
-
-
-# -- parsing (pure) ----------------------------------------------------------------------------------
-
-
-def parse_timezone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; a clear :class:`InvalidSchedule` for anything else."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidSchedule("timezone", "is required (an IANA name such as UTC or Europe/Paris)")
-    try:
-        return ZoneInfo(name.strip())
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidSchedule("timezone", f"{name!r} is not a known IANA time zone (e.g. UTC, Europe/Paris)") from None
-
-
-@dataclass(frozen=True)
-class CronSpec:
-    """A parsed expression in its zone; computes fire times as aware UTC datetimes."""
-
-    expression: str
-    tz: ZoneInfo
-    seconds: bool
-
-    def _iter(self, start: datetime, backwards: bool = False) -> croniter:
-        local = start.astimezone(self.tz).replace(tzinfo=None)
-        return croniter(self.expression, local, is_prev=backwards, second_at_beginning=self.seconds or None)
-
-    def _instant(self, wall: datetime) -> datetime:
-        return wall.replace(tzinfo=self.tz, fold=0).astimezone(UTC)
-
-    def next_after(self, after: datetime) -> datetime:
-        """The first fire time strictly after ``after``. Raises :class:`InvalidSchedule` if there is none."""
-        it = self._iter(after)
-        try:
-            for _ in range(_MAX_STEPS):
-                instant = self._instant(it.get_next(datetime))
-                if instant > after:
-                    return instant
-        except CroniterBadDateError:
-            pass
-        raise InvalidSchedule("cron", f"{self.expression!r} never matches a date after {after.isoformat()}")
-
-    def last_before(self, before: datetime) -> datetime | None:
-        """The last fire time strictly before ``before``, or None."""
-        it = self._iter(before, backwards=True)
-        try:
-            for _ in range(_MAX_STEPS):
-                instant = self._instant(it.get_prev(datetime))
-                if instant < before:
-                    return instant
-        except CroniterBadDateError:
-            return None
-        return None
-
-
-def parse(expression: str, timezone_name: str = "UTC", now: datetime | None = None) -> CronSpec:
-    """Check an expression and a zone; raise :class:`InvalidSchedule` naming the bad one.
-
-    An expression that can never fire (``0 0 31 2 *``) is refused too.
-    """
-    tz = parse_timezone(timezone_name)
-    if not isinstance(expression, str) or not expression.strip():
-        raise InvalidSchedule("cron", f"is required: {_FORMS}")
-    text = " ".join(expression.split())
-    fields = text.split(" ")
-    if text.startswith("@"):
-        if text.lower() not in MACROS:
-            raise InvalidSchedule("cron", f"{expression!r} is not one of {', '.join(MACROS)}")
-        text, seconds = text.lower(), False
-    elif len(fields) in (5, 6):
-        seconds = len(fields) == 6
-    else:
-        raise InvalidSchedule("cron", f"{expression!r} has {len(fields)} fields; expected {_FORMS}")
-    try:
-        croniter(text, datetime(2000, 1, 1), second_at_beginning=seconds or None)
-    except (CroniterError, ValueError, KeyError) as exc:
-        raise InvalidSchedule("cron", f"{expression!r} is not a valid cron expression: {exc}") from None
-    spec = CronSpec(text, tz, seconds)
-    start = now or timezone.now()
-    try:
-        spec.next_after(start)
-    except InvalidSchedule:
-        raise InvalidSchedule("cron", f"{expression!r} never matches a date (e.g. 31 February)") from None
-    return spec
-
-
-# -- misfire (pure) ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What to do with a due schedule: fire ``fire_at`` (or nothing), then wait for ``next_fire_at``."""
-
-    fire_at: datetime | None
-    next_fire_at: datetime
-    missed_from: datetime | None = None
-    missed_to: datetime | None = None
-
-
-def plan(spec: CronSpec, due: datetime, now: datetime, policy: str, grace: float) -> Plan | None:
-    """The step for a schedule whose next fire time is ``due``; None when it is not due yet.
-
-    One step fires at most one job, so a schedule that is due several times is walked through one fire
-    time per transaction.
-    """
-    if due > now:
-        return None
-    cutoff = now - timedelta(seconds=min(max(MIN_MISFIRE_GRACE, grace), MAX_MISFIRE_GRACE))
-    if due >= cutoff:
-        return Plan(fire_at=due, next_fire_at=spec.next_after(due))
-    # Missed: ``due`` and every fire time before ``cutoff``. Resume at the first one not missed.
-    resume = spec.next_after(cutoff - timedelta(microseconds=1))
-    last_missed = spec.last_before(cutoff) or due
-    last_missed = max(last_missed, due)
-    fire_at = last_missed if policy == RUN_ONCE else None
-    return Plan(fire_at=fire_at, next_fire_at=resume, missed_from=due, missed_to=last_missed)
 
 
 # -- firing (database) -------------------------------------------------------------------------------
@@ -193,7 +81,9 @@ def db_now() -> datetime:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT statement_timestamp()")
-            value = cursor.fetchone()[0]
+            row = cursor.fetchone()
+        assert row is not None  # SELECT without FROM returns one row
+        value: datetime = row[0]
         return value.astimezone(UTC)
     return timezone.now()
 
@@ -263,8 +153,6 @@ def step(schedule: Schedule, now: datetime) -> Fired | None:
     leaves neither, and the job's unique key refuses a second job for the same fire time whatever
     happened to the schedule row (an edit that moved ``next_fire_at`` back, a restored backup).
     """
-    from scheduler.models import Schedule
-
     if not schedule.enabled or schedule.next_fire_at is None:
         return None
     try:
@@ -275,33 +163,55 @@ def step(schedule: Schedule, now: datetime) -> Fired | None:
         return None
     if step_plan is None:
         return None
+    taken = _take_step(schedule, step_plan)
+    if taken is None:
+        return None
+    job, created = taken
+    _log_step(schedule, step_plan, job, created)
+    return Fired(
+        schedule_id=schedule.pk,
+        fire_at=step_plan.fire_at,
+        job_id=str(job.pk) if job is not None else None,
+        created=created,
+        skipped=step_plan.fire_at is None,
+    )
+
+
+def _take_step(schedule: Schedule, step_plan: Plan) -> tuple[Job | None, bool] | None:
+    """Move ``next_fire_at`` and submit the fire time's job in one transaction: the job (None when
+    skipped or its template is invalid) and whether it is new; None if another scheduler took the step."""
+    from scheduler.models import Schedule
+
     updates: dict[str, object] = {"next_fire_at": step_plan.next_fire_at, "updated_at": timezone.now()}
     if step_plan.fire_at is not None:
         updates["last_fire_at"] = step_plan.fire_at
-    job: Job | None = None
-    created = False
     with transaction.atomic():
         won = Schedule.objects.filter(pk=schedule.pk, enabled=True, next_fire_at=schedule.next_fire_at).update(
             **updates
         )
         if not won:
             return None
-        if step_plan.fire_at is not None:
-            try:
-                job, created = enqueue_idempotent(job_spec(schedule, fire_key(schedule.pk, step_plan.fire_at)))
-            except IdempotencyConflict as exc:  # the fire time has its job, made from an older template
-                job = exc.job
-            except InvalidJob as exc:
-                # Keep the step: retrying a template that cannot make a job would fail every tick.
-                logger.error(
-                    "schedule fire failed: invalid job template",
-                    extra={
-                        "schedule": schedule.name,
-                        "schedule_id": schedule.pk,
-                        "fire_at": step_plan.fire_at.isoformat(),
-                        "error": str(exc),
-                    },
-                )
+        if step_plan.fire_at is None:
+            return None, False
+        try:
+            return enqueue_idempotent(job_spec(schedule, fire_key(schedule.pk, step_plan.fire_at)))
+        except IdempotencyConflict as exc:  # the fire time has its job, made from an older template
+            return exc.job, False
+        except InvalidJob as exc:
+            # Keep the step: retrying a template that cannot make a job would fail every tick.
+            logger.error(
+                "schedule fire failed: invalid job template",
+                extra={
+                    "schedule": schedule.name,
+                    "schedule_id": schedule.pk,
+                    "fire_at": step_plan.fire_at.isoformat(),
+                    "error": str(exc),
+                },
+            )
+            return None, False
+
+
+def _log_step(schedule: Schedule, step_plan: Plan, job: Job | None, created: bool) -> None:
     if step_plan.missed_from is not None:
         logger.warning(
             "schedule missed fire times" + (": ran once" if step_plan.fire_at else ": skipped"),
@@ -326,13 +236,6 @@ def step(schedule: Schedule, now: datetime) -> Fired | None:
                 "next_fire_at": step_plan.next_fire_at.isoformat(),
             },
         )
-    return Fired(
-        schedule_id=schedule.pk,
-        fire_at=step_plan.fire_at,
-        job_id=str(job.pk) if job is not None else None,
-        created=created,
-        skipped=step_plan.fire_at is None,
-    )
 
 
 def _disable_broken(schedule: Schedule, error: str) -> None:

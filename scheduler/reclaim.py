@@ -1,6 +1,6 @@
 """Reclaim: leases past their deadline belong to workers that died, hung or lost Redis.
 
-``reclaim.lua`` removes an expired lease atomically and returns it with the token (worker id) that
+``reclaim.lua`` removes an expired lease atomically and returns it with the id of the worker that
 held it, so with several schedulers each lease is reclaimed by exactly one. The job's row then decides
 (:func:`jobs.recovery.send_on`, shared with the worker supervisor, which calls
 :func:`jobs.states.record_lost`, keyed on ``status='running'`` and the worker):
@@ -53,8 +53,8 @@ def reclaim(broker: Broker, batch: int, queues: Iterable[str] | None = None, bud
     for queue in sorted(broker.queue_names() if queues is None else queues):
         while True:
             expired = broker.reclaim_expired(queue, batch)
-            for job_id, token in expired:
-                report.reclaimed.append(_settle_lost(broker, queue, job_id, token))
+            for job_id, worker_id in expired:
+                report.reclaimed.append(_settle_lost(broker, queue, job_id, worker_id))
             if len(expired) < batch:
                 break
             if time.monotonic() > deadline:
@@ -63,41 +63,41 @@ def reclaim(broker: Broker, batch: int, queues: Iterable[str] | None = None, bud
     return report
 
 
-def _settle_lost(broker: Broker, queue: str, job_id: str, token: str) -> Reclaimed:
+def _settle_lost(broker: Broker, queue: str, job_id: str, worker_id: str) -> Reclaimed:
     from scheduler.reconcile import job_uuids
 
     if not list(job_uuids([job_id])):
         logger.warning(
-            "dropped expired lease of a malformed job id", extra={"job_id": job_id, "queue": queue, "worker": token}
+            "dropped expired lease of a malformed job id", extra={"job_id": job_id, "queue": queue, "worker": worker_id}
         )
-        return Reclaimed(job_id, queue, token, None)
+        return Reclaimed(job_id, queue, worker_id, None)
     try:
         # The row decides; a retry is pushed delayed, a row still waiting (its worker died between the
         # Redis claim and the database claim) goes straight back to its queue.
-        recorded = send_on(broker, queue, job_id, token, LOST_REASON)
+        recorded = send_on(broker, queue, job_id, worker_id, LOST_REASON)
     except (DatabaseError, BrokerUnavailable) as exc:
         # The lease is gone. A row still running gets a fresh lease from the reconciler and is
         # reclaimed again; a committed retry is pushed by the reconciler.
         logger.error(
             "could not settle a reclaimed lease",
-            extra={"job_id": job_id, "queue": queue, "worker": token, "error": str(exc)},
+            extra={"job_id": job_id, "queue": queue, "worker": worker_id, "error": str(exc)},
         )
-        return Reclaimed(job_id, queue, token, None)
+        return Reclaimed(job_id, queue, worker_id, None)
     if recorded is None or recorded.status is None:
         logger.info(
             "dropped expired lease of a job no longer running",
-            extra={"job_id": job_id, "queue": queue, "worker": token},
+            extra={"job_id": job_id, "queue": queue, "worker": worker_id},
         )
-        return Reclaimed(job_id, queue, token, None)
+        return Reclaimed(job_id, queue, worker_id, None)
     logger.warning(
         "reclaimed expired lease",
         extra={
             "job_id": job_id,
             "queue": queue,
-            "worker": token,
+            "worker": worker_id,
             "attempt": recorded.job.attempt_number,
             "status": recorded.status,
             "due": recorded.due.isoformat() if recorded.due else None,
         },
     )
-    return Reclaimed(job_id, queue, token, recorded.status)
+    return Reclaimed(job_id, queue, worker_id, recorded.status)

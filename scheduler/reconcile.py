@@ -69,7 +69,7 @@ class ReconcileReport:
 
 def _item(job_id: uuid.UUID, status: str, priority: int, schedule_at: datetime | None, worker: str) -> RestoreItem:
     if status == Status.RUNNING:
-        return RestoreItem(str(job_id), "lease", token=worker)
+        return RestoreItem(str(job_id), "lease", worker_id=worker)
     if status in DELAYED and schedule_at is not None:
         return RestoreItem(str(job_id), "delayed", priority, due_ms=due_score(schedule_at))
     return RestoreItem(str(job_id), "ready", priority)

@@ -14,7 +14,7 @@ from jobs.processors.webhook import parse_payload
 from jobs.registry import PermanentError
 from jobs.validation import InvalidJob
 from tests.helpers import SEED_JOB
-from workers.queues import QueueSpecError, parse_queues
+from workers.selection import QueueSpecError, parse_queues
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -84,7 +84,7 @@ def test_expired_lease_is_reclaimed_with_its_token(broker: Broker, clock: Driven
     assert broker.reclaim_expired("q", 10) == []
     clock.advance(1)
     [expired] = broker.reclaim_expired("q", 10)
-    assert (expired.job_id, expired.token) == ("a", "worker-1")
+    assert (expired.job_id, expired.worker_id) == ("a", "worker-1")
     assert broker.ids("q")["leases"] == {"b"}
 
 
@@ -213,7 +213,7 @@ def test_restore_rebuilds_without_disturbing_existing_entries(broker: Broker) ->
             RestoreItem("kept", "ready"),  # leased already: left alone
             RestoreItem("p", "ready", 3),
             RestoreItem("s", "delayed", 0, due_ms=due),
-            RestoreItem("r", "lease", token="w2"),
+            RestoreItem("r", "lease", worker_id="w2"),
         ],
         60_000,
     )
@@ -231,7 +231,7 @@ def test_remove_takes_ids_out_of_ready_and_delayed(broker: Broker) -> None:
 
 def test_keys_share_a_hash_tag_and_the_prefix(broker: Broker) -> None:
     k = broker.keys("emails")
-    for key in (k.ready, k.delayed, k.leases, k.tokens, k.notify, k.paused, k.seq, k.prio):
+    for key in (k.ready, k.delayed, k.leases, k.owners, k.notify, k.paused, k.seq, k.prio):
         assert key.startswith(f"{broker.prefix}:{{emails}}:")
 
 

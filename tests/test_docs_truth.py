@@ -50,7 +50,7 @@ def test_a_queue_s_keys_share_one_slot_and_a_wait_on_several_queues_spans_slots(
     """The two facts the docs state about Cluster: each script stays in one slot, the workers' BLPOP does not."""
     for queue in ("default", "high", "emails"):
         keys = broker.keys(queue)
-        names = [keys.ready, keys.delayed, keys.prio, keys.seq, keys.notify, keys.leases, keys.tokens, keys.paused]
+        names = [keys.ready, keys.delayed, keys.prio, keys.seq, keys.notify, keys.leases, keys.owners, keys.paused]
         assert len({key_slot(name.encode()) for name in names}) == 1, queue
     notify_slots = {key_slot(broker.keys(queue).notify.encode()) for queue in ("high", "default", "low")}
     assert len(notify_slots) == 3

@@ -68,7 +68,7 @@ def test_a_job_cancelled_before_it_ran_and_retried_by_hand_shows_the_retry_on_it
 
 def test_a_stale_finish_from_before_a_manual_retry_is_still_rejected(broker: Broker) -> None:
     """Fencing keys on the attempt's number as well as its count in the budget and its worker: a
-    finisher of a run before the retry matches no row, even on the same worker."""
+    recorder of a run before the retry matches no row, even on the same worker."""
     job = client.enqueue("test_noop", {}, retry={"max_retries": 0})
     [first_run] = states.claim([str(job.pk)], "host:1:old")
     states.record_lost(str(job.pk), "host:1:old", "lease expired")

@@ -60,7 +60,7 @@ def _circular() -> list[object]:
     ],
 )
 def test_results_that_break_the_encoder_are_flagged_not_raised(result: object, error: str) -> None:
-    """Whatever a processor returns, recording it must not raise: the finisher would die with it."""
+    """Whatever a processor returns, recording it must not raise: the recorder would die with it."""
     kept = bounded_result(result, 10_000)
     assert kept["truncated"] is True and kept["error"].startswith(f"result is not JSON: {error}"), kept
     assert len(kept["preview"]) <= MAX_RESULT_PREVIEW

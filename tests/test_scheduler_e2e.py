@@ -109,13 +109,14 @@ def test_redis_loses_everything_under_load_and_every_job_completes_once(own_redi
     broker = get_broker()
     slow = client.enqueue_many([JobSpec("test_sleep", {"seconds": 2}, priority=10) for _ in range(8)])
     ready = client.enqueue_many([JobSpec("test_sleep", {"seconds": 0.05}) for i in range(400)])
-    later = client.enqueue_many([JobSpec("test_noop", {"later": i}, delay=4) for i in range(200)])
-    everything = [j.pk for j in ready + slow + later]
     with (
         running(["runworkers", "--processes", "2", "--concurrency", "8"], tmp_path, "workers"),
         running(["runscheduler"], tmp_path, "scheduler", JQS_SCHEDULER_POLL_INTERVAL="2s") as scheduler,
     ):
         wait_for(lambda: Job.objects.filter(pk__in=[j.pk for j in slow], status=Status.RUNNING).exists(), 20)
+        # Submitted only now, so they are still delayed at the fault however long the pool took to start.
+        later = client.enqueue_many([JobSpec("test_noop", {"later": i}, delay=4) for i in range(200)])
+        everything = [j.pk for j in ready + slow + later]
         depths = broker.depths("default")
         assert depths["ready"] and depths["delayed"] and depths["leased"], depths  # all three at the fault
         broker.client.flushall()

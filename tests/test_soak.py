@@ -178,7 +178,7 @@ class Fault:
     window_end: float  # runs started until here were caught by the fault
     running: set[str]  # jobs running in the fault's scope at ``began`` (database)
     pids: set[int]  # the processes in scope (empty: all)
-    tokens: set[str] = field(default_factory=set)  # F01: the killed process's worker id
+    worker_ids: set[str] = field(default_factory=set)  # F01: the killed process's worker id
     detail: dict[str, Any] = field(default_factory=dict)
     waiting_at_end: int = 0  # jobs pending when the dependency came back: I5 applies if any
     hit: set[str] = field(default_factory=set)  # the jobs it caught in flight (see verify)
@@ -374,13 +374,13 @@ class Soak:
 
         wait_for(up, 30, 0.05, f"{PROCESSES} worker processes heartbeating")
 
-    def tokens(self, proc: Proc) -> set[str]:
+    def worker_ids(self, proc: Proc) -> set[str]:
         return {r["worker_id"] for r in proc.records() if r.get("message") == "worker process started"}
 
-    def live_tokens(self) -> set[str]:
+    def live_worker_ids(self) -> set[str]:
         """The worker ids of the current pool's live processes."""
         children = set(self.pool.children())
-        return {t for t in self.tokens(self.pool) if pid_of(t) in children}
+        return {t for t in self.worker_ids(self.pool) if pid_of(t) in children}
 
     def t(self, at: float) -> float:
         return round(at - self.started, 3)
@@ -403,7 +403,7 @@ class Soak:
             time.sleep(0.02)
         victim = busy[0][0] if busy else self.rng.choice(sorted(children))
         token: str = wait_for(
-            lambda: next((t for t in self.tokens(self.pool) if pid_of(t) == victim), ""),
+            lambda: next((t for t in self.worker_ids(self.pool) if pid_of(t) == victim), ""),
             5, 0.01, f"the worker id of process {victim} in the pool's log",
         )  # fmt: skip
         began = time.time()
@@ -427,7 +427,7 @@ class Soak:
         while not self.db.value(long_sql) and time.monotonic() < deadline:
             time.sleep(0.02)
         old = self.pool
-        tokens, pids = self.tokens(old), set(old.children())
+        worker_ids, pids = self.worker_ids(old), set(old.children())
         began = time.time()
         running = set(self.db.running())
         long_running = self.db.value(long_sql)
@@ -437,8 +437,8 @@ class Soak:
         code = old.wait(GRACE + 20)
         exited = time.time()
         assert code == 0, f"F04: the pool exited with {code}\n{old.log()[-3000:]}"
-        owners = cast(dict[bytes, bytes], self.broker.client.hgetall(self.broker.keys(QUEUE).tokens))
-        left = {k.decode(): v.decode() for k, v in owners.items() if v.decode() in tokens}
+        owners = cast(dict[bytes, bytes], self.broker.client.hgetall(self.broker.keys(QUEUE).owners))
+        left = {k.decode(): v.decode() for k, v in owners.items() if v.decode() in worker_ids}
         assert not left, f"F04: leases left in Redis by the stopped pool: {left}"
         hand_backs = [r for r in old.records() if r.get("message") == "handed jobs back"]
         late = [r for r in hand_backs if log_time(r) - struck > GRACE + 1.0]
@@ -454,7 +454,7 @@ class Soak:
             "exit_s": round(exited - struck, 3),
             "restart_s": round(ended - exited, 3),
         }
-        return Fault("F04", began, struck, restarted, ended, exited, running, pids, tokens, detail)
+        return Fault("F04", began, struck, restarted, ended, exited, running, pids, worker_ids, detail)
 
     def f11(self) -> Fault:
         """Kill the redis-server; after 5-10 s start it again, empty."""
@@ -524,7 +524,7 @@ def redis_leftovers(soak: Soak, baseline: set[str]) -> dict[str, Any]:
         if members:
             problems[structure] = sorted(members)[:20]
     keys = soak.keys()
-    live = soak.live_tokens()
+    live = soak.live_worker_ids()
     leaked = {k: ttl for k, ttl in keys.items() if k not in baseline and not STATS_KEY.match(k)}
     if leaked:
         problems["leaked_keys"] = leaked
@@ -641,7 +641,7 @@ def test_soak_with_random_faults(tmp_path: Path, own_pg_cluster: PgCluster, redi
         # then the readers' view must be exactly the live processes.
         from jobs.broker.heartbeat import live_workers
 
-        live = soak.live_tokens()
+        live = soak.live_worker_ids()
         registry = cast(list[bytes], soak.broker.client.zrange(soak.broker.workers_key, 0, -1))
         stale_members = len([m for m in registry if m.decode() not in live])
         assert {w["id"] for w in live_workers(soak.broker)} == live
@@ -727,7 +727,7 @@ def verify(
             r.job for r in runs if fault.began <= r.at <= fault.window_end and (not fault.pids or r.pid in fault.pids)
         }
         if fault.kind == "F01":
-            fault.hit |= set().union(*(lost_to[t] for t in fault.tokens))
+            fault.hit |= set().union(*(lost_to[t] for t in fault.worker_ids))
         caught.update(fault.hit)
 
     extra_total = exact = 0

@@ -118,7 +118,7 @@ def test_permanent_failure_skips_retries() -> None:
     assert recorded.status == Status.FAILED
 
 
-def test_stale_finisher_is_rejected() -> None:
+def test_stale_recorder_is_rejected() -> None:
     job = make()
     [first] = states.claim([str(job.pk)], "w1")
     states.record_lost(str(job.pk), "w1", "worker lost")

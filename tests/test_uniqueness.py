@@ -17,7 +17,8 @@ from rest_framework.test import APIClient
 
 from jobs import client, expiry, states
 from jobs.models import Job, Status, UniqueClaim
-from jobs.validation import JobSpec, default_unique_key
+from jobs.unique_terms import default_unique_key
+from jobs.validation import JobSpec
 from tests.helpers import EMAIL_PAYLOAD, SEED_JOB, run_attempt, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from workers.queues import QueueSpecError, parse_queues
+from workers.selection import QueueSpecError, parse_queues
 from workers.supervisor import slot_plan
 
 

@@ -21,8 +21,8 @@ from workers.execution import Running, prepare
 from workers.executor import Executor
 from workers.fetcher import Fetcher
 from workers.keeper import Keeper
-from workers.queues import parse_queues
 from workers.recorder import Recorder
+from workers.selection import parse_queues
 from workers.state import WorkerOptions, WorkerState
 
 

@@ -440,7 +440,7 @@ def test_a_frozen_worker_loses_its_job_and_its_late_finish_is_rejected(broker: B
 
 
 def test_star_takes_every_queue(broker: Broker, tmp_path: Path) -> None:
-    from workers.queues import parse_queues
+    from workers.selection import parse_queues
 
     assert parse_queues("*").every_queue
     jobs = [client.enqueue("test_noop", queue=q) for q in ["emails", "images", "default", "x.y:z"]]

@@ -65,7 +65,7 @@ def test_an_outcome_the_database_still_refuses_fails_alone_with_the_reason(broke
 
 def test_processors_that_exit_interrupt_or_raise_unprintable_errors_fail_alone(broker: Broker, tmp_path: Path) -> None:
     """sys.exit() in a job, Ctrl-C raised by hand, or an exception whose str() fails: the job fails, and
-    the process (its pool threads and its event loop) goes on running the next jobs."""
+    the process (its job threads and its event loop) goes on running the next jobs."""
     odd = [
         client.enqueue(job_type, {"how": how}, retry={"max_retries": 0})
         for job_type in ("test_misbehave", "test_async_misbehave")

@@ -75,7 +75,7 @@ def job_gone_from_redis(broker: Broker, job_id: str) -> bool:
     """No ready, delayed or leased entry and no lease token left for the job."""
     ids = broker.ids("default")
     present = any(job_id in members for members in ids.values())
-    return not present and not broker.client.hexists(broker.keys("default").tokens, job_id)
+    return not present and not broker.client.hexists(broker.keys("default").owners, job_id)
 
 
 def time_iso(seconds: float) -> str:
@@ -176,7 +176,7 @@ def test_a_worker_partitioned_from_redis_past_its_lease_is_fenced_and_resumes_af
 
     assert JobAttempt.objects.get(job=job, number=1).error == LOST_REASON
     assert broker.ids("default") == {"ready": set(), "delayed": set(), "leases": set()}
-    assert broker.client.hlen(broker.keys("default").tokens) == 0
+    assert broker.client.hlen(broker.keys("default").owners) == 0
 
 
 # -- the proxy itself ---------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""The executor of a worker process: runs claimed jobs on pool threads (``async def`` processors on
+"""The executor of a worker process: runs claimed jobs on job threads (``async def`` processors on
 one event loop thread) and passes each ending to the recorder.
 
-A pool thread is started only when no idle one is waiting, up to the slot count, so a process that
+A job thread is started only when no idle one is waiting, up to the slot count, so a process that
 runs few jobs at once keeps few threads.
 """
 
@@ -31,11 +31,11 @@ class Executor:
     def __init__(self, state: WorkerState, recorder: Recorder) -> None:
         self.state = state
         self.recorder = recorder
-        self.lock = threading.Lock()  # guards pool_threads and idle_threads
-        self.pool_threads: list[threading.Thread] = []
+        self.lock = threading.Lock()  # guards job_threads and idle_threads
+        self.job_threads: list[threading.Thread] = []
         self.idle_threads = 0
         self.work: queue.SimpleQueue[Running | None] = queue.SimpleQueue()
-        self.job_began = threading.Event()  # a pool thread took a job (see start)
+        self.job_began = threading.Event()  # a job thread took a job (see start)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.async_tasks: dict[str, Future[Ending]] = {}
 
@@ -54,7 +54,7 @@ class Executor:
                 self._submit_sync(running)
                 on_threads = True
         if on_threads:
-            # Let go of the GIL until a pool thread just woken has started its job: otherwise it
+            # Let go of the GIL until a job thread just woken has started its job: otherwise it
             # waits for this thread's next network call, which is 0.1 to 0.2 ms off on an idle machine.
             self.job_began.wait(JOB_BEGAN_WAIT)
         for labels, count in started.items():
@@ -67,20 +67,20 @@ class Executor:
             future.cancel()
 
     def _submit_sync(self, running: Running) -> None:
-        """Queue a job for the pool, starting a thread when none is idle (up to the slot count)."""
+        """Queue a job for the job threads, starting a thread when none is idle (up to the slot count)."""
         with self.lock:
-            spawn = self.idle_threads == 0 and len(self.pool_threads) < self.state.options.slots
+            spawn = self.idle_threads == 0 and len(self.job_threads) < self.state.options.slots
             if spawn:
                 # The new thread is for this job; it counts itself idle once the job ends.
-                thread = threading.Thread(target=self._pool_thread, name=f"job-{len(self.pool_threads)}", daemon=True)
-                self.pool_threads.append(thread)
+                thread = threading.Thread(target=self._job_thread, name=f"job-{len(self.job_threads)}", daemon=True)
+                self.job_threads.append(thread)
             else:
                 self.idle_threads = max(0, self.idle_threads - 1)
         if spawn:
             thread.start()
         self.work.put(running)
 
-    def _pool_thread(self) -> None:
+    def _job_thread(self) -> None:
         while True:
             running = self.work.get()
             if running is None:

@@ -81,7 +81,7 @@ class Keeper:
             if lost_ids and not self.broker.epoch_present():
                 # Redis lost its data (restart, FLUSHALL): nobody took these jobs, the leases are
                 # simply gone. Take them again (only where no lease exists) instead of cancelling.
-                items = [RestoreItem(job_id, "lease", token=state.worker_id) for job_id in lost_ids]
+                items = [RestoreItem(job_id, "lease", worker_id=state.worker_id) for job_id in lost_ids]
                 self.broker.restore(queue_name, items, state.lease_ms)
                 continue
             for lost in lost_ids:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.queues import QueueSpecError, parse_queues
+from workers.selection import QueueSpecError, parse_queues
 from workers.supervisor import PoolOptions, Supervisor
 from zipline_site.sections import Config
 

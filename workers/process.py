@@ -6,7 +6,7 @@ This module only wires the parts together; they share one :class:`~workers.state
 - the main thread is the *fetcher* (:mod:`workers.fetcher`): it claims as many jobs as there are
   free slots, marks them running in one UPDATE, and hands them to the executor; with the queues
   empty it blocks on Redis until an enqueue wakes it;
-- the *executor*'s pool threads, and one event loop thread for ``async`` processors
+- the *executor*'s job threads, and one event loop thread for ``async`` processors
   (:mod:`workers.executor`), run jobs;
 - the *recorder* (:mod:`workers.recorder`) records outcomes in batches (one UPDATE and one INSERT
   for many jobs, then one Redis call per queue), retrying while the database is out of reach;

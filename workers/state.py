@@ -24,7 +24,7 @@ from jobs.broker import BrokerUnavailable
 from jobs.outages import Outage
 from jobs.tally import Tally
 from workers.execution import Running
-from workers.queues import QueueSelector
+from workers.selection import QueueSelector
 
 logger = logging.getLogger("zipline.worker")
 

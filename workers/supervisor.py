@@ -22,7 +22,7 @@ from typing import Any
 
 from django.db import connections
 
-from workers.queues import QueueSelector
+from workers.selection import QueueSelector
 from zipline_site.sections import MetricsConfig, WorkerConfig
 
 logger = logging.getLogger("zipline.supervisor")
@@ -100,20 +100,32 @@ class Supervisor:
             except OSError as exc:
                 line = metrics_server.unavailable("worker metrics", host, port, "JQS_METRICS_PORT", exc)
                 logger.error(line, extra={"host": host, "port": port})
-        logger.info(
-            "supervisor started",
-            extra={
-                "processes": len(self.plan),
-                "slots": self.plan,
-                "queues": ["*"] if self.options.selector.every_queue else list(self.options.selector.names),
-                "weighted": self.options.selector.weighted,
-            },
-        )
+        self._log_started()
         connections.close_all()
         for _ in self.plan:
             if self.stopping:  # a signal during start-up: start no more
                 break
             self._spawn()
+        self._watch(liveness)
+        if self.metrics_dir:
+            metrics_server.cleanup(self.metrics_dir)
+        logger.info("supervisor stopped")
+        return 0
+
+    def _log_started(self) -> None:
+        selector = self.options.selector
+        logger.info(
+            "supervisor started",
+            extra={
+                "processes": len(self.plan),
+                "slots": self.plan,
+                "queues": ["*"] if selector.every_queue else list(selector.names),
+                "weighted": selector.weighted,
+            },
+        )
+
+    def _watch(self, liveness: Any) -> None:
+        """Beat, reap and replace children (backing off after quick deaths) until stopped and all are gone."""
         next_spawn_at = 0.0
         while self.children or not self.stopping:
             self._beat(liveness)
@@ -125,10 +137,6 @@ class Supervisor:
                     RESPAWN_BACKOFF_MAX, 0.1 * (2**self.quick_deaths) if self.quick_deaths else 0
                 )
             time.sleep(0.05)
-        if self.metrics_dir:
-            metrics_server.cleanup(self.metrics_dir)
-        logger.info("supervisor stopped")
-        return 0
 
     def _beat(self, liveness: Any) -> None:
         """Once a second: the liveness file, and the process gauge (always present, 0 or more)."""

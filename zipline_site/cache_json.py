@@ -12,7 +12,7 @@ from typing import Any
 from django_redis.serializers.json import JSONSerializer
 
 
-class StrictJSONSerializer(JSONSerializer):
+class StrictJSONSerializer(JSONSerializer):  # type: ignore[misc]  # django-redis has no types: its class is Any
     """django-redis's JSON serializer; a stored value that is not UTF-8 JSON reads as None (a miss)."""
 
     def loads(self, value: bytes) -> Any:

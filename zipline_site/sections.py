@@ -1,8 +1,8 @@
 """The resolved configuration as typed, frozen sections (``config.worker.lease_ttl``), one per part of ZipLine.
 
-The values come from :data:`zipline_site.config.SETTINGS` (the one table of every setting, its parser and its
-default); a section only gives them a type and a place. A field takes the setting ``<prefix>_<field>``, or
-the setting named in its metadata; a test checks that every setting lands in exactly one field. Callers are
+The values come from :data:`zipline_site.settings_table.SETTINGS` (the one table of every setting, its parser
+and its default); a section only gives them a type and a place. A field takes the setting ``<prefix>_<field>``,
+or the setting named in its metadata; a test checks that every setting lands in exactly one field. Callers are
 handed the section they need rather than reading the whole configuration.
 """
 
@@ -35,6 +35,9 @@ class RedisConfig:
     password: str = field(repr=False)
     database: int
     url: str
+    sentinels: str
+    sentinel_master: str
+    sentinel_password: str = field(repr=False)
     require_noeviction: bool
     key_prefix: str
 

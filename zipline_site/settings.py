@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from zipline_site.config import EXIT_CONFIG_ERROR, Config, ConfigError, load_config, redis_url
@@ -132,7 +133,7 @@ DATABASES = {"default": _database(ZIPLINE.database.url)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = redis_url(ZIPLINE)
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
@@ -145,6 +146,21 @@ CACHES = {
         },
     }
 }
+if ZIPLINE.redis.sentinels:  # the cache follows the master through the broker's sentinels; it reads the master
+    # too (django-redis's SentinelClient reads replicas, which lag: a throttle must see its own writes)
+    _netloc = REDIS_URL.split("://", 1)[1].split("/", 1)[0]
+    _auth = _netloc.rpartition("@")[0]
+    CACHES["default"]["LOCATION"] = (
+        f"redis://{_auth + '@' if _auth else ''}{ZIPLINE.redis.sentinel_master}/{REDIS_URL.rsplit('/', 1)[1] or 0}"
+    )
+    CACHES["default"]["OPTIONS"] |= {
+        "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+        "SENTINELS": [
+            (host.strip("[]"), int(port))
+            for host, _, port in (item.rpartition(":") for item in ZIPLINE.redis.sentinels.split(","))
+        ],
+        "SENTINEL_KWARGS": {"password": ZIPLINE.redis.sentinel_password or None, "socket_timeout": 1},
+    }
 DJANGO_REDIS_IGNORE_EXCEPTIONS = True
 
 AUTH_PASSWORD_VALIDATORS = [

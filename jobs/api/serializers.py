@@ -24,11 +24,11 @@ from rest_framework import serializers
 from jobs import masking
 from jobs.api.pagination import CURSOR_PATTERN
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff, Job, JobAttempt, Outcome, Status
+from jobs.unique_terms import MAX_UNIQUE_KEY
 from jobs.validation import (
     MAX_IDEMPOTENCY_KEY,
     MAX_NAME,
     MAX_RETRIES_LIMIT,
-    MAX_UNIQUE_KEY,
     QUEUE_NAME,
     QUEUE_NAME_PATTERN,
     InvalidJob,

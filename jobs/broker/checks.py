@@ -69,21 +69,39 @@ def safe_url(url: str) -> str:
     return url
 
 
+def _where(url: str) -> str:
+    """Where Redis was looked for: the sentinels and master name when configured, else the URL."""
+    from jobs.broker.connection import sentinel_target
+
+    target = sentinel_target()
+    return target.describe() if target else f"Redis at {safe_url(url)}"
+
+
 def unreachable(broker: Broker, url: str) -> str | None:
     """None when Redis answers; otherwise a one-line reason naming where it was looked for (password masked)."""
     try:
         broker.ping()
     except BrokerUnavailable as exc:
-        return f"cannot reach Redis at {safe_url(url)}: {exc}"
+        return f"cannot reach {_where(url)}: {exc}"
     return None
 
 
 def refusal(broker: Broker, url: str) -> str | None:
-    """A one-line reason when Redis answers but will not serve ZipLine; None when it does, or is out of reach."""
+    """A one-line reason when Redis answers but will not serve ZipLine; None when it does, or is out of reach.
+
+    Through Sentinel, sentinels that answer but know no master of the configured name are a refusal too.
+    """
+    from jobs.broker.connection import sentinel_target
+    from jobs.broker.sentinel import unknown_master
+
+    target = sentinel_target()
+    problem = unknown_master(target) if target else None
+    if problem:
+        return problem
     try:
         broker.client.ping()  # the raw client: its error says whether Redis refused or is away
     except (redis.AuthenticationError, redis.exceptions.AuthorizationError, redis.ResponseError) as exc:
-        return f"Redis at {safe_url(url)} refuses ZipLine: {exc} (check JQS_REDIS_URL)"
+        return f"{_where(url)} refuses ZipLine: {exc} (check JQS_REDIS_URL)"
     except redis.RedisError:
         return None
     return None

@@ -9,9 +9,42 @@ import redis
 from django.conf import settings
 
 from jobs.broker.core import Broker
+from jobs.broker.sentinel import SentinelTarget, master_client, parse_sentinels
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
+
+
+def sentinel_target() -> SentinelTarget | None:
+    """The sentinels the settings name (``JQS_REDIS_SENTINELS``), or None for a single Redis at ``REDIS_URL``."""
+    section = settings.ZIPLINE.redis
+    if not section.sentinels:
+        return None
+    return SentinelTarget(parse_sentinels(section.sentinels), section.sentinel_master, section.sentinel_password)
+
+
+def describe_redis() -> str:
+    """The Redis in use, for messages: its URL (password masked) or the sentinels and master name."""
+    from jobs.broker.checks import safe_url
+
+    target = sentinel_target()
+    return target.describe() if target else f"Redis at {safe_url(settings.REDIS_URL)}"
+
+
+def _client(url: str | None, **kwargs: object) -> redis.Redis:
+    """A client of ``url``; with sentinels configured (and no ``url`` given), of the master they name.
+
+    With sentinels the URL (``REDIS_URL``, built from the parts) gives only the password, user and database.
+    """
+    target = sentinel_target() if url is None else None
+    if target is None:
+        return redis.Redis.from_url(url or settings.REDIS_URL, **kwargs)
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(settings.REDIS_URL)
+    auth = {"username": unquote(parts.username or "") or None, "password": unquote(parts.password or "") or None}
+    database = int(parts.path.strip("/") or 0)
+    return master_client(target, db=database, **auth, **kwargs)
 
 
 def make_client(url: str | None = None, *, socket_timeout: float | None = None) -> redis.Redis:
@@ -20,8 +53,8 @@ def make_client(url: str | None = None, *, socket_timeout: float | None = None) 
     from redis.retry import Retry
 
     poll = float(settings.ZIPLINE.worker.poll_interval)
-    return redis.Redis.from_url(
-        url or settings.REDIS_URL,
+    return _client(
+        url,
         socket_connect_timeout=2,
         socket_timeout=socket_timeout if socket_timeout is not None else max(5.0, poll + 5.0),
         health_check_interval=15,
@@ -48,14 +81,11 @@ def probe_broker(seconds: float) -> Broker:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    url = settings.REDIS_URL
-    name = f"probe:{seconds}:{url}"
+    name = f"probe:{seconds}:{settings.REDIS_URL}:{sentinel_target()}"
     with _lock:
         broker = _state.get(name)
         if broker is None:
-            client = redis.Redis.from_url(
-                url, socket_connect_timeout=seconds, socket_timeout=seconds, retry=Retry(NoBackoff(), 0)
-            )
+            client = _client(None, socket_connect_timeout=seconds, socket_timeout=seconds, retry=Retry(NoBackoff(), 0))
             broker = _state[name] = Broker(client, settings.ZIPLINE.redis.key_prefix)
     assert isinstance(broker, Broker)
     return broker

@@ -12,8 +12,8 @@ Key layout, for prefix ``zipline`` and queue ``default``:
 
 - ``zipline:{default}:ready``    ZSET id -> (100 - priority) * 2^44 + sequence
 - ``zipline:{default}:delayed``  ZSET id -> due time (ms)      ``...:prio`` HASH id -> priority
-- ``zipline:{default}:leases``   ZSET id -> lease deadline (ms) ``...:tokens`` HASH id -> owner
-- ``zipline:{default}:notify``   LIST wake-up token for blocked workers
+- ``zipline:{default}:leases``   ZSET id -> lease deadline (ms) ``...:tokens`` HASH id -> owning worker id (``KeySet.owners``)
+- ``zipline:{default}:notify``   LIST wake-up signal for blocked workers
 - ``zipline:{default}:paused``   STRING while paused ``...:seq`` STRING FIFO counter
 - ``zipline:{default}:completed:<minute>`` / ``...:failed:<minute>`` counters for throughput charts
 - ``zipline:queues`` SET of queue names; ``zipline:epoch`` marker whose absence means Redis lost its data
@@ -31,6 +31,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool
 
 from jobs.broker.errors import translated_methods
 from jobs.broker.items import Claim, ExpiredLease, Promoted, PushItem, RestoreItem, Settlement
@@ -87,8 +88,18 @@ class Broker:
             "socket_connect_timeout": seconds,
             "retry": Retry(NoBackoff(), 0),
         }
-        client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
-        return Broker(client, self.prefix, self.clock)
+        if isinstance(pool, SentinelConnectionPool):  # the same sentinels and master name
+            kwargs.pop("connection_pool", None)
+            own: redis.ConnectionPool = type(pool)(pool.service_name, pool.sentinel_manager, **kwargs)
+        else:
+            own = redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        return Broker(redis.Redis(connection_pool=own), self.prefix, self.clock)
+
+    def master_address(self) -> str | None:
+        """``host:port`` of the master in use when the sentinels choose it; None for a single Redis."""
+        from jobs.broker.sentinel import master_address
+
+        return master_address(self.client)
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -158,17 +169,17 @@ class Broker:
     # -- work ----------------------------------------------------------------------------------
 
     def _claim_call(
-        self, queue: str, token: str, count: int, lease_ms: int, promote_limit: int = 100
+        self, queue: str, worker_id: str, count: int, lease_ms: int, promote_limit: int = 100
     ) -> tuple[str, Sequence[str], Sequence[Any]]:
         k = self.keys(queue)
-        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens, k.paused)
-        return "claim", keys, (self.clock.script_ms(), token, count, lease_ms, promote_limit)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners, k.paused)
+        return "claim", keys, (self.clock.script_ms(), worker_id, count, lease_ms, promote_limit)
 
-    def claim(self, queue: str, token: str, count: int, lease_ms: int, promote_limit: int = 100) -> Claim:
-        return _claim_result(self._run(*self._claim_call(queue, token, count, lease_ms, promote_limit)))
+    def claim(self, queue: str, worker_id: str, count: int, lease_ms: int, promote_limit: int = 100) -> Claim:
+        return _claim_result(self._run(*self._claim_call(queue, worker_id, count, lease_ms, promote_limit)))
 
     def wait_and_claim(
-        self, queues: Sequence[str], timeout: float, queue: str, token: str, count: int, lease_ms: int
+        self, queues: Sequence[str], timeout: float, queue: str, worker_id: str, count: int, lease_ms: int
     ) -> Claim:
         """Block until a queue has work or ``timeout`` passes, then :meth:`claim` from ``queue``, in
         one round trip.
@@ -182,21 +193,21 @@ class Broker:
         is not supported yet.
         """
         wait = ("blpop", ([self.keys(q).notify for q in queues], _blpop_timeout(timeout)))
-        [result] = self._run_many([self._claim_call(queue, token, count, lease_ms)], extra=[wait])
+        [result] = self._run_many([self._claim_call(queue, worker_id, count, lease_ms)], extra=[wait])
         return _claim_result(result)
 
     def settle(
-        self, queue: str, token: str, settlements: Sequence[Settlement], counts: dict[str, int] | None = None
+        self, queue: str, worker_id: str, settlements: Sequence[Settlement], counts: dict[str, int] | None = None
     ) -> list[bool]:
         """End leases; with ``counts`` (``{"completed": n, "failed": m}``, see :mod:`jobs.tally`) also
         bump the per-minute counters."""
         if not settlements:
             return []
         k = self.keys(queue)
-        args: list[Any] = [token]
+        args: list[Any] = [worker_id]
         for s in settlements:
             args.extend((s.job_id, s.action, s.due_ms, s.priority))
-        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners)
         extra = self._counter_calls(queue, counts or {})
         if not extra:
             return [bool(x) for x in self._run("settle", keys, args)]
@@ -218,26 +229,26 @@ class Broker:
         if calls:
             self._run_many([], calls)
 
-    def renew(self, queue: str, token: str, job_ids: Sequence[str], lease_ms: int) -> list[str]:
-        """Extend leases; returns the ids this token no longer owns."""
+    def renew(self, queue: str, worker_id: str, job_ids: Sequence[str], lease_ms: int) -> list[str]:
+        """Extend leases; returns the ids this worker no longer owns."""
         if not job_ids:
             return []
         k = self.keys(queue)
-        lost = self._run("renew", (k.leases, k.tokens), (self.clock.script_ms(), token, lease_ms, *job_ids))
+        lost = self._run("renew", (k.leases, k.owners), (self.clock.script_ms(), worker_id, lease_ms, *job_ids))
         return [_text(i) for i in lost]
 
     # -- maintenance -------------------------------------------------------------------------
 
     def reclaim_expired(self, queue: str, limit: int) -> list[ExpiredLease]:
-        """Remove expired leases; returns each job id with the token that held it."""
+        """Remove expired leases; returns each job id with the id of the worker that held it."""
         k = self.keys(queue)
-        flat = [_text(x) for x in self._run("reclaim", (k.leases, k.tokens), (self.clock.script_ms(), limit))]
-        return [ExpiredLease(job_id, token) for job_id, token in zip(flat[0::2], flat[1::2], strict=True)]
+        flat = [_text(x) for x in self._run("reclaim", (k.leases, k.owners), (self.clock.script_ms(), limit))]
+        return [ExpiredLease(job_id, worker_id) for job_id, worker_id in zip(flat[0::2], flat[1::2], strict=True)]
 
-    def leased_by(self, queue: str, token: str) -> list[str]:
-        """The ids whose lease this token holds (a dead worker's jobs)."""
-        owners = cast(dict[bytes, bytes], self.client.hgetall(self.keys(queue).tokens))
-        return sorted(_text(job_id) for job_id, owner in owners.items() if _text(owner) == token)
+    def leased_by(self, queue: str, worker_id: str) -> list[str]:
+        """The ids whose lease this worker holds (a dead worker's jobs)."""
+        owners = cast(dict[bytes, bytes], self.client.hgetall(self.keys(queue).owners))
+        return sorted(_text(job_id) for job_id, owner in owners.items() if _text(owner) == worker_id)
 
     def promote_due(self, queue: str, limit: int) -> Promoted:
         k = self.keys(queue)
@@ -258,10 +269,10 @@ class Broker:
         k = self.keys(queue)
         args: list[Any] = [self.clock.script_ms(), lease_ms]
         for item in items:
-            extra = item.token if item.kind == "lease" else item.priority
+            extra = item.worker_id if item.kind == "lease" else item.priority
             args.extend((item.job_id, item.kind, extra, item.due_ms))
         self.client.sadd(self.queues_key, queue)
-        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.tokens)
+        keys = (k.ready, k.delayed, k.prio, k.seq, k.notify, k.leases, k.owners)
         return int(self._run("restore", keys, args))
 
     # -- queues --------------------------------------------------------------------------------

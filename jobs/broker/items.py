@@ -53,7 +53,7 @@ class RestoreItem:
     job_id: str
     kind: RestoreKind
     priority: int = 0
-    token: str = ""
+    worker_id: str = ""
     due_ms: int = 0
 
     def __post_init__(self) -> None:
@@ -77,7 +77,7 @@ class Promoted(NamedTuple):
 
 
 class ExpiredLease(NamedTuple):
-    """A lease ``reclaim`` took back, with the token of the worker that held it."""
+    """A lease ``reclaim`` took back, with the id of the worker that held it."""
 
     job_id: str
-    token: str
+    worker_id: str

@@ -18,7 +18,7 @@ class QueueKeys:
     seq: str
     notify: str
     leases: str
-    tokens: str
+    owners: str  # HASH id -> worker id; the key keeps its old name, so leases survive an upgrade
     paused: str
     tag: str
 
@@ -32,7 +32,7 @@ def queue_keys(prefix: str, queue: str) -> QueueKeys:
         seq=f"{tag}:seq",
         notify=f"{tag}:notify",
         leases=f"{tag}:leases",
-        tokens=f"{tag}:tokens",
+        owners=f"{tag}:tokens",
         paused=f"{tag}:paused",
         tag=tag,
     )

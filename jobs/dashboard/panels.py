@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from jobs import queues, tally
-from jobs.broker import BrokerUnavailable, get_broker
+from jobs.broker import Broker, BrokerUnavailable, get_broker
 from jobs.broker.heartbeat import live_workers
 from jobs.dashboard import charts, formats, search
 from jobs.models import Job, QueueState, Status
@@ -50,7 +50,16 @@ def overview() -> dict[str, Any]:
         "workers": stats["workers"],
         "hour": sum((card["chart"].counted for card in cards), Tally()),
         "redis_error": "",
+        "redis_master": _master(broker),
     }
+
+
+def _master(broker: Broker) -> str | None:
+    """The master in use when the sentinels choose it (None for a single Redis, or when they do not answer)."""
+    try:
+        return broker.master_address()
+    except BrokerUnavailable:
+        return None
 
 
 def _overview_without_redis(error: str) -> dict[str, Any]:

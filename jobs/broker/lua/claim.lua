@@ -5,9 +5,9 @@
   Input:
     KEYS[1] ready, KEYS[2] delayed, KEYS[3] prio, KEYS[4] seq, KEYS[5] notify,
     KEYS[6] leases   ZSET id -> deadline (ms, Redis clock)
-    KEYS[7] tokens   HASH id -> lease token (the owning worker's id)
+    KEYS[7] owners   HASH id -> the owning worker's id
     KEYS[8] paused   STRING, present while the queue is paused
-    ARGV[1] now_ms (0: Redis TIME), ARGV[2] token, ARGV[3] count, ARGV[4] lease ttl in ms,
+    ARGV[1] now_ms (0: Redis TIME), ARGV[2] worker id, ARGV[3] count, ARGV[4] lease ttl in ms,
     ARGV[5] promote limit
   Output: { {ids...}, ms until the next delayed job is due (-1: none), paused (0/1) }
 ]]
@@ -16,9 +16,9 @@
 --- @include promote
 --- @include wake
 --- @include next_due
-local ready, delayed, prio, seq, notify, leases, tokens, paused =
+local ready, delayed, prio, seq, notify, leases, owners, paused =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local token, count, ttl, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local worker_id, count, ttl, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if redis.call('EXISTS', paused) == 1 then
   return { {}, -1, 1 }
 end
@@ -31,7 +31,7 @@ if count > 0 then
     local id = popped[i]
     ids[#ids + 1] = id
     redis.call('ZADD', leases, now + ttl, id)
-    redis.call('HSET', tokens, id, token)
+    redis.call('HSET', owners, id, worker_id)
   end
 end
 wake(ready, notify)

@@ -5,7 +5,7 @@
     KEYS[2] delayed  ZSET  id -> due time, ms since the epoch
     KEYS[3] prio     HASH  id -> priority, for delayed jobs
     KEYS[4] seq      STRING FIFO sequence
-    KEYS[5] notify   LIST  wake-up tokens
+    KEYS[5] notify   LIST  wake-up signals
     KEYS[6] leases   ZSET  id -> lease deadline (an id leased already is not added again)
     ARGV[1] now_ms (0: Redis TIME); then triples: id, priority, due_ms (0: now)
   Output: the number of ids added.
