@@ -3,9 +3,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Django 6.0 (built-in django.tasks) needs Python 3.12+: the first one found, or none.
+VENV6 := .venv-django6
+STAMP6 := $(VENV6)/.installed
+ifndef PYTHON312
+PYTHON312 := $(shell for p in python3.14 python3.13 python3.12 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3); do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && echo $$p && break; done)
+endif
+TASKS_TESTS := tests/test_django_tasks.py tests/test_django_tasks_workers.py
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test soak lint format bench bench-enqueue bench-api bench-floor migrate clean
+.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-floor bench-startup bench-tasks migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,15 +21,33 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+$(STAMP6): requirements-django6.txt
+	test -x $(VENV6)/bin/python || $(PYTHON312) -m venv $(VENV6)
+	$(VENV6)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV6)/bin/python -m pip install --quiet -r requirements-django6.txt
+	touch $(STAMP6)
+
 ## run: SQLite + the local Redis (or an in-memory stand-in), API + workers + scheduler
 run: $(STAMP)
 	$(BIN)/python -m zipline_site.firstlook
 
-## test: the whole suite on PostgreSQL + Redis, then a smoke subset on SQLite
+## test: the whole suite on PostgreSQL + Redis, then a smoke subset on SQLite, then the Django tasks
+## tests on Django 6.0 (test-django6)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 	mkdir -p .local
 	ZIPLINE_TEST_DATABASE_URL=sqlite:///$(CURDIR)/.local/test-smoke.sqlite3 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests/test_states.py tests/test_client.py tests/test_broker.py tests/test_sqlite_smoke.py
+	$(MAKE) --no-print-directory test-django6
+
+## test-django6: the Django tasks tests again on Django 6.0's django.tasks, where a Python 3.12+ is found
+test-django6:
+ifeq ($(strip $(PYTHON312)),)
+	@echo "test-django6: skipped: no Python 3.12 or newer found; the Django tasks tests ran on Django 5.2 + django-tasks only"
+else
+	$(MAKE) --no-print-directory $(STAMP6)
+	@echo "test-django6: the Django tasks tests on Django 6.0's built-in django.tasks ($(PYTHON312))"
+	$(VENV6)/bin/python -m pytest -q -p no:cacheprovider $(TASKS_TESTS)
+endif
 
 ## soak: the F23 soak at full size: 100,000 jobs, a random fault every 30-60 s (about 7 minutes)
 soak: $(STAMP)
@@ -51,5 +77,12 @@ bench-api: $(STAMP)
 bench-floor: $(STAMP)
 	$(BIN)/python bench/latency_floor.py
 
+## bench-startup: runworkers' start-up (3 cold starts), loaded modules, and memory after a 10,000-job drain
+bench-startup: $(STAMP)
+	$(BIN)/python bench/startup_memory.py
+
+bench-tasks: $(STAMP)
+	$(BIN)/python bench/tasks_bench.py
+
 clean:
-	rm -rf $(VENV) .local staticfiles
+	rm -rf $(VENV) $(VENV6) .local staticfiles

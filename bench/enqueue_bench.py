@@ -20,20 +20,21 @@ ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "zipline_enqueue_bench"
 
 
-def setup_environment(args: argparse.Namespace) -> None:
+def setup_environment(args: argparse.Namespace, db_name: str = DB_NAME) -> None:
+    """A fresh, migrated database ``db_name``; Redis and Django set up for the bench's process."""
     os.environ.setdefault("JQS_SECRET_KEY", "bench")
-    os.environ["JQS_DATABASE_URL"] = f"{args.postgres}/{DB_NAME}"
+    os.environ["JQS_DATABASE_URL"] = f"{args.postgres}/{db_name}"
     os.environ["JQS_REDIS_URL"] = args.redis
     os.environ["JQS_REDIS_KEY_PREFIX"] = "zipbench"
     os.environ["JQS_LOG_LEVEL"] = "warning"
     os.environ["DJANGO_SETTINGS_MODULE"] = "zipline_site.settings"
     subprocess.run(
-        ["psql", args.postgres + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"],
+        ["psql", args.postgres + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {db_name}"],
         check=True,
         capture_output=True,
     )
     subprocess.run(
-        ["psql", args.postgres + "/postgres", "-qc", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True
+        ["psql", args.postgres + "/postgres", "-qc", f"CREATE DATABASE {db_name}"], check=True, capture_output=True
     )
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, check=True)
     sys.path.insert(0, str(ROOT))

@@ -10,6 +10,15 @@ import pytest
 from tests.helpers import DrivenClock, override_zipline
 
 
+def pytest_report_header() -> str:
+    """Which Tasks framework the Django tasks tests run on: Django's own, or the django-tasks backport."""
+    import django
+
+    from jobs.tasks_backend.compat import FRAMEWORK
+
+    return f"Django {django.get_version()}; Django tasks framework: {FRAMEWORK}"
+
+
 @pytest.fixture
 def broker() -> Iterator[object]:
     """A broker on the shared Redis under a key prefix of this test's own; its keys are deleted after."""

@@ -28,3 +28,22 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.procapp"]  # noqa: F405
 # A test database of this run's own, so that runs side by side (developers, CI) never collide.
 if str(DATABASES["default"]["ENGINE"]).endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": f"test_zipline_{os.getpid()}"}  # noqa: F405
+
+# The Django tasks of tests/taskapp: the project's default backend, plus one that retries at once and
+# one that retries after a minute and one whose attempts time out after half a second.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.taskapp"]
+_ZIPLINE_TASKS = "jobs.tasks_backend.backend.ZipLineBackend"
+TASKS = {
+    **TASKS,  # noqa: F405
+    "quick": {
+        "BACKEND": _ZIPLINE_TASKS,
+        "QUEUES": [],
+        "OPTIONS": {"retry": {"backoff": "fixed", "initial_delay": 0.05}},
+    },
+    "patient": {
+        "BACKEND": _ZIPLINE_TASKS,
+        "QUEUES": [],
+        "OPTIONS": {"retry": {"backoff": "fixed", "initial_delay": 60, "jitter": False}},
+    },
+    "short": {"BACKEND": _ZIPLINE_TASKS, "QUEUES": [], "OPTIONS": {"timeout": 0.5, "retry": {"max_retries": 0}}},
+}

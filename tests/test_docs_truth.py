@@ -56,8 +56,9 @@ def test_a_queue_s_keys_share_one_slot_and_a_wait_on_several_queues_spans_slots(
     assert len(notify_slots) == 3
 
 
-def test_on_a_cluster_a_queue_s_scripts_run_but_the_workers_wait_on_several_queues_is_refused(tmp_path: Path) -> None:
-    """Why Redis Cluster is not supported yet, on a real one-node cluster that owns every slot."""
+def test_on_a_cluster_a_single_node_client_s_wait_on_several_queues_is_refused(tmp_path: Path) -> None:
+    """Why the broker needs the cluster client on a cluster, on a real one-node cluster that owns every slot
+    (the broker on ``RedisCluster`` waits otherwise: tests/test_broker_cluster.py)."""
     # The cluster bus takes the port 10000 above Redis' own unless told (no free port above 55535 has one).
     bus = ("--cluster-port", str(free_port()))
     server = RedisServer(

@@ -26,7 +26,7 @@ import threading
 from typing import Any
 
 from jobs.broker import Broker, get_broker
-from workers import exits
+from workers import exits, loaded_modules
 from workers.executor import Executor
 from workers.fetcher import Fetcher
 from workers.keeper import Keeper
@@ -74,6 +74,7 @@ class WorkerProcess:
             self.fetcher.run()
         finally:
             code = exits.drain(self.state, self.fetcher, self.recorder, self.broker)
+            loaded_modules.report("worker")
         return code
 
     def _on_signal(self, signum: int, frame: Any) -> None:

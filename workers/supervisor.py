@@ -22,6 +22,8 @@ from typing import Any
 
 from django.db import connections
 
+from workers import loaded_modules
+from workers.process import WorkerOptions, WorkerProcess
 from workers.selection import QueueSelector
 from zipline_site.sections import MetricsConfig, WorkerConfig
 
@@ -109,6 +111,7 @@ class Supervisor:
         self._watch(liveness)
         if self.metrics_dir:
             metrics_server.cleanup(self.metrics_dir)
+        loaded_modules.report("supervisor")
         logger.info("supervisor stopped")
         return 0
 
@@ -226,7 +229,6 @@ class Supervisor:
         import random
 
         from jobs.broker import reset_broker
-        from workers.process import WorkerOptions, WorkerProcess
 
         random.seed()
         reset_broker()

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from zipline_site.config_errors import ConfigError
 from zipline_site.settings_table import BY_PLACE, SECTION_NAMES
 
@@ -16,6 +14,8 @@ def read_yaml(path: str) -> dict[str, Any]:
 
     Raises :class:`ConfigError` for a missing or unreadable file, and for an unknown section or key.
     """
+    import yaml  # here, not at the top: without a config file no process loads it (19 modules, about 1 MiB)
+
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"config file JQS_CONFIG={path!r}: no such file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import warnings
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from zipline_site.config import EXIT_CONFIG_ERROR, Config, ConfigError, load_config, redis_url
+from zipline_site.installed_apps import installed_apps
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -78,23 +80,17 @@ if ZIPLINE.security.https:
     SECURE_HSTS_PRELOAD = True
     SILENCED_SYSTEM_CHECKS = ["security.W008"]
 
-INSTALLED_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "rest_framework",
-    "drf_spectacular",
-    "drf_spectacular_sidecar",
-    "django_prometheus",
-    "jobs",
-    "workers",
-    "scheduler",
-]
+# runworkers installs only the core apps: no API, admin or dashboard code in a worker (see installed_apps).
+INSTALLED_APPS = installed_apps(sys.argv)
 # JQS_APPS: the user's apps (one already installed is not installed twice); jobs.apps loads their processors.
 INSTALLED_APPS += [app for app in ZIPLINE.apps.installed if app not in INSTALLED_APPS]
+# Django's Tasks framework: built in from Django 6.0, the django-tasks backport (an app) before it.
+# ZipLine's backend runs every @task as a job on its workers (docs/django-tasks.md); any queue name.
+if importlib.util.find_spec("django.tasks") is None:
+    INSTALLED_APPS.append("django_tasks")
+TASKS: dict[str, dict[str, object]] = {
+    "default": {"BACKEND": "jobs.tasks_backend.backend.ZipLineBackend", "QUEUES": []}
+}
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",

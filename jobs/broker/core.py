@@ -4,9 +4,11 @@ This class is the only place that assembles script arguments (keys come from ``j
 is one Lua script (see ``jobs/broker/lua``). All keys of one queue share the hash tag ``{queue}``, so each
 script touches one hash slot, and every key starts with the configured prefix.
 
-Redis Cluster is not supported yet: the client is a single-node ``redis.Redis``, and an idle worker's
-BLPOP (:meth:`Broker.wait_and_claim`) waits on the ``notify`` lists of all its queues at once, which
-lie in different slots (a cluster answers CROSSSLOT). Use one Redis server.
+Redis Cluster is not supported yet (the settings do not select its client), but the broker runs on
+``redis.cluster.RedisCluster``: each queue's keys lie in the slot of its tag, so queues
+spread over the masters. What spans queues changes there: a cluster refuses EVALSHA in a pipeline and a BLPOP
+across slots, so scripts run one call each, and a worker that waits on several queues listens to their
+wake-ups on one Pub/Sub connection instead (:mod:`jobs.broker.waiting`).
 
 Key layout, for prefix ``zipline`` and queue ``default``:
 
@@ -22,6 +24,7 @@ Key layout, for prefix ``zipline`` and queue ``default``:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +32,7 @@ from typing import Any, cast
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.retry import Retry
 from redis.sentinel import SentinelConnectionPool
@@ -37,6 +41,7 @@ from jobs.broker.errors import translated_methods
 from jobs.broker.items import Claim, ExpiredLease, Promoted, PushItem, RestoreItem, Settlement
 from jobs.broker.keys import QueueKeys, epoch_key, queue_keys, queues_key, worker_key, workers_key
 from jobs.broker.scripts import SCRIPT_NAMES, source
+from jobs.broker.waiting import WakeListener, cluster_client_like
 from jobs.clock import Clock, RedisClock
 
 STATS_TTL_SECONDS = 2 * 3600
@@ -76,11 +81,15 @@ class Broker:
         self.workers_key = workers_key(prefix)
         self._known_queues: set[str] = set()
         self._keys: dict[str, QueueKeys] = {}  # built once per queue: every command needs them
+        self.cluster = isinstance(client, RedisCluster)
+        self._waiters = threading.local()  # each thread's Pub/Sub listener on a cluster (jobs.broker.waiting)
 
     def with_socket_timeout(self, seconds: float) -> Broker:
         """The same Redis and keys through a pool of its own whose commands fail after ``seconds``,
         without retrying: for a thread with other duties that must not hang on an unreachable Redis.
         """
+        if isinstance(self.client, RedisCluster):
+            return Broker(cluster_client_like(self.client, seconds), self.prefix, self.clock)
         pool = self.client.connection_pool
         kwargs = {
             **pool.connection_kwargs,
@@ -147,7 +156,12 @@ class Broker:
         """Run several scripts in one pipeline by SHA; a script Redis no longer has is loaded and rerun.
 
         (redis-py's pipeline asks ``SCRIPT EXISTS`` before every execute: one round trip too many.)
+        A cluster refuses EVALSHA in a pipeline: there, each command is its own call.
         """
+        if self.cluster:
+            for command, command_args in extra:
+                getattr(self.client, command)(*command_args)
+            return [self._run(name, keys, args) for name, keys, args in calls]
         pipe = self.client.pipeline(transaction=False)
         for command, command_args in extra:
             getattr(pipe, command)(*command_args)
@@ -189,12 +203,31 @@ class Broker:
         round trip after the wake-up.
 
         The BLPOP names one ``notify`` key per queue, each in its queue's hash slot: one command across
-        slots, which a single Redis accepts and a cluster refuses (CROSSSLOT), one reason Redis Cluster
-        is not supported yet.
+        slots, which a single Redis accepts and a cluster refuses (CROSSSLOT). On a cluster a worker of one
+        queue BLPOPs its one key, and a worker of several waits on their Pub/Sub wake-ups; then it claims.
         """
+        if self.cluster:
+            return self._wait_and_claim_on_cluster(queues, timeout, queue, worker_id, count, lease_ms)
         wait = ("blpop", ([self.keys(q).notify for q in queues], _blpop_timeout(timeout)))
         [result] = self._run_many([self._claim_call(queue, worker_id, count, lease_ms)], extra=[wait])
         return _claim_result(result)
+
+    def _wait_and_claim_on_cluster(
+        self, queues: Sequence[str], timeout: float, queue: str, worker_id: str, count: int, lease_ms: int
+    ) -> Claim:
+        if len(queues) == 1:
+            self.client.blpop([self.keys(queues[0]).notify], _blpop_timeout(timeout))
+        else:
+            listener = getattr(self._waiters, "listener", None)
+            if listener is None or listener.queues != tuple(queues):
+                if listener is not None:
+                    listener.close()
+                channels = [self.keys(q).notify for q in queues]
+                listener = self._waiters.listener = WakeListener(cast(RedisCluster, self.client), channels)
+                listener.queues = tuple(queues)
+            else:
+                listener.wait(timeout)
+        return self.claim(queue, worker_id, count, lease_ms)
 
     def settle(
         self, queue: str, worker_id: str, settlements: Sequence[Settlement], counts: dict[str, int] | None = None
@@ -287,6 +320,7 @@ class Broker:
         else:
             self.client.delete(key)
             self.client.rpush(self.keys(queue).notify, "1")
+            self.client.publish(self.keys(queue).notify, "1")  # workers of several queues on a cluster
         self.client.sadd(self.queues_key, queue)
 
     def depths(self, queue: str) -> dict[str, int]:

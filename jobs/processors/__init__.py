@@ -1,4 +1,5 @@
-"""The built-in processors, registered when the jobs app starts: send_email, webhook, process_data.
+"""The built-in processors, registered when the jobs app starts: send_email, webhook, process_data,
+and the two that run Django tasks (jobs/tasks_backend).
 
 Registration only fills types nobody has registered yet, so importing this module again changes nothing
 and an app that registered its own processor for one of these types first keeps it.
@@ -10,11 +11,14 @@ from jobs.processors.data import ProcessDataProcessor
 from jobs.processors.email import SendEmailProcessor
 from jobs.processors.webhook import WebhookProcessor
 from jobs.registry import JobProcessor, Registry, registry
+from jobs.tasks_backend.runner import AsyncDjangoTaskProcessor, DjangoTaskProcessor
 
 BUILTIN_PROCESSORS: dict[str, type[JobProcessor]] = {
     "send_email": SendEmailProcessor,
     "webhook": WebhookProcessor,
     "process_data": ProcessDataProcessor,
+    "django_task": DjangoTaskProcessor,
+    "django_task_async": AsyncDjangoTaskProcessor,
 }
 
 

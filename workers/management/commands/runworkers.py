@@ -31,6 +31,10 @@ def _overriding(attribute: str) -> Callable[[str], Any]:
 
 class Command(BaseCommand):
     help = "Run the worker pool: a supervisor and JQS_WORKER_COUNT worker processes."
+    # Django's system checks would import the URL map, and with it the API, the admin and the dashboard
+    # (apps this command does not install: zipline_site.installed_apps); the pre-flight checks what the
+    # workers need, and migrate and the API's processes run the system checks.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(

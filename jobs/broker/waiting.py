@@ -1,0 +1,53 @@
+"""Waiting for work on Redis Cluster (not supported yet: no setting selects it), where one BLPOP cannot name
+the queues of several slots.
+
+Every script that leaves a wake-up token for blocked workers (``includes/wake.lua``) also PUBLISHes on the
+queue's ``notify`` name. A worker of several queues subscribes to their names once and keeps the
+subscription, so a wake-up published while it was claiming waits in its socket: none is lost. After one,
+it claims. On a single Redis the BLPOP stays (one round trip, one worker woken per token).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from redis.client import PubSub
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+
+class WakeListener:
+    """One thread's subscription to the wake-ups of its queues."""
+
+    def __init__(self, client: RedisCluster, channels: Sequence[str]) -> None:
+        self.queues: tuple[str, ...] = ()
+        self.pubsub: PubSub = client.pubsub()  # type: ignore[no-untyped-call]  # redis.cluster is untyped
+        self.pubsub.subscribe(*channels)
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a wake-up arrives or ``timeout`` passes; drop the others already waiting (one claim
+        serves them all). True when woken."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            # None also for a subscription's confirmation, read and skipped before the timeout: wait on.
+            if self.pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining) is not None:
+                while self.pubsub.get_message(ignore_subscribe_messages=True, timeout=0.0) is not None:
+                    pass
+                return True
+        return False
+
+    def close(self) -> None:
+        self.pubsub.close()
+
+
+def cluster_client_like(client: RedisCluster, seconds: float) -> RedisCluster:
+    """A cluster client on the same nodes whose commands fail after ``seconds``, without retrying."""
+    from redis.backoff import NoBackoff
+
+    node = client.get_default_node()  # type: ignore[no-untyped-call]  # redis.cluster is untyped
+    kwargs = dict(client.nodes_manager.connection_kwargs)
+    kwargs.update(socket_timeout=seconds, socket_connect_timeout=seconds)
+    for name in ("host", "port", "db", "retry", "connection_pool", "redis_connect_func"):
+        kwargs.pop(name, None)
+    return RedisCluster(host=node.host, port=node.port, retry=Retry(NoBackoff(), 0), **kwargs)
