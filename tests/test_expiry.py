@@ -180,6 +180,14 @@ def test_the_dashboard_search_filters_expired_jobs(broker: Broker) -> None:
     assert "Expired before it started" in detail
 
 
+def test_the_tasks_backend_reads_an_expired_job_as_failed() -> None:
+    from jobs.tasks_backend.compat import TaskResultStatus
+    from jobs.tasks_backend.results import STATUS
+
+    assert set(STATUS) == set(Status), "every state has a task status"
+    assert STATUS[Status.EXPIRED] == TaskResultStatus.FAILED
+
+
 # -- with a real worker pool -------------------------------------------------------------------------------
 
 
