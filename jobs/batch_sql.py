@@ -64,7 +64,7 @@ def _claim_sql(where: str, no_flush: str) -> str:
         f"UPDATE {_TABLE} SET status = %s, attempts = attempts + 1, worker = %s, "  # noqa: S608
         f"started_at = %s, updated_at = %s, schedule_at = NULL, cancel_requested = false "
         f"FROM (SELECT 1) AS one{no_flush} "
-        f"WHERE {where} AND status IN {_marks(_CLAIM_FROM)} "
+        f"WHERE {where} AND status IN {_marks(_CLAIM_FROM)} AND (expires_at IS NULL OR expires_at > %s) "
         f"RETURNING {', '.join(f'{_TABLE}.{c}' for c in _COLUMNS)}"
     )
 
@@ -83,10 +83,13 @@ _CLAIM_MANY_PG = _claim_sql("id = ANY(%s::uuid[])", _NO_FLUSH)
 
 
 def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list[Job]:
-    """Mark waiting jobs running with the next attempt number; return them as model instances."""
+    """Mark waiting jobs running with the next attempt number; return them as model instances.
+
+    A row whose ``expires_at`` has passed is not claimed (the caller expires it): it never runs.
+    """
     if not is_postgres():
         sql = _claim_sql(f"id IN {_marks(job_ids)}", "")
-        params = [_CLAIM_TO, worker, _dt(now), _dt(now), *(_pk(i) for i in job_ids), *_CLAIM_FROM]
+        params = [_CLAIM_TO, worker, _dt(now), _dt(now), *(_pk(i) for i in job_ids), *_CLAIM_FROM, _dt(now)]
         return list(Job.objects.raw(sql, params))  # Django's converters turn SQLite's text into values
     # This is on the path of every job sent to an idle worker: the text is built once, and psycopg
     # takes the UUIDs and the aware datetime as they are.
@@ -97,7 +100,7 @@ def claim_rows(job_ids: Sequence[uuid.UUID], worker: str, now: datetime) -> list
         sql, prepare, ids = _CLAIM_MANY_PG, False, "{" + ",".join(str(i) for i in job_ids) + "}"
     return [
         _job_from_row(row)
-        for row in prepared.fetch_all(sql, [_CLAIM_TO, worker, now, now, ids, *_CLAIM_FROM], prepare=prepare)
+        for row in prepared.fetch_all(sql, [_CLAIM_TO, worker, now, now, ids, *_CLAIM_FROM, now], prepare=prepare)
     ]
 
 

@@ -10,7 +10,7 @@ call commits before it returns.
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
 from typing import Any
 
 from jobs.models import Job
@@ -19,6 +19,9 @@ from jobs.service import find_job as get
 from jobs.service import submit as enqueue_idempotent
 from jobs.service import submit_many as enqueue_many
 from jobs.validation import InvalidJob, JobSpec
+
+# JobSpec's fields other than the two every job has
+SPEC_OPTIONS = frozenset(field.name for field in dataclasses.fields(JobSpec)) - {"type", "payload"}
 
 __all__ = [
     "InvalidJob",
@@ -33,37 +36,19 @@ __all__ = [
 ]
 
 
-def enqueue(
-    type: str,  # noqa: A002 - the seed's field name
-    payload: dict[str, Any] | None = None,
-    *,
-    name: str = "",
-    queue: str = "default",
-    priority: int = 0,
-    schedule_at: datetime | str | None = None,
-    delay: float | str | None = None,
-    retry: dict[str, Any] | None = None,
-    timeout: float | str | None = None,
-    idempotency_key: str | None = None,
-    group: str | None = None,
-) -> Job:
+def enqueue(type: str, payload: dict[str, Any] | None = None, **options: Any) -> Job:  # noqa: A002 - the seed's name
     """Submit one job and return its row. Raises :class:`InvalidJob` and writes nothing on bad input.
 
-    With an ``idempotency_key`` that was used before, the first job is returned and nothing is
-    written (see :func:`enqueue_idempotent` to learn which happened). Jobs of one ``group`` take
-    turns with the queue's other groups and share its group limits (docs/flow-control.md).
+    ``options`` are :class:`JobSpec`'s fields, by name: ``name``, ``queue``, ``priority``, ``schedule_at``,
+    ``delay``, ``retry``, ``timeout``, ``idempotency_key``, ``group``, ``unique_for``, ``unique_key``,
+    ``unique_until``, ``expires_at``, ``expires_in``; another is an :class:`InvalidJob` naming it.
+    A repeated ``idempotency_key``, or a held unique key (``unique_for``, :mod:`jobs.uniqueness`), returns
+    the earlier job and writes nothing; for the latter ``job.duplicate`` is True (see
+    :func:`enqueue_idempotent` to learn which happened). Jobs of one ``group`` take turns with the queue's
+    other groups and share its group limits (docs/flow-control.md).
     """
-    spec = JobSpec(
-        type,
-        {} if payload is None else payload,
-        name,
-        queue,
-        priority,
-        schedule_at,
-        delay,
-        retry,
-        timeout,
-        idempotency_key,
-        group,
-    )
+    unknown = sorted(set(options) - SPEC_OPTIONS)
+    if unknown:
+        raise InvalidJob(unknown[0], "unknown option")
+    spec = JobSpec(type, {} if payload is None else payload, **options)
     return enqueue_idempotent(spec)[0]

@@ -14,6 +14,7 @@ one. A new state is an edit to :class:`Status` and to :data:`MOVES`, both here, 
     cancel: pending/scheduled/retrying -> cancelled; running -request_cancel-> (flag) -stop-> cancelled
     retry:  failed/cancelled -> pending;   run_now: scheduled/retrying -> pending
     release: running -> pending (handed back uncharged: shutdown, a co-located hard timeout)
+    expire: pending/scheduled/retrying -> expired (its expires_at passed before it started)
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ class Status(models.TextChoices):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
 # Groups of states, by what a job in them is doing.
 WAITING: tuple[Status, ...] = (Status.PENDING, Status.SCHEDULED, Status.RETRYING)
 DELAYED: tuple[Status, ...] = (Status.SCHEDULED, Status.RETRYING)  # waiting for a due time
 LIVE: tuple[Status, ...] = (*WAITING, Status.RUNNING)
-FINISHED: tuple[Status, ...] = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+FINISHED: tuple[Status, ...] = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.EXPIRED)
 
 
 class Verb(StrEnum):
@@ -56,6 +58,7 @@ class Verb(StrEnum):
     RETRY = "retry"
     RUN_NOW = "run_now"
     PROMOTE = "promote"
+    EXPIRE = "expire"  # its expires_at passed while it waited: it never runs (jobs.expiry)
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ MOVES: dict[Verb, Move] = {
     Verb.RETRY: Move((Status.FAILED, Status.CANCELLED), Status.PENDING),
     Verb.RUN_NOW: Move(DELAYED, Status.PENDING),
     Verb.PROMOTE: Move(DELAYED, Status.PENDING),
+    # Only a job that has not started expires; a running one runs to its end. Not retryable: it would
+    # expire again at once.
+    Verb.EXPIRE: Move(WAITING, Status.EXPIRED),
 }
 
 # The verbs by which an attempt that ran ends (the recorder's batched write and a reclaimed lease).

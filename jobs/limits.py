@@ -17,7 +17,8 @@ from jobs.broker.items import Limit
 MAX_GROUP = 200
 MAX_CONCURRENCY = 1_000_000
 MAX_BURST = 1_000_000
-_RATE = re.compile(r"\A\s*(\d+)\s*/\s*(s|m|h)\s*\Z")
+MAX_WEIGHTED_GROUPS = 1_000
+_RATE = re.compile(r"\A([0-9]{1,9})/(s|m|h)\Z")  # as the OpenAPI pattern says (jobs/api/limit_serializers.py)
 _PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -82,19 +83,34 @@ MAX_WEIGHT = 1000
 
 
 def parse_weights(field: str, value: Any) -> dict[str, int]:
-    """Groups' turns per round: ``{"vip": 3}`` (whole numbers from 1 to 1000; None or {} for none)."""
+    """Groups' turns per round: ``[{"group": "vip", "weight": 3}]`` (whole numbers from 1 to 1000; None or []
+    for none). A list of objects, not an object keyed by group, so that OpenAPI 3.0 can say what a name is."""
     if value is None:
         return {}
-    if not isinstance(value, dict):
-        raise InvalidLimit(field, 'must be an object of group names and weights, e.g. {"vip": 3}')
-    for group, weight in value.items():
-        if not group or check_group(group) != group:
-            raise InvalidLimit(field, f"{group!r} is not a group name")
+    if not isinstance(value, list) or len(value) > MAX_WEIGHTED_GROUPS:
+        raise InvalidLimit(field, f'must be a list of at most {MAX_WEIGHTED_GROUPS} {{"group": ..., "weight": ...}}')
+    weights: dict[str, int] = {}
+    for index, item in enumerate(value):
+        where = f"{field}[{index}]"
+        if not isinstance(item, dict) or set(item) != {"group", "weight"}:
+            raise InvalidLimit(where, 'must be {"group": name, "weight": 1 to 1000}')
+        group, weight = item["group"], item["weight"]
+        if not isinstance(group, str) or not group or len(group) > MAX_GROUP or _CONTROL.search(group):
+            raise InvalidLimit(
+                f"{where}.group", f"{group!r} is not a group name (1 to {MAX_GROUP} characters, no control ones)"
+            )
         if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= MAX_WEIGHT:
             raise InvalidLimit(
-                f"{field}.{group}", f"{weight!r} is not a weight: give a whole number from 1 to {MAX_WEIGHT}"
+                f"{where}.weight", f"{weight!r} is not a weight: give a whole number from 1 to {MAX_WEIGHT}"
             )
-    return dict(value)
+        weights[group] = weight
+    return weights
+
+
+def weights_list(weights: dict[str, int] | tuple[tuple[str, int], ...]) -> list[dict[str, Any]]:
+    """The API's form of groups' weights, by group name."""
+    pairs = weights.items() if isinstance(weights, dict) else weights
+    return [{"group": group, "weight": weight} for group, weight in sorted(pairs)]
 
 
 def check_group(value: Any) -> str:

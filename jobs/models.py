@@ -120,8 +120,16 @@ class Job(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # A job not started by then never runs: it ends ``expired`` (jobs.expiry).
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Not started by then: it expires.")
+    # The key a unique job was submitted under (jobs.uniqueness); NULL for a job that is not unique.
+    unique_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
 
     objects = JobQuerySet.as_manager()
+
+    # Not a column: True on the job a submission got back because it duplicated this one (a unique
+    # job within its window). Set on the returned instance only (jobs.client), never stored.
+    duplicate: bool = False
 
     class Meta:
         ordering = ["-created_at"]
@@ -138,6 +146,12 @@ class Job(models.Model):
                 condition=Q(status__in=list(FINISHED)),
             ),
             models.Index(fields=["schedule_at"], name="job_due", condition=Q(status__in=list(DELAYED))),
+            # The expiry sweep's scan: only waiting jobs that can expire are in it.
+            models.Index(
+                fields=["expires_at"],
+                name="job_expiry",
+                condition=Q(expires_at__isnull=False, status__in=list(WAITING)),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -209,6 +223,26 @@ class QueueState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({'paused' if self.paused else 'active'})"
+
+
+class UniqueClaim(models.Model):
+    """A unique job's hold on its key: while it holds, a submission with the same key gets this job.
+
+    ``key`` is the primary key, so two submissions can never both insert it; a later one judges the
+    holder under the row's lock (:mod:`jobs.uniqueness`). No foreign key: the job may be deleted,
+    and a claim whose job is gone holds nothing.
+    """
+
+    key = models.CharField(max_length=255, primary_key=True)
+    job_id = models.UUIDField()
+    until = models.CharField(max_length=8, help_text="start or finish: when the job lets the key go.")
+    expires_at = models.DateTimeField(help_text="The end of the window: the key is free after it.")
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="unique_claim_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.key} -> {self.job_id} (until {self.until})"
 
 
 class ApiToken(models.Model):

@@ -25,6 +25,7 @@ from jobs.limits import (
     parse_concurrency,
     parse_rate,
     parse_weights,
+    weights_list,
 )
 from jobs.models import QueueState
 
@@ -76,7 +77,7 @@ class QueueLimits:
             "group_concurrency": self.group_concurrency,
             "group_rate_limit": str(self.group_rate) if self.group_rate else None,
             "group_rate_burst": self.group_burst or 1,
-            "group_weights": dict(self.group_weights),
+            "group_weights": weights_list(self.group_weights),
         }
 
 

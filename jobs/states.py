@@ -30,6 +30,7 @@ from jobs.retry_policy import RetryPolicy
 TRANSITIONS: dict[str, frozenset[str]] = lifecycle.transitions()
 
 MAX_ERROR_CHARS = 64 * 1024
+EXPIRED_REASON = "expired: not started before its expires_at"
 
 
 class TransitionError(Exception):
@@ -160,16 +161,35 @@ def mark_promoted(job_ids: Sequence[Any]) -> int:
 # -- the worker's hot paths (many jobs per statement) -----------------------------------------------
 
 
-def claim(job_ids: Sequence[str], worker: str) -> list[Job]:
+def claim(job_ids: Sequence[str], worker: str, now: datetime | None = None) -> list[Job]:
     """Mark claimed jobs running (attempt + 1) in one statement; returns the rows that were runnable.
 
     Ids whose rows are gone or no longer waiting (cancelled while queued) are left out: the worker
-    must not run them.
+    must not run them. So are rows whose ``expires_at`` passed, which end ``expired`` here: the
+    claim is where a job would start, so it is where expiry is enforced.
     """
     valid = parse_job_ids(job_ids)
     if not valid:
         return []
-    return batch_sql.claim_rows(valid, worker, timezone.now())
+    now = now or timezone.now()
+    jobs = batch_sql.claim_rows(valid, worker, now)
+    if len(jobs) < len(valid):  # rare: only then is a second statement paid for
+        got = {job.pk for job in jobs}
+        expire(Job.objects.filter(pk__in=[pk for pk in valid if pk not in got]), now)
+    return jobs
+
+
+def expire(rows: JobQuerySet, now: datetime) -> int:
+    """End those of ``rows`` that are waiting and whose ``expires_at`` has passed as ``expired``, with
+    the reason in their error; returns how many."""
+    return transition(
+        Verb.EXPIRE,
+        rows.filter(expires_at__lte=now),
+        error=EXPIRED_REASON,
+        completed_at=now,
+        updated_at=now,
+        schedule_at=None,
+    )
 
 
 @dataclass

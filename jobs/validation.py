@@ -22,7 +22,8 @@ from jobs.lifecycle import Verb, target
 from jobs.limits import InvalidLimit, check_group
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
 from jobs.registry import PayloadError, RetryDefaults, registry, retry_defaults
-from zipline_site.durations import MAX_DURATION, DurationError, parse_duration
+from jobs.unique_terms import MAX_UNIQUE_KEY, UNIQUE_UNTIL, Uniqueness, default_unique_key, retention_limit
+from zipline_site.durations import MAX_DURATION, DurationError, format_duration, parse_duration
 
 # \A and \Z, not ^ and $: "$" also matches before a final newline, and "default\n" is no queue name.
 QUEUE_NAME = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")
@@ -72,6 +73,11 @@ class JobSpec:
     timeout: float | str | None = None
     idempotency_key: str | None = None
     group: str | None = None
+    unique_for: float | str | None = None
+    unique_key: str | None = None
+    unique_until: str | None = None
+    expires_at: datetime | str | None = None
+    expires_in: float | str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ class ValidJob:
     fields: dict[str, Any]
     due: datetime | None
     payload_json: str = "{}"
+    unique: Uniqueness | None = None
 
 
 def _duration(name: str, value: Any, *, allow_zero: bool = True) -> float:
@@ -95,7 +102,7 @@ def _duration(name: str, value: Any, *, allow_zero: bool = True) -> float:
     return seconds
 
 
-def _when(value: Any) -> datetime:
+def _when(value: Any, name: str = "schedule_at") -> datetime:
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str):
@@ -104,18 +111,18 @@ def _when(value: Any) -> datetime:
         except ValueError:
             parsed = None
         if parsed is None:
-            raise InvalidJob("schedule_at", f"{value!r} is not an RFC 3339 date-time (e.g. 2026-01-02T15:04:05Z)")
+            raise InvalidJob(name, f"{value!r} is not an RFC 3339 date-time (e.g. 2026-01-02T15:04:05Z)")
         moment = parsed
     else:
-        raise InvalidJob("schedule_at", f"{value!r} is not an RFC 3339 date-time")
+        raise InvalidJob(name, f"{value!r} is not an RFC 3339 date-time")
     if timezone.is_naive(moment):
-        raise InvalidJob("schedule_at", f"{value!r} has no time zone (add Z or an offset)")
+        raise InvalidJob(name, f"{value!r} has no time zone (add Z or an offset)")
     try:
         # In UTC, as stored and as read back: a moment past year 9999 there could be written
         # but never read again.
         return moment.astimezone(UTC)
     except OverflowError:
-        raise InvalidJob("schedule_at", f"{value!r} is out of range") from None
+        raise InvalidJob(name, f"{value!r} is out of range") from None
 
 
 def is_queue_name(value: Any) -> bool:
@@ -293,16 +300,20 @@ def _group(value: Any) -> str:
         raise InvalidJob(exc.field, exc.message) from None
 
 
-def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
-    """Check every field of ``spec``; raise :class:`InvalidJob` at the first bad one."""
-    now = now or timezone.now()
-    job_type = _job_type(spec.type)
-    payload_json = check_payload(spec.payload)
+def _check_name_and_queue(spec: JobSpec) -> None:
     if not isinstance(spec.name, str) or len(spec.name) > MAX_NAME:
         raise InvalidJob("name", f"must be a string of at most {MAX_NAME} characters")
     check_text("name", spec.name)
     if not is_queue_name(spec.queue):
         raise InvalidJob("queue", f"{spec.queue!r} is not a queue name (1-64 of A-Z a-z 0-9 _ . : -)")
+
+
+def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
+    """Check every field of ``spec``; raise :class:`InvalidJob` at the first bad one."""
+    now = now or timezone.now()
+    job_type = _job_type(spec.type)
+    payload_json = check_payload(spec.payload)
+    _check_name_and_queue(spec)
     priority = _integer("priority", spec.priority, PRIORITY_MIN, PRIORITY_MAX)
     fields: dict[str, Any] = {
         "type": job_type,
@@ -322,9 +333,55 @@ def validate(spec: JobSpec, now: datetime | None = None) -> ValidJob:
     if due is not None:
         fields["status"] = target(Verb.SCHEDULE)
         fields["schedule_at"] = due
+    expires_at = _expiry(spec, now)
+    if expires_at is not None:
+        fields["expires_at"] = expires_at
+    unique = _uniqueness(spec)
+    if unique is not None:
+        fields["unique_key"] = unique.key
     # Last: the job's own fields are judged first, whatever its processor thinks of the payload.
     try:
         payloads.check_payload(registry.get(job_type), spec.payload)
     except PayloadError as exc:
         raise InvalidJob(f"payload.{exc.field}" if exc.field else "payload", exc.message) from None
-    return ValidJob(fields=fields, due=due, payload_json=payload_json)
+    return ValidJob(fields=fields, due=due, payload_json=payload_json, unique=unique)
+
+
+def _expiry(spec: JobSpec, now: datetime) -> datetime | None:
+    """When the job expires if not started (``expires_at`` or ``expires_in``), or None."""
+    if spec.expires_at is not None and spec.expires_in is not None:
+        raise InvalidJob("expires_in", "give expires_at or expires_in, not both")
+    if spec.expires_in is not None:
+        return now + timedelta(seconds=_duration("expires_in", spec.expires_in, allow_zero=False))
+    if spec.expires_at is None:
+        return None
+    moment = _when(spec.expires_at, "expires_at")
+    if moment <= now:
+        raise InvalidJob("expires_at", f"{spec.expires_at!s} is in the past: the job could never run")
+    return moment
+
+
+def _uniqueness(spec: JobSpec) -> Uniqueness | None:
+    """A unique job's terms (:mod:`jobs.unique_terms`), or None when ``unique_for`` is not given."""
+    if spec.unique_for is None:
+        for name in ("unique_key", "unique_until"):
+            if getattr(spec, name) is not None:
+                raise InvalidJob(name, "needs unique_for (how long the job is unique)")
+        return None
+    window = _duration("unique_for", spec.unique_for, allow_zero=False)
+    limit, setting = retention_limit()
+    if window > limit:
+        raise InvalidJob(
+            "unique_for",
+            f"{spec.unique_for!r} is longer than the retention of finished jobs ({format_duration(limit)}, {setting})",
+        )
+    until = "finish" if spec.unique_until is None else spec.unique_until
+    if until not in UNIQUE_UNTIL:
+        raise InvalidJob("unique_until", f"{until!r} is not one of start, finish")
+    key = spec.unique_key
+    if key is None:
+        key = default_unique_key(spec.type, spec.queue, spec.payload)
+    elif not isinstance(key, str) or not 1 <= len(key) <= MAX_UNIQUE_KEY:
+        raise InvalidJob("unique_key", f"must be a string of 1 to {MAX_UNIQUE_KEY} characters")
+    check_text("unique_key", key)
+    return Uniqueness(key=key, until=until, window=window)

@@ -1,6 +1,6 @@
 """Retention: finished jobs are deleted once old enough, in batches so no statement runs long.
 
-Completed and cancelled jobs go after ``retention_completed`` (7 days by default), failed ones after
+Completed, cancelled and expired jobs go after ``retention_completed`` (7 days by default), failed ones after
 ``retention_failed`` (30 days), counted from ``completed_at`` (``updated_at`` for a row that has none).
 Each batch selects at most ``batch`` ids and deletes them with the same conditions again, so a job
 retried meanwhile (failed -> pending) is never deleted. Attempts go with their job (ON DELETE CASCADE in
@@ -52,7 +52,7 @@ def purge(
     deadline = time.monotonic() + budget
     report = RetentionReport()
     groups = (
-        ("completed", (Status.COMPLETED, Status.CANCELLED), now - timedelta(seconds=completed_age)),
+        ("completed", (Status.COMPLETED, Status.CANCELLED, Status.EXPIRED), now - timedelta(seconds=completed_age)),
         ("failed", (Status.FAILED,), now - timedelta(seconds=failed_age)),
     )
     for label, statuses, cutoff in groups:

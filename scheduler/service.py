@@ -10,6 +10,9 @@ epoch    rebuild Redis from the database if it lost   every 0.2 s (one EXISTS)
 promote  due delayed/retrying jobs -> ready           at the next due time, and at least every 0.5 s
          (:mod:`scheduler.promote`)                   (a new delayed job may be due sooner)
 cron     recurring jobs (:mod:`scheduler.cron`)       at the next fire time, at least every 0.5 s
+expire   waiting jobs past their ``expires_at`` ->     every second (at once again after a full
+         expired, out of Redis; lapsed unique claims  batch)
+         (:mod:`jobs.expiry`)
 reclaim  expired leases (:mod:`scheduler.reclaim`)    every ``scheduler_reclaim_interval``
 reconcile dual-write window, orphans, paused flags    every ``scheduler_poll_interval``, by one
                                                       scheduler per interval
@@ -41,6 +44,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
+from jobs import expiry
 from jobs.broker import Broker, BrokerUnavailable, get_broker
 from jobs.broker.locks import once_per_interval
 from jobs.outages import Outage
@@ -50,6 +54,8 @@ from zipline_site.config import Config
 logger = logging.getLogger("zipline.scheduler")
 
 PROMOTE_CHECK = 0.5
+# A job past its expires_at may sit unclaimed (a paused queue) at most this long before it is marked expired.
+EXPIRE_CHECK = 1.0
 # After a Redis loss every lease looks lost to a worker that renews before the rebuild: keep that short.
 EPOCH_CHECK = 0.2
 RETENTION_INTERVAL = 60.0
@@ -106,6 +112,7 @@ class Scheduler:
             Duty("epoch", self.check_epoch),
             Duty("promote", self.promote),
             Duty("cron", self.fire_cron),
+            Duty("expire", self.expire),
             Duty("reclaim", self.reclaim),
             Duty("reconcile", self.reconcile),
             Duty("retention", self.retention),
@@ -136,6 +143,10 @@ class Scheduler:
         if len(report.fired) >= batch:
             return 0.0
         return PROMOTE_CHECK if report.next_in is None else min(report.next_in, PROMOTE_CHECK)
+
+    def expire(self) -> float:
+        report = expiry.sweep(self.broker, self.config.scheduler.batch_size)
+        return 0.0 if report.more else EXPIRE_CHECK
 
     def reclaim(self) -> float:
         report = reclaim.reclaim(self.broker, self.config.scheduler.batch_size)

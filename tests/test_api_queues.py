@@ -31,7 +31,7 @@ def fill(queue: str, statuses: dict[str, int]) -> None:
 
 
 def test_queue_stats_counts_depths_and_throughput(api: APIClient, broker: Any) -> None:
-    fill("emails", {Status.COMPLETED: 3, Status.FAILED: 1})
+    fill("emails", {Status.COMPLETED: 3, Status.FAILED: 1, Status.EXPIRED: 2})
     client.enqueue("send_email", EMAIL_PAYLOAD, queue="emails")  # pending, in Redis
     client.enqueue("send_email", EMAIL_PAYLOAD, queue="emails", delay="1h")  # scheduled, delayed in Redis
     fill("other", {Status.COMPLETED: 2})
@@ -49,8 +49,9 @@ def test_queue_stats_counts_depths_and_throughput(api: APIClient, broker: Any) -
         "completed": 3,
         "failed": 1,
         "cancelled": 0,
+        "expired": 2,
     }
-    assert body["total"] == 6
+    assert body["total"] == 8
     assert body["depth"]["ready"] >= 1 and body["depth"]["delayed"] == 1 and body["depth"]["leased"] == 0
     assert body["throughput"] == {"window_seconds": 60, "completed": 12, "failed": 6, "total": 18, "per_second": 0.3}
 

@@ -216,3 +216,10 @@ def test_a_cancelled_job_leaves_redis(broker: Broker) -> None:
     job = enqueue("test_noop", {}, delay=60)
     client.cancel(job.pk)
     assert broker.ids("default") == {"ready": set(), "delayed": set(), "leases": set()}
+
+
+def test_an_unknown_option_is_invalid_naming_it() -> None:
+    """``enqueue``'s options are JobSpec's fields; a misspelt one is refused by name, nothing written."""
+    with pytest.raises(InvalidJob) as refused:
+        client.enqueue("test_noop", {}, prority=3)
+    assert (refused.value.field, refused.value.message) == ("prority", "unknown option")

@@ -31,7 +31,7 @@ def test_patch_sets_limits_and_answers_those_in_force(api: APIClient) -> None:
             "group_concurrency": 1,
             "group_rate_limit": None,
             "group_rate_burst": 1,
-            "group_weights": {},
+            "group_weights": [],
         },
     }
     row = QueueState.objects.get(name="emails")
@@ -52,12 +52,15 @@ def test_patch_sets_limits_and_answers_those_in_force(api: APIClient) -> None:
         ("group_concurrency", -1),
         ("rate_burst", 0),
         ("speed", 1),
-        ("group_weights", ["vip"]),
-        ("group_weights.vip", {"vip": 0}),
+        ("group_weights[0]", ["vip"]),
+        ("group_weights", {"vip": 3}),
+        ("group_weights[0].weight", [{"group": "vip", "weight": 0}]),
+        ("group_weights[0].group", [{"group": "", "weight": 2}]),
+        ("group_weights[0].group", [{"group": "a\u0005b", "weight": 2}]),
     ],
 )
 def test_patch_refuses_bad_limits_naming_the_field(api: APIClient, field: str, value: Any) -> None:
-    body = {"group_weights": value} if field.startswith("group_weights.") else {field: value}
+    body = {"group_weights": value} if field.startswith("group_weights") else {field: value}
     response = api.patch("/api/v1/queues/emails", body, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["details"], response.json()
@@ -128,9 +131,10 @@ def test_type_limits_come_from_the_processor_and_put_its_jobs_in_lanes() -> None
 
 
 def test_group_weights_reach_the_claim(api: APIClient) -> None:
-    response = api.patch("/api/v1/queues/weighted", {"group_weights": {"vip": 3}}, format="json")
+    weights = [{"group": "vip", "weight": 3}]
+    response = api.patch("/api/v1/queues/weighted", {"group_weights": weights}, format="json")
     assert response.status_code == 200, response.content
-    assert response.json()["limits"]["group_weights"] == {"vip": 3}
+    assert response.json()["limits"]["group_weights"] == weights
     assert queue_limits.LimitBook().get("weighted").weights == (("vip", 3),)
 
 

@@ -29,7 +29,7 @@ RETRY = {"max_retries": 2, "backoff": "fixed", "initial_delay": "30s", "jitter":
 
 
 def claimed(broker: Broker, n: int, token: str, lease_ms: int, **extra: object) -> list[Job]:
-    jobs = [client.enqueue("test_noop", {"i": i}, **extra) for i in range(n)]  # type: ignore[arg-type]
+    jobs = [client.enqueue("test_noop", {"i": i}, **extra) for i in range(n)]
     ids = broker.claim("default", token, n, lease_ms).ids
     assert sorted(ids) == sorted(str(j.pk) for j in jobs)
     return states.claim(ids, token)

@@ -337,13 +337,15 @@ def test_flushall_and_restart_under_load_every_job_completes_exactly_once(own_re
     held = states.claim(held_ids, "held-worker")
     scheduled = client.enqueue_many(specs("scheduled", delay=6))
     client.enqueue_many(specs("pending"))
-    broker.remove("default", [str(j.pk) for j in Job.objects.filter(status=Status.CANCELLED)])
+    expiring = client.enqueue_many(specs("expired", expires_in="1m"))
+    states.expire(Job.objects.filter(pk__in=[j.pk for j in expiring]), timezone.now() + timedelta(minutes=2))
+    broker.remove("default", [str(j.pk) for j in Job.objects.filter(status__in=[Status.CANCELLED, Status.EXPIRED])])
     counts = dict(Job.objects.values_list("status").annotate(n=Count("id")))
     assert counts == dict.fromkeys(Status.values, n), counts
     finished_before = {
         pk: (status, attempts)
         for pk, status, attempts in Job.objects.filter(
-            status__in=[Status.COMPLETED, Status.FAILED, Status.CANCELLED]
+            status__in=[Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.EXPIRED]
         ).values_list("pk", "status", "attempts")
     }
     due = {str(j.pk): j.schedule_at for j in scheduled}

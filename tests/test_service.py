@@ -55,7 +55,9 @@ def test_delete_jobs_removes_the_rows_and_their_ids_in_redis(broker: Broker) -> 
 
 def test_delete_finished_refuses_a_waiting_job(broker: Broker) -> None:
     job = service.submit(JobSpec("test_noop"))[0]
-    with pytest.raises(service.TransitionError, match="only a completed, failed or cancelled job can be deleted"):
+    with pytest.raises(
+        service.TransitionError, match=r"only a finished job \(completed, failed, cancelled or expired\) can be deleted"
+    ):
         service.delete_finished(job.pk)
     service.cancel(job.pk)
     service.delete_finished(str(job.pk))

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def claim_one(broker: Broker, token: str, **extra: object) -> Job:
-    job = client.enqueue("test_noop", {}, **extra)  # type: ignore[arg-type]
+    job = client.enqueue("test_noop", {}, **extra)
     assert broker.claim("default", token, 1, 60_000).ids == [str(job.pk)]
     [claimed] = states.claim([str(job.pk)], token)
     return claimed

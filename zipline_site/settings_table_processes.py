@@ -165,7 +165,7 @@ PROCESS_SETTINGS: tuple[Setting, ...] = (
         "JQS_RETENTION_COMPLETED",
         parsers.positive_duration,
         7 * 86400.0,
-        "age at which completed and cancelled jobs are deleted",
+        "age at which completed, cancelled and expired jobs are deleted",
     ),
     row(
         "retention_failed",

@@ -104,6 +104,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "updated_at": iso(job.updated_at),
         "started_at": iso(job.started_at),
         "completed_at": iso(job.completed_at),
+        "expires_at": iso(job.expires_at),
     }
 
 
@@ -120,6 +121,7 @@ def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> di
         "traceback": job.traceback,
         "idempotency_key": job.idempotency_key,
         "group": job.group,
+        "unique_key": job.unique_key,
         "worker": job.worker,
         "duration": job.duration,
         "attempt_history": [attempt_data(a) for a in attempts],

@@ -17,7 +17,16 @@ from jobs.api.limit_serializers import QueueLimitsResponseSerializer as QueueLim
 from jobs.api.limit_serializers import QueueLimitsSerializer as QueueLimitsSerializer
 from jobs.api.pagination import CURSOR_PATTERN
 from jobs.api.representations import MAX_BATCH
+from jobs.api.stats_serializers import CountsSerializer as CountsSerializer
+from jobs.api.stats_serializers import DepthSerializer as DepthSerializer
+from jobs.api.stats_serializers import QueueStatsSerializer as QueueStatsSerializer
+from jobs.api.stats_serializers import SystemStatsSerializer as SystemStatsSerializer
+from jobs.api.stats_serializers import ThroughputSerializer as ThroughputSerializer
+from jobs.api.stats_serializers import WorkerSerializer as WorkerSerializer
+from jobs.api.stats_serializers import WorkersSummarySerializer as WorkersSummarySerializer
+from jobs.api.stats_serializers import WorkerStatsSerializer as WorkerStatsSerializer
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff, Outcome, Status
+from jobs.unique_terms import MAX_UNIQUE_KEY
 from jobs.validation import (
     MAX_IDEMPOTENCY_KEY,
     MAX_NAME,
@@ -142,6 +151,35 @@ class JobSubmitSerializer(serializers.Serializer):
         allow_blank=True,
         help_text="Within a queue, groups take turns and may be limited (docs/flow-control.md); none by default.",
     )
+    unique_for = DurationInputField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Makes the job unique for this long (at most the retention of finished jobs): a submission "
+            "with the same unique key meanwhile answers with this job, marked `duplicate`."
+        ),
+    )
+    unique_key = serializers.CharField(
+        min_length=1,
+        max_length=MAX_UNIQUE_KEY,
+        required=False,
+        allow_null=True,
+        help_text="What makes two jobs the same (with unique_for); default: the type, queue and a hash of the payload.",
+    )
+    unique_until = serializers.ChoiceField(
+        choices=[("start", "start"), ("finish", "finish")],
+        required=False,
+        allow_null=True,
+        help_text="When the job stops being unique before unique_for ends: once it started, or (default) finished.",
+    )
+    expires_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="RFC 3339 date-time in the future: not started by then, the job never runs and ends `expired`.",
+    )
+    expires_in = DurationInputField(
+        required=False, allow_null=True, help_text="Expire this long after submission (instead of expires_at)."
+    )
 
 
 class JobBatchSubmitSerializer(serializers.Serializer):
@@ -185,6 +223,7 @@ class JobSummarySerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="Not started by then, the job expires.")
 
 
 class JobSerializer(JobSummarySerializer):
@@ -197,9 +236,18 @@ class JobSerializer(JobSummarySerializer):
     traceback = serializers.CharField(allow_blank=True)
     idempotency_key = serializers.CharField(allow_null=True)
     group = serializers.CharField(allow_blank=True, help_text='The job\'s group within its queue ("" for none).')
+    unique_key = serializers.CharField(allow_null=True, help_text="The key of a unique job (null when not unique).")
     worker = serializers.CharField(allow_blank=True, help_text="The worker running or that last ran the job.")
     duration = serializers.FloatField(allow_null=True, help_text="Seconds from start to completion.")
     attempt_history = JobAttemptSerializer(many=True)
+    # Not required: only a submission's answer has it. Generated clients keep one Job model for every answer.
+    duplicate = serializers.BooleanField(
+        required=False,
+        help_text=(
+            "In a submission's answer only: true when a unique job with the same key was held, and this is "
+            "that job (nothing was written)."
+        ),
+    )
 
 
 class JobPageSerializer(serializers.Serializer):
@@ -215,6 +263,7 @@ class JobPageSerializer(serializers.Serializer):
 class BatchJobSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=Status.choices)
+    duplicate = serializers.BooleanField(help_text="The job held this one's unique key; nothing was written for it.")
 
 
 class BatchResultSerializer(serializers.Serializer):
@@ -245,82 +294,13 @@ class JobListQuerySerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=Status.choices), required=False, help_text="One or more statuses."
     )
     queue = QueueNameField(required=False)
-    type = serializers.CharField(max_length=100, required=False)
+    type = serializers.RegexField(
+        r"^[^\u0000]*$", max_length=100, required=False
+    )  # DRF refuses NUL: so says the schema
     created_after = serializers.DateTimeField(required=False, help_text="Created at or after (RFC 3339).")
     created_before = serializers.DateTimeField(required=False, help_text="Created before (RFC 3339).")
     cursor = CursorField(required=False, help_text="A page's `next_cursor` or `previous_cursor`.")
     limit = serializers.IntegerField(min_value=1, max_value=500, default=50, help_text="Jobs per page (default 50).")
-
-
-class CountsSerializer(serializers.Serializer):
-    pending = serializers.IntegerField()
-    scheduled = serializers.IntegerField()
-    running = serializers.IntegerField()
-    retrying = serializers.IntegerField()
-    completed = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    cancelled = serializers.IntegerField()
-
-
-class ThroughputSerializer(serializers.Serializer):
-    window_seconds = serializers.IntegerField(help_text="Always 60: the last minute.")
-    completed = serializers.IntegerField(help_text="Attempts that completed their job in the window.")
-    failed = serializers.IntegerField(help_text="Attempts that failed in the window (never also counted as completed).")
-    total = serializers.IntegerField(help_text="completed + failed.")
-    per_second = serializers.FloatField(help_text="total / 60.")
-
-
-class DepthSerializer(serializers.Serializer):
-    ready = serializers.IntegerField(help_text="Ids waiting in Redis to be claimed.")
-    delayed = serializers.IntegerField(help_text="Ids waiting for their due time.")
-    leased = serializers.IntegerField(help_text="Ids claimed by workers now.")
-
-
-class QueueStatsSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    paused = serializers.BooleanField()
-    counts = CountsSerializer(help_text="Jobs by status (database).")
-    total = serializers.IntegerField()
-    throughput = ThroughputSerializer()
-    depth = DepthSerializer(help_text="Redis structures of the queue.")
-
-
-class WorkersSummarySerializer(serializers.Serializer):
-    count = serializers.IntegerField(help_text="Live worker processes.")
-    busy = serializers.IntegerField(help_text="Jobs running now.")
-    concurrency = serializers.IntegerField(help_text="Jobs that can run at once.")
-    utilization = serializers.FloatField(help_text="busy / concurrency.")
-    processed = serializers.IntegerField(help_text="Attempts completed or failed since the workers started.")
-    failed = serializers.IntegerField(help_text="Attempts failed since the workers started (part of processed).")
-
-
-class SystemStatsSerializer(serializers.Serializer):
-    counts = CountsSerializer()
-    total = serializers.IntegerField()
-    throughput = ThroughputSerializer()
-    queues = QueueStatsSerializer(many=True)
-    workers = WorkersSummarySerializer()
-    started_at = serializers.DateTimeField(allow_null=True, help_text="When this API process started.")
-    uptime_seconds = serializers.FloatField()
-    version = serializers.CharField()
-
-
-class WorkerSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    hostname = serializers.CharField(allow_blank=True)
-    pid = serializers.IntegerField()
-    queues = serializers.ListField(child=serializers.CharField())
-    concurrency = serializers.IntegerField()
-    busy = serializers.IntegerField()
-    processed = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    started_at = serializers.DateTimeField(allow_null=True)
-    heartbeat_at = serializers.DateTimeField(allow_null=True)
-
-
-class WorkerStatsSerializer(serializers.Serializer):
-    workers = WorkerSerializer(many=True)
-    totals = WorkersSummarySerializer()
 
 
 class ApiRouteSerializer(serializers.Serializer):

@@ -100,6 +100,7 @@ class JobCollectionView(ApiView):
         spec = r.spec_from_body(request.data)
         job, created = service.submit(spec, user_scope(request.user), submitted_by=submitter(request))
         body = r.job_detail(job, request.user) if created else with_attempts(job, request)
+        body["duplicate"] = job.duplicate
         return Response(body, status=201 if created else 200, headers={"Location": f"/api/v1/jobs/{job.pk}"})
 
 
@@ -115,7 +116,9 @@ class JobBatchView(ApiView):
     def post(self, request: Request) -> Response:
         specs = r.batch_specs(request.data)
         rows = service.submit_many(specs, user_scope(request.user), submitted_by=submitter(request))
-        return Response({"count": len(rows), "jobs": [{"id": str(j.pk), "status": j.status} for j in rows]}, status=201)
+        jobs = [{"id": str(j.pk), "status": j.status, "duplicate": j.duplicate} for j in rows]
+        status = 200 if all(j.duplicate for j in rows) else 201
+        return Response({"count": len(rows), "jobs": jobs}, status=status)
 
 
 class JobDetailView(ApiView):

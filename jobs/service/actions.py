@@ -139,11 +139,14 @@ def delete_jobs(rows: QuerySet[Job]) -> list[Job]:
 
 
 def delete_finished(job_id: object) -> None:
-    """Delete a completed, failed or cancelled job; any other state raises :class:`TransitionError`."""
+    """Delete a finished job (completed, failed, cancelled or expired); any other state raises :class:`TransitionError`."""
     pk = job_id_of(job_id)
     if delete_jobs(Job.objects.filter(pk=pk).finished()):
         return
     job = get_job(pk)
     raise TransitionError(
-        pk, job.status, "deleted", f"job {pk} is {job.status}; only a completed, failed or cancelled job can be deleted"
+        pk,
+        job.status,
+        "deleted",
+        f"job {pk} is {job.status}; only a finished job (completed, failed, cancelled or expired) can be deleted",
     )

@@ -7,19 +7,23 @@ commits before it returns.
 
 from __future__ import annotations
 
+import copy
+import uuid
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import insert
+from jobs import insert, uniqueness
 from jobs.dispatch import dispatch
 from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
 from jobs.models import Job
 from jobs.service.errors import KeysReused
+from jobs.unique_terms import Uniqueness
 from jobs.validation import InvalidJob, JobSpec, validate
 
 T = TypeVar("T")
@@ -39,30 +43,38 @@ def storing(write: Callable[[], T]) -> T:
         raise IntegrityError(str(exc)) from None
 
 
-def submit(spec: JobSpec, scope: str = PYTHON_SCOPE, *, submitted_by: Any = None) -> tuple[Job, bool]:
-    """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key.
+def submit(
+    spec: JobSpec, scope: str = PYTHON_SCOPE, *, submitted_by: Any = None, now: datetime | None = None
+) -> tuple[Job, bool]:
+    """Submit ``spec``; returns (job, created). ``created`` is False for a repeated idempotency key,
+    and for a duplicate of a unique job (then ``job.duplicate`` is True).
 
     Keys are unique within ``scope`` (see :mod:`jobs.idempotency`); a key used before for a different
     submission raises :class:`jobs.idempotency.IdempotencyConflict` and writes nothing. ``submitted_by``
-    (a user) is recorded: they see the payload's secrets unmasked (:mod:`jobs.masking`).
+    (a user) is recorded: they see the payload's secrets unmasked (:mod:`jobs.masking`). ``now`` is
+    the submission's time (tests drive it).
     """
-    return storing(lambda: _submit(spec, scope, submitted_by))
+    return storing(lambda: _submit(spec, scope, submitted_by, now or timezone.now()))
 
 
-def _submit(spec: JobSpec, scope: str, submitted_by: Any) -> tuple[Job, bool]:
-    valid = validate(spec)
+def _submit(spec: JobSpec, scope: str, submitted_by: Any, now: datetime) -> tuple[Job, bool]:
+    valid = validate(spec, now)
     key = valid.fields.get("idempotency_key")
     if key is not None:
         existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first()
         if existing is not None:
             return check_reuse(spec, existing), False
-    row = insert.new_row(valid, timezone.now())
+    row = insert.new_row(valid, now)
     row["submitted_by_id"] = None if submitted_by is None else submitted_by.pk
     if key is not None:
         row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
     try:
         # Outside a transaction this is one autocommitted INSERT: one round trip to the database.
-        with transaction.atomic() if key is not None else nullcontext():
+        with transaction.atomic() if key is not None or valid.unique else nullcontext():
+            holder = None if valid.unique is None else uniqueness.claim(valid.unique, row["id"], now)
+            if holder is not None:
+                holder.duplicate = True
+                return holder, False
             insert.insert([row], [valid.payload_json])
     except IntegrityError:
         existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first() if key else None
@@ -75,7 +87,11 @@ def _submit(spec: JobSpec, scope: str, submitted_by: Any) -> tuple[Job, bool]:
 
 
 def submit_many(
-    specs: Sequence[JobSpec | dict[str, Any]], scope: str = PYTHON_SCOPE, *, submitted_by: Any = None
+    specs: Sequence[JobSpec | dict[str, Any]],
+    scope: str = PYTHON_SCOPE,
+    *,
+    submitted_by: Any = None,
+    now: datetime | None = None,
 ) -> list[Job]:
     """Submit many jobs: all rows in one INSERT, all ids in one Redis pipeline; all or none.
     ``submitted_by`` is recorded as in :func:`submit`.
@@ -83,10 +99,25 @@ def submit_many(
     Raises :class:`InvalidJob` with the index of the first bad spec in its field (``jobs[3].type``).
     Idempotency keys are unique within ``scope``; a key used before (or twice in the batch) raises
     :class:`KeysReused` (an ``IntegrityError``) naming the jobs, and nothing is written.
+    A unique job whose key is held (by a stored job, or by an earlier job of the batch) is not written:
+    its place in the answer holds the holder, with ``duplicate`` True.
     """
-    now = timezone.now()
+    now = now or timezone.now()
+    checked, rows, payloads, wanted = _batch_rows(specs, scope, submitted_by, now)
+    if not rows:
+        return []
+    try:
+        return storing(lambda: _insert_many(rows, payloads, wanted, now))
+    except IntegrityError:
+        raise KeysReused(reused_keys(checked, scope)) from None
+
+
+def _batch_rows(
+    specs: Sequence[JobSpec | dict[str, Any]], scope: str, submitted_by: Any, now: datetime
+) -> tuple[list[JobSpec], list[dict[str, Any]], list[Any], list[tuple[int, Uniqueness, uuid.UUID]]]:
+    """A batch's checked specs, rows and payloads, and the unique terms of its unique jobs (by index)."""
     checked: list[JobSpec] = []
-    rows, payloads = [], []
+    rows, payloads, wanted = [], [], []
     for index, raw in enumerate(specs):
         spec = raw if isinstance(raw, JobSpec) else _spec_from_dict(index, raw)
         try:
@@ -97,23 +128,33 @@ def submit_many(
         row["submitted_by_id"] = None if submitted_by is None else submitted_by.pk
         if spec.idempotency_key is not None:
             row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
+        if valid.unique is not None:
+            wanted.append((index, valid.unique, row["id"]))
         checked.append(spec)
         rows.append(row)
         payloads.append(valid.payload_json)
-    if not rows:
-        return []
-    try:
-        return storing(lambda: _insert_many(rows, payloads))
-    except IntegrityError:
-        raise KeysReused(reused_keys(checked, scope)) from None
+    return checked, rows, payloads, wanted
 
 
-def _insert_many(rows: list[dict[str, Any]], payloads: list[Any]) -> list[Job]:
+def _insert_many(
+    rows: list[dict[str, Any]], payloads: list[Any], wanted: list[tuple[int, Uniqueness, uuid.UUID]], now: datetime
+) -> list[Job]:
     with transaction.atomic():
-        insert.insert(rows, payloads)
-        jobs = insert.instances(rows)
-        transaction.on_commit(lambda: dispatch(jobs))
-    return jobs
+        duplicates = uniqueness.claim_many(wanted, now) if wanted else {}
+        new = [i for i in range(len(rows)) if i not in duplicates]
+        insert.insert([rows[i] for i in new], [payloads[i] for i in new])
+        created = dict(zip(new, insert.instances([rows[i] for i in new]), strict=True))
+        fresh = list(created.values())
+        if fresh:
+            transaction.on_commit(lambda: dispatch(fresh))
+    return [created[i] if i in created else _duplicate(duplicates[i], created) for i in range(len(rows))]
+
+
+def _duplicate(holder: Job | int, created: dict[int, Job]) -> Job:
+    """A batch's answer for a duplicate: a copy of the job that holds its key, marked duplicate."""
+    marked = copy.copy(created[holder] if isinstance(holder, int) else holder)
+    marked.duplicate = True
+    return marked
 
 
 def _spec_from_dict(index: int, raw: Any) -> JobSpec:

@@ -27,6 +27,7 @@ STATUS = {
     Status.COMPLETED: TaskResultStatus.SUCCESSFUL,
     Status.FAILED: TaskResultStatus.FAILED,
     Status.CANCELLED: TaskResultStatus.FAILED,
+    Status.EXPIRED: TaskResultStatus.FAILED,  # never ran: its expires_at passed first
 }
 # The exception an attempt without a traceback stands for (the worker ended it, not the task).
 _NO_TRACEBACK = {

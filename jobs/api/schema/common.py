@@ -61,6 +61,7 @@ SEED_JOB_RESPONSE = {
     "updated_at": _NOW,
     "started_at": None,
     "completed_at": None,
+    "expires_at": None,
     "payload": SEED_JOB["payload"],
     "retry": {"max_retries": 3, "backoff": "exponential", "initial_delay": "1s", "max_delay": "1h", "jitter": True},
     "timeout": None,
@@ -68,10 +69,13 @@ SEED_JOB_RESPONSE = {
     "traceback": "",
     "idempotency_key": None,
     "group": "",
+    "unique_key": None,
     "worker": "",
     "duration": None,
     "attempt_history": [],
 }
+# The answer to a submission says whether it duplicated an earlier unique job.
+SEED_SUBMIT_RESPONSE = {**SEED_JOB_RESPONSE, "duplicate": False}
 
 _ERROR_EXAMPLES: dict[int, tuple[str, str, dict[str, list[str]]]] = {
     400: (
@@ -166,7 +170,16 @@ LINKS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
 
 
 # Request bodies whose unknown fields the API refuses by name (a typo must not pass silently).
-CLOSED_BODIES = ("JobSubmit", "RetryPolicyInput", "JobBatchSubmit", "Schedule", "PatchedSchedule", "JobTemplate")
+CLOSED_BODIES = (
+    "JobSubmit",
+    "RetryPolicyInput",
+    "JobBatchSubmit",
+    "Schedule",
+    "PatchedSchedule",
+    "JobTemplate",
+    "PatchedQueueLimits",
+    "GroupWeight",
+)
 
 
 def postprocess(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:

@@ -13,7 +13,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 
 from jobs.api import serializers as s
-from jobs.api.schema.common import COMMON_ERRORS, EXAMPLE_ID, SEED_JOB, SEED_JOB_RESPONSE, error_responses
+from jobs.api.schema.common import (
+    COMMON_ERRORS,
+    EXAMPLE_ID,
+    SEED_JOB,
+    SEED_JOB_RESPONSE,
+    SEED_SUBMIT_RESPONSE,
+    error_responses,
+)
 
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The job's id.")
 QUEUE = OpenApiParameter(
@@ -21,6 +28,7 @@ QUEUE = OpenApiParameter(
 )
 SEED_EXAMPLE = OpenApiExample("SeedWelcomeEmail", value=SEED_JOB, request_only=True)
 JOB_EXAMPLE = OpenApiExample("PendingJob", value=SEED_JOB_RESPONSE, response_only=True)
+SUBMITTED_EXAMPLE = OpenApiExample("SubmittedJob", value=SEED_SUBMIT_RESPONSE, response_only=True)
 
 _QUEUE_ACTION: dict[str, Any] = {
     "tags": ["queues"],
@@ -79,14 +87,17 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                 "Validates every field, writes the job and hands it to Redis. A future `schedule_at` (or a `delay`) "
                 "makes it `scheduled`. Idempotency keys are scoped to the token's user: with a key this user used "
                 "before for the same request, the first job is returned with 200 and nothing is written; for a "
-                "different request, the answer is 409 naming the key."
+                "different request, the answer is 409 naming the key. With `unique_for`, a job whose unique key is "
+                "held by an earlier job is not written: the answer is that job with 200 and `duplicate: true`. "
+                "With `expires_at` or `expires_in`, a job not started by then ends `expired` and never runs."
             ),
             request=s.JobSubmitSerializer,
-            examples=[SEED_EXAMPLE, JOB_EXAMPLE],
+            examples=[SEED_EXAMPLE, SUBMITTED_EXAMPLE],
             responses={
                 201: OpenApiResponse(s.JobSerializer, description="Created."),
                 200: OpenApiResponse(
-                    s.JobSerializer, description="The idempotency key was used before: the first job."
+                    s.JobSerializer,
+                    description="The idempotency key was used before, or the unique key is held: the earlier job.",
                 ),
                 **error_responses(400, 409, 413, 415, *COMMON_ERRORS),
             },
@@ -100,7 +111,9 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             description=(
                 "One INSERT and one Redis round trip for the whole batch. If any job is invalid nothing is written "
                 "and the error names it (`jobs[3].type`). A reused idempotency key fails the batch with 409. "
-                "The answer lists only ids and statuses, in the order submitted. Body limit: 16 MiB."
+                "The answer lists only ids and statuses, in the order submitted. A unique job whose key is held (by "
+                "a stored job or an earlier job of the batch) is not written: its place shows the holder with "
+                "`duplicate: true`; the answer is 200 when every job was a duplicate. Body limit: 16 MiB."
             ),
             request=s.JobBatchSubmitSerializer,
             examples=[
@@ -109,12 +122,16 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                 ),
                 OpenApiExample(
                     "Created",
-                    value={"count": 1, "jobs": [{"id": EXAMPLE_ID, "status": "pending"}]},
+                    value={"count": 1, "jobs": [{"id": EXAMPLE_ID, "status": "pending", "duplicate": False}]},
                     response_only=True,
                     status_codes=["201"],
                 ),
             ],
-            responses={201: s.BatchResultSerializer, **error_responses(400, 409, 413, 415, *COMMON_ERRORS)},
+            responses={
+                201: s.BatchResultSerializer,
+                200: OpenApiResponse(s.BatchResultSerializer, description="Every job was a duplicate."),
+                **error_responses(400, 409, 413, 415, *COMMON_ERRORS),
+            },
         )
     },
     "JobDetailView": {
@@ -130,7 +147,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             operation_id="delete_job",
             tags=["jobs"],
             summary="Delete a finished job",
-            description="Only completed, failed and cancelled jobs can be deleted (409 otherwise). Needs `jobs.delete_job`.",
+            description="Only completed, failed, cancelled and expired jobs can be deleted (409 otherwise). Needs `jobs.delete_job`.",
             parameters=[JOB_ID],
             responses={
                 204: OpenApiResponse(description="Deleted."),
