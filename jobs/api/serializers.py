@@ -34,11 +34,12 @@ from jobs.validation import (
     QUEUE_NAME,
     QUEUE_NAME_PATTERN,
 )
+from zipline_site.durations import MAX_DURATION
 
 DURATION_PATTERN = (
     r"^(0|([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h))*)$"
 )
-MAX_DURATION_SECONDS = 10 * 365 * 86400
+MAX_DURATION_SECONDS = int(MAX_DURATION)  # the one bound (zipline_site.durations), in the schema's whole seconds
 
 # -- schema documentation -----------------------------------------------------------------------------------
 
