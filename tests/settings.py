@@ -31,7 +31,10 @@ if str(DATABASES["default"]["ENGINE"]).endswith("postgresql"):  # noqa: F405
 
 # The Django tasks of tests/taskapp: the project's default backend, plus one that retries at once and
 # one that retries after a minute and one whose attempts time out after half a second.
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.taskapp"]
+# Its ready() imports the Tasks framework (as a user's app may), which the lean test of ZipLine's own workers
+# leaves out (tests/test_workers_lean.py sets ZIPLINE_TEST_WITHOUT_TASKAPP).
+if not os.environ.get("ZIPLINE_TEST_WITHOUT_TASKAPP"):
+    INSTALLED_APPS = [*INSTALLED_APPS, "tests.taskapp"]
 _ZIPLINE_TASKS = "jobs.tasks_backend.backend.ZipLineBackend"
 TASKS = {
     **TASKS,  # noqa: F405

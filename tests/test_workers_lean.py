@@ -52,6 +52,7 @@ def _run_one_job_and_stop(broker: Broker, tmp_path: Path) -> dict[str, list[str]
     reports.mkdir()
     env = {
         REPORT_DIR_ENV: str(reports),
+        "ZIPLINE_TEST_WITHOUT_TASKAPP": "1",  # its ready() imports the Tasks framework (tests/settings.py)
         "JQS_METRICS_ENABLED": "true",
         "JQS_METRICS_HOST": "127.0.0.1",
         "JQS_METRICS_PORT": str(free_port()),

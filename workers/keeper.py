@@ -99,7 +99,7 @@ class Keeper:
             run = state.find(job_id)
             lane = limits.lane(run.job.type, run.job.group) if run is not None else ""
             items.append(RestoreItem(job_id, "lease", worker_id=state.worker_id, lane=lane))
-        self.broker.restore(queue, items, state.lease_ms, limited=True)
+        self.broker.restore(queue, items, state.lease_ms, limited=_has_limits(queue))
 
     def check_cancellations(self) -> None:
         """Tell running jobs whose cancellation was requested (in the database) to stop."""
@@ -144,3 +144,14 @@ class Keeper:
         limit = 10 * self.options.poll_interval + 30
         if state.free_slots() > 0 and state.seconds_since_claim_attempt() > limit:
             exits.exit_wedged(self.recorder, limit)
+
+
+def _has_limits(queue: str) -> bool:
+    """Whether ``queue`` has limits (its restored leases then hold their slots, on the flow path); a
+    queue with none stays on the plain path. A database out of reach: assume limits, the safe side."""
+    from jobs import queue_limits
+
+    try:
+        return queue_limits.load([queue])[queue].is_set
+    except DatabaseError:
+        return True

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from zipline_site.config import EXIT_CONFIG_ERROR, Config, ConfigError, load_config, redis_url
-from zipline_site.installed_apps import installed_apps
+from zipline_site.installed_apps import installed_apps, is_lean
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -86,7 +86,9 @@ INSTALLED_APPS = installed_apps(sys.argv)
 INSTALLED_APPS += [app for app in ZIPLINE.apps.installed if app not in INSTALLED_APPS]
 # Django's Tasks framework: built in from Django 6.0, the django-tasks backport (an app) before it.
 # ZipLine's backend runs every @task as a job on its workers (docs/django-tasks.md); any queue name.
-if importlib.util.find_spec("django.tasks") is None:
+# Not in a worker: the backport imports django-stubs-ext, which imports the admin (the runner imports the
+# framework at a worker's first task instead).
+if importlib.util.find_spec("django.tasks") is None and not is_lean(sys.argv):
     INSTALLED_APPS.append("django_tasks")
 TASKS: dict[str, dict[str, object]] = {
     "default": {"BACKEND": "jobs.tasks_backend.backend.ZipLineBackend", "QUEUES": []}

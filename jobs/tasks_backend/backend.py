@@ -23,13 +23,13 @@ from jobs.tasks_backend.compat import (
     set_field,
     task_enqueued,
 )
+from jobs.tasks_backend.job_types import ASYNC_TYPE as ASYNC_TYPE
+from jobs.tasks_backend.job_types import SYNC_TYPE as SYNC_TYPE
+from jobs.tasks_backend.job_types import TASK_TYPES as TASK_TYPES
 
 if TYPE_CHECKING:
     from jobs.validation import JobSpec
 
-SYNC_TYPE = "django_task"
-ASYNC_TYPE = "django_task_async"
-TASK_TYPES = (SYNC_TYPE, ASYNC_TYPE)
 MAX_REMEMBERED_TASKS = 1024
 
 

@@ -15,21 +15,21 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from jobs.registry import Context, PayloadError, PermanentError, RetryDefaults
-from jobs.tasks_backend.backend import ASYNC_TYPE, SYNC_TYPE
-from jobs.tasks_backend.compat import (
-    Task,
-    TaskContext,
-    TaskError,
-    TaskResult,
-    TaskResultStatus,
-    normalize_json,
-    set_field,
-    task_finished,
-    task_started,
-)
+from jobs.tasks_backend.job_types import ASYNC_TYPE, SYNC_TYPE
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from jobs.models import Job, JobAttempt
+    from jobs.tasks_backend.compat import Task, TaskResult
+
+
+def _framework() -> ModuleType:
+    """The Tasks framework's names, imported at the first task a worker runs, not at its start: the
+    ``django-tasks`` backport imports django-stubs-ext, which imports the admin (tests/test_workers_lean.py)."""
+    from jobs.tasks_backend import compat
+
+    return compat
 
 
 def check_payload(payload: dict[str, Any]) -> None:
@@ -62,21 +62,21 @@ def begin(job: Job, attempts: list[JobAttempt]) -> tuple[Task, TaskResult]:
     except NotATask as exc:
         raise PermanentError(str(exc)) from None
     result = build(task, job, attempts, str(job.payload.get("backend", task.backend)))
-    task_started.send(type(task.get_backend()), task_result=result)
+    _framework().task_started.send(type(task.get_backend()), task_result=result)
     return task, result
 
 
 def call_args(task: Task, result: TaskResult) -> tuple[list[Any], dict[str, Any]]:
     args = list(result.args)
     if task.takes_context:
-        args.insert(0, TaskContext(task_result=result))
+        args.insert(0, _framework().TaskContext(task_result=result))
     return args, dict(result.kwargs)
 
 
 def succeeded(task: Task, result: TaskResult, value: Any) -> Any:
     """Record the return value (already JSON, as the framework requires) and send ``task_finished``."""
-    set_field(result, "_return_value", value)
-    _finish(task, result, TaskResultStatus.SUCCESSFUL)
+    _framework().set_field(result, "_return_value", value)
+    _finish(task, result, _framework().TaskResultStatus.SUCCESSFUL)
     return value
 
 
@@ -85,14 +85,14 @@ def failed(task: Task, result: TaskResult, error: BaseException) -> None:
     from traceback import format_exception
 
     path = f"{type(error).__module__}.{type(error).__qualname__}"
-    result.errors.append(TaskError(exception_class_path=path, traceback="".join(format_exception(error))))
-    _finish(task, result, TaskResultStatus.FAILED)
+    result.errors.append(_framework().TaskError(exception_class_path=path, traceback="".join(format_exception(error))))
+    _finish(task, result, _framework().TaskResultStatus.FAILED)
 
 
 def _finish(task: Task, result: TaskResult, status: Any) -> None:
-    set_field(result, "status", status)
-    set_field(result, "finished_at", timezone.now())
-    task_finished.send(type(task.get_backend()), task_result=result)
+    _framework().set_field(result, "status", status)
+    _framework().set_field(result, "finished_at", timezone.now())
+    _framework().task_finished.send(type(task.get_backend()), task_result=result)
 
 
 class DjangoTaskProcessor:
@@ -111,7 +111,7 @@ class DjangoTaskProcessor:
         task, result = begin(job, _earlier_attempts(job) if ctx.attempt > 1 else [])
         args, kwargs = call_args(task, result)
         try:
-            value = normalize_json(task.call(*args, **kwargs))
+            value = _framework().normalize_json(task.call(*args, **kwargs))
         except BaseException as exc:
             failed(task, result, exc)
             raise
@@ -128,7 +128,7 @@ class AsyncDjangoTaskProcessor(DjangoTaskProcessor):
         task, result = begin(job, earlier)
         args, kwargs = call_args(task, result)
         try:
-            value = normalize_json(await task.acall(*args, **kwargs))
+            value = _framework().normalize_json(await task.acall(*args, **kwargs))
         except BaseException as exc:
             failed(task, result, exc)
             raise
