@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+CORE_APPS = ("django.contrib.auth", "django.contrib.contenttypes", "jobs", "workers", "scheduler")
 WEB_APPS = (
     "django.contrib.admin",
     "django.contrib.sessions",
@@ -23,22 +24,8 @@ WEB_APPS = (
     "django_prometheus",
 )
 
-# In this order: an app's templates and static files override those of the apps after it.
-ALL_APPS = (
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django.contrib.staticfiles",
-    "rest_framework",
-    "drf_spectacular",
-    "drf_spectacular_sidecar",
-    "django_prometheus",
-    "jobs",
-    "workers",
-    "scheduler",
-)
+# In this order: an app's templates and static files override those of the apps after it (the admin's first).
+ALL_APPS = (WEB_APPS[0], *CORE_APPS[:2], *WEB_APPS[1:], *CORE_APPS[2:])
 
 #: Commands that serve no web page and install only the core apps.
 LEAN_COMMANDS = frozenset({"runworkers"})
