@@ -15,6 +15,8 @@
 -- Invariant: every lane that holds jobs is in `lanes`, `parked` or a `blocked` set (or several: a
 -- lane found in the wrong one is simply put back where it belongs when its turn comes).
 
+--- @include wake
+
 local function flow_tag(flow_key)
   return string.sub(flow_key, 1, -6) -- strip ":flow"
 end
@@ -118,15 +120,7 @@ local function lane_of(tag, id)
   return redis.call('HGET', tag .. ':jlane', id) or ''
 end
 
--- Leaves one wake-up token while some lane may be claimed now; none otherwise. Like wake (wake.lua),
--- it also publishes on the notify name, for workers of several queues on a cluster.
+-- Leaves one wake-up token while some lane may be claimed now; none otherwise (wake.lua).
 local function wake_lanes(tag, notify)
-  if redis.call('ZCARD', tag .. ':lanes') > 0 then
-    if redis.call('LLEN', notify) == 0 then
-      redis.call('RPUSH', notify, '1')
-    end
-    redis.call('PUBLISH', notify, '1')
-  else
-    redis.call('DEL', notify)
-  end
+  wake(tag .. ':lanes', notify)
 end

@@ -1,12 +1,17 @@
--- Leaves one wake-up token for blocked workers while ready jobs remain, and none when the
--- queue is empty, so the notify list never grows and no wake-up is lost. Workers of several
--- queues on a cluster cannot BLPOP across slots; they listen on the same name (jobs/broker/waiting.py).
-local function wake(ready, notify)
-  if redis.call('ZCARD', ready) > 0 then
-    if redis.call('LLEN', notify) == 0 then
-      redis.call('RPUSH', notify, '1')
-    end
-    redis.call('PUBLISH', notify, '1')
+-- One wake-up token for blocked workers, and a message on the same name for the workers of several
+-- queues on a cluster, which cannot BLPOP across slots (jobs/broker/waiting.py).
+local function signal(notify)
+  if redis.call('LLEN', notify) == 0 then
+    redis.call('RPUSH', notify, '1')
+  end
+  redis.call('PUBLISH', notify, '1')
+end
+
+-- Leaves one wake-up token while `waiting` (the ready ZSET, or a flow queue's lanes) holds something,
+-- and none when it is empty, so the notify list never grows and no wake-up is lost.
+local function wake(waiting, notify)
+  if redis.call('ZCARD', waiting) > 0 then
+    signal(notify)
   else
     redis.call('DEL', notify)
   end
@@ -17,9 +22,6 @@ end
 local function wake_if_earliest(delayed, notify, id)
   local head = redis.call('ZRANGE', delayed, 0, 0)
   if head[1] == id then
-    if redis.call('LLEN', notify) == 0 then
-      redis.call('RPUSH', notify, '1')
-    end
-    redis.call('PUBLISH', notify, '1')
+    signal(notify)
   end
 end
