@@ -58,15 +58,18 @@ def test_a_step_moves_at_most_the_batch_size(broker: Broker, clock: DrivenClock)
     assert Job.objects.filter(status=Status.PENDING).count() == 250
 
 
-def test_two_promoters_move_each_job_exactly_once(broker: Broker) -> None:
+def test_two_promoters_move_each_job_exactly_once(broker: Broker, clock: DrivenClock) -> None:
     jobs = delayed(2000, 0.5)
+    clock.advance(5_000)  # every job is due by the driven clock: the promoters race from their first step
     barrier = threading.Barrier(2)
     moved: list[list[str]] = [[], []]
 
     def run(index: int) -> None:
         try:
             barrier.wait()
-            deadline = time.monotonic() + 10
+            # Bounded generously: on a loaded machine 40 steps of 50 can take seconds; the end is an event
+            # (nothing left scheduled), so a quick machine never waits for the bound.
+            deadline = time.monotonic() + 60
             while time.monotonic() < deadline and Job.objects.filter(status=Status.SCHEDULED).exists():
                 moved[index] += promote.promote(broker, batch=50, budget=0.05).promoted
         finally:
@@ -76,7 +79,10 @@ def test_two_promoters_move_each_job_exactly_once(broker: Broker) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(90)
+    assert not any(t.is_alive() for t in threads), "the promoters did not finish within 90 s"
+    left = Job.objects.filter(status=Status.SCHEDULED).count()
+    assert left == 0, f"{left} jobs still scheduled after 60 s of promoting"
     assert not set(moved[0]) & set(moved[1])
     assert sorted(moved[0] + moved[1]) == sorted(str(j.pk) for j in jobs)
     assert moved[0] and moved[1]  # both took part
