@@ -141,10 +141,10 @@ def patch(name: str, changes: Any) -> dict[str, Any]:
 def state(name: str) -> dict[str, Any]:
     """``GET /api/v1/queues/{name}``: the limits in force, and what they hold back now (Redis)."""
     from jobs.broker import get_broker
-    from jobs.broker.flow import flow_state
+    from jobs.flow_report import report
 
     [limits] = load([name]).values()
-    return {"name": name, "limits": limits.as_dict(), "flow": flow_state(get_broker(), name).as_dict()}
+    return {"name": name, "limits": limits.as_dict(), "flow": report(limits, get_broker().flow_stats([name])[name])}
 
 
 class LimitBook:

@@ -38,6 +38,7 @@ from redis.retry import Retry
 from redis.sentinel import SentinelConnectionPool
 
 from jobs.broker.errors import translated_methods
+from jobs.broker.flow import FlowReads
 from jobs.broker.items import NO_LIMITS, Claim, ExpiredLease, FlowLimits, Promoted, PushItem, RestoreItem, Settlement
 from jobs.broker.keys import QueueKeys, epoch_key, queue_keys, queues_key, worker_key, workers_key
 from jobs.broker.scripts import SCRIPT_NAMES, source
@@ -68,7 +69,7 @@ def _blpop_timeout(seconds: float) -> float:
 
 
 @translated_methods
-class Broker:
+class Broker(FlowReads):
     """ZipLine's queues in one Redis; thread-safe (it holds a connection pool, not a connection)."""
 
     def __init__(self, client: redis.Redis, prefix: str, clock: Clock | None = None) -> None:
@@ -329,14 +330,9 @@ class Broker:
         self.client.sadd(self.queues_key, queue)
 
     def depths(self, queue: str) -> dict[str, int]:
-        k = self.keys(queue)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zcard(k.ready)
-        pipe.zcard(k.delayed)
-        pipe.zcard(k.leases)
-        pipe.exists(k.paused)
-        ready, delayed, leased, paused = pipe.execute()
-        return {"ready": ready, "delayed": delayed, "leased": leased, "paused": int(paused)}
+        """Ids waiting (in every lane of a flow queue), delayed and leased, and the paused flag."""
+        stats = self.flow_stats([queue])[queue]
+        return {"ready": stats.waiting, "delayed": stats.delayed, "leased": stats.leased, "paused": int(stats.paused)}
 
     def ids(self, queue: str) -> dict[str, set[str]]:
         """Every id Redis holds for a queue, by structure (for the reconciler and tests)."""

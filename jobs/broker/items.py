@@ -121,3 +121,31 @@ class ExpiredLease(NamedTuple):
 
     job_id: str
     worker_id: str
+
+
+@dataclass(frozen=True)
+class FlowStats:
+    """What ``flow_stats`` read of one queue: its depths, and what flow control holds back now.
+
+    ``waiting`` counts the jobs of every lane (a plain queue's ``ready``); ``in_turn`` those of the
+    lanes taking turns; ``parked`` each lane held by a rate with its jobs; ``blocked`` each slot some
+    lanes wait for (``g:<group>``, ``t:<type>``) with its lanes and their jobs; ``running`` the live
+    leases by lane; ``queue_running`` the jobs holding the queue's concurrency slot; ``queue_tat_ms``
+    the queue rate's theoretical arrival time (None: a full bucket). ``cut_short``: more lanes than
+    were counted.
+    """
+
+    flow: bool
+    now_ms: int
+    waiting: int
+    delayed: int
+    leased: int
+    paused: bool
+    in_turn: int = 0
+    lanes: int = 0
+    parked: tuple[tuple[str, int], ...] = ()
+    blocked: tuple[tuple[str, int, int], ...] = ()
+    running: tuple[tuple[str, int], ...] = ()
+    queue_running: int = 0
+    queue_tat_ms: float | None = None
+    cut_short: bool = False
