@@ -107,9 +107,9 @@ def load(names: Iterable[str]) -> dict[str, QueueLimits]:
     return {name: resolve(rows.get(name)) for name in wanted}
 
 
-def update(name: str, changes: Mapping[str, Any]) -> QueueLimits:
-    """Set some of a queue's limits (a null resets one to the default); raises :class:`InvalidLimit`
-    naming the first bad field, and writes nothing then."""
+def parse_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The row's values for ``changes`` (a null or "" resets one to the default); raises
+    :class:`InvalidLimit` naming the first bad field. Writes nothing."""
     if not isinstance(changes, Mapping):
         raise InvalidLimit("body", "must be a JSON object of limits")
     values: dict[str, Any] = {}
@@ -119,6 +119,13 @@ def update(name: str, changes: Mapping[str, Any]) -> QueueLimits:
             raise InvalidLimit(field, f"unknown field (limits are {', '.join(FIELDS)})")
         parsed = parse(field, value)
         values[field] = (str(parsed) if parsed else "") if field.endswith("rate_limit") else parsed
+    return values
+
+
+def update(name: str, changes: Mapping[str, Any]) -> QueueLimits:
+    """Set some of a queue's limits (a null resets one to the default); raises :class:`InvalidLimit`
+    naming the first bad field, and writes nothing then."""
+    values = parse_changes(changes)
     with transaction.atomic():
         row, _ = QueueState.objects.select_for_update().get_or_create(name=name)
         for field, value in values.items():
