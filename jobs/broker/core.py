@@ -59,8 +59,10 @@ def _due(next_due: int) -> int | None:
 
 
 def _claim_result(reply: Sequence[Any]) -> Claim:
-    ids, next_due, paused = reply
-    return Claim([_text(i) for i in ids], _due(next_due), bool(paused))
+    ids, next_due, paused, *held = reply
+    pairs = held[0] if held else ()
+    kinds = tuple((_text(pairs[i]), _text(pairs[i + 1])) for i in range(0, len(pairs), 2))
+    return Claim([_text(i) for i in ids], _due(next_due), bool(paused), kinds)
 
 
 def _blpop_timeout(seconds: float) -> float:

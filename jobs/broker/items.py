@@ -102,11 +102,13 @@ NO_LIMITS = FlowLimits()
 
 @dataclass(frozen=True)
 class Claim:
-    """What ``claim`` leased, when the queue's next delayed job is due (ms, or None), and whether it is paused."""
+    """What ``claim`` leased, when the queue's next delayed job is due (ms, or None), whether it is
+    paused, and (a flow queue) each job a limit held back: (limit kind, lane) pairs, for the metrics."""
 
     ids: list[str]
     next_due_ms: int | None
     paused: bool
+    held: tuple[tuple[str, str], ...] = ()
 
 
 class Promoted(NamedTuple):
