@@ -117,8 +117,8 @@ def test_queue_stats_show_each_limit_running_and_held(api: APIClient, broker: Br
     broker.claim("shown", "w", 10, LEASE, limits=queue_limits.LimitBook().get("shown"))  # c runs; a, b held
     body = api.get("/api/v1/queues/shown").json()
     assert body["flow"]["held_jobs"] == 3 and body["flow"]["lanes_waiting_for_a_slot"] == 2
-    group = rows(body)[("group_concurrency", None)]
-    assert (group["running"], group["held_jobs"]) == (3, 3)
+    group_row = rows(body)[("group_concurrency", None)]
+    assert (group_row["running"], group_row["held_jobs"]) == (3, 3)
     assert ("queue_concurrency", None) not in rows(body)
 
 

@@ -78,8 +78,12 @@ def test_a_pool_scrape_shows_held_back_and_running_with_group_labels(broker: Bro
     QueueState.objects.create(name="metrics-flow", group_concurrency=1)
     port = free_port()
     args = ["runworkers", "--processes", "2", "--concurrency", "3", "--queues", "metrics-flow"]
-    env = {"JQS_METRICS_ENABLED": "true", "JQS_METRICS_PORT": port, "JQS_METRICS_GROUP_LABELS": "true"}
-    with running(args, tmp_path, **env) as pool:
+    env: dict[str, object] = {
+        "JQS_METRICS_ENABLED": "true",
+        "JQS_METRICS_PORT": port,
+        "JQS_METRICS_GROUP_LABELS": "true",
+    }
+    with running(args, tmp_path, "pool", **env) as pool:
         wait_for_workers(broker, 2, proc=pool)
         jobs = [client.enqueue("test_cancellable", {}, queue="metrics-flow", group=g) for g in "aabb"]
         ids = [j.pk for j in jobs]
