@@ -11,6 +11,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.http import require_http_methods
 
 from jobs import service
 from jobs.dashboard import panels
@@ -37,6 +38,7 @@ def _page(request: HttpRequest, name: str, form: LimitsForm, status: int = 200) 
     return render(request, "dashboard/queue_limits.html", context, status=status)
 
 
+@require_http_methods(["GET", "POST"])
 @viewer_required
 def queue_limits(request: HttpRequest, name: str) -> HttpResponse:
     """GET: the page; POST (CSRF, ``jobs.change_queuestate``): set the limits, or show why not next to the field."""
@@ -44,11 +46,8 @@ def queue_limits(request: HttpRequest, name: str) -> HttpResponse:
         service.check_queue_name(name)
     except service.InvalidJob:
         raise Http404(f"no queue {name!r}") from None
-    row = QueueState.objects.filter(name=name).first()
-    if request.method not in ("GET", "POST"):
-        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
     if request.method == "GET":
-        return _page(request, name, LimitsForm(initial=initial_from(row)))
+        return _page(request, name, LimitsForm(initial=initial_from(QueueState.objects.filter(name=name).first())))
     if not request.user.has_perm(CHANGE_QUEUE):
         return HttpResponseForbidden(f"You need the {CHANGE_QUEUE} permission to change a queue's limits.")
     form = LimitsForm(request.POST)
