@@ -2,8 +2,9 @@
 
 View-agnostic on purpose: every caller reaches these through :mod:`jobs.service` and renders the dicts. Counts
 come from the database (the source of truth, one ``GROUP BY``), live numbers from Redis: depths of the
-ready, delayed and leased sets, the per-minute completed/failed counters the workers keep, the workers'
-heartbeats. A Redis or database error propagates; the caller decides what to show.
+ready (every lane of a flow queue), delayed and leased sets and what the limits hold back
+(:mod:`jobs.flow_report`, one script call per queue), the per-minute completed/failed counters the
+workers keep, the workers' heartbeats. A Redis or database error propagates; the caller decides what to show.
 """
 
 from __future__ import annotations
