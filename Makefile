@@ -13,7 +13,7 @@ endif
 TASKS_TESTS := tests/test_django_tasks.py tests/test_django_tasks_workers.py
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-floor bench-startup bench-tasks migrate clean
+.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-floor bench-startup bench-tasks bench-flow migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,10 @@ bench-startup: $(STAMP)
 
 bench-tasks: $(STAMP)
 	$(BIN)/python bench/tasks_bench.py
+
+## bench-flow: flow control's bar: no-limit drain vs before, 1,000 groups vs plain, a 1000/s queue vs its limit
+bench-flow: $(STAMP)
+	$(BIN)/python bench/flow_bench.py
 
 clean:
 	rm -rf $(VENV) $(VENV6) .local staticfiles

@@ -180,3 +180,9 @@ def lane(job_type: str, group: str) -> str:
     if type_limits(job_type) is not None:
         return f"{job_type}\n{group}"
     return group
+
+
+def lane_parts(lane_name: str) -> tuple[str, str]:
+    """A lane's group and type ("" for none), as :func:`lane` joined them."""
+    job_type, _, group = lane_name.rpartition("\n")
+    return group, job_type

@@ -107,9 +107,9 @@ def load(names: Iterable[str]) -> dict[str, QueueLimits]:
     return {name: resolve(rows.get(name)) for name in wanted}
 
 
-def update(name: str, changes: Mapping[str, Any]) -> QueueLimits:
-    """Set some of a queue's limits (a null resets one to the default); raises :class:`InvalidLimit`
-    naming the first bad field, and writes nothing then."""
+def parse_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The row's values for ``changes`` (a null or "" resets one to the default); raises
+    :class:`InvalidLimit` naming the first bad field. Writes nothing."""
     if not isinstance(changes, Mapping):
         raise InvalidLimit("body", "must be a JSON object of limits")
     values: dict[str, Any] = {}
@@ -119,6 +119,13 @@ def update(name: str, changes: Mapping[str, Any]) -> QueueLimits:
             raise InvalidLimit(field, f"unknown field (limits are {', '.join(FIELDS)})")
         parsed = parse(field, value)
         values[field] = (str(parsed) if parsed else "") if field.endswith("rate_limit") else parsed
+    return values
+
+
+def update(name: str, changes: Mapping[str, Any]) -> QueueLimits:
+    """Set some of a queue's limits (a null resets one to the default); raises :class:`InvalidLimit`
+    naming the first bad field, and writes nothing then."""
+    values = parse_changes(changes)
     with transaction.atomic():
         row, _ = QueueState.objects.select_for_update().get_or_create(name=name)
         for field, value in values.items():
@@ -141,10 +148,10 @@ def patch(name: str, changes: Any) -> dict[str, Any]:
 def state(name: str) -> dict[str, Any]:
     """``GET /api/v1/queues/{name}``: the limits in force, and what they hold back now (Redis)."""
     from jobs.broker import get_broker
-    from jobs.broker.flow import flow_state
+    from jobs.flow_report import report
 
     [limits] = load([name]).values()
-    return {"name": name, "limits": limits.as_dict(), "flow": flow_state(get_broker(), name).as_dict()}
+    return {"name": name, "limits": limits.as_dict(), "flow": report(limits, get_broker().flow_stats([name])[name])}
 
 
 class LimitBook:

@@ -2,8 +2,9 @@
 
 View-agnostic on purpose: every caller reaches these through :mod:`jobs.service` and renders the dicts. Counts
 come from the database (the source of truth, one ``GROUP BY``), live numbers from Redis: depths of the
-ready, delayed and leased sets, the per-minute completed/failed counters the workers keep, the workers'
-heartbeats. A Redis or database error propagates; the caller decides what to show.
+ready (every lane of a flow queue), delayed and leased sets and what the limits hold back
+(:mod:`jobs.flow_report`, one script call per queue), the per-minute completed/failed counters the
+workers keep, the workers' heartbeats. A Redis or database error propagates; the caller decides what to show.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count
 
-from jobs import tally
+from jobs import flow_report, queue_limits, tally
 from jobs.admin_paginator import table_estimate
 from jobs.broker import Broker, get_broker
 from jobs.broker.heartbeat import live_workers
+from jobs.broker.items import FlowStats
 from jobs.models import Job, QueueState, Status
 from jobs.tally import Tally
 from jobs.validation import InvalidJob, is_queue_name
@@ -135,31 +137,36 @@ def _throughput(counted: Tally) -> dict[str, Any]:
     }
 
 
-def _paused_rows() -> dict[str, bool]:
-    return dict(QueueState.objects.values_list("name", "paused"))
+def _rows() -> dict[str, QueueState]:
+    return {row.name: row for row in QueueState.objects.all()}
 
 
-def _queue_entry(broker: Broker, name: str, counts: dict[str, int], paused_row: bool | None) -> dict[str, Any]:
-    depths = broker.depths(name)
+def _queue_entry(
+    broker: Broker, name: str, counts: dict[str, int], row: QueueState | None, stats: FlowStats
+) -> dict[str, Any]:
+    limits = queue_limits.resolve(row)
     return {
         "name": name,
-        "paused": paused_row if paused_row is not None else bool(depths["paused"]),
+        "paused": row.paused if row is not None else stats.paused,
         "counts": counts,
         "total": sum(counts.values()),
         "throughput": _throughput(last_minute(broker, name)),
-        "depth": {"ready": depths["ready"], "delayed": depths["delayed"], "leased": depths["leased"]},
+        "depth": {"ready": stats.waiting, "delayed": stats.delayed, "leased": stats.leased},
+        "flow": flow_report.report(limits, stats),
     }
 
 
 def queue_stats(name: str) -> dict[str, Any]:
-    """One queue: counts by status, throughput over the last minute, Redis depths, paused or not.
+    """One queue: counts by status, throughput over the last minute, Redis depths (every lane of a
+    flow queue), paused or not, and its limits with what they hold back now (:mod:`jobs.flow_report`).
 
     A queue nobody used yet is simply empty (queues are created by use).
     """
     check_name(name)
     counts = counts_by_queue(name).get(name, _zero_counts())
-    paused = QueueState.objects.filter(name=name).values_list("paused", flat=True).first()
-    return _queue_entry(get_broker(), name, counts, paused)
+    row = QueueState.objects.filter(name=name).first()
+    broker = get_broker()
+    return _queue_entry(broker, name, counts, row, broker.flow_stats([name])[name])
 
 
 def workers_summary(workers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -212,9 +219,12 @@ def system_stats() -> dict[str, Any]:
 
     broker = get_broker()
     by_queue = counts_by_queue()
-    paused = _paused_rows()
-    names = sorted(set(by_queue) | set(paused) | {q for q in broker.queue_names() if is_queue_name(q)})
-    queues = [_queue_entry(broker, name, by_queue.get(name, _zero_counts()), paused.get(name)) for name in names]
+    rows = _rows()
+    names = sorted(set(by_queue) | set(rows) | {q for q in broker.queue_names() if is_queue_name(q)})
+    stats = broker.flow_stats(names)  # every queue in one round trip
+    queues = [
+        _queue_entry(broker, name, by_queue.get(name, _zero_counts()), rows.get(name), stats[name]) for name in names
+    ]
     totals = _zero_counts()
     for counts in by_queue.values():
         for status, n in counts.items():

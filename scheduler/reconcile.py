@@ -1,7 +1,7 @@
 """The reconciler: Redis is a projection of the database, rebuilt from it whenever they disagree.
 
 Two passes, both idempotent and safe with several schedulers (``restore.lua`` never disturbs or
-duplicates an entry, ``remove.lua`` only touches ready and delayed ids):
+duplicates an entry, ``remove.lua`` only touches waiting ids: ready, delayed, in a lane):
 
 - :func:`rebuild` after Redis lost its data (``epoch`` key missing: a restart without persistence,
   FLUSHALL, a failover to an empty replica) and for ``manage.py rebuildqueues``. Every live row goes
@@ -12,7 +12,8 @@ duplicates an entry, ``remove.lua`` only touches ready and delayed ids):
   rebuild's lock survived, so a second loss during the rebuild is noticed and rebuilt again.
 - :func:`reconcile` every poll interval. It closes the window between a committed row and its Redis
   entry (a process that died in between): live rows unchanged for longer than the grace period and
-  missing from Redis are restored. Ids in the ready and delayed sets whose row is gone, malformed, or
+  missing from Redis are restored. Ids in the ready and delayed sets and in a flow queue's lanes (those
+  in turn, parked by a rate or waiting for a slot) whose row is gone, malformed, or
   finished for longer than the grace period are dropped (invariant I4), due rows a scheduler promoted
   without marking are marked pending, and each queue's paused flag follows the database.
 
@@ -142,10 +143,15 @@ def restore_rows(
 def drop_orphans(
     broker: Broker, queue: str, *, cutoff: datetime, now: datetime, batch: int, report: ReconcileReport
 ) -> None:
-    """Remove ready/delayed ids whose row is gone, malformed, or finished since before ``cutoff``."""
+    """Remove waiting ids (ready, delayed, and every lane of a flow queue, held by a limit or not) whose
+    row is gone, malformed, or finished since before ``cutoff``."""
     for structure in ("ready", "delayed"):
         for ids in broker.scan_ids(queue, structure, batch):
             _sweep(broker, queue, structure, ids, cutoff, now, report)
+    for lanes in broker.flow_lanes(queue, batch):
+        for lane_name in lanes:
+            for ids in broker.scan_lane(queue, lane_name, batch):
+                _sweep(broker, queue, f"lane:{lane_name}", ids, cutoff, now, report)
 
 
 def _sweep(
@@ -167,7 +173,7 @@ def _sweep(
         status, updated_at, schedule_at = rows[text]
         if status not in WAITING and updated_at <= cutoff:
             orphans.append(text)
-        elif structure == "ready" and is_due(status, schedule_at, now):
+        elif structure != "delayed" and is_due(status, schedule_at, now):
             unmarked.append(valid[text])
     if orphans:
         removed = broker.remove(queue, orphans)

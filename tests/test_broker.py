@@ -158,7 +158,7 @@ def test_a_retry_is_due_in_redis_exactly_when_its_row_says(broker: Broker) -> No
 def test_scripts_read_the_clock_only_through_now_ms_and_argv_1() -> None:
     """One clock: only the ``now`` include calls TIME, and every script that asks it passes ARGV[1]."""
     clocked = [name for name in SCRIPT_NAMES if "now_ms(" in source(name)]
-    assert set(clocked) == {"claim", "enqueue", "promote", "reclaim", "renew", "restore"}
+    assert set(clocked) == {"claim", "enqueue", "flow_stats", "promote", "reclaim", "renew", "restore"}
     for name in clocked:
         body = (LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
         assert "'TIME'" not in body and "now_ms(ARGV[1])" in body, name

@@ -509,3 +509,48 @@ def test_dead_retries_and_scheduled_in_a_real_browser(broker: Broker, server: st
     page.get_by_role("button", name="Yes, cancel 1 job").click()
     expect(page.locator("[data-toasts]")).to_contain_text("Cancelled 1 job.")
     assert Job.objects.get(pk=later.pk).status == Status.CANCELLED
+
+
+def test_an_operator_edits_a_queues_limits_in_a_real_browser(broker: Broker, server: str, guarded: Any) -> None:
+    """The queue card shows what a limit holds; its limits page refuses a bad value next to the field
+    and saves a good one, which the API then answers (docs/flow-control.md)."""
+    from playwright.sync_api import expect
+
+    from jobs import queue_limits
+    from jobs.models import QueueState
+
+    User.objects.create_superuser("operator", "operator@example.com", PASSWORD)
+    QueueState.objects.create(name="mailers", group_concurrency=1)
+    for _ in range(3):
+        client.enqueue("test_noop", {}, queue="mailers", group="customer:42")
+    limits = queue_limits.LimitBook().get("mailers")
+    assert len(broker.claim("mailers", "w", 10, 60_000, limits=limits).ids) == 1
+    broker.claim("mailers", "w", 10, 60_000, limits=limits)  # the group's other two are set aside
+    page = guarded(viewport={"width": WIDE, "height": 900}).new_page()
+    log_in(page, server)
+
+    card = page.locator('[data-testid="queue-mailers"]')
+    held = card.locator('[data-limit="group_concurrency"] [data-held]')
+    expect(held).to_have_text("2")
+    assert_nothing_cut_off(page)
+    card.get_by_role("link", name="Limits").click()
+    expect(page).to_have_url(f"{server}/dashboard/queues/mailers/limits/")
+    expect(page.locator('[data-testid="limits-now"] [data-limit="group_concurrency"] [data-held]')).to_have_text("2")
+    assert_accessible(page)
+
+    page.get_by_label("Concurrency", exact=True).fill("0")
+    page.get_by_label("Rate", exact=True).fill("10/fortnight")
+    page.get_by_role("button", name="Save limits").click()
+    expect(page.locator('[data-testid="error-concurrency"]')).to_contain_text("is not a concurrency")
+    assert_accessible(page)  # with the refusal shown
+    assert QueueState.objects.get(name="mailers").concurrency is None
+
+    page.get_by_label("Concurrency", exact=True).fill("3")
+    page.get_by_label("Rate", exact=True).fill("50/s")
+    page.get_by_role("button", name="Save limits").click()
+    expect(page.locator("[data-toasts]")).to_contain_text("Limits of queue mailers saved")
+    expect(page.locator('[data-limit="queue_concurrency"] td.mono')).to_have_text("3")
+    expect(page.locator('[data-limit="queue_rate"] td.mono')).to_have_text("50/s (burst 1)")
+    shoot(page, "queue-limits.png")
+    row = QueueState.objects.get(name="mailers")
+    assert (row.concurrency, row.rate_limit, row.group_concurrency) == (3, "50/s", 1)

@@ -182,4 +182,16 @@ def test_get_shows_the_limits_and_what_they_hold_back(api: APIClient, broker: An
         "lanes_waiting_for_a_slot": 2,
         "lanes_waiting_for_a_rate": 0,
         "held_jobs": 3,
+        "limits": [
+            {
+                "limit": "group_concurrency",
+                "type": None,
+                "concurrency": 1,
+                "rate": None,
+                "burst": None,
+                "running": 2,
+                "held_jobs": 3,
+            }
+        ],
+        "counted_every_lane": True,
     }

@@ -275,6 +275,33 @@ def test_orphan_ids_are_dropped_and_live_ones_kept(broker: Broker) -> None:
     assert broker.ids("default") == {"ready": {str(fresh.pk)}, "delayed": {str(keep_later.pk)}, "leases": set()}
 
 
+def test_orphan_ids_are_dropped_from_every_lane_held_or_not(broker: Broker) -> None:
+    """In a flow queue ids wait in lanes: in turn, parked by a rate, waiting for a slot. An id there
+    whose row is not runnable is dropped like one in ``ready``; the live ones stay where they are."""
+    from jobs import queue_limits
+
+    QueueState.objects.create(name="flow", group_concurrency=1, group_rate_limit="1/h")
+    jobs = {g: [client.enqueue("test_noop", {}, queue="flow", group=g) for _ in range(3)] for g in "ab"}
+    limits = queue_limits.LimitBook().get("flow")
+    assert len(broker.claim("flow", "w", 10, 60_000, limits=limits).ids) == 2  # one of each group
+    broker.claim("flow", "w", 10, 60_000, limits=limits)  # both groups now held (slot and rate)
+    stats = broker.flow_stats(["flow"])["flow"]
+    assert len(stats.blocked) + len(stats.parked) == 2, stats
+    client.enqueue("test_noop", {}, queue="flow", group="c")  # a lane in turn
+    gone, cancelled = jobs["a"][1], jobs["b"][2]
+    Job.objects.filter(pk=gone.pk).delete()
+    states.cancel(cancelled.pk)  # its id left in its lane
+    broker.push([PushItem("flow", str(uuid.uuid4()), 0, 0, "c")])  # an id no row explains
+    now = timezone.now()
+    report = reconcile.reconcile(broker, grace=10, lease_ttl=LEASE, batch=1, now=now + timedelta(seconds=11))
+    assert report.orphans == 3
+    left = {i for lane in ("a", "b", "c") for ids in broker.scan_lane("flow", lane, 100) for i in ids}
+    assert left == {str(jobs["a"][2].pk), str(jobs["b"][1].pk)} | {
+        str(j.pk) for j in Job.objects.filter(queue="flow", group="c")
+    }
+    assert broker.depths("flow")["ready"] == 3
+
+
 def test_due_rows_promoted_but_not_marked_are_marked_pending(broker: Broker) -> None:
     job = client.enqueue("test_noop", {}, delay=0.5)
     time.sleep(0.6)

@@ -16,6 +16,7 @@ from django.db import DatabaseError
 from jobs import recovery, states
 from jobs.broker import Broker, BrokerUnavailable, Settlement
 from jobs.queue_limits import LimitBook
+from workers import metrics
 from workers.executor import Executor
 from workers.state import WorkerState, best_effort
 
@@ -109,6 +110,8 @@ class Fetcher:
             self._queue_names(), timeout, first, state.worker_id, want, state.lease_ms, limits
         )
         state.note_claim_attempt()
+        if claim.held:
+            metrics.count_held(first, claim.held, self.options.metrics_group_labels)
         return self._start(first, claim.ids) if claim.ids else 0
 
     def _wait_for_slots(self, free: int) -> None:
@@ -145,6 +148,8 @@ class Fetcher:
             if want <= 0 or state.stopping.is_set():
                 break
             claim = self.broker.claim(name, state.worker_id, want, state.lease_ms, limits=self.limits.get(name))
+            if claim.held:
+                metrics.count_held(name, claim.held, self.options.metrics_group_labels)
             if claim.next_due_ms is not None:
                 next_due = claim.next_due_ms if next_due is None else min(next_due, claim.next_due_ms)
             if claim.ids:

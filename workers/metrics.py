@@ -29,6 +29,13 @@ DURATION = Histogram(
 ACTIVE = Gauge("job_queue_active_jobs", "Jobs running now.", LABELS, multiprocess_mode="livesum")
 STALE_WRITES = Counter("job_queue_stale_writes", "Finishes rejected because the attempt was no longer current.")
 LEASES_LOST = Counter("job_queue_leases_lost", "Running jobs whose lease was taken from their worker.")
+HELD_BACK = Counter(
+    "job_queue_held_back",
+    "Waiting jobs a claim set aside because of a limit (docs/flow-control.md), by queue and limit: a lane "
+    "parked by a rate or waiting for a slot, or the claim stopped by the queue's own limit. The group label "
+    "is empty unless JQS_METRICS_GROUP_LABELS is on.",
+    ("queue", "limit", "group"),
+)
 WORKER_PROCESSES = Gauge(
     "job_queue_worker_processes", "Worker processes the supervisor is running.", multiprocess_mode="livesum"
 )
@@ -60,3 +67,11 @@ def for_job(queue: str, job_type: str) -> JobMetrics:
     if found is None:
         found = _by_labels[(queue, job_type)] = JobMetrics(queue, job_type)
     return found
+
+
+def count_held(queue: str, held: tuple[tuple[str, str], ...], group_labels: bool) -> None:
+    """Count what one claim held back (:attr:`jobs.broker.items.Claim.held`): (limit kind, lane) pairs.
+    A group's name is a label only for a group's limit and only when ``group_labels`` is on."""
+    for kind, lane in held:
+        group = lane.rpartition("\n")[2] if group_labels and kind.startswith("group_") else ""
+        HELD_BACK.labels(queue, kind, group).inc()

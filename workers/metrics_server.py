@@ -45,25 +45,52 @@ def process_died(pid: int) -> None:
 
 
 class QueueDepthCollector(Collector):
-    """``job_queue_pending_jobs`` per queue, read from Redis when Prometheus scrapes."""
+    """Read from Redis when Prometheus scrapes, every queue in one round trip (``Broker.flow_stats``):
+    ``job_queue_pending_jobs`` per queue (every lane of a flow queue), ``job_queue_limited_running_jobs``
+    per flow queue (the jobs holding its concurrency slot, across every host), and with
+    ``group_labels`` (``JQS_METRICS_GROUP_LABELS``) ``job_queue_limited_group_running_jobs`` per group."""
+
+    def __init__(self, group_labels: bool = False) -> None:
+        self.group_labels = group_labels
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from jobs.broker import get_broker
+        from jobs.limits import lane_parts
 
-        family = GaugeMetricFamily("job_queue_pending_jobs", "Jobs ready to run, per queue.", labels=["queue"])
+        pending = GaugeMetricFamily("job_queue_pending_jobs", "Jobs ready to run, per queue.", labels=["queue"])
+        running = GaugeMetricFamily(
+            "job_queue_limited_running_jobs",
+            "Jobs running against a flow queue's limits (docs/flow-control.md), across every worker host.",
+            labels=["queue"],
+        )
+        groups = GaugeMetricFamily(
+            "job_queue_limited_group_running_jobs", "Jobs running per group of a flow queue.", labels=["queue", "group"]
+        )
         try:
             broker = get_broker()
-            for name in sorted(broker.queue_names()):
-                family.add_metric([name], broker.depths(name)["ready"])
+            for name, stats in sorted(broker.flow_stats(sorted(broker.queue_names())).items()):
+                pending.add_metric([name], stats.waiting)
+                if stats.flow:
+                    running.add_metric([name], stats.queue_running)
+                    by_group: dict[str, int] = {}
+                    for lane, n in stats.running:
+                        group = lane_parts(lane)[0]
+                        by_group[group] = by_group.get(group, 0) + n
+                    for group, n in sorted(by_group.items()):
+                        if self.group_labels and group:
+                            groups.add_metric([name, group], n)
         except Exception as exc:  # noqa: BLE001 - a scrape must not fail because Redis is away
             logger.warning("queue depths unavailable", extra={"error": str(exc)})
-        yield family
+        yield pending
+        yield running
+        if self.group_labels:
+            yield groups
 
 
-def registry() -> CollectorRegistry:
-    """The workers' view: every worker process's values summed, and the queue depths."""
+def registry(group_labels: bool = False) -> CollectorRegistry:
+    """The workers' view: every worker process's values summed, and the queue depths and running jobs."""
     merged = multiprocess_registry()
-    merged.register(QueueDepthCollector())
+    merged.register(QueueDepthCollector(group_labels))
     return merged
 
 

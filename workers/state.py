@@ -45,6 +45,7 @@ class WorkerOptions:
     max_result_bytes: int = 1024 * 1024
     parent_pid: int | None = None
     hostname: str = field(default_factory=socket.gethostname)
+    metrics_group_labels: bool = False  # JQS_METRICS_GROUP_LABELS: group names as labels of flow metrics
 
 
 @dataclass(eq=False)

@@ -98,7 +98,13 @@ class Supervisor:
         if self.options.metrics.enabled:
             host, port = self.options.metrics.host, self.options.metrics.port
             try:
-                metrics_server.serve(host, port, self.options.metrics.path, metrics_server.registry(), self._healthy)
+                metrics_server.serve(
+                    host,
+                    port,
+                    self.options.metrics.path,
+                    metrics_server.registry(self.options.metrics.group_labels),
+                    self._healthy,
+                )
             except OSError as exc:
                 line = metrics_server.unavailable("worker metrics", host, port, "JQS_METRICS_PORT", exc)
                 logger.error(line, extra={"host": host, "port": port})
@@ -246,6 +252,7 @@ class Supervisor:
             max_result_bytes=self.options.max_result_bytes,
             parent_pid=parent,
             hostname=self.hostname,
+            metrics_group_labels=self.options.metrics.group_labels,
         )
         return WorkerProcess(options).run()
 

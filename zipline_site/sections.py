@@ -88,6 +88,7 @@ class MetricsConfig:
     path: str
     host: str
     api_port: int
+    group_labels: bool
 
 
 @dataclass(frozen=True)

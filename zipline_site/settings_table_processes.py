@@ -204,6 +204,14 @@ PROCESS_SETTINGS: tuple[Setting, ...] = (
         "port of the API's metrics endpoint, served by gunicorn's master (never on the API's own port)",
     ),
     row(
+        "metrics_group_labels",
+        "metrics.group_labels",
+        "JQS_METRICS_GROUP_LABELS",
+        parsers.boolean,
+        False,
+        "label flow control's metrics with each job's group (one series per group: off to bound cardinality)",
+    ),
+    row(
         "logging_level",
         "logging.level",
         "JQS_LOG_LEVEL",

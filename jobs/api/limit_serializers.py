@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from jobs.flow_report import KINDS
 from jobs.limits import MAX_BURST, MAX_CONCURRENCY, MAX_GROUP, MAX_WEIGHT, MAX_WEIGHTED_GROUPS
 
 GROUP_PATTERN = r"^[^\u0000-\u001f\u007f]+$"  # no control characters (jobs.limits.check_group)
@@ -40,12 +41,32 @@ class QueueLimitsSerializer(serializers.Serializer):
     )
 
 
+class FlowLimitSerializer(serializers.Serializer):
+    limit = serializers.ChoiceField(
+        choices=list(KINDS),
+        help_text="Which limit: the queue's, each group's, or a job type's; a concurrency or a rate.",
+    )
+    type = serializers.CharField(allow_null=True, help_text="The job type of a type's limit (null otherwise).")
+    concurrency = serializers.IntegerField(allow_null=True, help_text="A concurrency limit's value (null for a rate).")
+    rate = serializers.CharField(allow_null=True, help_text='A rate limit\'s value, "100/s" (null for a concurrency).')
+    burst = serializers.IntegerField(allow_null=True, help_text="A rate's burst (null for a concurrency).")
+    running = serializers.IntegerField(
+        allow_null=True,
+        help_text="Jobs running against a concurrency (for the groups' limit: of every group together; null for a rate).",
+    )
+    held_jobs = serializers.IntegerField(help_text="Waiting jobs this limit holds back now.")
+
+
 class FlowStateSerializer(serializers.Serializer):
     running = serializers.IntegerField(help_text="Jobs running against the queue's concurrency (flow queues).")
     lanes = serializers.IntegerField(help_text="Groups (and limited types) taking turns now.")
     lanes_waiting_for_a_slot = serializers.IntegerField()
     lanes_waiting_for_a_rate = serializers.IntegerField()
-    held_jobs = serializers.IntegerField(help_text="Jobs in the lanes held by a limit (over at most 1,000 lanes).")
+    held_jobs = serializers.IntegerField(help_text="Jobs held back by a limit now.")
+    limits = FlowLimitSerializer(many=True, help_text="Each limit in force, what runs against it and what it holds.")
+    counted_every_lane = serializers.BooleanField(
+        help_text="False when the queue has more than 10,000 lanes: the counts cover the first 10,000."
+    )
 
 
 class QueueLimitsResponseSerializer(serializers.Serializer):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from jobs.api.limit_serializers import FlowStateSerializer
+
 
 class CountsSerializer(serializers.Serializer):
     pending = serializers.IntegerField()
@@ -25,7 +27,7 @@ class ThroughputSerializer(serializers.Serializer):
 
 
 class DepthSerializer(serializers.Serializer):
-    ready = serializers.IntegerField(help_text="Ids waiting in Redis to be claimed.")
+    ready = serializers.IntegerField(help_text="Ids waiting in Redis to be claimed (in every lane of a flow queue).")
     delayed = serializers.IntegerField(help_text="Ids waiting for their due time.")
     leased = serializers.IntegerField(help_text="Ids claimed by workers now.")
 
@@ -37,6 +39,7 @@ class QueueStatsSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     throughput = ThroughputSerializer()
     depth = DepthSerializer(help_text="Redis structures of the queue.")
+    flow = FlowStateSerializer(help_text="The limits in force and what they hold back now (docs/flow-control.md).")
 
 
 class WorkersSummarySerializer(serializers.Serializer):

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import queue_limits, service
+from jobs import service
 from jobs.api import representations as r
 from jobs.api import schema
 from jobs.api import serializers as s
@@ -157,16 +157,16 @@ class QueueStatsView(ApiView):
 
 
 class QueueLimitsView(ApiView):
-    """Set a queue's limits (logic in :mod:`jobs.queue_limits`); every worker applies them within a second."""
+    """A queue's limits and what they hold back; set them (every worker applies them within a second)."""
 
     required_permissions = {"PATCH": CHANGE_QUEUE}
     throttle_scopes = {"GET": "stats", "PATCH": "write"}
 
     def patch(self, request: Request, queue_name: str) -> Response:
-        return Response(queue_limits.patch(queue_name, request.data))
+        return Response(service.update_queue_limits(queue_name, request.data))
 
     def get(self, request: Request, queue_name: str) -> Response:
-        return Response(queue_limits.state(queue_name))
+        return Response(service.queue_limits(queue_name))
 
 
 class QueueStateView(ApiView):

@@ -38,6 +38,7 @@ from redis.retry import Retry
 from redis.sentinel import SentinelConnectionPool
 
 from jobs.broker.errors import translated_methods
+from jobs.broker.flow import FlowReads
 from jobs.broker.items import NO_LIMITS, Claim, ExpiredLease, FlowLimits, Promoted, PushItem, RestoreItem, Settlement
 from jobs.broker.keys import QueueKeys, epoch_key, queue_keys, queues_key, worker_key, workers_key
 from jobs.broker.scripts import SCRIPT_NAMES, source
@@ -58,8 +59,10 @@ def _due(next_due: int) -> int | None:
 
 
 def _claim_result(reply: Sequence[Any]) -> Claim:
-    ids, next_due, paused = reply
-    return Claim([_text(i) for i in ids], _due(next_due), bool(paused))
+    ids, next_due, paused, *held = reply
+    pairs = held[0] if held else ()
+    kinds = tuple((_text(pairs[i]), _text(pairs[i + 1])) for i in range(0, len(pairs), 2))
+    return Claim([_text(i) for i in ids], _due(next_due), bool(paused), kinds)
 
 
 def _blpop_timeout(seconds: float) -> float:
@@ -68,7 +71,7 @@ def _blpop_timeout(seconds: float) -> float:
 
 
 @translated_methods
-class Broker:
+class Broker(FlowReads):
     """ZipLine's queues in one Redis; thread-safe (it holds a connection pool, not a connection)."""
 
     def __init__(self, client: redis.Redis, prefix: str, clock: Clock | None = None) -> None:
@@ -329,14 +332,9 @@ class Broker:
         self.client.sadd(self.queues_key, queue)
 
     def depths(self, queue: str) -> dict[str, int]:
-        k = self.keys(queue)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zcard(k.ready)
-        pipe.zcard(k.delayed)
-        pipe.zcard(k.leases)
-        pipe.exists(k.paused)
-        ready, delayed, leased, paused = pipe.execute()
-        return {"ready": ready, "delayed": delayed, "leased": leased, "paused": int(paused)}
+        """Ids waiting (in every lane of a flow queue), delayed and leased, and the paused flag."""
+        stats = self.flow_stats([queue])[queue]
+        return {"ready": stats.waiting, "delayed": stats.delayed, "leased": stats.leased, "paused": int(stats.paused)}
 
     def ids(self, queue: str) -> dict[str, set[str]]:
         """Every id Redis holds for a queue, by structure (for the reconciler and tests)."""

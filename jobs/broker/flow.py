@@ -1,56 +1,98 @@
-"""What flow control holds back right now, read from a flow queue's keys (``lua/includes/lanes.lua``),
-for the API: the jobs running against the queue's concurrency, and the lanes and jobs held by a
-limit. A read for operators, not a transition: the claim script alone changes these keys.
+"""The broker's reads of flow control: for operators (``lua/flow_stats.lua``), each queue's depths
+(``ready`` counting every lane) and what the limits hold back now, one script call per queue, all
+queues in one round trip; for the reconciler, every lane of a flow queue and the ids in it, a batch
+at a time. Reads, not transitions: the scripts alone change these keys.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
-from jobs.broker.core import Broker
-from jobs.broker.errors import translated
+from jobs.broker.errors import translated_methods
+from jobs.broker.items import FlowStats
 from jobs.broker.keys import flow_key
 
-HELD_LANES_READ = 1000  # lanes counted at most per call, so a read stays short however many are held
-
-
-@dataclass(frozen=True)
-class FlowState:
-    """Running jobs (those of the flow path), lanes in turn, lanes held by a slot or a rate, jobs in
-    the held lanes (counted over at most :data:`HELD_LANES_READ` lanes)."""
-
-    running: int
-    lanes: int
-    lanes_waiting_for_a_slot: int
-    lanes_waiting_for_a_rate: int
-    held_jobs: int
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(vars(self))
+MAX_LANES_READ = 10_000  # lanes counted at most per queue and call, so a read stays short however many
+MAX_LEASES_READ = 10_000  # running jobs read at most per queue, to count them by lane
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-@translated
-def flow_state(broker: Broker, queue: str) -> FlowState:
-    client: Any = broker.client
-    k = broker.keys(queue)
-    pipe = client.pipeline(transaction=False)
-    pipe.zcard(flow_key(k.tag, "run"))
-    pipe.zcard(flow_key(k.tag, "lanes"))
-    pipe.zrange(flow_key(k.tag, "parked"), 0, HELD_LANES_READ - 1)
-    pipe.smembers(flow_key(k.tag, "blockers"))
-    running, lanes, parked, blockers = pipe.execute()
-    blocked: set[str] = set()
-    for slot in sorted(_text(b) for b in blockers):
-        if len(blocked) >= HELD_LANES_READ:
-            break
-        blocked.update(_text(m) for m in cast(set[bytes], client.smembers(flow_key(k.tag, "blocked", slot))))
-    held = {_text(p) for p in parked} | blocked
-    pipe = client.pipeline(transaction=False)
-    for lane in sorted(held)[:HELD_LANES_READ]:
-        pipe.zcard(k.ready if lane == "" else flow_key(k.tag, "lane", lane))
-    return FlowState(int(running), int(lanes), len(blocked), len(parked), sum(int(n) for n in pipe.execute()))
+def _pairs(flat: Sequence[Any]) -> tuple[tuple[str, int], ...]:
+    return tuple((_text(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2))
+
+
+def _stats(reply: Sequence[Any]) -> FlowStats:
+    flow, now, waiting, delayed, leased, paused, in_turn, lanes, parked, blocked, running, qrun, tat, cut = reply
+    return FlowStats(
+        flow=bool(flow),
+        now_ms=int(now),
+        waiting=int(waiting),
+        delayed=int(delayed),
+        leased=int(leased),
+        paused=bool(paused),
+        in_turn=int(in_turn),
+        lanes=int(lanes),
+        parked=_pairs(parked),
+        blocked=tuple((_text(blocked[i]), int(blocked[i + 1]), int(blocked[i + 2])) for i in range(0, len(blocked), 3)),
+        running=_pairs(running),
+        queue_running=int(qrun),
+        queue_tat_ms=float(_text(tat)) if tat else None,
+        cut_short=bool(cut),
+    )
+
+
+@translated_methods
+class FlowReads:
+    """Mixed into :class:`~jobs.broker.core.Broker` (which owns ``keys``, ``clock`` and ``_run_many``)."""
+
+    def flow_stats(self, queues: Sequence[str]) -> dict[str, FlowStats]:
+        """Each queue's depths and flow state, in one round trip (one call each on a cluster)."""
+        broker: Any = self
+        calls = []
+        for queue in queues:
+            k = broker.keys(queue)
+            keys = (k.ready, k.delayed, k.leases, k.paused, k.flow)
+            calls.append(("flow_stats", keys, (broker.clock.script_ms(), MAX_LANES_READ, MAX_LEASES_READ)))
+        return {queue: _stats(reply) for queue, reply in zip(queues, broker._run_many(calls), strict=True)}
+
+    def flow_lanes(self, queue: str, batch: int) -> Iterator[list[str]]:
+        """Every lane of a flow queue but the default one (``ready``), a batch at a time: those taking
+        turns, parked by a rate and waiting for a slot (``includes/lanes.lua``: a lane that holds jobs is
+        in one of them). Each lane once."""
+        broker: Any = self
+        client, tag = broker.client, broker.keys(queue).tag
+        seen: set[str] = {""}
+        sources = [
+            client.zscan_iter(flow_key(tag, "lanes"), count=batch),
+            client.zscan_iter(flow_key(tag, "parked"), count=batch),
+        ]
+        for slot in cast(Iterator[Any], client.sscan_iter(flow_key(tag, "blockers"), count=batch)):
+            sources.append(client.sscan_iter(flow_key(tag, "blocked", _text(slot)), count=batch))
+        found: list[str] = []
+        for source in sources:
+            for member in source:
+                lane = _text(member[0] if isinstance(member, tuple) else member)
+                if lane not in seen:
+                    seen.add(lane)
+                    found.append(lane)
+                if len(found) >= batch:
+                    yield found
+                    found = []
+        if found:
+            yield found
+
+    def scan_lane(self, queue: str, lane: str, batch: int) -> Iterator[list[str]]:
+        """The ids waiting in one lane, a batch at a time (ZSCAN: no long command however long the lane)."""
+        broker: Any = self
+        key = flow_key(broker.keys(queue).tag, "lane", lane)
+        cursor = 0
+        while True:
+            cursor, members = broker.client.zscan(key, cursor, count=batch)
+            if members:
+                yield [_text(member) for member, _score in members]
+            if cursor == 0:
+                return

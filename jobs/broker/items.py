@@ -102,11 +102,13 @@ NO_LIMITS = FlowLimits()
 
 @dataclass(frozen=True)
 class Claim:
-    """What ``claim`` leased, when the queue's next delayed job is due (ms, or None), and whether it is paused."""
+    """What ``claim`` leased, when the queue's next delayed job is due (ms, or None), whether it is
+    paused, and (a flow queue) each job a limit held back: (limit kind, lane) pairs, for the metrics."""
 
     ids: list[str]
     next_due_ms: int | None
     paused: bool
+    held: tuple[tuple[str, str], ...] = ()
 
 
 class Promoted(NamedTuple):
@@ -121,3 +123,31 @@ class ExpiredLease(NamedTuple):
 
     job_id: str
     worker_id: str
+
+
+@dataclass(frozen=True)
+class FlowStats:
+    """What ``flow_stats`` read of one queue: its depths, and what flow control holds back now.
+
+    ``waiting`` counts the jobs of every lane (a plain queue's ``ready``); ``in_turn`` those of the
+    lanes taking turns; ``parked`` each lane held by a rate with its jobs; ``blocked`` each slot some
+    lanes wait for (``g:<group>``, ``t:<type>``) with its lanes and their jobs; ``running`` the live
+    leases by lane; ``queue_running`` the jobs holding the queue's concurrency slot; ``queue_tat_ms``
+    the queue rate's theoretical arrival time (None: a full bucket). ``cut_short``: more lanes than
+    were counted.
+    """
+
+    flow: bool
+    now_ms: int
+    waiting: int
+    delayed: int
+    leased: int
+    paused: bool
+    in_turn: int = 0
+    lanes: int = 0
+    parked: tuple[tuple[str, int], ...] = ()
+    blocked: tuple[tuple[str, int, int], ...] = ()
+    running: tuple[tuple[str, int], ...] = ()
+    queue_running: int = 0
+    queue_tat_ms: float | None = None
+    cut_short: bool = False

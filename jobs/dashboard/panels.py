@@ -37,7 +37,9 @@ def overview() -> dict[str, Any]:
     cards = []
     for entry in stats["queues"]:
         chart = charts.throughput(*service.throughput_series(entry["name"], CHART_MINUTES))
-        cards.append(_card(entry["name"], entry["counts"], entry["paused"], chart, entry["depth"]))
+        card = _card(entry["name"], entry["counts"], entry["paused"], chart, entry["depth"])
+        card["limits"] = limit_rows(entry["flow"])
+        cards.append(card)
     return {
         "cards": cards,
         "totals": stats["counts"],
@@ -79,6 +81,26 @@ def _card(
         "chart": chart,
         "depth": depth,
     }
+
+
+LIMIT_LABELS = {
+    "queue_concurrency": "Queue concurrency",
+    "queue_rate": "Queue rate",
+    "group_concurrency": "Each group's concurrency",
+    "group_rate": "Each group's rate",
+    "type_concurrency": "Concurrency of type",
+    "type_rate": "Rate of type",
+}
+
+
+def limit_rows(flow: dict[str, Any]) -> list[dict[str, Any]]:
+    """A queue's limits in force as the dashboard lists them: what, how much, running, held now."""
+    rows = []
+    for row in flow["limits"]:
+        label = LIMIT_LABELS[row["limit"]] + (f" {row['type']}" if row["type"] else "")
+        value = str(row["concurrency"]) if row["rate"] is None else f"{row['rate']} (burst {row['burst']})"
+        rows.append({"kind": row["limit"], "label": label, "value": value, **row})
+    return rows
 
 
 def workers() -> dict[str, Any]:

@@ -11,7 +11,7 @@ import uuid
 from django.urls import URLPattern, path, register_converter
 from django.views.decorators.cache import never_cache
 
-from jobs.dashboard import job_sets, views
+from jobs.dashboard import job_sets, limits_views, views
 from jobs.ids import parse_job_id
 
 app_name = "dashboard"
@@ -47,6 +47,7 @@ _routes = [
     *(path(f"{slug}/bulk/", views.job_set_bulk, {"slug": slug}, name=f"{slug}-bulk") for slug in job_sets.SETS),
     path("queues/<str:name>/pause/", views.queue_action, {"paused": True}, name="queue-pause"),
     path("queues/<str:name>/resume/", views.queue_action, {"paused": False}, name="queue-resume"),
+    path("queues/<str:name>/limits/", limits_views.queue_limits, name="queue-limits"),
 ]
 
 

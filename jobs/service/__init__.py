@@ -9,7 +9,7 @@ It takes typed arguments, returns rows and plain values, and raises domain error
 * :mod:`~jobs.service.submission`: one job (with idempotency) or many, all or none.
 * :mod:`~jobs.service.actions`: one job: get, list, cancel, retry, run now, delete.
 * :mod:`~jobs.service.bulk`: an action on many jobs, each refused or changed.
-* :mod:`~jobs.service.queues`: pause, resume, and the statistics of queues, the system and workers.
+* :mod:`~jobs.service.queues`: pause, resume, limits, and the statistics of queues, the system and workers.
 """
 
 from jobs.service import errors
@@ -29,17 +29,20 @@ from jobs.service.bulk import BulkOutcome, apply_each
 from jobs.service.errors import *  # noqa: F403 - every error a caller catches, as listed in errors.__all__
 from jobs.service.queues import (
     STATUSES,
+    check_queue_limits,
     check_queue_name,
     counts_by_queue,
     known_queue_names,
     live_workers,
     pause_queue,
+    queue_limits,
     queue_stats,
     redis_master,
     resume_queue,
     set_paused,
     system_stats,
     throughput_series,
+    update_queue_limits,
     worker_stats,
     workers_summary,
 )
@@ -52,6 +55,7 @@ __all__ = [
     "BulkOutcome",
     "apply_each",
     "cancel",
+    "check_queue_limits",
     "check_queue_name",
     "counts_by_queue",
     "delete_finished",
@@ -63,6 +67,7 @@ __all__ = [
     "list_jobs",
     "live_workers",
     "pause_queue",
+    "queue_limits",
     "queue_stats",
     "redis_master",
     "resume_queue",
@@ -73,6 +78,7 @@ __all__ = [
     "submit_many",
     "system_stats",
     "throughput_series",
+    "update_queue_limits",
     "worker_stats",
     "workers_summary",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jobs import queue_limits as _limits
 from jobs import tally
 from jobs.broker import BrokerUnavailable, get_broker
 from jobs.broker.heartbeat import live_workers as _live_workers
@@ -23,17 +24,20 @@ from jobs.queues import resume as resume_queue
 
 __all__ = [
     "STATUSES",
+    "check_queue_limits",
     "check_queue_name",
     "counts_by_queue",
     "known_queue_names",
     "live_workers",
     "pause_queue",
+    "queue_limits",
     "queue_stats",
     "redis_master",
     "resume_queue",
     "set_paused",
     "system_stats",
     "throughput_series",
+    "update_queue_limits",
     "worker_stats",
     "workers_summary",
 ]
@@ -64,3 +68,28 @@ def redis_master() -> str | None:
         return get_broker().master_address()
     except BrokerUnavailable:
         return None
+
+
+def queue_limits(name: str) -> dict[str, Any]:
+    """A queue's limits in force and what they hold back now (``GET /api/v1/queues/{name}``)."""
+    check_queue_name(name)
+    return _limits.state(name)
+
+
+def update_queue_limits(name: str, changes: Any) -> dict[str, Any]:
+    """Set some of a queue's limits (``PATCH /api/v1/queues/{name}``, the admin, the dashboard): a null
+    resets one to the configuration's default; a bad value is an ``InvalidJob`` naming the field, and
+    nothing is written then. Every worker applies them within a second."""
+    check_queue_name(name)
+    return _limits.patch(name, changes)
+
+
+def check_queue_limits(changes: Any) -> None:
+    """Raise the ``InvalidJob`` naming the field that :func:`update_queue_limits` would refuse, writing nothing."""
+    from jobs.limits import InvalidLimit
+    from jobs.validation import InvalidJob
+
+    try:
+        _limits.parse_changes(changes)
+    except InvalidLimit as exc:
+        raise InvalidJob(exc.field, exc.message) from None

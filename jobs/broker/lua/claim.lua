@@ -18,7 +18,7 @@
       (0: none); ARGV[12] the number of limited job types, then a quad per type: type, concurrency,
       rate interval, burst; then pairs: group, weight (its turns per round; 1 when absent)
   Output: { {ids...}, ms until the next delayed job is due or a held limit may pass (-1: none),
-    paused (0/1) }
+    paused (0/1), and on the flow path {kind, lane, ...}: each job a limit held back in this call }
 ]]
 --- @include now
 --- @include ready_score
@@ -59,4 +59,4 @@ local due = next_due(delayed, now)
 if wait and (due < 0 or wait < due) then
   due = wait
 end
-return { ids, due, 0 }
+return { ids, due, 0, holds }

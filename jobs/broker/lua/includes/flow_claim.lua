@@ -4,6 +4,22 @@
 -- limited type (`types[name]`); 0 means none. `weights[group]`: that group's turns per round (1). Returns ids, and the ms until a limit held back now
 -- may let a job through (nil: none waits on time; a freed slot wakes the queue instead).
 
+-- What this claim held back, for the workers' metrics: flat pairs of limit kind and lane
+-- (queue_concurrency, queue_rate, group_concurrency, group_rate, type_concurrency, type_rate).
+local holds = {}
+
+local function note_hold(kind, lane)
+  holds[#holds + 1] = kind
+  holds[#holds + 1] = lane
+end
+
+-- The queue's own limit stops the claim: a hold only if some lane has a job waiting.
+local function note_queue_hold(tag, kind)
+  if redis.call('ZCARD', tag .. ':lanes') > 0 then
+    note_hold(kind, '')
+  end
+end
+
 -- Room for one more job under a concurrency limit (expired leases free their slots first).
 local function has_room(key, limit, now)
   if limit <= 0 then
@@ -64,20 +80,26 @@ local function lane_hold(tag, lane, limits, now)
   local t = limits.types[jtype]
   if group ~= '' and not has_room(tag .. ':run:g:' .. group, limits.g.conc, now) then
     block(tag, lane, 'g:' .. group)
+    note_hold('group_concurrency', lane)
     return 'blocked'
   end
   if t and not has_room(tag .. ':run:t:' .. jtype, t.conc, now) then
     block(tag, lane, 't:' .. jtype)
+    note_hold('type_concurrency', lane)
     return 'blocked'
   end
-  local wait = 0
+  local wait, kind = 0, 'group_rate'
   if group ~= '' then
     wait = rate_wait(tag .. ':tat:g:' .. group, limits.g.rate, limits.g.burst, now)
   end
   if t then
-    wait = math.max(wait, rate_wait(tag .. ':tat:t:' .. jtype, t.rate, t.burst, now))
+    local twait = rate_wait(tag .. ':tat:t:' .. jtype, t.rate, t.burst, now)
+    if twait > wait then
+      wait, kind = twait, 'type_rate'
+    end
   end
   if wait > 0 then
+    note_hold(kind, lane)
     redis.call('ZREM', tag .. ':lanes', lane)
     redis.call('ZADD', tag .. ':parked', now + wait, lane)
     return wait
@@ -102,10 +124,12 @@ end
 local function take_turn(tag, ready, limits, now)
   local lanes = tag .. ':lanes'
   if not has_room(tag .. ':run', limits.q.conc, now) then
+    note_queue_hold(tag, 'queue_concurrency')
     return nil, nil, true
   end
   local qwait = rate_wait(tag .. ':tat', limits.q.rate, limits.q.burst, now)
   if qwait > 0 then
+    note_queue_hold(tag, 'queue_rate')
     return nil, qwait, true
   end
   local head = redis.call('ZRANGE', lanes, 0, 0, 'WITHSCORES')
