@@ -16,7 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 from jobs.broker.items import FlowStats
-from jobs.limits import Rate, TypeLimits, lane_parts, type_limits
+from jobs.limits import Rate, TypeLimits, effective_burst, lane_parts, type_limits
 from jobs.queue_limits import QueueLimits
 
 KINDS = ("queue_concurrency", "queue_rate", "group_concurrency", "group_rate", "type_concurrency", "type_rate")
@@ -29,7 +29,7 @@ def rate_allows_now(rate: Rate, burst: int | None, tat_ms: float | None, now_ms:
         return True
     interval = rate.interval_ms
     tat = max(tat_ms, now_ms - min(interval / 2, CATCH_UP_MS))
-    return tat + interval - (burst or 1) * interval - now_ms <= 0
+    return tat + interval - effective_burst(rate, burst) * interval - now_ms <= 0
 
 
 def _row(kind: str, job_type: str | None = None, **values: Any) -> dict[str, Any]:
@@ -94,7 +94,7 @@ def _type_rows(stats: FlowStats, held: dict[tuple[str, str], int], running: dict
                     "type_rate",
                     job_type,
                     rate=str(found.rate),
-                    burst=found.burst or 1,
+                    burst=effective_burst(found.rate, found.burst),
                     held_jobs=held.get(("type_rate", job_type), 0),
                 )
             )
@@ -116,7 +116,12 @@ def limit_rows(limits: QueueLimits, stats: FlowStats, held: dict[tuple[str, str]
         )
     if limits.rate is not None:
         rows.append(
-            _row("queue_rate", rate=str(limits.rate), burst=limits.burst or 1, held_jobs=held[("queue_rate", "")])
+            _row(
+                "queue_rate",
+                rate=str(limits.rate),
+                burst=effective_burst(limits.rate, limits.burst),
+                held_jobs=held[("queue_rate", "")],
+            )
         )
     if limits.group_concurrency is not None:
         rows.append(
@@ -132,7 +137,7 @@ def limit_rows(limits: QueueLimits, stats: FlowStats, held: dict[tuple[str, str]
             _row(
                 "group_rate",
                 rate=str(limits.group_rate),
-                burst=limits.group_burst or 1,
+                burst=effective_burst(limits.group_rate, limits.group_burst),
                 held_jobs=held[("group_rate", "")],
             )
         )

@@ -124,9 +124,24 @@ def check_group(value: Any) -> str:
     return value
 
 
+#: An unset burst lets a rate start at once what it allows in this long (at least one job): a worker's
+#: claims come a few milliseconds apart, so with a burst of one a fast rate (1000/s: one job a
+#: millisecond) would lose the turns that fall between two claims.
+DEFAULT_BURST_MS = 10
+
+
+def effective_burst(rate: Rate | None, burst: int | None) -> int:
+    """The burst in force: the one set, else what ``rate`` allows in :data:`DEFAULT_BURST_MS`, at least 1."""
+    if burst is not None:
+        return burst
+    if rate is None:
+        return 1
+    return max(1, int(DEFAULT_BURST_MS // rate.interval_ms))
+
+
 def limit(concurrency: int | None, rate: Rate | None, burst: int | None) -> Limit:
     """The claim script's form of one scope's limits."""
-    return Limit(concurrency or 0, rate.interval_ms if rate else 0.0, burst or 1)
+    return Limit(concurrency or 0, rate.interval_ms if rate else 0.0, effective_burst(rate, burst))
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from jobs.broker.items import NO_LIMITS, FlowLimits
 from jobs.limits import (
     InvalidLimit,
     Rate,
+    effective_burst,
     every_type_limit,
     limit,
     parse_burst,
@@ -73,10 +74,10 @@ class QueueLimits:
         return {
             "concurrency": self.concurrency,
             "rate_limit": str(self.rate) if self.rate else None,
-            "rate_burst": self.burst or 1,
+            "rate_burst": effective_burst(self.rate, self.burst),
             "group_concurrency": self.group_concurrency,
             "group_rate_limit": str(self.group_rate) if self.group_rate else None,
-            "group_rate_burst": self.group_burst or 1,
+            "group_rate_burst": effective_burst(self.group_rate, self.group_burst),
             "group_weights": weights_list(self.group_weights),
         }
 

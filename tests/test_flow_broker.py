@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from jobs.broker import Broker, PushItem, RestoreItem, Settlement
 from jobs.broker.items import NO_LIMITS, FlowLimits, Limit
+from jobs.limits import effective_burst, limit, parse_rate
 from tests.helpers import DrivenClock
 
 LEASE = 30_000
@@ -105,6 +106,23 @@ def test_a_burst_lets_that_many_start_at_once(broker: Broker, clock: DrivenClock
     assert len(claim(broker, 10, limits)) == 3
     clock.advance(1000)
     assert len(claim(broker, 10, limits)) == 1
+
+
+def test_a_fast_rate_without_a_burst_starts_ten_milliseconds_of_jobs_at_once(
+    broker: Broker, clock: DrivenClock
+) -> None:
+    """1000/s with no burst set: a claim 10 ms after the last takes 10 jobs, so claims milliseconds apart
+    keep the rate; a slow rate keeps a burst of one."""
+    assert effective_burst(parse_rate("rate", "1000/s"), None) == 10
+    assert effective_burst(parse_rate("rate", "50/s"), None) == 1
+    assert effective_burst(parse_rate("rate", "1000/s"), 2) == 2 and effective_burst(None, None) == 1
+    push(broker, "", 40)
+    limits = FlowLimits(queue=limit(None, parse_rate("rate", "1000/s"), None))
+    assert len(claim(broker, 40, limits)) == 10
+    clock.advance(3)
+    assert len(claim(broker, 40, limits)) == 3
+    clock.advance(1000)
+    assert len(claim(broker, 40, limits)) == 10
 
 
 def test_queue_rate_over_a_driven_minute(broker: Broker, clock: DrivenClock) -> None:
