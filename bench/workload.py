@@ -34,7 +34,7 @@ from bench.common import (
     wait_for,
 )
 from bench.drivers import DRIVERS
-from bench.procs import RssSampler
+from bench.procs import RssSampler, pss_bytes, tree
 
 EXIT_IMPORT_ERROR = 3
 WARMUP_JOBS = 20
@@ -64,14 +64,25 @@ def _done_reader(driver: QueueDriver) -> Callable[[], int]:
     return lambda: read_done(r)
 
 
-def enqueue_one(driver: QueueDriver, opts: Options) -> dict[str, Any]:
-    """Enqueue ``n`` no-op jobs one by one, no workers running."""
-    _reset(driver)
-    driver.enqueue_noop_serial(WARMUP_JOBS)
+def _timed_rate(enqueue: Callable[[int], None], n: int) -> tuple[float, float]:
+    """(jobs/s, seconds) of ``enqueue(n)`` after WARMUP_JOBS untimed ones."""
+    enqueue(WARMUP_JOBS)
     start = time.perf_counter()
-    driver.enqueue_noop_serial(opts.n)
+    enqueue(n)
     elapsed = time.perf_counter() - start
-    return {"jobs_per_s": opts.n / elapsed, "seconds": elapsed}
+    return n / elapsed, elapsed
+
+
+def enqueue_one(driver: QueueDriver, opts: Options) -> dict[str, Any]:
+    """Enqueue ``n`` no-op jobs one by one, no workers running; then, where the driver has one, the
+    floor of the same path in the same process right after (``floor_jobs_per_s``)."""
+    _reset(driver)
+    rate, elapsed = _timed_rate(driver.enqueue_noop_serial, opts.n)
+    result = {"jobs_per_s": rate, "seconds": elapsed}
+    if driver.has_enqueue_floor:
+        floor, floor_elapsed = _timed_rate(driver.enqueue_floor_serial, opts.n)
+        result.update(floor_jobs_per_s=floor, floor_seconds=floor_elapsed, of_floor=rate / floor)
+    return result
 
 
 def _enqueue_bulk(driver: QueueDriver, n: int) -> None:
@@ -92,7 +103,8 @@ def enqueue_bulk(driver: QueueDriver, opts: Options) -> dict[str, Any]:
 
 
 def _drain(driver: QueueDriver, opts: Options, enqueue: Callable[[], None]) -> dict[str, Any]:
-    """Enqueue ``n`` jobs, then start the workers and time first job start -> last job done."""
+    """Enqueue ``n`` jobs, then start the workers and time first job start -> last job done, and
+    worker start -> last job done; the pool's PSS once the last job is done (before the stop)."""
     _reset(driver)
     enqueue()
     done = _done_reader(driver)
@@ -101,14 +113,17 @@ def _drain(driver: QueueDriver, opts: Options, enqueue: Callable[[], None]) -> d
         driver.start_workers(opts.processes)
         finished = wait_for(done, opts.n, opts.timeout)
         rss.sample()
+        pss_after = pss_bytes(tree(driver.worker_pids()))
     first = read_first_start(harness_redis(driver.redis_url)) or started
     elapsed = finished - first
     return {
         "jobs_per_s": opts.n / elapsed,
         "seconds": elapsed,
+        "jobs_per_s_from_start": opts.n / (finished - started),
         "startup_s": first - started,
         "peak_rss_mb": rss.peak_mb,
         "peak_pss_mb": rss.peak_pss_mb,
+        "pss_after_mb": pss_after / 2**20,
     }
 
 
