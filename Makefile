@@ -13,7 +13,7 @@ endif
 TASKS_TESTS := tests/test_django_tasks.py tests/test_django_tasks_workers.py
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-floor bench-startup bench-tasks migrate clean
+.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-floor bench-startup bench-tasks bench-cpu migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,11 @@ bench-startup: $(STAMP)
 
 bench-tasks: $(STAMP)
 	$(BIN)/python bench/tasks_bench.py
+
+## bench-cpu: CPU per job of the pool, PostgreSQL and Redis, Redis commands and SQL statements per job, for
+## the defaults and the quiet configuration (a private PostgreSQL and Redis; add ARGS=--profile for py-spy)
+bench-cpu: $(STAMP)
+	$(BIN)/python bench/cpu_per_job.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV6) .local staticfiles
