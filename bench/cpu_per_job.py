@@ -249,7 +249,7 @@ def profile(args: argparse.Namespace, servers: tuple[PrivatePostgres, PrivateRed
     # --gil: only the thread holding the GIL is sampled, so Python's own CPU (a thread asleep or waiting on
     # a socket lets the GIL go); --nonblocking: the pool is not paused for each sample.
     spy = [str(Path(sys.executable).with_name("py-spy")), "record", "--subprocesses", "--gil", "--nonblocking"]
-    spy += ["--rate", "250", "--format", "raw", "--output", str(out), "--"]
+    spy += ["--rate", "500", "--format", "raw", "--output", str(out), "--"]
     argv = [*spy, sys.executable, "manage.py", "runworkers", "--processes", str(args.processes)]
     spied = spawn(argv, pool_env("defaults", *servers), args.log)
     try:
@@ -312,9 +312,10 @@ def report(summary: dict[str, dict[str, Any]]) -> list[str]:
             for s in (d, q)
         ]
         lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
-    lines += ["", "SQL statements per job (defaults), by time; calls and µs of execution:", ""]
+    lines += ["", "SQL statements per job (defaults), by time (under 0.05 µs and 0.01 calls left out):", ""]
     lines += ["| calls | µs | statement |", "|---:|---:|---|"]
-    for query, s in sorted(d["statements"].items(), key=lambda kv: -kv[1]["exec_us"])[:15]:
+    shown = [kv for kv in d["statements"].items() if kv[1]["exec_us"] >= 0.05 or kv[1]["calls"] >= 0.01]
+    for query, s in sorted(shown, key=lambda kv: -kv[1]["exec_us"])[:15]:
         text = " ".join(query.split())
         lines.append(f"| {s['calls']:.3f} | {s['exec_us']:.1f} | `{text[:110]}{'…' if len(text) > 110 else ''}` |")
     return lines
@@ -349,7 +350,8 @@ def measure(args: argparse.Namespace, servers: tuple[PrivatePostgres, PrivateRed
         for config in ("defaults", "quiet") if i % 2 == 0 else ("quiet", "defaults"):
             runs.append(drain(config, args, servers, counters))
             r = runs[-1]
-            print(f"run {i + 1}/{args.runs} {config:8} pool {r['pool_us']:,.0f} µs/job, total {r['total_us']:,.0f}")
+            pool, total = r["pool_us"], r["total_us"]
+            print(f"run {i + 1}/{args.runs} {config:8} pool {pool:,.0f} µs/job, total {total:,.0f}", flush=True)
     summary = {name: medians([r for r in runs if r["config"] == name]) for name in CONFIGS}
     found: dict[str, Any] = {"runs": runs, "summary": summary}
     if args.profile:
