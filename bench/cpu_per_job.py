@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -92,7 +93,7 @@ class Snapshot:
     pg_backends_cpu: float
     redis_cpu: float
     commands: dict[str, tuple[int, int]]  # command -> (calls, usec)
-    statements: dict[str, tuple[str, int, float]]  # queryid -> (query, calls, total ms)
+    statements: dict[str, tuple[str, int, float, int]]  # queryid -> (query, calls, total ms, rows)
     polls: int
 
 
@@ -130,7 +131,7 @@ class Counters:
         stats: Any = self.redis.info("commandstats")
         commands = {k.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"])) for k, v in stats.items()}
         rows = self.sql.execute(
-            "SELECT queryid::text, query, calls, total_exec_time FROM pg_stat_statements "
+            "SELECT queryid::text, query, calls, total_exec_time, rows FROM pg_stat_statements "
             "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND query NOT LIKE '%pg_stat_statements%' AND query NOT LIKE '%pg_backend_pid%'"
         ).fetchall()
@@ -142,7 +143,7 @@ class Counters:
             pg_backends_cpu=cpu_seconds(backends),
             redis_cpu=float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]),
             commands=commands,
-            statements={r[0]: (r[1], int(r[2]), float(r[3])) for r in rows},
+            statements={r[0]: (r[1], int(r[2]), float(r[3]), int(r[4])) for r in rows},
             polls=self.polls,
         )
 
@@ -186,14 +187,15 @@ def _command_deltas(a: Snapshot, b: Snapshot, n: int) -> dict[str, dict[str, flo
 
 
 def _statement_deltas(a: Snapshot, b: Snapshot, n: int) -> dict[str, dict[str, float]]:
-    """SQL statements per job, by normalised text, with their execution time (µs per job)."""
+    """SQL statements per job, by normalised text: calls, execution time (µs) and rows, per job."""
     statements: dict[str, dict[str, float]] = {}
-    for queryid, (query, calls, ms) in b.statements.items():
-        _, before_calls, before_ms = a.statements.get(queryid, (query, 0, 0.0))
+    for queryid, (query, calls, ms, rows) in b.statements.items():
+        _, before_calls, before_ms, before_rows = a.statements.get(queryid, (query, 0, 0.0, 0))
         if calls > before_calls:
-            figures = statements.setdefault(query, {"calls": 0.0, "exec_us": 0.0})
+            figures = statements.setdefault(query, {"calls": 0.0, "exec_us": 0.0, "rows": 0.0})
             figures["calls"] += (calls - before_calls) / n
             figures["exec_us"] += (ms - before_ms) * 1000 / n
+            figures["rows"] += (rows - before_rows) / n
     return statements
 
 
@@ -313,11 +315,12 @@ def report(summary: dict[str, dict[str, Any]]) -> list[str]:
         ]
         lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     lines += ["", "SQL statements per job (defaults), by time (under 0.05 µs and 0.01 calls left out):", ""]
-    lines += ["| calls | µs | statement |", "|---:|---:|---|"]
+    lines += ["| calls | µs | rows | statement |", "|---:|---:|---:|---|"]
     shown = [kv for kv in d["statements"].items() if kv[1]["exec_us"] >= 0.05 or kv[1]["calls"] >= 0.01]
     for query, s in sorted(shown, key=lambda kv: -kv[1]["exec_us"])[:15]:
         text = " ".join(query.split())
-        lines.append(f"| {s['calls']:.3f} | {s['exec_us']:.1f} | `{text[:110]}{'…' if len(text) > 110 else ''}` |")
+        cut = f"{text[:110]}{'…' if len(text) > 110 else ''}"
+        lines.append(f"| {s['calls']:.3f} | {s['exec_us']:.1f} | {s.get('rows', 0):.2f} | `{cut}` |")
     return lines
 
 
@@ -359,9 +362,14 @@ def measure(args: argparse.Namespace, servers: tuple[PrivatePostgres, PrivateRed
     return found
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # so the pool is stopped and the private servers removed on the way out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``make bench-cpu``."""
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     load = os.getloadavg()[0]
     with PrivatePostgres() as pg, PrivateRedis() as redis:
         found = measure(args, (pg, redis))

@@ -64,24 +64,29 @@ def _done_reader(driver: QueueDriver) -> Callable[[], int]:
     return lambda: read_done(r)
 
 
-def _timed_rate(enqueue: Callable[[int], None], n: int) -> tuple[float, float]:
-    """(jobs/s, seconds) of ``enqueue(n)`` after WARMUP_JOBS untimed ones."""
-    enqueue(WARMUP_JOBS)
-    start = time.perf_counter()
-    enqueue(n)
-    elapsed = time.perf_counter() - start
-    return n / elapsed, elapsed
+FLOOR_CHUNK = 100  # jobs enqueued by one side before the other takes its turn
 
 
 def enqueue_one(driver: QueueDriver, opts: Options) -> dict[str, Any]:
-    """Enqueue ``n`` no-op jobs one by one, no workers running; then, where the driver has one, the
-    floor of the same path in the same process right after (``floor_jobs_per_s``)."""
+    """Enqueue ``n`` no-op jobs one by one, no workers running. Where the driver has a floor of its path,
+    ``n`` jobs along the floor too, in alternating chunks, so that the machine's drift hits both alike
+    (``floor_jobs_per_s``)."""
     _reset(driver)
-    rate, elapsed = _timed_rate(driver.enqueue_noop_serial, opts.n)
-    result = {"jobs_per_s": rate, "seconds": elapsed}
+    driver.enqueue_noop_serial(WARMUP_JOBS)
+    sides = [driver.enqueue_noop_serial]
     if driver.has_enqueue_floor:
-        floor, floor_elapsed = _timed_rate(driver.enqueue_floor_serial, opts.n)
-        result.update(floor_jobs_per_s=floor, floor_seconds=floor_elapsed, of_floor=rate / floor)
+        driver.enqueue_floor_serial(WARMUP_JOBS)
+        sides.append(driver.enqueue_floor_serial)
+    spent = [0.0] * len(sides)
+    chunk = FLOOR_CHUNK if len(sides) > 1 else opts.n
+    for first in range(0, opts.n, chunk):
+        for i, enqueue in enumerate(sides):
+            start = time.perf_counter()
+            enqueue(min(chunk, opts.n - first))
+            spent[i] += time.perf_counter() - start
+    result = {"jobs_per_s": opts.n / spent[0], "seconds": spent[0]}
+    if len(sides) > 1:
+        result.update(floor_jobs_per_s=opts.n / spent[1], floor_seconds=spent[1], of_floor=spent[1] / spent[0])
     return result
 
 

@@ -52,7 +52,7 @@ def snapshot(done: int, at: float, cpu: float, polls: int, gets: int, statement_
         pg_backends_cpu=cpu / 4,
         redis_cpu=cpu / 10,
         commands={"get": (gets, gets), "incrby": (done, 2 * done), "info": (9, 9)},
-        statements={"42": ("UPDATE jobs_job SET status = $1", statement_calls, statement_calls * 0.05)},
+        statements={"42": ("UPDATE jobs_job SET status = $1", statement_calls, statement_calls * 0.05, 2 * done)},
         polls=polls,
     )
 
@@ -67,7 +67,9 @@ def test_cpu_per_job_counts_only_the_jobs_between_the_snapshots_and_leaves_out_t
     assert found["commands"]["get"]["calls"] == pytest.approx(0.5)  # the 100 polls are the script's
     assert found["commands"]["incrby"] == {"calls": 1.0, "redis_us": 2.0}
     assert "info" not in found["commands"]
-    assert found["statements"]["UPDATE jobs_job SET status = $1"] == pytest.approx({"calls": 1.0, "exec_us": 50.0})
+    assert found["statements"]["UPDATE jobs_job SET status = $1"] == pytest.approx(
+        {"calls": 1.0, "exec_us": 50.0, "rows": 2.0}
+    )
 
 
 def test_cpu_per_job_refuses_a_drain_where_no_job_finished_between_the_snapshots() -> None:
