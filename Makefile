@@ -13,7 +13,7 @@ endif
 TASKS_TESTS := tests/test_django_tasks.py tests/test_django_tasks_workers.py
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-floor bench-startup bench-tasks bench-flow migrate clean
+.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-floor bench-startup bench-tasks bench-flow bench-cpu migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -87,6 +87,11 @@ bench-tasks: $(STAMP)
 ## bench-flow: flow control's bar: no-limit drain vs before, 1,000 groups vs plain, a 1000/s queue vs its limit
 bench-flow: $(STAMP)
 	$(BIN)/python bench/flow_bench.py
+
+## bench-cpu: CPU per job of the pool, PostgreSQL and Redis, Redis commands and SQL statements per job, for
+## the defaults and the quiet configuration (a private PostgreSQL and Redis; add ARGS=--profile for py-spy)
+bench-cpu: $(STAMP)
+	$(BIN)/python bench/cpu_per_job.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV6) .local staticfiles

@@ -27,6 +27,9 @@ Optional (have defaults):
   of :data:`BULK_BATCH`).
 * ``enqueue_noop_serial(self, count) -> None``: enqueue ``count`` no-op jobs one at a time
   (defaults to calling ``enqueue_noop`` in a loop; override only to stay in an event loop).
+* ``has_enqueue_floor: ClassVar[bool]`` (default False) and ``enqueue_floor_serial(self, count)``:
+  enqueue ``count`` no-op jobs one by one along the floor of the library's own path (ZipLine: the
+  same row committed with bare psycopg, then the same Redis push); ``enqueue_one`` times it too.
 * ``setup(self) -> None``: called once per workload *after* the harness has FLUSHDB'ed the bench
   Redis db and before anything is enqueued; reset any other state here (e.g. PostgreSQL tables).
 * ``teardown(self) -> None``: called once at the end of the workload, after the workers are stopped.
@@ -132,6 +135,7 @@ class QueueDriver(abc.ABC):
     """One job-queue library under test; see the module docstring for the contract."""
 
     supports_bulk: ClassVar[bool] = False
+    has_enqueue_floor: ClassVar[bool] = False
 
     def __init__(self, redis_url: str = REDIS_URL, log_path: Path | None = None) -> None:
         self.redis_url = redis_url
@@ -170,6 +174,10 @@ class QueueDriver(abc.ABC):
     def enqueue_noop_bulk(self, count: int) -> None:
         """Enqueue ``count`` no-op jobs with one bulk call (only if ``supports_bulk``)."""
         raise NotImplementedError(f"{type(self).__name__} has no bulk enqueue API")
+
+    def enqueue_floor_serial(self, count: int) -> None:
+        """Enqueue ``count`` no-op jobs one by one along the floor of this path (only if ``has_enqueue_floor``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no enqueue floor")
 
     # -- workers
     @abc.abstractmethod

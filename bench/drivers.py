@@ -30,7 +30,8 @@ PROJECT_VENV = Venv("project", ROOT / ".venv", None)
 
 @dataclass(frozen=True)
 class DriverSpec:
-    """One row of the results table."""
+    """One row of the results table. Rows named ``zipline_*`` are ZipLine in another configuration:
+    never the headline, never a peer."""
 
     name: str
     label: str
@@ -49,7 +50,15 @@ DRIVERS: dict[str, DriverSpec] = {
             "bench.zipline_adapter",
             "ZipLineDriver",
             PROJECT_VENV,
-            "bench/zipline_adapter.py",
+            "bench/zipline_adapter.py with ZipLine's defaults",
+        ),
+        DriverSpec(
+            "zipline_quiet",
+            "ZipLine (quiet)",
+            "bench.zipline_adapter",
+            "ZipLineQuietDriver",
+            PROJECT_VENV,
+            "bench/zipline_adapter.py with JQS_LOG_LEVEL=warning JQS_METRICS_ENABLED=false",
         ),
         DriverSpec(
             "rq_default",
@@ -98,6 +107,14 @@ DRIVERS: dict[str, DriverSpec] = {
             "HueyThreadsDriver",
             PEERS_VENV,
             "huey_consumer -w 16 -k thread",
+        ),
+        DriverSpec(
+            "huey_processes",
+            "Huey (processes)",
+            "bench.peers.huey",
+            "HueyProcessesDriver",
+            PEERS_VENV,
+            "huey_consumer -w 2 -k process",
         ),
         DriverSpec(
             "arq",

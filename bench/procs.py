@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -37,6 +38,13 @@ def spawn(argv: list[str], env: dict[str, str], log_path: Path | None) -> subpro
         with open(pgid_file, "a") as fh:
             fh.write(f"{proc.pid}\n")
     return proc
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _stat(pid: int) -> tuple[int, int] | None:

@@ -1,4 +1,8 @@
-"""Turn raw runs into summaries, the Markdown table and the ZipLine-vs-best-peer ratios (stdlib only)."""
+"""Turn raw runs into summaries, the Markdown tables and the ZipLine-vs-best-peer ratios (stdlib only).
+
+The headline is the ``zipline`` row: ZipLine with its production defaults. Rows named ``zipline_*``
+(the tuned ``zipline_quiet``) are shown beside it, never as the headline and never as a peer.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ METRICS = (
     Metric("enqueue_one", "jobs_per_s", "enqueue one by one", "jobs/s", True),
     Metric("enqueue_bulk", "jobs_per_s", "enqueue bulk", "jobs/s", True),
     Metric("drain_noop", "jobs_per_s", "drain no-op", "jobs/s", True),
+    Metric("drain_noop", "jobs_per_s_from_start", "drain no-op from worker start", "jobs/s", True),
+    Metric("drain_noop", "startup_s", "worker start to first job", "s", False),
     Metric("drain_sleep", "jobs_per_s", "drain sleep", "jobs/s", True),
     Metric("latency", "p50_ms", "latency p50", "ms", False),
     Metric("latency", "p95_ms", "latency p95", "ms", False),
@@ -30,7 +36,15 @@ METRICS = (
     Metric("drain_noop", "peak_rss_mb", "worker RSS, drain no-op", "MiB", False),
     Metric("drain_sleep", "peak_rss_mb", "worker RSS, drain sleep", "MiB", False),
     Metric("drain_noop", "peak_pss_mb", "worker PSS, drain no-op", "MiB", False),
+    Metric("drain_noop", "pss_after_mb", "pool PSS after the drain", "MiB", False),
 )
+
+SUBJECT = "zipline"
+
+
+def is_peer(name: str) -> bool:
+    """A peer library's row: not ZipLine in any configuration."""
+    return name != SUBJECT and not name.startswith(SUBJECT + "_")
 
 
 def summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -90,6 +104,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"latency jobs: {meta['n_latency']} every {meta['interval_ms']:g} ms · worker processes: {meta['processes']} · "
         f"1-min load average before/after: {meta['loadavg_1min']['start']:.2f}/{meta['loadavg_1min']['end']:.2f}",
         "",
+        "## ZipLine against the best peer",
+        "",
+        *headline(results),
+        "",
+        "## Every row",
+        "",
         "Cells: median (min–max) over the runs. Throughput: higher is better; latency and RSS: lower is better.",
         "",
     ]
@@ -126,28 +146,107 @@ def _above_floor(results: dict[str, Any]) -> list[float]:
     return [r["p50_ms"] - r["floor_p50_ms"] for r in runs if "p50_ms" in r and "floor_p50_ms" in r]
 
 
-def ratios(results: dict[str, Any], subject: str = "zipline") -> list[str]:
-    """One line per metric comparing ``subject``'s median with the best peer's median."""
-    rows = results["rows"]
-    if subject not in rows:
-        return [f"{subject}: not measured"]
-    lines = []
-    for m in measured_metrics(results):
-        mine = rows[subject]["summary"].get(m.workload, {}).get(m.key)
-        peers = [
-            (row["summary"][m.workload][m.key]["median"], row["label"])
-            for name, row in rows.items()
-            if name != subject and m.key in row["summary"].get(m.workload, {})
-        ]
-        label = f"{m.title} ({m.unit})"
-        if mine is None or not peers:
-            lines.append(f"{label}: {subject} not measured" if mine is None else f"{label}: no peer measured")
+@dataclass(frozen=True)
+class Headline:
+    """One line of the headline table: a workload, judged against the best peer."""
+
+    metric: Metric
+    title: str  # with {n_noop}, {n_sleep}, {sleep_ms} filled from the run's sizes
+
+
+HEADLINE = (
+    Headline(Metric("drain_noop", "jobs_per_s", "", "jobs/s", True), "drain {n_noop} no-op jobs, after the first job"),
+    Headline(Metric("drain_noop", "jobs_per_s_from_start", "", "jobs/s", True), "the same, counted from worker start"),
+    Headline(Metric("drain_noop", "startup_s", "", "s", False), "worker start to first job"),
+    Headline(Metric("drain_sleep", "jobs_per_s", "", "jobs/s", True), "{n_sleep} jobs sleeping {sleep_ms} ms"),
+    Headline(Metric("latency", "p50_ms", "", "ms", False), "latency p50"),
+    Headline(Metric("latency", "p99_ms", "", "ms", False), "latency p99"),
+    Headline(Metric("enqueue_one", "jobs_per_s", "", "jobs/s", True), "enqueue one by one"),
+    Headline(Metric("drain_noop", "pss_after_mb", "", "MiB", False), "PSS of the pool after the drain"),
+)
+
+
+def _median(row: dict[str, Any] | None, m: Metric) -> float | None:
+    stat = (row or {}).get("summary", {}).get(m.workload, {}).get(m.key)
+    return None if stat is None else float(stat["median"])
+
+
+def _best_peer(results: dict[str, Any], m: Metric) -> tuple[float, str] | None:
+    peers = [
+        (value, row["label"])
+        for name, row in results["rows"].items()
+        if is_peer(name) and (value := _median(row, m)) is not None
+    ]
+    if not peers:
+        return None
+    return max(peers) if m.higher_is_better else min(peers)
+
+
+def _value(value: float | None, unit: str) -> str:
+    return "not measured" if value is None else f"{fmt(value)} {unit}"
+
+
+def _sizes(meta: dict[str, Any]) -> dict[str, str]:
+    return {"n_noop": f"{meta['n_noop']:,}", "n_sleep": f"{meta['n_sleep']:,}", "sleep_ms": f"{meta['sleep_ms']:g}"}
+
+
+def headline(results: dict[str, Any]) -> list[str]:
+    """The issue's table: per workload, ZipLine's median (defaults), the best peer's, and the ratio."""
+    rows, sizes = results["rows"], _sizes(results["meta"])
+    lines = [
+        "| workload | ZipLine (defaults) | best peer | ratio |",
+        "|---|---|---|---|",
+    ]
+    for h in HEADLINE:
+        if h.metric.workload not in results["meta"]["workloads"]:
             continue
-        best, best_label = max(peers) if m.higher_is_better else min(peers)
-        ratio = mine["median"] / best if best else float("inf")
-        better = "higher" if m.higher_is_better else "lower"
-        lines.append(
-            f"{label}: {rows[subject]['label']} {fmt(mine['median'])} vs best peer {best_label} {fmt(best)}"
-            f" -> {ratio:.2f}x ({better} is better)"
-        )
+        mine, best = _median(rows.get(SUBJECT), h.metric), _best_peer(results, h.metric)
+        ratio = f"{mine / best[0]:.2f}×" if mine is not None and best and best[0] else ""
+        peer = f"{best[1]} {_value(best[0], h.metric.unit)}" if best else "no peer measured"
+        lines.append(f"| {h.title.format(**sizes)} | {_value(mine, h.metric.unit)} | {peer} | {ratio} |")
+    lines += [
+        "",
+        "Medians over the runs. Ratio: ZipLine ÷ best peer; for rates above 1 is better, for times and memory "
+        "below 1 is.",
+    ]
+    p50, p99 = (_median(rows.get(SUBJECT), Metric("latency", k, "", "ms", False)) for k in ("p50_ms", "p99_ms"))
+    if p50 and p99 is not None:
+        lines.append(f"ZipLine's latency p99 ÷ p50: {p99 / p50:.2f}×.")
+    return lines + _against_floor(rows.get(SUBJECT)) + _tuned(results)
+
+
+def _against_floor(row: dict[str, Any] | None) -> list[str]:
+    """Enqueue one by one and latency against the floor of ZipLine's own path, measured in the same run."""
+    lines = []
+    enqueue = Metric("enqueue_one", "jobs_per_s", "", "jobs/s", True)
+    enqueue_floor = Metric("enqueue_one", "floor_jobs_per_s", "", "jobs/s", True)
+    mine, floor = _median(row, enqueue), _median(row, enqueue_floor)
+    if mine is not None and floor:
+        lines.append(f"| enqueue one by one | {fmt(mine)} jobs/s | {fmt(floor)} jobs/s | {mine / floor:.0%} of it |")
+    p50 = _median(row, Metric("latency", "p50_ms", "", "ms", False))
+    latency_floor = _median(row, Metric("latency", "floor_p50_ms", "", "ms", False))
+    if p50 is not None and latency_floor is not None:
+        lines.append(f"| latency p50 | {fmt(p50)} ms | {fmt(latency_floor)} ms | {p50 - latency_floor:+.2f} ms |")
+    if not lines:
+        return []
+    head = ["", "Against the floor of ZipLine's own path, measured in the same run (bare psycopg and redis-py):", ""]
+    return [*head, "| workload | ZipLine (defaults) | floor | ZipLine against it |", "|---|---|---|---|", *lines]
+
+
+def _tuned(results: dict[str, Any]) -> list[str]:
+    """Each other ZipLine configuration (``zipline_*``) beside the defaults: named, never the headline."""
+    rows, sizes = results["rows"], _sizes(results["meta"])
+    lines: list[str] = []
+    for name, row in rows.items():
+        if name == SUBJECT or is_peer(name):
+            continue
+        lines += ["", f"Tuned, not the headline: {row['label']} (`{row['settings']}`):", ""]
+        lines += ["| workload | ZipLine (defaults) | tuned | defaults ÷ tuned |", "|---|---|---|---|"]
+        for h in HEADLINE:
+            mine, tuned = _median(rows.get(SUBJECT), h.metric), _median(row, h.metric)
+            if tuned is None:
+                continue
+            ratio = f"{mine / tuned:.2f}×" if mine is not None and tuned else ""
+            unit = h.metric.unit
+            lines.append(f"| {h.title.format(**sizes)} | {_value(mine, unit)} | {_value(tuned, unit)} | {ratio} |")
     return lines

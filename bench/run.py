@@ -130,14 +130,14 @@ def run_workload(spec: DriverSpec, extra: list[str], timeout: float, log: Path) 
 
 def probe(spec: DriverSpec, log_dir: Path) -> dict[str, Any] | None:
     """Import the driver in its interpreter; None (with a notice) if ZipLine's adapter is unavailable."""
-    if spec.name == "zipline":
+    if spec.name.startswith("zipline"):
         adapter = ROOT / "bench" / "zipline_adapter.py"
         for needed in (adapter, spec.venv.python):
             if not needed.exists():
                 print(f"notice: {needed} is missing: ZipLine rows skipped")
                 return None
     status, result = run_workload(spec, ["--check"], 120, log_dir / f"{spec.name}.log")
-    if status == EXIT_IMPORT_ERROR and spec.name == "zipline":
+    if status == EXIT_IMPORT_ERROR and spec.name.startswith("zipline"):
         print(f"notice: ZipLine adapter cannot be imported ({result.get('error')}): ZipLine rows skipped")
         return None
     if status != 0:
@@ -282,9 +282,6 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(results, args.out)
     print()
     print(report.markdown(results))
-    print("ZipLine against the best peer (median of runs):")
-    for line in report.ratios(results):
-        print(f"  {line}")
     print(f"\nresults: {args.out / 'latest.md'}, latest.json, latest.png; worker logs: {log_dir}")
     return 0
 

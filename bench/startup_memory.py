@@ -53,7 +53,8 @@ def _free_port() -> int:
 
 
 def _worker_env(report_dir: str) -> dict[str, str]:
-    """ZipLine's defaults for logging and metrics (the bench settings turn both down), a free metrics port."""
+    """ZipLine's defaults for logging and metrics, spelled out (the bench settings keep them too, but a
+    caller's environment might not), and a free metrics port."""
     return {
         "DJANGO_SETTINGS_MODULE": "bench.zipline_settings",
         "JQS_LOG_LEVEL": "info",

@@ -34,7 +34,7 @@ from bench.common import (
     wait_for,
 )
 from bench.drivers import DRIVERS
-from bench.procs import RssSampler
+from bench.procs import RssSampler, pss_bytes, tree
 
 EXIT_IMPORT_ERROR = 3
 WARMUP_JOBS = 20
@@ -64,14 +64,30 @@ def _done_reader(driver: QueueDriver) -> Callable[[], int]:
     return lambda: read_done(r)
 
 
+FLOOR_CHUNK = 100  # jobs enqueued by one side before the other takes its turn
+
+
 def enqueue_one(driver: QueueDriver, opts: Options) -> dict[str, Any]:
-    """Enqueue ``n`` no-op jobs one by one, no workers running."""
+    """Enqueue ``n`` no-op jobs one by one, no workers running. Where the driver has a floor of its path,
+    ``n`` jobs along the floor too, in alternating chunks, so that the machine's drift hits both alike
+    (``floor_jobs_per_s``)."""
     _reset(driver)
     driver.enqueue_noop_serial(WARMUP_JOBS)
-    start = time.perf_counter()
-    driver.enqueue_noop_serial(opts.n)
-    elapsed = time.perf_counter() - start
-    return {"jobs_per_s": opts.n / elapsed, "seconds": elapsed}
+    sides = [driver.enqueue_noop_serial]
+    if driver.has_enqueue_floor:
+        driver.enqueue_floor_serial(WARMUP_JOBS)
+        sides.append(driver.enqueue_floor_serial)
+    spent = [0.0] * len(sides)
+    chunk = FLOOR_CHUNK if len(sides) > 1 else opts.n
+    for first in range(0, opts.n, chunk):
+        for i, enqueue in enumerate(sides):
+            start = time.perf_counter()
+            enqueue(min(chunk, opts.n - first))
+            spent[i] += time.perf_counter() - start
+    result = {"jobs_per_s": opts.n / spent[0], "seconds": spent[0]}
+    if len(sides) > 1:
+        result.update(floor_jobs_per_s=opts.n / spent[1], floor_seconds=spent[1], of_floor=spent[1] / spent[0])
+    return result
 
 
 def _enqueue_bulk(driver: QueueDriver, n: int) -> None:
@@ -92,7 +108,8 @@ def enqueue_bulk(driver: QueueDriver, opts: Options) -> dict[str, Any]:
 
 
 def _drain(driver: QueueDriver, opts: Options, enqueue: Callable[[], None]) -> dict[str, Any]:
-    """Enqueue ``n`` jobs, then start the workers and time first job start -> last job done."""
+    """Enqueue ``n`` jobs, then start the workers and time first job start -> last job done, and
+    worker start -> last job done; the pool's PSS once the last job is done (before the stop)."""
     _reset(driver)
     enqueue()
     done = _done_reader(driver)
@@ -101,14 +118,17 @@ def _drain(driver: QueueDriver, opts: Options, enqueue: Callable[[], None]) -> d
         driver.start_workers(opts.processes)
         finished = wait_for(done, opts.n, opts.timeout)
         rss.sample()
+        pss_after = pss_bytes(tree(driver.worker_pids()))
     first = read_first_start(harness_redis(driver.redis_url)) or started
     elapsed = finished - first
     return {
         "jobs_per_s": opts.n / elapsed,
         "seconds": elapsed,
+        "jobs_per_s_from_start": opts.n / (finished - started),
         "startup_s": first - started,
         "peak_rss_mb": rss.peak_mb,
         "peak_pss_mb": rss.peak_pss_mb,
+        "pss_after_mb": pss_after / 2**20,
     }
 
 

@@ -31,7 +31,10 @@ def _docs_and_sources() -> list[Path]:
         path
         for directory in SOURCE_DIRS
         for path in sorted((ROOT / directory).rglob("*"))
-        if path.suffix in {".py", ".lua", ".md", ".yaml", ".yml"} and path.is_file()
+        if path.suffix in {".py", ".lua", ".md", ".yaml", ".yml"}
+        and path.is_file()
+        # not the benchmark's peer venvs (bench/.peers-venv*, made by `make bench`): other projects' code
+        and not any(part.startswith(".") for part in path.relative_to(ROOT).parts)
     ]
     return [*DOCS, *sources]
 

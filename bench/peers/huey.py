@@ -1,4 +1,5 @@
-"""Huey driver: one consumer with 16 worker threads (`huey_consumer -w 16 -k thread`)."""
+"""Huey drivers: one consumer with 16 worker threads (`huey_consumer -w 16 -k thread`), or with one worker
+process per core (`huey_consumer -w 2 -k process`)."""
 
 from __future__ import annotations
 
@@ -28,3 +29,11 @@ class HueyThreadsDriver(QueueDriver):
     def worker_commands(self, processes: int) -> list[WorkerCommand]:
         argv = [venv_bin("huey_consumer"), "bench.peers.huey_tasks.huey", "--workers", str(self.threads)]
         return [WorkerCommand([*argv, "--worker-type", "thread", "--quiet"])]
+
+
+class HueyProcessesDriver(HueyThreadsDriver):
+    """Huey's process workers, one per core: its documented choice for CPU-bound work, and its fastest drain."""
+
+    def worker_commands(self, processes: int) -> list[WorkerCommand]:
+        argv = [venv_bin("huey_consumer"), "bench.peers.huey_tasks.huey", "--workers", str(processes)]
+        return [WorkerCommand([*argv, "--worker-type", "process", "--quiet"])]
