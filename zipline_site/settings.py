@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 from zipline_site.config import EXIT_CONFIG_ERROR, Config, ConfigError, load_config, redis_url
 from zipline_site.installed_apps import installed_apps, is_lean
+from zipline_site.logs import skip_unused_record_fields
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -206,6 +207,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": ZIPLINE.logging.level.upper()},
     "loggers": {"django.server": {"level": "WARNING"}},
 }
+skip_unused_record_fields()  # neither format prints a thread, a process or a caller; a worker logs per job
 
 # ---- REST API (issue 5; owned by jobs/api) -------------------------------------------------------------
 # DRF: token auth (Bearer or Token), JSON only, one error shape, per-scope rate limits in the Redis cache.
