@@ -1,0 +1,1 @@
+"""Generated from zipline.proto by jobs.grpc.codegen: never edited by hand."""
