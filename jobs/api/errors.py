@@ -24,7 +24,6 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
 from jobs.service import errors as domain
 
@@ -187,6 +186,9 @@ def translate(exc: BaseException) -> Translation:
 
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every error a view raises becomes one JSON error response."""
+    # Imported here: DRF's views import the parsers, which import this module (the gRPC API imports it first).
+    from rest_framework.views import set_rollback
+
     code_status, code, message, details = translate(exc)
     headers: dict[str, str] = {}
     auth_header = getattr(exc, "auth_header", None)

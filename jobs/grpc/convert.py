@@ -23,6 +23,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from jobs import masking
 from jobs.api.representations import ERROR_SUMMARY_CHARS, retry_policy
 from jobs.grpc.proto.zipline.v1 import zipline_pb2 as pb
+from jobs.ids import JobId, parse_job_id
 from jobs.models import Job, JobAttempt
 from jobs.validation import InvalidJob, JobSpec
 from zipline_site.durations import format_duration
@@ -44,6 +45,15 @@ PLAIN_FIELDS = (
     "expires_in",
 )
 RETRY_FIELDS = ("max_retries", "backoff", "initial_delay", "max_delay", "jitter")
+
+
+def job_id(value: str) -> JobId:
+    """The job id a request names; text that is no id is refused naming ``id`` (REST, where the id is part
+    of the path, answers 404 for it: a malformed path names no resource)."""
+    pk = parse_job_id(value)
+    if pk is None:
+        raise InvalidJob("id", f"{value[:60]!r} is not a job id (a UUID)")
+    return pk
 
 
 def spec_from_message(message: pb.JobSpec, prefix: str = "") -> JobSpec:

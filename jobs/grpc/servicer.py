@@ -62,7 +62,7 @@ class ZipLineServicer(pb_grpc.ZipLineServicer):
 
     @unary("read", VIEW_JOB)
     def GetJob(self, request: pb.GetJobRequest, context: Any, user: Any) -> pb.Job:
-        job = service.get_job(request.id)
+        job = service.get_job(convert.job_id(request.id))
         return convert.job_detail(job, user, job.attempt_set.all())
 
     @unary("read", VIEW_JOB)
@@ -80,12 +80,12 @@ class ZipLineServicer(pb_grpc.ZipLineServicer):
 
     @unary("write", CHANGE_JOB)
     def CancelJob(self, request: pb.CancelJobRequest, context: Any, user: Any) -> pb.Job:
-        job = service.cancel(request.id)
+        job = service.cancel(convert.job_id(request.id))
         return convert.job_detail(job, user, job.attempt_set.all())
 
     @unary("write", CHANGE_JOB)
     def RetryJob(self, request: pb.RetryJobRequest, context: Any, user: Any) -> pb.Job:
-        job = service.retry(request.id)
+        job = service.retry(convert.job_id(request.id))
         return convert.job_detail(job, user, job.attempt_set.all())
 
     @unary("stats", VIEW_JOB)
@@ -107,7 +107,7 @@ class ZipLineServicer(pb_grpc.ZipLineServicer):
         ended = threading.Event()
         context.add_callback(ended.set)  # the client went away, or the call ended
         job = None
-        for job in watch.changes(request.id, time.monotonic() + limit, ended):
+        for job in watch.changes(convert.job_id(request.id), time.monotonic() + limit, ended):
             yield convert.job_detail(job, user, job.attempt_set.all())
         if job is not None and not job.is_finished and not ended.is_set():
             raise CallEnded(grpc.StatusCode.DEADLINE_EXCEEDED, f"job {job.pk} is still {job.status}")
