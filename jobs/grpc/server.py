@@ -5,7 +5,7 @@ or a service mesh), see docs/grpc.md. Each call runs on one of a pool of threads
 thread while it lasts, so the pool bounds the watches too.
 
 The health service answers SERVING for ``""`` and ``zipline.v1.ZipLine`` from the start, and NOT_SERVING
-from the first stop signal, while the calls under way finish (:func:`stop`).
+from the first stop signal, while the calls under way finish and the watches end (:func:`stop`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class Served:
     server: Any
     health: Any
     port: int
+    servicer: ZipLineServicer
 
 
 def listen_address(host: str, port: int) -> str:
@@ -52,7 +53,8 @@ def listen_address(host: str, port: int) -> str:
 def start(address: str, threads: int = DEFAULT_THREADS) -> Served:
     """Listen on ``address`` and serve until :func:`stop`; raises :class:`OSError` when the address cannot be bound."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"), options=OPTIONS)
-    pb_grpc.add_ZipLineServicer_to_server(ZipLineServicer(), server)
+    servicer = ZipLineServicer()
+    pb_grpc.add_ZipLineServicer_to_server(servicer, server)
     checks = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(checks, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -66,10 +68,13 @@ def start(address: str, threads: int = DEFAULT_THREADS) -> Served:
     for name in ("", SERVICE_NAME):
         checks.set(name, health_pb2.HealthCheckResponse.SERVING)
     logger.info("gRPC API listening", extra={"address": address, "port": port, "threads": threads})
-    return Served(server, checks, port)
+    return Served(server, checks, port, servicer)
 
 
 def stop(served: Served, grace: float) -> None:
-    """Answer NOT_SERVING, refuse new calls, and give the calls under way ``grace`` seconds to finish."""
+    """Answer NOT_SERVING, refuse new calls, end the watches (UNAVAILABLE: a client watches again elsewhere),
+    and give the other calls under way ``grace`` seconds to finish."""
     served.health.enter_graceful_shutdown()
-    served.server.stop(grace).wait()
+    stopped = served.server.stop(grace)
+    served.servicer.stop_watches()
+    stopped.wait()

@@ -44,6 +44,18 @@ def _batch_cost(request: pb.SubmitJobsRequest) -> int:
 
 
 class ZipLineServicer(pb_grpc.ZipLineServicer):
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._watches: set[threading.Event] = set()
+        self._lock = threading.Lock()
+
+    def stop_watches(self) -> None:
+        """End every watch now (UNAVAILABLE: watch again, elsewhere): a stopping server does not wait for them."""
+        self.stopping.set()
+        with self._lock:
+            for ended in self._watches:
+                ended.set()
+
     @unary("submit")
     def SubmitJob(self, request: pb.SubmitJobRequest, context: Any, user: Any) -> pb.SubmitJobResponse:
         spec = convert.spec_from_message(request.job)
@@ -106,10 +118,18 @@ class ZipLineServicer(pb_grpc.ZipLineServicer):
         limit = WATCH_LIMIT if remaining is None else min(remaining, WATCH_LIMIT)
         ended = threading.Event()
         context.add_callback(ended.set)  # the client went away, or the call ended
-        job = None
-        for job in watch.changes(convert.job_id(request.id), time.monotonic() + limit, ended):
-            yield convert.job_detail(job, user, job.attempt_set.all())
-        if job is not None and not job.is_finished and not ended.is_set():
+        with self._lock:
+            self._watches.add(ended)
+        try:
+            job = None
+            for job in watch.changes(convert.job_id(request.id), time.monotonic() + limit, ended):
+                yield convert.job_detail(job, user, job.attempt_set.all())
+        finally:
+            with self._lock:
+                self._watches.discard(ended)
+        if self.stopping.is_set():
+            raise CallEnded(grpc.StatusCode.UNAVAILABLE, "the server is stopping; watch again")
+        if job is not None and not job.is_finished and context.is_active():
             raise CallEnded(grpc.StatusCode.DEADLINE_EXCEEDED, f"job {job.pk} is still {job.status}")
 
 
