@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from jobs.models import Job
 from tests.grpc_support import new_user, pb
-from tests.procs import free_port, manage, running
+from tests.procs import ROOT, free_port, manage, running
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -60,9 +63,24 @@ def test_rungrpc_serves_and_exits_cleanly_on_sigterm(broker: Any, tmp_path: Path
             assert time.monotonic() - started < 5
             with pytest.raises(grpc.RpcError) as ended:
                 list(watch)
-            assert ended.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+            assert ended.value.code() == grpc.StatusCode.UNAVAILABLE
     assert Job.objects.filter(pk=job.id).exists()
     assert f"127.0.0.1:{port}" in proc.log()
+
+
+def test_the_compose_healthcheck_asks_a_running_server(broker: Any, tmp_path: Path) -> None:
+    """docker-compose.yml's healthcheck of the grpc service, run as written (on this test's port)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    test = compose["services"]["grpc"]["healthcheck"]["test"]
+    assert test[0] == "CMD" and "127.0.0.1:9090" in test[-1]
+    port = free_port()
+    command = [sys.executable, *test[2:-1], test[-1].replace("127.0.0.1:9090", f"127.0.0.1:{port}")]
+    assert subprocess.run(command, capture_output=True, timeout=30, check=False).returncode == 1  # nothing there
+    with running(["rungrpc"], tmp_path, JQS_SERVER_HOST="127.0.0.1", JQS_SERVER_GRPC_PORT=port) as proc:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            _serving(channel, proc)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def test_rungrpc_says_in_one_line_when_the_port_is_taken(broker: Any) -> None:
