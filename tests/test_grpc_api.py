@@ -185,3 +185,20 @@ def test_queue_stats_refuses_a_bad_queue_name(grpc_server: GrpcServer) -> None:
     for name in ("", "bad name", "x" * 65):
         error = call_error(stub.GetQueueStats, pb.GetQueueStatsRequest(queue=name))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "queue" in violations(error)
+
+
+def test_with_redis_down_submits_commit_and_statistics_are_unavailable(grpc_server: GrpcServer) -> None:
+    from django.test import override_settings
+
+    from jobs.broker import reset_broker
+
+    stub = stub_for(grpc_server, new_user(superuser=True))
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+        reset_broker()
+        try:
+            answer = stub.SubmitJob(pb.SubmitJobRequest(job=spec()))  # REST's 201: the row is the truth
+            stats = call_error(stub.GetQueueStats, pb.GetQueueStatsRequest(queue="default"))
+        finally:
+            reset_broker()
+    assert answer.created and Job.objects.filter(pk=answer.job.id, status=Status.PENDING).exists()
+    assert stats.code() == grpc.StatusCode.UNAVAILABLE and "Redis" in stats.details()

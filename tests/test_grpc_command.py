@@ -94,3 +94,26 @@ def test_rungrpc_says_in_one_line_when_the_port_is_taken(broker: Any) -> None:
     # gRPC's core logs a line of its own before it; ours is the last, and nothing else.
     assert done.stderr.strip().splitlines()[-1].startswith(f"rungrpc: cannot listen on 127.0.0.1:{port}")
     assert "Traceback" not in done.stderr
+
+
+def test_rungrpc_starts_without_the_database_and_redis_and_says_unavailable(tmp_path: Path) -> None:
+    from jobs.grpc.proto.zipline.v1 import zipline_pb2_grpc as pb_grpc
+
+    port, nowhere = free_port(), free_port()
+    with running(
+        ["rungrpc"],
+        tmp_path,
+        JQS_SERVER_HOST="127.0.0.1",
+        JQS_SERVER_GRPC_PORT=port,
+        JQS_DATABASE_URL=f"postgres://postgres@127.0.0.1:{nowhere}/nothing",
+        JQS_REDIS_URL=f"redis://127.0.0.1:{nowhere}/0",
+    ) as proc:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            _serving(channel, proc)
+            stub = pb_grpc.ZipLineStub(channel)
+            metadata = [("authorization", "Bearer " + "a" * 40)]
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.GetSystemStats(pb.GetSystemStatsRequest(), metadata=metadata, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(30) == 0

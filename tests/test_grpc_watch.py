@@ -62,7 +62,10 @@ def test_a_running_job_cancelled(grpc_server: GrpcServer, broker: Any, tmp_path:
     job = _submit(stub, "test_sleep", {"seconds": 30})
     seen: list[tuple[str, bool]] = []
     with running(WORKERS, tmp_path) as pool:
-        wait_for_workers(broker, 1, proc=pool)
+        [worker] = wait_for_workers(broker, 1, proc=pool)
+        stats = stub.GetWorkerStats(pb.GetWorkerStatsRequest())
+        assert [(w.id, w.pid) for w in stats.workers] == [(worker["id"], worker["pid"])] and stats.totals.count == 1
+        assert stats.workers[0].HasField("heartbeat_at") and stats.workers[0].concurrency == 2
         watch = stub.WatchJob(pb.WatchJobRequest(id=job.id), timeout=60)
         for message in watch:
             seen.append((message.status, message.cancel_requested))
