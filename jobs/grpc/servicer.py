@@ -120,6 +120,8 @@ class ZipLineServicer(pb_grpc.ZipLineServicer):
         context.add_callback(ended.set)  # the client went away, or the call ended
         with self._lock:
             self._watches.add(ended)
+            if self.stopping.is_set():  # accepted just before the stop
+                ended.set()
         try:
             job = None
             for job in watch.changes(convert.job_id(request.id), time.monotonic() + limit, ended):
@@ -127,9 +129,11 @@ class ZipLineServicer(pb_grpc.ZipLineServicer):
         finally:
             with self._lock:
                 self._watches.discard(ended)
+        if job is None or job.is_finished:
+            return
         if self.stopping.is_set():
             raise CallEnded(grpc.StatusCode.UNAVAILABLE, "the server is stopping; watch again")
-        if job is not None and not job.is_finished and context.is_active():
+        if context.is_active():  # else the client went away, or its own deadline passed: it knows
             raise CallEnded(grpc.StatusCode.DEADLINE_EXCEEDED, f"job {job.pk} is still {job.status}")
 
 
