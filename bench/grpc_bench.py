@@ -6,7 +6,9 @@ two ``manage.py rungrpc`` on one port (gRPC's core sets SO_REUSEPORT, so the ker
 over them). REST is driven by wrk with 16 connections; gRPC by 16 clients, each its own channel (its own
 HTTP/2 connection) with one call in flight, all on one asyncio event loop of this process. Both take the
 machine's 2 cores with the servers, and the gRPC client is Python while wrk is C, so the client costs gRPC
-more. Two rounds, interleaved; the best of each is kept. Prints one JSON line per workload and the ratio,
+more. Two rounds, interleaved; the best of each is kept, with the servers' CPU time per request (their
+process groups' user + system time, which other load on the machine moves less than the rate). Prints one
+JSON line per workload and the ratio,
 and writes ``bench/results/grpc.json``. Its own database ``zipline_grpc_bench`` and Redis db 11 under the
 prefix ``zipbench-grpc``.
 """
@@ -107,6 +109,30 @@ def drive_grpc(address: str, token: str, clients: int, seconds: float) -> dict[s
     return asyncio.run(_drive(address, token, clients, seconds))
 
 
+def group_cpu_seconds(groups: list[int]) -> float:
+    """CPU time (user + system) used so far by every process in the process groups ``groups``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups:  # fields[2] is the process group (the 5th field of stat)
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def measured(run: Any, groups: list[int]) -> dict[str, float]:
+    """``run()``'s figures plus the servers' CPU milliseconds per request, which the machine's load moves less."""
+    before = group_cpu_seconds(groups)
+    figures = dict(run())
+    used = group_cpu_seconds(groups) - before
+    requests = figures["requests_per_second"]
+    figures["server_cpu_ms_per_request"] = round(used * 1000 / max(1.0, requests * figures.pop("seconds")), 3)
+    return figures
+
+
 def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -123,15 +149,21 @@ def main() -> None:
         raise SystemExit("bench/grpc_bench.py needs wrk for the REST side: apt-get install wrk")
     token = api_bench.prepare(DB, ENV)
     load_before = _load()
-    servers = [api_bench.serve(args.port, ENV), *serve_grpc(args.grpc_port, args.processes)]
+    rest, grpc_servers = api_bench.serve(args.port, ENV), serve_grpc(args.grpc_port, args.processes)
+    servers = [rest, *grpc_servers]
+    rest_url, grpc_address = f"http://127.0.0.1:{args.port}/api/v1/jobs", f"127.0.0.1:{args.grpc_port}"
+
+    def rest_run() -> dict[str, float]:
+        return {**api_bench.wrk(rest_url, api_bench.SINGLE, token, args.clients, args.seconds), "seconds": args.seconds}
+
+    def grpc_run() -> dict[str, float]:
+        return {**drive_grpc(grpc_address, token, args.clients, args.seconds), "seconds": args.seconds}
+
     try:
         runs: dict[str, list[dict[str, float]]] = {"rest_post_jobs_single": [], "grpc_submit_job": []}
         for _ in range(2):  # interleaved, so that drift of the machine hits both alike
-            runs["rest_post_jobs_single"].append(
-                api_bench.wrk(f"http://127.0.0.1:{args.port}/api/v1/jobs", api_bench.SINGLE, token, args.clients,
-                              args.seconds)
-            )  # fmt: skip
-            runs["grpc_submit_job"].append(drive_grpc(f"127.0.0.1:{args.grpc_port}", token, args.clients, args.seconds))
+            runs["rest_post_jobs_single"].append(measured(rest_run, [rest.pid]))
+            runs["grpc_submit_job"].append(measured(grpc_run, [s.pid for s in grpc_servers]))
     finally:
         for server in servers:
             os.killpg(server.pid, signal.SIGTERM)
