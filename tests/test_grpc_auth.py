@@ -133,6 +133,9 @@ def test_a_payload_over_the_limit_is_resource_exhausted(grpc_server: GrpcServer)
         big = pb.JobSpec(type="send_email", payload='{"email": "user@example.com", "body": "%s"}' % ("x" * 200))
         error = call_error(stub.SubmitJob, pb.SubmitJobRequest(job=big))
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "payload" in violations(error)
+    huge = pb.JobSpec(type="send_email", payload="x" * (16 * 1024 * 1024 + 1))  # over the batch body's limit
+    too_big = call_error(stub.SubmitJobs, pb.SubmitJobsRequest(jobs=[huge]))
+    assert too_big.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert not Job.objects.exists()
 
 
