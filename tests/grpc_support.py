@@ -28,6 +28,7 @@ __all__ = ["GrpcServer", "call_error", "grpc_server", "new_user", "pb", "stub_fo
 class GrpcServer:
     address: str
     channel: Any
+    served: server.Served
 
     def stub(self, token: str | None = None) -> Stub:
         return Stub(pb_grpc.ZipLineStub(self.channel), token)
@@ -58,7 +59,7 @@ def grpc_server(broker: object) -> Iterator[GrpcServer]:
     address = f"127.0.0.1:{served.port}"
     channel = grpc.insecure_channel(address)
     try:
-        yield GrpcServer(address, channel)
+        yield GrpcServer(address, channel, served)
     finally:
         channel.close()
         server.stop(served, grace=5)
