@@ -202,3 +202,20 @@ def test_with_redis_down_submits_commit_and_statistics_are_unavailable(grpc_serv
             reset_broker()
     assert answer.created and Job.objects.filter(pk=answer.job.id, status=Status.PENDING).exists()
     assert stats.code() == grpc.StatusCode.UNAVAILABLE and "Redis" in stats.details()
+
+
+def test_a_bug_is_internal_and_logged_without_its_details(
+    grpc_server: GrpcServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from jobs import service
+
+    def broken(job_id: object) -> Job:
+        raise RuntimeError("secret detail of a bug")
+
+    stub = stub_for(grpc_server, new_user(superuser=True))
+    job = stub.SubmitJob(pb.SubmitJobRequest(job=spec())).job
+    monkeypatch.setattr(service, "get_job", broken)  # a bug injected where the servicer calls the service
+    with caplog.at_level("ERROR", "zipline.api"):
+        error = call_error(stub.GetJob, pb.GetJobRequest(id=job.id))
+    assert error.code() == grpc.StatusCode.INTERNAL and "secret" not in error.details()
+    assert any("secret detail of a bug" in str(r.exc_info) for r in caplog.records)
