@@ -137,20 +137,9 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--processes", type=int, default=2, help="server processes of each API")
-    parser.add_argument("--port", type=int, default=18081)
-    parser.add_argument("--grpc-port", type=int, default=19090)
-    args = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("bench/grpc_bench.py needs wrk for the REST side: apt-get install wrk")
-    token = api_bench.prepare(DB, ENV)
-    load_before = _load()
+def run_rounds(args: argparse.Namespace, token: str) -> dict[str, list[dict[str, float]]]:
+    """Both servers up, then two interleaved rounds of each workload (drift of the machine hits both alike)."""
     rest, grpc_servers = api_bench.serve(args.port, ENV), serve_grpc(args.grpc_port, args.processes)
-    servers = [rest, *grpc_servers]
     rest_url, grpc_address = f"http://127.0.0.1:{args.port}/api/v1/jobs", f"127.0.0.1:{args.grpc_port}"
 
     def rest_run() -> dict[str, float]:
@@ -159,27 +148,46 @@ def main() -> None:
     def grpc_run() -> dict[str, float]:
         return {**drive_grpc(grpc_address, token, args.clients, args.seconds), "seconds": args.seconds}
 
+    runs: dict[str, list[dict[str, float]]] = {"rest_post_jobs_single": [], "grpc_submit_job": []}
     try:
-        runs: dict[str, list[dict[str, float]]] = {"rest_post_jobs_single": [], "grpc_submit_job": []}
-        for _ in range(2):  # interleaved, so that drift of the machine hits both alike
+        for _ in range(2):
             runs["rest_post_jobs_single"].append(measured(rest_run, [rest.pid]))
             runs["grpc_submit_job"].append(measured(grpc_run, [s.pid for s in grpc_servers]))
     finally:
-        for server in servers:
+        for server in (rest, *grpc_servers):
             os.killpg(server.pid, signal.SIGTERM)
-        for server in servers:
+        for server in (rest, *grpc_servers):
             server.wait(timeout=30)
+    return runs
+
+
+def report(runs: dict[str, list[dict[str, float]]], clients: int, load_before: float) -> dict[str, Any]:
+    """The best run of each workload and their ratio, printed as JSON lines."""
     summary: dict[str, Any] = {}
     for name, results in runs.items():
         best = max(results, key=lambda r: r["requests_per_second"])
         summary[name] = {**best, "runs": results}
-        print(json.dumps({"workload": name, "clients": args.clients, **best}))
-    ratio = summary["grpc_submit_job"]["requests_per_second"] / max(
-        1, summary["rest_post_jobs_single"]["requests_per_second"]
-    )
-    summary["ratio"] = round(ratio, 2)
+        print(json.dumps({"workload": name, "clients": clients, **best}))
+    rest = max(1, summary["rest_post_jobs_single"]["requests_per_second"])
+    summary["ratio"] = round(summary["grpc_submit_job"]["requests_per_second"] / rest, 2)
     summary["load_average"] = {"before": load_before, "after": _load()}
     print(json.dumps({"grpc_over_rest": summary["ratio"], "target": 2.0, "load_average": summary["load_average"]}))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=2, help="rungrpc processes (gunicorn runs 2 workers)")
+    parser.add_argument("--port", type=int, default=18081)
+    parser.add_argument("--grpc-port", type=int, default=19090)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("bench/grpc_bench.py needs wrk for the REST side: apt-get install wrk")
+    token = api_bench.prepare(DB, ENV)
+    load_before = _load()
+    summary = report(run_rounds(args, token), args.clients, load_before)
     out = ROOT / "bench" / "results" / "grpc.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
