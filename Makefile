@@ -13,7 +13,7 @@ endif
 TASKS_TESTS := tests/test_django_tasks.py tests/test_django_tasks_workers.py
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-floor bench-startup bench-tasks bench-flow bench-cpu migrate clean
+.PHONY: run test test-django6 soak lint format bench bench-enqueue bench-api bench-grpc bench-floor bench-startup bench-tasks bench-flow bench-cpu migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -73,6 +73,10 @@ bench-enqueue: $(STAMP)
 
 bench-api: $(STAMP)
 	$(BIN)/python bench/api_bench.py
+
+## bench-grpc: gRPC unary SubmitJob against REST's single submit, 16 concurrent clients each (needs wrk)
+bench-grpc: $(STAMP)
+	$(BIN)/python bench/grpc_bench.py
 
 bench-floor: $(STAMP)
 	$(BIN)/python bench/latency_floor.py

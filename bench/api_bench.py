@@ -37,26 +37,27 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def manage(*args: str) -> str:
+def manage(*args: str, env: dict[str, str] = ENV) -> str:
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=ENV, check=True, capture_output=True, text=True
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     ).stdout
 
 
-def prepare() -> str:
+def prepare(db: str = DB, env: dict[str, str] = ENV) -> str:
+    """A fresh database ``db`` (``env`` must name it), migrated; returns a new token's key."""
     psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc"]
-    subprocess.run([*psql, f"DROP DATABASE IF EXISTS {DB}"], check=True, capture_output=True)
-    subprocess.run([*psql, f"CREATE DATABASE {DB}"], check=True, capture_output=True)
-    manage("migrate", "-v", "0")
-    return manage("createtoken", "bench", "--create").strip().split()[-1]
+    subprocess.run([*psql, f"DROP DATABASE IF EXISTS {db}"], check=True, capture_output=True)
+    subprocess.run([*psql, f"CREATE DATABASE {db}"], check=True, capture_output=True)
+    manage("migrate", "-v", "0", env=env)
+    return manage("createtoken", "bench", "--create", env=env).strip().split()[-1]
 
 
-def serve(port: int) -> subprocess.Popen[bytes]:
+def serve(port: int, env: dict[str, str] = ENV) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [str(Path(sys.executable).with_name("gunicorn")), "zipline_site.wsgi:application",
          "--config", "python:zipline_site.gunicorn", "--bind", f"127.0.0.1:{port}",
          "--workers", "2", "--log-level", "warning"],
-        cwd=ROOT, env=ENV, start_new_session=True,
+        cwd=ROOT, env=env, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 40
 # Directories never scanned, by their path from the root; hidden ones (.venv, .git, .local) are skipped too.
-SKIPPED_DIRS = {"tests", "bench/peers", "node_modules", "staticfiles", "build"}
+# jobs/grpc/proto holds code grpcio-tools generates from zipline.proto (tests/test_grpc_codegen.py checks it).
+SKIPPED_DIRS = {"tests", "bench/peers", "node_modules", "staticfiles", "build", "jobs/grpc/proto"}
 
 # Still over, each waiting for its rewrite. This list only shrinks: never add to it, and remove an entry
 # as soon as it is under the limit (test_every_allowed_excess_is_still_over fails until it is removed).

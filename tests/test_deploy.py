@@ -40,8 +40,8 @@ PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 KNOWN_ENV = {setting.env for setting in SETTINGS}
 SHUTDOWN_TIMEOUT_DEFAULT = next(s.default for s in SETTINGS if s.env == "JQS_WORKER_SHUTDOWN_TIMEOUT")
 
-APP_SERVICES = ("migrate", "api", "workers", "scheduler")
-LONG_RUNNING = ("redis", "postgres", "api", "workers", "scheduler")
+APP_SERVICES = ("migrate", "api", "grpc", "workers", "scheduler")
+LONG_RUNNING = ("redis", "postgres", "api", "grpc", "workers", "scheduler")
 DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
 # Metric names ZipLine exports (job_queue_*, from the worker supervisor), django-prometheus' (API), and
@@ -227,6 +227,8 @@ def test_compose_has_every_service_and_healthchecks() -> None:
     assert services["migrate"].get("restart") == "no"
     assert services["workers"]["command"] == ["python", "manage.py", "runworkers", "--queues", "*"]  # as the README
     assert services["scheduler"]["command"] == ["python", "manage.py", "runscheduler"]
+    assert services["grpc"]["command"] == ["python", "manage.py", "rungrpc"]
+    assert "zipline.v1.ZipLine" in " ".join(services["grpc"]["healthcheck"]["test"])  # run by test_grpc_command
 
 
 def test_compose_depends_on_conditions() -> None:
@@ -245,7 +247,7 @@ def test_compose_depends_on_conditions() -> None:
             if condition == "service_completed_successfully":
                 assert services[target].get("restart") == "no", f"{target} must be a one-shot"
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("api", "workers", "scheduler"):
+    for name in ("api", "grpc", "workers", "scheduler"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
 
@@ -298,6 +300,8 @@ def test_compose_services_are_locked_down() -> None:
         assert "/tmp" in service.get("tmpfs", []), f"{name}: the heartbeat files need a writable /tmp"
     assert "8080:8080" in services["api"]["ports"]
     assert "9091:9091" in services["workers"]["ports"]
+    assert "9090:9090" in services["grpc"]["ports"]
+    assert _environment(services["grpc"])["JQS_SERVER_GRPC_PORT"] == "9090"
 
 
 def _docker_compose_usable() -> bool:
@@ -335,13 +339,13 @@ def test_k8s_manifests_parse() -> None:
     names = {path.name for path in K8S_DIR.glob("*.yaml")}
     assert {
         "configmap.yaml", "secret.example.yaml", "api-deployment.yaml", "workers-deployment.yaml",
-        "scheduler-deployment.yaml", "migrate-job.yaml",
+        "scheduler-deployment.yaml", "migrate-job.yaml", "grpc-deployment.yaml",
     } <= names  # fmt: skip
     kinds = {(document["kind"], document["metadata"]["name"]) for _, document in documents}
     assert {
         ("ConfigMap", "zipline-config"), ("Secret", "zipline-secrets"), ("Deployment", "zipline-api"),
         ("Service", "zipline-api"), ("Deployment", "zipline-workers"), ("Deployment", "zipline-scheduler"),
-        ("Job", "zipline-migrate"),
+        ("Job", "zipline-migrate"), ("Deployment", "zipline-grpc"), ("Service", "zipline-grpc"),
     } <= kinds  # fmt: skip
     for file, document in documents:
         assert document.get("apiVersion") and document.get("kind"), file
@@ -413,6 +417,21 @@ def test_k8s_api_probes_and_service() -> None:
     assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
     assert api["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert any(port["port"] == 8080 for port in service["spec"]["ports"])
+
+
+def test_k8s_grpc_probes_and_service() -> None:
+    """rungrpc listens on the ConfigMap's JQS_SERVER_GRPC_PORT, which its probes and Service use."""
+    grpc = _k8s("Deployment", "zipline-grpc")
+    container = _only_container(grpc)
+    port = int(_k8s("ConfigMap", "zipline-config")["data"]["JQS_SERVER_GRPC_PORT"])
+    assert container["command"] == ["python", "manage.py", "rungrpc"]
+    assert [p["containerPort"] for p in container["ports"]] == [port]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": port, "service": "zipline.v1.ZipLine"}, probe
+    service = _k8s("Service", "zipline-grpc")
+    labels = grpc["spec"]["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(port, "grpc")]
 
 
 @pytest.mark.parametrize("component", ["workers", "scheduler"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -80,6 +81,7 @@ def first_look(tmp_path: Path, settings_module: str = "zipline_site.settings", *
         JQS_REDIS_URL=_redis_url(),
         JQS_REDIS_KEY_PREFIX=prefix,
         JQS_SERVER_PORT=str(port),
+        JQS_SERVER_GRPC_PORT=str(free_port()),
         JQS_METRICS_ENABLED="false",
         JQS_WORKER_COUNT="1",
         JQS_WORKER_MAX_CONCURRENCY="4",
@@ -176,7 +178,7 @@ def test_one_ctrl_c_drains_a_running_job(tmp_path: Path, signum: int) -> None:
         assert look.output().count("stopping: draining running jobs") == 1
         assert "handing running jobs back now" not in look.output()
         assert look.popen.returncode == 0
-        assert len(look.children) == 3 and not [pid for pid in look.children if _alive(pid)]
+        assert len(look.children) == 4 and not [pid for pid in look.children if _alive(pid)]
 
 
 def test_a_second_ctrl_c_hands_the_running_job_back(tmp_path: Path) -> None:
@@ -245,10 +247,16 @@ def test_manage_py_reaches_make_runs_database_secret_and_redis(tmp_path: Path) -
 
 
 def test_make_run_listens_on_127_0_0_1_only(tmp_path: Path) -> None:
-    metrics_port = free_port()
-    with first_look(tmp_path, JQS_METRICS_ENABLED="true", JQS_METRICS_PORT=str(metrics_port)) as look:
+    metrics_port, grpc_port = free_port(), free_port()
+    with first_look(
+        tmp_path, JQS_METRICS_ENABLED="true", JQS_METRICS_PORT=str(metrics_port), JQS_SERVER_GRPC_PORT=str(grpc_port)
+    ) as look:
         _wait(lambda: _listening_addresses(look.port), 30, "the API never listened", look)
         assert _listening_addresses(look.port) == {"0100007F"}  # 127.0.0.1, and no other address
+        _wait(lambda: _listening_addresses(grpc_port), 30, "the gRPC API never listened", look)
+        # gRPC's core listens on an IPv6 socket even for 127.0.0.1: the address is IPv4-mapped (::ffff:127.0.0.1).
+        assert _listening_addresses(grpc_port) <= {"0100007F", "0000000000000000FFFF00000100007F"}
+        assert f"gRPC API      127.0.0.1:{grpc_port}" in look.output()
         if "JQS_METRICS_HOST" in {setting.env for setting in SETTINGS}:  # the workers' metrics address
             _wait(lambda: _listening_addresses(metrics_port), 30, "the workers' metrics never listened", look)
             assert _listening_addresses(metrics_port) == {"0100007F"}
@@ -274,3 +282,17 @@ def test_the_banner_prints_the_addresses_in_use_and_says_when_metrics_are_off(tm
     assert "http://127.0.0.1:8080/api/v1/" in text and "http://[::1]:9191/metrics (workers)" in text
     text = banner(load_config({**base, "JQS_METRICS_ENABLED": "false"}), ["api"], creds, tmp_path / "env")
     assert "Metrics       off (JQS_METRICS_ENABLED=false)" in text and ":9191" not in text
+    assert "gRPC API      not started: port 9090 is in use" in text
+    text = banner(load_config(base), ["api", "grpc"], creds, tmp_path / "env")
+    assert "gRPC API      127.0.0.1:9090  (same token; docs/grpc.md)" in text
+
+
+def test_make_run_sees_a_taken_port() -> None:
+    from zipline_site.firstlook import port_free
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert not port_free("127.0.0.1", port)
+    assert port_free("127.0.0.1", port)

@@ -1,9 +1,11 @@
-"""The README's "Production" steps as written, then its first REST example: the job it submits completes.
+"""The README's "Production" steps as written, then its first REST example: the job it submits completes,
+and the gRPC API the steps start reads it back.
 
 Each command runs as the README writes it, with this virtualenv's ``python`` and ``gunicorn``. The values
 of the README's ``export`` line are the test's own (its database and Redis, a secret); the test adds only
-what keeps it off other tests' ground: a Redis key prefix, a free port for the API (the README's gunicorn
-binds ``JQS_SERVER_HOST:JQS_SERVER_PORT``), a state directory, and no metrics ports.
+what keeps it off other tests' ground: a Redis key prefix, free ports for the APIs (the README's gunicorn
+binds ``JQS_SERVER_HOST:JQS_SERVER_PORT``, rungrpc ``JQS_SERVER_GRPC_PORT``), a state directory, and no
+metrics ports.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def test_the_production_steps_work_as_written_and_run_the_rest_example(tmp_path:
     exported = shlex.split(steps[1])
     assert exported[0] == "export"
     assert [word.split("=", 1)[0] for word in exported[1:]] == ["JQS_SECRET_KEY", "JQS_DATABASE_URL", "JQS_REDIS_URL"]
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JQS_", "DJANGO_", "ZIPLINE_"))}
     env.update(
         JQS_SECRET_KEY=f"readme-production-{uuid.uuid4().hex}{uuid.uuid4().hex}",
@@ -89,12 +91,14 @@ def test_the_production_steps_work_as_written_and_run_the_rest_example(tmp_path:
         JQS_REDIS_KEY_PREFIX=settings.ZIPLINE.redis.key_prefix,
         JQS_SERVER_HOST="127.0.0.1",
         JQS_SERVER_PORT=str(port),
+        JQS_SERVER_GRPC_PORT=str(grpc_port),
         JQS_METRICS_ENABLED="false",
         JQS_STATE_DIR=str(tmp_path),
         PYTHONUNBUFFERED="1",
     )
-    migrate, api, workers, scheduler, createtoken = steps[2:]
+    migrate, api, grpc_api, workers, scheduler, createtoken = steps[2:]
     assert (migrate, createtoken) == ("python manage.py migrate", "python manage.py createtoken alice --operator")
+    assert grpc_api == "python manage.py rungrpc"
 
     def run(command: str) -> str:
         done = subprocess.run(_argv(command), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -105,7 +109,7 @@ def test_the_production_steps_work_as_written_and_run_the_rest_example(tmp_path:
     with ExitStack() as stack:
         started = {
             name: stack.enter_context(_started(command, env, tmp_path / f"{name}.log"))
-            for name, command in (("api", api), ("workers", workers), ("scheduler", scheduler))
+            for name, command in (("api", api), ("grpc", grpc_api), ("workers", workers), ("scheduler", scheduler))
         }
 
         def up(name: str) -> None:
@@ -133,3 +137,19 @@ def test_the_production_steps_work_as_written_and_run_the_rest_example(tmp_path:
             return bool((curl(read) or {}).get("status") == "completed")
 
         wait_for(completed, 30, 0.2, f"the README's job (queue {submitted['queue']!r}) to complete: {curl(read)}")
+        assert _read_over_grpc(grpc_port, token, submitted["id"]) == "completed"
+
+
+def _read_over_grpc(port: int, token: str, job_id: str) -> str:
+    """The job's status as the gRPC API answers it (waiting for the server to listen)."""
+    import grpc
+
+    from jobs.grpc.proto.zipline.v1 import zipline_pb2 as pb
+    from jobs.grpc.proto.zipline.v1 import zipline_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        request = pb.GetJobRequest(id=job_id)
+        job = pb_grpc.ZipLineStub(channel).GetJob(
+            request, metadata=[("authorization", f"Bearer {token}")], timeout=30, wait_for_ready=True
+        )
+    return str(job.status)

@@ -1,7 +1,8 @@
 """``make run``: ZipLine on one machine for a first look. SQLite, the local Redis, and every process.
 
 It migrates an SQLite file under ``.local/``, makes an ``admin`` user with an API token, and runs the
-API, the workers and the scheduler as child processes until Ctrl-C. Its settings go to ``.local/env``,
+API, the gRPC API, the workers and the scheduler as child processes until Ctrl-C. The gRPC API is left
+out, and the banner says so, when its port is taken (9090 is also Prometheus's default). Its settings go to ``.local/env``,
 where ``manage.py`` finds them (:mod:`zipline_site.localenv`). The API and the workers' metrics listen
 on 127.0.0.1 unless ``JQS_SERVER_HOST`` / ``JQS_METRICS_HOST`` say otherwise: the banner prints an
 admin password and a token. When nothing answers at the
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -150,6 +152,8 @@ def main() -> int:
     ]
     if config.scheduler.enabled and (ROOT / "scheduler/management/commands/runscheduler.py").exists():
         commands.append(("scheduler", ["runscheduler"]))
+    if port_free(config.server.host, config.server.grpc_port):
+        commands.append(("grpc", ["rungrpc"]))
     stops = _StopSignals()  # before the children start, so that no stop signal can miss one of them
     # process_group=0: a group of its own, out of reach of the terminal's Ctrl-C (see the module's docstring).
     children = [
@@ -159,6 +163,17 @@ def main() -> int:
     names = [name for name, _ in commands]
     print(banner(config, names, creds, localenv.env_file(env)), flush=True)
     return _supervise(children, stops)
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether a server could listen on ``host``:``port`` now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def _reachable(host: str) -> str:
@@ -176,6 +191,12 @@ def banner(config: Any, names: list[str], creds: dict[str, str], env_file: Path)
         if config.metrics.enabled
         else "off (JQS_METRICS_ENABLED=false)"
     )
+    grpc_port = config.server.grpc_port
+    grpc = (
+        f"{_reachable(config.server.host)}:{grpc_port}  (same token; docs/grpc.md)"
+        if "grpc" in names
+        else f"not started: port {grpc_port} is in use (set JQS_SERVER_GRPC_PORT)"
+    )
     return f"""
 ZipLine is starting ({", ".join(names)}). Ctrl-C stops everything.
 
@@ -184,6 +205,7 @@ ZipLine is starting ({", ".join(names)}). Ctrl-C stops everything.
   Dashboard     {base}/dashboard/   user: admin  password: {creds["password"]}
   Admin         {base}/admin/
   Health        {base}/health
+  gRPC API      {grpc}
   Metrics       {metrics}
 
   Try:  curl -H "Authorization: Bearer {creds["token"]}" {base}/api/v1/stats

@@ -18,7 +18,14 @@ DEFAULT_DATABASE_URL = f"sqlite:///{Path(__file__).resolve().parent.parent / 'zi
 
 
 SETTINGS: tuple[Setting, ...] = (
-    row("server_host", "server.host", "JQS_SERVER_HOST", parsers.string, "0.0.0.0", "address the API listens on"),
+    row(
+        "server_host",
+        "server.host",
+        "JQS_SERVER_HOST",
+        parsers.string,
+        "0.0.0.0",
+        "address the APIs (REST and gRPC) listen on",
+    ),
     row("server_port", "server.port", "JQS_SERVER_PORT", parsers.integer(1, 65535), 8080, "port the API listens on"),
     row(
         "grpc_port",
@@ -26,7 +33,7 @@ SETTINGS: tuple[Setting, ...] = (
         "JQS_SERVER_GRPC_PORT",
         parsers.integer(1, 65535),
         9090,
-        "reserved for a gRPC API",
+        "port the gRPC API (manage.py rungrpc) listens on",
     ),
     row("redis_host", "redis.host", "JQS_REDIS_HOST", parsers.string, "localhost", "Redis host"),
     row("redis_port", "redis.port", "JQS_REDIS_PORT", parsers.integer(1, 65535), 6379, "Redis port"),

@@ -24,7 +24,6 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
 from jobs.service import errors as domain
 
@@ -174,10 +173,11 @@ def _storage(exc: BaseException) -> Translation | None:
     return None
 
 
-def _translate(exc: BaseException) -> Translation:
-    """(status, code, message, details) for any exception; unknown ones are a logged 500."""
-    for translate in (_domain, _framework, _storage):
-        found = translate(exc)
+def translate(exc: BaseException) -> Translation:
+    """(status, code, message, details) for any exception; unknown ones are a logged 500. The gRPC API
+    translates through here too (:mod:`jobs.grpc.errors`), so both answer alike."""
+    for step in (_domain, _framework, _storage):
+        found = step(exc)
         if found is not None:
             return found
     logger.error("unhandled API error", exc_info=(type(exc), exc, exc.__traceback__))
@@ -186,7 +186,10 @@ def _translate(exc: BaseException) -> Translation:
 
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every error a view raises becomes one JSON error response."""
-    code_status, code, message, details = _translate(exc)
+    # Imported here: DRF's views import the parsers, which import this module (the gRPC API imports it first).
+    from rest_framework.views import set_rollback
+
+    code_status, code, message, details = translate(exc)
     headers: dict[str, str] = {}
     auth_header = getattr(exc, "auth_header", None)
     if auth_header:

@@ -65,12 +65,18 @@ class Page:
 
 
 def paginate(queryset: QuerySet[Job], request: Request, limit: int, token: str | None) -> Page:
-    """One page of ``queryset`` (already filtered) and the cursors of its neighbours."""
+    """One page of ``queryset`` (already filtered) and the cursors of its neighbours, with their links."""
+    return _page(request, *page_of(queryset, limit, token))
+
+
+def page_of(queryset: QuerySet[Job], limit: int, token: str | None) -> tuple[list[Job], str | None, str | None, str]:
+    """One page of ``queryset``: its jobs, the next and previous cursors, and, for an empty page past
+    either end, which way ("next" or "previous") leads back to the first page. The gRPC API pages with it too."""
     cursor = decode_cursor(token) if token else None
     if cursor is None:
         rows = list(queryset.order_by("-created_at", "id")[: limit + 1])
         items, more = rows[:limit], len(rows) > limit
-        return _page(request, items, _cursor(items[-1], False) if more else None, None)
+        return items, _cursor(items[-1], False) if more else None, None, ""
     at, pk = cursor.created_at, cursor.id
     if cursor.backwards:
         before = queryset.filter(Q(created_at__gt=at) | Q(created_at=at, id__lt=pk)).order_by("created_at", "-id")
@@ -78,14 +84,14 @@ def paginate(queryset: QuerySet[Job], request: Request, limit: int, token: str |
         more = len(rows) > limit
         items = list(reversed(rows[:limit]))
         if not items:  # before the first page: the way on is the first page
-            return _page(request, [], None, None, to_first_page="next")
-        return _page(request, items, _cursor(items[-1], False), _cursor(items[0], True) if more else None)
+            return [], None, None, "next"
+        return items, _cursor(items[-1], False), _cursor(items[0], True) if more else None, ""
     after = queryset.filter(Q(created_at__lt=at) | Q(created_at=at, id__gt=pk)).order_by("-created_at", "id")
     rows = list(after[: limit + 1])
     items, more = rows[:limit], len(rows) > limit
     if not items:  # past the last page: the way back is the first page
-        return _page(request, [], None, None, to_first_page="previous")
-    return _page(request, items, _cursor(items[-1], False) if more else None, _cursor(items[0], True))
+        return [], None, None, "previous"
+    return items, _cursor(items[-1], False) if more else None, _cursor(items[0], True), ""
 
 
 def _cursor(job: Job, backwards: bool) -> str:

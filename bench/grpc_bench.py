@@ -1,0 +1,197 @@
+"""gRPC unary SubmitJob against REST's single submit (``POST /api/v1/jobs``), the same job, the same machine.
+
+Run: ``.venv/bin/python bench/grpc_bench.py`` (``make bench-grpc``; needs ``wrk`` for the REST side:
+``apt-get install wrk``). Both servers run on 2 processes, as bench/api_bench.py's gunicorn (2 workers):
+two ``manage.py rungrpc`` on one port (gRPC's core sets SO_REUSEPORT, so the kernel spreads connections
+over them). REST is driven by wrk with 16 connections; gRPC by 16 clients, each its own channel (its own
+HTTP/2 connection) with one call in flight, all on one asyncio event loop of this process. Both take the
+machine's 2 cores with the servers, and the gRPC client is Python while wrk is C, so the client costs gRPC
+more. Two rounds, interleaved; the best of each is kept, with the servers' CPU time per request (their
+process groups' user + system time, which other load on the machine moves less than the rate). Prints one
+JSON line per workload and the ratio,
+and writes ``bench/results/grpc.json``. Its own database ``zipline_grpc_bench`` and Redis db 11 under the
+prefix ``zipbench-grpc``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import api_bench  # noqa: E402
+
+DB = "zipline_grpc_bench"
+ENV = {
+    **api_bench.ENV,
+    "JQS_DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DB}",
+    "JQS_REDIS_KEY_PREFIX": "zipbench-grpc",
+}
+
+
+def serve_grpc(port: int, processes: int) -> list[subprocess.Popen[bytes]]:
+    """``processes`` rungrpc processes on ``port``, once each answers its health check."""
+    env = {**ENV, "JQS_SERVER_HOST": "127.0.0.1", "JQS_SERVER_GRPC_PORT": str(port)}
+    servers = [
+        subprocess.Popen([sys.executable, "manage.py", "rungrpc"], cwd=ROOT, env=env, start_new_session=True,
+                         stdout=subprocess.DEVNULL)
+        for _ in range(processes)
+    ]  # fmt: skip
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + 30
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                health.Check(health_pb2.HealthCheckRequest(service="zipline.v1.ZipLine"), timeout=1)
+                time.sleep(1.0)  # the other processes start alike; give them a moment to listen
+                return servers
+            except grpc.RpcError:
+                time.sleep(0.2)
+    raise SystemExit("rungrpc did not start")
+
+
+async def _drive(address: str, token: str, clients: int, seconds: float) -> dict[str, float]:
+    import grpc
+
+    from jobs.grpc.proto.zipline.v1 import zipline_pb2 as pb
+    from jobs.grpc.proto.zipline.v1 import zipline_pb2_grpc as pb_grpc
+
+    single: dict[str, Any] = api_bench.SINGLE
+    job = pb.JobSpec(
+        type=single["type"], payload=json.dumps(single["payload"]), queue=single["queue"], priority=single["priority"]
+    )
+    request = pb.SubmitJobRequest(job=job)
+    metadata = (("authorization", f"Bearer {token}"),)
+    latencies: list[float] = []
+    errors = 0
+    channels = [grpc.aio.insecure_channel(address) for _ in range(clients)]
+    stop = time.monotonic() + seconds
+
+    async def client(channel: Any) -> None:
+        nonlocal errors
+        submit = pb_grpc.ZipLineStub(channel).SubmitJob
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            try:
+                await submit(request, metadata=metadata, timeout=10)
+            except grpc.aio.AioRpcError:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+
+    for channel in channels:
+        await channel.channel_ready()
+    began = time.monotonic()
+    await asyncio.gather(*(client(channel) for channel in channels))
+    elapsed = time.monotonic() - began
+    for channel in channels:
+        await channel.close()
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
+    return {"requests_per_second": round(len(latencies) / elapsed), "p99_ms": round(p99, 2), "errors": errors}
+
+
+def drive_grpc(address: str, token: str, clients: int, seconds: float) -> dict[str, float]:
+    return asyncio.run(_drive(address, token, clients, seconds))
+
+
+def group_cpu_seconds(groups: list[int]) -> float:
+    """CPU time (user + system) used so far by every process in the process groups ``groups``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups:  # fields[2] is the process group (the 5th field of stat)
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def measured(run: Any, groups: list[int]) -> dict[str, float]:
+    """``run()``'s figures plus the servers' CPU milliseconds per request, which the machine's load moves less."""
+    before = group_cpu_seconds(groups)
+    figures = dict(run())
+    used = group_cpu_seconds(groups) - before
+    requests = figures["requests_per_second"]
+    figures["server_cpu_ms_per_request"] = round(used * 1000 / max(1.0, requests * figures.pop("seconds")), 3)
+    return figures
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def run_rounds(args: argparse.Namespace, token: str) -> dict[str, list[dict[str, float]]]:
+    """Both servers up, then two interleaved rounds of each workload (drift of the machine hits both alike)."""
+    rest, grpc_servers = api_bench.serve(args.port, ENV), serve_grpc(args.grpc_port, args.processes)
+    rest_url, grpc_address = f"http://127.0.0.1:{args.port}/api/v1/jobs", f"127.0.0.1:{args.grpc_port}"
+
+    def rest_run() -> dict[str, float]:
+        return {**api_bench.wrk(rest_url, api_bench.SINGLE, token, args.clients, args.seconds), "seconds": args.seconds}
+
+    def grpc_run() -> dict[str, float]:
+        return {**drive_grpc(grpc_address, token, args.clients, args.seconds), "seconds": args.seconds}
+
+    runs: dict[str, list[dict[str, float]]] = {"rest_post_jobs_single": [], "grpc_submit_job": []}
+    try:
+        for _ in range(2):
+            runs["rest_post_jobs_single"].append(measured(rest_run, [rest.pid]))
+            runs["grpc_submit_job"].append(measured(grpc_run, [s.pid for s in grpc_servers]))
+    finally:
+        for server in (rest, *grpc_servers):
+            os.killpg(server.pid, signal.SIGTERM)
+        for server in (rest, *grpc_servers):
+            server.wait(timeout=30)
+    return runs
+
+
+def report(runs: dict[str, list[dict[str, float]]], clients: int, load_before: float) -> dict[str, Any]:
+    """The best run of each workload and their ratio, printed as JSON lines."""
+    summary: dict[str, Any] = {}
+    for name, results in runs.items():
+        best = max(results, key=lambda r: r["requests_per_second"])
+        summary[name] = {**best, "runs": results}
+        print(json.dumps({"workload": name, "clients": clients, **best}))
+    rest = max(1, summary["rest_post_jobs_single"]["requests_per_second"])
+    summary["ratio"] = round(summary["grpc_submit_job"]["requests_per_second"] / rest, 2)
+    summary["load_average"] = {"before": load_before, "after": _load()}
+    print(json.dumps({"grpc_over_rest": summary["ratio"], "target": 2.0, "load_average": summary["load_average"]}))
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=2, help="rungrpc processes (gunicorn runs 2 workers)")
+    parser.add_argument("--port", type=int, default=18081)
+    parser.add_argument("--grpc-port", type=int, default=19090)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("bench/grpc_bench.py needs wrk for the REST side: apt-get install wrk")
+    token = api_bench.prepare(DB, ENV)
+    load_before = _load()
+    summary = report(run_rounds(args, token), args.clients, load_before)
+    out = ROOT / "bench" / "results" / "grpc.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
