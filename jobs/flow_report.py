@@ -101,46 +101,26 @@ def _type_rows(stats: FlowStats, held: dict[tuple[str, str], int], running: dict
     return rows
 
 
+def _rate_row(kind: str, rate: Rate, burst: int | None, held: dict[tuple[str, str], int]) -> dict[str, Any]:
+    return _row(kind, rate=str(rate), burst=effective_burst(rate, burst), held_jobs=held[(kind, "")])
+
+
+def _concurrency_row(kind: str, concurrency: int, running: int, held: dict[tuple[str, str], int]) -> dict[str, Any]:
+    return _row(kind, concurrency=concurrency, running=running, held_jobs=held[(kind, "")])
+
+
 def limit_rows(limits: QueueLimits, stats: FlowStats, held: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
     """Each limit in force on the queue, with the jobs running against it and those it holds."""
     groups, types = _running(stats)
     rows = []
     if limits.concurrency is not None:
-        rows.append(
-            _row(
-                "queue_concurrency",
-                concurrency=limits.concurrency,
-                running=stats.queue_running,
-                held_jobs=held[("queue_concurrency", "")],
-            )
-        )
+        rows.append(_concurrency_row("queue_concurrency", limits.concurrency, stats.queue_running, held))
     if limits.rate is not None:
-        rows.append(
-            _row(
-                "queue_rate",
-                rate=str(limits.rate),
-                burst=effective_burst(limits.rate, limits.burst),
-                held_jobs=held[("queue_rate", "")],
-            )
-        )
+        rows.append(_rate_row("queue_rate", limits.rate, limits.burst, held))
     if limits.group_concurrency is not None:
-        rows.append(
-            _row(
-                "group_concurrency",
-                concurrency=limits.group_concurrency,
-                running=sum(groups.values()),
-                held_jobs=held[("group_concurrency", "")],
-            )
-        )
+        rows.append(_concurrency_row("group_concurrency", limits.group_concurrency, sum(groups.values()), held))
     if limits.group_rate is not None:
-        rows.append(
-            _row(
-                "group_rate",
-                rate=str(limits.group_rate),
-                burst=effective_burst(limits.group_rate, limits.group_burst),
-                held_jobs=held[("group_rate", "")],
-            )
-        )
+        rows.append(_rate_row("group_rate", limits.group_rate, limits.group_burst, held))
     return rows + _type_rows(stats, held, types)
 
 
