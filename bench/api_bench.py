@@ -53,7 +53,7 @@ def prepare() -> str:
 
 def serve(port: int) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "zipline_site.wsgi:application",
+        [str(Path(sys.executable).with_name("gunicorn")), "zipline_site.asgi:application",
          "--config", "python:zipline_site.gunicorn", "--bind", f"127.0.0.1:{port}",
          "--workers", "2", "--log-level", "warning"],
         cwd=ROOT, env=ENV, start_new_session=True,

@@ -141,7 +141,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         server = subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
-                "zipline_site.wsgi:application",
+                "zipline_site.asgi:application",
                 "--config",
                 "python:zipline_site.gunicorn",
                 "--bind",
