@@ -28,7 +28,7 @@ from django.contrib.auth import get_user_model
 
 from jobs import client, service
 from jobs.tokens import create_token
-from tests.procs import ROOT, free_port, process_env
+from tests.procs import ROOT, free_port, process_env, running, wait_for_workers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -128,6 +128,21 @@ def test_a_wait_answers_as_soon_as_the_job_ends(served: Served) -> None:
     assert max(gaps) < SLOWEST_LIMIT, gaps
 
 
+def test_a_wait_answers_when_a_real_worker_finishes_the_job(served: Served, broker: Any, tmp_path: Path) -> None:
+    """The recorder's batch is told too: a job run by ``runworkers`` ends the wait as it is recorded."""
+    with running(["runworkers", "--processes", "1", "--concurrency", "2"], tmp_path, name="workers") as pool:
+        wait_for_workers(broker, 1, proc=pool)
+        job_id = str(client.enqueue("test_sleep", {"seconds": 1}).pk)
+        started = time.monotonic()
+        status, headers, body = served.get(f"/api/v1/jobs/{job_id}?wait=30s")
+        answered = time.time()
+    assert status == 200 and body["status"] == "completed" and headers["zipline-wait"] == "ended", (headers, body)
+    assert time.monotonic() - started < 15, "the wait ran to its limit"
+    gap = answered - _when(body["completed_at"])
+    print(f"recorded by a worker to the answer received: {gap * 1000:.1f} ms")
+    assert gap < SLOWEST_LIMIT, gap
+
+
 def test_a_wait_answers_at_its_limit_when_the_job_does_not_end(served: Served) -> None:
     job_id = _pending_job()
     started = time.monotonic()
@@ -163,3 +178,88 @@ def test_a_wait_without_a_token_is_401(served: Served) -> None:
 def test_a_wait_on_an_unknown_job_is_404(served: Served) -> None:
     status, _, _ = served.get("/api/v1/jobs/00000000-0000-4000-8000-000000000000?wait=5s")
     assert status == 404
+
+
+def _threads_and_rss(pid: int) -> tuple[int, int]:
+    """The process's thread count and resident memory (KiB), from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return int(fields["Threads"].strip()), int(fields["VmRSS"].split()[0])
+
+
+def _open_waits(served: Served, job_ids: list[str], wait: str) -> list[socket.socket]:
+    socks = []
+    for job_id in job_ids:
+        sock = socket.create_connection(("127.0.0.1", served.port), timeout=30)
+        request = (
+            f"GET /api/v1/jobs/{job_id}?wait={wait} HTTP/1.1\r\nHost: localhost\r\n"
+            f"Authorization: Bearer {served.token}\r\nConnection: close\r\n\r\n"
+        )
+        sock.sendall(request.encode())
+        socks.append(sock)
+    return socks
+
+
+def _read_all(socks: list[socket.socket], timeout: float) -> list[tuple[float, bytes]]:
+    """Each socket's whole answer (the server closes after it) and when it was complete."""
+    import selectors
+
+    chosen = selectors.DefaultSelector()
+    data: dict[int, bytearray] = {}
+    done: dict[int, float] = {}
+    for sock in socks:
+        sock.setblocking(False)
+        chosen.register(sock, selectors.EVENT_READ)
+        data[sock.fileno()] = bytearray()
+    deadline = time.monotonic() + timeout
+    while len(done) < len(socks) and time.monotonic() < deadline:
+        for key, _ in chosen.select(timeout=1.0):
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
+            chunk = ready.recv(65536)
+            if chunk:
+                data[ready.fileno()] += chunk
+            else:
+                done[ready.fileno()] = time.monotonic()
+                chosen.unregister(ready)
+    answers = [(done.get(s.fileno(), float("inf")), bytes(data[s.fileno()])) for s in socks]
+    for sock in socks:
+        sock.close()
+    return answers
+
+
+def test_200_concurrent_waiters_cost_connections_not_threads(served: Served) -> None:
+    """200 waits at once on one process with 4 API threads: the process's threads stay as they were, its
+    memory grows by a small bound, the other requests are answered meanwhile, and all 200 end together
+    at their limit (waits that held a thread each would take 50 rounds)."""
+    pid = served.worker_pid()
+    warm = _pending_job()
+    assert served.get(f"/api/v1/jobs/{warm}?wait=10ms")[0] == 200  # the listener and the API threads exist
+    threads_before, rss_before = _threads_and_rss(pid)
+    job_ids = [_pending_job() for _ in range(200)]
+    started = time.monotonic()
+    socks = _open_waits(served, job_ids, "4s")
+    peak_threads, peak_rss, health = threads_before, rss_before, []
+    while time.monotonic() - started < 3.0:
+        threads, rss = _threads_and_rss(pid)
+        peak_threads, peak_rss = max(peak_threads, threads), max(peak_rss, rss)
+        asked = time.monotonic()
+        assert served.get("/health", token=None, timeout=5)[0] == 200
+        health.append(time.monotonic() - asked)
+        time.sleep(0.2)
+    answers = _read_all(socks, timeout=30)
+    statuses = [body.split(b" ", 2)[1] for _, body in answers if body]
+    assert statuses == [b"200"] * 200, f"{len(statuses)} answers: {set(statuses)}"
+    assert all(b"zipline-wait: timeout" in body.lower() for _, body in answers)
+    last = max(at for at, _ in answers) - started
+    grown_kib = peak_rss - rss_before
+    print(
+        f"200 waiters: threads {threads_before} -> peak {peak_threads}; RSS {rss_before} KiB -> peak {peak_rss} KiB "
+        f"(+{grown_kib} KiB, {grown_kib / 200:.1f} KiB a waiter); /health meanwhile {max(health) * 1000:.0f} ms at "
+        f"worst; last answer {last:.2f}s after the first request"
+    )
+    # The event loop's thread, the listener, the 4 API threads (made as requests come) and one spare.
+    assert peak_threads <= 1 + 1 + 4 + 1, (threads_before, peak_threads)
+    assert grown_kib < 200 * 100, f"memory grew {grown_kib} KiB for 200 waiters"  # under 100 KiB a waiter
+    assert max(health) < 2.0, health
+    assert last < 4.0 + 6.0, f"the last of 200 waits of 4s answered after {last:.1f}s"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import redis
 
@@ -26,7 +25,7 @@ class EndingsListener:
     """One subscription to the endings channel; used by one thread."""
 
     def __init__(self, client: redis.Redis, channel: str) -> None:
-        self.pubsub = client.pubsub(ignore_subscribe_messages=False)
+        self.pubsub = client.pubsub(ignore_subscribe_messages=False)  # type: ignore[no-untyped-call]
         self.channel = channel
 
     def subscribe(self, timeout: float) -> None:
@@ -55,7 +54,7 @@ class EndingsListener:
 class EndingsMixin:
     """The :class:`jobs.broker.Broker` methods of the endings channel."""
 
-    client: Any
+    client: redis.Redis
     prefix: str
 
     @translated
@@ -63,7 +62,8 @@ class EndingsMixin:
         """Tell the listeners that these jobs ended, in one PUBLISH; returns how many listeners heard it."""
         if not job_ids:
             return 0
-        return int(self.client.publish(endings_channel(self.prefix), SEPARATOR.join(job_ids)))
+        heard: int = self.client.publish(endings_channel(self.prefix), SEPARATOR.join(job_ids))  # type: ignore[assignment]
+        return heard
 
     def listen_ended(self) -> EndingsListener:
         """A new subscription to the endings channel (not yet subscribed: call its ``subscribe``)."""

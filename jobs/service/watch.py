@@ -165,6 +165,13 @@ def end_watch() -> EndWatch:
     return watch
 
 
+def reset_end_watch() -> None:
+    """Stop this process's listener and forget it (tests that change the Redis prefix call this)."""
+    watch = _watch.pop("watch", None)
+    if watch is not None:
+        watch.stop()
+
+
 os.register_at_fork(after_in_child=_watch.clear)
 
 
