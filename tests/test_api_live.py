@@ -427,7 +427,7 @@ def _readme_curls() -> list[str]:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
 def test_readme_curl_examples_run_as_written(live: Live) -> None:
     commands = _readme_curls()
-    assert len(commands) == 5
+    assert len(commands) == 6
     env = {**os.environ, "TOKEN": live.token}
     outputs = []
     for command in commands:
@@ -437,9 +437,10 @@ def test_readme_curl_examples_run_as_written(live: Live) -> None:
         outputs.append(json.loads(done.stdout))
         if "JOB_ID" not in env:
             env["JOB_ID"] = str(outputs[0]["id"])
-    submitted, fetched, cancelled, stats, health = outputs
+    submitted, fetched, cancelled, waited, stats, health = outputs
     assert submitted["queue"] == "emails" and fetched["id"] == submitted["id"]
     assert cancelled["status"] == "cancelled" and stats["name"] == "emails"  # no workers here: still waiting
+    assert waited["status"] == "cancelled"  # it has ended: the wait answers at once
     assert health["status"] == "ok"
 
 

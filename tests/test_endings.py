@@ -142,3 +142,36 @@ def test_a_publish_to_an_unreachable_redis_is_dropped_not_raised(broker: Broker)
         reset_broker()
         endings.publish(["00000000-0000-4000-8000-000000000000"])  # logged; nothing raised
     reset_broker()
+
+
+def test_an_ending_told_while_redis_was_down_is_seen_when_the_listener_subscribes_again(
+    own_redis: Any,
+) -> None:
+    """The publish is lost with Redis; the listener, subscribing again, wakes every waiter to look again."""
+    job = _job()
+    watch = service.end_watch()
+    assert watch.start(timeout=5.0), "the listener did not subscribe"
+    answer: dict[str, Any] = {}
+
+    def wait() -> None:
+        from django.db import connection
+
+        try:
+            answer["job"] = service.wait_for_end(job.pk, 30.0)
+        finally:
+            connection.close()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    deadline = time.monotonic() + 10
+    while watch.count() == 0:
+        assert time.monotonic() < deadline, "the waiter never registered"
+        time.sleep(0.01)
+    own_redis.stop()
+    service.cancel(job.pk)  # its publish fails: logged, not raised
+    started = time.monotonic()
+    own_redis.start()
+    waiter.join(20)
+    assert not waiter.is_alive(), "the waiter slept through the ending"
+    assert answer["job"].status == Status.CANCELLED
+    assert time.monotonic() - started < 10

@@ -39,7 +39,7 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
         await bridge(scope, receive, send)
         return
     response = await _serve_wait(job_id, scope, await read_body(receive))
-    await response.send(send)
+    await response.send(send, head=scope["method"] == "HEAD")
 
 
 async def _serve_wait(job_id: str, scope: Scope, body: bytes) -> WsgiResponse:
@@ -48,8 +48,7 @@ async def _serve_wait(job_id: str, scope: Scope, body: bytes) -> WsgiResponse:
     answers for good (it ended, or the wait ran out)."""
     watch = service.end_watch()
     loop = asyncio.get_running_loop()
-    if not watch.listening():
-        await loop.run_in_executor(None, watch.start)  # at most SUBSCRIBE_WAIT, off the API's threads
+    watch.start(timeout=0)  # running since the process started; a waiter registered before it subscribes is woken then
     waiter = watch.register(job_id, loop)
     try:
         response = await bridge.call(scope, body, {api_wait.MODE_KEY: "first"})

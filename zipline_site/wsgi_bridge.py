@@ -46,10 +46,11 @@ class WsgiResponse:
         self.headers = [(key, value) for key, value in self.headers if key.lower() != lowered]
         return found[0] if found else None
 
-    async def send(self, send: Send) -> None:
+    async def send(self, send: Send, head: bool = False) -> None:
+        """Send it; without its body for HEAD (its headers still say the length a GET would have)."""
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": self.body})
+        await send({"type": "http.response.body", "body": b"" if head else self.body})
 
 
 async def read_body(receive: Receive) -> bytes:
@@ -132,4 +133,4 @@ class WsgiBridge:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.call(scope, await read_body(receive))
-        await response.send(send)
+        await response.send(send, head=scope["method"] == "HEAD")

@@ -11,6 +11,7 @@ view again; only that last answer reaches the client. Served by WSGI alone (``ma
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework.exceptions import ValidationError
@@ -22,6 +23,9 @@ from zipline_site.durations import DurationError, parse_duration
 
 #: The longest wait a request may ask for; over it the answer is 400 naming ``wait``.
 MAX_WAIT_SECONDS = 60.0
+#: The forms ``wait`` takes: one Go-style duration of seconds or milliseconds up to 60 s, or ``1m``
+#: (the schema says the same, so that what it calls valid is never refused).
+WAIT_PATTERN = r"^(0|([0-9]|[1-5][0-9])(\.[0-9]{1,3})?s|60s|([0-9]{1,4}|[1-5][0-9]{4})(\.[0-9]{1,3})?ms|60000ms|[01]m)$"
 #: The response header that tells the client how the wait ended.
 OUTCOME_HEADER = "Zipline-Wait"
 #: environ keys the ASGI layer sets (a client cannot: its headers arrive as ``HTTP_*``).
@@ -40,8 +44,8 @@ def parse_wait(request: Request) -> float | None:
         seconds = parse_duration(text)
     except DurationError as exc:
         raise ValidationError({"wait": [f"{exc}"]}) from None
-    if seconds > MAX_WAIT_SECONDS:
-        raise ValidationError({"wait": [f"at most {MAX_WAIT_SECONDS:g}s, got {text!r}"]})
+    if seconds > MAX_WAIT_SECONDS or not re.fullmatch(WAIT_PATTERN, text):
+        raise ValidationError({"wait": [f"expected seconds or milliseconds up to 60s (30s, 250ms, 1m), not {text!r}"]})
     return seconds
 
 
@@ -64,8 +68,9 @@ def waited_job(request: Request, job_id: str, wait: float) -> tuple[Job | None, 
 
 
 def wait_target(method: str, path: str, query: dict[str, Any]) -> str | None:
-    """The job id a request waits on (``GET /api/v1/jobs/{id}?wait=...``), in canonical form; else None."""
-    if method != "GET" or "wait" not in query or not path.startswith("/api/v1/jobs/"):
+    """The job id a request waits on (``GET`` or ``HEAD /api/v1/jobs/{id}?wait=...``), in canonical form;
+    else None."""
+    if method not in ("GET", "HEAD") or "wait" not in query or not path.startswith("/api/v1/jobs/"):
         return None
     rest = path[len("/api/v1/jobs/") :]
     if "/" in rest:

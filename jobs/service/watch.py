@@ -26,8 +26,8 @@ from jobs.service.actions import get_job, job_id_of
 
 logger = logging.getLogger("zipline.watch")
 
-#: How long a first waiter waits for the listener's subscription before it registers anyway (it is
-#: woken for a re-check once the subscription holds).
+#: How long a caller of ``EndWatch.start`` may wait for a new listener's subscription (a waiter that
+#: registers before it holds is woken for a re-check when it does), and for Redis to confirm one.
 SUBSCRIBE_WAIT = 2.0
 #: How long the listener blocks for a message before it looks whether it should stop.
 LISTEN_TICK = 1.0
@@ -91,13 +91,15 @@ class EndWatch:
         return self._subscribed.is_set()
 
     def start(self, timeout: float = SUBSCRIBE_WAIT) -> bool:
-        """Start the listener thread if it is not running, and wait (at most ``timeout``) for its
-        subscription; True once it holds."""
+        """Start the listener thread if it is not running; a new one is waited for (at most ``timeout``)
+        until it subscribes. True once the subscription holds. Waiting is never needed for correctness
+        (a waiter registered before the subscription is woken when it holds), only to spare a re-check."""
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            fresh = self._thread is None or not self._thread.is_alive()
+            if fresh:
                 self._thread = threading.Thread(target=self._run, name="zipline-end-watch", daemon=True)
                 self._thread.start()
-        return self._subscribed.wait(timeout)
+        return self._subscribed.wait(timeout if fresh else 0)
 
     def register(self, job_id: str, loop: asyncio.AbstractEventLoop | None = None) -> Waiter:
         """A waiter on ``job_id`` (its canonical text), woken by the next ending of that id."""

@@ -13,6 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 
 from jobs.api import serializers as s
+from jobs.api.wait import WAIT_PATTERN
 from jobs.api.schema.common import (
     COMMON_ERRORS,
     EXAMPLE_ID,
@@ -31,10 +32,10 @@ WAIT = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.QUERY,
     required=False,
-    pattern=s.DURATION_PATTERN,
+    pattern=WAIT_PATTERN,
     description=(
-        "Wait up to this long for the job to end: a Go-style duration (`250ms`, `30s`, `1m`), at most `60s`. "
-        "Longer, or not a duration: 400 naming `wait`. The response's `Zipline-Wait` header is `ended` or `timeout`."
+        "Wait up to this long for the job to end: seconds or milliseconds (`30s`, `2.5s`, `250ms`) up to `60s`, "
+        "or `1m`. Anything else: 400 naming `wait`. The response's `Zipline-Wait` header is `ended` or `timeout`."
     ),
 )
 WAIT_OUTCOME = OpenApiParameter(
