@@ -13,7 +13,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 
 from jobs.api import serializers as s
-from jobs.api.wait import WAIT_PATTERN
 from jobs.api.schema.common import (
     COMMON_ERRORS,
     EXAMPLE_ID,
@@ -22,6 +21,7 @@ from jobs.api.schema.common import (
     SEED_SUBMIT_RESPONSE,
     error_responses,
 )
+from jobs.api.wait import WAIT_PATTERN
 
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The job's id.")
 QUEUE = OpenApiParameter(
