@@ -71,7 +71,12 @@ def served(broker: Any, tmp_path: Path) -> Iterator[Served]:
     token = create_token(user)
     port = free_port()
     log = tmp_path / "gunicorn.log"
-    env = process_env(JQS_ALLOWED_HOSTS="localhost,127.0.0.1", JQS_LOG_FORMAT="text", JQS_LOG_LEVEL="warning")
+    env = process_env(
+        JQS_ALLOWED_HOSTS="localhost,127.0.0.1",
+        JQS_LOG_FORMAT="text",
+        JQS_LOG_LEVEL="warning",
+        JQS_AUTH_FAILURE_LIMIT="20",  # the default (the tests' settings raise it for the test client's sake)
+    )
     env["DJANGO_SETTINGS_MODULE"] = "zipline_site.settings"
     command = [GUNICORN, "zipline_site.asgi:application", "--config", "python:zipline_site.gunicorn"]
     args = ["--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4", "--timeout", "120"]
@@ -278,3 +283,22 @@ def test_a_head_waits_too_and_answers_without_a_body(served: Served) -> None:
         assert 0.25 <= time.monotonic() - started < 3.0
     finally:
         conn.close()
+
+
+def test_the_served_api_counts_failed_logins_by_the_peer_not_x_forwarded_for(served: Served) -> None:
+    """Served through uvicorn's worker, ``REMOTE_ADDR`` is still the peer (``zipline_site/asgi_worker.py``):
+    a local client that varies ``X-Forwarded-For`` is counted as one address, and is refused at the limit
+    (20 failures, the default)."""
+    codes = []
+    for n in range(21):
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+        try:
+            headers = {"Authorization": "Bearer " + "x" * 40, "X-Forwarded-For": f"203.0.113.{n}"}
+            conn.request("GET", "/api/v1/stats", headers=headers)
+            response = conn.getresponse()
+            response.read()
+            codes.append(response.status)
+            assert response.getheader("Server") is None, "the Server header names the software"
+        finally:
+            conn.close()
+    assert codes == [401] * 20 + [429], codes

@@ -25,7 +25,7 @@ except ConfigError as exc:  # one line and status 2, as every ZipLine command (S
     sys.stderr.write(f"zipline: configuration error: {exc}\n")
     raise SystemExit(EXIT_CONFIG_ERROR) from None
 
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "zipline_site.asgi_worker.ApiWorker"
 threads = 4
 
 _metrics = ApiMetrics.prepare()
