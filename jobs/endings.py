@@ -2,7 +2,8 @@
 (``GET /api/v1/jobs/{id}?wait=30s``; :mod:`jobs.service.watch` listens).
 
 Every path that ends a job calls :func:`announce` inside its transaction (the worker's recorder once per
-batch through :func:`jobs.states.record`, a cancel, an expiry, a lost worker's job); the ids are
+batch through :func:`jobs.states.record`, a cancel, an expiry, a lost worker's job, and the deletion of
+a job that had not ended); the ids are
 published in one PUBLISH after the commit, so a woken request reads the ended row. A publish that fails
 (Redis out of reach) is logged and dropped: a waiting request then answers at its deadline, with the
 row as it is, and the listener re-checks every waiting request when it subscribes again.

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from jobs import client, service
 
@@ -36,7 +37,10 @@ def test_a_wait_ends_with_the_job(api: Any) -> None:
         deadline = time.monotonic() + 10
         while service.end_watch().count() == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        service.cancel(job_id)
+        try:
+            service.cancel(job_id)
+        finally:
+            connection.close()
 
     canceller = threading.Thread(target=cancel_once_waited_on)
     started = time.monotonic()
@@ -45,6 +49,29 @@ def test_a_wait_ends_with_the_job(api: Any) -> None:
     canceller.join(10)
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert response["Zipline-Wait"] == "ended"
+    assert time.monotonic() - started < 10
+
+
+def test_a_job_deleted_while_waited_on_answers_404_at_once(api: Any) -> None:
+    from jobs.models import Job
+
+    job_id = _job()
+
+    def delete_once_waited_on() -> None:
+        deadline = time.monotonic() + 10
+        while service.end_watch().count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        try:
+            service.delete_jobs(Job.objects.filter(pk=job_id))
+        finally:
+            connection.close()
+
+    deleter = threading.Thread(target=delete_once_waited_on)
+    started = time.monotonic()
+    deleter.start()
+    response = api.get(f"/api/v1/jobs/{job_id}?wait=20s")
+    deleter.join(10)
+    assert response.status_code == 404
     assert time.monotonic() - started < 10
 
 
