@@ -97,7 +97,8 @@ def served(broker: Any, tmp_path: Path) -> Iterator[Served]:
             time.sleep(0.1)
         yield server
     finally:
-        os.killpg(popen.pid, signal.SIGTERM)
+        if popen.poll() is None:
+            os.killpg(popen.pid, signal.SIGTERM)
         try:
             popen.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -302,3 +303,20 @@ def test_the_served_api_counts_failed_logins_by_the_peer_not_x_forwarded_for(ser
         finally:
             conn.close()
     assert codes == [401] * 20 + [429], codes
+
+
+def test_a_stopping_server_answers_its_waits_at_once(served: Served) -> None:
+    """SIGTERM (a deploy's rolling restart): the waiting request gets its job as it is, at once, and the
+    server stops, instead of holding the stop until gunicorn's graceful timeout cuts the connection."""
+    job_id = _pending_job()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(served.get, f"/api/v1/jobs/{job_id}?wait=60s")
+        time.sleep(0.5)  # the request is waiting on the server (nothing to await from here)
+        assert not waiting.done()
+        stopped = time.monotonic()
+        served.popen.send_signal(signal.SIGTERM)
+        status, headers, body = waiting.result(timeout=30)
+        answered = time.monotonic() - stopped
+    assert status == 200 and body["status"] == "pending" and headers["zipline-wait"] == "timeout", (headers, body)
+    assert answered < 5.0, f"answered {answered:.1f}s after SIGTERM"
+    assert served.popen.wait(timeout=20) == 0

@@ -25,6 +25,13 @@ from jobs.api import wait as api_wait  # noqa: E402
 from zipline_site.wsgi_bridge import Receive, Scope, Send, WsgiBridge, WsgiResponse, read_body  # noqa: E402
 
 bridge = WsgiBridge(_django)
+_stopping = {"now": False}
+
+
+def drain() -> None:
+    """The process is stopping: every waiting request answers now, with its job as it is."""
+    _stopping["now"] = True
+    service.end_watch().wake(None)
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
@@ -45,7 +52,7 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
 async def _serve_wait(job_id: str, scope: Scope, body: bytes) -> WsgiResponse:
     """Register for the job's end BEFORE the view's first look at its row (an end committed after that
     look wakes the waiter, one before it is seen), then ask the view again after each wake-up until it
-    answers for good (it ended, or the wait ran out)."""
+    answers for good (it ended, the wait ran out, or the process is stopping: :func:`drain`)."""
     watch = service.end_watch()
     loop = asyncio.get_running_loop()
     watch.start(timeout=0)  # running since the process started; a waiter registered before it subscribes is woken then
@@ -55,8 +62,10 @@ async def _serve_wait(job_id: str, scope: Scope, body: bytes) -> WsgiResponse:
         deadline: float | None = None
         while (left := response.pop_header(api_wait.DEFER_HEADER)) is not None:
             deadline = loop.time() + float(left) if deadline is None else deadline
-            await waiter.wait_async(deadline - loop.time())
-            again = {api_wait.MODE_KEY: "again", api_wait.REMAINING_KEY: f"{max(0.0, deadline - loop.time()):.3f}"}
+            if not _stopping["now"]:
+                await waiter.wait_async(deadline - loop.time())
+            remaining = 0.0 if _stopping["now"] else max(0.0, deadline - loop.time())
+            again = {api_wait.MODE_KEY: "again", api_wait.REMAINING_KEY: f"{remaining:.3f}"}
             response = await bridge.call(scope, body, again)
     finally:
         watch.unregister(waiter)
