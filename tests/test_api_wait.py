@@ -156,7 +156,7 @@ def test_a_wait_answers_at_its_limit_when_the_job_does_not_end(served: Served) -
     status, headers, body = served.get(f"/api/v1/jobs/{job_id}?wait=1500ms")
     took = time.monotonic() - started
     assert status == 200 and body["status"] == "pending" and headers["zipline-wait"] == "timeout", (headers, body)
-    assert 1.4 <= took < 3.0, f"a wait of 1.5s answered after {took:.2f}s"
+    assert 1.4 <= took < 6.0, f"a wait of 1.5s answered after {took:.2f}s"
 
 
 def test_a_wait_on_an_ended_job_answers_at_once(served: Served) -> None:
@@ -165,7 +165,7 @@ def test_a_wait_on_an_ended_job_answers_at_once(served: Served) -> None:
     started = time.monotonic()
     status, headers, body = served.get(f"/api/v1/jobs/{job_id}?wait=30s")
     assert status == 200 and headers["zipline-wait"] == "ended" and body["status"] == "cancelled"
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 5.0
 
 
 @pytest.mark.parametrize("value", ["soon", "30", "-1s", "61s", "60001ms", "2m", "1m0s", "1h", ""])
@@ -268,7 +268,7 @@ def test_200_concurrent_waiters_cost_connections_not_threads(served: Served) -> 
     # The event loop's thread, the listener, the 4 API threads (made as requests come) and one spare.
     assert peak_threads <= 1 + 1 + 4 + 1, (threads_before, peak_threads)
     assert grown_kib < 200 * 100, f"memory grew {grown_kib} KiB for 200 waiters"  # under 100 KiB a waiter
-    assert max(health) < 2.0, health
+    assert max(health) < 3.0, health  # waits holding the 4 threads would hold it 4 s
     assert last < 4.0 + 6.0, f"the last of 200 waits of 4s answered after {last:.1f}s"
 
 
@@ -281,7 +281,7 @@ def test_a_head_waits_too_and_answers_without_a_body(served: Served) -> None:
         response = conn.getresponse()
         assert response.status == 200 and response.read() == b""
         assert response.getheader("Zipline-Wait") == "timeout"
-        assert 0.25 <= time.monotonic() - started < 3.0
+        assert 0.25 <= time.monotonic() - started < 6.0
     finally:
         conn.close()
 
