@@ -378,6 +378,12 @@ SCHEMATHESIS_CONFIG = """
 [[operations]]
 include-operation-id = ["submit_job", "submit_jobs_batch", "create_schedule", "replace_schedule", "update_schedule"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 413, 429]
+
+# A valid wait is honoured: one of 60s would take a minute (and fail the response-time check) on a job
+# that never ends here. Schemathesis waits briefly; tests/test_api_wait.py tries the values of `wait`.
+[[operations]]
+include-operation-id = ["get_job"]
+parameters = { "query.wait" = "20ms" }
 """
 SCHEMATHESIS_MIN_CASES = 2000
 
