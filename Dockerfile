@@ -57,4 +57,4 @@ EXPOSE 8080 9091 9092
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('JQS_SERVER_PORT') or '8080'; sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=4).status == 200 else 1)"]
 
-CMD ["gunicorn", "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn", "--workers", "2", "--threads", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "zipline_site.asgi:application", "--config", "python:zipline_site.gunicorn", "--workers", "2", "--threads", "4", "--access-logfile", "-"]

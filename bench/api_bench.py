@@ -54,7 +54,7 @@ def prepare(db: str = DB, env: dict[str, str] = ENV) -> str:
 
 def serve(port: int, env: dict[str, str] = ENV) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "zipline_site.wsgi:application",
+        [str(Path(sys.executable).with_name("gunicorn")), "zipline_site.asgi:application",
          "--config", "python:zipline_site.gunicorn", "--bind", f"127.0.0.1:{port}",
          "--workers", "2", "--log-level", "warning"],
         cwd=ROOT, env=env, start_new_session=True,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.enqueue_bench import clear, setup_environment  # noqa: E402
 
-PAYLOAD_TASK = "bench.tasks_module.bench_noop"
+PAYLOAD_TASK = "bench.zipline_app.tasks.bench_noop"
 
 
 def jobs_enqueue(first: int, count: int) -> tuple[float, float]:
@@ -39,7 +40,7 @@ def jobs_enqueue(first: int, count: int) -> tuple[float, float]:
 
 def task_enqueue(first: int, count: int) -> tuple[float, float]:
     """Seconds (wall, CPU) for ``count`` calls of ``bench_noop.enqueue`` through ZipLine's backend."""
-    from bench.tasks_module import bench_noop
+    from bench.zipline_app.tasks import bench_noop
 
     started, cpu = time.perf_counter(), time.process_time()
     for i in range(first, first + count):
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/10")
     args = parser.parse_args()
+    os.environ["JQS_APPS"] = "bench.zipline_app"  # the task's app: a task job names only an installed app's task
     setup_environment(args, db_name="zipline_tasks_bench")
     one_run(400, 100)  # warm up: connections, imports, prepared statements
     runs = [one_run(args.jobs, args.chunk) for _ in range(args.runs)]

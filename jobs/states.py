@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs import batch_sql, lifecycle
+from jobs import batch_sql, endings, lifecycle
 from jobs.ids import parse_job_id, parse_job_ids
 from jobs.lifecycle import Verb
 from jobs.models import Job, JobQuerySet, Outcome, Status
@@ -83,6 +83,7 @@ def cancel(job_id: Any) -> tuple[Job, bool]:
     now = timezone.now()
     one = Job.objects.filter(pk=job_id)
     if transition(Verb.CANCEL, one, completed_at=now, updated_at=now, schedule_at=None):
+        endings.announce([job_id])
         return _load(job_id), True
     if transition(Verb.REQUEST_CANCEL, one, cancel_requested=True, updated_at=now):
         return _load(job_id), False
@@ -182,7 +183,7 @@ def claim(job_ids: Sequence[str], worker: str, now: datetime | None = None) -> l
 def expire(rows: JobQuerySet, now: datetime) -> int:
     """End those of ``rows`` that are waiting and whose ``expires_at`` has passed as ``expired``, with
     the reason in their error; returns how many."""
-    return transition(
+    changed = transition(
         Verb.EXPIRE,
         rows.filter(expires_at__lte=now),
         error=EXPIRED_REASON,
@@ -190,6 +191,9 @@ def expire(rows: JobQuerySet, now: datetime) -> int:
         updated_at=now,
         schedule_at=None,
     )
+    if changed:  # rare: the candidates are told, and a waiter on one that did not expire reads it again
+        endings.announce(rows.values_list("pk", flat=True))
+    return changed
 
 
 @dataclass
@@ -265,6 +269,7 @@ def record(results: Sequence[AttemptResult]) -> list[Recorded]:
         )
     with nullcontext() if batch_sql.is_postgres() else transaction.atomic(durable=False):
         final = batch_sql.finish_rows(rows)
+        endings.announce(pk for pk, status in final.items() if status in lifecycle.FINISHED)
     return [Recorded(r.job, final.get(r.job.pk), row.schedule_at) for r, row in zip(results, rows, strict=True)]
 
 
@@ -278,6 +283,7 @@ def release(jobs: Iterable[Job]) -> list[Job]:
     for job in jobs:
         this_attempt = Job.objects.filter(pk=job.pk, attempts=job.attempts, worker=job.worker)
         if transition(Verb.STOP, this_attempt.filter(cancel_requested=True), completed_at=now, updated_at=now):
+            endings.announce([job.pk])
             continue
         if transition(
             Verb.RELEASE, this_attempt, attempts=F("attempts") - 1, worker="", started_at=None, updated_at=now

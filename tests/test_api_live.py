@@ -141,7 +141,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         server = subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
-                "zipline_site.wsgi:application",
+                "zipline_site.asgi:application",
                 "--config",
                 "python:zipline_site.gunicorn",
                 "--bind",
@@ -378,6 +378,12 @@ SCHEMATHESIS_CONFIG = """
 [[operations]]
 include-operation-id = ["submit_job", "submit_jobs_batch", "create_schedule", "replace_schedule", "update_schedule"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 413, 429]
+
+# A valid wait is honoured: one of 60s would take a minute (and fail the response-time check) on a job
+# that never ends here. Schemathesis waits briefly; tests/test_api_wait.py tries the values of `wait`.
+[[operations]]
+include-operation-id = ["get_job"]
+parameters = { "query.wait" = "20ms" }
 """
 SCHEMATHESIS_MIN_CASES = 2000
 
@@ -427,7 +433,7 @@ def _readme_curls() -> list[str]:
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl binary")
 def test_readme_curl_examples_run_as_written(live: Live) -> None:
     commands = _readme_curls()
-    assert len(commands) == 5
+    assert len(commands) == 6
     env = {**os.environ, "TOKEN": live.token}
     outputs = []
     for command in commands:
@@ -437,9 +443,10 @@ def test_readme_curl_examples_run_as_written(live: Live) -> None:
         outputs.append(json.loads(done.stdout))
         if "JOB_ID" not in env:
             env["JOB_ID"] = str(outputs[0]["id"])
-    submitted, fetched, cancelled, stats, health = outputs
+    submitted, fetched, cancelled, waited, stats, health = outputs
     assert submitted["queue"] == "emails" and fetched["id"] == submitted["id"]
     assert cancelled["status"] == "cancelled" and stats["name"] == "emails"  # no workers here: still waiting
+    assert waited["status"] == "cancelled"  # it has ended: the wait answers at once
     assert health["status"] == "ok"
 
 

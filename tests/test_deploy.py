@@ -190,7 +190,7 @@ def test_dockerfile_contents() -> None:
     assert "HEALTHCHECK" in text and "curl" not in text.split("HEALTHCHECK", 1)[1]
     cmd = next(line for line in reversed(instructions) if line.startswith("CMD "))
     assert json.loads(cmd[4:]) == [
-        "gunicorn", "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn",
+        "gunicorn", "zipline_site.asgi:application", "--config", "python:zipline_site.gunicorn",
         "--workers", "2", "--threads", "4", "--access-logfile", "-",
     ]  # fmt: skip
 
@@ -410,7 +410,7 @@ def test_k8s_api_probes_and_service() -> None:
         assert get["path"] == "/health", probe
         assert {"name": "Host", "value": "localhost"} in get["httpHeaders"], probe
     assert container["command"][:4] == [
-        "gunicorn", "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn",
+        "gunicorn", "zipline_site.asgi:application", "--config", "python:zipline_site.gunicorn",
     ]  # fmt: skip
     service = _k8s("Service", "zipline-api")
     labels = api["spec"]["template"]["metadata"]["labels"]

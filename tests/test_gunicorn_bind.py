@@ -23,7 +23,7 @@ from zipline_site.config import load_config, server_address
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
-COMMAND = [GUNICORN, "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn", "--workers", "1"]
+COMMAND = [GUNICORN, "zipline_site.asgi:application", "--config", "python:zipline_site.gunicorn", "--workers", "1"]
 
 
 def _env(**settings: str) -> dict[str, str]:

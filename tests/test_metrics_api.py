@@ -45,7 +45,7 @@ def get(url: str) -> tuple[int, str]:
 def gunicorn(tmp_path: Path, api_port: int, **env: Any) -> Iterator[subprocess.Popen[bytes]]:
     """gunicorn on ``api_port``, ready (its /health answers), killed with its workers after."""
     log = tmp_path / "gunicorn.log"
-    args = [str(GUNICORN), "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn"]
+    args = [str(GUNICORN), "zipline_site.asgi:application", "--config", "python:zipline_site.gunicorn"]
     args += ["--bind", f"127.0.0.1:{api_port}", "--workers", "2", "--max-requests", str(MAX_REQUESTS)]
     with log.open("wb") as out:
         server = subprocess.Popen(
@@ -139,7 +139,7 @@ def test_a_taken_api_metrics_port_is_one_line_and_the_api_serves_on(tmp_path: Pa
 def test_a_bad_metrics_setting_stops_gunicorn_with_one_line(tmp_path: Path) -> None:
     started = time.monotonic()
     result = subprocess.run(
-        [str(GUNICORN), "zipline_site.wsgi:application", "--config", "python:zipline_site.gunicorn"],
+        [str(GUNICORN), "zipline_site.asgi:application", "--config", "python:zipline_site.gunicorn"],
         cwd=ROOT,
         env=process_env(JQS_METRICS_API_PORT="99999"),
         capture_output=True,

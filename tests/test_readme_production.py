@@ -136,6 +136,8 @@ def test_the_production_steps_work_as_written_and_run_the_rest_example(tmp_path:
                 up(name)
             return bool((curl(read) or {}).get("status") == "completed")
 
+        waited = curl(f'curl -H "Authorization: Bearer $TOKEN" "{base}/api/v1/jobs/{submitted["id"]}?wait=25s"') or {}
+        assert waited.get("status") == "completed", f"the README's job (queue {submitted['queue']!r}): {waited}"
         wait_for(completed, 30, 0.2, f"the README's job (queue {submitted['queue']!r}) to complete: {curl(read)}")
         assert _read_over_grpc(grpc_port, token, submitted["id"]) == "completed"
 

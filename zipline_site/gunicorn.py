@@ -1,4 +1,8 @@
-"""gunicorn's settings for the API: ``gunicorn -c python:zipline_site.gunicorn zipline_site.wsgi:application``.
+"""gunicorn's settings for the API: ``gunicorn -c python:zipline_site.gunicorn zipline_site.asgi:application``.
+
+Workers: uvicorn's (an event loop per process, :mod:`zipline_site.asgi`), so that a request waiting on a
+job (``?wait=30s``) holds a connection, not a thread. The rest of the API runs on ``threads`` threads per
+process (``--threads``, 4 unless given), as gunicorn's thread workers ran it.
 
 Metrics: each gunicorn worker is a process of its own, so its metric values go to files that the master
 sums and serves on a port of their own (``JQS_METRICS_API_PORT``), never on the API's public port; see
@@ -21,6 +25,9 @@ except ConfigError as exc:  # one line and status 2, as every ZipLine command (S
     sys.stderr.write(f"zipline: configuration error: {exc}\n")
     raise SystemExit(EXIT_CONFIG_ERROR) from None
 
+worker_class = "zipline_site.asgi_worker.ApiWorker"
+threads = 4
+
 _metrics = ApiMetrics.prepare()
 
 
@@ -29,6 +36,9 @@ def when_ready(server: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
+    from zipline_site import wsgi_bridge
+
+    wsgi_bridge.configure(worker.cfg.threads)  # before the worker loads zipline_site.asgi
     _metrics.forked()
 
 

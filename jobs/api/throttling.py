@@ -3,7 +3,7 @@
 A view names its scope per method (``throttle_scopes = {"POST": "submit"}``); the rate of each scope
 is read from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` at request time, and a scope whose rate is
 None costs nothing (no Redis round trip). A view may say what a request costs (``throttle_cost``: a
-batch costs one per job); a request the budget cannot cover is refused whole and costs nothing.
+batch costs one per job) or that it is free (``throttle_free``: a wait's second look); a request the budget cannot cover is refused whole and costs nothing.
 
 Counters are :mod:`jobs.rate_counter`'s, one Lua call per request: DRF's own throttle reads and
 writes a history in the cache without a lock, and concurrent requests got past it. A fixed window
@@ -27,7 +27,8 @@ class ScopedThrottle(ScopedRateThrottle):
     def allow_request(self, request: Request, view: Any) -> bool:
         scopes = getattr(view, "throttle_scopes", None) or {}
         scope = scopes.get(request.method) or getattr(view, "throttle_scope", None)
-        if not scope:
+        free = getattr(view, "throttle_free", None)
+        if not scope or (free is not None and free(request)):
             return True
         rates: dict[str, Any] = dict(api_settings.DEFAULT_THROTTLE_RATES or {})
         rate = rates.get(scope)

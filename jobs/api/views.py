@@ -20,6 +20,7 @@ from jobs import service
 from jobs.api import representations as r
 from jobs.api import schema
 from jobs.api import serializers as s
+from jobs.api import wait as w
 from jobs.api.index import api_index
 from jobs.api.pagination import paginate
 from jobs.api.parsers import LimitedJSONParser
@@ -125,8 +126,16 @@ class JobDetailView(ApiView):
     required_permissions = {"DELETE": DELETE_JOB}
     throttle_scopes = {"GET": "read", "DELETE": "write"}
 
+    def throttle_free(self, request: Request) -> bool:
+        """A wait's second look at its job (``jobs.api.wait``) was counted on its first."""
+        return w.is_second_look(request)
+
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(with_attempts(service.get_job(job_id), request))
+        wait = w.parse_wait(request)
+        if wait is None:
+            return Response(with_attempts(service.get_job(job_id), request))
+        job, headers = w.waited_job(request, job_id, wait)
+        return Response(None if job is None else with_attempts(job, request), headers=headers)
 
     def delete(self, request: Request, job_id: str) -> Response:
         service.delete_finished(job_id)

@@ -37,6 +37,7 @@ from redis.commands.core import Script
 from redis.retry import Retry
 from redis.sentinel import SentinelConnectionPool
 
+from jobs.broker.endings import EndingsMixin
 from jobs.broker.errors import translated_methods
 from jobs.broker.flow import FlowReads
 from jobs.broker.items import NO_LIMITS, Claim, ExpiredLease, FlowLimits, Promoted, PushItem, RestoreItem, Settlement
@@ -71,7 +72,7 @@ def _blpop_timeout(seconds: float) -> float:
 
 
 @translated_methods
-class Broker(FlowReads):
+class Broker(FlowReads, EndingsMixin):
     """ZipLine's queues in one Redis; thread-safe (it holds a connection pool, not a connection)."""
 
     def __init__(self, client: redis.Redis, prefix: str, clock: Clock | None = None) -> None:

@@ -72,3 +72,8 @@ def rate_key(prefix: str, *parts: str) -> str:
 def flow_key(tag: str, *parts: str) -> str:
     """A flow queue's key (``<tag>:lanes``, ``<tag>:run``, ...), as ``lua/includes/lanes.lua`` builds them."""
     return ":".join((tag, *parts))
+
+
+def endings_channel(prefix: str) -> str:
+    """The Pub/Sub channel on which the ids of jobs that just ended are published (``jobs.broker.endings``)."""
+    return f"{prefix}:ended"

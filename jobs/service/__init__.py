@@ -10,6 +10,7 @@ It takes typed arguments, returns rows and plain values, and raises domain error
 * :mod:`~jobs.service.actions`: one job: get, list, cancel, retry, run now, delete.
 * :mod:`~jobs.service.bulk`: an action on many jobs, each refused or changed.
 * :mod:`~jobs.service.queues`: pause, resume, limits, and the statistics of queues, the system and workers.
+* :mod:`~jobs.service.watch`: waiting for a job to end, woken over Redis Pub/Sub (no polling).
 """
 
 from jobs.service import errors
@@ -47,6 +48,7 @@ from jobs.service.queues import (
     workers_summary,
 )
 from jobs.service.submission import submit, submit_many
+from jobs.service.watch import end_watch, has_ended, wait_for_end
 
 __all__ = [
     *errors.__all__,
@@ -60,8 +62,10 @@ __all__ = [
     "counts_by_queue",
     "delete_finished",
     "delete_jobs",
+    "end_watch",
     "find_job",
     "get_job",
+    "has_ended",
     "job_id_of",
     "known_queue_names",
     "list_jobs",
@@ -79,6 +83,7 @@ __all__ = [
     "system_stats",
     "throughput_series",
     "update_queue_limits",
+    "wait_for_end",
     "worker_stats",
     "workers_summary",
 ]

@@ -15,9 +15,10 @@ from typing import TypeVar
 from django.db import transaction
 from django.db.models import QuerySet
 
-from jobs import states
+from jobs import endings, states
 from jobs.dispatch import dispatch
 from jobs.ids import JobId, parse_job_id
+from jobs.lifecycle import FINISHED
 from jobs.models import WAITING, Job, JobQuerySet
 from jobs.service.dequeue import take_out_of_redis
 from jobs.service.errors import JobNotFound, TransitionError
@@ -135,6 +136,7 @@ def delete_jobs(rows: QuerySet[Job]) -> list[Job]:
         rows.filter(pk__in=[job.pk for job in found]).delete()
         waiting = [(job.queue, job.pk) for job in found if job.status in WAITING]
         transaction.on_commit(partial(take_out_of_redis, waiting))
+        endings.announce(job.pk for job in found if job.status not in FINISHED)  # a wait on one answers 404
     return found
 
 

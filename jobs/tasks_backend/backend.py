@@ -45,19 +45,24 @@ class ZipLineBackend(BaseTaskBackend):  # type: ignore[misc]  # Any: from django
         super().__init__(alias, params)
         self.retry: dict[str, Any] | None = self.options.get("retry")
         self.timeout: float | str | None = self.options.get("timeout")
-        # Tasks this backend found valid, with their job type: a task's validity depends only on the
-        # task and this backend's settings (a change of TASKS builds a new backend), and checking it
-        # again (signature inspection) is most of the framework's cost on every enqueue.
-        self._valid: dict[Task, str] = {}
+        # Tasks this backend found valid, with their job type and module path: a task's validity depends
+        # only on the task and this backend's settings (a change of TASKS builds a new backend), and
+        # checking it again (signature inspection) is most of the framework's cost on every enqueue.
+        self._valid: dict[Task, tuple[str, str]] = {}
 
     def job_type(self, task: Task) -> str:
         """Validate ``task`` (the framework's ``InvalidTask``), once per task; the type of its jobs."""
+        return self._known(task)[0]
+
+    def _known(self, task: Task) -> tuple[str, str]:
+        """(job type, module path) of a task found valid (``module_path`` is built anew at each read)."""
         known = self._valid.get(task)
         if known is None:
             self.validate_task(task)
             if len(self._valid) >= MAX_REMEMBERED_TASKS:
                 self._valid.clear()  # bounded: tasks made with ever new run_after values are all different
-            known = self._valid[task] = ASYNC_TYPE if iscoroutinefunction(task.func) else SYNC_TYPE
+            job_type = ASYNC_TYPE if iscoroutinefunction(task.func) else SYNC_TYPE
+            known = self._valid[task] = (job_type, task.module_path)
         return known
 
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
@@ -67,7 +72,7 @@ class ZipLineBackend(BaseTaskBackend):  # type: ignore[misc]  # Any: from django
         from jobs.client import enqueue_idempotent
         from jobs.validation import InvalidJob
 
-        job_type = self.job_type(task)
+        job_type, path = self._known(task)
         # The result normalizes the arguments to JSON (the framework's TypeError for any other value).
         result = TaskResult(
             task=task,
@@ -84,24 +89,27 @@ class ZipLineBackend(BaseTaskBackend):  # type: ignore[misc]  # Any: from django
             worker_ids=[],
         )
         try:
-            job, _ = enqueue_idempotent(self._spec(task, job_type, result.args, result.kwargs))
+            job, _ = enqueue_idempotent(self._spec(task, job_type, path, result.args, result.kwargs))
         except InvalidJob as exc:
             raise InvalidTask(str(exc)) from None
         set_field(result, "id", str(job.pk))
         set_field(result, "enqueued_at", job.created_at)
-        transaction.on_commit(lambda: task_enqueued.send(type(self), task_result=result))
+        if transaction.get_connection().in_atomic_block:
+            transaction.on_commit(lambda: task_enqueued.send(type(self), task_result=result))
+        else:  # committed already: what on_commit would do, without its bookkeeping
+            task_enqueued.send(type(self), task_result=result)
         return result
 
-    def _spec(self, task: Task, job_type: str, args: list[Any], kwargs: dict[str, Any]) -> JobSpec:
+    def _spec(self, task: Task, job_type: str, path: str, args: list[Any], kwargs: dict[str, Any]) -> JobSpec:
         from jobs.validation import JobSpec
 
-        payload: dict[str, Any] = {"task": task.module_path, "args": args, "kwargs": kwargs, "backend": self.alias}
+        payload: dict[str, Any] = {"task": path, "args": args, "kwargs": kwargs, "backend": self.alias}
         if task.run_after is not None:
             payload["run_after"] = task.run_after.isoformat()
         return JobSpec(
             job_type,
             payload,
-            name=task.module_path[:200],
+            name=path[:200],
             queue=task.queue_name,
             priority=task.priority,
             schedule_at=task.run_after,

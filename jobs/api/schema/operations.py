@@ -21,10 +21,30 @@ from jobs.api.schema.common import (
     SEED_SUBMIT_RESPONSE,
     error_responses,
 )
+from jobs.api.wait import WAIT_PATTERN
 
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The job's id.")
 QUEUE = OpenApiParameter(
     "queue_name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A queue name: 1-64 of A-Z a-z 0-9 _ . : -"
+)
+WAIT = OpenApiParameter(
+    "wait",
+    OpenApiTypes.STR,
+    OpenApiParameter.QUERY,
+    required=False,
+    pattern=WAIT_PATTERN,
+    description=(
+        "Wait up to this long for the job to end: seconds or milliseconds (`30s`, `2.5s`, `250ms`) up to `60s`, "
+        "or `1m`. Anything else: 400 naming `wait`. The response's `Zipline-Wait` header is `ended` or `timeout`."
+    ),
+)
+WAIT_OUTCOME = OpenApiParameter(
+    "Zipline-Wait",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=[200],
+    enum=["ended", "timeout"],
+    description="Only with `wait`: `ended` when the job has ended, `timeout` when the wait ran out first.",
 )
 SEED_EXAMPLE = OpenApiExample("SeedWelcomeEmail", value=SEED_JOB, request_only=True)
 JOB_EXAMPLE = OpenApiExample("PendingJob", value=SEED_JOB_RESPONSE, response_only=True)
@@ -138,10 +158,24 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         "get": extend_schema(
             operation_id="get_job",
             tags=["jobs"],
-            summary="Get a job, with its attempts",
-            parameters=[JOB_ID],
+            summary="Get a job, with its attempts; or wait for it to end",
+            description=(
+                "With `wait` (e.g. `?wait=30s`, at most `60s`), the answer comes as soon as the job ends "
+                "(completed, failed, cancelled, expired) or when the wait runs out, whichever is first: 200 "
+                "with the job as it is then. The `Zipline-Wait` header says which: `ended` or `timeout` (the "
+                "job's `status` says it too). A job that has already ended answers at once. The server is "
+                "woken by the job's end (no polling): many clients may wait at once, each costing an idle "
+                "connection, not a server thread."
+            ),
+            parameters=[JOB_ID, WAIT, WAIT_OUTCOME],
             examples=[JOB_EXAMPLE],
-            responses={200: s.JobSerializer, **error_responses(403, 404, *COMMON_ERRORS)},
+            responses={
+                200: OpenApiResponse(
+                    s.JobSerializer,
+                    description="The job (when `wait` was given: once it ended, or when the wait ran out).",
+                ),
+                **error_responses(400, 403, 404, *COMMON_ERRORS),
+            },
         ),
         "delete": extend_schema(
             operation_id="delete_job",
