@@ -320,3 +320,41 @@ def test_a_stopping_server_answers_its_waits_at_once(served: Served) -> None:
     assert status == 200 and body["status"] == "pending" and headers["zipline-wait"] == "timeout", (headers, body)
     assert answered < 5.0, f"answered {answered:.1f}s after SIGTERM"
     assert served.popen.wait(timeout=20) == 0
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_a_body_over_every_limit_is_answered_413_without_being_held_in_memory(served: Served) -> None:
+    """The ASGI front end reads at most the largest body a view accepts (the batch's 16 MiB): a client that
+    declares 200 MB and sends 40 MB gets the API's 413, and the worker process does not grow by the body."""
+    worker = served.worker_pid()
+    before = _rss_kib(worker)
+    sock = socket.create_connection(("127.0.0.1", served.port), timeout=60)
+    head = (
+        "POST /api/v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {served.token}\r\nContent-Length: 200000000\r\n\r\n"
+    )
+    sock.sendall(head.encode())
+    chunk = b" " * (1024 * 1024)
+    try:
+        for _ in range(40):
+            sock.sendall(chunk)
+    except OSError:
+        pass  # the server answered and closed before reading it all: what is asked
+    reply = b""
+    try:
+        while b"\r\n\r\n" not in reply:
+            data = sock.recv(65536)
+            if not data:
+                break
+            reply += data
+    finally:
+        sock.close()
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    grown = _rss_kib(worker) - before
+    assert grown < 30 * 1024, f"the worker grew by {grown} KiB for a 40 MB body"

@@ -22,9 +22,10 @@ _django = get_wsgi_application()
 
 from jobs import service  # noqa: E402 - Django is set up above
 from jobs.api import wait as api_wait  # noqa: E402
+from jobs.api.parsers import largest_body_limit  # noqa: E402
 from zipline_site.wsgi_bridge import Receive, Scope, Send, WsgiBridge, WsgiResponse, read_body  # noqa: E402
 
-bridge = WsgiBridge(_django)
+bridge = WsgiBridge(_django, body_cap=largest_body_limit())
 _stopping = {"now": False}
 
 
@@ -45,7 +46,7 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
     if job_id is None:
         await bridge(scope, receive, send)
         return
-    response = await _serve_wait(job_id, scope, await read_body(receive))
+    response = await _serve_wait(job_id, scope, await read_body(receive, bridge.body_cap))
     await response.send(send, head=scope["method"] == "HEAD")
 
 

@@ -53,13 +53,20 @@ class WsgiResponse:
         await send({"type": "http.response.body", "body": b"" if head else self.body})
 
 
-async def read_body(receive: Receive) -> bytes:
-    chunks = []
+async def read_body(receive: Receive, cap: int | None = None) -> bytes:
+    """The request's body, at most ``cap`` bytes of it: a body over every limit of the application is not
+    read on (nor held in memory); Django answers it from its declared length (413), or a chunked one 411."""
+    chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        if cap is not None and size + len(chunk) > cap:
+            chunks.append(chunk[: cap - size])
+            break
+        chunks.append(chunk)
+        size += len(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
@@ -120,8 +127,9 @@ def run(app: WsgiApp, environ: dict[str, Any]) -> WsgiResponse:
 class WsgiBridge:
     """An ASGI callable that serves ``app`` on this process's pool of threads."""
 
-    def __init__(self, app: WsgiApp) -> None:
+    def __init__(self, app: WsgiApp, body_cap: int | None = None) -> None:
         self.app = app
+        self.body_cap = body_cap  # the largest body any view accepts: more is never read
         self.pool = ThreadPoolExecutor(max_workers=_threads["count"], thread_name_prefix="zipline-api")
 
     async def call(self, scope: Scope, body: bytes, extra: dict[str, str] | None = None) -> WsgiResponse:
@@ -132,5 +140,5 @@ class WsgiBridge:
         return await asyncio.get_running_loop().run_in_executor(self.pool, function)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.call(scope, await read_body(receive))
+        response = await self.call(scope, await read_body(receive, self.body_cap))
         await response.send(send, head=scope["method"] == "HEAD")

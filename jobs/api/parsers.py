@@ -27,6 +27,13 @@ def body_limit(parser_context: Mapping[str, Any] | None) -> int:
     return int(limit or settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2_621_440)
 
 
+def largest_body_limit() -> int:
+    """The largest body any view accepts (the batch submission's): an ASGI front end reads no more."""
+    from jobs.api.views import BATCH_MAX_BODY_BYTES
+
+    return max(int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2_621_440), BATCH_MAX_BODY_BYTES)
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
