@@ -36,8 +36,9 @@ def test_the_time_is_isoformat_in_utc_across_seconds() -> None:
         assert json.loads(formatter.format(_record(created)))["time"] == expected, created
 
 
-def test_settings_turn_off_the_record_fields_no_format_prints() -> None:
+def test_settings_skip_the_caller_but_keep_the_process_for_gunicorns_format() -> None:
     # zipline_site.settings did this at start-up (the test settings import it).
-    assert logging.logThreads is False and logging.logProcesses is False and logging._srcfile is None
+    assert logging._srcfile is None
     record = logging.getLogger("zipline.test").makeRecord("zipline.test", logging.INFO, "", 0, "m", (), None)
-    assert record.threadName is None and record.process is None
+    assert record.process is not None  # gunicorn's format is "[%(process)d]": None would fail to format
+    assert logging.Formatter("[%(process)d] %(filename)s:%(lineno)d %(message)s").format(record).endswith(" m")

@@ -47,12 +47,11 @@ class JsonFormatter(logging.Formatter):
 
 
 def skip_unused_record_fields() -> None:
-    """Records without the thread, the process and the calling line, which ZipLine's two formats never print.
+    """Records without the calling line, which no format ZipLine sets up prints.
 
     Finding the caller walks the stack for every record, and a worker writes one per job; Python's logging
-    HOWTO ("Optimization") names these switches for that.
+    HOWTO ("Optimization") names this switch for it. The process and thread stay: gunicorn's own format
+    prints the process id (a format that names the caller gets "(unknown file)", never an error).
     """
-    logging.logThreads = False
-    logging.logProcesses = False
     logging.logMultiprocessing = False
     logging._srcfile = None

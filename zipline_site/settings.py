@@ -207,7 +207,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": ZIPLINE.logging.level.upper()},
     "loggers": {"django.server": {"level": "WARNING"}},
 }
-skip_unused_record_fields()  # neither format prints a thread, a process or a caller; a worker logs per job
+skip_unused_record_fields()  # no format prints the caller, and finding it costs every line (a worker logs per job)
 
 # ---- REST API (issue 5; owned by jobs/api) -------------------------------------------------------------
 # DRF: token auth (Bearer or Token), JSON only, one error shape, per-scope rate limits in the Redis cache.
