@@ -1,5 +1,4 @@
-"""Waiting for work on Redis Cluster (not supported yet: no setting selects it), where one BLPOP cannot name
-the queues of several slots.
+"""Waiting for work on Redis Cluster, where one BLPOP cannot name the queues of several slots.
 
 Every script that leaves a wake-up token for blocked workers (``includes/wake.lua``) also PUBLISHes on the
 queue's ``notify`` name. A worker of several queues subscribes to their names once and keeps the
@@ -12,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from redis.client import PubSub
 from redis.cluster import RedisCluster
@@ -21,9 +21,9 @@ from redis.retry import Retry
 class WakeListener:
     """One thread's subscription to the wake-ups of its queues."""
 
-    def __init__(self, client: RedisCluster, channels: Sequence[str]) -> None:
+    def __init__(self, client: Any, channels: Sequence[str]) -> None:
         self.channels = tuple(channels)
-        self.pubsub: PubSub = client.pubsub()  # type: ignore[no-untyped-call]  # redis.cluster is untyped
+        self.pubsub: PubSub = client.pubsub()  # a RedisCluster's (redis.cluster is untyped)
         self.pubsub.subscribe(*channels)
 
     def wait(self, timeout: float) -> bool:
@@ -42,7 +42,7 @@ class WakeListener:
         self.pubsub.close()
 
 
-def wait_on_cluster(client: RedisCluster, waiters: threading.local, notify_keys: Sequence[str], timeout: float) -> None:
+def wait_on_cluster(client: Any, waiters: threading.local, notify_keys: Sequence[str], timeout: float) -> None:
     """Wait for work in the queues of ``notify_keys``: BLPOP on one queue's key, or, for several, on the
     thread's Pub/Sub subscription (``waiters`` keeps it between calls; the first call only subscribes,
     and the claim that follows finds what came before)."""
