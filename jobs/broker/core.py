@@ -111,10 +111,10 @@ class Broker:
         return Broker(redis.Redis(connection_pool=own), self.prefix, self.clock)
 
     def master_address(self) -> str | None:
-        """``host:port`` of the master in use when the sentinels choose it; None for a single Redis."""
+        """``host:port`` of the master in use when the sentinels choose it; None for a single Redis or a cluster."""
         from jobs.broker.sentinel import master_address
 
-        return master_address(self.client)
+        return None if self.cluster else master_address(self.client)
 
     # -- keys --------------------------------------------------------------------------------
 
