@@ -22,8 +22,8 @@ CLUSTER_TESTS := tests/test_broker.py tests/test_flow_broker.py tests/test_worke
 	tests/test_workers_lost_claims.py tests/test_workers_odd_outcomes.py tests/test_flow_workers.py \
 	$(wildcard tests/test_scheduler_*.py) $(wildcard tests/test_api_*.py) tests/test_client.py tests/test_service.py \
 	tests/test_expiry.py tests/test_uniqueness.py tests/test_security_throttle.py tests/test_metrics.py
-# What make test runs on a cluster (about a minute): the broker, the reconciler and rebuild, reclaim, pause,
-# resume and statistics through the API, a pool of several queues.
+# What make test runs on a cluster (about 40 s): the broker, the reconciler and rebuild under the scheduler's
+# locks, reclaim, pause, resume, statistics and the worker registry through the API, a pool of several queues.
 CLUSTER_QUICK_TESTS := tests/test_broker.py tests/test_scheduler_reconcile.py tests/test_scheduler_reclaim.py \
 	tests/test_api_queues.py tests/test_worker_queues.py
 export PYTHONDONTWRITEBYTECODE := 1
