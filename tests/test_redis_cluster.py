@@ -65,7 +65,10 @@ def on_cluster(cluster: Cluster) -> Iterator[Cluster]:
 
 
 def test_a_cluster_url_or_the_flag_chooses_the_cluster_client(cluster: Cluster) -> None:
-    for url, flag in ((cluster.cluster_url, False), (cluster.url, True)):
+    from tests.procs import free_port
+
+    first_down = cluster.cluster_url.replace("://", f"://127.0.0.1:{free_port()},")  # the others still answer
+    for url, flag in ((cluster.cluster_url, False), (cluster.url, True), (first_down, False)):
         with override_settings(REDIS_URL=url), override_zipline(redis_cluster=flag, redis_key_prefix="zc-choose"):
             reset_broker()
             broker = get_broker()
