@@ -274,3 +274,15 @@ def test_the_banner_prints_the_addresses_in_use_and_says_when_metrics_are_off(tm
     assert "http://127.0.0.1:8080/api/v1/" in text and "http://[::1]:9191/metrics (workers)" in text
     text = banner(load_config({**base, "JQS_METRICS_ENABLED": "false"}), ["api"], creds, tmp_path / "env")
     assert "Metrics       off (JQS_METRICS_ENABLED=false)" in text and ":9191" not in text
+
+
+def test_make_run_takes_a_redis_cluster_as_told_and_never_swaps_in_the_stand_in() -> None:
+    """A cluster URL is not one redis-py's single-node client parses: make run keeps it rather than fail or
+    replace the user's cluster with the in-memory stand-in."""
+    from tests.procs import free_port
+    from zipline_site.firstlook import _redis_answers
+
+    nobody = free_port()
+    assert _redis_answers(f"redis+cluster://127.0.0.1:{nobody},127.0.0.1:{free_port()}")
+    assert _redis_answers(f"redis://127.0.0.1:{nobody}/0", cluster=True)
+    assert not _redis_answers(f"redis://127.0.0.1:{nobody}/0")  # one node that does not answer: the stand-in
