@@ -186,6 +186,8 @@ def _fail_over_under_load(group: Cluster, tmp_path: Path, counts: str) -> tuple[
     }
     broker = get_broker()
     victim_port = broker.client.get_node_from_key(broker.keys("default").ready).port  # type: ignore[attr-defined]
+    homes = {broker.client.get_node_from_key(broker.keys(q).ready).port for q in QUEUES}  # type: ignore[attr-defined]
+    assert len(homes) == 3, "the five queues are on every master"
     victim = next(node for node in group.nodes if node.port == victim_port)
     [replica] = group.replicas_of(victim)
     produced: list[str] = []
