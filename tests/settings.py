@@ -1,14 +1,21 @@
 """Settings for the test run: the environment the tests need, then the project's own settings.
 
 ``ZIPLINE_TEST_DATABASE_URL`` chooses the database (PostgreSQL by default; SQLite for the smoke run)
-and ``ZIPLINE_TEST_REDIS_URL`` the Redis (the shared one, on a database number of the tests' own).
+and ``ZIPLINE_TEST_REDIS_URL`` the Redis (the shared one, on a database number of the tests' own);
+``ZIPLINE_TEST_REDIS=cluster`` a Redis Cluster of the run's own instead (``make test-cluster``).
 """
 
 import os
 import uuid
 
 os.environ.setdefault("JQS_SECRET_KEY", "test-secret-key-not-for-production")
-os.environ.setdefault("JQS_REDIS_URL", os.environ.get("ZIPLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13"))
+SHARED_REDIS_URL = os.environ.get("ZIPLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# make test-cluster: ZipLine's Redis is a cluster of the run's own; the processes the tests start inherit it.
+if os.environ.get("ZIPLINE_TEST_REDIS") == "cluster" and not os.environ.get("ZIPLINE_TEST_CLUSTER_URL"):
+    from tests.cluster_session import start_session_cluster
+
+    os.environ["ZIPLINE_TEST_CLUSTER_URL"] = start_session_cluster()
+os.environ.setdefault("JQS_REDIS_URL", os.environ.get("ZIPLINE_TEST_CLUSTER_URL") or SHARED_REDIS_URL)
 os.environ.setdefault(
     "JQS_DATABASE_URL", os.environ.get("ZIPLINE_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 )

@@ -30,8 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-import redis
 
+from jobs.broker import make_client
 from tests.helpers import SEED_JOB
 
 pytestmark = pytest.mark.slow
@@ -181,7 +181,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 server.wait(timeout=5)
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        client = redis.Redis.from_url(os.environ["JQS_REDIS_URL"])
+        client = make_client()  # the configured Redis: one node, or the cluster of make test-cluster
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)

@@ -1,8 +1,8 @@
 """The broker on a real Redis Cluster of three masters: scripts in one slot each, queues spread over the
 masters, and a worker of several queues woken within milliseconds (no BLPOP across slots).
 
-The configuration does not select a cluster client yet (Redis Cluster is not supported yet); these tests
-build the broker on ``redis.cluster.RedisCluster`` directly.
+These tests build the broker on ``redis.cluster.RedisCluster`` directly; tests/test_redis_cluster.py goes
+through the settings (a ``redis+cluster://`` URL), which wrap it in ``jobs.broker.cluster.LazyCluster``.
 """
 
 from __future__ import annotations

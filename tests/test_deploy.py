@@ -740,3 +740,22 @@ def test_the_image_healthcheck_asks_the_port_the_api_listens_on(tmp_path: Path) 
         assert subprocess.run([sys.executable, *command[1:]], env=env, timeout=30, capture_output=True).returncode
     finally:
         server.server_close()
+
+
+def test_the_redis_cluster_examples_in_operations_md_are_settings_that_parse() -> None:
+    """docs/operations.md's Cluster section: its shell export and its Kubernetes env name known settings, and
+    the cluster URL they show is one the configuration takes (the nodes of a cluster, database 0)."""
+    from zipline_site.config import load_config
+
+    section = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8").split("## Redis Cluster\n", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    shell = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    k8s = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert shell and k8s, "the Cluster section shows a shell export and a Kubernetes env"
+    name, _, value = shell.group(1).strip().removeprefix("export ").partition("=")
+    assert name in KNOWN_ENV
+    config = load_config({name: value.strip("'").replace("PASSWORD", "secret")})
+    assert config.redis.url.startswith("redis+cluster://") and config.redis.url.count(",") == 2
+    for entry in yaml.safe_load(k8s.group(1))["env"]:
+        assert entry["name"] in KNOWN_ENV, entry
+        assert entry["valueFrom"]["secretKeyRef"]["name"] == "zipline"

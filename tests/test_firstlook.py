@@ -296,3 +296,15 @@ def test_make_run_sees_a_taken_port() -> None:
         port = taken.getsockname()[1]
         assert not port_free("127.0.0.1", port)
     assert port_free("127.0.0.1", port)
+
+
+def test_make_run_takes_a_redis_cluster_as_told_and_never_swaps_in_the_stand_in() -> None:
+    """A cluster URL is not one redis-py's single-node client parses: make run keeps it rather than fail or
+    replace the user's cluster with the in-memory stand-in."""
+    from tests.procs import free_port
+    from zipline_site.firstlook import _redis_answers
+
+    nobody = free_port()
+    assert _redis_answers(f"redis+cluster://127.0.0.1:{nobody},127.0.0.1:{free_port()}")
+    assert _redis_answers(f"redis://127.0.0.1:{nobody}/0", cluster=True)
+    assert not _redis_answers(f"redis://127.0.0.1:{nobody}/0")  # one node that does not answer: the stand-in

@@ -16,6 +16,7 @@ from urllib.parse import quote
 from zipline_site.config_errors import ConfigError, mask_passwords, scrub
 from zipline_site.config_file import read_yaml
 from zipline_site.exit_codes import ExitCode
+from zipline_site.parsers import CLUSTER_SCHEMES
 from zipline_site.sections import Config
 from zipline_site.setting import Setting
 from zipline_site.settings_table import BY_ATTRIBUTE, SETTINGS
@@ -71,7 +72,29 @@ def load_config(environ: Mapping[str, str] | None = None, config_file: str | Non
             raise ConfigError(f"{origin}={raw!r}: {exc}") from None
     if values["api_open"] and not values["debug"]:
         raise ConfigError("JQS_API_OPEN=true needs JQS_DEBUG=true: an open API is for local development only")
+    _check_cluster(values)
     return Config(values=values, source_file=path)
+
+
+def _check_cluster(values: Mapping[str, Any]) -> None:
+    """A Redis Cluster (``JQS_REDIS_CLUSTER`` or a ``redis+cluster://`` URL) goes with neither sentinels nor a
+    database other than 0 (a cluster has only database 0)."""
+    by_url = str(values["redis_url"]).startswith(CLUSTER_SCHEMES)
+    if not (by_url or values["redis_cluster"]):
+        return
+    chosen = "JQS_REDIS_URL=redis+cluster://..." if by_url else "JQS_REDIS_CLUSTER=true"
+    if values["redis_sentinels"]:
+        raise ConfigError(f"{chosen} and JQS_REDIS_SENTINELS: a Redis Cluster fails over by itself; set one of them")
+    url = str(values["redis_url"])
+    if url.startswith(("redis://", "rediss://")):
+        from urllib.parse import urlsplit
+
+        if urlsplit(url).path.strip("/") not in ("", "0"):
+            raise ConfigError(f"JQS_REDIS_URL={mask_passwords(url)!r}: a Redis Cluster has only database 0 ({chosen})")
+    elif not url and values["redis_database"] != 0:
+        raise ConfigError(
+            f"JQS_REDIS_DATABASE={values['redis_database']}: a Redis Cluster has only database 0 ({chosen})"
+        )
 
 
 def redis_url(config: Config) -> str:

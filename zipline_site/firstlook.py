@@ -56,9 +56,15 @@ def first_look_environment(environ: Mapping[str, str], local: Path) -> dict[str,
     return env
 
 
-def _redis_answers(url: str) -> bool:
+def _redis_answers(url: str, cluster: bool = False) -> bool:
+    """Whether a Redis answers at ``url``; a Redis Cluster (``redis+cluster://`` or ``JQS_REDIS_CLUSTER``) is
+    taken as told, never replaced by the stand-in (the services say so in one line if it does not answer)."""
     import redis
 
+    from zipline_site.parsers import CLUSTER_SCHEMES
+
+    if cluster or url.startswith(CLUSTER_SCHEMES):
+        return True
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
     except redis.RedisError:
@@ -95,7 +101,7 @@ def _environment() -> dict[str, str]:
         sys.stderr.write(f"zipline: configuration error: {exc}\n")
         raise SystemExit(2) from None
     url = redis_url(config)
-    if not _redis_answers(url):
+    if not _redis_answers(url, config.redis.cluster):
         env["JQS_REDIS_URL"] = _start_stand_in()
     localenv.write(localenv.env_file(env), env)
     return env

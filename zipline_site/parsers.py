@@ -165,14 +165,37 @@ def _network_address(text: str, example: str) -> SplitResult:
     return parts
 
 
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
 def redis_url(value: Any) -> str:
     text = string(value).strip()
+    if text.startswith(CLUSTER_SCHEMES):
+        return cluster_url(text)
     if text and not text.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("expected a redis:// or rediss:// URL")
+        raise ValueError("expected a redis://, rediss:// or redis+cluster:// URL")
     if text.startswith(("redis://", "rediss://")):
         database = _network_address(text, "redis://127.0.0.1:6379/0").path.strip("/")
         if database and not re.fullmatch(r"[0-9]{1,5}", database):
             raise ValueError(f"{database!r} is not a database number (expected e.g. redis://127.0.0.1:6379/0)")
+    return text
+
+
+def cluster_url(text: str) -> str:
+    """``redis+cluster://[user:password@]host:port[,host:port...][/0]``: nodes of one Redis Cluster, each
+    address checked; a cluster has only database 0."""
+    example = "redis+cluster://10.0.0.5:7000,10.0.0.6:7000"
+    rest = text.split("://", 1)[1]
+    auth, _, hosts = rest.rpartition("@")
+    hosts, _, database = hosts.partition("/")
+    if database.strip("/") not in ("", "0"):
+        raise ValueError(f"a Redis Cluster has only database 0, not {database.strip('/')!r}")
+    if not hosts:
+        raise ValueError(f"expected the address of at least one node (e.g. {example})")
+    for item in hosts.split(","):
+        _network_address(f"redis://{auth + '@' if auth else ''}{item.strip()}", example)
+        if urlsplit(f"redis://{item.strip()}").port is None:
+            raise ValueError(f"{item.strip()!r} is not host:port (expected e.g. {example})")
     return text
 
 

@@ -35,6 +35,7 @@ class RedisConfig:
     password: str = field(repr=False)
     database: int
     url: str
+    cluster: bool
     sentinels: str
     sentinel_master: str
     sentinel_password: str = field(repr=False)

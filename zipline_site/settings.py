@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 from zipline_site.config import EXIT_CONFIG_ERROR, Config, ConfigError, load_config, redis_url
 from zipline_site.installed_apps import installed_apps, is_lean
 from zipline_site.logs import skip_unused_record_fields
+from zipline_site.parsers import CLUSTER_SCHEMES
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -160,6 +161,9 @@ if ZIPLINE.redis.sentinels:  # the cache follows the master through the broker's
         ],
         "SENTINEL_KWARGS": {"password": ZIPLINE.redis.sentinel_password or None, "socket_timeout": 1},
     }
+if ZIPLINE.redis.cluster or REDIS_URL.startswith(CLUSTER_SCHEMES):  # the cache's keys go to the nodes of their slots
+    CACHES["default"]["LOCATION"] = REDIS_URL.split(",")[0]  # one "server" for django-redis; the factory ignores it
+    CACHES["default"]["OPTIONS"]["CONNECTION_FACTORY"] = "jobs.broker.cluster_cache.ClusterConnectionFactory"
 DJANGO_REDIS_IGNORE_EXCEPTIONS = True
 
 AUTH_PASSWORD_VALIDATORS = [

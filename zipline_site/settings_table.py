@@ -45,7 +45,15 @@ SETTINGS: tuple[Setting, ...] = (
         "JQS_REDIS_URL",
         parsers.redis_url,
         "",
-        "redis:// or rediss:// URL; overrides host, port, password, database",
+        "redis:// or rediss:// URL (overrides host, port, password, database); redis+cluster://host:port,... a Redis Cluster",
+    ),
+    row(
+        "redis_cluster",
+        "redis.cluster",
+        "JQS_REDIS_CLUSTER",
+        parsers.boolean,
+        False,
+        "true: the Redis named is a node of a Redis Cluster, the others are found from it (see docs/operations.md)",
     ),
     row(
         "redis_sentinels",

@@ -70,10 +70,10 @@ def safe_url(url: str) -> str:
 
 
 def _where(url: str) -> str:
-    """Where Redis was looked for: the sentinels and master name when configured, else the URL."""
-    from jobs.broker.connection import sentinel_target
+    """Where Redis was looked for: the sentinels and master name, or the cluster's nodes, else the URL."""
+    from jobs.broker.connection import redis_cluster_target, sentinel_target
 
-    target = sentinel_target()
+    target = sentinel_target() or redis_cluster_target()
     return target.describe() if target else f"Redis at {safe_url(url)}"
 
 
@@ -86,16 +86,29 @@ def unreachable(broker: Broker, url: str) -> str | None:
     return None
 
 
+def wrong_kind(url: str) -> str | None:
+    """A one-line refusal when the settings and the Redis disagree about a cluster: a cluster configured and a
+    node answering as a single Redis, or a single Redis configured and a node of a cluster answering."""
+    from jobs.broker.cluster import a_cluster_node, not_a_cluster
+    from jobs.broker.connection import redis_cluster_target, sentinel_target
+
+    cluster = redis_cluster_target()
+    if cluster is not None:
+        return not_a_cluster(cluster)
+    return None if sentinel_target() else a_cluster_node(url)
+
+
 def refusal(broker: Broker, url: str) -> str | None:
     """A one-line reason when Redis answers but will not serve ZipLine; None when it does, or is out of reach.
 
-    Through Sentinel, sentinels that answer but know no master of the configured name are a refusal too.
+    Through Sentinel, sentinels that answer but know no master of the configured name are a refusal too; so is
+    a cluster where the settings name a single Redis, or the other way round.
     """
     from jobs.broker.connection import sentinel_target
     from jobs.broker.sentinel import unknown_master
 
     target = sentinel_target()
-    problem = unknown_master(target) if target else None
+    problem = (unknown_master(target) if target else None) or wrong_kind(url)
     if problem:
         return problem
     try:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import cast
 
 import redis
 from django.conf import settings
 
+from jobs.broker.cluster import ClusterTarget, LazyCluster, cluster_target
 from jobs.broker.core import Broker
 from jobs.broker.sentinel import SentinelTarget, master_client, parse_sentinels
 
@@ -23,19 +25,30 @@ def sentinel_target() -> SentinelTarget | None:
     return SentinelTarget(parse_sentinels(section.sentinels), section.sentinel_master, section.sentinel_password)
 
 
+def redis_cluster_target() -> ClusterTarget | None:
+    """The Redis Cluster the settings name (a ``redis+cluster://`` URL or ``JQS_REDIS_CLUSTER``), or None."""
+    return cluster_target(settings.REDIS_URL, settings.ZIPLINE.redis.cluster)
+
+
 def describe_redis() -> str:
-    """The Redis in use, for messages: its URL (password masked) or the sentinels and master name."""
+    """The Redis in use, for messages: its URL (password masked), the cluster's nodes, or the sentinels."""
     from jobs.broker.checks import safe_url
 
-    target = sentinel_target()
+    target = sentinel_target() or redis_cluster_target()
     return target.describe() if target else f"Redis at {safe_url(settings.REDIS_URL)}"
 
 
 def _client(url: str | None, **kwargs: object) -> redis.Redis:
-    """A client of ``url``; with sentinels configured (and no ``url`` given), of the master they name.
+    """A client of ``url``; with sentinels or a cluster configured (and no ``url`` given), of the master the
+    sentinels name or of the cluster (made at its first call: :class:`~jobs.broker.cluster.LazyCluster`).
 
     With sentinels the URL (``REDIS_URL``, built from the parts) gives only the password, user and database.
     """
+    cluster = redis_cluster_target() if url is None else None
+    if cluster is not None:
+        kwargs.pop("health_check_interval", None)
+        kwargs.pop("retry_on_error", None)
+        return cast(redis.Redis, LazyCluster(cluster, **kwargs))
     target = sentinel_target() if url is None else None
     if target is None:
         return redis.Redis.from_url(url or settings.REDIS_URL, **kwargs)
@@ -81,7 +94,7 @@ def probe_broker(seconds: float) -> Broker:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    name = f"probe:{seconds}:{settings.REDIS_URL}:{sentinel_target()}"
+    name = f"probe:{seconds}:{settings.REDIS_URL}:{sentinel_target()}:{settings.ZIPLINE.redis.cluster}"
     with _lock:
         broker = _state.get(name)
         if broker is None:
@@ -91,8 +104,23 @@ def probe_broker(seconds: float) -> Broker:
     return broker
 
 
+def cache_client() -> redis.Redis:
+    """The Django cache's client on a cluster (:mod:`jobs.broker.cluster_cache`): commands give up after 2 s
+    without retrying, as the cache's settings ask of a single Redis."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    with _lock:
+        client = _state.get("cache")
+        if client is None:
+            client = _state["cache"] = _client(
+                None, socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 0)
+            )
+    return cast(redis.Redis, client)
+
+
 def reset_broker() -> None:
-    """Forget the cached broker (tests that change settings call this)."""
+    """Forget the cached broker and cache client (tests that change settings call this)."""
     with _lock:
         _state.clear()
 

@@ -4,7 +4,7 @@ This class is the only place that assembles script arguments (keys come from ``j
 is one Lua script (see ``jobs/broker/lua``). All keys of one queue share the hash tag ``{queue}``, so each
 script touches one hash slot, and every key starts with the configured prefix.
 
-Redis Cluster is not supported yet (the settings do not select its client), but the broker runs on
+On Redis Cluster (``redis+cluster://`` or ``JQS_REDIS_CLUSTER``, :mod:`jobs.broker.cluster`) the broker runs on
 ``redis.cluster.RedisCluster``: each queue's keys lie in the slot of its tag, so queues
 spread over the masters. What spans queues changes there: a cluster refuses EVALSHA in a pipeline and a BLPOP
 across slots, so scripts run one call each, and a worker that waits on several queues listens to their
@@ -37,6 +37,7 @@ from redis.commands.core import Script
 from redis.retry import Retry
 from redis.sentinel import SentinelConnectionPool
 
+from jobs.broker.cluster import LazyCluster, is_cluster
 from jobs.broker.endings import EndingsMixin
 from jobs.broker.errors import translated_methods
 from jobs.broker.flow import FlowReads
@@ -85,13 +86,18 @@ class Broker(FlowReads, EndingsMixin):
         self.workers_key = workers_key(prefix)
         self._known_queues: set[str] = set()
         self._keys: dict[str, QueueKeys] = {}  # built once per queue: every command needs them
-        self.cluster = isinstance(client, RedisCluster)
+        self.cluster = is_cluster(client)
         self._waiters = threading.local()  # each thread's Pub/Sub listener on a cluster (jobs.broker.waiting)
 
     def with_socket_timeout(self, seconds: float) -> Broker:
         """The same Redis and keys through a pool of its own whose commands fail after ``seconds``,
         without retrying: for a thread with other duties that must not hang on an unreachable Redis.
         """
+        if isinstance(self.client, LazyCluster):
+            quick = self.client.like(
+                socket_timeout=seconds, socket_connect_timeout=seconds, retry=Retry(NoBackoff(), 0)
+            )
+            return Broker(cast(redis.Redis, quick), self.prefix, self.clock)
         if isinstance(self.client, RedisCluster):
             return Broker(cluster_client_like(self.client, seconds), self.prefix, self.clock)
         pool = self.client.connection_pool
@@ -109,10 +115,10 @@ class Broker(FlowReads, EndingsMixin):
         return Broker(redis.Redis(connection_pool=own), self.prefix, self.clock)
 
     def master_address(self) -> str | None:
-        """``host:port`` of the master in use when the sentinels choose it; None for a single Redis."""
+        """``host:port`` of the master in use when the sentinels choose it; None for a single Redis or a cluster."""
         from jobs.broker.sentinel import master_address
 
-        return master_address(self.client)
+        return None if self.cluster else master_address(self.client)
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -227,9 +233,7 @@ class Broker(FlowReads, EndingsMixin):
         queue BLPOPs its one key, and a worker of several waits on their Pub/Sub wake-ups; then it claims.
         """
         if self.cluster:
-            wait_on_cluster(
-                cast(RedisCluster, self.client), self._waiters, [self.keys(q).notify for q in queues], timeout
-            )
+            wait_on_cluster(self.client, self._waiters, [self.keys(q).notify for q in queues], timeout)
             return self.claim(queue, worker_id, count, lease_ms, limits=limits)
         wait = ("blpop", ([self.keys(q).notify for q in queues], _blpop_timeout(timeout)))
         [result] = self._run_many([self._claim_call(queue, worker_id, count, lease_ms, limits)], extra=[wait])

@@ -17,7 +17,8 @@ import redis
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-RAISED_BY_REDIS = (redis.RedisError, OSError)
+# A cluster client's own errors (no node reachable, a slot no node serves during a failover) are not RedisErrors.
+RAISED_BY_REDIS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 
 
 class BrokerUnavailable(Exception):

@@ -1,5 +1,4 @@
-"""Waiting for work on Redis Cluster (not supported yet: no setting selects it), where one BLPOP cannot name
-the queues of several slots.
+"""Waiting for work on Redis Cluster, where one BLPOP cannot name the queues of several slots.
 
 Every script that leaves a wake-up token for blocked workers (``includes/wake.lua``) also PUBLISHes on the
 queue's ``notify`` name. A worker of several queues subscribes to their names once and keeps the
@@ -12,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from redis.client import PubSub
 from redis.cluster import RedisCluster
@@ -21,9 +21,9 @@ from redis.retry import Retry
 class WakeListener:
     """One thread's subscription to the wake-ups of its queues."""
 
-    def __init__(self, client: RedisCluster, channels: Sequence[str]) -> None:
+    def __init__(self, client: Any, channels: Sequence[str]) -> None:
         self.channels = tuple(channels)
-        self.pubsub: PubSub = client.pubsub()  # type: ignore[no-untyped-call]  # redis.cluster is untyped
+        self.pubsub: PubSub = client.pubsub()  # a RedisCluster's (redis.cluster is untyped)
         self.pubsub.subscribe(*channels)
 
     def wait(self, timeout: float) -> bool:
@@ -42,21 +42,38 @@ class WakeListener:
         self.pubsub.close()
 
 
-def wait_on_cluster(client: RedisCluster, waiters: threading.local, notify_keys: Sequence[str], timeout: float) -> None:
+def wait_on_cluster(client: Any, waiters: threading.local, notify_keys: Sequence[str], timeout: float) -> None:
     """Wait for work in the queues of ``notify_keys``: BLPOP on one queue's key, or, for several, on the
-    thread's Pub/Sub subscription (``waiters`` keeps it between calls; the first call only subscribes,
-    and the claim that follows finds what came before)."""
+    thread's Pub/Sub subscription (``waiters`` keeps it between calls). The first call subscribes, then
+    waits only if no queue holds a wake-up token: what came before the subscription is claimed at once."""
     if len(notify_keys) == 1:
         client.blpop(list(notify_keys), max(0.001, round(timeout, 3)))
         return
     channels = tuple(notify_keys)
     listener: WakeListener | None = getattr(waiters, "listener", None)
-    if listener is not None and listener.channels == channels:
+    fresh = listener is None or listener.channels != channels
+    try:
+        if fresh:
+            if listener is not None:
+                listener.close()
+            listener = waiters.listener = WakeListener(client, channels)
+            if any(client.exists(key) for key in notify_keys):  # a wake-up came before the subscription
+                return
+        assert listener is not None
         listener.wait(timeout)
-        return
+    except BaseException:
+        _drop(waiters)  # its node may be gone (a failover): the next call subscribes again, wherever it can
+        raise
+
+
+def _drop(waiters: threading.local) -> None:
+    listener: WakeListener | None = getattr(waiters, "listener", None)
+    waiters.listener = None
     if listener is not None:
-        listener.close()
-    waiters.listener = WakeListener(client, channels)
+        try:
+            listener.close()
+        except Exception:  # noqa: BLE001, S110 - closing a dead connection may fail too; it is dropped anyway
+            pass
 
 
 def cluster_client_like(client: RedisCluster, seconds: float) -> RedisCluster:

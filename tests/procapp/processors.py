@@ -10,11 +10,12 @@ import gc
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 from django.conf import settings
 
+from jobs.broker.cluster import LazyCluster, cluster_target
 from jobs.registry import Context, JobCancelled, processor, registry
 
 _client: dict[int, redis.Redis] = {}
@@ -23,7 +24,10 @@ _client: dict[int, redis.Redis] = {}
 def client() -> redis.Redis:
     pid = os.getpid()
     if pid not in _client:
-        _client[pid] = redis.Redis.from_url(settings.REDIS_URL)
+        # ZipLine's Redis, a cluster on make test-cluster; or a Redis the test names, which outlives a failover
+        url = os.environ.get("ZIPLINE_TEST_LEDGER_REDIS_URL") or settings.REDIS_URL
+        target = cluster_target(url, settings.ZIPLINE.redis.cluster)
+        _client[pid] = cast(redis.Redis, LazyCluster(target)) if target else redis.Redis.from_url(url)
     return _client[pid]
 
 
