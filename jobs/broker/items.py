@@ -88,6 +88,13 @@ class FlowLimits:
     types: tuple[tuple[str, Limit], ...] = ()
     weights: tuple[tuple[str, int], ...] = ()  # (group, turns per round); 1 for a group not named
 
+    @property
+    def gather_ms(self) -> float:
+        """How long a worker held by a rate may wait so that its next claim starts several jobs: half the
+        time its burst holds (0 with a burst of one: no start may be lost by waiting)."""
+        scopes = (self.queue, self.group, *(limit for _, limit in self.types))
+        return max(((s.burst - 1) * s.interval_ms / 2 for s in scopes if s.interval_ms > 0), default=0.0)
+
     def args(self) -> list[object]:
         out: list[object] = [*self.queue.args(), *self.group.args(), len(self.types)]
         for name, limit in self.types:
