@@ -131,8 +131,9 @@ DEFAULT_BURST_MS = 10
 
 
 def effective_burst(rate: Rate | None, burst: int | None) -> int:
-    """The burst in force: the one set, else what ``rate`` allows in :data:`DEFAULT_BURST_MS`, at least 1."""
-    if burst is not None:
+    """The burst in force: the one set, else (None or 0) what ``rate`` allows in :data:`DEFAULT_BURST_MS`,
+    at least 1."""
+    if burst:
         return burst
     if rate is None:
         return 1

@@ -144,7 +144,7 @@ def test_group_weights_reach_the_claim(api: APIClient) -> None:
         ({"JQS_LIMITS_QUEUE_RATE": "10/fortnight"}, "JQS_LIMITS_QUEUE_RATE"),
         ({"JQS_LIMITS_GROUP_RATE": "0/s"}, "JQS_LIMITS_GROUP_RATE"),
         ({"JQS_LIMITS_GROUP_CONCURRENCY": "-1"}, "JQS_LIMITS_GROUP_CONCURRENCY"),
-        ({"JQS_LIMITS_QUEUE_BURST": "0"}, "JQS_LIMITS_QUEUE_BURST"),
+        ({"JQS_LIMITS_QUEUE_BURST": "-1"}, "JQS_LIMITS_QUEUE_BURST"),
     ],
 )
 def test_bad_limit_settings_are_one_line_naming_the_setting(env: dict[str, str], setting: str) -> None:
