@@ -11,7 +11,6 @@ hot paths (claiming and finishing many jobs) are batched into one statement each
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,10 +19,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs import batch_sql, lifecycle
+from jobs import batch_sql, endings, lifecycle
 from jobs.ids import parse_job_id, parse_job_ids
 from jobs.lifecycle import Verb
-from jobs.models import Job, JobQuerySet, Outcome, Status
+from jobs.models import FINISHED, Job, JobQuerySet, Outcome, Status
 from jobs.retry_policy import RetryPolicy
 
 # Every state and the states it can reach (derived from the verbs' table).
@@ -82,8 +81,10 @@ def cancel(job_id: Any) -> tuple[Job, bool]:
     """
     now = timezone.now()
     one = Job.objects.filter(pk=job_id)
-    if transition(Verb.CANCEL, one, completed_at=now, updated_at=now, schedule_at=None):
-        return _load(job_id), True
+    with transaction.atomic():
+        if transition(Verb.CANCEL, one, completed_at=now, updated_at=now, schedule_at=None):
+            endings.after_jobs_ended(one.values("pk"))
+            return _load(job_id), True
     if transition(Verb.REQUEST_CANCEL, one, cancel_requested=True, updated_at=now):
         return _load(job_id), False
     job = _load(job_id)
@@ -182,14 +183,18 @@ def claim(job_ids: Sequence[str], worker: str, now: datetime | None = None) -> l
 def expire(rows: JobQuerySet, now: datetime) -> int:
     """End those of ``rows`` that are waiting and whose ``expires_at`` has passed as ``expired``, with
     the reason in their error; returns how many."""
-    return transition(
-        Verb.EXPIRE,
-        rows.filter(expires_at__lte=now),
-        error=EXPIRED_REASON,
-        completed_at=now,
-        updated_at=now,
-        schedule_at=None,
-    )
+    with transaction.atomic():
+        expired = transition(
+            Verb.EXPIRE,
+            rows.filter(expires_at__lte=now),
+            error=EXPIRED_REASON,
+            completed_at=now,
+            updated_at=now,
+            schedule_at=None,
+        )
+        if expired:
+            endings.after_jobs_ended(rows.values("pk"))
+    return expired
 
 
 @dataclass
@@ -263,8 +268,10 @@ def record(results: Sequence[AttemptResult]) -> list[Recorded]:
                 duration=r.duration,
             )
         )
-    with nullcontext() if batch_sql.is_postgres() else transaction.atomic(durable=False):
+    # One transaction with the release of the children of the jobs that ended (jobs.endings).
+    with transaction.atomic(durable=False):
         final = batch_sql.finish_rows(rows)
+        endings.after_jobs_ended([pk for pk, status in final.items() if status in FINISHED])
     return [Recorded(r.job, final.get(r.job.pk), row.schedule_at) for r, row in zip(results, rows, strict=True)]
 
 
@@ -277,8 +284,10 @@ def release(jobs: Iterable[Job]) -> list[Job]:
     now = timezone.now()
     for job in jobs:
         this_attempt = Job.objects.filter(pk=job.pk, attempts=job.attempts, worker=job.worker)
-        if transition(Verb.STOP, this_attempt.filter(cancel_requested=True), completed_at=now, updated_at=now):
-            continue
+        with transaction.atomic():
+            if transition(Verb.STOP, this_attempt.filter(cancel_requested=True), completed_at=now, updated_at=now):
+                endings.after_jobs_ended([job.pk])
+                continue
         if transition(
             Verb.RELEASE, this_attempt, attempts=F("attempts") - 1, worker="", started_at=None, updated_at=now
         ):

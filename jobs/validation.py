@@ -78,6 +78,8 @@ class JobSpec:
     unique_until: str | None = None
     expires_at: datetime | str | None = None
     expires_in: float | str | None = None
+    depends_on: list[Any] | None = None  # parent job ids (jobs.dependencies); a workflow's refs too
+    on_parent_failure: str | None = None  # "cancel" (default) or "run"
 
 
 @dataclass(frozen=True)

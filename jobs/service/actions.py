@@ -15,10 +15,10 @@ from typing import TypeVar
 from django.db import transaction
 from django.db.models import QuerySet
 
-from jobs import states
+from jobs import endings, states
 from jobs.dispatch import dispatch
 from jobs.ids import JobId, parse_job_id
-from jobs.models import WAITING, Job, JobQuerySet
+from jobs.models import FINISHED, WAITING, Job, JobQuerySet
 from jobs.service.dequeue import take_out_of_redis
 from jobs.service.errors import JobNotFound, TransitionError
 
@@ -133,6 +133,8 @@ def delete_jobs(rows: QuerySet[Job]) -> list[Job]:
         if not found:
             return []
         rows.filter(pk__in=[job.pk for job in found]).delete()
+        # A live job deleted has ended for its children: they count it as a failed parent.
+        endings.after_jobs_ended([job.pk for job in found if job.status not in FINISHED])
         waiting = [(job.queue, job.pk) for job in found if job.status in WAITING]
         transaction.on_commit(partial(take_out_of_redis, waiting))
     return found

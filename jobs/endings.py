@@ -1,0 +1,122 @@
+"""What happens when jobs end: their blocked children move on, in the same transaction.
+
+Every code path that ends a job (the recorder's batched finish and a lost attempt in
+:func:`jobs.states.record`, a cancel, a stop at release, an expiry, a deletion) calls
+:func:`after_jobs_ended` inside the transaction that ended them. So a child is released in the
+transaction of its last parent's ending and no release is ever lost to a crash between the two.
+
+The common case, jobs with no children, costs one indexed query per batch (``job_dependency_parent``).
+
+Two parents of one child ending at once in two transactions: each locks the child row
+(``SELECT ... FOR UPDATE``, children in id order) before it reads the parents' states in a new
+statement, so the second sees the first's committed ending: one of them releases the child, never
+both and never neither. A submission that adds a child locks its parents' rows the same way
+(:mod:`jobs.dependencies`), so a parent ending meanwhile either sees the new edge or is seen ended.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from jobs import states
+from jobs.dispatch import dispatch
+from jobs.lifecycle import FINISHED, Status, Verb
+from jobs.models import Job, JobDependency, ParentFailure
+
+DELETED = "deleted"  # how a child's reason names a parent whose row is gone
+_DISPATCHED = ("id", "queue", "priority", "type", "group", "schedule_at")
+
+
+def after_jobs_ended(ended: Iterable[uuid.UUID] | QuerySet[Any]) -> None:
+    """Move on the blocked children of ``ended`` (ids, or a query of ids) whose parents have all ended.
+
+    Call it inside the transaction that ended them. Ids of jobs that did not end are harmless: the
+    parents' states are read again here.
+    """
+    parents = ended if isinstance(ended, QuerySet) else list(ended)
+    if not isinstance(parents, QuerySet) and not parents:
+        return
+    children = list(JobDependency.objects.filter(parent_id__in=parents).values_list("child_id", flat=True).distinct())
+    if children:
+        release_ready(children)
+
+
+def release_ready(children: Iterable[uuid.UUID]) -> None:
+    """Settle those of ``children`` that are blocked and whose parents have all ended: released to
+    pending (parents completed, or ``on_parent_failure`` "run"), or cancelled with the reason (a
+    parent failed, was cancelled, expired or deleted). A cancelled child ends too: its own children
+    are settled in turn. Released ids reach Redis when the transaction commits."""
+    pending = sorted(set(children))
+    while pending:
+        abandoned = _settle(pending)
+        pending = sorted(set(JobDependency.objects.filter(parent_id__in=abandoned).values_list("child_id", flat=True)))
+
+
+def _settle(children: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Release or cancel the children ready to move; returns the ids cancelled."""
+    locked = list(
+        Job.objects.select_for_update()
+        .filter(pk__in=children)
+        .blocked()
+        .order_by("pk")
+        .values_list("pk", "on_parent_failure")
+    )
+    if not locked:
+        return []
+    parents_of = _parents_of([pk for pk, _ in locked])
+    statuses = dict(
+        Job.objects.filter(pk__in={p for ps in parents_of.values() for p in ps}).values_list("pk", "status")
+    )
+    release: list[uuid.UUID] = []
+    reasons: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for pk, policy in locked:
+        verdict = _verdict([(p, statuses.get(p, DELETED)) for p in parents_of[pk]], policy)
+        if verdict == "":
+            release.append(pk)
+        elif verdict is not None:
+            reasons[verdict].append(pk)
+    _release(release)
+    return _abandon(reasons)
+
+
+def _parents_of(children: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    parents: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for child, parent in JobDependency.objects.filter(child_id__in=children).values_list("child_id", "parent_id"):
+        parents[child].append(parent)
+    return parents
+
+
+def _verdict(parents: list[tuple[uuid.UUID, str]], policy: str) -> str | None:
+    """None: a parent has not ended; "": release; else the reason the child is cancelled."""
+    if any(status != DELETED and status not in FINISHED for _, status in parents):
+        return None
+    failed = [(pk, status) for pk, status in parents if status != Status.COMPLETED]
+    if not failed or policy == ParentFailure.RUN:
+        return ""
+    pk, status = min(failed)
+    return f"cancelled: parent {pk} {status}"
+
+
+def _release(ids: list[uuid.UUID]) -> None:
+    if not ids:
+        return
+    states.transition(Verb.UNBLOCK, Job.objects.filter(pk__in=ids), updated_at=timezone.now())
+    released = list(Job.objects.filter(pk__in=ids).in_state(Status.PENDING).only(*_DISPATCHED))
+    if released:
+        transaction.on_commit(lambda: dispatch(released))
+
+
+def _abandon(reasons: dict[str, list[uuid.UUID]]) -> list[uuid.UUID]:
+    now = timezone.now()
+    abandoned: list[uuid.UUID] = []
+    for reason, ids in reasons.items():
+        states.transition(Verb.ABANDON, Job.objects.filter(pk__in=ids), error=reason, completed_at=now, updated_at=now)
+        abandoned.extend(ids)
+    return abandoned
