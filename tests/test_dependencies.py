@@ -7,8 +7,8 @@ after its parents ended is settled at submit."""
 from __future__ import annotations
 
 import threading
-from typing import Any
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import close_old_connections, connection, transaction

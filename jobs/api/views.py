@@ -121,6 +121,34 @@ class JobBatchView(ApiView):
         return Response({"count": len(rows), "jobs": jobs}, status=status)
 
 
+class WorkflowCollectionView(ApiView):
+    throttle_scopes = {"POST": "batch"}
+    max_body_bytes = BATCH_MAX_BODY_BYTES
+
+    def throttle_cost(self, request: Request) -> int:
+        """The ``batch`` rate counts jobs, as for a batch."""
+        jobs = request.data.get("jobs") if isinstance(request.data, dict) else None
+        return len(jobs) if isinstance(jobs, list) else 1
+
+    def post(self, request: Request) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        unknown = sorted(key for key in data if key not in ("jobs", "name"))
+        if not isinstance(request.data, dict) or unknown:
+            raise service.InvalidJob(
+                unknown[0] if unknown else "body", 'unknown field; send {"name": ..., "jobs": [...]}'
+            )
+        flow = service.create_workflow(data.get("jobs"), data.get("name", ""), submitted_by=submitter(request))
+        body = r.workflow_detail(service.get_workflow(flow.pk))
+        return Response(body, status=201, headers={"Location": f"/api/v1/workflows/{flow.pk}"})
+
+
+class WorkflowDetailView(ApiView):
+    throttle_scopes = {"GET": "read"}
+
+    def get(self, request: Request, workflow_id: str) -> Response:
+        return Response(r.workflow_detail(service.get_workflow(workflow_id)))
+
+
 class JobDetailView(ApiView):
     required_permissions = {"DELETE": DELETE_JOB}
     throttle_scopes = {"GET": "read", "DELETE": "write"}
@@ -217,6 +245,8 @@ schema.document(
         ApiIndexView,
         JobCollectionView,
         JobBatchView,
+        WorkflowCollectionView,
+        WorkflowDetailView,
         JobDetailView,
         JobCancelView,
         JobRetryView,

@@ -9,6 +9,7 @@ It takes typed arguments, returns rows and plain values, and raises domain error
 * :mod:`~jobs.service.submission`: one job (with idempotency) or many, all or none.
 * :mod:`~jobs.service.actions`: one job: get, list, cancel, retry, run now, delete.
 * :mod:`~jobs.service.bulk`: an action on many jobs, each refused or changed.
+* :mod:`~jobs.service.workflows`: a workflow's jobs and dependencies, all or none; a workflow read back.
 * :mod:`~jobs.service.queues`: pause, resume, and the statistics of queues, the system and workers.
 """
 
@@ -44,20 +45,24 @@ from jobs.service.queues import (
     workers_summary,
 )
 from jobs.service.submission import submit, submit_many
+from jobs.service.workflows import WorkflowView, create_workflow, get_workflow
 
 __all__ = [
     *errors.__all__,
     "JOB_ACTIONS",
     "STATUSES",
     "BulkOutcome",
+    "WorkflowView",
     "apply_each",
     "cancel",
     "check_queue_name",
     "counts_by_queue",
+    "create_workflow",
     "delete_finished",
     "delete_jobs",
     "find_job",
     "get_job",
+    "get_workflow",
     "job_id_of",
     "known_queue_names",
     "list_jobs",
