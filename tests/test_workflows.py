@@ -5,6 +5,7 @@ the reconciler leave a live workflow alone."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -173,3 +174,28 @@ def test_a_rebuild_after_a_redis_flush_never_dispatches_a_blocked_job(broker: Br
     later = timezone.now() + timedelta(hours=1)
     reconcile.reconcile(broker, grace=0, lease_ttl=30, batch=100, now=later)
     assert ready_ids(broker) == {str(jobs["a"].pk)}
+
+
+def test_the_dashboard_and_the_admin_link_parents_children_and_the_workflow(broker: Broker) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(User.objects.create_superuser("wf-admin"))
+    flow = client.workflow([noop("a"), noop("b", "a"), noop("c", "b")], name="steps")
+    jobs = by_ref(flow)
+    run_attempt(jobs["a"], "failed", error="boom")
+    page = browser.get(f"/dashboard/workflows/{flow.pk}/").content.decode()
+    assert 'data-testid="workflow-status">failed<' in page
+    depths = [int(d) for d in re.findall(r'data-depth="(\d+)"', page)]
+    assert depths == [0, 1, 2], "each job indented under its parent"
+    assert ">blocked<" not in page and page.count(">cancelled<") == 2 and f"parent {jobs['a'].pk} failed" in page
+    b_page = browser.get(f"/dashboard/jobs/{jobs['b'].pk}/").content.decode()
+    assert f"/dashboard/jobs/{jobs['a'].pk}/" in b_page and f"/dashboard/jobs/{jobs['c'].pk}/" in b_page
+    assert f"/dashboard/workflows/{flow.pk}/" in b_page
+    blocked = client.enqueue("test_noop", {}, depends_on=[str(client.enqueue("test_noop", {}).pk)])
+    assert '">blocked</span>' in browser.get(f"/dashboard/jobs/{blocked.pk}/").content.decode()
+    admin_page = browser.get(f"/admin/jobs/job/{jobs['b'].pk}/change/").content.decode()
+    assert f"/admin/jobs/job/{jobs['a'].pk}/change/" in admin_page and f"/dashboard/workflows/{flow.pk}/" in admin_page
+    assert ">blocked</strong>" in browser.get(f"/admin/jobs/job/{blocked.pk}/change/").content.decode()
+    assert browser.get("/dashboard/workflows/00000000-0000-4000-8000-000000000000/").status_code == 404

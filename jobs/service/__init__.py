@@ -45,13 +45,14 @@ from jobs.service.queues import (
     workers_summary,
 )
 from jobs.service.submission import submit, submit_many
-from jobs.service.workflows import WorkflowView, create_workflow, get_workflow
+from jobs.service.workflows import Relations, WorkflowView, create_workflow, depths, get_workflow, job_relations
 
 __all__ = [
     *errors.__all__,
     "JOB_ACTIONS",
     "STATUSES",
     "BulkOutcome",
+    "Relations",
     "WorkflowView",
     "apply_each",
     "cancel",
@@ -60,10 +61,12 @@ __all__ = [
     "create_workflow",
     "delete_finished",
     "delete_jobs",
+    "depths",
     "find_job",
     "get_job",
     "get_workflow",
     "job_id_of",
+    "job_relations",
     "known_queue_names",
     "list_jobs",
     "live_workers",

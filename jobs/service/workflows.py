@@ -113,3 +113,52 @@ def get_workflow(workflow_id: object) -> WorkflowView:
     statuses = [job.status for job in jobs]
     counts = {str(s): 0 for s in Status} | dict(Counter(statuses))
     return WorkflowView(flow, workflow_status(statuses), {"total": len(jobs), **counts}, jobs, parents)
+
+
+@dataclass(frozen=True)
+class Relations:
+    """A job's parents and children (id, name or ref, status; a missing parent has status None), and
+    its workflow: what the job's page in the admin and the dashboard links to."""
+
+    parents: list[tuple[uuid.UUID, str, str | None]]
+    children: list[tuple[uuid.UUID, str, str | None]]
+    workflow: Workflow | None
+
+
+def job_relations(job: Job) -> Relations:
+    parent_ids = list(JobDependency.objects.filter(child_id=job.pk).values_list("parent_id", flat=True))
+    child_ids = list(JobDependency.objects.filter(parent_id=job.pk).values_list("child_id", flat=True))
+    known = {
+        pk: (ref or name or typ, status)
+        for pk, ref, name, typ, status in Job.objects.filter(pk__in=parent_ids + child_ids).values_list(
+            "pk", "workflow_ref", "name", "type", "status"
+        )
+    }
+
+    def rows(ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, str, str | None]]:
+        return [(pk, *known.get(pk, ("deleted", None))) for pk in ids]
+
+    flow = None if job.workflow_id is None else Workflow.objects.filter(pk=job.workflow_id).first()
+    return Relations(rows(parent_ids), rows(child_ids), flow)
+
+
+def depths(view: WorkflowView) -> dict[uuid.UUID, int]:
+    """Each job's depth in its workflow (the longest chain of its parents within the workflow): how
+    far the dashboard indents it. Kahn's order, so a chain of 10,000 needs no recursion."""
+    ids = {job.pk for job in view.jobs}
+    inner = {pk: [p for p in view.parents.get(pk, []) if p in ids] for pk in ids}
+    children: dict[uuid.UUID, list[uuid.UUID]] = {pk: [] for pk in ids}
+    for child, parents in inner.items():
+        for parent in parents:
+            children[parent].append(child)
+    left = {pk: len(parents) for pk, parents in inner.items()}
+    found = dict.fromkeys(ids, 0)
+    ready = [pk for pk, n in left.items() if n == 0]
+    while ready:
+        pk = ready.pop()
+        for child in children[pk]:
+            found[child] = max(found[child], found[pk] + 1)
+            left[child] -= 1
+            if left[child] == 0:
+                ready.append(child)
+    return found
