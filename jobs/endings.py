@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from jobs import states
@@ -31,65 +31,72 @@ from jobs.lifecycle import FINISHED, Status, Verb
 from jobs.models import Job, JobDependency, ParentFailure
 
 DELETED = "deleted"  # how a child's reason names a parent whose row is gone
-_DISPATCHED = ("id", "queue", "priority", "type", "group", "schedule_at")
+# What a child's row is read with when it is locked: enough to judge it and to push it to Redis.
+_DISPATCHED = ("id", "queue", "priority", "type", "group", "schedule_at", "on_parent_failure")
 
 
 def after_jobs_ended(ended: Iterable[uuid.UUID] | QuerySet[Any]) -> None:
     """Move on the blocked children of ``ended`` (ids, or a query of ids) whose parents have all ended.
 
     Call it inside the transaction that ended them. Ids of jobs that did not end are harmless: the
-    parents' states are read again here.
+    parents' states are read again here. Without children it is one query: the children's rows
+    locked, found through the edges' parent index.
     """
     parents = ended if isinstance(ended, QuerySet) else list(ended)
     if not isinstance(parents, QuerySet) and not parents:
         return
-    children = list(JobDependency.objects.filter(parent_id__in=parents).values_list("child_id", flat=True).distinct())
-    if children:
-        release_ready(children)
+    _settle_all(JobDependency.objects.filter(parent_id__in=parents).values("child_id"))
 
 
 def release_ready(children: Iterable[uuid.UUID]) -> None:
     """Settle those of ``children`` that are blocked and whose parents have all ended: released to
     pending (parents completed, or ``on_parent_failure`` "run"), or cancelled with the reason (a
-    parent failed, was cancelled, expired or deleted). A cancelled child ends too: its own children
-    are settled in turn. Released ids reach Redis when the transaction commits."""
-    pending = sorted(set(children))
-    while pending:
-        abandoned = _settle(pending)
-        pending = sorted(set(JobDependency.objects.filter(parent_id__in=abandoned).values_list("child_id", flat=True)))
+    parent failed, was cancelled, expired or deleted). Released ids reach Redis when the transaction
+    commits."""
+    ids = sorted(set(children))
+    if ids:
+        _settle_all(ids)
 
 
-def _settle(children: list[uuid.UUID]) -> list[uuid.UUID]:
-    """Release or cancel the children ready to move; returns the ids cancelled."""
-    locked = list(
-        Job.objects.select_for_update()
-        .filter(pk__in=children)
-        .blocked()
-        .order_by("pk")
-        .values_list("pk", "on_parent_failure")
-    )
+def _settle_all(children: list[uuid.UUID] | QuerySet[Any]) -> None:
+    """Settle ``children``, then the children of those cancelled (they have ended too), and so on."""
+    while True:
+        abandoned = _settle(children)
+        if not abandoned:
+            return
+        children = JobDependency.objects.filter(parent_id__in=abandoned).values("child_id")
+
+
+def _settle(children: list[uuid.UUID] | QuerySet[Any]) -> list[uuid.UUID]:
+    """Release or cancel the children ready to move; returns the ids cancelled. Three statements
+    when some are blocked: lock them (in id order), read their parents' states, move them."""
+    locked = list(Job.objects.select_for_update().filter(pk__in=children).blocked().order_by("pk").only(*_DISPATCHED))
     if not locked:
         return []
-    parents_of = _parents_of([pk for pk, _ in locked])
-    statuses = dict(
-        Job.objects.filter(pk__in={p for ps in parents_of.values() for p in ps}).values_list("pk", "status")
-    )
-    release: list[uuid.UUID] = []
+    parents_of = _parents_of([job.pk for job in locked])
+    release: list[Job] = []
     reasons: dict[str, list[uuid.UUID]] = defaultdict(list)
-    for pk, policy in locked:
-        verdict = _verdict([(p, statuses.get(p, DELETED)) for p in parents_of[pk]], policy)
+    for job in locked:
+        verdict = _verdict(parents_of[job.pk], job.on_parent_failure)
         if verdict == "":
-            release.append(pk)
+            release.append(job)
         elif verdict is not None:
-            reasons[verdict].append(pk)
+            reasons[verdict].append(job.pk)
     _release(release)
     return _abandon(reasons)
 
 
-def _parents_of(children: list[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
-    parents: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-    for child, parent in JobDependency.objects.filter(child_id__in=children).values_list("child_id", "parent_id"):
-        parents[child].append(parent)
+def _parents_of(children: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[uuid.UUID, str]]]:
+    """Each child's parents with their states (:data:`DELETED` for a row that is gone), in one query."""
+    status = Job.objects.filter(pk=OuterRef("parent_id")).values("status")[:1]
+    edges = (
+        JobDependency.objects.filter(child_id__in=children)
+        .annotate(parent_status=Subquery(status))
+        .values_list("child_id", "parent_id", "parent_status")
+    )
+    parents: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = defaultdict(list)
+    for child, parent, state in edges:
+        parents[child].append((parent, state or DELETED))
     return parents
 
 
@@ -104,13 +111,11 @@ def _verdict(parents: list[tuple[uuid.UUID, str]], policy: str) -> str | None:
     return f"cancelled: parent {pk} {status}"
 
 
-def _release(ids: list[uuid.UUID]) -> None:
-    if not ids:
+def _release(jobs: list[Job]) -> None:
+    if not jobs:
         return
-    states.transition(Verb.UNBLOCK, Job.objects.filter(pk__in=ids), updated_at=timezone.now())
-    released = list(Job.objects.filter(pk__in=ids).in_state(Status.PENDING).only(*_DISPATCHED))
-    if released:
-        transaction.on_commit(lambda: dispatch(released))
+    states.transition(Verb.UNBLOCK, Job.objects.filter(pk__in=[job.pk for job in jobs]), updated_at=timezone.now())
+    transaction.on_commit(lambda: dispatch(jobs))
 
 
 def _abandon(reasons: dict[str, list[uuid.UUID]]) -> list[uuid.UUID]:

@@ -153,8 +153,17 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                     value={
                         "name": "thumbnails",
                         "jobs": [
-                            {"ref": "resize", "type": "process_data", "payload": {"items": [3, 1, 2]}},
-                            {"ref": "notify", "type": "process_data", "payload": {}, "depends_on": ["resize"]},
+                            {
+                                "ref": "resize",
+                                "type": "process_data",
+                                "payload": {"data_size": 100, "operation": "sort"},
+                            },
+                            {
+                                "ref": "notify",
+                                "type": "process_data",
+                                "payload": {"data_size": 1, "operation": "aggregate"},
+                                "depends_on": ["resize"],
+                            },
                         ],
                     },
                     request_only=True,
