@@ -19,7 +19,7 @@ from jobs.broker import Broker
 from jobs.lifecycle import Status
 from jobs.models import Job, JobDependency
 from jobs.validation import InvalidJob
-from tests.helpers import run_attempt
+from tests.helpers import run_attempt, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -158,3 +158,55 @@ def test_the_hook_is_one_query_for_jobs_without_children(broker: Broker, django_
     assert not JobDependency.objects.exists()
     with transaction.atomic(), django_assert_num_queries(1):  # type: ignore[operator]
         endings.after_jobs_ended([j.pk for j in jobs])
+
+
+def _blocked_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def _in_thread(work: Any, hold: threading.Event | None = None) -> tuple[threading.Thread, list[Any]]:
+    """Run ``work`` in a transaction of its own thread, committed once ``hold`` is set."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            with transaction.atomic():
+                out.append(work())
+                if hold is not None:
+                    assert hold.wait(20), "never released"
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            out.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+@pytest.mark.parametrize("first", ["parent ends", "child submitted"])
+def test_a_child_submitted_while_its_parent_ends_is_never_stranded(broker: Broker, first: str) -> None:
+    """Whichever of the two transactions holds the parent's row first, the other waits for its commit
+    and then sees it: the child ends up pending, never blocked for good."""
+    parent = client.enqueue("test_noop", {})
+    [claimed] = states.claim([str(parent.pk)], "w:1:x")
+    now = timezone.now()
+    end = lambda: states.record([states.AttemptResult(claimed, "completed", now, now, 0.0)])  # noqa: E731
+    submit = lambda: client.enqueue("test_noop", {}, depends_on=[str(parent.pk)])  # noqa: E731
+    hold = threading.Event()
+    holder, held = _in_thread(end if first == "parent ends" else submit, hold)
+    wait_for(lambda: bool(held), 10, message="the first transaction did its work")
+    waiter, waited = _in_thread(submit if first == "parent ends" else end)
+    wait_for(_blocked_on_a_lock, 10, message="the second transaction waits for the parent's row")
+    hold.set()
+    holder.join(20)
+    waiter.join(20)
+    outputs = [*held, *waited]
+    assert not [o for o in outputs if isinstance(o, BaseException)], outputs
+    [child] = [Job.objects.get(pk=o.pk) for o in outputs if isinstance(o, Job)]
+    assert child.status == Status.PENDING
+    assert in_ready(broker, child)
