@@ -6,7 +6,22 @@ importing the app does not touch the models before Django is ready.
 
 from typing import Any
 
-_CLIENT = {"cancel", "enqueue", "enqueue_many", "get", "retry", "JobSpec", "workflow", "chain", "group", "get_workflow"}
+_CLIENT = {
+    "cancel",
+    "enqueue",
+    "enqueue_many",
+    "get",
+    "retry",
+    "JobSpec",
+    "workflow",
+    "chain",
+    "group",
+    "get_workflow",
+    "create_batch",
+    "close_batch",
+    "cancel_batch",
+    "get_batch",
+}
 __all__ = [*sorted(_CLIENT), "processor", "registry"]
 
 

@@ -15,7 +15,17 @@ import dataclasses
 from typing import Any
 
 from jobs.models import Job, Workflow
-from jobs.service import cancel, create_workflow, get_workflow, retry, run_now
+from jobs.service import (
+    cancel,
+    cancel_batch,
+    close_batch,
+    create_batch,
+    create_workflow,
+    get_batch,
+    get_workflow,
+    retry,
+    run_now,
+)
 from jobs.service import find_job as get
 from jobs.service import submit as enqueue_idempotent
 from jobs.service import submit_many as enqueue_many
@@ -29,11 +39,15 @@ __all__ = [
     "InvalidJob",
     "JobSpec",
     "cancel",
+    "cancel_batch",
+    "close_batch",
+    "create_batch",
     "chain",
     "enqueue",
     "enqueue_idempotent",
     "enqueue_many",
     "get",
+    "get_batch",
     "get_workflow",
     "group",
     "retry",

@@ -22,10 +22,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from jobs import batch_sql, prepared, states
+from jobs import batch_sql, batches, prepared, states
 from jobs.dispatch import dispatch
 from jobs.lifecycle import FINISHED, Status, Verb
 from jobs.models import Job, JobDependency, ParentFailure
@@ -35,30 +35,43 @@ DELETED = "deleted"  # how a child's reason names a parent whose row is gone
 _DISPATCHED = ("id", "queue", "priority", "type", "group", "schedule_at", "on_parent_failure")
 
 
-def after_jobs_ended(ended: Iterable[uuid.UUID] | QuerySet[Any]) -> None:
-    """Move on the blocked children of ``ended`` (ids, or a query of ids) whose parents have all ended.
-
-    Call it inside the transaction that ended them. Ids of jobs that did not end are harmless: the
-    parents' states are read again here. Given ids of jobs without children, it is one prepared
-    query on the edges' parent index.
+def after_jobs_ended(ended: Iterable[uuid.UUID]) -> None:
+    """Account for jobs that just ended: their batches (:mod:`jobs.batches`) and their blocked children
+    whose parents have all ended. Call it inside the transaction that ended them, with exactly the
+    jobs it ended (a batch counts each once). For jobs with neither, one prepared statement.
     """
-    parents = ended if isinstance(ended, QuerySet) else list(ended)
-    if not isinstance(parents, QuerySet) and not _any_children(parents):
+    ids = list(ended)
+    if not ids:
         return
-    _settle_all(JobDependency.objects.filter(parent_id__in=parents).values("child_id"))
+    per_batch, any_children = _lookup(ids)
+    if per_batch:
+        batches.jobs_ended(per_batch)
+    if any_children:
+        _settle_all(JobDependency.objects.filter(parent_id__in=ids).values("child_id"))
 
 
-# The recorder asks this after every batch it writes: one prepared statement, no ORM to compile.
-_ANY_CHILD_PG = f"SELECT 1 FROM {JobDependency._meta.db_table} WHERE parent_id = ANY(%s::uuid[]) LIMIT 1"  # noqa: S608
+# The recorder asks this after every batch of outcomes it writes: the ended jobs' batches, and
+# whether any of them has a child. One prepared statement, no ORM to compile.
+_JOB = Job._meta.db_table
+_EDGES = JobDependency._meta.db_table
+_LOOKUP_PG = (
+    f"SELECT batch_id, count(*) FROM {_JOB} WHERE id = ANY(%s::uuid[]) AND batch_id IS NOT NULL "  # noqa: S608
+    f"GROUP BY batch_id UNION ALL "
+    f"SELECT NULL, count(*) FROM (SELECT 1 FROM {_EDGES} WHERE parent_id = ANY(%s::uuid[]) LIMIT 1) AS child"
+)
 
 
-def _any_children(parents: list[uuid.UUID]) -> bool:
-    """Whether any of ``parents`` has a child (ended or not): the edges' parent index, one probe each."""
-    if not parents:
-        return False
+def _lookup(ids: list[uuid.UUID]) -> tuple[dict[uuid.UUID, int], bool]:
+    """How many of ``ids`` each batch holds, and whether any of them has a child (the indexes: the
+    jobs' primary key, the edges' parent index)."""
     if batch_sql.is_postgres():
-        return bool(prepared.fetch_all(_ANY_CHILD_PG, ["{" + ",".join(str(pk) for pk in parents) + "}"]))
-    return JobDependency.objects.filter(parent_id__in=parents).exists()
+        array = "{" + ",".join(str(pk) for pk in ids) + "}"
+        rows = prepared.fetch_all(_LOOKUP_PG, [array, array])
+        per_batch = {batch: n for batch, n in rows if batch is not None}
+        return per_batch, any(batch is None and n for batch, n in rows)
+    counts = Job.objects.filter(pk__in=ids, batch__isnull=False).order_by().values("batch").annotate(n=Count("pk"))
+    per_batch = {row["batch"]: row["n"] for row in counts}
+    return per_batch, JobDependency.objects.filter(parent_id__in=ids).exists()
 
 
 def release_ready(children: Iterable[uuid.UUID]) -> None:
@@ -77,6 +90,9 @@ def _settle_all(children: list[uuid.UUID] | QuerySet[Any]) -> None:
         abandoned = _settle(children)
         if not abandoned:
             return
+        per_batch, _ = _lookup(abandoned)  # they have ended too
+        if per_batch:
+            batches.jobs_ended(per_batch)
         children = JobDependency.objects.filter(parent_id__in=abandoned).values("child_id")
 
 

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs import lifecycle
+from jobs.batch_models import Batch as Batch  # the batch row, in its own module
 from jobs.lifecycle import DELAYED, Verb
 from jobs.lifecycle import FINISHED as FINISHED  # re-exported: where callers have always found them
 from jobs.lifecycle import LIVE as LIVE
@@ -147,6 +148,10 @@ class Job(models.Model):
         "Workflow", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs", db_index=False
     )
     workflow_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
+    # The batch the job joined at submit (jobs.batches).
+    batch = models.ForeignKey(
+        "Batch", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs", db_index=False
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -177,6 +182,7 @@ class Job(models.Model):
             ),
             # A workflow's jobs; a job outside one (most) is not in it, and costs its updates nothing.
             models.Index(fields=["workflow"], name="job_workflow", condition=Q(workflow__isnull=False)),
+            models.Index(fields=["batch", "status"], name="job_batch", condition=Q(batch__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(

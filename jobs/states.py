@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs import batch_sql, endings, lifecycle
+from jobs import batch_sql, batches, endings, lifecycle
 from jobs.ids import parse_job_id, parse_job_ids
 from jobs.lifecycle import Verb
 from jobs.models import FINISHED, Job, JobQuerySet, Outcome, Status
@@ -83,8 +83,9 @@ def cancel(job_id: Any) -> tuple[Job, bool]:
     one = Job.objects.filter(pk=job_id)
     with transaction.atomic():
         if transition(Verb.CANCEL, one, completed_at=now, updated_at=now, schedule_at=None):
-            endings.after_jobs_ended(one.values("pk"))
-            return _load(job_id), True
+            job = _load(job_id)
+            endings.after_jobs_ended([job.pk])
+            return job, True
     if transition(Verb.REQUEST_CANCEL, one, cancel_requested=True, updated_at=now):
         return _load(job_id), False
     job = _load(job_id)
@@ -103,6 +104,21 @@ def retry(job_id: Any) -> Job:
     one (``earlier_attempts``), and its attempt row says it followed a manual retry.
     """
     now = timezone.now()
+    with transaction.atomic():
+        job = _retry(job_id, now)
+        if job is not None:
+            batches.job_retried(job)
+            return job
+    job = _load(job_id)
+    raise TransitionError(
+        job.pk,
+        job.status,
+        "retried",
+        f"job {job.pk} is {job.status}; only a failed or cancelled job can be retried",
+    )
+
+
+def _retry(job_id: Any, now: datetime) -> Job | None:
     changed = transition(
         Verb.RETRY,
         Job.objects.filter(pk=job_id),
@@ -118,15 +134,7 @@ def retry(job_id: Any) -> Job:
         worker="",
         updated_at=now,
     )
-    job = _load(job_id)
-    if not changed:
-        raise TransitionError(
-            job.pk,
-            job.status,
-            "retried",
-            f"job {job.pk} is {job.status}; only a failed or cancelled job can be retried",
-        )
-    return job
+    return _load(job_id) if changed else None
 
 
 def run_now(job_id: Any) -> Job:
@@ -184,16 +192,19 @@ def expire(rows: JobQuerySet, now: datetime) -> int:
     """End those of ``rows`` that are waiting and whose ``expires_at`` has passed as ``expired``, with
     the reason in their error; returns how many."""
     with transaction.atomic():
+        due = rows.filter(expires_at__lte=now).able_to(Verb.EXPIRE).select_for_update().order_by()
+        ids = list(due.values_list("pk", flat=True))  # locked: exactly these change below
+        if not ids:
+            return 0
         expired = transition(
             Verb.EXPIRE,
-            rows.filter(expires_at__lte=now),
+            Job.objects.filter(pk__in=ids),
             error=EXPIRED_REASON,
             completed_at=now,
             updated_at=now,
             schedule_at=None,
         )
-        if expired:
-            endings.after_jobs_ended(rows.values("pk"))
+        endings.after_jobs_ended(ids)
     return expired
 
 

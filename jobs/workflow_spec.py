@@ -22,7 +22,7 @@ from jobs.validation import MAX_NAME, InvalidJob, JobSpec, check_text
 
 MAX_JOBS = 10_000
 SPEC_FIELDS = frozenset(f.name for f in dataclasses.fields(JobSpec))
-REFUSED_IN_WORKFLOW = ("idempotency_key", "unique_for", "unique_key", "unique_until")
+REFUSED_IN_WORKFLOW = ("idempotency_key", "unique_for", "unique_key", "unique_until", "batch")
 _AUTO_REFS = itertools.count(1)
 
 

@@ -29,7 +29,12 @@ from tests.helpers import SEED_JOB
 pytestmark = pytest.mark.django_db
 
 #: Route names (and methods) any valid token may use.
-OPEN_TO_ANY_TOKEN = {("api-jobs", "post"), ("api-jobs-batch", "post"), ("api-workflows", "post")}
+OPEN_TO_ANY_TOKEN = {
+    ("api-jobs", "post"),
+    ("api-jobs-batch", "post"),
+    ("api-workflows", "post"),
+    ("api-batches", "post"),
+}
 
 CALLERS = ("anonymous", "no permissions", "viewer", "operator", "superuser")
 RANK = {"no permissions": 1, "viewer": 2, "operator": 3, "superuser": 4}
@@ -117,6 +122,7 @@ def world(broker: Any) -> World:
     params = {"job_id": str(job.pk), "pk": str(schedule.pk), "queue_name": "matrix", "name": "matrix"}
     params["section"] = "overview"
     params["workflow_id"] = str(client.workflow([{"ref": "a", "type": "test_noop"}]).pk)
+    params["batch_id"] = str(client.create_batch(open=True).pk)
     api: dict[str, APIClient] = {"anonymous": APIClient()}
     browser: dict[str, Client] = {"anonymous": Client()}
     for role in CALLERS[1:]:

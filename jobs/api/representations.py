@@ -16,6 +16,7 @@ from typing import Any
 
 from jobs import masking
 from jobs.models import Job, JobAttempt
+from jobs.service.batches import BatchView
 from jobs.service.workflows import WorkflowView
 from jobs.validation import InvalidJob, JobSpec
 from zipline_site.durations import format_duration
@@ -151,4 +152,19 @@ def workflow_detail(view: WorkflowView) -> dict[str, Any]:
             }
             for job in view.jobs
         ],
+    }
+
+
+def batch_detail(view: BatchView) -> dict[str, Any]:
+    """A batch: status, exact counters, and the callback jobs it enqueued."""
+    batch = view.batch
+    return {
+        "id": str(batch.pk),
+        "name": batch.name,
+        "created_at": iso(batch.created_at),
+        "status": view.status,
+        "closed": batch.closed,
+        "finished_at": iso(batch.finished_at),
+        "counts": view.counts,
+        "callbacks": dict(batch.callbacks),
     }

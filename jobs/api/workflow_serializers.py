@@ -1,5 +1,6 @@
-"""The shapes of ``POST /api/v1/workflows`` and ``GET /api/v1/workflows/{id}``, for the schema (the
-views answer with :func:`jobs.api.representations.workflow_detail`; a test validates real answers)."""
+"""The shapes of workflows (``POST /api/v1/workflows``, ``GET /api/v1/workflows/{id}``) and batches
+(``/api/v1/batches``), for the schema (the views answer with :mod:`jobs.api.representations`' functions;
+a test validates real answers)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,41 @@ class WorkflowSerializer(serializers.Serializer):
     )
     counts = serializers.DictField(child=serializers.IntegerField(), help_text="total, and jobs by status.")
     jobs = WorkflowJobSerializer(many=True)
+
+
+BATCH_STATUSES = [("open", "open"), ("running", "running"), ("succeeded", "succeeded"), ("failed", "failed")]
+
+
+class BatchCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    open = serializers.BooleanField(
+        required=False,
+        help_text="Take more jobs (`batch` on a submission) until closed; default false: closed at once.",
+    )
+    jobs = serializers.ListField(
+        child=JobSubmitSerializer(),
+        required=False,
+        max_length=1000,
+        help_text="Jobs that join at once (at most 1,000).",
+    )
+    on_success = JobSubmitSerializer(required=False, allow_null=True, help_text="Enqueued once if every job completed.")
+    on_failure = JobSubmitSerializer(
+        required=False, allow_null=True, help_text="Enqueued once if a job did not complete."
+    )
+    on_complete = JobSubmitSerializer(
+        required=False, allow_null=True, help_text="Enqueued once when every job has ended."
+    )
+
+
+class BatchSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(
+        choices=BATCH_STATUSES,
+        help_text="open; running once closed; then succeeded or failed when every job has ended.",
+    )
+    closed = serializers.BooleanField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="total, and jobs by status (exact).")
+    callbacks = serializers.DictField(child=serializers.UUIDField(), help_text="The callback jobs enqueued, by name.")

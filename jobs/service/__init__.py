@@ -10,6 +10,7 @@ It takes typed arguments, returns rows and plain values, and raises domain error
 * :mod:`~jobs.service.actions`: one job: get, list, cancel, retry, run now, delete.
 * :mod:`~jobs.service.bulk`: an action on many jobs, each refused or changed.
 * :mod:`~jobs.service.workflows`: a workflow's jobs and dependencies, all or none; a workflow read back.
+* :mod:`~jobs.service.batches`: a batch with callbacks: create, close, cancel, read.
 * :mod:`~jobs.service.queues`: pause, resume, and the statistics of queues, the system and workers.
 """
 
@@ -26,6 +27,7 @@ from jobs.service.actions import (
     retry,
     run_now,
 )
+from jobs.service.batches import BatchView, cancel_batch, close_batch, create_batch, get_batch
 from jobs.service.bulk import BulkOutcome, apply_each
 from jobs.service.errors import *  # noqa: F403 - every error a caller catches, as listed in errors.__all__
 from jobs.service.queues import (
@@ -51,18 +53,23 @@ __all__ = [
     *errors.__all__,
     "JOB_ACTIONS",
     "STATUSES",
+    "BatchView",
     "BulkOutcome",
     "Relations",
     "WorkflowView",
     "apply_each",
     "cancel",
+    "cancel_batch",
+    "close_batch",
     "check_queue_name",
     "counts_by_queue",
+    "create_batch",
     "create_workflow",
     "delete_finished",
     "delete_jobs",
     "depths",
     "find_job",
+    "get_batch",
     "get_job",
     "get_workflow",
     "job_id_of",

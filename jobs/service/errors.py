@@ -15,7 +15,7 @@ from django.db import IntegrityError
 
 from jobs.broker import BrokerUnavailable
 from jobs.idempotency import IdempotencyConflict
-from jobs.models import Job, Workflow
+from jobs.models import Batch, Job, Workflow
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, PayloadTooLarge
 
@@ -28,6 +28,7 @@ __all__ = [
     "PayloadTooLarge",
     "TransitionError",
     "WorkflowNotFound",
+    "BatchNotFound",
 ]
 
 
@@ -58,3 +59,11 @@ class WorkflowNotFound(Workflow.DoesNotExist):
     def __init__(self, workflow_id: object) -> None:
         self.workflow_id = workflow_id
         super().__init__(f"no workflow {workflow_id!r}")
+
+
+class BatchNotFound(Batch.DoesNotExist):
+    """No batch has this id (the API answers 404)."""
+
+    def __init__(self, batch_id: object) -> None:
+        self.batch_id = batch_id
+        super().__init__(f"no batch {batch_id!r}")

@@ -18,7 +18,7 @@ import psycopg
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import dependencies, endings, insert, uniqueness
+from jobs import batches, dependencies, endings, insert, uniqueness
 from jobs.dispatch import dispatch
 from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
 from jobs.models import Job
@@ -71,11 +71,14 @@ def _submit(spec: JobSpec, scope: str, submitted_by: Any, now: datetime) -> tupl
         row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
     try:
         # Outside a transaction this is one autocommitted INSERT: one round trip to the database.
-        with transaction.atomic() if key is not None or valid.unique or parents else nullcontext():
+        joins = key is not None or valid.unique or parents or spec.batch is not None
+        with transaction.atomic() if joins else nullcontext():
             holder = None if valid.unique is None else uniqueness.claim(valid.unique, row["id"], now)
             if holder is not None:
                 holder.duplicate = True
                 return holder, False
+            if spec.batch is not None:
+                row["batch_id"] = batches.join(spec.batch, 1)
             dependencies.require_parents({row["id"]: parents}, {row["id"]: "depends_on"})
             insert.insert([row], [valid.payload_json])
             if parents:
@@ -111,7 +114,7 @@ def submit_many(
     if not rows:
         return []
     try:
-        return storing(lambda: _insert_many(rows, payloads, wanted, parents, now))
+        return storing(lambda: _insert_many(checked, rows, payloads, wanted, parents, now))
     except IntegrityError:
         raise KeysReused(reused_keys(checked, scope)) from None
 
@@ -149,6 +152,7 @@ def _batch_rows(
 
 
 def _insert_many(
+    specs: list[JobSpec],
     rows: list[dict[str, Any]],
     payloads: list[Any],
     wanted: list[tuple[int, Uniqueness, uuid.UUID]],
@@ -158,6 +162,7 @@ def _insert_many(
     with transaction.atomic():
         duplicates = uniqueness.claim_many(wanted, now) if wanted else {}
         new = [i for i in range(len(rows)) if i not in duplicates]
+        _join_batches(specs, rows, new)
         fields = {rows[i]["id"]: f"jobs[{i}].depends_on" for i in new if rows[i]["id"] in parents}
         dependencies.require_parents({pk: parents[pk] for pk in fields}, fields)
         insert.insert([rows[i] for i in new], [payloads[i] for i in new])
@@ -171,6 +176,19 @@ def _insert_many(
                 zip((i for i in new if rows[i]["id"] in parents), _with_parents(blocked, parents), strict=True)
             )
     return [created[i] if i in created else _duplicate(duplicates[i], created) for i in range(len(rows))]
+
+
+def _join_batches(specs: list[JobSpec], rows: list[dict[str, Any]], new: list[int]) -> None:
+    """The new jobs that name a batch join it (one write a batch); the first job naming a closed or
+    unknown one is named in the error."""
+    by_batch: dict[Any, list[int]] = {}
+    for i in new:
+        if specs[i].batch is not None:
+            by_batch.setdefault(specs[i].batch, []).append(i)
+    for batch, indexes in by_batch.items():
+        pk = batches.join(batch, len(indexes), f"jobs[{indexes[0]}].batch")
+        for i in indexes:
+            rows[i]["batch_id"] = pk
 
 
 def _with_parents(rows: Sequence[dict[str, Any]], parents: Parents) -> list[Job]:

@@ -14,6 +14,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 
 from jobs.api import serializers as s
 from jobs.api import workflow_serializers as w
+from jobs.api.schema.batch_operations import BATCH_OPERATIONS
 from jobs.api.schema.common import (
     COMMON_ERRORS,
     EXAMPLE_ID,
@@ -305,6 +306,8 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         )
     },
 }
+
+OPERATIONS.update(BATCH_OPERATIONS)
 
 
 def document(views: Iterable[type]) -> None:
