@@ -1,6 +1,7 @@
-"""Workflows on the real worker pool (processes, signals, Redis): a diamond runs in order and its
-last job reads both parents' results; a worker process SIGKILLed mid-workflow, and Redis flushed
-while a workflow waits, still let every job of it finish."""
+"""Workflows and batches on the real worker pool (processes, signals, Redis): a diamond runs in order
+and its last job reads both parents' results; a worker process SIGKILLed mid-workflow, and Redis
+flushed while a workflow waits, still let every job of it finish; a batch through both faults fires
+each of its callbacks once."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from jobs import client
 from jobs.broker import Broker, get_broker
-from jobs.models import Job, JobAttempt, Outcome, Status, Workflow
+from jobs.models import Batch, Job, JobAttempt, Outcome, Status, Workflow
 from tests.helpers import wait_for
 from tests.procs import running, wait_for_workers
 from tests.test_scheduler_support import HAVE_RUNWORKERS, NO_RUNWORKERS
@@ -112,3 +113,35 @@ def test_redis_flushed_while_a_workflow_waits_then_it_completes(own_redis: Any, 
         assert len(blocked) == 3 and not any(broker.client.zscore(broker.keys("default").ready, i) for i in blocked)
         wait_for(lambda: all_done(flow), 40, message=scheduler.log()[-2000:])
     assert {ref: j.status for ref, j in by_ref(flow).items()} == dict.fromkeys("abcd", Status.COMPLETED)
+
+
+def test_a_batch_through_a_sigkill_and_a_redis_flush_fires_each_callback_once(own_redis: Any, tmp_path: Path) -> None:
+    """Issue 15's batch test, sized by ZIPLINE_BATCH_JOBS (2,000 by default; the issue's figure is
+    10,000): two pools, one worker process SIGKILLed and Redis flushed while the batch runs."""
+    broker = get_broker()
+    size = int(os.environ.get("ZIPLINE_BATCH_JOBS", "2000"))
+    callbacks: dict[str, Any] = {
+        name: {"type": "test_noop", "payload": {"cb": name}} for name in ("on_success", "on_failure", "on_complete")
+    }
+    batch = client.create_batch("soak", open=True, **callbacks)
+    for start in range(0, size, 1000):
+        jobs = [
+            {"type": "test_flow", "payload": {"seconds": 0.002}, "retry": RETRY} for _ in range(min(1000, size - start))
+        ]
+        client.enqueue_many([{**job, "batch": str(batch.pk)} for job in jobs])
+    client.close_batch(batch.pk)
+    pool = ["runworkers", "--processes", "2", "--concurrency", "4"]
+    with (
+        running(pool, tmp_path, "pool-a") as first,
+        running(pool, tmp_path, "pool-b"),
+        running(["runscheduler"], tmp_path, "scheduler", JQS_SCHEDULER_POLL_INTERVAL="500ms") as scheduler,
+    ):
+        done = Job.objects.filter(batch=batch).finished()
+        wait_for(lambda: done.count() > size // 4, 60, message=first.log()[-2000:])
+        os.kill(first.children()[0], signal.SIGKILL)
+        wait_for(lambda: done.count() > size // 2, 60, message=first.log()[-2000:])
+        broker.client.flushall()
+        wait_for(lambda: Batch.objects.get(pk=batch.pk).finished_at is not None, 120, message=scheduler.log()[-2000:])
+    fired = sorted(Job.objects.filter(batch=None, payload__has_key="cb").values_list("payload__cb", flat=True))
+    assert fired == ["on_complete", "on_success"]
+    assert Job.objects.filter(batch=batch, status=Status.COMPLETED).count() == size
