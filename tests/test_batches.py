@@ -148,3 +148,25 @@ def test_the_api_creates_reads_closes_and_cancels_batches(api: Any, broker: Brok
     bad = api.post("/api/v1/batches", {"on_success": {"type": "nope"}}, format="json")
     assert bad.status_code == 400 and "on_success.type" in bad.json()["error"]["details"]
     assert api.get("/api/v1/batches/00000000-0000-4000-8000-000000000000").status_code == 404
+
+
+def test_the_dashboard_shows_progress_and_the_admin_lists_and_cancels(broker: Broker) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(User.objects.create_superuser("batch-admin"))
+    batch = client.create_batch("progress", jobs=[{"type": "test_noop"}] * 4, **CALLBACKS)
+    first = members(batch)[0]
+    run_attempt(first, "completed")
+    page = browser.get(f"/dashboard/batches/{batch.pk}/").content.decode()
+    assert 'max="4" value="1"' in page and "1 of 4 jobs ended" in page
+    assert f"/dashboard/batches/{batch.pk}/" in browser.get(f"/dashboard/jobs/{first.pk}/").content.decode()
+    job_page = browser.get(f"/admin/jobs/job/{first.pk}/change/").content.decode()
+    assert f"/admin/jobs/batch/{batch.pk}/change/" in job_page, job_page[job_page.find("Dependencies") :][:1500]
+    listing = browser.get("/admin/jobs/batch/").content.decode()
+    assert "1 / 4" in listing
+    answer = browser.post("/admin/jobs/batch/", {"action": "cancel_batches", "_selected_action": [str(batch.pk)]})
+    assert answer.status_code == 302
+    assert service.get_batch(batch.pk).counts["cancelled"] == 3 and callbacks_enqueued() == ["complete", "failure"]
+    assert browser.get("/dashboard/batches/00000000-0000-4000-8000-000000000000/").status_code == 404

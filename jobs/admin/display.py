@@ -57,8 +57,8 @@ def _linked(rows: list[tuple[Any, str, str | None]]) -> SafeString:
 
 
 def relations_html(relations: Any) -> SafeString:
-    """A job's parents and children, each linked to its page with its status, and its workflow."""
-    if not (relations.parents or relations.children or relations.workflow):
+    """A job's parents and children, each linked to its page with its status, its workflow and batch."""
+    if not (relations.parents or relations.children or relations.workflow or relations.batch):
         return format_html('<span class="quiet">{}</span>', "none")
     lines = []
     if relations.parents:
@@ -70,4 +70,7 @@ def relations_html(relations: Any) -> SafeString:
         lines.append(
             format_html('workflow: <a href="{}">{}</a>', url, relations.workflow.name or relations.workflow.pk)
         )
+    if relations.batch is not None:
+        url = reverse("admin:jobs_batch_change", args=[relations.batch.pk])
+        lines.append(format_html('batch: <a href="{}">{}</a>', url, relations.batch.name or relations.batch.pk))
     return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))

@@ -41,6 +41,7 @@ _routes = [
     path("jobs/<job_id:job_id>/", views.job_detail, name="job"),
     path("jobs/<job_id:job_id>/fragment/", views.job_fragment, name="job-fragment"),
     path("workflows/<job_id:workflow_id>/", views.workflow_detail, name="workflow"),
+    path("batches/<job_id:batch_id>/", views.batch_detail, name="batch"),
     path("jobs/<job_id:job_id>/cancel/", views.job_action, {"action": "cancel"}, name="job-cancel"),
     path("jobs/<job_id:job_id>/retry/", views.job_action, {"action": "retry"}, name="job-retry"),
     path("jobs/<job_id:job_id>/run-now/", views.job_action, {"action": "run-now"}, name="job-run-now"),

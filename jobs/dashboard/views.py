@@ -118,6 +118,21 @@ def job_context(job: Job, reader: Any) -> dict[str, Any]:
     }
 
 
+@require_GET
+@viewer_required
+def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    """A batch with a progress bar: its jobs ended out of all, by state, and its callbacks."""
+    try:
+        view = service.get_batch(batch_id)
+    except service.BatchNotFound:
+        raise Http404("no such batch") from None
+    counts = view.counts
+    ended = sum(counts[s] for s in ("completed", "failed", "cancelled", "expired"))
+    shown = [(name, n) for name, n in counts.items() if name != "total" and n]
+    context = {"view": view, "ended": ended, "counts": shown, "short_id": formats.short_id(view.batch.pk)}
+    return render(request, "dashboard/batch.html", context)
+
+
 #: Levels of indentation the workflow page draws at most (deeper jobs are drawn at this one).
 MAX_INDENT = 20
 

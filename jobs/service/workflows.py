@@ -21,7 +21,7 @@ from jobs import dependencies, endings, insert
 from jobs.dispatch import dispatch
 from jobs.ids import parse_job_id
 from jobs.lifecycle import FINISHED, Status
-from jobs.models import Job, JobDependency, Workflow
+from jobs.models import Batch, Job, JobDependency, Workflow
 from jobs.service.errors import WorkflowNotFound
 from jobs.service.submission import storing
 from jobs.validation import InvalidJob, validate
@@ -123,6 +123,7 @@ class Relations:
     parents: list[tuple[uuid.UUID, str, str | None]]
     children: list[tuple[uuid.UUID, str, str | None]]
     workflow: Workflow | None
+    batch: Batch | None = None
 
 
 def job_relations(job: Job) -> Relations:
@@ -139,7 +140,8 @@ def job_relations(job: Job) -> Relations:
         return [(pk, *known.get(pk, ("deleted", None))) for pk in ids]
 
     flow = None if job.workflow_id is None else Workflow.objects.filter(pk=job.workflow_id).first()
-    return Relations(rows(parent_ids), rows(child_ids), flow)
+    batch = None if job.batch_id is None else Batch.objects.filter(pk=job.batch_id).first()
+    return Relations(rows(parent_ids), rows(child_ids), flow, batch)
 
 
 def depths(view: WorkflowView) -> dict[uuid.UUID, int]:
