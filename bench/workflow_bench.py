@@ -1,5 +1,6 @@
-"""Workflows (issue 15): a chain of 100 jobs against 100 x (single-job latency p50 + 2 ms), and a
-1,000-job workflow accepted in one request in under 1 s.
+"""Workflows and batches (issue 15): a chain of 100 jobs against 100 x (single-job latency p50 + 2 ms),
+a 1,000-job workflow accepted in one request in under 1 s, and a drain of 10,000 jobs in a batch
+within 10 % of the same drain without one.
 
 Run: ``.venv/bin/python bench/workflow_bench.py`` (``--chain 20 --flow 200`` for a quick look). It uses a
 database of its own (``zipline_workflow_bench``, created and migrated here), Redis database 14 under
@@ -14,6 +15,10 @@ line per figure. The jobs are ``process_data`` on one item (a no-op in effect).
 * accept: ``POST /api/v1/workflows`` with ``--flow`` jobs (one root, the rest its children), through
   Django's whole stack in this process (middleware, token auth, the view), without a socket; the
   median of ``--runs``. Target: under 1 s.
+* batch: ``--drain`` jobs queued (with or without a batch with an ``on_complete`` callback), then two
+  worker processes of 8 threads started; the drain's time is the last job's ``completed_at`` minus
+  the first ``started_at`` (start-up left out). Plain and batch alternate, ``--runs`` each; the
+  medians are compared. Target: the batch's within 10 %.
 """
 
 from __future__ import annotations
@@ -98,11 +103,59 @@ def accept_seconds(size: int, runs: int) -> float:
     return statistics.median(times)
 
 
+def drain_seconds(size: int, in_batch: bool) -> float:
+    """How long two worker processes take to drain ``size`` queued jobs, in a batch or not (s)."""
+    from jobs import close_batch, create_batch, enqueue_many
+    from jobs.models import Job
+
+    clear()
+    batch = create_batch("bench", open=True, on_complete=NOOP) if in_batch else None
+    extra = {"batch": str(batch.pk)} if batch is not None else {}
+    for start in range(0, size, 1000):
+        enqueue_many([{**NOOP, **extra} for _ in range(min(1000, size - start))])
+    if batch is not None:
+        close_batch(batch.pk)
+    jobs = Job.objects.filter(batch=batch) if batch is not None else Job.objects.all()
+    workers = subprocess.Popen(
+        [sys.executable, "manage.py", "runworkers", "--processes", "2", "--concurrency", "8"],
+        cwd=ROOT,
+        env=dict(os.environ),
+    )
+    try:
+        wait_until(lambda: jobs.finished().count() >= size, 600, "the drain")
+    finally:
+        workers.terminate()
+        workers.wait(30)
+    first = min(t for t in jobs.values_list("started_at", flat=True) if t is not None)
+    last = max(t for t in jobs.values_list("completed_at", flat=True) if t is not None)
+    return (last - first).total_seconds()
+
+
+def drains(args: argparse.Namespace) -> dict[str, Any]:
+    """Plain and batch drains alternated, ``--runs`` each: the medians and their ratio."""
+    plain, batch = [], []
+    for _ in range(args.runs):
+        plain.append(drain_seconds(args.drain, False))
+        batch.append(drain_seconds(args.drain, True))
+    p, b = statistics.median(plain), statistics.median(batch)
+    return {
+        "workload": "batch_drain",
+        "jobs": args.drain,
+        "plain_s": round(p, 2),
+        "batch_s": round(b, 2),
+        "ratio": round(b / p, 3),
+        "target": 1.10,
+        "met": b <= 1.10 * p,
+        "runs": args.runs,
+    }
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--single", type=int, default=50, help="jobs for the latency p50 (default 50)")
     parser.add_argument("--chain", type=int, default=100, help="jobs in the chain (default 100)")
     parser.add_argument("--flow", type=int, default=1000, help="jobs in the accepted workflow (default 1000)")
+    parser.add_argument("--drain", type=int, default=10_000, help="jobs drained with and without a batch (0: skip)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
@@ -131,6 +184,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     p50, chain = with_workers(args)
     accept = accept_seconds(args.flow, args.runs)
+    batch = drains(args) if args.drain else None
     clear()
     target = args.chain * (p50 + 2)
     figures = [
@@ -150,6 +204,8 @@ def main() -> None:
             "met": accept < 1.0,
         },
     ]
+    if batch is not None:
+        figures.append(batch)
     for figure in figures:
         print(json.dumps({**figure, "load_before": round(load, 1), "load_after": round(os.getloadavg()[0], 1)}))
 
