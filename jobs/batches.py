@@ -21,7 +21,7 @@ from django.db.models import Count, F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from jobs import endings, insert, states
+from jobs import batch_sql, endings, insert, prepared, states
 from jobs.dispatch import dispatch
 from jobs.ids import parse_job_id
 from jobs.lifecycle import Status, Verb
@@ -60,9 +60,25 @@ def join(batch_id: Any, count: int, field: str = "batch") -> uuid.UUID:
 def jobs_ended(per_batch: Mapping[uuid.UUID, int]) -> None:
     """Jobs of these batches ended (batch -> how many), inside the transaction that ended them."""
     for batch_id in sorted(per_batch):
-        live = Batch.objects.filter(pk=batch_id, finished_at__isnull=True)
-        live.update(unended=Greatest(F("unended") - per_batch[batch_id], 0))
-        finish_if_done(batch_id)
+        if _count_down(batch_id, per_batch[batch_id]):
+            finish_if_done(batch_id)
+
+
+# On the recorder's path for every batch of outcomes that holds jobs of a batch: one prepared statement.
+_COUNT_DOWN_PG = (
+    f"UPDATE {Batch._meta.db_table} SET unended = GREATEST(unended - %s, 0) "  # noqa: S608
+    f"WHERE id = %s AND finished_at IS NULL RETURNING unended = 0 AND closed"
+)
+
+
+def _count_down(batch_id: uuid.UUID, ended: int) -> bool:
+    """Take ``ended`` jobs off the batch's count (its row locked until the commit); True when the
+    batch may have just finished (closed, none left)."""
+    if batch_sql.is_postgres():
+        return any(done for (done,) in prepared.fetch_all(_COUNT_DOWN_PG, [ended, batch_id]))
+    live = Batch.objects.filter(pk=batch_id, finished_at__isnull=True)
+    live.update(unended=Greatest(F("unended") - ended, 0))
+    return live.filter(unended=0, closed=True).exists()
 
 
 def job_retried(job: Job) -> None:
