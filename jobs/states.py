@@ -152,6 +152,12 @@ def run_now(job_id: Any) -> Job:
     return job
 
 
+def unblock_ready(job_ids: Sequence[Any]) -> list[Any]:
+    """The verb ``unblock`` for those of ``job_ids`` whose parents have all completed, in one statement
+    (:func:`jobs.batch_sql.unblock_ready`); returns their ids. The caller holds their rows' locks."""
+    return batch_sql.unblock_ready(list(job_ids), timezone.now())
+
+
 def mark_promoted(job_ids: Sequence[Any]) -> int:
     """Scheduled or retrying jobs whose due time came and that Redis moved to the ready set.
 
