@@ -170,3 +170,43 @@ def test_the_dashboard_shows_progress_and_the_admin_lists_and_cancels(broker: Br
     assert answer.status_code == 302
     assert service.get_batch(batch.pk).counts["cancelled"] == 3 and callbacks_enqueued() == ["complete", "failure"]
     assert browser.get("/dashboard/batches/00000000-0000-4000-8000-000000000000/").status_code == 404
+
+
+def test_two_submitters_joining_while_jobs_end_keep_the_count_exact(broker: Broker) -> None:
+    """Two threads add jobs to one open batch (one at a time, and in batches) while a third ends its
+    jobs as they come: the counters match what was submitted, and the callbacks fire once at the end."""
+    batch = client.create_batch("busy", open=True, **CALLBACKS)
+    submitted: list[list[Any]] = [[], []]
+    stop = threading.Event()
+
+    def one_by_one() -> None:
+        submitted[0].extend(client.enqueue("test_noop", {}, batch=str(batch.pk)).pk for _ in range(40))
+        connection.close()
+
+    def in_batches() -> None:
+        for _ in range(4):
+            submitted[1].extend(j.pk for j in service.submit_many([{"type": "test_noop", "batch": str(batch.pk)}] * 10))
+        connection.close()
+
+    def finisher() -> None:
+        while not stop.is_set():
+            for job in Job.objects.filter(batch=batch).in_state(Status.PENDING)[:5]:
+                run_attempt(job, "completed")
+        connection.close()
+
+    threads = [threading.Thread(target=t) for t in (one_by_one, in_batches, finisher)]
+    for t in threads:
+        t.start()
+    for t in threads[:2]:
+        t.join(60)
+    stop.set()
+    threads[2].join(60)
+    assert callbacks_enqueued() == [], "still open"
+    client.close_batch(batch.pk)
+    for job in Job.objects.filter(batch=batch).in_state(Status.PENDING):
+        run_attempt(job, "completed")
+    view = service.get_batch(batch.pk)
+    assert len(submitted[0]) == len(submitted[1]) == 40
+    assert view.counts["total"] == view.counts["completed"] == 80
+    assert set(Job.objects.filter(batch=batch).values_list("pk", flat=True)) == {*submitted[0], *submitted[1]}
+    assert view.batch.unended == 0 and callbacks_enqueued() == ["complete", "success"]
