@@ -358,7 +358,7 @@ def unblock_ready(job_ids: Sequence[uuid.UUID], now: datetime) -> list[uuid.UUID
         return []
     if is_postgres():
         ids = "{" + ",".join(str(i) for i in job_ids) + "}"
-        rows = prepared.fetch_all(_UNBLOCK_PG, [_UNBLOCK_TO, now, ids, *_UNBLOCK_FROM, _DONE])
+        rows = prepared.fetch_all(_UNBLOCK_PG, [_UNBLOCK_TO, now, ids, *_UNBLOCK_FROM, _DONE], prepare=False)
     else:
         sql = _unblock_sql(f"id IN {_marks(job_ids)}")
         with connection.cursor() as cursor:

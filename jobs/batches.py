@@ -64,7 +64,7 @@ def jobs_ended(per_batch: Mapping[uuid.UUID, int]) -> None:
             finish_if_done(batch_id)
 
 
-# On the recorder's path for every batch of outcomes that holds jobs of a batch: one prepared statement.
+# On the recorder's path for every batch of outcomes that holds jobs of a batch: one statement, built once.
 _COUNT_DOWN_PG = (
     f"UPDATE {Batch._meta.db_table} SET unended = GREATEST(unended - %s, 0) "  # noqa: S608
     f"WHERE id = %s AND finished_at IS NULL RETURNING unended = 0 AND closed"
@@ -75,7 +75,7 @@ def _count_down(batch_id: uuid.UUID, ended: int) -> bool:
     """Take ``ended`` jobs off the batch's count (its row locked until the commit); True when the
     batch may have just finished (closed, none left)."""
     if batch_sql.is_postgres():
-        return any(done for (done,) in prepared.fetch_all(_COUNT_DOWN_PG, [ended, batch_id]))
+        return any(done for (done,) in prepared.fetch_all(_COUNT_DOWN_PG, [ended, batch_id], prepare=False))
     live = Batch.objects.filter(pk=batch_id, finished_at__isnull=True)
     live.update(unended=Greatest(F("unended") - ended, 0))
     return live.filter(unended=0, closed=True).exists()

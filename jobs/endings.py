@@ -38,7 +38,7 @@ _DISPATCHED = ("id", "queue", "priority", "type", "group", "schedule_at", "on_pa
 def after_jobs_ended(ended: Iterable[uuid.UUID]) -> None:
     """Account for jobs that just ended: their batches (:mod:`jobs.batches`) and their blocked children
     whose parents have all ended. Call it inside the transaction that ended them, with exactly the
-    jobs it ended (a batch counts each once). For jobs with neither, one prepared statement.
+    jobs it ended (a batch counts each once). For jobs with neither, one statement.
     """
     ids = list(ended)
     if not ids:
@@ -51,7 +51,8 @@ def after_jobs_ended(ended: Iterable[uuid.UUID]) -> None:
 
 
 # The recorder asks this after every batch of outcomes it writes: the ended jobs' batches, and
-# whether any of them has a child. One prepared statement, no ORM to compile.
+# whether any of them has a child. One statement built once, no ORM to compile (not a prepared
+# statement: jobs.prepared keeps those to the claim, the finish and the single INSERT).
 _JOB = Job._meta.db_table
 _EDGES = JobDependency._meta.db_table
 _LOOKUP_PG = (
@@ -66,7 +67,7 @@ def _lookup(ids: list[uuid.UUID]) -> tuple[dict[uuid.UUID, int], bool]:
     jobs' primary key, the edges' parent index)."""
     if batch_sql.is_postgres():
         array = "{" + ",".join(str(pk) for pk in ids) + "}"
-        rows = prepared.fetch_all(_LOOKUP_PG, [array, array])
+        rows = prepared.fetch_all(_LOOKUP_PG, [array, array], prepare=False)
         per_batch = {batch: n for batch, n in rows if batch is not None}
         return per_batch, any(batch is None and n for batch, n in rows)
     counts = Job.objects.filter(pk__in=ids, batch__isnull=False).order_by().values("batch").annotate(n=Count("pk"))

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs import batch_sql, batches, endings, lifecycle
+from jobs import batch_sql, batches, endings, lifecycle, prepared
 from jobs.ids import parse_job_id, parse_job_ids
 from jobs.lifecycle import Verb
 from jobs.models import FINISHED, Job, JobQuerySet, Outcome, Status
@@ -285,11 +285,17 @@ def record(results: Sequence[AttemptResult]) -> list[Recorded]:
                 duration=r.duration,
             )
         )
-    # One transaction with the release of the children of the jobs that ended (jobs.endings).
+    final = prepared.again_if_broken(lambda: _finish(rows))
+    return [Recorded(r.job, final.get(r.job.pk), row.schedule_at) for r, row in zip(results, rows, strict=True)]
+
+
+def _finish(rows: list[batch_sql.FinishRow]) -> dict[Any, str]:
+    """The finish statement, and what the endings it made set off (jobs.endings: children released,
+    batches counted), in one transaction."""
     with transaction.atomic(durable=False):
         final = batch_sql.finish_rows(rows)
         endings.after_jobs_ended([pk for pk, status in final.items() if status in FINISHED])
-    return [Recorded(r.job, final.get(r.job.pk), row.schedule_at) for r, row in zip(results, rows, strict=True)]
+    return final
 
 
 def release(jobs: Iterable[Job]) -> list[Job]:
