@@ -6,11 +6,27 @@ importing the app does not touch the models before Django is ready.
 
 from typing import Any
 
-__all__ = ["cancel", "enqueue", "enqueue_many", "get", "retry", "JobSpec", "processor", "registry"]
+_CLIENT = {
+    "cancel",
+    "enqueue",
+    "enqueue_many",
+    "get",
+    "retry",
+    "JobSpec",
+    "workflow",
+    "chain",
+    "group",
+    "get_workflow",
+    "create_batch",
+    "close_batch",
+    "cancel_batch",
+    "get_batch",
+}
+__all__ = [*sorted(_CLIENT), "processor", "registry"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"cancel", "enqueue", "enqueue_many", "get", "retry", "JobSpec"}:
+    if name in _CLIENT:
         from jobs import client
 
         return getattr(client, name)

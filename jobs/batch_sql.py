@@ -1,4 +1,4 @@
-"""The two batched statements of the worker's hot path, for PostgreSQL and SQLite.
+"""The batched statements of the worker's hot path, for PostgreSQL and SQLite.
 
 Claiming N jobs is one ``UPDATE ... RETURNING``; recording N outcomes is one ``UPDATE ... FROM
 (VALUES ...)``. Both keep the state machine's conditions in their WHERE clauses, with the states
@@ -23,7 +23,7 @@ from django.db.models.base import ModelState
 from jobs import lifecycle, prepared
 from jobs.ids import parse_job_id
 from jobs.lifecycle import Verb
-from jobs.models import Job, JobAttempt, Outcome, Status
+from jobs.models import Job, JobAttempt, JobDependency, Outcome, Status
 
 # Every name put into SQL text below is a constant of this module or the model's own table and
 # column names; every value is a bound parameter. (ruff's S608 cannot see that, hence its noqa.)
@@ -328,3 +328,40 @@ def _as_uuid(value: Any) -> uuid.UUID:
     if pk is None:
         raise ValueError(f"the database returned {value!r} as a job id")
     return pk
+
+
+# -- a chain's step: the blocked children whose parents have all completed, released in one statement
+
+_UNBLOCK_FROM = _states(lifecycle.sources(Verb.UNBLOCK))
+_UNBLOCK_TO = str(lifecycle.target(Verb.UNBLOCK))
+_DONE = str(lifecycle.target(Verb.COMPLETE))
+_EDGES = JobDependency._meta.db_table
+
+
+def _unblock_sql(where: str) -> str:
+    j = _TABLE
+    return (
+        f"UPDATE {j} SET status = %s, updated_at = %s WHERE {where} AND status IN {_marks(_UNBLOCK_FROM)} "  # noqa: S608
+        f"AND NOT EXISTS (SELECT 1 FROM {_EDGES} d LEFT JOIN {j} p ON p.id = d.parent_id "
+        f"WHERE d.child_id = {j}.id AND (p.status IS NULL OR p.status <> %s)) RETURNING {j}.id"
+    )
+
+
+_UNBLOCK_PG = _unblock_sql("id = ANY(%s::uuid[])")
+
+
+def unblock_ready(job_ids: Sequence[uuid.UUID], now: datetime) -> list[uuid.UUID]:
+    """Move those of ``job_ids`` that are blocked and whose parents have all completed to pending;
+    returns their ids. The caller holds their rows' locks, so the parents' states read here are
+    the committed ones (jobs.endings)."""
+    if not job_ids:
+        return []
+    if is_postgres():
+        ids = "{" + ",".join(str(i) for i in job_ids) + "}"
+        rows = prepared.fetch_all(_UNBLOCK_PG, [_UNBLOCK_TO, now, ids, *_UNBLOCK_FROM, _DONE], prepare=False)
+    else:
+        sql = _unblock_sql(f"id IN {_marks(job_ids)}")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [_UNBLOCK_TO, _dt(now), *(_pk(i) for i in job_ids), *_UNBLOCK_FROM, _DONE])
+            rows = cursor.fetchall()
+    return [_as_uuid(row[0]) for row in rows]

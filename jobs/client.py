@@ -1,4 +1,5 @@
-"""ZipLine's Python API: ``enqueue``, ``enqueue_many``, ``get``, ``cancel``, ``retry``, ``run_now``.
+"""ZipLine's Python API: ``enqueue``, ``enqueue_many``, ``get``, ``cancel``, ``retry``, ``run_now``, and
+``workflow`` with its shapes ``chain`` and ``group`` (docs/workflows.md).
 
 The public face of :mod:`jobs.service`, which does the work for every caller (this one, the REST
 API, the admin and the dashboard), so all of them answer alike.
@@ -13,12 +14,23 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from jobs.models import Job
-from jobs.service import cancel, retry, run_now
+from jobs.models import Job, Workflow
+from jobs.service import (
+    cancel,
+    cancel_batch,
+    close_batch,
+    create_batch,
+    create_workflow,
+    get_batch,
+    get_workflow,
+    retry,
+    run_now,
+)
 from jobs.service import find_job as get
 from jobs.service import submit as enqueue_idempotent
 from jobs.service import submit_many as enqueue_many
 from jobs.validation import InvalidJob, JobSpec
+from jobs.workflow_spec import chain, group
 
 # JobSpec's fields other than the two every job has
 SPEC_OPTIONS = frozenset(field.name for field in dataclasses.fields(JobSpec)) - {"type", "payload"}
@@ -27,12 +39,20 @@ __all__ = [
     "InvalidJob",
     "JobSpec",
     "cancel",
+    "cancel_batch",
+    "close_batch",
+    "create_batch",
+    "chain",
     "enqueue",
     "enqueue_idempotent",
     "enqueue_many",
     "get",
+    "get_batch",
+    "get_workflow",
+    "group",
     "retry",
     "run_now",
+    "workflow",
 ]
 
 
@@ -41,7 +61,8 @@ def enqueue(type: str, payload: dict[str, Any] | None = None, **options: Any) ->
 
     ``options`` are :class:`JobSpec`'s fields, by name: ``name``, ``queue``, ``priority``, ``schedule_at``,
     ``delay``, ``retry``, ``timeout``, ``idempotency_key``, ``group``, ``unique_for``, ``unique_key``,
-    ``unique_until``, ``expires_at``, ``expires_in``; another is an :class:`InvalidJob` naming it.
+    ``unique_until``, ``expires_at``, ``expires_in``, ``depends_on`` (parent job ids: the job waits
+    blocked until they have all ended), ``on_parent_failure`` ("cancel" or "run"); another is an :class:`InvalidJob` naming it.
     A repeated ``idempotency_key``, or a held unique key (``unique_for``, :mod:`jobs.uniqueness`), returns
     the earlier job and writes nothing; for the latter ``job.duplicate`` is True (see
     :func:`enqueue_idempotent` to learn which happened). Jobs of one ``group`` take turns with the queue's
@@ -52,3 +73,10 @@ def enqueue(type: str, payload: dict[str, Any] | None = None, **options: Any) ->
         raise InvalidJob(unknown[0], "unknown option")
     spec = JobSpec(type, {} if payload is None else payload, **options)
     return enqueue_idempotent(spec)[0]
+
+
+def workflow(jobs: list[dict[str, Any]], name: str = "") -> Workflow:
+    """Create jobs with dependencies between them, all or none: each a dict of a job's fields with a
+    ``ref``, its ``depends_on`` naming refs of the workflow (or stored job ids). ``chain`` and ``group``
+    build the lists. Raises :class:`InvalidJob` naming the job and the field (``jobs[2].depends_on``)."""
+    return create_workflow(jobs, name)

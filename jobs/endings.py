@@ -1,26 +1,180 @@
-"""Telling the API processes that jobs ended, so that a request waiting on one answers at once
-(``GET /api/v1/jobs/{id}?wait=30s``; :mod:`jobs.service.watch` listens).
+"""What happens when jobs end: their batches count them and their blocked children move on, in the same
+transaction; and once it commits, the API processes are told (a request waiting on one of them answers at
+once: ``GET /api/v1/jobs/{id}?wait=30s``, :mod:`jobs.service.watch`).
 
-Every path that ends a job calls :func:`announce` inside its transaction (the worker's recorder once per
-batch through :func:`jobs.states.record`, a cancel, an expiry, a lost worker's job, and the deletion of
-a job that had not ended); the ids are
-published in one PUBLISH after the commit, so a woken request reads the ended row. A publish that fails
-(Redis out of reach) is logged and dropped: a waiting request then answers at its deadline, with the
-row as it is, and the listener re-checks every waiting request when it subscribes again.
+Every code path that ends a job (the recorder's batched finish and a lost attempt in
+:func:`jobs.states.record`, a cancel, a stop at release, an expiry, a deletion) calls
+:func:`after_jobs_ended` inside the transaction that ended them. So a child is released in the
+transaction of its last parent's ending and no release is ever lost to a crash between the two.
+
+The common case, jobs with no children, costs one indexed query per batch (``job_dependency_parent``).
+
+Two parents of one child ending at once in two transactions: each locks the child row
+(``SELECT ... FOR UPDATE``, children in id order) before it reads the parents' states in a new
+statement, so the second sees the first's committed ending: one of them releases the child, never
+both and never neither. A submission that adds a child locks its parents' rows the same way
+(:mod:`jobs.dependencies`), so a parent ending meanwhile either sees the new edge or is seen ended.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import transaction
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.utils import timezone
 
+from jobs import batch_sql, batches, prepared, states
 from jobs.broker import BrokerUnavailable, get_broker
+from jobs.dispatch import dispatch
+from jobs.lifecycle import FINISHED, Status, Verb
+from jobs.models import Job, JobDependency, ParentFailure
 
 logger = logging.getLogger("zipline.endings")
+DELETED = "deleted"  # how a child's reason names a parent whose row is gone
+# What a child's row is read with when it is locked: enough to judge it and to push it to Redis.
+_DISPATCHED = ("id", "queue", "priority", "type", "group", "schedule_at", "on_parent_failure")
 
 
+def after_jobs_ended(ended: Iterable[uuid.UUID]) -> None:
+    """Account for jobs that just ended: their batches (:mod:`jobs.batches`) and their blocked children
+    whose parents have all ended. Call it inside the transaction that ended them, with exactly the
+    jobs it ended (a batch counts each once). For jobs with neither, one statement.
+    """
+    ids = list(ended)
+    if not ids:
+        return
+    announce(ids)
+    per_batch, any_children = _lookup(ids)
+    if per_batch:
+        batches.jobs_ended(per_batch)
+    if any_children:
+        _settle_all(JobDependency.objects.filter(parent_id__in=ids).values("child_id"))
+
+
+# The recorder asks this after every batch of outcomes it writes: the ended jobs' batches, and
+# whether any of them has a child. One statement built once, no ORM to compile (not a prepared
+# statement: jobs.prepared keeps those to the claim, the finish and the single INSERT).
+_JOB = Job._meta.db_table
+_EDGES = JobDependency._meta.db_table
+_LOOKUP_PG = (
+    f"SELECT batch_id, count(*) FROM {_JOB} WHERE id = ANY(%s::uuid[]) AND batch_id IS NOT NULL "  # noqa: S608
+    f"GROUP BY batch_id UNION ALL "
+    f"SELECT NULL, count(*) FROM (SELECT 1 FROM {_EDGES} WHERE parent_id = ANY(%s::uuid[]) LIMIT 1) AS child"
+)
+
+
+def _lookup(ids: list[uuid.UUID]) -> tuple[dict[uuid.UUID, int], bool]:
+    """How many of ``ids`` each batch holds, and whether any of them has a child (the indexes: the
+    jobs' primary key, the edges' parent index)."""
+    if batch_sql.is_postgres():
+        array = "{" + ",".join(str(pk) for pk in ids) + "}"
+        rows = prepared.fetch_all(_LOOKUP_PG, [array, array], prepare=False)
+        per_batch = {batch: n for batch, n in rows if batch is not None}
+        return per_batch, any(batch is None and n for batch, n in rows)
+    counts = Job.objects.filter(pk__in=ids, batch__isnull=False).order_by().values("batch").annotate(n=Count("pk"))
+    per_batch = {row["batch"]: row["n"] for row in counts}
+    return per_batch, JobDependency.objects.filter(parent_id__in=ids).exists()
+
+
+def release_ready(children: Iterable[uuid.UUID]) -> None:
+    """Settle those of ``children`` that are blocked and whose parents have all ended: released to
+    pending (parents completed, or ``on_parent_failure`` "run"), or cancelled with the reason (a
+    parent failed, was cancelled, expired or deleted). Released ids reach Redis when the transaction
+    commits."""
+    ids = sorted(set(children))
+    if ids:
+        _settle_all(ids)
+
+
+def _settle_all(children: list[uuid.UUID] | QuerySet[Any]) -> None:
+    """Settle ``children``, then the children of those cancelled (they have ended too), and so on."""
+    while True:
+        abandoned = _settle(children)
+        if not abandoned:
+            return
+        per_batch, _ = _lookup(abandoned)  # they have ended too
+        if per_batch:
+            batches.jobs_ended(per_batch)
+        children = JobDependency.objects.filter(parent_id__in=abandoned).values("child_id")
+
+
+def _settle(children: list[uuid.UUID] | QuerySet[Any]) -> list[uuid.UUID]:
+    """Release or cancel the children ready to move; returns the ids cancelled. Two statements when
+    their parents all completed: lock them (in id order), release them; else their parents' states
+    are read, and they are released (``on_parent_failure`` "run") or cancelled."""
+    locked = list(Job.objects.select_for_update().filter(pk__in=children).blocked().order_by("pk").only(*_DISPATCHED))
+    if not locked:
+        return []
+    # The common case first (a chain's step): every parent completed, released in one statement.
+    unblocked = set(states.unblock_ready([job.pk for job in locked]))
+    if unblocked:
+        ready = [job for job in locked if job.pk in unblocked]
+        transaction.on_commit(lambda: dispatch(ready))
+        locked = [job for job in locked if job.pk not in unblocked]
+        if not locked:
+            return []
+    parents_of = _parents_of([job.pk for job in locked])
+    release: list[Job] = []
+    reasons: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for job in locked:
+        verdict = _verdict(parents_of[job.pk], job.on_parent_failure)
+        if verdict == "":
+            release.append(job)
+        elif verdict is not None:
+            reasons[verdict].append(job.pk)
+    _release(release)
+    return _abandon(reasons)
+
+
+def _parents_of(children: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[uuid.UUID, str]]]:
+    """Each child's parents with their states (:data:`DELETED` for a row that is gone), in one query."""
+    status = Job.objects.filter(pk=OuterRef("parent_id")).values("status")[:1]
+    edges = (
+        JobDependency.objects.filter(child_id__in=children)
+        .annotate(parent_status=Subquery(status))
+        .values_list("child_id", "parent_id", "parent_status")
+    )
+    parents: dict[uuid.UUID, list[tuple[uuid.UUID, str]]] = defaultdict(list)
+    for child, parent, state in edges:
+        parents[child].append((parent, state or DELETED))
+    return parents
+
+
+def _verdict(parents: list[tuple[uuid.UUID, str]], policy: str) -> str | None:
+    """None: a parent has not ended; "": release; else the reason the child is cancelled."""
+    if any(status != DELETED and status not in FINISHED for _, status in parents):
+        return None
+    failed = [(pk, status) for pk, status in parents if status != Status.COMPLETED]
+    if not failed or policy == ParentFailure.RUN:
+        return ""
+    pk, status = min(failed)
+    return f"cancelled: parent {pk} {status}"
+
+
+def _release(jobs: list[Job]) -> None:
+    if not jobs:
+        return
+    states.transition(Verb.UNBLOCK, Job.objects.filter(pk__in=[job.pk for job in jobs]), updated_at=timezone.now())
+    transaction.on_commit(lambda: dispatch(jobs))
+
+
+def _abandon(reasons: dict[str, list[uuid.UUID]]) -> list[uuid.UUID]:
+    now = timezone.now()
+    abandoned: list[uuid.UUID] = []
+    for reason, ids in reasons.items():
+        states.transition(Verb.ABANDON, Job.objects.filter(pk__in=ids), error=reason, completed_at=now, updated_at=now)
+        abandoned.extend(ids)
+    return abandoned
+
+
+# Telling the API: the ids are published in one PUBLISH after the commit, so a woken request reads the
+# ended row. A publish that fails (Redis out of reach) is logged and dropped: a waiting request then
+# answers at its deadline, and the listener re-checks every waiting request when it subscribes again.
 def announce(job_ids: Iterable[object]) -> None:
     """Publish ``job_ids`` as ended once the current transaction commits (at once outside one)."""
     ids = [str(one) for one in job_ids]

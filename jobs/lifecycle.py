@@ -15,6 +15,9 @@ one. A new state is an edit to :class:`Status` and to :data:`MOVES`, both here, 
     retry:  failed/cancelled -> pending;   run_now: scheduled/retrying -> pending
     release: running -> pending (handed back uncharged: shutdown, a co-located hard timeout)
     expire: pending/scheduled/retrying -> expired (its expires_at passed before it started)
+    dependencies (docs/workflows.md): submitted with parents not all ended -block-> waiting ("blocked");
+      every parent ended -unblock-> pending; a parent failed, was cancelled or deleted and the job's
+      on_parent_failure is "cancel" -abandon-> cancelled
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ class Status(models.TextChoices):
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    # Waits for its parents (jobs.endings). Stored and filtered as "waiting", the issue's name, and
+    # shown as "blocked": not to be confused with the group WAITING below (pending, scheduled,
+    # retrying: jobs Redis holds), which a blocked job is not in: no worker can claim it.
+    BLOCKED = "waiting", "Blocked"
 
 
 # Groups of states, by what a job in them is doing.
@@ -59,6 +66,9 @@ class Verb(StrEnum):
     RUN_NOW = "run_now"
     PROMOTE = "promote"
     EXPIRE = "expire"  # its expires_at passed while it waited: it never runs (jobs.expiry)
+    BLOCK = "block"  # submitted with parents that have not all ended (jobs.dependencies)
+    UNBLOCK = "unblock"  # its parents all ended (completed, or on_parent_failure "run")
+    ABANDON = "abandon"  # a parent failed for good, was cancelled or deleted; on_parent_failure "cancel"
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ MOVES: dict[Verb, Move] = {
     # No source state: these create the row (jobs.insert), they never update one.
     Verb.SUBMIT: Move((), Status.PENDING),
     Verb.SCHEDULE: Move((), Status.SCHEDULED),
+    Verb.BLOCK: Move((), Status.BLOCKED),
     # A due scheduled or retrying job may be claimed before its row was marked pending.
     Verb.CLAIM: Move(WAITING, Status.RUNNING),
     Verb.COMPLETE: Move((Status.RUNNING,), Status.COMPLETED),
@@ -80,7 +91,7 @@ MOVES: dict[Verb, Move] = {
     Verb.FAIL: Move((Status.RUNNING,), Status.FAILED),
     Verb.STOP: Move((Status.RUNNING,), Status.CANCELLED),
     Verb.RELEASE: Move((Status.RUNNING,), Status.PENDING),
-    Verb.CANCEL: Move(WAITING, Status.CANCELLED),
+    Verb.CANCEL: Move((*WAITING, Status.BLOCKED), Status.CANCELLED),
     Verb.REQUEST_CANCEL: Move((Status.RUNNING,), None),
     Verb.RETRY: Move((Status.FAILED, Status.CANCELLED), Status.PENDING),
     Verb.RUN_NOW: Move(DELAYED, Status.PENDING),
@@ -88,6 +99,9 @@ MOVES: dict[Verb, Move] = {
     # Only a job that has not started expires; a running one runs to its end. Not retryable: it would
     # expire again at once.
     Verb.EXPIRE: Move(WAITING, Status.EXPIRED),
+    # Only the ending of a parent moves a blocked job on, in that parent's transaction (jobs.endings).
+    Verb.UNBLOCK: Move((Status.BLOCKED,), Status.PENDING),
+    Verb.ABANDON: Move((Status.BLOCKED,), Status.CANCELLED),
 }
 
 # The verbs by which an attempt that ran ends (the recorder's batched write and a reclaimed lease).

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs import lifecycle
+from jobs.batch_models import Batch as Batch  # the batch row, in its own module
 from jobs.lifecycle import DELAYED, Verb
 from jobs.lifecycle import FINISHED as FINISHED  # re-exported: where callers have always found them
 from jobs.lifecycle import LIVE as LIVE
@@ -38,6 +39,11 @@ class Outcome(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+class ParentFailure(models.TextChoices):
+    CANCEL = "cancel"
+    RUN = "run"
+
+
 class JobQuerySet(models.QuerySet["Job"]):
     """Jobs by where they are in their lifecycle, as :mod:`jobs.lifecycle` groups the states."""
 
@@ -50,6 +56,14 @@ class JobQuerySet(models.QuerySet["Job"]):
     def live(self) -> JobQuerySet:
         """Waiting or running: every job Redis should hold."""
         return self.in_state(*LIVE)
+
+    def blocked(self) -> JobQuerySet:
+        """Jobs waiting for their parents (stored ``waiting``): never in Redis (jobs.endings)."""
+        return self.in_state(Status.BLOCKED)
+
+    def unended(self) -> JobQuerySet:
+        """Every job that has not ended: live or blocked."""
+        return self.in_state(*LIVE, Status.BLOCKED)
 
     def running(self) -> JobQuerySet:
         return self.in_state(Status.RUNNING)
@@ -124,6 +138,20 @@ class Job(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Not started by then: it expires.")
     # The key a unique job was submitted under (jobs.uniqueness); NULL for a job that is not unique.
     unique_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    # What a job with parents does when one fails for good, is cancelled or deleted (jobs.endings):
+    # "cancel" (it is cancelled, the reason in its error) or "run" (it runs anyway).
+    on_parent_failure = models.CharField(
+        max_length=8, choices=ParentFailure.choices, default=ParentFailure.CANCEL, db_default=ParentFailure.CANCEL
+    )
+    # The workflow the job was submitted in, and its local reference there (docs/workflows.md).
+    workflow = models.ForeignKey(
+        "Workflow", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs", db_index=False
+    )
+    workflow_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
+    # The batch the job joined at submit (jobs.batches).
+    batch = models.ForeignKey(
+        "Batch", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs", db_index=False
+    )
 
     objects = JobQuerySet.as_manager()
 
@@ -152,6 +180,9 @@ class Job(models.Model):
                 name="job_expiry",
                 condition=Q(expires_at__isnull=False, status__in=list(WAITING)),
             ),
+            # A workflow's jobs; a job outside one (most) is not in it, and costs its updates nothing.
+            models.Index(fields=["workflow"], name="job_workflow", condition=Q(workflow__isnull=False)),
+            models.Index(fields=["batch", "status"], name="job_batch", condition=Q(batch__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(
@@ -181,6 +212,43 @@ class Job(models.Model):
         if self.started_at and self.completed_at:
             return (self.completed_at - self.started_at).total_seconds()
         return None
+
+
+class Workflow(models.Model):
+    """Jobs submitted together with their dependencies (``POST /api/v1/workflows``); its status is
+    derived from its jobs' (:mod:`jobs.service.workflows`), never stored."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"workflow {self.name or self.id}"
+
+
+class JobDependency(models.Model):
+    """One edge: ``child`` waits for the job ``parent_id`` to end (:mod:`jobs.endings`).
+
+    ``parent_id`` is no foreign key: a parent may be deleted, and its children then see it as failed
+    (a missing parent never completes). Indexed both ways: by child (the unique pair) to judge a
+    child's parents, by parent to find the children of jobs that just ended.
+    """
+
+    child = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+", db_index=False)
+    parent_id = models.UUIDField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["child", "parent_id"], name="job_dependency_pair")]
+        indexes = [models.Index(fields=["parent_id"], name="job_dependency_parent")]
+
+    def __str__(self) -> str:
+        return f"{self.child_id} after {self.parent_id}"
 
 
 class JobAttempt(models.Model):

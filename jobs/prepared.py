@@ -12,13 +12,15 @@ connection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+T = TypeVar("T")
 
 # A prepare threshold that never triggers by itself: only the statements run here are prepared.
 _ONLY_WHEN_ASKED = 2**31 - 1
@@ -75,3 +77,17 @@ def _run_prepared(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) ->
     with conn.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall() if cursor.description else []
+
+
+def again_if_broken(run: Callable[[], T]) -> T:
+    """Run ``run`` (which holds a transaction around prepared statements); if a prepared statement
+    broke (see :func:`fetch_all`), run it again once on a new connection. Inside a transaction
+    :func:`fetch_all` cannot start a new connection itself; out here, the transaction has rolled back."""
+    conn = connections[DEFAULT_DB_ALIAS]
+    try:
+        return run()
+    except DatabaseError as exc:
+        if not isinstance(exc.__cause__, _BROKEN_STATEMENT) or conn.in_atomic_block:
+            raise
+        conn.close()
+        return run()

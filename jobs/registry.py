@@ -86,6 +86,16 @@ class Context:
                     self._event = event
         return self._event
 
+    @cached_property
+    def parent_results(self) -> dict[str, Any]:
+        """The results of the job's parents, by parent id, name and workflow ref (docs/workflows.md).
+
+        Read from the database when first asked for (from an ``async def`` processor, ask for it
+        through ``sync_to_async``, as for any query)."""
+        from jobs.dependencies import parent_results
+
+        return parent_results(self.job_id)
+
     def time_left(self) -> float:
         import time
 

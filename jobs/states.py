@@ -11,7 +11,6 @@ hot paths (claiming and finishing many jobs) are batched into one statement each
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,10 +19,10 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs import batch_sql, endings, lifecycle
+from jobs import batch_sql, batches, endings, lifecycle, prepared
 from jobs.ids import parse_job_id, parse_job_ids
 from jobs.lifecycle import Verb
-from jobs.models import Job, JobQuerySet, Outcome, Status
+from jobs.models import FINISHED, Job, JobQuerySet, Outcome, Status
 from jobs.retry_policy import RetryPolicy
 
 # Every state and the states it can reach (derived from the verbs' table).
@@ -82,9 +81,11 @@ def cancel(job_id: Any) -> tuple[Job, bool]:
     """
     now = timezone.now()
     one = Job.objects.filter(pk=job_id)
-    if transition(Verb.CANCEL, one, completed_at=now, updated_at=now, schedule_at=None):
-        endings.announce([job_id])
-        return _load(job_id), True
+    with transaction.atomic():
+        if transition(Verb.CANCEL, one, completed_at=now, updated_at=now, schedule_at=None):
+            job = _load(job_id)
+            endings.after_jobs_ended([job.pk])
+            return job, True
     if transition(Verb.REQUEST_CANCEL, one, cancel_requested=True, updated_at=now):
         return _load(job_id), False
     job = _load(job_id)
@@ -103,6 +104,21 @@ def retry(job_id: Any) -> Job:
     one (``earlier_attempts``), and its attempt row says it followed a manual retry.
     """
     now = timezone.now()
+    with transaction.atomic():
+        job = _retry(job_id, now)
+        if job is not None:
+            batches.job_retried(job)
+            return job
+    job = _load(job_id)
+    raise TransitionError(
+        job.pk,
+        job.status,
+        "retried",
+        f"job {job.pk} is {job.status}; only a failed or cancelled job can be retried",
+    )
+
+
+def _retry(job_id: Any, now: datetime) -> Job | None:
     changed = transition(
         Verb.RETRY,
         Job.objects.filter(pk=job_id),
@@ -118,15 +134,7 @@ def retry(job_id: Any) -> Job:
         worker="",
         updated_at=now,
     )
-    job = _load(job_id)
-    if not changed:
-        raise TransitionError(
-            job.pk,
-            job.status,
-            "retried",
-            f"job {job.pk} is {job.status}; only a failed or cancelled job can be retried",
-        )
-    return job
+    return _load(job_id) if changed else None
 
 
 def run_now(job_id: Any) -> Job:
@@ -142,6 +150,12 @@ def run_now(job_id: Any) -> Job:
             f"job {job.pk} is {job.status}; only a scheduled or retrying job can be run now",
         )
     return job
+
+
+def unblock_ready(job_ids: Sequence[Any]) -> list[Any]:
+    """The verb ``unblock`` for those of ``job_ids`` whose parents have all completed, in one statement
+    (:func:`jobs.batch_sql.unblock_ready`); returns their ids. The caller holds their rows' locks."""
+    return batch_sql.unblock_ready(list(job_ids), timezone.now())
 
 
 def mark_promoted(job_ids: Sequence[Any]) -> int:
@@ -183,17 +197,21 @@ def claim(job_ids: Sequence[str], worker: str, now: datetime | None = None) -> l
 def expire(rows: JobQuerySet, now: datetime) -> int:
     """End those of ``rows`` that are waiting and whose ``expires_at`` has passed as ``expired``, with
     the reason in their error; returns how many."""
-    changed = transition(
-        Verb.EXPIRE,
-        rows.filter(expires_at__lte=now),
-        error=EXPIRED_REASON,
-        completed_at=now,
-        updated_at=now,
-        schedule_at=None,
-    )
-    if changed:  # rare: the candidates are told, and a waiter on one that did not expire reads it again
-        endings.announce(rows.values_list("pk", flat=True))
-    return changed
+    with transaction.atomic():
+        due = rows.filter(expires_at__lte=now).able_to(Verb.EXPIRE).select_for_update().order_by()
+        ids = list(due.values_list("pk", flat=True))  # locked: exactly these change below
+        if not ids:
+            return 0
+        expired = transition(
+            Verb.EXPIRE,
+            Job.objects.filter(pk__in=ids),
+            error=EXPIRED_REASON,
+            completed_at=now,
+            updated_at=now,
+            schedule_at=None,
+        )
+        endings.after_jobs_ended(ids)
+    return expired
 
 
 @dataclass
@@ -267,10 +285,17 @@ def record(results: Sequence[AttemptResult]) -> list[Recorded]:
                 duration=r.duration,
             )
         )
-    with nullcontext() if batch_sql.is_postgres() else transaction.atomic(durable=False):
-        final = batch_sql.finish_rows(rows)
-        endings.announce(pk for pk, status in final.items() if status in lifecycle.FINISHED)
+    final = prepared.again_if_broken(lambda: _finish(rows))
     return [Recorded(r.job, final.get(r.job.pk), row.schedule_at) for r, row in zip(results, rows, strict=True)]
+
+
+def _finish(rows: list[batch_sql.FinishRow]) -> dict[Any, str]:
+    """The finish statement, and what the endings it made set off (jobs.endings: children released,
+    batches counted), in one transaction."""
+    with transaction.atomic(durable=False):
+        final = batch_sql.finish_rows(rows)
+        endings.after_jobs_ended([pk for pk, status in final.items() if status in FINISHED])
+    return final
 
 
 def release(jobs: Iterable[Job]) -> list[Job]:
@@ -282,9 +307,10 @@ def release(jobs: Iterable[Job]) -> list[Job]:
     now = timezone.now()
     for job in jobs:
         this_attempt = Job.objects.filter(pk=job.pk, attempts=job.attempts, worker=job.worker)
-        if transition(Verb.STOP, this_attempt.filter(cancel_requested=True), completed_at=now, updated_at=now):
-            endings.announce([job.pk])
-            continue
+        with transaction.atomic():
+            if transition(Verb.STOP, this_attempt.filter(cancel_requested=True), completed_at=now, updated_at=now):
+                endings.after_jobs_ended([job.pk])
+                continue
         if transition(
             Verb.RELEASE, this_attempt, attempts=F("attempts") - 1, worker="", started_at=None, updated_at=now
         ):

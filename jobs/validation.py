@@ -78,6 +78,9 @@ class JobSpec:
     unique_until: str | None = None
     expires_at: datetime | str | None = None
     expires_in: float | str | None = None
+    depends_on: list[Any] | None = None  # parent job ids (jobs.dependencies); a workflow's refs too
+    on_parent_failure: str | None = None  # "cancel" (default) or "run"
+    batch: str | None = None  # the id of an open batch the job joins (jobs.batches)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ Completed, cancelled and expired jobs go after ``retention_completed`` (7 days b
 Each batch selects at most ``batch`` ids and deletes them with the same conditions again, so a job
 retried meanwhile (failed -> pending) is never deleted. Attempts go with their job (ON DELETE CASCADE in
 the ORM). Several schedulers may run this at once; the second simply finds nothing.
+
+A finished job that a live workflow still needs is kept, however old: a parent of a job that has
+not ended (its result is read by ``ctx.parent_results``, and a missing parent counts as failed), and
+every job of a workflow that has a job not ended (docs/workflows.md).
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.models import Job, JobQuerySet, Status
+from jobs.models import Job, JobDependency, JobQuerySet, Status
 
 logger = logging.getLogger("zipline.scheduler")
 
@@ -34,9 +39,20 @@ class RetentionReport:
 
 
 def _expired(statuses: Sequence[str], cutoff: datetime) -> JobQuerySet:
-    return Job.objects.in_state(*statuses).filter(
+    old = Job.objects.in_state(*statuses).filter(
         Q(completed_at__lt=cutoff) | Q(completed_at__isnull=True, updated_at__lt=cutoff)
     )
+    return old.exclude(pk__in=_needed_parents()).exclude(workflow__in=_live_workflows())
+
+
+def _needed_parents() -> Any:
+    """The parents of jobs that have not ended (a subquery)."""
+    return JobDependency.objects.filter(child__in=Job.objects.unended().values("pk")).values("parent_id")
+
+
+def _live_workflows() -> Any:
+    """The workflows with a job that has not ended (a subquery, over the partial index job_workflow)."""
+    return Job.objects.filter(workflow__isnull=False).unended().values("workflow")
 
 
 def purge(

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parent.parent
 
 # The state machine as it was written out by hand before the table existed: the table must imply it.
-# ``expired`` came later: only a job that has not started can expire, and it is final.
+# ``expired`` came later: only a job that has not started can expire, and it is final. ``waiting``
+# (blocked) later still: only its parents' endings move it on, and it can be cancelled.
 EXPECTED = {
     Status.PENDING: {Status.RUNNING, Status.CANCELLED, Status.EXPIRED},
     Status.SCHEDULED: {Status.PENDING, Status.RUNNING, Status.CANCELLED, Status.EXPIRED},
@@ -28,6 +29,7 @@ EXPECTED = {
     Status.CANCELLED: {Status.PENDING},
     Status.COMPLETED: set(),
     Status.EXPIRED: set(),
+    Status.BLOCKED: {Status.PENDING, Status.CANCELLED},
 }
 
 

@@ -29,7 +29,12 @@ from tests.helpers import SEED_JOB
 pytestmark = pytest.mark.django_db
 
 #: Route names (and methods) any valid token may use.
-OPEN_TO_ANY_TOKEN = {("api-jobs", "post"), ("api-jobs-batch", "post")}
+OPEN_TO_ANY_TOKEN = {
+    ("api-jobs", "post"),
+    ("api-jobs-batch", "post"),
+    ("api-workflows", "post"),
+    ("api-batches", "post"),
+}
 
 CALLERS = ("anonymous", "no permissions", "viewer", "operator", "superuser")
 RANK = {"no permissions": 1, "viewer": 2, "operator": 3, "superuser": 4}
@@ -44,6 +49,7 @@ SCHEDULE = {
 BODIES: dict[tuple[str, str], Any] = {
     ("api-jobs", "post"): SEED_JOB,
     ("api-jobs-batch", "post"): {"jobs": [SEED_JOB]},
+    ("api-workflows", "post"): {"jobs": [{**SEED_JOB, "ref": "seed"}]},
     ("schedule-list", "post"): SCHEDULE,
 }
 
@@ -115,6 +121,8 @@ def world(broker: Any) -> World:
     schedule = Schedule.objects.create(name="matrix-one", cron="0 3 * * *", timezone="UTC", job_type="test_noop")
     params = {"job_id": str(job.pk), "pk": str(schedule.pk), "queue_name": "matrix", "name": "matrix"}
     params["section"] = "overview"
+    params["workflow_id"] = str(client.workflow([{"ref": "a", "type": "test_noop"}]).pk)
+    params["batch_id"] = str(client.create_batch(open=True).pk)
     api: dict[str, APIClient] = {"anonymous": APIClient()}
     browser: dict[str, Client] = {"anonymous": Client()}
     for role in CALLERS[1:]:

@@ -66,3 +66,17 @@ def test_a_statement_the_server_lost_is_run_again_on_a_new_connection() -> None:
     run_one_job()
     assert connection.connection is not broken
     assert sorted(prepared_statements()) == ["INSERT", "UPDATE", "WITH"]
+
+
+def test_a_finish_that_breaks_inside_its_transaction_runs_again_on_a_new_connection() -> None:
+    """The finish statement runs in a transaction with the endings it sets off (jobs.endings), where
+    a broken statement cannot be retried in place: the whole transaction is run again, once."""
+    run_one_job()
+    job = client.enqueue("test_noop")
+    [claimed] = states.claim([str(job.pk)], "w1")
+    broken = connection.connection
+    broken.pgconn.exec_(b"DEALLOCATE ALL")  # the finish statement, prepared before, is gone
+    now = timezone.now()
+    [recorded] = states.record([AttemptResult(claimed, Outcome.COMPLETED, now, now, 0.001)])
+    assert recorded.status == Status.COMPLETED
+    assert connection.connection is not broken

@@ -368,7 +368,8 @@ def test_flushall_and_restart_under_load_every_job_completes_exactly_once(own_re
     states.expire(Job.objects.filter(pk__in=[j.pk for j in expiring]), timezone.now() + timedelta(minutes=2))
     broker.remove("default", [str(j.pk) for j in Job.objects.filter(status__in=[Status.CANCELLED, Status.EXPIRED])])
     counts = dict(Job.objects.values_list("status").annotate(n=Count("id")))
-    assert counts == dict.fromkeys(Status.values, n), counts
+    # Every state but blocked (tests/test_workflows.py and tests/test_workflow_workers.py rebuild around those).
+    assert counts == dict.fromkeys([s for s in Status.values if s != Status.BLOCKED], n), counts
     finished_before = {
         pk: (status, attempts)
         for pk, status, attempts in Job.objects.filter(

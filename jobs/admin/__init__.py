@@ -8,12 +8,14 @@ updates Redis.
   :mod:`~jobs.admin.attempts` the attempts on the page; :mod:`~jobs.admin.filters` the list's filters.
 * :mod:`~jobs.admin.queue_state`: pause and resume queues.
 * :mod:`~jobs.admin.tokens`: API tokens.
+* :mod:`~jobs.admin.batches`: batches, their progress, and cancel.
 * :mod:`~jobs.admin.display`: how values are shown (also by the scheduler's admin).
 """
 
+from jobs.admin.batches import BatchAdmin
 from jobs.admin.display import pretty_json
 from jobs.admin.job_admin import JobAdmin
 from jobs.admin.queue_state import QueueStateAdmin
 from jobs.admin.tokens import ApiTokenAdmin
 
-__all__ = ["ApiTokenAdmin", "JobAdmin", "QueueStateAdmin", "pretty_json"]
+__all__ = ["ApiTokenAdmin", "BatchAdmin", "JobAdmin", "QueueStateAdmin", "pretty_json"]

@@ -14,9 +14,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from jobs import masking
+from jobs import masking, service
 from jobs.admin.attempts import JobAttemptInline
-from jobs.admin.display import pre, pretty_json, status_badge
+from jobs.admin.display import pre, pretty_json, relations_html, status_badge
 from jobs.admin.filters import QueueFilter, TypeFilter
 from jobs.admin.job_actions import JobActions
 from jobs.admin_paginator import EstimatedCountPaginator
@@ -59,6 +59,7 @@ class JobAdmin(JobActions):
             "Attempts and retries",
             {"fields": ("attempts", "max_retries", "backoff", "initial_delay", "max_delay", "jitter", "timeout")},
         ),
+        ("Dependencies", {"fields": ("relations_display",)}),
         ("More", {"fields": ("worker", "idempotency_key", "dashboard_link")}),
     )
     readonly_fields = (
@@ -89,6 +90,7 @@ class JobAdmin(JobActions):
         "worker",
         "idempotency_key",
         "dashboard_link",
+        "relations_display",
     )
 
     # -- permissions: the page is view-only; changes happen through the actions -----------------------
@@ -169,6 +171,10 @@ class JobAdmin(JobActions):
     @admin.display(description="traceback")
     def traceback_display(self, job: Job) -> SafeString:
         return pre(job.traceback)
+
+    @admin.display(description="parents, children, workflow")
+    def relations_display(self, job: Job) -> SafeString:
+        return relations_html(service.job_relations(job))
 
     @admin.display(description="dashboard")
     def dashboard_link(self, job: Job) -> SafeString:

@@ -126,7 +126,7 @@ def _domain(exc: BaseException) -> Translation | None:
         return 400, "invalid", f"{exc.field}: {exc.message}", {exc.field: [exc.message]}
     if isinstance(exc, domain.TransitionError):
         return 409, "invalid_state", str(exc), {"status": [f"is {exc.current}"]}
-    if isinstance(exc, domain.JobNotFound):
+    if isinstance(exc, domain.JobNotFound | domain.WorkflowNotFound | domain.BatchNotFound):
         return 404, "not_found", str(exc), {}
     if isinstance(exc, domain.KeysReused):
         return 409, "conflict", str(exc), exc.details

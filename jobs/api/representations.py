@@ -16,6 +16,8 @@ from typing import Any
 
 from jobs import masking
 from jobs.models import Job, JobAttempt
+from jobs.service.batches import BatchView
+from jobs.service.workflows import WorkflowView
 from jobs.validation import InvalidJob, JobSpec
 from zipline_site.durations import format_duration
 
@@ -125,4 +127,44 @@ def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> di
         "worker": job.worker,
         "duration": job.duration,
         "attempt_history": [attempt_data(a) for a in attempts],
+    }
+
+
+def workflow_detail(view: WorkflowView) -> dict[str, Any]:
+    """A workflow: status, counters, and its jobs with their states and parents."""
+    flow = view.workflow
+    return {
+        "id": str(flow.pk),
+        "name": flow.name,
+        "created_at": iso(flow.created_at),
+        "status": view.status,
+        "counts": view.counts,
+        "jobs": [
+            {
+                "id": str(job.pk),
+                "ref": job.workflow_ref,
+                "name": job.name,
+                "type": job.type,
+                "queue": job.queue,
+                "status": job.status,
+                "error": job.error[:ERROR_SUMMARY_CHARS],
+                "depends_on": [str(p) for p in view.parents.get(job.pk, [])],
+            }
+            for job in view.jobs
+        ],
+    }
+
+
+def batch_detail(view: BatchView) -> dict[str, Any]:
+    """A batch: status, exact counters, and the callback jobs it enqueued."""
+    batch = view.batch
+    return {
+        "id": str(batch.pk),
+        "name": batch.name,
+        "created_at": iso(batch.created_at),
+        "status": view.status,
+        "closed": batch.closed,
+        "finished_at": iso(batch.finished_at),
+        "counts": view.counts,
+        "callbacks": dict(batch.callbacks),
     }

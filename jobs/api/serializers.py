@@ -181,6 +181,22 @@ class JobSubmitSerializer(serializers.Serializer):
     expires_in = DurationInputField(
         required=False, allow_null=True, help_text="Expire this long after submission (instead of expires_at)."
     )
+    depends_on = serializers.ListField(
+        child=serializers.UUIDField(),
+        max_length=1000,
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Parent job ids: the job waits `waiting` (blocked) until they have all ended, then runs, or is "
+            "cancelled if one failed (see on_parent_failure). Not with schedule_at or delay (docs/workflows.md)."
+        ),
+    )
+    on_parent_failure = serializers.ChoiceField(
+        choices=[("cancel", "cancel"), ("run", "run")],
+        required=False,
+        allow_null=True,
+        help_text="When a parent fails for good, is cancelled, expires or is deleted: `cancel` (default) or `run`.",
+    )
 
 
 class JobBatchSubmitSerializer(serializers.Serializer):

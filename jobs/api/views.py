@@ -122,6 +122,74 @@ class JobBatchView(ApiView):
         return Response({"count": len(rows), "jobs": jobs}, status=status)
 
 
+class WorkflowCollectionView(ApiView):
+    throttle_scopes = {"POST": "batch"}
+    max_body_bytes = BATCH_MAX_BODY_BYTES
+
+    def throttle_cost(self, request: Request) -> int:
+        """The ``batch`` rate counts jobs, as for a batch."""
+        jobs = request.data.get("jobs") if isinstance(request.data, dict) else None
+        return len(jobs) if isinstance(jobs, list) else 1
+
+    def post(self, request: Request) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        unknown = sorted(key for key in data if key not in ("jobs", "name"))
+        if not isinstance(request.data, dict) or unknown:
+            raise service.InvalidJob(
+                unknown[0] if unknown else "body", 'unknown field; send {"name": ..., "jobs": [...]}'
+            )
+        flow = service.create_workflow(data.get("jobs"), data.get("name", ""), submitted_by=submitter(request))
+        body = r.workflow_detail(service.get_workflow(flow.pk))
+        return Response(body, status=201, headers={"Location": f"/api/v1/workflows/{flow.pk}"})
+
+
+class WorkflowDetailView(ApiView):
+    throttle_scopes = {"GET": "read"}
+
+    def get(self, request: Request, workflow_id: str) -> Response:
+        return Response(r.workflow_detail(service.get_workflow(workflow_id)))
+
+
+class BatchCollectionView(ApiView):
+    throttle_scopes = {"POST": "batch"}
+    max_body_bytes = BATCH_MAX_BODY_BYTES
+
+    def post(self, request: Request) -> Response:
+        data = request.data
+        if not isinstance(data, dict):
+            raise service.InvalidJob("body", "must be a JSON object")
+        values = dict(data)
+        name, jobs, is_open = values.pop("name", ""), values.pop("jobs", []), values.pop("open", False)
+        if not isinstance(jobs, list) or not isinstance(is_open, bool):
+            raise service.InvalidJob("jobs" if not isinstance(jobs, list) else "open", "has the wrong type")
+        specs = [r.spec_from_body(raw, f"jobs[{i}]") for i, raw in enumerate(jobs)]
+        batch = service.create_batch(name, jobs=specs, open=is_open, submitted_by=submitter(request), **values)
+        return Response(r.batch_detail(service.get_batch(batch.pk)), status=201)
+
+
+class BatchDetailView(ApiView):
+    throttle_scopes = {"GET": "read"}
+
+    def get(self, request: Request, batch_id: str) -> Response:
+        return Response(r.batch_detail(service.get_batch(batch_id)))
+
+
+class BatchCloseView(ApiView):
+    required_permissions = {"POST": CHANGE_JOB}
+    throttle_scopes = {"POST": "write"}
+
+    def post(self, request: Request, batch_id: str) -> Response:
+        return Response(r.batch_detail(service.get_batch(service.close_batch(batch_id).pk)))
+
+
+class BatchCancelView(ApiView):
+    required_permissions = {"POST": CHANGE_JOB}
+    throttle_scopes = {"POST": "write"}
+
+    def post(self, request: Request, batch_id: str) -> Response:
+        return Response(r.batch_detail(service.get_batch(service.cancel_batch(batch_id).pk)))
+
+
 class JobDetailView(ApiView):
     required_permissions = {"DELETE": DELETE_JOB}
     throttle_scopes = {"GET": "read", "DELETE": "write"}
@@ -226,6 +294,12 @@ schema.document(
         ApiIndexView,
         JobCollectionView,
         JobBatchView,
+        WorkflowCollectionView,
+        WorkflowDetailView,
+        BatchCollectionView,
+        BatchDetailView,
+        BatchCloseView,
+        BatchCancelView,
         JobDetailView,
         JobCancelView,
         JobRetryView,

@@ -114,7 +114,42 @@ def job_context(job: Job, reader: Any) -> dict[str, Any]:
         "can_retry": can(Verb.RETRY, job.status),
         "can_run_now": can(Verb.RUN_NOW, job.status),
         "duration": formats.seconds(job.duration),
+        "relations": service.job_relations(job),
     }
+
+
+@require_GET
+@viewer_required
+def batch_detail(request: HttpRequest, batch_id: uuid.UUID) -> HttpResponse:
+    """A batch with a progress bar: its jobs ended out of all, by state, and its callbacks."""
+    try:
+        view = service.get_batch(batch_id)
+    except service.BatchNotFound:
+        raise Http404("no such batch") from None
+    counts = view.counts
+    ended = sum(counts[s] for s in ("completed", "failed", "cancelled", "expired"))
+    shown = [(name, n) for name, n in counts.items() if name != "total" and n]
+    context = {"view": view, "ended": ended, "counts": shown, "short_id": formats.short_id(view.batch.pk)}
+    return render(request, "dashboard/batch.html", context)
+
+
+#: Levels of indentation the workflow page draws at most (deeper jobs are drawn at this one).
+MAX_INDENT = 20
+
+
+@require_GET
+@viewer_required
+def workflow_detail(request: HttpRequest, workflow_id: uuid.UUID) -> HttpResponse:
+    """A workflow as an indented list of its jobs with their states (the API's GET, on a page)."""
+    try:
+        view = service.get_workflow(workflow_id)
+    except service.WorkflowNotFound:
+        raise Http404("no such workflow") from None
+    depth = service.depths(view)
+    rows = [(job, depth[job.pk], range(min(depth[job.pk], MAX_INDENT))) for job in view.jobs]
+    counts = [(name, n) for name, n in view.counts.items() if name != "total" and n]
+    context = {"view": view, "rows": rows, "counts": counts, "short_id": formats.short_id(view.workflow.pk)}
+    return render(request, "dashboard/workflow.html", context)
 
 
 # -- actions -------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ It takes typed arguments, returns rows and plain values, and raises domain error
 * :mod:`~jobs.service.submission`: one job (with idempotency) or many, all or none.
 * :mod:`~jobs.service.actions`: one job: get, list, cancel, retry, run now, delete.
 * :mod:`~jobs.service.bulk`: an action on many jobs, each refused or changed.
+* :mod:`~jobs.service.workflows`: a workflow's jobs and dependencies, all or none; a workflow read back.
+* :mod:`~jobs.service.batches`: a batch with callbacks: create, close, cancel, read.
 * :mod:`~jobs.service.queues`: pause, resume, limits, and the statistics of queues, the system and workers.
 * :mod:`~jobs.service.watch`: waiting for a job to end, woken over Redis Pub/Sub (no polling).
 """
@@ -26,6 +28,7 @@ from jobs.service.actions import (
     retry,
     run_now,
 )
+from jobs.service.batches import BatchView, cancel_batch, close_batch, create_batch, get_batch
 from jobs.service.bulk import BulkOutcome, apply_each
 from jobs.service.errors import *  # noqa: F403 - every error a caller catches, as listed in errors.__all__
 from jobs.service.queues import (
@@ -49,24 +52,36 @@ from jobs.service.queues import (
 )
 from jobs.service.submission import submit, submit_many
 from jobs.service.watch import end_watch, has_ended, wait_for_end
+from jobs.service.workflows import Relations, WorkflowView, create_workflow, depths, get_workflow, job_relations
 
 __all__ = [
     *errors.__all__,
     "JOB_ACTIONS",
     "STATUSES",
+    "BatchView",
     "BulkOutcome",
+    "Relations",
+    "WorkflowView",
     "apply_each",
     "cancel",
     "check_queue_limits",
+    "cancel_batch",
+    "close_batch",
     "check_queue_name",
     "counts_by_queue",
+    "create_batch",
+    "create_workflow",
     "delete_finished",
     "delete_jobs",
     "end_watch",
+    "depths",
     "find_job",
+    "get_batch",
     "get_job",
     "has_ended",
+    "get_workflow",
     "job_id_of",
+    "job_relations",
     "known_queue_names",
     "list_jobs",
     "live_workers",

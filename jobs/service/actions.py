@@ -7,6 +7,7 @@ Ids are taken in any form :func:`jobs.ids.parse_job_id` reads; one that names no
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -15,11 +16,10 @@ from typing import TypeVar
 from django.db import transaction
 from django.db.models import QuerySet
 
-from jobs import endings, states
+from jobs import batches, endings, states
 from jobs.dispatch import dispatch
 from jobs.ids import JobId, parse_job_id
-from jobs.lifecycle import FINISHED
-from jobs.models import WAITING, Job, JobQuerySet
+from jobs.models import FINISHED, WAITING, Job, JobQuerySet
 from jobs.service.dequeue import take_out_of_redis
 from jobs.service.errors import JobNotFound, TransitionError
 
@@ -130,13 +130,16 @@ def delete_jobs(rows: QuerySet[Job]) -> list[Job]:
     deleted (id, queue, status, name and type loaded).
     """
     with transaction.atomic():
-        found = list(rows.only("id", "queue", "status", "name", "type"))
+        found = list(rows.only("id", "queue", "status", "name", "type", "batch_id"))
         if not found:
             return []
         rows.filter(pk__in=[job.pk for job in found]).delete()
+        # A live job deleted has ended: for its batch, and for its children (a failed parent).
+        live = [job for job in found if job.status not in FINISHED]
+        batches.jobs_ended(Counter(job.batch_id for job in live if job.batch_id is not None))
+        endings.after_jobs_ended([job.pk for job in live])  # and a wait on one answers 404
         waiting = [(job.queue, job.pk) for job in found if job.status in WAITING]
         transaction.on_commit(partial(take_out_of_redis, waiting))
-        endings.announce(job.pk for job in found if job.status not in FINISHED)  # a wait on one answers 404
     return found
 
 

@@ -15,7 +15,7 @@ from django.db import IntegrityError
 
 from jobs.broker import BrokerUnavailable
 from jobs.idempotency import IdempotencyConflict
-from jobs.models import Job
+from jobs.models import Batch, Job, Workflow
 from jobs.states import TransitionError
 from jobs.validation import InvalidJob, PayloadTooLarge
 
@@ -27,6 +27,8 @@ __all__ = [
     "KeysReused",
     "PayloadTooLarge",
     "TransitionError",
+    "WorkflowNotFound",
+    "BatchNotFound",
 ]
 
 
@@ -49,3 +51,19 @@ class KeysReused(IntegrityError):
     def __init__(self, details: Mapping[str, list[str]]) -> None:
         self.details = dict(details)
         super().__init__("an idempotency key is reused; nothing was written")
+
+
+class WorkflowNotFound(Workflow.DoesNotExist):
+    """No workflow has this id (the API answers 404)."""
+
+    def __init__(self, workflow_id: object) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"no workflow {workflow_id!r}")
+
+
+class BatchNotFound(Batch.DoesNotExist):
+    """No batch has this id (the API answers 404)."""
+
+    def __init__(self, batch_id: object) -> None:
+        self.batch_id = batch_id
+        super().__init__(f"no batch {batch_id!r}")

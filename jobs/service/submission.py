@@ -18,7 +18,7 @@ import psycopg
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import insert, uniqueness
+from jobs import batches, dependencies, endings, insert, uniqueness
 from jobs.dispatch import dispatch
 from jobs.idempotency import PYTHON_SCOPE, check_reuse, fingerprint
 from jobs.models import Job
@@ -59,6 +59,7 @@ def submit(
 
 def _submit(spec: JobSpec, scope: str, submitted_by: Any, now: datetime) -> tuple[Job, bool]:
     valid = validate(spec, now)
+    parents = dependencies.job_terms(spec, valid)
     key = valid.fields.get("idempotency_key")
     if key is not None:
         existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first()
@@ -70,12 +71,18 @@ def _submit(spec: JobSpec, scope: str, submitted_by: Any, now: datetime) -> tupl
         row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
     try:
         # Outside a transaction this is one autocommitted INSERT: one round trip to the database.
-        with transaction.atomic() if key is not None or valid.unique else nullcontext():
+        joins = key is not None or valid.unique or parents or spec.batch is not None
+        with transaction.atomic() if joins else nullcontext():
             holder = None if valid.unique is None else uniqueness.claim(valid.unique, row["id"], now)
             if holder is not None:
                 holder.duplicate = True
                 return holder, False
+            if spec.batch is not None:
+                row["batch_id"] = batches.join(spec.batch, 1)
+            dependencies.require_parents({row["id"]: parents}, {row["id"]: "depends_on"})
             insert.insert([row], [valid.payload_json])
+            if parents:
+                return _with_parents([row], {row["id"]: parents})[0], True
     except IntegrityError:
         existing = Job.objects.filter(idempotency_scope=scope, idempotency_key=key).first() if key else None
         if existing is not None:
@@ -103,25 +110,31 @@ def submit_many(
     its place in the answer holds the holder, with ``duplicate`` True.
     """
     now = now or timezone.now()
-    checked, rows, payloads, wanted = _batch_rows(specs, scope, submitted_by, now)
+    checked, rows, payloads, wanted, parents = _batch_rows(specs, scope, submitted_by, now)
     if not rows:
         return []
     try:
-        return storing(lambda: _insert_many(rows, payloads, wanted, now))
+        return storing(lambda: _insert_many(checked, rows, payloads, wanted, parents, now))
     except IntegrityError:
         raise KeysReused(reused_keys(checked, scope)) from None
 
 
+Parents = dict[uuid.UUID, list[uuid.UUID]]  # a new job's id -> its parents' ids
+
+
 def _batch_rows(
     specs: Sequence[JobSpec | dict[str, Any]], scope: str, submitted_by: Any, now: datetime
-) -> tuple[list[JobSpec], list[dict[str, Any]], list[Any], list[tuple[int, Uniqueness, uuid.UUID]]]:
-    """A batch's checked specs, rows and payloads, and the unique terms of its unique jobs (by index)."""
+) -> tuple[list[JobSpec], list[dict[str, Any]], list[Any], list[tuple[int, Uniqueness, uuid.UUID]], Parents]:
+    """A batch's checked specs, rows and payloads, the unique terms of its unique jobs (by index),
+    and the parents of the jobs that have some."""
     checked: list[JobSpec] = []
     rows, payloads, wanted = [], [], []
+    parents: Parents = {}
     for index, raw in enumerate(specs):
         spec = raw if isinstance(raw, JobSpec) else _spec_from_dict(index, raw)
         try:
             valid = validate(spec, now)
+            ids = dependencies.job_terms(spec, valid)
         except InvalidJob as exc:
             raise type(exc)(f"jobs[{index}].{exc.field}", exc.message) from None
         row = insert.new_row(valid, now)
@@ -130,24 +143,67 @@ def _batch_rows(
             row.update(idempotency_scope=scope, request_fingerprint=fingerprint(spec))
         if valid.unique is not None:
             wanted.append((index, valid.unique, row["id"]))
+        if ids:
+            parents[row["id"]] = ids
         checked.append(spec)
         rows.append(row)
         payloads.append(valid.payload_json)
-    return checked, rows, payloads, wanted
+    return checked, rows, payloads, wanted, parents
 
 
 def _insert_many(
-    rows: list[dict[str, Any]], payloads: list[Any], wanted: list[tuple[int, Uniqueness, uuid.UUID]], now: datetime
+    specs: list[JobSpec],
+    rows: list[dict[str, Any]],
+    payloads: list[Any],
+    wanted: list[tuple[int, Uniqueness, uuid.UUID]],
+    parents: Parents,
+    now: datetime,
 ) -> list[Job]:
     with transaction.atomic():
         duplicates = uniqueness.claim_many(wanted, now) if wanted else {}
         new = [i for i in range(len(rows)) if i not in duplicates]
+        _join_batches(specs, rows, new)
+        fields = {rows[i]["id"]: f"jobs[{i}].depends_on" for i in new if rows[i]["id"] in parents}
+        dependencies.require_parents({pk: parents[pk] for pk in fields}, fields)
         insert.insert([rows[i] for i in new], [payloads[i] for i in new])
         created = dict(zip(new, insert.instances([rows[i] for i in new]), strict=True))
-        fresh = list(created.values())
+        fresh = [job for job in created.values() if job.pk not in parents]
         if fresh:
             transaction.on_commit(lambda: dispatch(fresh))
+        blocked = [rows[i] for i in new if rows[i]["id"] in parents]
+        if blocked:
+            created.update(
+                zip((i for i in new if rows[i]["id"] in parents), _with_parents(blocked, parents), strict=True)
+            )
     return [created[i] if i in created else _duplicate(duplicates[i], created) for i in range(len(rows))]
+
+
+def _join_batches(specs: list[JobSpec], rows: list[dict[str, Any]], new: list[int]) -> None:
+    """The new jobs that name a batch join it (one write a batch); the first job naming a closed or
+    unknown one is named in the error."""
+    by_batch: dict[Any, list[int]] = {}
+    for i in new:
+        if specs[i].batch is not None:
+            by_batch.setdefault(specs[i].batch, []).append(i)
+    for batch, indexes in by_batch.items():
+        pk = batches.join(batch, len(indexes), f"jobs[{indexes[0]}].batch")
+        for i in indexes:
+            rows[i]["batch_id"] = pk
+
+
+def _with_parents(rows: Sequence[dict[str, Any]], parents: Parents) -> list[Job]:
+    """Blocked rows just inserted: their edges written, those whose parents have all ended settled
+    at once (:mod:`jobs.endings`, which sends the released ones to Redis on commit)."""
+    dependencies.insert_edges([(row["id"], p) for row in rows for p in parents[row["id"]]])
+    endings.release_ready([row["id"] for row in rows])
+    jobs = insert.instances(rows)
+    now = {pk: v for pk, *v in Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list(*_SETTLED)}
+    for job in jobs:
+        job.__dict__.update(zip(_SETTLED[1:], now[job.pk], strict=True))
+    return jobs
+
+
+_SETTLED = ("pk", "status", "error", "completed_at", "updated_at")
 
 
 def _duplicate(holder: Job | int, created: dict[int, Job]) -> Job:

@@ -28,6 +28,7 @@ STATUS = {
     Status.FAILED: TaskResultStatus.FAILED,
     Status.CANCELLED: TaskResultStatus.FAILED,
     Status.EXPIRED: TaskResultStatus.FAILED,  # never ran: its expires_at passed first
+    Status.BLOCKED: TaskResultStatus.READY,  # waits for its parents
 }
 # The exception an attempt without a traceback stands for (the worker ended it, not the task).
 _NO_TRACEBACK = {

@@ -151,5 +151,20 @@ def register() -> None:
             raise RuntimeError(f"failing attempt {ctx.attempt} on purpose")
         return "ok"
 
+    @processor("test_flow", max_retries=0)
+    def flow(payload: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        """A workflow's job: notes its start and end in the ledger, sleeps ``seconds``, fails when asked
+        (``fail``), and returns its tag with its parents' results (``ctx.parent_results``)."""
+        ledger(payload, ctx, "start")
+        end = time.monotonic() + float(payload.get("seconds", 0))
+        while time.monotonic() < end:
+            ctx.check()
+            time.sleep(0.01)
+        if payload.get("fail"):
+            raise RuntimeError(f"{payload.get('tag')} fails on purpose")
+        parents = ctx.parent_results
+        ledger(payload, ctx, "end")
+        return {"tag": payload.get("tag", ""), "parents": parents}
+
 
 register()

@@ -13,6 +13,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 
 from jobs.api import serializers as s
+from jobs.api import workflow_serializers as w
+from jobs.api.schema.batch_operations import BATCH_OPERATIONS
 from jobs.api.schema.common import (
     COMMON_ERRORS,
     EXAMPLE_ID,
@@ -154,6 +156,54 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             },
         )
     },
+    "WorkflowCollectionView": {
+        "post": extend_schema(
+            operation_id="create_workflow",
+            tags=["workflows"],
+            summary="Submit up to 10,000 jobs with dependencies between them, all or none",
+            description=(
+                "Each job has a `ref`, and its `depends_on` names refs of this workflow or ids of stored jobs. A "
+                "job with parents waits `waiting` (blocked) until they have all ended (docs/workflows.md). A "
+                "cycle, an unknown ref, more than 10,000 jobs or more than 1,000 parents: 400 naming the job "
+                "and the field (`jobs[3].depends_on`), and nothing is written. Body limit: 16 MiB."
+            ),
+            request=w.WorkflowSubmitSerializer,
+            examples=[
+                OpenApiExample(
+                    "ResizeThenNotify",
+                    value={
+                        "name": "thumbnails",
+                        "jobs": [
+                            {
+                                "ref": "resize",
+                                "type": "process_data",
+                                "payload": {"data_size": 100, "operation": "sort"},
+                            },
+                            {
+                                "ref": "notify",
+                                "type": "process_data",
+                                "payload": {"data_size": 1, "operation": "aggregate"},
+                                "depends_on": ["resize"],
+                            },
+                        ],
+                    },
+                    request_only=True,
+                )
+            ],
+            responses={201: w.WorkflowSerializer, **error_responses(400, 413, 415, *COMMON_ERRORS)},
+        )
+    },
+    "WorkflowDetailView": {
+        "get": extend_schema(
+            operation_id="get_workflow",
+            tags=["workflows"],
+            summary="Get a workflow: its status, counters and jobs with their states",
+            parameters=[
+                OpenApiParameter("workflow_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Its id.")
+            ],
+            responses={200: w.WorkflowSerializer, **error_responses(404, *COMMON_ERRORS)},
+        )
+    },
     "JobDetailView": {
         "get": extend_schema(
             operation_id="get_job",
@@ -290,6 +340,8 @@ OPERATIONS: dict[str, dict[str, Any]] = {
         )
     },
 }
+
+OPERATIONS.update(BATCH_OPERATIONS)
 
 
 def document(views: Iterable[type]) -> None:
