@@ -210,3 +210,40 @@ def test_a_child_submitted_while_its_parent_ends_is_never_stranded(broker: Broke
     [child] = [Job.objects.get(pk=o.pk) for o in outputs if isinstance(o, Job)]
     assert child.status == Status.PENDING
     assert in_ready(broker, child)
+
+
+def test_a_submission_chosen_as_a_deadlocks_victim_is_written_again(broker: Broker) -> None:
+    """A recorder ends parent B, then A, while a submission of their child locks A, then B: PostgreSQL
+    breaks the deadlock by rolling the submission back (it waited first), and the submission is written
+    again once the other commits: the caller gets its job, never an error."""
+    a, b = sorted((client.enqueue("test_noop", {}) for _ in range(2)), key=lambda job: job.pk)
+    b_locked, go_on = threading.Event(), threading.Event()
+
+    def recorder_like() -> int:
+        Job.objects.filter(pk=b.pk).update(updated_at=timezone.now())
+        b_locked.set()
+        assert go_on.wait(20), "never told to go on"
+        return Job.objects.filter(pk=a.pk).update(updated_at=timezone.now())  # closes the cycle
+
+    ender, ended = _in_thread(recorder_like)
+    assert b_locked.wait(10)
+    result: list[Any] = []
+
+    def submit() -> None:
+        try:
+            result.append(client.enqueue("test_noop", {}, depends_on=[str(a.pk), str(b.pk)]))
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            result.append(exc)
+        finally:
+            connection.close()
+
+    child_thread = threading.Thread(target=submit)
+    child_thread.start()
+    wait_for(_blocked_on_a_lock, 10, message="the submission waits for parent B")
+    go_on.set()
+    ender.join(30)
+    child_thread.join(30)
+    assert ended == [1], ended
+    assert len(result) == 1 and isinstance(result[0], Job), result
+    assert status(result[0]) == Status.BLOCKED
+    assert set(JobDependency.objects.filter(child_id=result[0].pk).values_list("parent_id", flat=True)) == {a.pk, b.pk}

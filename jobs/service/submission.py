@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from jobs import batches, dependencies, endings, insert, uniqueness
@@ -29,12 +29,30 @@ from jobs.validation import InvalidJob, JobSpec, validate
 T = TypeVar("T")
 
 
+#: How often a submission that PostgreSQL chose as a deadlock's victim is written again.
+DEADLOCK_RETRIES = 3
+
+
 def storing(write: Callable[[], T]) -> T:
     """Run ``write``; a value the database still refuses becomes :class:`InvalidJob`, and nothing is written.
 
     The shared validation refuses what the database cannot store (NUL characters, lone surrogates,
-    dates it cannot read back), so this is the last line, not the rule.
+    dates it cannot read back), so this is the last line, not the rule. A submission that locks its
+    parents can meet a recorder ending them in another order; when PostgreSQL breaks that deadlock by
+    rolling the submission back, it is written again (only outside the caller's own transaction, which
+    the deadlock has aborted: there the error goes to the caller).
     """
+    retries = 0 if transaction.get_connection().in_atomic_block else DEADLOCK_RETRIES
+    for attempt in range(retries + 1):
+        try:
+            return _stored(write)
+        except OperationalError as exc:
+            if attempt == retries or not isinstance(exc.__cause__, psycopg.errors.DeadlockDetected):
+                raise
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _stored(write: Callable[[], T]) -> T:
     try:
         return write()
     except (DataError, psycopg.DataError) as exc:
