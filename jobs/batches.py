@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -101,7 +102,16 @@ def finish_if_done(batch_id: uuid.UUID) -> Batch | None:
     batch.callbacks = {name: str(job.pk) for name, job in jobs.items()}
     batch.finished_at = timezone.now()
     batch.save(update_fields=["outcome", "callbacks", "finished_at"])
+    transaction.on_commit(partial(_count_finished, batch.outcome))
     return batch
+
+
+def _count_finished(outcome: str) -> None:
+    # Imported at first use, as jobs.dispatch does: a worker pool switches prometheus_client to its
+    # multiprocess values after Django has loaded this module, and a metric takes its kind when made.
+    from jobs.metrics import BATCHES_FINISHED
+
+    BATCHES_FINISHED.labels(outcome).inc()
 
 
 def _enqueue(batch: Batch, specs: dict[str, dict[str, Any]]) -> dict[str, Job]:

@@ -210,3 +210,18 @@ def test_two_submitters_joining_while_jobs_end_keep_the_count_exact(broker: Brok
     assert view.counts["total"] == view.counts["completed"] == 80
     assert set(Job.objects.filter(batch=batch).values_list("pk", flat=True)) == {*submitted[0], *submitted[1]}
     assert view.batch.unended == 0 and callbacks_enqueued() == ["complete", "success"]
+
+
+def test_finished_batches_are_counted_by_outcome(broker: Broker) -> None:
+    from prometheus_client import REGISTRY
+
+    def finished(outcome: str) -> float:
+        return REGISTRY.get_sample_value("job_queue_batches_finished_total", {"outcome": outcome}) or 0.0
+
+    before = finished("success"), finished("failure")
+    good = client.create_batch(jobs=[{"type": "test_noop"}], **CALLBACKS)
+    bad = client.create_batch(jobs=[{"type": "test_noop"}], **CALLBACKS)
+    [one], [other] = members(good), members(bad)
+    run_attempt(one, "completed")
+    run_attempt(other, "failed", error="boom")
+    assert (finished("success"), finished("failure")) == (before[0] + 1, before[1] + 1)
