@@ -4,6 +4,7 @@ with their reason, and an offset is committed only once its job's row is."""
 
 from __future__ import annotations
 
+import ast
 import json
 import signal
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ import pytest
 from jobs.models import Job, Status
 from tests.helpers import wait_for
 from tests.kafka_support import SESSION_TIMEOUT, Tansu, tansu_binary
-from tests.procs import Proc, manage, running
+from tests.procs import ROOT, Proc, free_port, manage, running
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -78,42 +79,50 @@ def test_submissions_become_jobs_that_real_workers_run(broker: Any, tansu: Tansu
         completed = Job.objects.filter(name__startswith="from-kafka-", status=Status.COMPLETED)
         _until(lambda: completed.count() == 3, 30, "3 jobs from Kafka completed", ingress)
         _until(lambda: tansu.committed(f"group-{topic}", topic) == 3, 10, "offset 3 committed", ingress)
-    keys = sorted(Job.objects.filter(name__startswith="from-kafka-").values_list("idempotency_key", flat=True))
+    keys = sorted(
+        str(k) for k in Job.objects.filter(name__startswith="from-kafka-").values_list("idempotency_key", flat=True)
+    )
     assert keys == [f"{topic}/0/{offset}" for offset in range(3)]
 
 
 def test_bad_messages_go_to_the_dead_letter_topic_with_their_reason(broker: Any, tansu: Tansu, tmp_path: Path) -> None:
     topic, dead = tansu.topics()
     limit = 1000 + 64 * 1024  # JQS_MAX_PAYLOAD_BYTES + 64 KiB: REST's limit on one submission's body
+    first = _job("test_noop", name="keyed", idempotency_key="order-17")
     bad = [
+        _job("test_noop", name="keyed", idempotency_key="order-17", priority=5),
         b"{not json",
         _job("no_such_type"),
         _job("test_noop", priority=500),
         _job("test_noop", payload={"blob": "x" * limit}),
         _job("test_noop", payload={"blob": "x" * 2000}),
     ]
-    tansu.produce(topic, *bad, _job("test_noop", name="after-the-bad-ones"))
+    tansu.produce(topic, first, *bad, _job("test_noop", name="after-the-bad-ones"))
     with running(["runkafka"], tmp_path, "kafka", **_env(tansu, topic, dead, JQS_MAX_PAYLOAD_BYTES=1000)) as ingress:
         _until(lambda: Job.objects.filter(name="after-the-bad-ones").exists(), 30, "the good message's job", ingress)
-        _until(lambda: tansu.committed(f"group-{topic}", topic) == 6, 10, "offset 6 committed", ingress)
+        _until(lambda: tansu.committed(f"group-{topic}", topic) == 8, 10, "offset 8 committed", ingress)
         ingress.signal(signal.SIGTERM)
         assert ingress.wait(20) == 0, ingress.log()[-2000:]
-    copies = tansu.read_all(dead, 5)
+    copies = tansu.read_all(dead, 6)
     assert [copy.value for copy in copies] == bad  # the messages as they came, to replay once mended
     reasons = [_headers(copy) for copy in copies]
     assert [(r["zipline-error-field"], r["zipline-source"]) for r in reasons] == [
-        ("message", f"{topic}/0/0"),
-        ("type", f"{topic}/0/1"),
-        ("priority", f"{topic}/0/2"),
-        ("message", f"{topic}/0/3"),
-        ("payload", f"{topic}/0/4"),
+        ("idempotency_key", f"{topic}/0/1"),
+        ("message", f"{topic}/0/2"),
+        ("type", f"{topic}/0/3"),
+        ("priority", f"{topic}/0/4"),
+        ("message", f"{topic}/0/5"),
+        ("payload", f"{topic}/0/6"),
     ]
-    assert reasons[0]["zipline-error"].startswith("message: is not JSON")
-    assert reasons[1]["zipline-error-value"] == '"no_such_type"' and "no_such_type" in reasons[1]["zipline-error"]
-    assert reasons[2]["zipline-error-value"] == "500"
-    assert reasons[3]["zipline-error"].startswith("message: is ") and f"limit of {limit}" in reasons[3]["zipline-error"]
-    assert "1000" in reasons[4]["zipline-error"]
-    assert Job.objects.count() == 1
+    conflict, not_json, unknown, priority, too_large, payload = reasons
+    assert conflict["zipline-error-value"] == '"order-17"' and "different request" in conflict["zipline-error"]
+    assert not_json["zipline-error"].startswith("message: is not JSON")
+    assert unknown["zipline-error-value"] == '"no_such_type"' and "no_such_type" in unknown["zipline-error"]
+    assert priority["zipline-error-value"] == "500"
+    assert too_large["zipline-error"].startswith("message: is ") and f"limit of {limit}" in too_large["zipline-error"]
+    assert "1000" in payload["zipline-error"]
+    assert sorted(Job.objects.values_list("name", flat=True)) == ["after-the-bad-ones", "keyed"]
+    assert Job.objects.get(name="keyed").idempotency_key == "order-17"
 
 
 def test_a_crash_between_the_row_and_the_commit_redelivers_into_the_same_job(
@@ -159,4 +168,28 @@ def test_with_the_database_down_nothing_is_committed_and_the_message_waits(
             assert not Job.objects.filter(name="during-the-outage").exists()
             proxy.heal()
             _until(lambda: tansu.committed(group, topic) == 2, 30, "the second offset", ingress)
+            assert any(r.get("message") == "database is back" for r in ingress.records()), ingress.log()[-2000:]
     assert Job.objects.filter(name="during-the-outage").count() == 1
+
+
+def test_with_redis_down_the_row_commits_and_so_does_the_offset(broker: Any, tansu: Tansu, tmp_path: Path) -> None:
+    topic, dead = tansu.topics()
+    env = _env(tansu, topic, dead, JQS_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    tansu.produce(topic, _job("test_noop", name="redis-down"))
+    with running(["runkafka"], tmp_path, "kafka", **env) as ingress:
+        _until(lambda: tansu.committed(f"group-{topic}", topic) == 1, 30, "the offset committed", ingress)
+    assert Job.objects.get(name="redis-down").status == Status.PENDING  # the reconciler pushes it to Redis
+
+
+def test_only_jobs_kafka_imports_kafka() -> None:
+    found = []
+    for directory in ("jobs", "workers", "scheduler", "zipline_site"):
+        for path in sorted((ROOT / directory).rglob("*.py")):
+            if path.relative_to(ROOT).parts[:2] == ("jobs", "kafka"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                names += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "kafka" or n.startswith("kafka.")]
+    assert not found, found
+    assert "from kafka import" in (ROOT / "jobs" / "kafka" / "connect.py").read_text()  # the check sees the import
