@@ -69,6 +69,21 @@ def test_runkafka_without_bootstrap_servers_exits_2_naming_the_setting() -> None
     ]
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("JQS_KAFKA_TOPIC", "jobs please", "expected a Kafka topic name"),
+        ("JQS_KAFKA_BOOTSTRAP_SERVERS", "kafka-1", "'kafka-1' is not host:port"),
+        ("JQS_KAFKA_SESSION_TIMEOUT", "10ms", "expected a duration of at least 1s"),
+    ],
+)
+def test_a_bad_kafka_setting_is_one_line_and_exit_2(name: str, value: str, expected: str) -> None:
+    result = manage("runkafka", **{name: value})
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"zipline: configuration error: {name}={value!r}: ") and expected in line, line
+
+
 def test_submissions_become_jobs_that_real_workers_run(broker: Any, tansu: Tansu, tmp_path: Path) -> None:
     topic, dead = tansu.topics()
     tansu.produce(topic, *(_job("test_noop", name=f"from-kafka-{i}", queue="default") for i in range(3)))
@@ -96,14 +111,15 @@ def test_bad_messages_go_to_the_dead_letter_topic_with_their_reason(broker: Any,
         _job("test_noop", priority=500),
         _job("test_noop", payload={"blob": "x" * limit}),
         _job("test_noop", payload={"blob": "x" * 2000}),
+        _job("test_noop", payload=json.loads("[" * 150 + "]" * 150)),
     ]
     tansu.produce(topic, first, *bad, _job("test_noop", name="after-the-bad-ones"))
     with running(["runkafka"], tmp_path, "kafka", **_env(tansu, topic, dead, JQS_MAX_PAYLOAD_BYTES=1000)) as ingress:
         _until(lambda: Job.objects.filter(name="after-the-bad-ones").exists(), 30, "the good message's job", ingress)
-        _until(lambda: tansu.committed(f"group-{topic}", topic) == 8, 10, "offset 8 committed", ingress)
+        _until(lambda: tansu.committed(f"group-{topic}", topic) == 9, 10, "offset 9 committed", ingress)
         ingress.signal(signal.SIGTERM)
         assert ingress.wait(20) == 0, ingress.log()[-2000:]
-    copies = tansu.read_all(dead, 6)
+    copies = tansu.read_all(dead, 7)
     assert [copy.value for copy in copies] == bad  # the messages as they came, to replay once mended
     reasons = [_headers(copy) for copy in copies]
     assert [(r["zipline-error-field"], r["zipline-source"]) for r in reasons] == [
@@ -113,14 +129,16 @@ def test_bad_messages_go_to_the_dead_letter_topic_with_their_reason(broker: Any,
         ("priority", f"{topic}/0/4"),
         ("message", f"{topic}/0/5"),
         ("payload", f"{topic}/0/6"),
+        ("message", f"{topic}/0/7"),
     ]
-    conflict, not_json, unknown, priority, too_large, payload = reasons
+    conflict, not_json, unknown, priority, too_large, payload, deep = reasons
     assert conflict["zipline-error-value"] == '"order-17"' and "different request" in conflict["zipline-error"]
     assert not_json["zipline-error"].startswith("message: is not JSON")
     assert unknown["zipline-error-value"] == '"no_such_type"' and "no_such_type" in unknown["zipline-error"]
     assert priority["zipline-error-value"] == "500"
     assert too_large["zipline-error"].startswith("message: is ") and f"limit of {limit}" in too_large["zipline-error"]
     assert "1000" in payload["zipline-error"]
+    assert deep["zipline-error"] == "message: is nested deeper than 100 levels"
     assert sorted(Job.objects.values_list("name", flat=True)) == ["after-the-bad-ones", "keyed"]
     assert Job.objects.get(name="keyed").idempotency_key == "order-17"
 

@@ -58,7 +58,7 @@ class Ingress:
     def run(self) -> None:
         """Consume until ``stop`` is set; the offsets of the messages handled are committed before it returns."""
         while not self.stop.is_set():
-            batch = self.consumer.poll(timeout_ms=POLL_MS)
+            batch = self.poll()
             done: dict[TopicPartition, OffsetAndMetadata] = {}
             for record in (record for records in batch.values() for record in records):
                 if self.stop.is_set() or not self.handle(record):
@@ -66,6 +66,17 @@ class Ingress:
                 done[TopicPartition(record.topic, record.partition)] = OffsetAndMetadata(record.offset + 1, "", -1)
             if done:
                 self.commit(done)
+
+    def poll(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """The next messages, or none while Kafka fails (logged once, then retried after a pause)."""
+        try:
+            batch: dict[TopicPartition, list[ConsumerRecord]] = self.consumer.poll(timeout_ms=POLL_MS)
+        except KafkaError as exc:
+            self.kafka.failed(exc)
+            self.stop.wait(MAX_BACKOFF)
+            return {}
+        self.kafka.recovered()
+        return batch
 
     def handle(self, record: ConsumerRecord) -> bool:
         """Make ``record`` a job, or copy it to the dead-letter topic; False if stopped before either."""
@@ -81,8 +92,15 @@ class Ingress:
 
     def submit(self, spec: Any, scope: str, record: ConsumerRecord) -> None:
         job, created = service.submit(spec, scope)
+        said = (
+            "job submitted"
+            if created
+            else "duplicate of a unique job"
+            if job.duplicate
+            else "message already submitted"
+        )
         logger.info(
-            "job submitted" if created else "message already submitted",
+            said,
             extra={"job_id": str(job.pk), "new_job": created, "source": _source(record)},
         )
 

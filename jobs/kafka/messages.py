@@ -13,6 +13,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from jobs.api.parsers import MAX_DEPTH
 from jobs.api.representations import spec_from_body
 from jobs.validation import InvalidJob, JobSpec, PayloadTooLarge
 
@@ -45,7 +46,26 @@ def decode(value: bytes | None, limit: int) -> tuple[Any, JobSpec]:
         raise InvalidJob("message", "is nested too deep") from None
     except ValueError as exc:  # also UnicodeDecodeError
         raise InvalidJob("message", f"is not JSON: {exc}") from None
+    if _deeper_than(data, MAX_DEPTH):
+        raise InvalidJob("message", f"is nested deeper than {MAX_DEPTH} levels")
     return data, spec_from_body(data)
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """True when containers nest deeper than ``limit``, as REST refuses them (level by level: no recursion)."""
+    level, depth = [data], 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        level = [
+            child
+            for node in level
+            if isinstance(node, (dict, list))
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, (dict, list))
+        ]
+    return False
 
 
 def keyed(spec: JobSpec, topic: str, partition: int, offset: int) -> tuple[JobSpec, str]:
