@@ -81,14 +81,16 @@ class Ingress:
     def handle(self, record: ConsumerRecord) -> bool:
         """Make ``record`` a job, or copy it to the dead-letter topic; False if stopped before either."""
         data: Any = None
-        refused: InvalidJob | None = None
         try:
             data, spec = messages.decode(record.value, self.limit)
             spec, scope = messages.keyed(spec, record.topic, record.partition, record.offset)
             return self.retrying(self.database, lambda: self.submit(spec, scope, record))
         except InvalidJob as exc:  # from decode or from the service's validation, never retried
-            refused = exc
-        return self.retrying(self.kafka, lambda: self.dead_letter(record, refused, data))
+            return self.refuse(record, exc, data)
+
+    def refuse(self, record: ConsumerRecord, error: InvalidJob, data: Any) -> bool:
+        """Copy ``record`` to the dead-letter topic, retrying until Kafka acknowledges it; False if stopped."""
+        return self.retrying(self.kafka, lambda: self.dead_letter(record, error, data))
 
     def submit(self, spec: Any, scope: str, record: ConsumerRecord) -> None:
         job, created = service.submit(spec, scope)
@@ -104,8 +106,7 @@ class Ingress:
             extra={"job_id": str(job.pk), "new_job": created, "source": _source(record)},
         )
 
-    def dead_letter(self, record: ConsumerRecord, error: InvalidJob | None, data: Any) -> None:
-        assert error is not None
+    def dead_letter(self, record: ConsumerRecord, error: InvalidJob, data: Any) -> None:
         headers = messages.refusal_headers(error, data, _source(record))
         topic = self.config.dead_letter_topic
         self.producer.send(topic, value=record.value, key=record.key, headers=headers).get(timeout=SEND_TIMEOUT)
