@@ -161,8 +161,10 @@ class Tansu:
 
         producer = KafkaProducer(bootstrap_servers=self.bootstrap)
         try:
-            for value in values:
-                producer.send(topic, value).get(timeout=10)
+            sent = [producer.send(topic, value) for value in values]
+            producer.flush(timeout=30)
+            for future in sent:
+                future.get(timeout=10)
         finally:
             producer.close()
 

@@ -143,6 +143,21 @@ def test_bad_messages_go_to_the_dead_letter_topic_with_their_reason(broker: Any,
     assert Job.objects.get(name="keyed").idempotency_key == "order-17"
 
 
+def test_sigterm_mid_stream_commits_exactly_the_messages_made_jobs(broker: Any, tansu: Tansu, tmp_path: Path) -> None:
+    topic, dead = tansu.topics()
+    total = 500
+    tansu.produce(topic, *(_job("test_noop", name="stream") for _ in range(total)))
+    with running(["runkafka"], tmp_path, "kafka", **_env(tansu, topic, dead)) as ingress:
+        _until(lambda: Job.objects.filter(name="stream").exists(), 30, "the first job", ingress)
+        ingress.signal(signal.SIGTERM)
+        assert ingress.wait(20) == 0, ingress.log()[-2000:]
+    made = Job.objects.filter(name="stream").count()
+    assert 0 < made < total, f"{made} jobs: the stop did not land mid-stream"
+    assert tansu.committed(f"group-{topic}", topic) == made
+    keys = set(Job.objects.filter(name="stream").values_list("idempotency_key", flat=True))
+    assert keys == {f"{topic}/0/{offset}" for offset in range(made)}
+
+
 def test_a_crash_between_the_row_and_the_commit_redelivers_into_the_same_job(
     broker: Any, tansu: Tansu, tmp_path: Path
 ) -> None:
