@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CALLERS = ("jobs/api/views.py", "jobs/admin", "jobs/dashboard", "jobs/management/commands", "jobs/grpc")
+CALLERS = ("jobs/api/views.py", "jobs/admin", "jobs/dashboard", "jobs/management/commands", "jobs/grpc", "jobs/kafka")
 #: What only the service (and the layers under it) may use.
 BELOW_THE_SERVICE = ("jobs.broker", "jobs.states", "jobs.client", "jobs.queues", "jobs.dispatch", "jobs.insert")
 

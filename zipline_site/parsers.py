@@ -277,3 +277,24 @@ def rate(value: Any) -> str | None:
     if not match or int(match.group(1)) < 1:
         raise ValueError("expected a rate such as 1200/min (per s, min, h or day), or off")
     return text
+
+
+def host_ports(value: Any) -> tuple[str, ...]:
+    """``host:port,host:port`` (Kafka's bootstrap servers): each address checked, blank items dropped."""
+    found = string_list(value)
+    for item in found:
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{item!r} is not host:port (expected e.g. kafka-1:9092,kafka-2:9092)")
+    return found
+
+
+_KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def kafka_topic(value: Any) -> str:
+    """A Kafka topic's name as Kafka allows it: 1 to 249 of ``A-Z a-z 0-9 . _ -``."""
+    text = string(value).strip()
+    if not _KAFKA_TOPIC.fullmatch(text) or text in (".", ".."):
+        raise ValueError("expected a Kafka topic name: 1 to 249 of A-Z, a-z, 0-9, '.', '_', '-'")
+    return text

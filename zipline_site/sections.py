@@ -93,6 +93,18 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class KafkaConfig:
+    """``manage.py runkafka``: where job submissions come from and where refused ones go (docs/kafka.md)."""
+
+    PREFIX: ClassVar[str] = "kafka"
+    bootstrap_servers: tuple[str, ...]
+    topic: str
+    dead_letter_topic: str
+    group: str
+    session_timeout: float
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     PREFIX: ClassVar[str] = "logging"
     level: str
@@ -160,6 +172,7 @@ SECTIONS: dict[str, type] = {
     "limits": LimitsConfig,
     "scheduler": SchedulerConfig,
     "metrics": MetricsConfig,
+    "kafka": KafkaConfig,
     "logging": LoggingConfig,
     "database": DatabaseConfig,
     "security": SecurityConfig,
@@ -201,6 +214,7 @@ class Config:
     limits: LimitsConfig = field(init=False, repr=False)
     scheduler: SchedulerConfig = field(init=False, repr=False)
     metrics: MetricsConfig = field(init=False, repr=False)
+    kafka: KafkaConfig = field(init=False, repr=False)
     logging: LoggingConfig = field(init=False, repr=False)
     database: DatabaseConfig = field(init=False, repr=False)
     security: SecurityConfig = field(init=False, repr=False)

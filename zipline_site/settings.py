@@ -209,7 +209,8 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": ZIPLINE.logging.format}},
     "root": {"handlers": ["console"], "level": ZIPLINE.logging.level.upper()},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    # kafka-python narrates every connection and rebalance at INFO; runkafka logs what matters on zipline.kafka.
+    "loggers": {"django.server": {"level": "WARNING"}, "kafka": {"level": "WARNING"}},
 }
 skip_unused_record_fields()  # no format prints the caller, and finding it costs every line (a worker logs per job)
 

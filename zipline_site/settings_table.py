@@ -97,6 +97,34 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     *PROCESS_SETTINGS,
     row(
+        "kafka_bootstrap_servers",
+        "kafka.bootstrap_servers",
+        "JQS_KAFKA_BOOTSTRAP_SERVERS",
+        parsers.host_ports,
+        (),
+        "host:port,host:port of Kafka brokers runkafka consumes from; runkafka refuses to start without them",
+    ),
+    row(
+        "kafka_topic", "kafka.topic", "JQS_KAFKA_TOPIC", parsers.kafka_topic, "zipline-jobs", "topic of job submissions"
+    ),
+    row(
+        "kafka_dead_letter_topic",
+        "kafka.dead_letter_topic",
+        "JQS_KAFKA_DEAD_LETTER_TOPIC",
+        parsers.kafka_topic,
+        "zipline-jobs-dead-letter",
+        "topic a refused submission is copied to, with the reason in its headers",
+    ),
+    row("kafka_group", "kafka.group", "JQS_KAFKA_GROUP", parsers.string, "zipline", "runkafka's consumer group"),
+    row(
+        "kafka_session_timeout",
+        "kafka.session_timeout",
+        "JQS_KAFKA_SESSION_TIMEOUT",
+        parsers.duration_at_least(1.0),
+        10.0,
+        "a runkafka process silent this long leaves the group; its partitions go to the others",
+    ),
+    row(
         "database_url",
         None,
         "JQS_DATABASE_URL",
