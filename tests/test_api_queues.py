@@ -42,6 +42,7 @@ def test_queue_stats_counts_depths_and_throughput(api: APIClient, broker: Any) -
     body = response.json()
     assert body["name"] == "emails" and body["paused"] is False
     assert body["counts"] == {
+        "waiting": 0,  # blocked on parents (docs/workflows.md)
         "pending": 1,
         "scheduled": 1,
         "running": 0,
