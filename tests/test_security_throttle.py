@@ -90,6 +90,17 @@ def test_a_batch_counts_each_job_and_a_refused_batch_writes_nothing(broker: Any)
     assert Job.objects.count() == 10
 
 
+def test_a_workflow_and_a_batch_with_callbacks_count_their_jobs_on_the_batch_rate(broker: Any) -> None:
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {valid_token()}")
+    six = [{**SEED_JOB, "name": f"n{i}"} for i in range(6)]
+    with rates(batch="10/min"):
+        assert client.post("/api/v1/workflows", {"jobs": six}, format="json").status_code == 201
+        refused = client.post("/api/v1/batches", {"jobs": six}, format="json")  # 6 more than the 4 left
+        assert client.post("/api/v1/batches", {"jobs": six[:4]}, format="json").status_code == 201
+    assert refused.status_code == 429
+    assert Job.objects.count() == 10
+
+
 def test_submits_pass_while_redis_is_down(broker: Any, caplog: pytest.LogCaptureFixture) -> None:
     client = APIClient(HTTP_AUTHORIZATION=f"Bearer {valid_token()}")
     with rates(submit="1/min"):

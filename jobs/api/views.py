@@ -105,15 +105,20 @@ class JobCollectionView(ApiView):
         return Response(body, status=201 if created else 200, headers={"Location": f"/api/v1/jobs/{job.pk}"})
 
 
-class JobBatchView(ApiView):
+class ManyJobsView(ApiView):
+    """A submission of many jobs in one body (a batch of jobs, a workflow, a batch with callbacks): the
+    large body limit, and the ``batch`` rate, which counts jobs, not requests."""
+
     throttle_scopes = {"POST": "batch"}
     max_body_bytes = BATCH_MAX_BODY_BYTES
 
     def throttle_cost(self, request: Request) -> int:
-        """The ``batch`` rate counts jobs, not requests (a body without a list of jobs counts one)."""
+        """The body's jobs (a body without a list of jobs counts one)."""
         jobs = request.data.get("jobs") if isinstance(request.data, dict) else None
-        return len(jobs) if isinstance(jobs, list) else 1
+        return len(jobs) if isinstance(jobs, list) and jobs else 1
 
+
+class JobBatchView(ManyJobsView):
     def post(self, request: Request) -> Response:
         specs = r.batch_specs(request.data)
         rows = service.submit_many(specs, user_scope(request.user), submitted_by=submitter(request))
@@ -122,15 +127,7 @@ class JobBatchView(ApiView):
         return Response({"count": len(rows), "jobs": jobs}, status=status)
 
 
-class WorkflowCollectionView(ApiView):
-    throttle_scopes = {"POST": "batch"}
-    max_body_bytes = BATCH_MAX_BODY_BYTES
-
-    def throttle_cost(self, request: Request) -> int:
-        """The ``batch`` rate counts jobs, as for a batch."""
-        jobs = request.data.get("jobs") if isinstance(request.data, dict) else None
-        return len(jobs) if isinstance(jobs, list) else 1
-
+class WorkflowCollectionView(ManyJobsView):
     def post(self, request: Request) -> Response:
         data = request.data if isinstance(request.data, dict) else {}
         unknown = sorted(key for key in data if key not in ("jobs", "name"))
@@ -150,10 +147,7 @@ class WorkflowDetailView(ApiView):
         return Response(r.workflow_detail(service.get_workflow(workflow_id)))
 
 
-class BatchCollectionView(ApiView):
-    throttle_scopes = {"POST": "batch"}
-    max_body_bytes = BATCH_MAX_BODY_BYTES
-
+class BatchCollectionView(ManyJobsView):
     def post(self, request: Request) -> Response:
         data = request.data
         if not isinstance(data, dict):
