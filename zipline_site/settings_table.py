@@ -188,7 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
         "JQS_API_BATCH_RATE",
         parsers.rate,
         "12000/min",
-        "jobs in batch submits per user (off: no limit)",
+        "jobs in batch submits, workflows and batches per user (off: no limit)",
     ),
     row(
         "auth_failure_limit",
