@@ -365,3 +365,26 @@ def unblock_ready(job_ids: Sequence[uuid.UUID], now: datetime) -> list[uuid.UUID
             cursor.execute(sql, [_UNBLOCK_TO, _dt(now), *(_pk(i) for i in job_ids), *_UNBLOCK_FROM, _DONE])
             rows = cursor.fetchall()
     return [_as_uuid(row[0]) for row in rows]
+
+
+# The children of ended parents that are still blocked, locked in id order (jobs.endings): built once,
+# so a chain's step compiles no ORM query. Only the fields a release needs are read: enough to judge a
+# child and to push it to Redis.
+RELEASE_FIELDS = ("id", "queue", "priority", "type", "group", "schedule_at", "on_parent_failure")
+_LOCKED_FIELDS = [f for f in Job._meta.concrete_fields if f.name in RELEASE_FIELDS]  # the model's order
+_LOCK_CHILDREN_PG = (
+    f"SELECT {', '.join(f.column for f in _LOCKED_FIELDS)} FROM {_TABLE} "  # noqa: S608
+    f"WHERE id IN (SELECT child_id FROM {_EDGES} WHERE parent_id = ANY(%s::uuid[])) AND status = %s "
+    f"ORDER BY id FOR UPDATE"
+)
+
+
+def lock_blocked_children(parent_ids: Sequence[uuid.UUID]) -> list[Job] | None:
+    """On PostgreSQL, the blocked children of ``parent_ids``, locked in id order, with the fields a
+    release needs; None elsewhere (the caller asks the ORM)."""
+    if not is_postgres():
+        return None
+    ids = "{" + ",".join(str(i) for i in parent_ids) + "}"
+    rows = prepared.fetch_all(_LOCK_CHILDREN_PG, [ids, str(Status.BLOCKED)], prepare=False)
+    names = [f.attname for f in _LOCKED_FIELDS]
+    return [Job.from_db(DEFAULT_DB_ALIAS, names, list(row)) for row in rows]

@@ -36,8 +36,6 @@ from jobs.models import Job, JobDependency, ParentFailure
 
 logger = logging.getLogger("zipline.endings")
 DELETED = "deleted"  # how a child's reason names a parent whose row is gone
-# What a child's row is read with when it is locked: enough to judge it and to push it to Redis.
-_DISPATCHED = ("id", "queue", "priority", "type", "group", "schedule_at", "on_parent_failure")
 
 
 def after_jobs_ended(ended: Iterable[uuid.UUID]) -> None:
@@ -53,7 +51,7 @@ def after_jobs_ended(ended: Iterable[uuid.UUID]) -> None:
     if per_batch:
         batches.jobs_ended(per_batch)
     if any_children:
-        _settle_all(JobDependency.objects.filter(parent_id__in=ids).values("child_id"))
+        _settle_all(_lock_children_of(ids))
 
 
 # The recorder asks this after every batch of outcomes it writes: the ended jobs' batches, and
@@ -88,28 +86,40 @@ def release_ready(children: Iterable[uuid.UUID]) -> None:
     commits."""
     ids = sorted(set(children))
     if ids:
-        _settle_all(ids)
+        _settle_all(_locked(ids))
 
 
-def _settle_all(children: list[uuid.UUID] | QuerySet[Any]) -> None:
-    """Settle ``children``, then the children of those cancelled (they have ended too), and so on."""
-    while True:
-        abandoned = _settle(children)
+def _locked(children: list[uuid.UUID] | QuerySet[Any]) -> list[Job]:
+    """``children`` that are blocked, their rows locked in id order."""
+    return list(
+        Job.objects.select_for_update().filter(pk__in=children).blocked().order_by("pk").only(*batch_sql.RELEASE_FIELDS)
+    )
+
+
+def _lock_children_of(parents: list[uuid.UUID]) -> list[Job]:
+    """The blocked children of ``parents``, locked in id order (one statement built once on PostgreSQL)."""
+    found = batch_sql.lock_blocked_children(parents)
+    if found is None:
+        found = _locked(JobDependency.objects.filter(parent_id__in=parents).values("child_id"))
+    return found
+
+
+def _settle_all(locked: list[Job]) -> None:
+    """Settle the ``locked`` children, then the children of those cancelled (they have ended too), and so on."""
+    while locked:
+        abandoned = _settle(locked)
         if not abandoned:
             return
         per_batch, _ = _lookup(abandoned)  # they have ended too
         if per_batch:
             batches.jobs_ended(per_batch)
-        children = JobDependency.objects.filter(parent_id__in=abandoned).values("child_id")
+        locked = _lock_children_of(abandoned)
 
 
-def _settle(children: list[uuid.UUID] | QuerySet[Any]) -> list[uuid.UUID]:
-    """Release or cancel the children ready to move; returns the ids cancelled. Two statements when
-    their parents all completed: lock them (in id order), release them; else their parents' states
-    are read, and they are released (``on_parent_failure`` "run") or cancelled."""
-    locked = list(Job.objects.select_for_update().filter(pk__in=children).blocked().order_by("pk").only(*_DISPATCHED))
-    if not locked:
-        return []
+def _settle(locked: list[Job]) -> list[uuid.UUID]:
+    """Release or cancel the ``locked`` children ready to move; returns the ids cancelled. One statement
+    when their parents all completed (release them); else their parents' states are read, and they
+    are released (``on_parent_failure`` "run") or cancelled."""
     # The common case first (a chain's step): every parent completed, released in one statement.
     unblocked = set(states.unblock_ready([job.pk for job in locked]))
     if unblocked:
