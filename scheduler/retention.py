@@ -8,7 +8,8 @@ the ORM). Several schedulers may run this at once; the second simply finds nothi
 
 A finished job that a live workflow still needs is kept, however old: a parent of a job that has
 not ended (its result is read by ``ctx.parent_results``, and a missing parent counts as failed), and
-every job of a workflow that has a job not ended (docs/workflows.md).
+every job of a workflow that has a job not ended, and every job of a batch that has not finished (its
+counters are counted from its jobs' rows) (docs/workflows.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs.models import Job, JobDependency, JobQuerySet, Status
+from jobs.models import Batch, Job, JobDependency, JobQuerySet, Status
 
 logger = logging.getLogger("zipline.scheduler")
 
@@ -42,7 +43,8 @@ def _expired(statuses: Sequence[str], cutoff: datetime) -> JobQuerySet:
     old = Job.objects.in_state(*statuses).filter(
         Q(completed_at__lt=cutoff) | Q(completed_at__isnull=True, updated_at__lt=cutoff)
     )
-    return old.exclude(pk__in=_needed_parents()).exclude(workflow__in=_live_workflows())
+    kept = old.exclude(pk__in=_needed_parents()).exclude(workflow__in=_live_workflows())
+    return kept.exclude(batch__in=Batch.objects.filter(finished_at__isnull=True).values("pk"))
 
 
 def _needed_parents() -> Any:

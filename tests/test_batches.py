@@ -225,3 +225,23 @@ def test_finished_batches_are_counted_by_outcome(broker: Broker) -> None:
     run_attempt(one, "completed")
     run_attempt(other, "failed", error="boom")
     assert (finished("success"), finished("failure")) == (before[0] + 1, before[1] + 1)
+
+
+def test_retention_keeps_the_jobs_of_a_batch_that_has_not_finished(broker: Broker) -> None:
+    """Its counters are counted from its jobs' rows: an old completed job of an open batch stays."""
+    from datetime import timedelta
+
+    from scheduler import retention
+
+    day = 86_400.0
+    batch = client.create_batch(jobs=[{"type": "test_noop"}, {"type": "test_noop"}], open=True)
+    first, second = members(batch)
+    run_attempt(first, "completed")
+    Job.objects.update(completed_at=timezone.now() - timedelta(days=30))
+    assert retention.purge(completed_age=7 * day, failed_age=30 * day, batch=100).total == 0
+    assert service.get_batch(batch.pk).counts["completed"] == 1
+    run_attempt(second, "completed")
+    service.close_batch(batch.pk)
+    assert service.get_batch(batch.pk).status == "succeeded"
+    Job.objects.filter(batch=batch).update(completed_at=timezone.now() - timedelta(days=30))
+    assert retention.purge(completed_age=7 * day, failed_age=30 * day, batch=100).total == 2, "finished: they go"
