@@ -1,7 +1,7 @@
 """Workflows and batches on the real worker pool (processes, signals, Redis): a diamond runs in order
 and its last job reads both parents' results; a worker process SIGKILLed mid-workflow, and Redis
-flushed while a workflow waits, still let every job of it finish; a batch through both faults fires
-each of its callbacks once."""
+flushed while a workflow waits, still let every job of it finish; a batch through those faults and a
+scheduler restart fires each of its callbacks once."""
 
 from __future__ import annotations
 
@@ -117,7 +117,8 @@ def test_redis_flushed_while_a_workflow_waits_then_it_completes(own_redis: Any, 
 
 def test_a_batch_through_a_sigkill_and_a_redis_flush_fires_each_callback_once(own_redis: Any, tmp_path: Path) -> None:
     """Issue 15's batch test, sized by ZIPLINE_BATCH_JOBS (2,000 by default; the issue's figure is
-    10,000): two pools, one worker process SIGKILLed and Redis flushed while the batch runs."""
+    10,000): two pools, one worker process SIGKILLed, Redis flushed and the scheduler SIGKILLed and started
+    again while the batch runs."""
     broker = get_broker()
     size = int(os.environ.get("ZIPLINE_BATCH_JOBS", "2000"))
     callbacks: dict[str, Any] = {
@@ -131,17 +132,19 @@ def test_a_batch_through_a_sigkill_and_a_redis_flush_fires_each_callback_once(ow
         client.enqueue_many([{**job, "batch": str(batch.pk)} for job in jobs])
     client.close_batch(batch.pk)
     pool = ["runworkers", "--processes", "2", "--concurrency", "4"]
-    with (
-        running(pool, tmp_path, "pool-a") as first,
-        running(pool, tmp_path, "pool-b"),
-        running(["runscheduler"], tmp_path, "scheduler", JQS_SCHEDULER_POLL_INTERVAL="500ms") as scheduler,
-    ):
+    scheduler_command = ["runscheduler"]
+    with running(pool, tmp_path, "pool-a") as first, running(pool, tmp_path, "pool-b"):
         done = Job.objects.filter(batch=batch).finished()
-        wait_for(lambda: done.count() > size // 4, 60, message=first.log()[-2000:])
-        os.kill(first.children()[0], signal.SIGKILL)
-        wait_for(lambda: done.count() > size // 2, 60, message=first.log()[-2000:])
-        broker.client.flushall()
-        wait_for(lambda: Batch.objects.get(pk=batch.pk).finished_at is not None, 120, message=scheduler.log()[-2000:])
+        with running(scheduler_command, tmp_path, "scheduler", JQS_SCHEDULER_POLL_INTERVAL="500ms") as scheduler:
+            wait_for(lambda: done.count() > size // 4, 60, message=first.log()[-2000:])
+            os.kill(first.children()[0], signal.SIGKILL)
+            wait_for(lambda: done.count() > size // 2, 60, message=first.log()[-2000:])
+            broker.client.flushall()
+            scheduler.signal(signal.SIGKILL)  # the scheduler dies with Redis's data gone: another rebuilds
+            scheduler.wait(10)
+        with running(scheduler_command, tmp_path, "scheduler-2", JQS_SCHEDULER_POLL_INTERVAL="500ms") as scheduler:
+            finished = lambda: Batch.objects.get(pk=batch.pk).finished_at is not None  # noqa: E731
+            wait_for(finished, 120, message=scheduler.log()[-2000:])
     fired = sorted(Job.objects.filter(batch=None, payload__has_key="cb").values_list("payload__cb", flat=True))
     assert fired == ["on_complete", "on_success"]
     assert Job.objects.filter(batch=batch, status=Status.COMPLETED).count() == size
