@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from django.contrib.auth.models import AnonymousUser
@@ -83,6 +84,19 @@ def admit(context: Any, scope: str, permission: str | None, cost: int = 1) -> An
 Unary = Callable[[Any, Any, Any, Any], R]
 
 
+@contextmanager
+def _guarded(context: Any) -> Iterator[None]:
+    """A call's database connections checked before and after it, as Django does around a request, and
+    any error it raises turned into its gRPC status (``errors.abort`` raises)."""
+    close_old_connections()
+    try:
+        yield
+    except Exception as exc:
+        errors.abort(context, exc)
+    finally:
+        close_old_connections()
+
+
 def unary(
     scope: str, permission: str | None = None, cost: Callable[[Any], int] | None = None
 ) -> Callable[[Unary[R]], Callable[[Any, Any, Any], R]]:
@@ -91,14 +105,10 @@ def unary(
     def wrap(method: Unary[R]) -> Callable[[Any, Any, Any], R]:
         @functools.wraps(method)
         def call(self: Any, request: Any, context: Any) -> R:
-            close_old_connections()
-            try:
+            with _guarded(context):
                 user = admit(context, scope, permission, cost(request) if cost else 1)
                 return method(self, request, context, user)
-            except Exception as exc:
-                errors.abort(context, exc)
-            finally:
-                close_old_connections()
+            raise AssertionError("unreachable: _guarded aborts the call on an error")
 
         return call
 
@@ -113,14 +123,9 @@ def stream(
     def wrap(method: Unary[Iterator[R]]) -> Callable[[Any, Any, Any], Iterator[R]]:
         @functools.wraps(method)
         def call(self: Any, request: Any, context: Any) -> Iterator[R]:
-            close_old_connections()
-            try:
+            with _guarded(context):
                 user = admit(context, scope, permission)
                 yield from method(self, request, context, user)
-            except Exception as exc:
-                errors.abort(context, exc)
-            finally:
-                close_old_connections()
 
         return call
 
