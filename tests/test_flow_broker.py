@@ -4,6 +4,8 @@ or rebuild what they must (docs/flow-control.md)."""
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from jobs.broker import Broker, PushItem, RestoreItem, Settlement
 from jobs.broker.items import NO_LIMITS, FlowLimits, Limit
 from jobs.limits import effective_burst, limit, parse_rate
@@ -116,6 +118,9 @@ def test_a_fast_rate_without_a_burst_starts_ten_milliseconds_of_jobs_at_once(
     assert effective_burst(parse_rate("rate", "1000/s"), None) == 10
     assert effective_burst(parse_rate("rate", "50/s"), None) == 1
     assert effective_burst(parse_rate("rate", "1000/s"), 2) == 2 and effective_burst(None, None) == 1
+    # JQS_LIMITS_QUEUE_BURST and _GROUP_BURST default to 0: the rate's own default, as unset.
+    assert (settings.ZIPLINE.limits.queue_burst, settings.ZIPLINE.limits.group_burst) == (0, 0)
+    assert effective_burst(parse_rate("rate", "1000/s"), 0) == 10
     push(broker, "", 40)
     limits = FlowLimits(queue=limit(None, parse_rate("rate", "1000/s"), None))
     assert len(claim(broker, 40, limits)) == 10
