@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
-from zipline_site.logs import JsonFormatter
+import pytest
+
+from jobs import client
+from jobs.broker import Broker
+from jobs.models import Job, Status
+from tests.helpers import wait_for
+from tests.procs import running
+from zipline_site.logs import JsonFormatter, LineHandler, held_lines
 
 
 def _record(created: float, **extra: object) -> logging.LogRecord:
@@ -42,3 +52,77 @@ def test_settings_skip_the_caller_but_keep_the_process_for_gunicorns_format() ->
     record = logging.getLogger("zipline.test").makeRecord("zipline.test", logging.INFO, "", 0, "m", (), None)
     assert record.process is not None  # gunicorn's format is "[%(process)d]": None would fail to format
     assert logging.Formatter("[%(process)d] %(filename)s:%(lineno)d %(message)s").format(record).endswith(" m")
+
+
+class _CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def _line_logger(stream: io.StringIO) -> logging.Logger:
+    handler = LineHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger(f"zipline.test.held.{id(stream)}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger
+
+
+def test_held_lines_are_written_in_one_call_even_when_the_loop_raises() -> None:
+    stream = _CountingStream()
+    logger = _line_logger(stream)
+    with pytest.raises(RuntimeError), held_lines():
+        for n in range(3):
+            logger.info("job %d", n, extra={"n": n})
+        assert stream.writes == 0  # held until the block ends
+        raise RuntimeError("the loop failed")
+    assert stream.writes == 1
+    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == [0, 1, 2]
+
+
+def test_lines_are_written_at_once_outside_held_lines_and_in_other_threads() -> None:
+    stream = _CountingStream()
+    logger = _line_logger(stream)
+    logger.info("alone")
+    assert stream.writes == 1
+    with held_lines():
+        thread = threading.Thread(target=logger.info, args=("from another thread",))
+        thread.start()
+        thread.join()
+        assert stream.writes == 2  # that thread held nothing
+        logger.info("held")
+        assert stream.writes == 2
+    assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == [
+        "alone",
+        "from another thread",
+        "held",
+    ]
+
+
+def test_the_settings_log_through_the_line_handler() -> None:
+    assert any(isinstance(handler, LineHandler) for handler in logging.getLogger().handlers)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_pool_writes_one_json_line_per_job(broker: Broker, tmp_path: Path) -> None:
+    """The defaults' per-job line, through the line handler's held writes, from a real ``runworkers``."""
+    jobs = [client.enqueue("test_noop") for _ in range(5)]
+    with running(["runworkers", "--processes", "1"], tmp_path) as pool:
+        wait_for(
+            lambda: Job.objects.filter(pk__in=[j.pk for j in jobs], status=Status.COMPLETED).count() == 5,
+            20,
+            message="the five jobs completed",
+        )
+        ids = {str(job.pk) for job in jobs}
+        wait_for(lambda: ids <= {r.get("job_id") for r in pool.records()}, 10, message="a line per job")
+        lines = [r for r in pool.records() if r.get("logger") == "zipline.job"]
+    assert sorted(r["job_id"] for r in lines) == sorted(ids), pool.log()[-3000:]  # one line each
+    for record in lines:
+        assert record["outcome"] == "completed" and record["queue"] == "default" and record["attempt"] == 1
+        assert record["message"].startswith(f"job {record['job_id']} test_noop completed on default attempt 1 in ")

@@ -17,6 +17,7 @@ from jobs.states import AttemptResult, Recorded
 from jobs.validation import holds_nul
 from workers import metrics
 from workers.execution import Ending, described
+from zipline_site.logs import held_lines
 
 job_logger = logging.getLogger("zipline.job")
 MAX_RESULT_PREVIEW = 4096
@@ -67,13 +68,14 @@ def account(endings: Sequence[Ending], recorded: Sequence[Recorded]) -> tally.Ta
     """Metrics (summed per queue and type: a multiprocess metric write is not free) and one log
     line per outcome; returns the attempts counted, as :mod:`jobs.tally` defines them."""
     statuses: defaultdict[tuple[str, str], list[str | None]] = defaultdict(list)
-    for ending, rec in zip(endings, recorded, strict=True):
-        job = ending.running.job
-        statuses[job.queue, job.type].append(rec.status)
-        metrics.for_job(job.queue, job.type).duration.observe(ending.duration)
-        if rec.status is None:
-            metrics.STALE_WRITES.inc()
-        log_outcome(ending, rec)
+    with held_lines():  # one write for the batch's lines
+        for ending, rec in zip(endings, recorded, strict=True):
+            job = ending.running.job
+            statuses[job.queue, job.type].append(rec.status)
+            metrics.for_job(job.queue, job.type).duration.observe(ending.duration)
+            if rec.status is None:
+                metrics.STALE_WRITES.inc()
+            log_outcome(ending, rec)
     total = tally.Tally()
     for labels, of_labels in statuses.items():
         job_metrics = metrics.for_job(*labels)
@@ -90,17 +92,18 @@ def log_outcome(ending: Ending, rec: Recorded) -> None:
     level = logging.WARNING if ending.outcome in FAILED_OUTCOMES else logging.INFO
     if not job_logger.isEnabledFor(level):
         return
+    job_id = str(job.pk)
     job_logger.log(
         level,
         "job %s %s %s on %s attempt %d in %.1fms",
-        job.pk,
+        job_id,
         job.type,
         rec.status or "stale (attempt superseded)",
         job.queue,
         job.attempt_number,
         ending.duration * 1000,
         extra={
-            "job_id": str(job.pk),
+            "job_id": job_id,
             "type": job.type,
             "queue": job.queue,
             "attempt": job.attempt_number,

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -34,13 +37,14 @@ class JsonFormatter(logging.Formatter):
         return f"{text}.{micros // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = vars(record)
         entry = {
             "time": self._time(record.created),
             "level": _LEVELS.get(record.levelno) or record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update((key, value) for key, value in vars(record).items() if key not in _STANDARD and key[0] != "_")
+        entry |= {key: fields[key] for key in fields if key not in _STANDARD and key[0] != "_"}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return _ENCODE(entry)
@@ -55,3 +59,52 @@ def skip_unused_record_fields() -> None:
     """
     logging.logMultiprocessing = False
     logging._srcfile = None
+
+
+_holding = threading.local()  # .lines: {handler: [formatted lines]} while a thread holds its lines
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes a thread's held lines (:func:`held_lines`) in one call.
+
+    A worker logs one line per job, and each line written alone is a ``write`` system call (stderr flushes
+    at every newline): about 4 µs a job. Outside :func:`held_lines` it is a plain ``StreamHandler``.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        held = getattr(_holding, "lines", None)
+        if held is None:
+            super().emit(record)
+            return
+        try:
+            held.setdefault(self, []).append(self.format(record))
+        except Exception:  # noqa: BLE001 - as StreamHandler.emit: a line that cannot be formatted is reported
+            self.handleError(record)
+
+    def write_held(self, lines: list[str]) -> None:
+        try:
+            with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+                self.stream.write(self.terminator.join(lines) + self.terminator)
+                self.flush()
+        except Exception:  # noqa: BLE001 - a closed or full stream must not fail the caller (as emit)
+            self.handleError(logging.LogRecord("zipline", logging.ERROR, "", 0, "held lines lost", (), None))
+
+
+@contextmanager
+def held_lines() -> Iterator[None]:
+    """Hold this thread's log lines (those of :class:`LineHandler`) and write them in one call at the end.
+
+    Meant for a short loop that logs a line per item (the recorder's outcomes), so nothing is held long;
+    the lines are written even when the loop raises.
+    """
+    if getattr(_holding, "lines", None) is not None:  # nested: the outer one writes
+        yield
+        return
+    held: dict[LineHandler, list[str]] = {}
+    _holding.lines = held
+    try:
+        yield
+    finally:
+        _holding.lines = None
+        for handler, lines in held.items():
+            handler.write_held(lines)

@@ -207,7 +207,7 @@ LOGGING = {
         "json": {"()": "zipline_site.logs.JsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": ZIPLINE.logging.format}},
+    "handlers": {"console": {"class": "zipline_site.logs.LineHandler", "formatter": ZIPLINE.logging.format}},
     "root": {"handlers": ["console"], "level": ZIPLINE.logging.level.upper()},
     # kafka-python narrates every connection and rebalance at INFO; runkafka logs what matters on zipline.kafka.
     "loggers": {"django.server": {"level": "WARNING"}, "kafka": {"level": "WARNING"}},
