@@ -13,6 +13,7 @@ claim, run and finish.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -69,6 +70,10 @@ def _load(env: dict[str, str], queues: list[str], log: Path) -> Iterator[None]:
             connection.close()
 
     producer = threading.Thread(target=produce, daemon=True)
+    # While the master is down this process's submits defer their dispatch, each with a warning: not the figures.
+    quiet = logging.getLogger("zipline.dispatch")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         _wait(lambda: len(live_workers(get_broker())) >= 2, 60, "two live worker processes")
         producer.start()
@@ -81,6 +86,7 @@ def _load(env: dict[str, str], queues: list[str], log: Path) -> Iterator[None]:
             process.terminate()
         for process in processes:
             process.wait(60)
+        quiet.setLevel(level)
 
 
 def _outage(killed: datetime, queues: list[str]) -> float:
