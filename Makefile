@@ -68,7 +68,8 @@ else
 	$(VENV6)/bin/python -m pytest -q -p no:cacheprovider $(TASKS_TESTS)
 endif
 
-## test-cluster: the worker, scheduler, API and broker tests on a Redis Cluster of the run's own (8 to 14 minutes on 2 cores)
+## test-cluster: the worker, scheduler, API and broker tests on a Redis Cluster of the run's own (8 to 14 minutes on 2 cores),
+## and the soak at its default size on a cluster of its own (about 1.5 minutes more)
 test-cluster: $(STAMP)
 	ZIPLINE_TEST_REDIS=cluster $(BIN)/python -m pytest -q -p no:cacheprovider $(CLUSTER_TESTS)
 
