@@ -16,19 +16,22 @@ TASKS_TESTS := tests/test_django_tasks.py tests/test_django_tasks_workers.py
 # test_redis_checks.py and test_preflight.py (a single Redis's refusals and eviction policy), test_redis_full.py
 # (maxmemory on a redis-server of its own), test_workers_partition.py (a TCP proxy in front of one Redis: a
 # cluster client reaches each node at the address it announces, around the proxy), test_redis_sentinel.py
-# (Sentinel), test_broker_cluster.py and test_redis_cluster.py (clusters of their own, run by make test), and
-# test_soak.py (make soak). Tests that start a redis-server of their own (own_redis) run on it, one node.
-CLUSTER_TESTS := tests/test_broker.py tests/test_flow_broker.py tests/test_workers.py tests/test_worker_queues.py \
+# (Sentinel), test_broker_cluster.py and test_redis_cluster.py (clusters of their own, run by make test).
+# Tests that start a redis-server of their own (own_redis) run on it, one node. test_soak.py runs at its
+# default size on a cluster of its own (three masters with a replica each; a master is killed for F12).
+CLUSTER_TESTS := tests/test_soak.py tests/test_broker.py tests/test_flow_broker.py tests/test_workers.py tests/test_worker_queues.py \
 	tests/test_workers_lost_claims.py tests/test_workers_odd_outcomes.py tests/test_flow_workers.py \
 	$(wildcard tests/test_scheduler_*.py) $(wildcard tests/test_api_*.py) tests/test_client.py tests/test_service.py \
 	tests/test_expiry.py tests/test_uniqueness.py tests/test_security_throttle.py tests/test_metrics.py
 # What make test runs on a cluster (about 40 s): the broker, the reconciler and rebuild under the scheduler's
-# locks, reclaim, pause, resume, statistics and the worker registry through the API, a pool of several queues.
+# locks, reclaim, pause, resume, statistics and the worker registry through the API, a pool of several queues;
+# and the soak on a cluster of its own at a bounded size (CLUSTER_QUICK_SOAK: about 60 s more).
 CLUSTER_QUICK_TESTS := tests/test_broker.py tests/test_scheduler_reconcile.py tests/test_scheduler_reclaim.py \
-	tests/test_api_queues.py tests/test_worker_queues.py
+	tests/test_api_queues.py tests/test_worker_queues.py tests/test_soak.py
+CLUSTER_QUICK_SOAK := ZIPLINE_SOAK_JOBS=600 ZIPLINE_SOAK_FAULT_EVERY=2-3
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-django6 test-cluster soak lint format bench bench-enqueue bench-api bench-grpc bench-floor bench-startup bench-tasks bench-flow bench-cpu bench-cluster migrate clean
+.PHONY: run test test-django6 test-cluster soak soak-cluster lint format bench bench-enqueue bench-api bench-grpc bench-floor bench-startup bench-tasks bench-flow bench-cpu bench-cluster migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,7 +55,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 	mkdir -p .local
 	ZIPLINE_TEST_DATABASE_URL=sqlite:///$(CURDIR)/.local/test-smoke.sqlite3 $(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests/test_states.py tests/test_client.py tests/test_broker.py tests/test_sqlite_smoke.py
-	ZIPLINE_TEST_REDIS=cluster $(BIN)/python -m pytest -q -p no:cacheprovider $(CLUSTER_QUICK_TESTS)
+	ZIPLINE_TEST_REDIS=cluster $(CLUSTER_QUICK_SOAK) $(BIN)/python -m pytest -q -p no:cacheprovider $(CLUSTER_QUICK_TESTS)
 	$(MAKE) --no-print-directory test-django6
 
 ## test-django6: the Django tasks tests again on Django 6.0's django.tasks, where a Python 3.12+ is found
@@ -65,13 +68,19 @@ else
 	$(VENV6)/bin/python -m pytest -q -p no:cacheprovider $(TASKS_TESTS)
 endif
 
-## test-cluster: the worker, scheduler, API and broker tests on a Redis Cluster of the run's own (8 to 14 minutes on 2 cores)
+## test-cluster: the worker, scheduler, API and broker tests on a Redis Cluster of the run's own (8 to 14 minutes on 2 cores),
+## and the soak at its default size on a cluster of its own (about 1.5 minutes more)
 test-cluster: $(STAMP)
 	ZIPLINE_TEST_REDIS=cluster $(BIN)/python -m pytest -q -p no:cacheprovider $(CLUSTER_TESTS)
 
 ## soak: the F23 soak at full size: 100,000 jobs, a random fault every 30-60 s (about 7 minutes)
 soak: $(STAMP)
 	ZIPLINE_SOAK_JOBS=100000 ZIPLINE_SOAK_FAULT_EVERY=30-60 $(BIN)/python -m pytest -p no:cacheprovider -s -m soak tests/test_soak.py
+
+## soak-cluster: the same soak on a Redis Cluster of its own (three masters with a replica each), F12 (a master
+## SIGKILLed, its replica promoted) in place of F11
+soak-cluster: $(STAMP)
+	ZIPLINE_TEST_REDIS=cluster ZIPLINE_SOAK_JOBS=100000 ZIPLINE_SOAK_FAULT_EVERY=30-60 $(BIN)/python -m pytest -p no:cacheprovider -s -m soak tests/test_soak.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

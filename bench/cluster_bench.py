@@ -8,7 +8,11 @@ are submitted in one ``enqueue_many``, and the drain is timed from the submit to
 The targets alternate run by run, so a change in the machine's load hits both. Redis CPU is ``INFO cpu``
 (user + sys) of each node before and after the drain. The database is the benchmark's (``zipline_bench``).
 
-    python bench/cluster_bench.py --n 5000 --runs 3
+Then ``--failovers`` failovers each through Sentinel and on a cluster (with replicas), under a pool, a
+scheduler and a producer: the time from the master's SIGKILL to the first job completed on the new master
+(``bench/failover.py``).
+
+    python bench/cluster_bench.py --n 5000 --runs 3 --failovers 3
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000, help="jobs per drain")
     parser.add_argument("--runs", type=int, default=3, help="drains per target")
     parser.add_argument("--queues", type=int, default=6, help="queues the jobs spread over")
+    parser.add_argument("--failovers", type=int, default=3, help="failovers each through Sentinel and on a cluster")
     args = parser.parse_args()
     from bench.zipline_adapter import _prepare_database
 
@@ -111,7 +116,35 @@ def main() -> None:
         finally:
             cluster.stop()
             single.stop()
-    _report(results, args)
+        _report(results, args)
+        _failovers(args, queues, Path(tmp))
+
+
+def _failovers(args: argparse.Namespace, queues: list[str], tmp: Path) -> None:
+    from bench.failover import cluster_failover, sentinel_failover
+
+    if args.failovers < 1:
+        return
+    load = os.getloadavg()[0]
+    sentinel, promoted, cluster = [], [], []
+    for run in range(args.failovers):
+        (tmp / f"sentinel-{run}").mkdir()
+        sentinel.append(sentinel_failover(tmp / f"sentinel-{run}", tmp / "failover.log"))
+        print(f"failover {run + 1} Sentinel: first job completed {sentinel[-1]:.2f} s after the master's death")
+        up, first = cluster_failover(tmp / f"cluster-{run}", tmp / "failover.log", queues)
+        promoted.append(up)
+        cluster.append(first)
+        print(f"failover {run + 1} Cluster: replica promoted {up:.2f} s, first job completed {first:.2f} s after")
+
+    def spread(values: list[float]) -> str:
+        return f"{min(values):.2f}-{max(values):.2f} s (median {statistics.median(values):.2f})"
+
+    print(
+        f"\nfailover, master SIGKILLed under load to the first job completed on the new master, {args.failovers} each:"
+    )
+    print(f"  Sentinel (down-after-milliseconds 1000): {spread(sentinel)}")
+    print(f"  Cluster (cluster-node-timeout 2000): {spread(cluster)}; the replica promoted after {spread(promoted)}")
+    print(f"  1-minute load average before and after: {load:.2f}, {os.getloadavg()[0]:.2f}")
 
 
 def _runs(args: argparse.Namespace, queues: list[str], single: Any, cluster: Any, log: Path) -> dict[str, list[Any]]:

@@ -178,6 +178,28 @@ def test_bad_files_name_the_key(tmp_path: Path, yaml_text: str, message: str) ->
         load_config({}, str(path))
 
 
+def test_the_sentinel_and_cluster_settings_come_from_the_file_too(tmp_path: Path) -> None:
+    """Issue 16: the sentinels, their master's name and password, and the cluster flag, in the YAML file; a bad
+    sentinel port there is one line naming the key."""
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "redis:\n  sentinels: s1:26379,s2:26379,s3:26379\n  sentinel_master: zipline\n  sentinel_password: pw\n"
+    )
+    redis = load_config({}, str(path)).redis
+    assert (redis.sentinels, redis.sentinel_master, redis.sentinel_password) == (
+        "s1:26379,s2:26379,s3:26379",
+        "zipline",
+        "pw",
+    )
+    assert load_config({"JQS_REDIS_SENTINEL_MASTER": "other"}, str(path)).redis.sentinel_master == "other"
+    path.write_text("redis: {url: 'redis://10.0.0.5:7000/0', cluster: true}\n")
+    assert load_config({}, str(path)).redis.cluster is True
+    path.write_text("redis: {sentinels: 's1:99999'}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config({}, str(path))
+    assert "redis.sentinels='s1:99999'" in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_every_env_variable_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [s.env for s in SETTINGS if f"`{s.env}`" not in readme]

@@ -742,20 +742,31 @@ def test_the_image_healthcheck_asks_the_port_the_api_listens_on(tmp_path: Path) 
         server.server_close()
 
 
-def test_the_redis_cluster_examples_in_operations_md_are_settings_that_parse() -> None:
-    """docs/operations.md's Cluster section: its shell export and its Kubernetes env name known settings, and
-    the cluster URL they show is one the configuration takes (the nodes of a cluster, database 0)."""
+@pytest.mark.parametrize("title", ["Redis through Sentinel", "Redis Cluster"])
+def test_the_redis_ha_sections_of_operations_md_show_settings_that_parse_and_files_that_exist(title: str) -> None:
+    """docs/operations.md's Sentinel and Cluster sections: their shell exports are known settings that the
+    configuration takes together, and every deployment file they name exists (tests/test_deploy_redis_ha.py
+    checks and runs those files)."""
     from zipline_site.config import load_config
 
-    section = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8").split("## Redis Cluster\n", 1)[1]
+    section = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8").split(f"## {title}\n", 1)[1]
     section = section.split("\n## ", 1)[0]
     shell = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
-    k8s = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
-    assert shell and k8s, "the Cluster section shows a shell export and a Kubernetes env"
-    name, _, value = shell.group(1).strip().removeprefix("export ").partition("=")
-    assert name in KNOWN_ENV
-    config = load_config({name: value.strip("'").replace("PASSWORD", "secret")})
-    assert config.redis.url.startswith("redis+cluster://") and config.redis.url.count(",") == 2
-    for entry in yaml.safe_load(k8s.group(1))["env"]:
-        assert entry["name"] in KNOWN_ENV, entry
-        assert entry["valueFrom"]["secretKeyRef"]["name"] == "zipline"
+    assert shell, f"the {title} section shows its settings as shell exports"
+    env = {}
+    for line in shell.group(1).strip().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        assert name in KNOWN_ENV, name
+        env[name] = value.split("#", 1)[0].strip().strip("'").replace("PASSWORD", "secret").replace("...", "secret")
+    config = load_config(env)
+    if title == "Redis Cluster":
+        assert config.redis.url.startswith("redis+cluster://") and config.redis.url.count(",") == 2
+    else:
+        assert config.redis.sentinels.count(",") == 2 and config.redis.sentinel_master == "zipline"
+    named = set(re.findall(r"`((?:deploy/|docker-compose)[\w./-]+)", section))
+    assert len(named) >= 3, named
+    for path in named:
+        assert (ROOT / path).is_file(), f"{title}: {path} does not exist"
+    folder = "deploy/k8s/redis-sentinel" if title == "Redis through Sentinel" else "deploy/k8s/redis-cluster"
+    assert any(p.startswith(folder) for p in named), named
+    assert "tests/test_deploy_redis_ha.py" in section

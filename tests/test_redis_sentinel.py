@@ -151,6 +151,7 @@ def test_a_failover_under_load_loses_no_job(through_sentinels: Sentinels, tmp_pa
         killed_at = time.monotonic()
         group.master.stop()  # SIGKILL
         wait_for(lambda: group.master_port() != old_master, 30, 0.1, "the sentinels promoted the replica")
+        promoted = f"127.0.0.1:{group.replica.port}"
         before = Job.objects.filter(status=Status.COMPLETED).count()
         wait_for(lambda: Job.objects.filter(status=Status.COMPLETED).count() > before, 30, 0.02, "a job after")
         outage = time.monotonic() - killed_at
@@ -163,6 +164,10 @@ def test_a_failover_under_load_loses_no_job(through_sentinels: Sentinels, tmp_pa
             0.2,
             "every job completed",
         )
+        # This process, as the API: its submits followed the failover (the producer went on), and the health
+        # endpoint names the promoted replica without a restart.
+        status, body = health_payload(detailed=True)
+        assert status == 200 and body["redis"]["master"] == promoted, body
         pool.signal(signal.SIGTERM)
         scheduler.signal(signal.SIGTERM)
         assert pool.wait(30) == 0 and scheduler.wait(30) == 0
@@ -176,6 +181,8 @@ def test_a_failover_under_load_loses_no_job(through_sentinels: Sentinels, tmp_pa
     changed = [r for r in pool.records() + scheduler.records() if r.get("message") == FAILOVER_LOGGED]
     per_process = Counter(r["pid"] for r in changed)
     assert per_process and set(per_process.values()) == {1}, per_process  # once per process, not per command
+    assert scheduler.popen.pid in per_process, "the scheduler followed the failover and logged it"
+    assert {r["address"] for r in changed} == {promoted}, changed
     print(
         f"\nfailover: first job completed {outage:.2f} s after the master died; {len(produced)} jobs, "
         f"{len(lost)} lost in flight and run again"
