@@ -1,16 +1,20 @@
 """gRPC unary SubmitJob against REST's single submit (``POST /api/v1/jobs``), the same job, the same machine.
 
-Run: ``.venv/bin/python bench/grpc_bench.py`` (``make bench-grpc``; needs ``wrk`` for the REST side:
-``apt-get install wrk``). Both servers run on 2 processes, as bench/api_bench.py's gunicorn (2 workers):
-two ``manage.py rungrpc`` on one port (gRPC's core sets SO_REUSEPORT, so the kernel spreads connections
-over them). REST is driven by wrk with 16 connections; gRPC by 16 clients, each its own channel (its own
-HTTP/2 connection) with one call in flight, all on one asyncio event loop of this process. Both take the
-machine's 2 cores with the servers, and the gRPC client is Python while wrk is C, so the client costs gRPC
-more. Two rounds, interleaved; the best of each is kept, with the servers' CPU time per request (their
-process groups' user + system time, which other load on the machine moves less than the rate). Prints one
-JSON line per workload and the ratio,
-and writes ``bench/results/grpc.json``. Its own database ``zipline_grpc_bench`` and Redis db 11 under the
-prefix ``zipbench-grpc``.
+Run: ``.venv/bin/python bench/grpc_bench.py`` (``make bench-grpc``; needs ``wrk`` and ``h2load``:
+``apt-get install wrk nghttp2-client``). Both servers run on 2 processes, as bench/api_bench.py's gunicorn
+(2 workers): two ``manage.py rungrpc`` on one port (gRPC's core sets SO_REUSEPORT, so the kernel spreads
+connections over them). Both are driven by a client written in C with 16 connections and one request in
+flight on each: REST by wrk, gRPC by h2load (nghttp2's HTTP/2 load generator) posting the same SubmitJob
+message as a gRPC frame with the ``authorization`` metadata. h2load counts any HTTP 200 as a success, and
+gRPC answers its errors with 200 and a ``grpc-status`` trailer, so each gRPC run counts the jobs it stored
+and reports as ``errors`` the answered calls that stored none. ``--python-client`` adds a named row where 16
+Python clients (a channel each, on one asyncio loop of this process) drive gRPC instead: the client then
+costs the shared 2 cores more than wrk does.
+
+Two rounds, interleaved; the best of each is kept, with the servers' CPU time per request (their process
+groups' user + system time, which other load on the machine moves less than the rate). Prints one JSON line
+per workload and the ratio, and writes ``bench/results/grpc.json``. Its own database ``zipline_grpc_bench``
+and Redis db 11 under the prefix ``zipbench-grpc``.
 """
 
 from __future__ import annotations
@@ -60,12 +64,29 @@ def serve_grpc(port: int, processes: int) -> list[subprocess.Popen[bytes]]:
         health = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
-                health.Check(health_pb2.HealthCheckRequest(service="zipline.v1.ZipLine"), timeout=1)
+                health.Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=1)
                 time.sleep(1.0)  # the other processes start alike; give them a moment to listen
                 return servers
             except grpc.RpcError:
                 time.sleep(0.2)
     raise SystemExit("rungrpc did not start")
+
+
+def check_submit(address: str, token: str) -> None:
+    """One real SubmitJob with the bench's token and message, so that a refusal stops the bench saying why."""
+    import grpc
+
+    from jobs.grpc.proto.zipline.v1 import zipline_pb2 as pb
+    from jobs.grpc.proto.zipline.v1 import zipline_pb2_grpc as pb_grpc
+
+    request = pb.SubmitJobRequest.FromString(grpc_frame()[5:])
+    with grpc.insecure_channel(address) as channel:
+        try:
+            pb_grpc.ZipLineStub(channel).SubmitJob(
+                request, metadata=(("authorization", f"Bearer {token}"),), timeout=10
+            )
+        except grpc.RpcError as exc:
+            raise SystemExit(f"SubmitJob refused the bench's call: {exc.code()} {exc.details()}") from None
 
 
 async def _drive(address: str, token: str, clients: int, seconds: float) -> dict[str, float]:
@@ -219,6 +240,7 @@ def run_rounds(args: argparse.Namespace, token: str) -> dict[str, list[dict[str,
         )
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in workloads}
     try:
+        check_submit(grpc_address, token)
         for _ in range(args.rounds):
             for name, (drive, groups) in workloads.items():
                 runs[name].append(measured(drive, args.seconds, groups))
