@@ -103,7 +103,7 @@ bench-enqueue: $(STAMP)
 bench-api: $(STAMP)
 	$(BIN)/python bench/api_bench.py
 
-## bench-grpc: gRPC unary SubmitJob against REST's single submit, 16 concurrent clients each (needs wrk)
+## bench-grpc: gRPC unary SubmitJob against REST's single submit, 16 concurrent clients each (needs wrk and h2load: apt-get install wrk nghttp2-client)
 bench-grpc: $(STAMP)
 	$(BIN)/python bench/grpc_bench.py
 

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 K8S_DIR = ROOT / "deploy" / "k8s"
+K8S_OPTIONAL = K8S_DIR / "optional"  # left out of `kubectl apply -f deploy/k8s/` (not recursive)
 DASHBOARD = ROOT / "deploy" / "grafana" / "zipline-dashboard.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -40,7 +41,7 @@ PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 KNOWN_ENV = {setting.env for setting in SETTINGS}
 SHUTDOWN_TIMEOUT_DEFAULT = next(s.default for s in SETTINGS if s.env == "JQS_WORKER_SHUTDOWN_TIMEOUT")
 
-APP_SERVICES = ("migrate", "api", "grpc", "workers", "scheduler")
+APP_SERVICES = ("migrate", "api", "grpc", "workers", "scheduler", "kafka-ingress")
 LONG_RUNNING = ("redis", "postgres", "api", "grpc", "workers", "scheduler")
 DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
 
@@ -120,11 +121,12 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
 
 
 def _k8s_documents() -> list[tuple[str, dict[str, Any]]]:
+    """Every manifest, the optional ones (deploy/k8s/optional/) included, as (its path under deploy/k8s, it)."""
     documents = []
-    for path in sorted(K8S_DIR.glob("*.yaml")):
+    for path in sorted([*K8S_DIR.glob("*.yaml"), *K8S_OPTIONAL.glob("*.yaml")]):
         for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if document is not None:
-                documents.append((path.name, document))
+                documents.append((str(path.relative_to(K8S_DIR)), document))
     return documents
 
 
@@ -229,6 +231,25 @@ def test_compose_has_every_service_and_healthchecks() -> None:
     assert services["scheduler"]["command"] == ["python", "manage.py", "runscheduler"]
     assert services["grpc"]["command"] == ["python", "manage.py", "rungrpc"]
     assert "zipline.v1.ZipLine" in " ".join(services["grpc"]["healthcheck"]["test"])  # run by test_grpc_command
+
+
+def test_compose_kafka_ingress_is_optional_and_named_by_its_settings() -> None:
+    """runkafka runs only with ``--profile kafka``, with the brokers from the environment (none: it exits 2
+    naming the setting), after the migration, with the Kafka settings' own defaults."""
+    services = _compose()["services"]
+    ingress = services["kafka-ingress"]
+    assert ingress["profiles"] == ["kafka"]
+    assert all("profiles" not in services[name] for name in (*LONG_RUNNING, "migrate")), "the rest start by default"
+    assert ingress["command"] == ["python", "manage.py", "runkafka"]
+    assert ingress["stop_signal"] == "SIGTERM"
+    env = _environment(ingress)
+    assert env["JQS_KAFKA_BOOTSTRAP_SERVERS"] == "${JQS_KAFKA_BOOTSTRAP_SERVERS:-}"
+    defaults = {s.env: s.default for s in SETTINGS}
+    for name in ("JQS_KAFKA_TOPIC", "JQS_KAFKA_DEAD_LETTER_TOPIC", "JQS_KAFKA_GROUP"):
+        assert _interpolate(env[name]) == defaults[name], name
+    assert env["JQS_DATABASE_URL"] == _environment(services["api"])["JQS_DATABASE_URL"], "the shared environment"
+    for name in ("migrate", "postgres", "redis"):
+        assert name in ingress["depends_on"]
 
 
 def test_compose_depends_on_conditions() -> None:
@@ -459,6 +480,25 @@ def test_k8s_workers_grace_and_metrics() -> None:
     assert annotations["prometheus.io/port"] == config.get("JQS_METRICS_PORT", "9091") == "9091"
     ports = {port["containerPort"] for port in _only_container(workers)["ports"]}
     assert 9091 in ports
+
+
+def test_k8s_kafka_ingress_is_optional() -> None:
+    """runkafka's Deployment is kept apart (deploy/k8s/optional/), so applying deploy/k8s/ leaves it out, and
+    names its brokers and topics with known settings whose values parse."""
+    assert not list(K8S_DIR.glob("*kafka*")), "a Kafka manifest in deploy/k8s/ would be applied with the rest"
+    ingress = _k8s("Deployment", "zipline-kafka-ingress")
+    container = _only_container(ingress)
+    assert container["command"] == ["python", "manage.py", "runkafka"]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert "JQS_KAFKA_BOOTSTRAP_SERVERS" in env
+    for setting in SETTINGS:
+        if setting.env in env:
+            assert setting.parse(env[setting.env]), setting.env
+    assert set(env) <= KNOWN_ENV
+    assert "livenessProbe" not in container, "runkafka keeps no heartbeat a probe could read"
+    assert (
+        ingress["spec"]["selector"]["matchLabels"].items() <= ingress["spec"]["template"]["metadata"]["labels"].items()
+    )
 
 
 def test_k8s_migrate_job() -> None:

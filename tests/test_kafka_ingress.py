@@ -7,12 +7,14 @@ from __future__ import annotations
 import ast
 import json
 import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from jobs.kafka import connect
 from jobs.models import Job, Status
 from tests.helpers import wait_for
 from tests.kafka_support import SESSION_TIMEOUT, Tansu, tansu_binary
@@ -67,6 +69,18 @@ def test_runkafka_without_bootstrap_servers_exits_2_naming_the_setting() -> None
     assert result.stderr.strip().splitlines() == [
         "runkafka: JQS_KAFKA_BOOTSTRAP_SERVERS is not set (host:port,host:port of the Kafka brokers)"
     ]
+
+
+def test_kafka_out_of_reach_at_start_is_one_line_and_exit_3_within_seconds() -> None:
+    servers = f"127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    result = manage("runkafka", JQS_KAFKA_BOOTSTRAP_SERVERS=servers)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.stderr
+    [line] = result.stderr.strip().splitlines()  # kafka-python's lines about each failed connection are not shown
+    assert line.startswith(f"runkafka: Kafka at {servers} does not answer: "), line
+    bound = connect.BOOTSTRAP_TIMEOUT_MS / 1000 + 10  # plus the process's start (Django, the settings, the database)
+    assert elapsed < bound, f"runkafka took {elapsed:.1f}s to say Kafka is out of reach (bound {bound:.0f}s)"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,9 @@ CLIENT_ID = "zipline-runkafka"
 MAX_POLL_INTERVAL_MS = 60_000
 #: Messages taken per poll; their offsets are committed together once each is a job or dead-lettered.
 MAX_POLL_RECORDS = 100
+#: How long the consumer and the producer try to reach a broker when they are made (kafka-python's own default
+#: is 30 s, spent mostly in a reconnect backoff): Kafka out of reach at start is said in a few seconds.
+BOOTSTRAP_TIMEOUT_MS = 5_000
 
 
 def consumer(config: KafkaConfig) -> KafkaConsumer:
@@ -33,6 +36,7 @@ def consumer(config: KafkaConfig) -> KafkaConsumer:
         heartbeat_interval_ms=max(100, session_ms // 3),
         max_poll_interval_ms=max(MAX_POLL_INTERVAL_MS, session_ms),
         max_poll_records=MAX_POLL_RECORDS,
+        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
     )
     subscribed.subscribe([config.topic])
     return subscribed
@@ -41,4 +45,9 @@ def consumer(config: KafkaConfig) -> KafkaConsumer:
 def producer(config: KafkaConfig) -> KafkaProducer:
     """The producer of dead-letter copies: a copy is acknowledged by every in-sync replica before its
     original's offset is committed."""
-    return KafkaProducer(bootstrap_servers=list(config.bootstrap_servers), client_id=CLIENT_ID, acks="all")
+    return KafkaProducer(
+        bootstrap_servers=list(config.bootstrap_servers),
+        client_id=CLIENT_ID,
+        acks="all",
+        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+    )

@@ -1,13 +1,17 @@
 """What ``manage.py runkafka`` does, start to end: check the settings, reach Kafka, run the ingress, close.
 
 Each way it cannot start is one line and a named exit status: a setting or the schema to fix is ``CONFIG``,
-Kafka out of reach at start is ``UNAVAILABLE`` (an orchestrator's restart may mend it).
+Kafka out of reach at start is ``UNAVAILABLE`` (an orchestrator's restart may mend it), said within
+:data:`jobs.kafka.connect.BOOTSTRAP_TIMEOUT_MS` and without kafka-python's own lines about each failed
+connection (the one line carries its error).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from kafka.errors import KafkaError
@@ -42,16 +46,30 @@ def check(config: KafkaConfig) -> None:
         raise CannotStart(problem, ExitCode.CONFIG)
 
 
+@contextmanager
+def _client_quiet() -> Iterator[None]:
+    """kafka-python's logger silent while a client is made: a broker out of reach is then ours to say."""
+    library = logging.getLogger("kafka")
+    saved = library.level
+    library.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        library.setLevel(saved)
+
+
 def run(config: KafkaConfig, stop: threading.Event) -> None:
     """Consume ``config.topic`` until ``stop`` is set."""
     check(config)
     servers = ",".join(config.bootstrap_servers)
     try:
-        consumer = connect.consumer(config)
+        with _client_quiet():
+            consumer = connect.consumer(config)
     except KafkaError as exc:
         raise CannotStart(f"Kafka at {servers} does not answer: {exc}", ExitCode.UNAVAILABLE) from None
     try:
-        producer = connect.producer(config)
+        with _client_quiet():
+            producer = connect.producer(config)
     except KafkaError as exc:
         consumer.close(autocommit=False)
         raise CannotStart(f"Kafka at {servers} does not answer: {exc}", ExitCode.UNAVAILABLE) from None
