@@ -1,8 +1,8 @@
 """Start-up time and memory of ``manage.py runworkers`` with ZipLine's defaults (info logs, JSON, metrics on).
 
-Run: ``make bench-startup`` (or ``.venv/bin/python bench/startup_memory.py --runs 3 --n 10000``). It uses the
-benchmark's database and Redis (``bench/zipline_settings.py``: PostgreSQL ``zipline_bench``, Redis db 9, which
-is FLUSHDB'ed) and reports:
+Run: ``make bench-startup`` (or ``.venv/bin/python bench/startup_memory.py --runs 3 --n 10000``). It runs on a
+PostgreSQL cluster and a redis-server of its own (``bench/private_servers.py``, on free ports), so that it
+neither collides with nor counts anyone else's benchmark, and reports:
 
 * start-up, ``--runs`` times (median, min, max): from just before ``manage.py runworkers`` is started to the
   first job's start (its body notes the time; the job waited in the queue before the pool started), and to
@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import BULK_BATCH, harness_redis, read_done, read_first_start, wait_for  # noqa: E402
+from bench.private_servers import PrivatePostgres, PrivateRedis  # noqa: E402
 from bench.procs import kill_trees, spawn, tree  # noqa: E402
 
 #: Modules the workers must not load (tests/test_workers_lean.py asserts the same).
@@ -54,7 +55,8 @@ def _free_port() -> int:
 
 def _worker_env(report_dir: str) -> dict[str, str]:
     """ZipLine's defaults for logging and metrics, spelled out (the bench settings keep them too, but a
-    caller's environment might not), and a free metrics port."""
+    caller's environment might not), and a free metrics port; the private servers are in ``os.environ``
+    (:func:`_use_servers`)."""
     return {
         "DJANGO_SETTINGS_MODULE": "bench.zipline_settings",
         "JQS_LOG_LEVEL": "info",
@@ -88,9 +90,47 @@ class Pool:
         self.stop()
 
 
-def _reset(driver: Any) -> None:
-    harness_redis().flushdb()
-    driver.setup()
+class Jobs:
+    """Enqueues the benchmark's no-op jobs on the private servers, through ZipLine's public API."""
+
+    def __init__(self) -> None:
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=os.environ, check=True)
+        import django
+
+        django.setup()
+
+    def reset(self) -> None:
+        from django.db import connection
+
+        harness_redis(os.environ["BENCH_REDIS_URL"]).flushdb()
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE jobs_job CASCADE")
+
+    def enqueue_noop(self) -> None:
+        from jobs import enqueue
+
+        enqueue("bench_noop")
+
+    def enqueue_noop_bulk(self, count: int) -> None:
+        from jobs import JobSpec, enqueue_many
+
+        enqueue_many([JobSpec("bench_noop") for _ in range(count)])
+
+
+def _use_servers(pg: PrivatePostgres, redis: PrivateRedis) -> None:
+    """Point this process, and the pools it starts (their environment is this one's), at the private servers."""
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench.zipline_settings",
+            "JQS_DATABASE_URL": pg.url,
+            "JQS_REDIS_URL": redis.url,
+            "BENCH_REDIS_URL": redis.url,  # the no-op job's body counts itself there
+        }
+    )
+
+
+def _harness() -> Any:
+    return harness_redis(os.environ["BENCH_REDIS_URL"])
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -100,23 +140,26 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def startup_run(driver: Any, processes: int, report_dir: str, log: Path) -> dict[str, float]:
+def startup_run(driver: Jobs, processes: int, report_dir: str, log: Path) -> dict[str, float]:
     """One cold start: a job waits in the queue, the pool starts; seconds to its start and to its end.
 
-    Also the CPU time the supervisor had used by then (start-up and imports before it forks): the
-    wall-clock figures grow with the machine's load, this one much less.
+    Also the CPU time the supervisor and each worker had used by then (the supervisor's start-up and
+    imports before it forks; a worker's own start, its first claim and the job): the wall-clock figures
+    grow with the machine's load, these much less.
     """
-    _reset(driver)
+    driver.reset()
     driver.enqueue_noop()
-    r = harness_redis()
+    r = _harness()
     with Pool(processes, report_dir, log) as pool:
         done_at = wait_for(lambda: read_done(r), 1, timeout=60)
         cpu = _cpu_seconds(pool.proc.pid)
+        workers = [_cpu_seconds(pid) for pid in pool.workers()]
         first = read_first_start(r) or done_at
         return {
             "first_job_started_s": first - pool.started,
             "first_job_completed_s": done_at - pool.started,
             "supervisor_cpu_s": cpu,
+            "worker_cpu_s": max(workers, default=0.0),
         }
 
 
@@ -178,10 +221,10 @@ def _idle_private_mib(pool: Pool, processes: int, r: Any) -> list[float]:
     return [(w["Private_Clean"] + w["Private_Dirty"]) / MIB for w in rollups]
 
 
-def memory_run(driver: Any, processes: int, n: int, report_dir: str, log: Path) -> dict[str, Any]:
+def memory_run(driver: Jobs, processes: int, n: int, report_dir: str, log: Path) -> dict[str, Any]:
     """Drain ``n`` no-op jobs, then measure the pool's memory."""
-    _reset(driver)
-    r = harness_redis()
+    driver.reset()
+    r = _harness()
     with Pool(processes, report_dir, log) as pool:
         idle = _idle_private_mib(pool, processes, r)
         for first in range(0, n, BULK_BATCH):
@@ -307,14 +350,12 @@ def compile_project() -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from bench.zipline_adapter import ZipLineDriver
-
     compile_project()
 
     log = ROOT / "bench/results/logs/startup_memory.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    driver = ZipLineDriver()
+    driver = Jobs()
     load_before = os.getloadavg()[0]
     runs: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as report_dir:
@@ -324,7 +365,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             runs.append(startup_run(driver, args.processes, report_dir, log))
         modules = module_report(report_dir)
         memory = memory_run(driver, args.processes, args.n, report_dir, log)
-    harness_redis().flushdb()
     return {
         "processes": args.processes,
         "jobs_drained": args.n,
@@ -333,6 +373,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "first_job_started_s": _summary([run["first_job_started_s"] for run in runs]),
         "first_job_completed_s": _summary([run["first_job_completed_s"] for run in runs]),
         "supervisor_cpu_s": _summary([run["supervisor_cpu_s"] for run in runs]),
+        "worker_cpu_s": _summary([run["worker_cpu_s"] for run in runs]),
         **modules,
         **memory,
         "supervisor_import_steps": import_steps(),
@@ -346,6 +387,7 @@ def _print(result: dict[str, Any]) -> None:
         ("first job started", started),
         ("first job completed", completed),
         ("supervisor CPU time by then", result["supervisor_cpu_s"]),
+        ("the busiest worker's CPU time by then", result["worker_cpu_s"]),
     ):
         print(f"{label}: median {figures['median']:.3f} s (min {figures['min']:.3f}, max {figures['max']:.3f})")
     print(f"modules loaded: {result['modules_loaded']}; forbidden in a worker: {result['worker_forbidden_modules']}")
@@ -382,7 +424,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     args = parser.parse_args()
     os.chdir(ROOT)
-    result = run(args)
+    with PrivatePostgres() as pg, PrivateRedis() as redis:
+        _use_servers(pg, redis)
+        result = run(args)
     print(json.dumps(result)) if args.json else _print(result)
 
 
