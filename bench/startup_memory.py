@@ -241,6 +241,7 @@ def memory_run(driver: Jobs, processes: int, n: int, report_dir: str, log: Path)
         "pool_pss_mib": (supervisor["Pss"] + sum(w["Pss"] for w in workers.values())) / MIB,
         "supervisor_rss_mib": supervisor["Rss"] / MIB,
         "supervisor_pss_mib": supervisor["Pss"] / MIB,
+        "supervisor_private_mib": (supervisor["Private_Clean"] + supervisor["Private_Dirty"]) / MIB,
         "worker_rss_mib": [w["Rss"] / MIB for w in workers.values()],
         "worker_pss_mib": [w["Pss"] / MIB for w in workers.values()],
         "worker_private_mib": [(w["Private_Clean"] + w["Private_Dirty"]) / MIB for w in workers.values()],
@@ -405,7 +406,7 @@ def _print(result: dict[str, Any]) -> None:
         f"after draining {result['jobs_drained']} no-op jobs (done {result['drain_s']:.1f} s after the last enqueue):"
     )
     print(f"  pool PSS {result['pool_pss_mib']:.1f} MiB (supervisor {result['supervisor_pss_mib']:.1f})")
-    print(f"  supervisor RSS {result['supervisor_rss_mib']:.1f} MiB")
+    print(f"  supervisor RSS {result['supervisor_rss_mib']:.1f} MiB, private {result['supervisor_private_mib']:.1f}")
     for rss, pss, private in zip(
         result["worker_rss_mib"], result["worker_pss_mib"], result["worker_private_mib"], strict=True
     ):
