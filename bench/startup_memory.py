@@ -234,6 +234,7 @@ def memory_run(driver: Jobs, processes: int, n: int, report_dir: str, log: Path)
         _wait_recorded(n)
         drain_s = time.monotonic() - started
         supervisor, workers = _rollup(pool.proc.pid), {pid: _rollup(pid) for pid in pool.workers()}
+        threads = [len(os.listdir(f"/proc/{pid}/task")) for pid in workers]
         detail = _smaps_groups(min(workers)) if workers else {}
     return {
         "drain_s": drain_s,
@@ -245,6 +246,7 @@ def memory_run(driver: Jobs, processes: int, n: int, report_dir: str, log: Path)
         "worker_rss_mib": [w["Rss"] / MIB for w in workers.values()],
         "worker_pss_mib": [w["Pss"] / MIB for w in workers.values()],
         "worker_private_mib": [(w["Private_Clean"] + w["Private_Dirty"]) / MIB for w in workers.values()],
+        "worker_threads": threads,
         "worker_mappings_mib": _top_mappings(detail),
     }
 
@@ -407,10 +409,14 @@ def _print(result: dict[str, Any]) -> None:
     )
     print(f"  pool PSS {result['pool_pss_mib']:.1f} MiB (supervisor {result['supervisor_pss_mib']:.1f})")
     print(f"  supervisor RSS {result['supervisor_rss_mib']:.1f} MiB, private {result['supervisor_private_mib']:.1f}")
-    for rss, pss, private in zip(
-        result["worker_rss_mib"], result["worker_pss_mib"], result["worker_private_mib"], strict=True
+    for rss, pss, private, threads in zip(
+        result["worker_rss_mib"],
+        result["worker_pss_mib"],
+        result["worker_private_mib"],
+        result["worker_threads"],
+        strict=True,
     ):
-        print(f"  worker RSS {rss:.1f} MiB, PSS {pss:.1f}, private {private:.1f}")
+        print(f"  worker RSS {rss:.1f} MiB, PSS {pss:.1f}, private {private:.1f}; {threads} threads")
     print("  one worker's resident memory by mapping (MiB):")
     for row in result["worker_mappings_mib"]:
         rss, pss, private = row.get("Rss", 0), row.get("Pss", 0), row.get("Private", 0)
