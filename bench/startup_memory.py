@@ -39,12 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import BULK_BATCH, harness_redis, read_done, read_first_start, wait_for  # noqa: E402
 from bench.private_servers import PrivatePostgres, PrivateRedis  # noqa: E402
+from bench.proc_memory import KIB, MIB, cpu_seconds, rollup, smaps_groups, top_mappings  # noqa: E402
 from bench.procs import kill_trees, spawn, tree  # noqa: E402
 
 #: Modules the workers must not load (tests/test_workers_lean.py asserts the same).
 FORBIDDEN = ("rest_framework", "drf_spectacular", "jobs.admin", "jobs.dashboard", "jobs.api", "django.contrib.admin")
-KIB = 1024
-MIB = 2**20
 
 
 def _free_port() -> int:
@@ -133,13 +132,6 @@ def _harness() -> Any:
     return harness_redis(os.environ["BENCH_REDIS_URL"])
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far (its children's not included)."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def startup_run(driver: Jobs, processes: int, report_dir: str, log: Path) -> dict[str, float]:
     """One cold start: a job waits in the queue, the pool starts; seconds to its start and to its end.
 
@@ -152,8 +144,8 @@ def startup_run(driver: Jobs, processes: int, report_dir: str, log: Path) -> dic
     r = _harness()
     with Pool(processes, report_dir, log) as pool:
         done_at = wait_for(lambda: read_done(r), 1, timeout=60)
-        cpu = _cpu_seconds(pool.proc.pid)
-        workers = [_cpu_seconds(pid) for pid in pool.workers()]
+        cpu = cpu_seconds(pool.proc.pid)
+        workers = [cpu_seconds(pid) for pid in pool.workers()]
         first = read_first_start(r) or done_at
         return {
             "first_job_started_s": first - pool.started,
@@ -161,42 +153,6 @@ def startup_run(driver: Jobs, processes: int, report_dir: str, log: Path) -> dic
             "supervisor_cpu_s": cpu,
             "worker_cpu_s": max(workers, default=0.0),
         }
-
-
-THREAD_STACK = 8 * MIB  # glibc's default thread stack (RLIMIT_STACK), one anonymous mapping per thread
-
-
-def _mapping_name(header: list[str], size: int) -> str:
-    """A mapping's group: a file's base name, ``[heap]``, thread stacks, or anonymous memory."""
-    path = header[5] if len(header) > 5 else ""
-    if path.startswith("/"):
-        return Path(path).name
-    if path:
-        return path
-    return "[thread stacks]" if size in (THREAD_STACK, THREAD_STACK + 4096) else "[anon]"
-
-
-def _smaps_groups(pid: int) -> dict[str, dict[str, int]]:
-    """A process's resident memory by mapping group (see :func:`_mapping_name`): Rss, Pss, Private."""
-    groups: dict[str, Counter[str]] = {}
-    current: Counter[str] = Counter()
-    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
-        head, _, rest = line.partition(" ")
-        if "-" in head and not head.endswith(":"):
-            start, end = (int(bound, 16) for bound in head.split("-"))
-            current = groups.setdefault(_mapping_name(line.split(), end - start), Counter())
-        elif head in ("Rss:", "Pss:", "Private_Clean:", "Private_Dirty:"):
-            key = "Private" if head.startswith("Private") else head[:-1]
-            current[key] += int(rest.split()[0]) * KIB
-    return {name: dict(values) for name, values in groups.items()}
-
-
-def _rollup(pid: int) -> dict[str, int]:
-    values: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        key, _, rest = line.partition(":")
-        values[key] = int(rest.split()[0]) * KIB
-    return values
 
 
 def _wait_recorded(n: int, timeout: float = 120.0) -> None:
@@ -217,7 +173,7 @@ def _idle_private_mib(pool: Pool, processes: int, r: Any) -> list[float]:
         if time.monotonic() > deadline:
             raise TimeoutError(f"fewer than {processes} workers up after 60 s")
         time.sleep(0.05)
-    rollups = [_rollup(pid) for pid in pool.workers()]
+    rollups = [rollup(pid) for pid in pool.workers()]
     return [(w["Private_Clean"] + w["Private_Dirty"]) / MIB for w in rollups]
 
 
@@ -233,9 +189,9 @@ def memory_run(driver: Jobs, processes: int, n: int, report_dir: str, log: Path)
         wait_for(lambda: read_done(r), n, timeout=600)
         _wait_recorded(n)
         drain_s = time.monotonic() - started
-        supervisor, workers = _rollup(pool.proc.pid), {pid: _rollup(pid) for pid in pool.workers()}
+        supervisor, workers = rollup(pool.proc.pid), {pid: rollup(pid) for pid in pool.workers()}
         threads = [len(os.listdir(f"/proc/{pid}/task")) for pid in workers]
-        detail = _smaps_groups(min(workers)) if workers else {}
+        detail = smaps_groups(min(workers)) if workers else {}
     return {
         "drain_s": drain_s,
         "worker_private_idle_mib": idle,
@@ -247,16 +203,8 @@ def memory_run(driver: Jobs, processes: int, n: int, report_dir: str, log: Path)
         "worker_pss_mib": [w["Pss"] / MIB for w in workers.values()],
         "worker_private_mib": [(w["Private_Clean"] + w["Private_Dirty"]) / MIB for w in workers.values()],
         "worker_threads": threads,
-        "worker_mappings_mib": _top_mappings(detail),
+        "worker_mappings_mib": top_mappings(detail),
     }
-
-
-def _top_mappings(groups: dict[str, dict[str, int]], top: int = 12) -> list[dict[str, Any]]:
-    ranked = sorted(groups.items(), key=lambda item: -item[1].get("Rss", 0))[:top]
-    return [
-        {"mapping": name, **{key: round(value / MIB, 2) for key, value in sorted(values.items())}}
-        for name, values in ranked
-    ]
 
 
 def _package(name: str) -> str:
@@ -316,7 +264,7 @@ _IMPORT_STEPS = """
 import json, sys
 sys.argv = ["manage.py", "runworkers"]
 def rss():
-    lines = open("/proc/self/smaps_rollup").read().splitlines()[1:]
+    lines = open("/proc/self/smapsrollup").read().splitlines()[1:]
     return next(int(line.split()[1]) for line in lines if line.startswith("Rss:")) / 1024
 steps = [("interpreter", rss(), len(sys.modules))]
 def step(name):
