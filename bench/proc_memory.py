@@ -48,7 +48,7 @@ def smaps_groups(pid: int) -> dict[str, dict[str, int]]:
 
 def rollup(pid: int) -> dict[str, int]:
     values: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/smapsrollup").read_text().splitlines()[1:]:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         key, _, rest = line.partition(":")
         values[key] = int(rest.split()[0]) * KIB
     return values

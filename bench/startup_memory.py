@@ -264,7 +264,7 @@ _IMPORT_STEPS = """
 import json, sys
 sys.argv = ["manage.py", "runworkers"]
 def rss():
-    lines = open("/proc/self/smapsrollup").read().splitlines()[1:]
+    lines = open("/proc/self/smaps_rollup").read().splitlines()[1:]
     return next(int(line.split()[1]) for line in lines if line.startswith("Rss:")) / 1024
 steps = [("interpreter", rss(), len(sys.modules))]
 def step(name):
