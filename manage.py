@@ -11,9 +11,9 @@ def main() -> None:
     from zipline_site.installed_apps import is_lean
 
     if is_lean(sys.argv):
-        # runworkers: no collection while it imports (a tenth of its start-up's CPU time), and none that
-        # leaves freed holes in the pages its worker processes share; the supervisor freezes what is
-        # loaded before it forks and enables the collector again (workers/supervisor.py).
+        # runworkers: no collection while it imports (about a tenth of its start-up's CPU time); the
+        # supervisor freezes what is loaded before it forks and turns the collector on again, in itself
+        # and in each worker (workers/supervisor.py).
         gc.disable()
     from zipline_site import localenv
     from zipline_site.config import config_file_from_argv

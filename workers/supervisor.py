@@ -114,7 +114,7 @@ class Supervisor:
             if self.stopping:  # a signal during start-up: start no more
                 break
             self._spawn()
-        gc.enable()  # manage.py disabled it for the start-up; what is frozen stays out of its reach
+        gc.enable()  # manage.py turned it off for the start-up; what is frozen stays out of its reach
         self._watch(liveness)
         if self.metrics_dir:
             metrics_server.cleanup(self.metrics_dir)
@@ -210,7 +210,7 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             raise
         if pid == 0:  # pragma: no cover - runs in the child
-            gc.enable()  # manage.py disables it for the start-up (fewer freed holes in the shared pages)
+            gc.enable()  # manage.py turned it off for the start-up
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             # The supervisor turns Ctrl-C and a hang-up (sent to the whole group) into SIGTERM.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
