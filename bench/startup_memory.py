@@ -6,11 +6,12 @@ neither collides with nor counts anyone else's benchmark, and reports:
 
 * start-up, ``--runs`` times (median, min, max): from just before ``manage.py runworkers`` is started to the
   first job's start (its body notes the time; the job waited in the queue before the pool started), and to
-  its completion;
+  its completion, and the CPU time the supervisor and the busiest worker had used by then;
 * the modules each process loaded (``ZIPLINE_MODULES_REPORT_DIR``, written by each process as it exits), and
   whether a worker loaded any of the API's, the admin's or the dashboard's;
-* memory after draining ``--n`` no-op jobs: the pool's PSS (supervisor and workers), each process's RSS, and
-  where a worker's resident memory goes (its mappings grouped by file, heap and anonymous memory).
+* memory after draining ``--n`` no-op jobs: the pool's PSS (supervisor and workers), each process's RSS and
+  private memory, each worker's threads, and where a worker's resident memory goes (its mappings grouped by
+  file, heap and anonymous memory).
 
 The project's modules are compiled first (``compileall`` into their ``__pycache__``, which git ignores), as the
 image does at build time: with ``PYTHONDONTWRITEBYTECODE`` set (the Makefile sets it) and no ``.pyc`` files,
