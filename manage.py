@@ -1,12 +1,20 @@
 #!/usr/bin/env python
 """Django's command-line utility for ZipLine."""
 
+import gc
 import os
 import sys
 
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "zipline_site.settings")
+    from zipline_site.installed_apps import is_lean
+
+    if is_lean(sys.argv):
+        # runworkers: no collection while it imports (about a tenth of its start-up's CPU time); the
+        # supervisor freezes what is loaded before it forks and turns the collector on again, in itself
+        # and in each worker (workers/supervisor.py).
+        gc.disable()
     from zipline_site import localenv
     from zipline_site.config import config_file_from_argv
 

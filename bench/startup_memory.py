@@ -1,16 +1,17 @@
 """Start-up time and memory of ``manage.py runworkers`` with ZipLine's defaults (info logs, JSON, metrics on).
 
-Run: ``make bench-startup`` (or ``.venv/bin/python bench/startup_memory.py --runs 3 --n 10000``). It uses the
-benchmark's database and Redis (``bench/zipline_settings.py``: PostgreSQL ``zipline_bench``, Redis db 9, which
-is FLUSHDB'ed) and reports:
+Run: ``make bench-startup`` (or ``.venv/bin/python bench/startup_memory.py --runs 3 --n 10000``). It runs on a
+PostgreSQL cluster and a redis-server of its own (``bench/private_servers.py``, on free ports), so that it
+neither collides with nor counts anyone else's benchmark, and reports:
 
 * start-up, ``--runs`` times (median, min, max): from just before ``manage.py runworkers`` is started to the
   first job's start (its body notes the time; the job waited in the queue before the pool started), and to
-  its completion;
+  its completion, and the CPU time the supervisor and the busiest worker had used by then;
 * the modules each process loaded (``ZIPLINE_MODULES_REPORT_DIR``, written by each process as it exits), and
   whether a worker loaded any of the API's, the admin's or the dashboard's;
-* memory after draining ``--n`` no-op jobs: the pool's PSS (supervisor and workers), each process's RSS, and
-  where a worker's resident memory goes (its mappings grouped by file, heap and anonymous memory).
+* memory after draining ``--n`` no-op jobs: the pool's PSS (supervisor and workers), each process's RSS and
+  private memory, each worker's threads, and where a worker's resident memory goes (its mappings grouped by
+  file, heap and anonymous memory).
 
 The project's modules are compiled first (``compileall`` into their ``__pycache__``, which git ignores), as the
 image does at build time: with ``PYTHONDONTWRITEBYTECODE`` set (the Makefile sets it) and no ``.pyc`` files,
@@ -38,12 +39,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import BULK_BATCH, harness_redis, read_done, read_first_start, wait_for  # noqa: E402
+from bench.private_servers import PrivatePostgres, PrivateRedis  # noqa: E402
+from bench.proc_memory import KIB, MIB, cpu_seconds, rollup, smaps_groups, top_mappings  # noqa: E402
 from bench.procs import kill_trees, spawn, tree  # noqa: E402
 
-#: Modules the workers must not load (tests/test_workers_lean.py asserts the same).
-FORBIDDEN = ("rest_framework", "drf_spectacular", "jobs.admin", "jobs.dashboard", "jobs.api", "django.contrib.admin")
-KIB = 1024
-MIB = 2**20
+#: Modules the workers must not load (tests/test_workers_lean.py asserts these and more).
+FORBIDDEN: tuple[str, ...] = ("rest_framework", "drf_spectacular", "jobs.admin", "jobs.dashboard", "jobs.api")
+FORBIDDEN += ("django.contrib.admin", "django.db.migrations.executor", "jobs.migrations", "scheduler.migrations")
 
 
 def _free_port() -> int:
@@ -54,7 +56,8 @@ def _free_port() -> int:
 
 def _worker_env(report_dir: str) -> dict[str, str]:
     """ZipLine's defaults for logging and metrics, spelled out (the bench settings keep them too, but a
-    caller's environment might not), and a free metrics port."""
+    caller's environment might not), and a free metrics port; the private servers are in ``os.environ``
+    (:func:`_use_servers`)."""
     return {
         "DJANGO_SETTINGS_MODULE": "bench.zipline_settings",
         "JQS_LOG_LEVEL": "info",
@@ -88,72 +91,70 @@ class Pool:
         self.stop()
 
 
-def _reset(driver: Any) -> None:
-    harness_redis().flushdb()
-    driver.setup()
+class Jobs:
+    """Enqueues the benchmark's no-op jobs on the private servers, through ZipLine's public API."""
+
+    def __init__(self) -> None:
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=os.environ, check=True)
+        import django
+
+        django.setup()
+
+    def reset(self) -> None:
+        from django.db import connection
+
+        harness_redis(os.environ["BENCH_REDIS_URL"]).flushdb()
+        with connection.cursor() as cursor:
+            cursor.execute("TRUNCATE jobs_job CASCADE")
+
+    def enqueue_noop(self) -> None:
+        from jobs import enqueue
+
+        enqueue("bench_noop")
+
+    def enqueue_noop_bulk(self, count: int) -> None:
+        from jobs import JobSpec, enqueue_many
+
+        enqueue_many([JobSpec("bench_noop") for _ in range(count)])
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far (its children's not included)."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _use_servers(pg: PrivatePostgres, redis: PrivateRedis) -> None:
+    """Point this process, and the pools it starts (their environment is this one's), at the private servers."""
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "bench.zipline_settings",
+            "JQS_DATABASE_URL": pg.url,
+            "JQS_REDIS_URL": redis.url,
+            "BENCH_REDIS_URL": redis.url,  # the no-op job's body counts itself there
+        }
+    )
 
 
-def startup_run(driver: Any, processes: int, report_dir: str, log: Path) -> dict[str, float]:
+def _harness() -> Any:
+    return harness_redis(os.environ["BENCH_REDIS_URL"])
+
+
+def startup_run(driver: Jobs, processes: int, report_dir: str, log: Path) -> dict[str, float]:
     """One cold start: a job waits in the queue, the pool starts; seconds to its start and to its end.
 
-    Also the CPU time the supervisor had used by then (start-up and imports before it forks): the
-    wall-clock figures grow with the machine's load, this one much less.
+    Also the CPU time the supervisor and each worker had used by then (the supervisor's start-up and
+    imports before it forks; a worker's own start, its first claim and the job): the wall-clock figures
+    grow with the machine's load, these much less.
     """
-    _reset(driver)
+    driver.reset()
     driver.enqueue_noop()
-    r = harness_redis()
+    r = _harness()
     with Pool(processes, report_dir, log) as pool:
         done_at = wait_for(lambda: read_done(r), 1, timeout=60)
-        cpu = _cpu_seconds(pool.proc.pid)
+        cpu = cpu_seconds(pool.proc.pid)
+        workers = [cpu_seconds(pid) for pid in pool.workers()]
         first = read_first_start(r) or done_at
         return {
             "first_job_started_s": first - pool.started,
             "first_job_completed_s": done_at - pool.started,
             "supervisor_cpu_s": cpu,
+            "worker_cpu_s": max(workers, default=0.0),
         }
-
-
-THREAD_STACK = 8 * MIB  # glibc's default thread stack (RLIMIT_STACK), one anonymous mapping per thread
-
-
-def _mapping_name(header: list[str], size: int) -> str:
-    """A mapping's group: a file's base name, ``[heap]``, thread stacks, or anonymous memory."""
-    path = header[5] if len(header) > 5 else ""
-    if path.startswith("/"):
-        return Path(path).name
-    if path:
-        return path
-    return "[thread stacks]" if size in (THREAD_STACK, THREAD_STACK + 4096) else "[anon]"
-
-
-def _smaps_groups(pid: int) -> dict[str, dict[str, int]]:
-    """A process's resident memory by mapping group (see :func:`_mapping_name`): Rss, Pss, Private."""
-    groups: dict[str, Counter[str]] = {}
-    current: Counter[str] = Counter()
-    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
-        head, _, rest = line.partition(" ")
-        if "-" in head and not head.endswith(":"):
-            start, end = (int(bound, 16) for bound in head.split("-"))
-            current = groups.setdefault(_mapping_name(line.split(), end - start), Counter())
-        elif head in ("Rss:", "Pss:", "Private_Clean:", "Private_Dirty:"):
-            key = "Private" if head.startswith("Private") else head[:-1]
-            current[key] += int(rest.split()[0]) * KIB
-    return {name: dict(values) for name, values in groups.items()}
-
-
-def _rollup(pid: int) -> dict[str, int]:
-    values: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        key, _, rest = line.partition(":")
-        values[key] = int(rest.split()[0]) * KIB
-    return values
 
 
 def _wait_recorded(n: int, timeout: float = 120.0) -> None:
@@ -174,14 +175,14 @@ def _idle_private_mib(pool: Pool, processes: int, r: Any) -> list[float]:
         if time.monotonic() > deadline:
             raise TimeoutError(f"fewer than {processes} workers up after 60 s")
         time.sleep(0.05)
-    rollups = [_rollup(pid) for pid in pool.workers()]
+    rollups = [rollup(pid) for pid in pool.workers()]
     return [(w["Private_Clean"] + w["Private_Dirty"]) / MIB for w in rollups]
 
 
-def memory_run(driver: Any, processes: int, n: int, report_dir: str, log: Path) -> dict[str, Any]:
+def memory_run(driver: Jobs, processes: int, n: int, report_dir: str, log: Path) -> dict[str, Any]:
     """Drain ``n`` no-op jobs, then measure the pool's memory."""
-    _reset(driver)
-    r = harness_redis()
+    driver.reset()
+    r = _harness()
     with Pool(processes, report_dir, log) as pool:
         idle = _idle_private_mib(pool, processes, r)
         for first in range(0, n, BULK_BATCH):
@@ -190,27 +191,22 @@ def memory_run(driver: Any, processes: int, n: int, report_dir: str, log: Path) 
         wait_for(lambda: read_done(r), n, timeout=600)
         _wait_recorded(n)
         drain_s = time.monotonic() - started
-        supervisor, workers = _rollup(pool.proc.pid), {pid: _rollup(pid) for pid in pool.workers()}
-        detail = _smaps_groups(min(workers)) if workers else {}
+        supervisor, workers = rollup(pool.proc.pid), {pid: rollup(pid) for pid in pool.workers()}
+        threads = [len(os.listdir(f"/proc/{pid}/task")) for pid in workers]
+        detail = smaps_groups(min(workers)) if workers else {}
     return {
         "drain_s": drain_s,
         "worker_private_idle_mib": idle,
         "pool_pss_mib": (supervisor["Pss"] + sum(w["Pss"] for w in workers.values())) / MIB,
         "supervisor_rss_mib": supervisor["Rss"] / MIB,
         "supervisor_pss_mib": supervisor["Pss"] / MIB,
+        "supervisor_private_mib": (supervisor["Private_Clean"] + supervisor["Private_Dirty"]) / MIB,
         "worker_rss_mib": [w["Rss"] / MIB for w in workers.values()],
         "worker_pss_mib": [w["Pss"] / MIB for w in workers.values()],
         "worker_private_mib": [(w["Private_Clean"] + w["Private_Dirty"]) / MIB for w in workers.values()],
-        "worker_mappings_mib": _top_mappings(detail),
+        "worker_threads": threads,
+        "worker_mappings_mib": top_mappings(detail),
     }
-
-
-def _top_mappings(groups: dict[str, dict[str, int]], top: int = 12) -> list[dict[str, Any]]:
-    ranked = sorted(groups.items(), key=lambda item: -item[1].get("Rss", 0))[:top]
-    return [
-        {"mapping": name, **{key: round(value / MIB, 2) for key, value in sorted(values.items())}}
-        for name, values in ranked
-    ]
 
 
 def _package(name: str) -> str:
@@ -307,14 +303,12 @@ def compile_project() -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from bench.zipline_adapter import ZipLineDriver
-
     compile_project()
 
     log = ROOT / "bench/results/logs/startup_memory.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
-    driver = ZipLineDriver()
+    driver = Jobs()
     load_before = os.getloadavg()[0]
     runs: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as report_dir:
@@ -324,7 +318,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             runs.append(startup_run(driver, args.processes, report_dir, log))
         modules = module_report(report_dir)
         memory = memory_run(driver, args.processes, args.n, report_dir, log)
-    harness_redis().flushdb()
     return {
         "processes": args.processes,
         "jobs_drained": args.n,
@@ -333,6 +326,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "first_job_started_s": _summary([run["first_job_started_s"] for run in runs]),
         "first_job_completed_s": _summary([run["first_job_completed_s"] for run in runs]),
         "supervisor_cpu_s": _summary([run["supervisor_cpu_s"] for run in runs]),
+        "worker_cpu_s": _summary([run["worker_cpu_s"] for run in runs]),
         **modules,
         **memory,
         "supervisor_import_steps": import_steps(),
@@ -346,6 +340,7 @@ def _print(result: dict[str, Any]) -> None:
         ("first job started", started),
         ("first job completed", completed),
         ("supervisor CPU time by then", result["supervisor_cpu_s"]),
+        ("the busiest worker's CPU time by then", result["worker_cpu_s"]),
     ):
         print(f"{label}: median {figures['median']:.3f} s (min {figures['min']:.3f}, max {figures['max']:.3f})")
     print(f"modules loaded: {result['modules_loaded']}; forbidden in a worker: {result['worker_forbidden_modules']}")
@@ -363,11 +358,15 @@ def _print(result: dict[str, Any]) -> None:
         f"after draining {result['jobs_drained']} no-op jobs (done {result['drain_s']:.1f} s after the last enqueue):"
     )
     print(f"  pool PSS {result['pool_pss_mib']:.1f} MiB (supervisor {result['supervisor_pss_mib']:.1f})")
-    print(f"  supervisor RSS {result['supervisor_rss_mib']:.1f} MiB")
-    for rss, pss, private in zip(
-        result["worker_rss_mib"], result["worker_pss_mib"], result["worker_private_mib"], strict=True
+    print(f"  supervisor RSS {result['supervisor_rss_mib']:.1f} MiB, private {result['supervisor_private_mib']:.1f}")
+    for rss, pss, private, threads in zip(
+        result["worker_rss_mib"],
+        result["worker_pss_mib"],
+        result["worker_private_mib"],
+        result["worker_threads"],
+        strict=True,
     ):
-        print(f"  worker RSS {rss:.1f} MiB, PSS {pss:.1f}, private {private:.1f}")
+        print(f"  worker RSS {rss:.1f} MiB, PSS {pss:.1f}, private {private:.1f}; {threads} threads")
     print("  one worker's resident memory by mapping (MiB):")
     for row in result["worker_mappings_mib"]:
         rss, pss, private = row.get("Rss", 0), row.get("Pss", 0), row.get("Private", 0)
@@ -382,7 +381,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     args = parser.parse_args()
     os.chdir(ROOT)
-    result = run(args)
+    with PrivatePostgres() as pg, PrivateRedis() as redis:
+        _use_servers(pg, redis)
+        result = run(args)
     print(json.dumps(result)) if args.json else _print(result)
 
 

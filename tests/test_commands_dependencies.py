@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,21 @@ def test_services_refuse_a_database_without_migrations_in_one_line(tmp_path: Pat
     assert done.returncode == ExitCode.CONFIG, done.stderr[-500:]
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("CommandError: the database lacks ") and line.endswith(": run manage.py migrate first")
+
+
+def test_a_database_one_migration_behind_is_refused_naming_it(tmp_path: Path) -> None:
+    """The pre-flight tells an up-to-date database without importing the migrations (jobs/db_checks.py); one
+    file not recorded as applied goes to Django's own plan, which names it."""
+    url = f"sqlite:///{tmp_path / 'behind.sqlite3'}"
+    assert manage("migrate", "-v", "0", JQS_DATABASE_URL=url).returncode == 0
+    with sqlite3.connect(tmp_path / "behind.sqlite3") as db:
+        [(name,)] = db.execute("SELECT max(name) FROM django_migrations WHERE app = 'jobs'").fetchall()
+        db.execute("DELETE FROM django_migrations WHERE app = 'jobs' AND name = ?", (name,))
+    done = manage("runworkers", JQS_DATABASE_URL=url)
+    assert done.returncode == ExitCode.CONFIG, done.stderr[-500:]
+    assert done.stderr.strip().splitlines() == [
+        f"CommandError: the database lacks 1 migration(s) (jobs.{name}): run manage.py migrate first"
+    ]
 
 
 @pytest.mark.parametrize("command", ["runworkers", "runscheduler"])

@@ -268,12 +268,14 @@ def test_async_jobs_run_on_the_event_loop(broker: Broker, tmp_path: Path) -> Non
 
 
 def test_worker_processes_start_with_the_loaded_app_frozen_out_of_the_collector(broker: Broker, tmp_path: Path) -> None:
-    """A full collection over Django's objects takes about 40 ms; it must not stall jobs."""
+    """A full collection over Django's objects takes about 40 ms; it must not stall jobs. manage.py turns the
+    collector off for the start-up: a worker turns it on again (else its cycles would never be freed)."""
     job = client.enqueue("test_gc_state")
     with running(["runworkers", "--processes", "1"], tmp_path):
         all_status([job], Status.COMPLETED, 15)
     job.refresh_from_db()
     assert job.result is not None and job.result["frozen"] > 20_000
+    assert job.result["enabled"] == 1
 
 
 def test_heartbeats_list_each_worker_and_vanish_on_exit(broker: Broker, tmp_path: Path) -> None:

@@ -114,6 +114,7 @@ class Supervisor:
             if self.stopping:  # a signal during start-up: start no more
                 break
             self._spawn()
+        gc.enable()  # manage.py turned it off for the start-up; what is frozen stays out of its reach
         self._watch(liveness)
         if self.metrics_dir:
             metrics_server.cleanup(self.metrics_dir)
@@ -195,10 +196,10 @@ class Supervisor:
         suffix = uuid.uuid4().hex[:6]
         parent = os.getpid()
         connections.close_all()
-        # Move everything loaded so far (Django, the app: about 100,000 objects) out of the child's
-        # collector's reach: a full collection in a worker then takes microseconds instead of
-        # about 40 ms, which would stall every job in the process. (The parent unfreezes, so its
-        # own garbage stays collectable.)
+        # Move everything loaded so far (Django, the app: about 100,000 objects) out of the collectors'
+        # reach, for good: a full collection in a worker then takes microseconds instead of about
+        # 40 ms, which would stall every job in the process, and neither process's collector writes
+        # to the pages they share (which would copy them: memory). What is created later stays collectable.
         gc.freeze()
         # A stop signal waits until the child is in self.children (so the handler signals it too) and,
         # in the child, until the supervisor's handler is replaced (it would signal the siblings).
@@ -207,9 +208,9 @@ class Supervisor:
             pid = os.fork()
         except OSError:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-            gc.unfreeze()
             raise
         if pid == 0:  # pragma: no cover - runs in the child
+            gc.enable()  # manage.py turned it off for the start-up
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             # The supervisor turns Ctrl-C and a hang-up (sent to the whole group) into SIGTERM.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -223,7 +224,6 @@ class Supervisor:
             finally:
                 logging.shutdown()
                 os._exit(code)
-        gc.unfreeze()
         worker_id = f"{self.hostname}:{pid}:{suffix}"
         self.children[pid] = Child(pid, worker_id, time.monotonic(), slots)
         if self.stopping:  # the handler ran during this spawn, before the signals were blocked

@@ -123,8 +123,8 @@ def register() -> None:
 
     @processor("test_gc_state")
     def gc_state(payload: dict[str, Any], ctx: Context) -> dict[str, int]:
-        """How many objects the garbage collector leaves alone in this worker process."""
-        return {"frozen": gc.get_freeze_count()}
+        """How many objects the garbage collector leaves alone in this worker process, and whether it runs."""
+        return {"frozen": gc.get_freeze_count(), "enabled": int(gc.isenabled())}
 
     @processor("test_cancellable")
     def cancellable(payload: dict[str, Any], ctx: Context) -> str:
