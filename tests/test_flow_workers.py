@@ -61,7 +61,7 @@ def started_at(queue: str) -> list[float]:
 
 def test_group_concurrency_one_on_two_pools_never_overlaps_a_group(broker: Any, tmp_path: Path) -> None:
     QueueState.objects.create(name="grouped", group_concurrency=1)
-    ledger = f"ledger-{uuid.uuid4().hex[:8]}"
+    ledger = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     groups = [f"customer:{i}" for i in range(20)]
     with ExitStack() as stack:
         procs = pools(stack, tmp_path, broker)
@@ -77,7 +77,7 @@ def test_group_concurrency_one_on_two_pools_never_overlaps_a_group(broker: Any, 
 
 def test_queue_concurrency_three_is_never_exceeded(broker: Any, tmp_path: Path) -> None:
     QueueState.objects.create(name="narrow", concurrency=3)
-    ledger = f"ledger-{uuid.uuid4().hex[:8]}"
+    ledger = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack:
         procs = pools(stack, tmp_path, broker)
         sleeps("narrow", ledger, ["", "a", "b"], 20, 0.02)
@@ -87,7 +87,7 @@ def test_queue_concurrency_three_is_never_exceeded(broker: Any, tmp_path: Path) 
 
 def test_a_queue_rate_holds_across_two_pools(broker: Any, tmp_path: Path) -> None:
     QueueState.objects.create(name="paced", rate_limit="20/s")
-    ledger = f"ledger-{uuid.uuid4().hex[:8]}"
+    ledger = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack:
         procs = pools(stack, tmp_path, broker)
         sleeps("paced", ledger, ["", "x"], 50, 0)
@@ -101,7 +101,7 @@ def test_a_queue_rate_holds_across_two_pools(broker: Any, tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_the_issues_rate_3000_jobs_at_50_a_second_over_two_pools(broker: Any, tmp_path: Path) -> None:
     QueueState.objects.create(name="paced", rate_limit="50/s")
-    ledger = f"ledger-{uuid.uuid4().hex[:8]}"
+    ledger = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack:
         procs = pools(stack, tmp_path, broker)
         sleeps("paced", ledger, [""], 3000, 0)
@@ -115,7 +115,7 @@ def test_the_issues_rate_3000_jobs_at_50_a_second_over_two_pools(broker: Any, tm
 
 
 def test_a_group_with_20000_queued_delays_another_by_under_a_second(broker: Any, tmp_path: Path) -> None:
-    ledger = f"ledger-{uuid.uuid4().hex[:8]}"
+    ledger = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     big = [JobSpec("test_sleep", {"seconds": 0.001}, queue="fair", group="A") for _ in range(20_000)]
     for start in range(0, len(big), 5000):
         client.enqueue_many(big[start : start + 5000])
@@ -135,7 +135,7 @@ def test_a_group_with_20000_queued_delays_another_by_under_a_second(broker: Any,
 
 def test_a_killed_pools_group_slot_frees_when_its_lease_expires(broker: Any, tmp_path: Path) -> None:
     QueueState.objects.create(name="solo", group_concurrency=1)
-    ledger = f"ledger-{uuid.uuid4().hex[:8]}"
+    ledger = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     lease = {"JQS_WORKER_LEASE_TTL": "2s"}
     with ExitStack() as stack:
         stack.enter_context(running(["runscheduler"], tmp_path, "scheduler", JQS_SCHEDULER_RECLAIM_INTERVAL="250ms"))
@@ -160,7 +160,7 @@ def test_a_killed_pools_group_slot_frees_when_its_lease_expires(broker: Any, tmp
 
 def test_a_redis_flush_under_limits_loses_nothing_and_exceeds_nothing(broker: Any, tmp_path: Path) -> None:
     QueueState.objects.create(name="flushed", group_concurrency=1)
-    ledger = f"ledger-{uuid.uuid4().hex[:8]}"
+    ledger = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     groups = [f"g{i}" for i in range(5)]
     prefix = broker.prefix
     with ExitStack() as stack:
@@ -178,7 +178,7 @@ def test_a_redis_flush_under_limits_loses_nothing_and_exceeds_nothing(broker: An
 
 
 def test_a_limit_set_through_the_api_is_live_within_a_second(broker: Any, tmp_path: Path, api: Any) -> None:
-    ledger = f"ledger-{uuid.uuid4().hex[:8]}"
+    ledger = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack:
         procs = pools(stack, tmp_path, broker)
         assert api.patch("/api/v1/queues/live", {"concurrency": 1}, format="json").status_code == 200
@@ -189,7 +189,7 @@ def test_a_limit_set_through_the_api_is_live_within_a_second(broker: Any, tmp_pa
 
 
 def test_a_type_limit_holds_its_type_and_not_the_others(broker: Any, tmp_path: Path) -> None:
-    ledger = f"ledger-{uuid.uuid4().hex[:8]}"
+    ledger = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     limited = [
         JobSpec("test_limited", {"key": ledger, "seconds": 0.05, "tag": "limited"}, queue="typed", group=f"g{i % 4}")
         for i in range(20)

@@ -25,7 +25,7 @@ def _failed_after(job: Job, attempts: int) -> bool:
 def test_attempt_numbers_continue_through_manual_retries_on_a_real_worker(
     api: Any, broker: Broker, tmp_path: Path
 ) -> None:
-    ledger = f"ledger-{uuid.uuid4().hex[:8]}"
+    ledger = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     policy = {"max_retries": 1, "backoff": "fixed", "initial_delay": "100ms", "jitter": False}
     job = client.enqueue("test_fail", {"key": ledger}, retry=policy)
     with running(["runworkers", "--processes", "1", "--concurrency", "2"], tmp_path) as pool:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from django.conf import settings
 from django.db.models import Count, Q
 
 from jobs import client
@@ -34,7 +35,8 @@ SLOW_POLL = {"JQS_SCHEDULER_POLL_INTERVAL": "30s"}
 
 
 def ledger_key() -> str:
-    return f"ledger-{uuid.uuid4().hex[:8]}"
+    """Under the test's key prefix (the broker fixture's), so its keys are deleted after the test."""
+    return f"{settings.ZIPLINE.redis.key_prefix}:ledger-{uuid.uuid4().hex[:8]}"
 
 
 def starts(broker: Broker, key: str) -> dict[str, list[float]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from django.conf import settings
 
 from jobs import client
 from jobs.broker import Broker
@@ -22,7 +23,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def key() -> str:
-    return f"ledger-{uuid.uuid4().hex[:8]}"
+    """Under the test's key prefix (the broker fixture's), so its keys are deleted after the test."""
+    return f"{settings.ZIPLINE.redis.key_prefix}:ledger-{uuid.uuid4().hex[:8]}"
 
 
 def entries(broker: Broker, name: str) -> list[list[str]]:

@@ -55,7 +55,7 @@ def by_ref(flow: Workflow) -> dict[str, Job]:
 
 
 def test_a_diamond_runs_in_order_and_its_last_job_reads_both_parents(broker: Broker, tmp_path: Path) -> None:
-    key = f"ledger-{uuid.uuid4().hex[:8]}"
+    key = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     flow = client.workflow(
         [
             step("a", key),
@@ -80,7 +80,7 @@ def test_a_diamond_runs_in_order_and_its_last_job_reads_both_parents(broker: Bro
 
 
 def test_a_worker_sigkilled_mid_workflow_still_finishes_it(broker: Broker, tmp_path: Path) -> None:
-    key = f"ledger-{uuid.uuid4().hex[:8]}"
+    key = f"{broker.prefix}:ledger-{uuid.uuid4().hex[:8]}"
     flow = client.workflow([step("a", key), step("b", key, "a", seconds=3), step("c", key, "b")])
     with running(["runworkers", "--processes", "1", "--concurrency", "2"], tmp_path, "workers") as workers:
         wait_for_workers(broker, 1, proc=workers)
