@@ -39,6 +39,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DB = "zipline_api_bench"
 ENV = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.api_settings", "PYTHONPATH": str(ROOT)}
+REDIS_URL = os.environ.get("JQS_REDIS_URL", "redis://127.0.0.1:6379/11")  # as bench/api_settings.py
+REDIS_PREFIX = os.environ.get("JQS_REDIS_KEY_PREFIX", "zipbench-api")
 #: The flags of the Dockerfile's CMD (and deploy/k8s/api-deployment.yaml's command), the product's server.
 SERVER_FLAGS = ["--workers", "2", "--threads", "4", "--access-logfile", "-"]
 
@@ -69,6 +71,18 @@ def prepare(db: str = DB, env: dict[str, str] = ENV) -> str:
     subprocess.run([*psql, f"CREATE DATABASE {db}"], check=True, capture_output=True)
     manage("migrate", "-v", "0", env=env)
     return manage("createtoken", "bench", "--create", env=env).strip().split()[-1]
+
+
+def clear_redis(url: str = REDIS_URL, prefix: str = REDIS_PREFIX) -> None:
+    """Delete the keys of an earlier run (bench/api_settings.py's db and prefix): a failed-login window left
+    by a client of the dropped database's tokens would answer this run's requests 429."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 def serve(port: int, env: dict[str, str] = ENV) -> subprocess.Popen[bytes]:
@@ -220,6 +234,7 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("bench/api_bench.py needs wrk: apt-get install wrk")
     token = prepare()
+    clear_redis()
     server = serve(args.port)
     base = f"http://127.0.0.1:{args.port}"
     meter = CpuMeter(server.pid)
