@@ -100,8 +100,9 @@ bench: $(STAMP)
 bench-enqueue: $(STAMP)
 	$(BIN)/python bench/enqueue_bench.py
 
+## bench-api: REST single and batch submits against a bare DRF create view, the product's gunicorn (needs wrk)
 bench-api: $(STAMP)
-	$(BIN)/python bench/api_bench.py
+	$(BIN)/python bench/api_bench.py $(ARGS)
 
 ## bench-grpc: gRPC unary SubmitJob against REST's single submit, 16 concurrent clients each (needs wrk and h2load: apt-get install wrk nghttp2-client)
 bench-grpc: $(STAMP)

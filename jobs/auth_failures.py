@@ -39,7 +39,10 @@ def _counter(address: str) -> str:
 def blocked_for(address: str) -> int | None:
     """Seconds until ``address`` may log in again, or None when it may now."""
     limit = int(settings.ZIPLINE.security.auth_failure_limit)
-    count = rate_counter.peek(_counter(address), at_least=limit)
+    return _wait(rate_counter.peek(_counter(address), at_least=limit), limit)
+
+
+def _wait(count: rate_counter.Count | None, limit: int) -> int | None:
     if count is None or count.count < limit:
         return None
     return count.retry_after
@@ -68,14 +71,25 @@ class TooManyFailures(exceptions.Throttled):
 def limited(authenticate: F) -> F:
     """Wrap a DRF authentication's ``authenticate``: 429 while the address is blocked, and each
     :class:`~rest_framework.exceptions.AuthenticationFailed` counted. Requests without an
-    ``Authorization`` header try no credential and cost nothing."""
+    ``Authorization`` header try no credential and cost nothing.
+
+    An authentication that reads a Redis key of its own on every request names it (``read_along()``);
+    it is read in the same round trip as the counter and handed over (``took_along(read, value)``,
+    ``read`` False when Redis could not be reached) before ``authenticate`` runs."""
 
     @functools.wraps(authenticate)
     def wrapper(self: Any, request: Any) -> Any:
         if not request.META.get("HTTP_AUTHORIZATION"):
             return authenticate(self, request)
         address = client_address(request)
-        wait = blocked_for(address)
+        read_along = getattr(self, "read_along", None)
+        if read_along is None:
+            wait = blocked_for(address)
+        else:
+            limit = int(settings.ZIPLINE.security.auth_failure_limit)
+            count, value = rate_counter.peek_along(_counter(address), read_along(), at_least=limit)
+            self.took_along(count is not None, value)
+            wait = _wait(count, limit)
         if wait is not None:
             raise TooManyFailures(wait)
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection
@@ -25,6 +26,7 @@ _FIELDS = list(Job._meta.concrete_fields)
 _COLUMNS = [f.column for f in _FIELDS]
 _ATTNAMES = [f.attname for f in _FIELDS]
 _PAYLOAD_INDEX = _ATTNAMES.index("payload")
+_ROW_VALUES = itemgetter(*_ATTNAMES)
 # Static defaults of the model's fields; callables (uuid4, now, dict) are filled in per row.
 _STATIC_DEFAULTS = {f.attname: f.get_default() for f in _FIELDS if not (f.has_default() and callable(f.default))}
 
@@ -61,7 +63,10 @@ def insert(rows: Sequence[dict[str, Any]], payloads: Sequence[str]) -> None:
 
 def _pg_values(row: dict[str, Any], payload: str) -> list[Any]:
     # psycopg adapts UUIDs, datetimes and numbers itself; the payload is JSON text already.
-    values = [row.get(name) for name in _ATTNAMES]
+    try:
+        values = list(_ROW_VALUES(row))  # new_row() fills every column: one C call, not 37 lookups
+    except KeyError:
+        values = [row.get(name) for name in _ATTNAMES]
     values[_PAYLOAD_INDEX] = payload
     return values
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from django.conf import settings
 
@@ -29,7 +30,7 @@ _outage = Outage("Redis (rate limits: requests pass meanwhile)", logger, logging
 _lock = threading.Lock()
 _state: dict[str, Broker] = {}
 
-__all__ = ["Count", "hit", "key", "peek"]
+__all__ = ["Count", "hit", "key", "peek", "peek_along"]
 
 
 def _quick_broker() -> Broker:
@@ -75,3 +76,15 @@ def peek(name: str, at_least: int = 1) -> Count | None:
         return None
     _outage.recovered()
     return count
+
+
+def peek_along(name: str, other: str, at_least: int = 1) -> tuple[Count | None, Any]:
+    """:func:`peek`, and the value of the Redis key ``other``, in one round trip: (None, None) when Redis
+    cannot be reached. For a caller that reads a key of its own on every request anyway."""
+    try:
+        count, value = counters.peek_along(_quick_broker(), name, at_least, other)
+    except BrokerUnavailable as exc:
+        _outage.failed(exc)
+        return None, None
+    _outage.recovered()
+    return count, value

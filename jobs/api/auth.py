@@ -59,6 +59,15 @@ def api_open() -> bool:
 class BearerTokenAuthentication(BaseAuthentication):
     """Token authentication that takes both the ``Bearer`` and the ``Token`` keyword."""
 
+    _generation: tuple[str | None] | None = None  # read along with the failure counter, before authenticate
+
+    def read_along(self) -> str:
+        """The token generation's key, read with the failed-login counter (one round trip, not two)."""
+        return token_memory.generation_key()
+
+    def took_along(self, read: bool, value: Any) -> None:
+        self._generation = (token_memory.generation_read(read, value),)
+
     @auth_failures.limited  # 429 after too many failed tokens from one address
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         parts = get_authorization_header(request).split()
@@ -73,7 +82,8 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not TOKEN_KEY.fullmatch(key):
             raise exceptions.AuthenticationFailed("Invalid token.")
         hashed = tokens.digest(key)
-        generation = token_memory.current_generation()  # before the query: see token_memory
+        # Read before the query (see token_memory): along with the failure counter, or now.
+        generation = self._generation[0] if self._generation is not None else token_memory.current_generation()
         hit = token_memory.recall(hashed, generation) if generation is not None else None
         if hit is not None:
             user = hit[0]

@@ -12,7 +12,8 @@ process, so the memory is tied to a *generation* kept in Redis (``<prefix>:auth:
 - without Redis nothing is remembered: every request asks the database (Redis is not asked again
   for :data:`REDIS_PAUSE` seconds, so an outage does not slow every request).
 
-Checking costs one Redis GET per request instead of a database query. Entries also expire after
+Checking costs one Redis GET per request instead of a database query, and not even a round trip of its
+own: it is read in the pipeline that reads the client's failed-login counter (:mod:`jobs.auth_failures`). Entries also expire after
 :data:`MAX_AGE` seconds, which bounds the damage if telling the other processes ever fails.
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 from django.db import transaction
 
 from jobs.broker import BrokerUnavailable, auth_generation, get_broker
+from jobs.broker.keys import auth_generation_key
 
 logger = logging.getLogger("zipline.api")
 
@@ -36,6 +38,25 @@ REDIS_PAUSE = 1.0
 _lock = threading.Lock()
 _entries: dict[str, tuple[float, str, Any, Any]] = {}  # key digest -> (expires, generation, user, token)
 _redis_down: tuple[object, float] = (None, 0.0)  # the broker that failed, and until when not to ask it
+
+
+def generation_key() -> str:
+    """The Redis key of the generation (read along with the failed-login counter: :mod:`jobs.auth_failures`)."""
+    return auth_generation_key(get_broker().prefix)
+
+
+def generation_read(read: bool, value: Any) -> str | None:
+    """The generation from a read of :func:`generation_key` made elsewhere (``read`` False: Redis could not
+    be reached); made here if Redis has none yet."""
+    global _redis_down
+    if not read:
+        _redis_down = (get_broker(), time.monotonic() + REDIS_PAUSE)
+        return None
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    return current_generation()
 
 
 def current_generation() -> str | None:

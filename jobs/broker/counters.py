@@ -43,3 +43,17 @@ def peek(broker: Broker, key: str, at_least: int) -> Count:
     count = int(client.get(key) or 0)
     left_ms = int(client.pttl(key)) if count >= at_least else 0
     return Count(False, count, max(left_ms, 0) / 1000)
+
+
+@translated
+def peek_along(broker: Broker, key: str, at_least: int, other: str) -> tuple[Count, Any]:
+    """:func:`peek`, and the value of the key ``other`` (a GET) read in the same round trip (a pipeline,
+    not a transaction: two reads)."""
+    client: Any = broker.client
+    pipe = client.pipeline(transaction=False)
+    pipe.get(key)
+    pipe.get(other)
+    raw, value = pipe.execute()
+    count = int(raw or 0)
+    left_ms = int(client.pttl(key)) if count >= at_least else 0
+    return Count(False, count, max(left_ms, 0) / 1000), value
