@@ -8,6 +8,8 @@ rate limits see.
   behind a proxy is Django's ``SECURE_PROXY_SSL_HEADER``, as before.
 * ``lifespan`` on: each process starts listening for job endings as it starts (:mod:`zipline_site.asgi`).
 * no ``Server`` header naming the software.
+* HTTP parsed by ``httptools`` (C, llhttp) rather than ``h11`` (pure Python): a request's parse and its
+  answer's write cost the worker far less CPU, most of all a batch's large body.
 * told to stop (SIGTERM, SIGINT), the process answers its waiting requests at once, each with its job
   as it is (``Zipline-Wait: timeout``), instead of holding the stop for up to a minute and then being
   cut off by gunicorn's graceful timeout.
@@ -35,7 +37,7 @@ class _StoppingServer(Server):
 class ApiWorker(UvicornWorker):  # type: ignore[misc]  # uvicorn_worker is untyped
     CONFIG_KWARGS: dict[str, Any] = {
         "loop": "asyncio",
-        "http": "h11",
+        "http": "httptools",
         "proxy_headers": False,
         "lifespan": "on",
         "server_header": False,
