@@ -23,7 +23,7 @@ from django.db.models.base import ModelState
 from jobs import lifecycle, prepared
 from jobs.ids import parse_job_id
 from jobs.lifecycle import Verb
-from jobs.models import Job, JobAttempt, JobDependency, Outcome, Status
+from jobs.models import Job, JobAttempt, Outcome, Status
 
 # Every name put into SQL text below is a constant of this module or the model's own table and
 # column names; every value is a bound parameter. (ruff's S608 cannot see that, hence its noqa.)
@@ -328,63 +328,3 @@ def _as_uuid(value: Any) -> uuid.UUID:
     if pk is None:
         raise ValueError(f"the database returned {value!r} as a job id")
     return pk
-
-
-# -- a chain's step: the blocked children whose parents have all completed, released in one statement
-
-_UNBLOCK_FROM = _states(lifecycle.sources(Verb.UNBLOCK))
-_UNBLOCK_TO = str(lifecycle.target(Verb.UNBLOCK))
-_DONE = str(lifecycle.target(Verb.COMPLETE))
-_EDGES = JobDependency._meta.db_table
-
-
-def _unblock_sql(where: str) -> str:
-    j = _TABLE
-    return (
-        f"UPDATE {j} SET status = %s, updated_at = %s WHERE {where} AND status IN {_marks(_UNBLOCK_FROM)} "  # noqa: S608
-        f"AND NOT EXISTS (SELECT 1 FROM {_EDGES} d LEFT JOIN {j} p ON p.id = d.parent_id "
-        f"WHERE d.child_id = {j}.id AND (p.status IS NULL OR p.status <> %s)) RETURNING {j}.id"
-    )
-
-
-_UNBLOCK_PG = _unblock_sql("id = ANY(%s::uuid[])")
-
-
-def unblock_ready(job_ids: Sequence[uuid.UUID], now: datetime) -> list[uuid.UUID]:
-    """Move those of ``job_ids`` that are blocked and whose parents have all completed to pending;
-    returns their ids. The caller holds their rows' locks, so the parents' states read here are
-    the committed ones (jobs.endings)."""
-    if not job_ids:
-        return []
-    if is_postgres():
-        ids = "{" + ",".join(str(i) for i in job_ids) + "}"
-        rows = prepared.fetch_all(_UNBLOCK_PG, [_UNBLOCK_TO, now, ids, *_UNBLOCK_FROM, _DONE], prepare=False)
-    else:
-        sql = _unblock_sql(f"id IN {_marks(job_ids)}")
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [_UNBLOCK_TO, _dt(now), *(_pk(i) for i in job_ids), *_UNBLOCK_FROM, _DONE])
-            rows = cursor.fetchall()
-    return [_as_uuid(row[0]) for row in rows]
-
-
-# The children of ended parents that are still blocked, locked in id order (jobs.endings): built once,
-# so a chain's step compiles no ORM query. Only the fields a release needs are read: enough to judge a
-# child and to push it to Redis.
-RELEASE_FIELDS = ("id", "queue", "priority", "type", "group", "schedule_at", "on_parent_failure")
-_LOCKED_FIELDS = [f for f in Job._meta.concrete_fields if f.name in RELEASE_FIELDS]  # the model's order
-_LOCK_CHILDREN_PG = (
-    f"SELECT {', '.join(f.column for f in _LOCKED_FIELDS)} FROM {_TABLE} "  # noqa: S608
-    f"WHERE id IN (SELECT child_id FROM {_EDGES} WHERE parent_id = ANY(%s::uuid[])) AND status = %s "
-    f"ORDER BY id FOR UPDATE"
-)
-
-
-def lock_blocked_children(parent_ids: Sequence[uuid.UUID]) -> list[Job] | None:
-    """On PostgreSQL, the blocked children of ``parent_ids``, locked in id order, with the fields a
-    release needs; None elsewhere (the caller asks the ORM)."""
-    if not is_postgres():
-        return None
-    ids = "{" + ",".join(str(i) for i in parent_ids) + "}"
-    rows = prepared.fetch_all(_LOCK_CHILDREN_PG, [ids, str(Status.BLOCKED)], prepare=False)
-    names = [f.attname for f in _LOCKED_FIELDS]
-    return [Job.from_db(DEFAULT_DB_ALIAS, names, list(row)) for row in rows]

@@ -61,10 +61,8 @@ def apply_terms(spec: JobSpec, valid: ValidJob, parents: bool) -> None:
         valid.fields["on_parent_failure"] = policy
     if not parents:
         return
-    if valid.due is not None:
-        raise InvalidJob(
-            "depends_on", "cannot be combined with schedule_at or delay: the job runs when its parents end"
-        )
+    # A due time (schedule_at, delay) stays in schedule_at: once its parents have all ended, the job is
+    # scheduled until then, or pending if it has passed (jobs.endings).
     valid.fields["status"] = target(Verb.BLOCK)
 
 

@@ -7,12 +7,16 @@ Every code path that ends a job (the recorder's batched finish and a lost attemp
 :func:`after_jobs_ended` inside the transaction that ended them. So a child is released in the
 transaction of its last parent's ending and no release is ever lost to a crash between the two.
 
-The common case, jobs with no children, costs one indexed query per batch (``job_dependency_parent``).
+On PostgreSQL the accounting is one statement per batch of endings
+(:func:`jobs.release_sql.settle_ties`): the ended jobs' batches, their blocked children locked, and the
+children whose parents have all completed released. Jobs with no children and no batch pay that one
+indexed statement (``job_dependency_parent``); a chain's step pays nothing more.
 
 Two parents of one child ending at once in two transactions: each locks the child row
-(``SELECT ... FOR UPDATE``, children in id order) before it reads the parents' states in a new
-statement, so the second sees the first's committed ending: one of them releases the child, never
-both and never neither. A submission that adds a child locks its parents' rows the same way
+(``FOR UPDATE``, children in id order). A child that statement did not release (it read a parent as
+not ended, perhaps one whose ending committed while it waited for the lock) is judged again in a new
+statement, which sees every ending committed before the lock was granted: one of them releases the
+child, never both (the release is conditional on the row still being blocked) and never neither. A submission that adds a child locks its parents' rows the same way
 (:mod:`jobs.dependencies`), so a parent ending meanwhile either sees the new edge or is seen ended.
 """
 
@@ -22,13 +26,14 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from jobs import batch_sql, batches, prepared, states
+from jobs import batches, release_sql, states
 from jobs.broker import BrokerUnavailable, get_broker
 from jobs.dispatch import dispatch
 from jobs.lifecycle import FINISHED, Status, Verb
@@ -47,33 +52,31 @@ def after_jobs_ended(ended: Iterable[uuid.UUID]) -> None:
     if not ids:
         return
     announce(ids)
-    per_batch, any_children = _lookup(ids)
-    if per_batch:
-        batches.jobs_ended(per_batch)
-    if any_children:
-        _settle_all(_lock_children_of(ids))
+    while ids:  # the children cancelled have ended too: their own batches and children follow
+        ids = _account(ids)
 
 
-# The recorder asks this after every batch of outcomes it writes: the ended jobs' batches, and
-# whether any of them has a child. One statement built once, no ORM to compile (not a prepared
-# statement: jobs.prepared keeps those to the claim, the finish and the single INSERT).
-_JOB = Job._meta.db_table
-_EDGES = JobDependency._meta.db_table
-_LOOKUP_PG = (
-    f"SELECT batch_id, count(*) FROM {_JOB} WHERE id = ANY(%s::uuid[]) AND batch_id IS NOT NULL "  # noqa: S608
-    f"GROUP BY batch_id UNION ALL "
-    f"SELECT NULL, count(*) FROM (SELECT 1 FROM {_EDGES} WHERE parent_id = ANY(%s::uuid[]) LIMIT 1) AS child"
-)
+def _account(ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Count ``ids`` in their batches and settle their blocked children; returns the children cancelled.
+    On PostgreSQL one statement does the counting, the locking and the common release (every parent
+    completed: a chain's step); only the children it left need another (:func:`_settle`)."""
+    ties = release_sql.settle_ties(ids, timezone.now())
+    if ties is None:
+        per_batch, any_children = _lookup(ids)
+        if per_batch:
+            batches.jobs_ended(per_batch)
+        return _settle(_lock_children_of(ids)) if any_children else []
+    if ties.per_batch:
+        batches.jobs_ended(ties.per_batch)
+    if ties.released:
+        released = ties.released
+        transaction.on_commit(lambda: dispatch(released))  # schedule_at as released (release_sql)
+    return _settle(ties.locked) if ties.locked else []
 
 
 def _lookup(ids: list[uuid.UUID]) -> tuple[dict[uuid.UUID, int], bool]:
-    """How many of ``ids`` each batch holds, and whether any of them has a child (the indexes: the
-    jobs' primary key, the edges' parent index)."""
-    if batch_sql.is_postgres():
-        array = "{" + ",".join(str(pk) for pk in ids) + "}"
-        rows = prepared.fetch_all(_LOOKUP_PG, [array, array], prepare=False)
-        per_batch = {batch: n for batch, n in rows if batch is not None}
-        return per_batch, any(batch is None and n for batch, n in rows)
+    """How many of ``ids`` each batch holds, and whether any of them has a child (SQLite; PostgreSQL
+    asks :func:`jobs.release_sql.settle_ties`)."""
     counts = Job.objects.filter(pk__in=ids, batch__isnull=False).order_by().values("batch").annotate(n=Count("pk"))
     per_batch = {row["batch"]: row["n"] for row in counts}
     return per_batch, JobDependency.objects.filter(parent_id__in=ids).exists()
@@ -85,35 +88,25 @@ def release_ready(children: Iterable[uuid.UUID]) -> None:
     parent failed, was cancelled, expired or deleted). Released ids reach Redis when the transaction
     commits."""
     ids = sorted(set(children))
-    if ids:
-        _settle_all(_locked(ids))
+    abandoned = _settle(_locked(ids)) if ids else []
+    while abandoned:
+        abandoned = _account(abandoned)
 
 
 def _locked(children: list[uuid.UUID] | QuerySet[Any]) -> list[Job]:
     """``children`` that are blocked, their rows locked in id order."""
     return list(
-        Job.objects.select_for_update().filter(pk__in=children).blocked().order_by("pk").only(*batch_sql.RELEASE_FIELDS)
+        Job.objects.select_for_update()
+        .filter(pk__in=children)
+        .blocked()
+        .order_by("pk")
+        .only(*release_sql.RELEASE_FIELDS)
     )
 
 
 def _lock_children_of(parents: list[uuid.UUID]) -> list[Job]:
-    """The blocked children of ``parents``, locked in id order (one statement built once on PostgreSQL)."""
-    found = batch_sql.lock_blocked_children(parents)
-    if found is None:
-        found = _locked(JobDependency.objects.filter(parent_id__in=parents).values("child_id"))
-    return found
-
-
-def _settle_all(locked: list[Job]) -> None:
-    """Settle the ``locked`` children, then the children of those cancelled (they have ended too), and so on."""
-    while locked:
-        abandoned = _settle(locked)
-        if not abandoned:
-            return
-        per_batch, _ = _lookup(abandoned)  # they have ended too
-        if per_batch:
-            batches.jobs_ended(per_batch)
-        locked = _lock_children_of(abandoned)
+    """The blocked children of ``parents``, locked in id order (SQLite)."""
+    return _locked(JobDependency.objects.filter(parent_id__in=parents).values("child_id"))
 
 
 def _settle(locked: list[Job]) -> list[uuid.UUID]:
@@ -121,10 +114,10 @@ def _settle(locked: list[Job]) -> list[uuid.UUID]:
     when their parents all completed (release them); else their parents' states are read, and they
     are released (``on_parent_failure`` "run") or cancelled."""
     # The common case first (a chain's step): every parent completed, released in one statement.
-    unblocked = set(states.unblock_ready([job.pk for job in locked]))
+    now = timezone.now()
+    unblocked = set(states.unblock_ready([job.pk for job in locked], now))
     if unblocked:
-        ready = [job for job in locked if job.pk in unblocked]
-        transaction.on_commit(lambda: dispatch(ready))
+        _dispatch_released([job for job in locked if job.pk in unblocked], now)
         locked = [job for job in locked if job.pk not in unblocked]
         if not locked:
             return []
@@ -167,9 +160,24 @@ def _verdict(parents: list[tuple[uuid.UUID, str]], policy: str) -> str | None:
 
 
 def _release(jobs: list[Job]) -> None:
+    """Release ``jobs`` whatever their parents' outcome: to scheduled while their ``schedule_at`` is
+    ahead, else to pending."""
     if not jobs:
         return
-    states.transition(Verb.UNBLOCK, Job.objects.filter(pk__in=[job.pk for job in jobs]), updated_at=timezone.now())
+    now = timezone.now()
+    later = [job.pk for job in jobs if job.schedule_at is not None and job.schedule_at > now]
+    rows = Job.objects.filter(pk__in=[job.pk for job in jobs])
+    states.transition(Verb.UNBLOCK_LATER, rows.filter(pk__in=later), updated_at=now)
+    states.transition(Verb.UNBLOCK, rows.exclude(pk__in=later), schedule_at=None, updated_at=now)
+    _dispatch_released(jobs, now)
+
+
+def _dispatch_released(jobs: list[Job], now: datetime) -> None:
+    """Push released jobs to Redis once the transaction commits: delayed until their ``schedule_at``
+    while it is ahead, else ready."""
+    for job in jobs:
+        if job.schedule_at is not None and job.schedule_at <= now:
+            job.schedule_at = None
     transaction.on_commit(lambda: dispatch(jobs))
 
 
@@ -177,7 +185,8 @@ def _abandon(reasons: dict[str, list[uuid.UUID]]) -> list[uuid.UUID]:
     now = timezone.now()
     abandoned: list[uuid.UUID] = []
     for reason, ids in reasons.items():
-        states.transition(Verb.ABANDON, Job.objects.filter(pk__in=ids), error=reason, completed_at=now, updated_at=now)
+        rows = Job.objects.filter(pk__in=ids)
+        states.transition(Verb.ABANDON, rows, error=reason, completed_at=now, updated_at=now, schedule_at=None)
         abandoned.extend(ids)
     return abandoned
 

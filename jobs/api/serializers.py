@@ -188,7 +188,8 @@ class JobSubmitSerializer(serializers.Serializer):
         allow_null=True,
         help_text=(
             "Parent job ids: the job waits `waiting` (blocked) until they have all ended, then runs, or is "
-            "cancelled if one failed (see on_parent_failure). Not with schedule_at or delay (docs/workflows.md)."
+            "cancelled if one failed (see on_parent_failure). With schedule_at or delay it is then scheduled until "
+            "that time, or pending if it has passed (docs/workflows.md)."
         ),
     )
     on_parent_failure = serializers.ChoiceField(
