@@ -7,10 +7,10 @@ Every code path that ends a job (the recorder's batched finish and a lost attemp
 :func:`after_jobs_ended` inside the transaction that ended them. So a child is released in the
 transaction of its last parent's ending and no release is ever lost to a crash between the two.
 
-On PostgreSQL the accounting is one statement per batch of endings
-(:func:`jobs.release_sql.settle_ties`): the ended jobs' batches, their blocked children locked, and the
-children whose parents have all completed released. Jobs with no children and no batch pay that one
-indexed statement (``job_dependency_parent``); a chain's step pays nothing more.
+The common case, jobs with no children, costs one indexed query per batch (``job_dependency_parent``).
+Jobs with children pay one more on PostgreSQL (:func:`jobs.release_sql.release_children`): their
+blocked children locked, and those whose parents have all completed released; a chain's step pays
+nothing else.
 
 Two parents of one child ending at once in two transactions: each locks the child row
 (``FOR UPDATE``, children in id order). A child that statement did not release (it read a parent as
@@ -33,7 +33,7 @@ from django.db import transaction
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from jobs import batches, release_sql, states
+from jobs import batch_sql, batches, prepared, release_sql, states
 from jobs.broker import BrokerUnavailable, get_broker
 from jobs.dispatch import dispatch
 from jobs.lifecycle import FINISHED, Status, Verb
@@ -58,25 +58,43 @@ def after_jobs_ended(ended: Iterable[uuid.UUID]) -> None:
 
 def _account(ids: list[uuid.UUID]) -> list[uuid.UUID]:
     """Count ``ids`` in their batches and settle their blocked children; returns the children cancelled.
-    On PostgreSQL one statement does the counting, the locking and the common release (every parent
-    completed: a chain's step); only the children it left need another (:func:`_settle`)."""
-    ties = release_sql.settle_ties(ids, timezone.now())
-    if ties is None:
-        per_batch, any_children = _lookup(ids)
-        if per_batch:
-            batches.jobs_ended(per_batch)
-        return _settle(_lock_children_of(ids)) if any_children else []
-    if ties.per_batch:
-        batches.jobs_ended(ties.per_batch)
-    if ties.released:
-        released = ties.released
+    Jobs without children stop after the lookup. On PostgreSQL one statement then locks the children
+    and does the common release (every parent completed: a chain's step); only the children it left
+    need another (:func:`_settle`)."""
+    per_batch, any_children = _lookup(ids)
+    if per_batch:
+        batches.jobs_ended(per_batch)
+    if not any_children:
+        return []
+    found = release_sql.release_children(ids, timezone.now())
+    if found is None:
+        return _settle(_lock_children_of(ids))
+    released, locked = found
+    if released:
         transaction.on_commit(lambda: dispatch(released))  # schedule_at as released (release_sql)
-    return _settle(ties.locked) if ties.locked else []
+    return _settle(locked) if locked else []
+
+
+# The recorder asks this after every batch of outcomes it writes: the ended jobs' batches, and
+# whether any of them has a child. One statement built once, no ORM to compile (not a prepared
+# statement: jobs.prepared keeps those to the claim, the finish and the single INSERT).
+_JOB = Job._meta.db_table
+_EDGES = JobDependency._meta.db_table
+_LOOKUP_PG = (
+    f"SELECT batch_id, count(*) FROM {_JOB} WHERE id = ANY(%s::uuid[]) AND batch_id IS NOT NULL "  # noqa: S608
+    f"GROUP BY batch_id UNION ALL "
+    f"SELECT NULL, count(*) FROM (SELECT 1 FROM {_EDGES} WHERE parent_id = ANY(%s::uuid[]) LIMIT 1) AS child"
+)
 
 
 def _lookup(ids: list[uuid.UUID]) -> tuple[dict[uuid.UUID, int], bool]:
-    """How many of ``ids`` each batch holds, and whether any of them has a child (SQLite; PostgreSQL
-    asks :func:`jobs.release_sql.settle_ties`)."""
+    """How many of ``ids`` each batch holds, and whether any of them has a child (the indexes: the
+    jobs' primary key, the edges' parent index)."""
+    if batch_sql.is_postgres():
+        array = "{" + ",".join(str(pk) for pk in ids) + "}"
+        rows = prepared.fetch_all(_LOOKUP_PG, [array, array], prepare=False)
+        per_batch = {batch: n for batch, n in rows if batch is not None}
+        return per_batch, any(batch is None and n for batch, n in rows)
     counts = Job.objects.filter(pk__in=ids, batch__isnull=False).order_by().values("batch").annotate(n=Count("pk"))
     per_batch = {row["batch"]: row["n"] for row in counts}
     return per_batch, JobDependency.objects.filter(parent_id__in=ids).exists()

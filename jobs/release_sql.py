@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -79,61 +78,44 @@ RELEASE_FIELDS = ("id", "queue", "priority", "type", "group", "schedule_at", "on
 _LOCKED_FIELDS = [f for f in Job._meta.concrete_fields if f.name in RELEASE_FIELDS]  # the model's order
 
 
-# Jobs that just ended, in one statement (jobs.endings): how many of them each batch holds; their blocked
-# children locked in id order; and those whose parents have all completed released to pending. A child
-# locked and not released is returned for the caller to judge in a statement of its own (a parent that
-# failed, or one whose ending committed while this statement waited for the child's lock: the release's
-# NOT EXISTS reads the parents as of the statement's start). On a chain's step this is the only statement
-# between the finish and the commit. It is not prepared: a generic plan, not knowing how many ids it is
-# given, may scan every blocked row (statistics taken before a large workflow was submitted say they
-# are few), where a plan for the ids given finds them by the edges' parent index and the primary key.
-# The states are tested as ``(...) IS TRUE``, which no index serves, for the same reason.
+# The blocked children of jobs that just ended, in one statement (jobs.endings, once its lookup found that
+# some of them have children): locked in id order, and those whose parents have all completed released.
+# A child locked and not released is returned for the caller to judge in a statement of its own (a parent
+# that failed, or one whose ending committed while this statement waited for the child's lock: the
+# release's NOT EXISTS reads the parents as of the statement's start). A chain's step runs the lookup and
+# this, where it ran the lookup, the lock and the release.
+# Not prepared: a generic plan, not knowing how many ids it is given, may scan every blocked row
+# (statistics taken before a large workflow was submitted say they are few). Every row is found by its
+# primary key: the children's ids are gathered from the edges' parent index first, and the states are
+# tested as ``(...) IS TRUE``, which no index serves.
 _C_FIELDS = ", ".join(f"{_TABLE}.{f.column}" for f in _LOCKED_FIELDS)
 _C_COLUMNS = ", ".join(f"c.{f.column}" for f in _LOCKED_FIELDS)
-_TIES_PG = (
-    f"WITH e AS (SELECT unnest(%s::uuid[]) AS id), "  # noqa: S608
-    f"b AS (SELECT {_TABLE}.batch_id, count(*) AS n FROM e JOIN {_TABLE} ON {_TABLE}.id = e.id "
-    f"WHERE {_TABLE}.batch_id IS NOT NULL GROUP BY {_TABLE}.batch_id), "
-    f"c AS (SELECT {_C_FIELDS} FROM {_TABLE} WHERE {_TABLE}.id IN "
-    f"(SELECT d.child_id FROM e JOIN {_EDGES} d ON d.parent_id = e.id) AND ({_TABLE}.status = %s) IS TRUE "
+_RELEASE_CHILDREN_PG = (
+    f"WITH c AS (SELECT {_C_FIELDS} FROM {_TABLE} WHERE {_TABLE}.id = ANY(ARRAY("  # noqa: S608
+    f"SELECT child_id FROM {_EDGES} WHERE parent_id = ANY(%s::uuid[]))) AND ({_TABLE}.status = %s) IS TRUE "
     f"ORDER BY {_TABLE}.id FOR UPDATE), "
     f"r AS (UPDATE {_TABLE} SET {_UNBLOCK_SET}, updated_at = %s FROM c WHERE {_TABLE}.id = c.id "
     f"AND ({_TABLE}.status IN {_marks(_UNBLOCK_FROM)}) IS TRUE AND {_ALL_PARENTS_DONE} RETURNING {_TABLE}.id) "
-    f"SELECT b.batch_id, b.n, NULL::boolean, {', '.join(['NULL'] * len(_LOCKED_FIELDS))} FROM b "
-    f"UNION ALL SELECT NULL, NULL, r.id IS NOT NULL, {_C_COLUMNS} FROM c LEFT JOIN r ON r.id = c.id"
+    f"SELECT r.id IS NOT NULL, {_C_COLUMNS} FROM c LEFT JOIN r ON r.id = c.id"
 )
 
 
-@dataclass(frozen=True)
-class Ties:
-    """What jobs that just ended are tied to: their batches (batch -> how many ended), their blocked
-    children released to pending, and those locked but left for the caller to judge."""
-
-    per_batch: dict[uuid.UUID, int]
-    released: list[Job]
-    locked: list[Job]
-
-
-def settle_ties(ended: Sequence[uuid.UUID], now: datetime) -> Ties | None:
-    """On PostgreSQL, :data:`_TIES_PG` for the jobs ``ended`` (in the transaction that ended them);
-    None elsewhere (the caller asks the ORM)."""
+def release_children(parents: Sequence[uuid.UUID], now: datetime) -> tuple[list[Job], list[Job]] | None:
+    """On PostgreSQL, :data:`_RELEASE_CHILDREN_PG` for ``parents`` (in the transaction that ended them):
+    the children released, and those locked and left; None elsewhere (the caller asks the ORM)."""
     if not is_postgres():
         return None
-    ids = "{" + ",".join(str(i) for i in ended) + "}"
+    ids = "{" + ",".join(str(i) for i in parents) + "}"
     params = [ids, str(Status.BLOCKED), *_unblock_params(now), *_UNBLOCK_FROM, _DONE]
-    per_batch: dict[uuid.UUID, int] = {}
     released: list[Job] = []
     locked: list[Job] = []
     names = [f.attname for f in _LOCKED_FIELDS]
-    for batch, count, was_released, *fields in prepared.fetch_all(_TIES_PG, params, prepare=False):
-        if batch is not None:
-            per_batch[batch] = count
+    for was_released, *fields in prepared.fetch_all(_RELEASE_CHILDREN_PG, params, prepare=False):
+        job = Job.from_db(DEFAULT_DB_ALIAS, names, fields)
+        if was_released:
+            released.append(job)
+            if job.schedule_at is not None and job.schedule_at <= now:
+                job.schedule_at = None  # released to pending: pushed ready, not delayed
         else:
-            job = Job.from_db(DEFAULT_DB_ALIAS, names, fields)
-            if was_released:
-                released.append(job)
-                if job.schedule_at is not None and job.schedule_at <= now:
-                    job.schedule_at = None  # released to pending: pushed ready, not delayed
-            else:
-                locked.append(job)
-    return Ties(per_batch, released, locked)
+            locked.append(job)
+    return released, locked
