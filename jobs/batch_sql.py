@@ -258,16 +258,28 @@ def _update_sql() -> tuple[str, list[str]]:
         f"{j}.id = v.id AND {j}.status IN {_marks(_ENDING_FROM)} AND {j}.attempts = v.attempt AND {j}.worker = v.worker "
         f"AND {j}.earlier_attempts + {j}.attempts = v.number"
     )
-    sql = f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {j}.id, {j}.status"  # noqa: S608
+    returning = f"{j}.id, {j}.status" + (f", {j}.batch_id, {j}.has_children" if is_postgres() else "")
+    sql = f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {returning}"  # noqa: S608
     return sql, [_STOPPED, *_FINAL, *_ENDING_FROM]
 
 
-def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
+@dataclass(frozen=True)
+class Finished:
+    """What the finish statement did: {job id: final status} for the rows that matched (the others were
+    stale), and, on PostgreSQL, what ties each to others: its batch and whether it has children (None
+    on SQLite: the caller looks them up)."""
+
+    final: dict[uuid.UUID, str]
+    ties: dict[uuid.UUID, tuple[uuid.UUID | None, bool]] | None = None
+
+
+def finish_rows(rows: Sequence[FinishRow]) -> Finished:
     """Apply attempt outcomes to running rows and insert their attempt rows.
 
-    Returns {job id: final status} for the rows that matched; the others were stale and get no
-    attempt row. On PostgreSQL both writes are one statement (one round trip, its own commit when
-    called outside a transaction); on SQLite they are two, and the caller holds a transaction.
+    On PostgreSQL both writes are one statement (one round trip, its own commit when called outside a
+    transaction); on SQLite they are two, and the caller holds a transaction. The rows' ``batch_id``
+    and ``has_children`` are read as the UPDATE wrote them: a submission that added a child to a job
+    holds its row's lock until it commits, so the finish sees its flag (:mod:`jobs.dependencies`).
     """
     values, params = _finish_values(rows)
     update, update_params = _update_sql()
@@ -277,25 +289,28 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
     return _finish_sqlite(rows, f"{with_v} {update}", [*params, *update_params])
 
 
-def _finish_pg(rows: Sequence[FinishRow], updated: str, params: list[Any]) -> dict[uuid.UUID, str]:
-    """The update (``u``) and the INSERT of the attempt rows as one statement."""
+def _finish_pg(rows: Sequence[FinishRow], updated: str, params: list[Any]) -> Finished:
+    """The update (``u``) and the INSERT of the attempt rows (``i``) as one statement."""
     sql = (
-        f"{updated} INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "  # noqa: S608
+        f"{updated}, i AS (INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "  # noqa: S608
         f"SELECT u.id, v.number, v.started, v.finished, "
         f"CASE WHEN u.status = %s THEN %s ELSE v.outcome END, "
         f"v.error, v.traceback, v.worker, v.duration, v.manual FROM u JOIN v ON v.id = u.id "
-        f"RETURNING job_id, outcome"
+        f"RETURNING job_id, outcome) "
+        f"SELECT i.job_id, i.outcome, u.batch_id, u.has_children FROM i JOIN u ON u.id = i.job_id"
     )
     found = prepared.fetch_all(sql, [*params, _STOPPED, Outcome.CANCELLED.value])
-    inserted = {_as_uuid(job_id): outcome for job_id, outcome in found}
     by_id = {row.job_id: row for row in rows}
-    return {
-        job_id: _STOPPED if outcome == Outcome.CANCELLED else by_id[job_id].status
-        for job_id, outcome in inserted.items()
-    }
+    final: dict[uuid.UUID, str] = {}
+    ties: dict[uuid.UUID, tuple[uuid.UUID | None, bool]] = {}
+    for job_id, outcome, batch_id, has_children in found:
+        pk = _as_uuid(job_id)
+        final[pk] = _STOPPED if outcome == Outcome.CANCELLED else by_id[pk].status
+        ties[pk] = (batch_id, bool(has_children))
+    return Finished(final, ties)
 
 
-def _finish_sqlite(rows: Sequence[FinishRow], update: str, params: list[Any]) -> dict[uuid.UUID, str]:
+def _finish_sqlite(rows: Sequence[FinishRow], update: str, params: list[Any]) -> Finished:
     """The update, then the INSERT of the attempt rows of the jobs it matched."""
     with connection.cursor() as cursor:
         cursor.execute(update, params)
@@ -319,7 +334,7 @@ def _finish_sqlite(rows: Sequence[FinishRow], update: str, params: list[Any]) ->
         if attempts:
             marks = _marks(attempts[0])
             cursor.executemany(f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) VALUES {marks}", attempts)  # noqa: S608
-    return final
+    return Finished(final)
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

@@ -7,7 +7,9 @@ Every code path that ends a job (the recorder's batched finish and a lost attemp
 :func:`after_jobs_ended` inside the transaction that ended them. So a child is released in the
 transaction of its last parent's ending and no release is ever lost to a crash between the two.
 
-The common case, jobs with no children, costs one indexed query per batch (``job_dependency_parent``).
+The common case, jobs with no children and no batch, costs the recorder nothing more: its finish
+statement returns each job's batch and ``has_children`` mark. The other paths ask one indexed query per
+batch (``job_dependency_parent``).
 Jobs with children pay one more on PostgreSQL (:func:`jobs.release_sql.release_children`): their
 blocked children locked, and those whose parents have all completed released; a chain's step pays
 nothing else.
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -43,32 +45,43 @@ logger = logging.getLogger("zipline.endings")
 DELETED = "deleted"  # how a child's reason names a parent whose row is gone
 
 
-def after_jobs_ended(ended: Iterable[uuid.UUID]) -> None:
+Ties = dict[uuid.UUID, tuple[uuid.UUID | None, bool]]  # job -> (its batch, whether it has children)
+
+
+def after_jobs_ended(ended: Iterable[uuid.UUID], ties: Ties | None = None) -> None:
     """Account for jobs that just ended: their batches (:mod:`jobs.batches`) and their blocked children
     whose parents have all ended. Call it inside the transaction that ended them, with exactly the
-    jobs it ended (a batch counts each once). For jobs with neither, one statement.
+    jobs it ended (a batch counts each once), and their ``ties`` when the statement that ended them
+    read them (the recorder's finish): then jobs with neither cost no statement; else one.
     """
     ids = list(ended)
     if not ids:
         return
     announce(ids)
     while ids:  # the children cancelled have ended too: their own batches and children follow
-        ids = _account(ids)
+        ids = _account(ids, ties)
+        ties = None
 
 
-def _account(ids: list[uuid.UUID]) -> list[uuid.UUID]:
+def _account(ids: list[uuid.UUID], ties: Ties | None = None) -> list[uuid.UUID]:
     """Count ``ids`` in their batches and settle their blocked children; returns the children cancelled.
-    Jobs without children stop after the lookup. On PostgreSQL one statement then locks the children
-    and does the common release (every parent completed: a chain's step); only the children it left
-    need another (:func:`_settle`)."""
-    per_batch, any_children = _lookup(ids)
+    Jobs without children stop there. On PostgreSQL one statement then locks the children of those
+    that have some and does the common release (every parent completed: a chain's step); only the
+    children it left need another (:func:`_settle`)."""
+    if ties is None:
+        per_batch, any_children = _lookup(ids)
+        parents = ids
+    else:
+        per_batch = dict(Counter(batch for batch, _ in ties.values() if batch is not None))
+        parents = [pk for pk in ids if ties[pk][1]]
+        any_children = bool(parents)
     if per_batch:
         batches.jobs_ended(per_batch)
     if not any_children:
         return []
-    found = release_sql.release_children(ids, timezone.now())
+    found = release_sql.release_children(parents, timezone.now())
     if found is None:
-        return _settle(_lock_children_of(ids))
+        return _settle(_lock_children_of(parents))
     released, locked = found
     if released:
         transaction.on_commit(lambda: dispatch(released))  # schedule_at as released (release_sql)

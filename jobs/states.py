@@ -294,9 +294,10 @@ def _finish(rows: list[batch_sql.FinishRow]) -> dict[Any, str]:
     """The finish statement, and what the endings it made set off (jobs.endings: children released,
     batches counted), in one transaction."""
     with transaction.atomic(durable=False):
-        final = batch_sql.finish_rows(rows)
-        endings.after_jobs_ended([pk for pk, status in final.items() if status in FINISHED])
-    return final
+        finished = batch_sql.finish_rows(rows)
+        ended = [pk for pk, status in finished.final.items() if status in FINISHED]
+        endings.after_jobs_ended(ended, None if finished.ties is None else {pk: finished.ties[pk] for pk in ended})
+    return finished.final
 
 
 def release(jobs: Iterable[Job]) -> list[Job]:
