@@ -1,6 +1,6 @@
 """The statements that release a blocked job (:mod:`jobs.endings`), for PostgreSQL and SQLite: built once,
 with the states of :mod:`jobs.lifecycle` bound as parameters, so a chain's step compiles no ORM query
-and its one statement between the finish and the commit is planned for the ids it is given.
+and its one statement between the finish and the commit is prepared.
 """
 
 from __future__ import annotations
@@ -78,16 +78,17 @@ RELEASE_FIELDS = ("id", "queue", "priority", "type", "group", "schedule_at", "on
 _LOCKED_FIELDS = [f for f in Job._meta.concrete_fields if f.name in RELEASE_FIELDS]  # the model's order
 
 
-# The blocked children of jobs that just ended, in one statement (jobs.endings, once its lookup found that
-# some of them have children): locked in id order, and those whose parents have all completed released.
+# The blocked children of jobs that just ended, in one statement (jobs.endings, for the jobs marked
+# ``has_children``): locked in id order, and those whose parents have all completed released.
 # A child locked and not released is returned for the caller to judge in a statement of its own (a parent
 # that failed, or one whose ending committed while this statement waited for the child's lock: the
-# release's NOT EXISTS reads the parents as of the statement's start). A chain's step runs the lookup and
-# this, where it ran the lookup, the lock and the release.
-# Not prepared: a generic plan, not knowing how many ids it is given, may scan every blocked row
-# (statistics taken before a large workflow was submitted say they are few). Every row is found by its
-# primary key: the children's ids are gathered from the edges' parent index first, and the states are
-# tested as ``(...) IS TRUE``, which no index serves.
+# release's NOT EXISTS reads the parents as of the statement's start). A chain's step runs this alone
+# between its finish and its commit, where it ran a lookup, the lock and the release.
+# Prepared (it is on every chain step): its text never changes, and no state is tested through an index
+# (``(...) IS TRUE``), so a generic plan, not knowing how many ids it is given, still finds the children's
+# rows by their primary key, never by scanning the blocked rows through the status index (as a generic
+# plan of the claim of several jobs may: jobs.batch_sql)
+# (test_a_chain_step_release_is_prepared_and_its_generic_plan_finds_rows_by_their_primary_key).
 _C_FIELDS = ", ".join(f"{_TABLE}.{f.column}" for f in _LOCKED_FIELDS)
 _C_COLUMNS = ", ".join(f"c.{f.column}" for f in _LOCKED_FIELDS)
 _RELEASE_CHILDREN_PG = (
@@ -110,7 +111,7 @@ def release_children(parents: Sequence[uuid.UUID], now: datetime) -> tuple[list[
     released: list[Job] = []
     locked: list[Job] = []
     names = [f.attname for f in _LOCKED_FIELDS]
-    for was_released, *fields in prepared.fetch_all(_RELEASE_CHILDREN_PG, params, prepare=False):
+    for was_released, *fields in prepared.fetch_all(_RELEASE_CHILDREN_PG, params):
         job = Job.from_db(DEFAULT_DB_ALIAS, names, fields)
         if was_released:
             released.append(job)
