@@ -159,6 +159,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--postgres", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--database", default=DB_NAME, help=f"the bench's own database (default {DB_NAME})")
     return parser.parse_args()
 
 
@@ -179,7 +180,7 @@ def with_workers(args: argparse.Namespace) -> tuple[float, float]:
 def main() -> None:
     args = arguments()
     os.environ.setdefault("JQS_ALLOWED_HOSTS", "localhost")
-    setup_environment(args, DB_NAME)
+    setup_environment(args, args.database)
     clear()
     load = os.getloadavg()[0]
     p50, chain = with_workers(args)

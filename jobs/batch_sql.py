@@ -23,7 +23,7 @@ from django.db.models.base import ModelState
 from jobs import lifecycle, prepared
 from jobs.ids import parse_job_id
 from jobs.lifecycle import Verb
-from jobs.models import Job, JobAttempt, JobDependency, Outcome, Status
+from jobs.models import Job, JobAttempt, Outcome, Status
 
 # Every name put into SQL text below is a constant of this module or the model's own table and
 # column names; every value is a bound parameter. (ruff's S608 cannot see that, hence its noqa.)
@@ -258,16 +258,28 @@ def _update_sql() -> tuple[str, list[str]]:
         f"{j}.id = v.id AND {j}.status IN {_marks(_ENDING_FROM)} AND {j}.attempts = v.attempt AND {j}.worker = v.worker "
         f"AND {j}.earlier_attempts + {j}.attempts = v.number"
     )
-    sql = f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {j}.id, {j}.status"  # noqa: S608
+    returning = f"{j}.id, {j}.status" + (f", {j}.batch_id, {j}.has_children" if is_postgres() else "")
+    sql = f"UPDATE {j} SET {assignments} FROM v WHERE {where} RETURNING {returning}"  # noqa: S608
     return sql, [_STOPPED, *_FINAL, *_ENDING_FROM]
 
 
-def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
+@dataclass(frozen=True)
+class Finished:
+    """What the finish statement did: {job id: final status} for the rows that matched (the others were
+    stale), and, on PostgreSQL, what ties each to others: its batch and whether it has children (None
+    on SQLite: the caller looks them up)."""
+
+    final: dict[uuid.UUID, str]
+    ties: dict[uuid.UUID, tuple[uuid.UUID | None, bool]] | None = None
+
+
+def finish_rows(rows: Sequence[FinishRow]) -> Finished:
     """Apply attempt outcomes to running rows and insert their attempt rows.
 
-    Returns {job id: final status} for the rows that matched; the others were stale and get no
-    attempt row. On PostgreSQL both writes are one statement (one round trip, its own commit when
-    called outside a transaction); on SQLite they are two, and the caller holds a transaction.
+    On PostgreSQL both writes are one statement (one round trip, its own commit when called outside a
+    transaction); on SQLite they are two, and the caller holds a transaction. The rows' ``batch_id``
+    and ``has_children`` are read as the UPDATE wrote them: a submission that added a child to a job
+    holds its row's lock until it commits, so the finish sees its flag (:mod:`jobs.dependencies`).
     """
     values, params = _finish_values(rows)
     update, update_params = _update_sql()
@@ -277,25 +289,28 @@ def finish_rows(rows: Sequence[FinishRow]) -> dict[uuid.UUID, str]:
     return _finish_sqlite(rows, f"{with_v} {update}", [*params, *update_params])
 
 
-def _finish_pg(rows: Sequence[FinishRow], updated: str, params: list[Any]) -> dict[uuid.UUID, str]:
-    """The update (``u``) and the INSERT of the attempt rows as one statement."""
+def _finish_pg(rows: Sequence[FinishRow], updated: str, params: list[Any]) -> Finished:
+    """The update (``u``) and the INSERT of the attempt rows (``i``) as one statement."""
     sql = (
-        f"{updated} INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "  # noqa: S608
+        f"{updated}, i AS (INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) "  # noqa: S608
         f"SELECT u.id, v.number, v.started, v.finished, "
         f"CASE WHEN u.status = %s THEN %s ELSE v.outcome END, "
         f"v.error, v.traceback, v.worker, v.duration, v.manual FROM u JOIN v ON v.id = u.id "
-        f"RETURNING job_id, outcome"
+        f"RETURNING job_id, outcome) "
+        f"SELECT i.job_id, i.outcome, u.batch_id, u.has_children FROM i JOIN u ON u.id = i.job_id"
     )
     found = prepared.fetch_all(sql, [*params, _STOPPED, Outcome.CANCELLED.value])
-    inserted = {_as_uuid(job_id): outcome for job_id, outcome in found}
     by_id = {row.job_id: row for row in rows}
-    return {
-        job_id: _STOPPED if outcome == Outcome.CANCELLED else by_id[job_id].status
-        for job_id, outcome in inserted.items()
-    }
+    final: dict[uuid.UUID, str] = {}
+    ties: dict[uuid.UUID, tuple[uuid.UUID | None, bool]] = {}
+    for job_id, outcome, batch_id, has_children in found:
+        pk = _as_uuid(job_id)
+        final[pk] = _STOPPED if outcome == Outcome.CANCELLED else by_id[pk].status
+        ties[pk] = (batch_id, bool(has_children))
+    return Finished(final, ties)
 
 
-def _finish_sqlite(rows: Sequence[FinishRow], update: str, params: list[Any]) -> dict[uuid.UUID, str]:
+def _finish_sqlite(rows: Sequence[FinishRow], update: str, params: list[Any]) -> Finished:
     """The update, then the INSERT of the attempt rows of the jobs it matched."""
     with connection.cursor() as cursor:
         cursor.execute(update, params)
@@ -319,7 +334,7 @@ def _finish_sqlite(rows: Sequence[FinishRow], update: str, params: list[Any]) ->
         if attempts:
             marks = _marks(attempts[0])
             cursor.executemany(f"INSERT INTO {_ATTEMPTS} ({_ATTEMPT_COLUMNS}) VALUES {marks}", attempts)  # noqa: S608
-    return final
+    return Finished(final)
 
 
 def _as_uuid(value: Any) -> uuid.UUID:
@@ -328,63 +343,3 @@ def _as_uuid(value: Any) -> uuid.UUID:
     if pk is None:
         raise ValueError(f"the database returned {value!r} as a job id")
     return pk
-
-
-# -- a chain's step: the blocked children whose parents have all completed, released in one statement
-
-_UNBLOCK_FROM = _states(lifecycle.sources(Verb.UNBLOCK))
-_UNBLOCK_TO = str(lifecycle.target(Verb.UNBLOCK))
-_DONE = str(lifecycle.target(Verb.COMPLETE))
-_EDGES = JobDependency._meta.db_table
-
-
-def _unblock_sql(where: str) -> str:
-    j = _TABLE
-    return (
-        f"UPDATE {j} SET status = %s, updated_at = %s WHERE {where} AND status IN {_marks(_UNBLOCK_FROM)} "  # noqa: S608
-        f"AND NOT EXISTS (SELECT 1 FROM {_EDGES} d LEFT JOIN {j} p ON p.id = d.parent_id "
-        f"WHERE d.child_id = {j}.id AND (p.status IS NULL OR p.status <> %s)) RETURNING {j}.id"
-    )
-
-
-_UNBLOCK_PG = _unblock_sql("id = ANY(%s::uuid[])")
-
-
-def unblock_ready(job_ids: Sequence[uuid.UUID], now: datetime) -> list[uuid.UUID]:
-    """Move those of ``job_ids`` that are blocked and whose parents have all completed to pending;
-    returns their ids. The caller holds their rows' locks, so the parents' states read here are
-    the committed ones (jobs.endings)."""
-    if not job_ids:
-        return []
-    if is_postgres():
-        ids = "{" + ",".join(str(i) for i in job_ids) + "}"
-        rows = prepared.fetch_all(_UNBLOCK_PG, [_UNBLOCK_TO, now, ids, *_UNBLOCK_FROM, _DONE], prepare=False)
-    else:
-        sql = _unblock_sql(f"id IN {_marks(job_ids)}")
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [_UNBLOCK_TO, _dt(now), *(_pk(i) for i in job_ids), *_UNBLOCK_FROM, _DONE])
-            rows = cursor.fetchall()
-    return [_as_uuid(row[0]) for row in rows]
-
-
-# The children of ended parents that are still blocked, locked in id order (jobs.endings): built once,
-# so a chain's step compiles no ORM query. Only the fields a release needs are read: enough to judge a
-# child and to push it to Redis.
-RELEASE_FIELDS = ("id", "queue", "priority", "type", "group", "schedule_at", "on_parent_failure")
-_LOCKED_FIELDS = [f for f in Job._meta.concrete_fields if f.name in RELEASE_FIELDS]  # the model's order
-_LOCK_CHILDREN_PG = (
-    f"SELECT {', '.join(f.column for f in _LOCKED_FIELDS)} FROM {_TABLE} "  # noqa: S608
-    f"WHERE id IN (SELECT child_id FROM {_EDGES} WHERE parent_id = ANY(%s::uuid[])) AND status = %s "
-    f"ORDER BY id FOR UPDATE"
-)
-
-
-def lock_blocked_children(parent_ids: Sequence[uuid.UUID]) -> list[Job] | None:
-    """On PostgreSQL, the blocked children of ``parent_ids``, locked in id order, with the fields a
-    release needs; None elsewhere (the caller asks the ORM)."""
-    if not is_postgres():
-        return None
-    ids = "{" + ",".join(str(i) for i in parent_ids) + "}"
-    rows = prepared.fetch_all(_LOCK_CHILDREN_PG, [ids, str(Status.BLOCKED)], prepare=False)
-    names = [f.attname for f in _LOCKED_FIELDS]
-    return [Job.from_db(DEFAULT_DB_ALIAS, names, list(row)) for row in rows]

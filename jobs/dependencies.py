@@ -61,10 +61,8 @@ def apply_terms(spec: JobSpec, valid: ValidJob, parents: bool) -> None:
         valid.fields["on_parent_failure"] = policy
     if not parents:
         return
-    if valid.due is not None:
-        raise InvalidJob(
-            "depends_on", "cannot be combined with schedule_at or delay: the job runs when its parents end"
-        )
+    # A due time (schedule_at, delay) stays in schedule_at: once its parents have all ended, the job is
+    # scheduled until then, or pending if it has passed (jobs.endings).
     valid.fields["status"] = target(Verb.BLOCK)
 
 
@@ -100,16 +98,23 @@ def require_parents(parents: dict[Any, list[uuid.UUID]], field_of: dict[Any, str
 
 
 def insert_edges(pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]) -> None:
-    """Write (child, parent) edges: one COPY on PostgreSQL (a workflow may have tens of thousands)."""
+    """Write (child, parent) edges: one COPY on PostgreSQL (a workflow may have tens of thousands), and
+    mark the parents ``has_children``. A stored parent's row is locked already (:func:`lock_parents`),
+    so a recorder finishing it meanwhile waits for this commit and reads the mark (jobs.endings)."""
     if not pairs:
         return
     table = JobDependency._meta.db_table
+    parents = sorted({parent for _, parent in pairs})
     if not batch_sql.is_postgres():
         JobDependency.objects.bulk_create([JobDependency(child_id=c, parent_id=p) for c, p in pairs])
-        return
-    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} (child_id, parent_id) FROM STDIN") as copy:
-        for pair in pairs:
-            copy.write_row(pair)
+    else:
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {table} (child_id, parent_id) FROM STDIN") as copy,
+        ):
+            for pair in pairs:
+                copy.write_row(pair)
+    Job.objects.filter(pk__in=parents, has_children=False).update(has_children=True)
 
 
 def parent_results(job_id: Any) -> dict[str, Any]:

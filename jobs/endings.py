@@ -7,12 +7,18 @@ Every code path that ends a job (the recorder's batched finish and a lost attemp
 :func:`after_jobs_ended` inside the transaction that ended them. So a child is released in the
 transaction of its last parent's ending and no release is ever lost to a crash between the two.
 
-The common case, jobs with no children, costs one indexed query per batch (``job_dependency_parent``).
+The common case, jobs with no children and no batch, costs the recorder nothing more: its finish
+statement returns each job's batch and ``has_children`` mark. The other paths ask one indexed query per
+batch (``job_dependency_parent``).
+Jobs with children pay one more on PostgreSQL (:func:`jobs.release_sql.release_children`): their
+blocked children locked, and those whose parents have all completed released; a chain's step pays
+nothing else.
 
 Two parents of one child ending at once in two transactions: each locks the child row
-(``SELECT ... FOR UPDATE``, children in id order) before it reads the parents' states in a new
-statement, so the second sees the first's committed ending: one of them releases the child, never
-both and never neither. A submission that adds a child locks its parents' rows the same way
+(``FOR UPDATE``, children in id order). A child that statement did not release (it read a parent as
+not ended, perhaps one whose ending committed while it waited for the lock) is judged again in a new
+statement, which sees every ending committed before the lock was granted: one of them releases the
+child, never both (the release is conditional on the row still being blocked) and never neither. A submission that adds a child locks its parents' rows the same way
 (:mod:`jobs.dependencies`), so a parent ending meanwhile either sees the new edge or is seen ended.
 """
 
@@ -20,15 +26,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from jobs import batch_sql, batches, prepared, states
+from jobs import batch_sql, batches, prepared, release_sql, states
 from jobs.broker import BrokerUnavailable, get_broker
 from jobs.dispatch import dispatch
 from jobs.lifecycle import FINISHED, Status, Verb
@@ -38,20 +45,47 @@ logger = logging.getLogger("zipline.endings")
 DELETED = "deleted"  # how a child's reason names a parent whose row is gone
 
 
-def after_jobs_ended(ended: Iterable[uuid.UUID]) -> None:
+Ties = dict[uuid.UUID, tuple[uuid.UUID | None, bool]]  # job -> (its batch, whether it has children)
+
+
+def after_jobs_ended(ended: Iterable[uuid.UUID], ties: Ties | None = None) -> None:
     """Account for jobs that just ended: their batches (:mod:`jobs.batches`) and their blocked children
     whose parents have all ended. Call it inside the transaction that ended them, with exactly the
-    jobs it ended (a batch counts each once). For jobs with neither, one statement.
+    jobs it ended (a batch counts each once), and their ``ties`` when the statement that ended them
+    read them (the recorder's finish): then jobs with neither cost no statement; else one.
     """
     ids = list(ended)
     if not ids:
         return
     announce(ids)
-    per_batch, any_children = _lookup(ids)
+    while ids:  # the children cancelled have ended too: their own batches and children follow
+        ids = _account(ids, ties)
+        ties = None
+
+
+def _account(ids: list[uuid.UUID], ties: Ties | None = None) -> list[uuid.UUID]:
+    """Count ``ids`` in their batches and settle their blocked children; returns the children cancelled.
+    Jobs without children stop there. On PostgreSQL one statement then locks the children of those
+    that have some and does the common release (every parent completed: a chain's step); only the
+    children it left need another (:func:`_settle`)."""
+    if ties is None:
+        per_batch, any_children = _lookup(ids)
+        parents = ids
+    else:
+        per_batch = dict(Counter(batch for batch, _ in ties.values() if batch is not None))
+        parents = [pk for pk in ids if ties[pk][1]]
+        any_children = bool(parents)
     if per_batch:
         batches.jobs_ended(per_batch)
-    if any_children:
-        _settle_all(_lock_children_of(ids))
+    if not any_children:
+        return []
+    found = release_sql.release_children(parents, timezone.now())
+    if found is None:
+        return _settle(_lock_children_of(parents))
+    released, locked = found
+    if released:
+        transaction.on_commit(lambda: dispatch(released))  # schedule_at as released (release_sql)
+    return _settle(locked) if locked else []
 
 
 # The recorder asks this after every batch of outcomes it writes: the ended jobs' batches, and
@@ -85,35 +119,25 @@ def release_ready(children: Iterable[uuid.UUID]) -> None:
     parent failed, was cancelled, expired or deleted). Released ids reach Redis when the transaction
     commits."""
     ids = sorted(set(children))
-    if ids:
-        _settle_all(_locked(ids))
+    abandoned = _settle(_locked(ids)) if ids else []
+    while abandoned:
+        abandoned = _account(abandoned)
 
 
 def _locked(children: list[uuid.UUID] | QuerySet[Any]) -> list[Job]:
     """``children`` that are blocked, their rows locked in id order."""
     return list(
-        Job.objects.select_for_update().filter(pk__in=children).blocked().order_by("pk").only(*batch_sql.RELEASE_FIELDS)
+        Job.objects.select_for_update()
+        .filter(pk__in=children)
+        .blocked()
+        .order_by("pk")
+        .only(*release_sql.RELEASE_FIELDS)
     )
 
 
 def _lock_children_of(parents: list[uuid.UUID]) -> list[Job]:
-    """The blocked children of ``parents``, locked in id order (one statement built once on PostgreSQL)."""
-    found = batch_sql.lock_blocked_children(parents)
-    if found is None:
-        found = _locked(JobDependency.objects.filter(parent_id__in=parents).values("child_id"))
-    return found
-
-
-def _settle_all(locked: list[Job]) -> None:
-    """Settle the ``locked`` children, then the children of those cancelled (they have ended too), and so on."""
-    while locked:
-        abandoned = _settle(locked)
-        if not abandoned:
-            return
-        per_batch, _ = _lookup(abandoned)  # they have ended too
-        if per_batch:
-            batches.jobs_ended(per_batch)
-        locked = _lock_children_of(abandoned)
+    """The blocked children of ``parents``, locked in id order (SQLite)."""
+    return _locked(JobDependency.objects.filter(parent_id__in=parents).values("child_id"))
 
 
 def _settle(locked: list[Job]) -> list[uuid.UUID]:
@@ -121,10 +145,10 @@ def _settle(locked: list[Job]) -> list[uuid.UUID]:
     when their parents all completed (release them); else their parents' states are read, and they
     are released (``on_parent_failure`` "run") or cancelled."""
     # The common case first (a chain's step): every parent completed, released in one statement.
-    unblocked = set(states.unblock_ready([job.pk for job in locked]))
+    now = timezone.now()
+    unblocked = set(states.unblock_ready([job.pk for job in locked], now))
     if unblocked:
-        ready = [job for job in locked if job.pk in unblocked]
-        transaction.on_commit(lambda: dispatch(ready))
+        _dispatch_released([job for job in locked if job.pk in unblocked], now)
         locked = [job for job in locked if job.pk not in unblocked]
         if not locked:
             return []
@@ -167,9 +191,24 @@ def _verdict(parents: list[tuple[uuid.UUID, str]], policy: str) -> str | None:
 
 
 def _release(jobs: list[Job]) -> None:
+    """Release ``jobs`` whatever their parents' outcome: to scheduled while their ``schedule_at`` is
+    ahead, else to pending."""
     if not jobs:
         return
-    states.transition(Verb.UNBLOCK, Job.objects.filter(pk__in=[job.pk for job in jobs]), updated_at=timezone.now())
+    now = timezone.now()
+    later = [job.pk for job in jobs if job.schedule_at is not None and job.schedule_at > now]
+    rows = Job.objects.filter(pk__in=[job.pk for job in jobs])
+    states.transition(Verb.UNBLOCK_LATER, rows.filter(pk__in=later), updated_at=now)
+    states.transition(Verb.UNBLOCK, rows.exclude(pk__in=later), schedule_at=None, updated_at=now)
+    _dispatch_released(jobs, now)
+
+
+def _dispatch_released(jobs: list[Job], now: datetime) -> None:
+    """Push released jobs to Redis once the transaction commits: delayed until their ``schedule_at``
+    while it is ahead, else ready."""
+    for job in jobs:
+        if job.schedule_at is not None and job.schedule_at <= now:
+            job.schedule_at = None
     transaction.on_commit(lambda: dispatch(jobs))
 
 
@@ -177,7 +216,8 @@ def _abandon(reasons: dict[str, list[uuid.UUID]]) -> list[uuid.UUID]:
     now = timezone.now()
     abandoned: list[uuid.UUID] = []
     for reason, ids in reasons.items():
-        states.transition(Verb.ABANDON, Job.objects.filter(pk__in=ids), error=reason, completed_at=now, updated_at=now)
+        rows = Job.objects.filter(pk__in=ids)
+        states.transition(Verb.ABANDON, rows, error=reason, completed_at=now, updated_at=now, schedule_at=None)
         abandoned.extend(ids)
     return abandoned
 

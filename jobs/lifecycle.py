@@ -16,8 +16,9 @@ one. A new state is an edit to :class:`Status` and to :data:`MOVES`, both here, 
     release: running -> pending (handed back uncharged: shutdown, a co-located hard timeout)
     expire: pending/scheduled/retrying -> expired (its expires_at passed before it started)
     dependencies (docs/workflows.md): submitted with parents not all ended -block-> waiting ("blocked");
-      every parent ended -unblock-> pending; a parent failed, was cancelled or deleted and the job's
-      on_parent_failure is "cancel" -abandon-> cancelled
+      every parent ended -unblock-> pending (-unblock_later-> scheduled while its schedule_at is ahead);
+      a parent failed, was cancelled or deleted and the job's on_parent_failure is "cancel"
+      -abandon-> cancelled
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Verb(StrEnum):
     EXPIRE = "expire"  # its expires_at passed while it waited: it never runs (jobs.expiry)
     BLOCK = "block"  # submitted with parents that have not all ended (jobs.dependencies)
     UNBLOCK = "unblock"  # its parents all ended (completed, or on_parent_failure "run")
+    UNBLOCK_LATER = "unblock_later"  # as unblock, for a job submitted with a due time still ahead
     ABANDON = "abandon"  # a parent failed for good, was cancelled or deleted; on_parent_failure "cancel"
 
 
@@ -101,6 +103,7 @@ MOVES: dict[Verb, Move] = {
     Verb.EXPIRE: Move(WAITING, Status.EXPIRED),
     # Only the ending of a parent moves a blocked job on, in that parent's transaction (jobs.endings).
     Verb.UNBLOCK: Move((Status.BLOCKED,), Status.PENDING),
+    Verb.UNBLOCK_LATER: Move((Status.BLOCKED,), Status.SCHEDULED),
     Verb.ABANDON: Move((Status.BLOCKED,), Status.CANCELLED),
 }
 

@@ -148,6 +148,10 @@ class Job(models.Model):
         "Workflow", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs", db_index=False
     )
     workflow_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
+    # Whether a job depends on this one: set (under this row's lock) by the submission that adds the first
+    # child, so the recorder reads it from its finish statement and a job without children costs its
+    # ending no lookup (jobs.endings).
+    has_children = models.BooleanField(default=False, db_default=False)
     # The batch the job joined at submit (jobs.batches).
     batch = models.ForeignKey(
         "Batch", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs", db_index=False

@@ -3,7 +3,8 @@
 Django turns psycopg's prepared statements off, because transaction-mode poolers (PgBouncer
 before 1.21) cannot keep them. Without them PostgreSQL plans the claim of one job, the finish
 statement and the single-job INSERT anew on every call, which costs 0.1 to 0.3 ms of each. Only
-these statements are prepared; Django's own queries are left as they are.
+these statements, and the release of a chain's next step (jobs.release_sql), are prepared; Django's own
+queries are left as they are.
 ``JQS_DATABASE_PREPARED_STATEMENTS=false`` turns it off for such a pooler (PgBouncer 1.21 and
 later keeps them when its ``max_prepared_statements`` is set). A statement that breaks anyway (a
 pooler that lost it, a migration that changed a column it returns) is run again on a new

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs import batch_sql, batches, endings, lifecycle, prepared
+from jobs import batch_sql, batches, endings, lifecycle, prepared, release_sql
 from jobs.ids import parse_job_id, parse_job_ids
 from jobs.lifecycle import Verb
 from jobs.models import FINISHED, Job, JobQuerySet, Outcome, Status
@@ -152,10 +152,11 @@ def run_now(job_id: Any) -> Job:
     return job
 
 
-def unblock_ready(job_ids: Sequence[Any]) -> list[Any]:
-    """The verb ``unblock`` for those of ``job_ids`` whose parents have all completed, in one statement
-    (:func:`jobs.batch_sql.unblock_ready`); returns their ids. The caller holds their rows' locks."""
-    return batch_sql.unblock_ready(list(job_ids), timezone.now())
+def unblock_ready(job_ids: Sequence[Any], now: datetime | None = None) -> list[Any]:
+    """The verb ``unblock`` (``unblock_later`` for a job whose ``schedule_at`` is ahead) for those of
+    ``job_ids`` whose parents have all completed, in one statement (:func:`jobs.release_sql.unblock_ready`);
+    returns their ids. The caller holds their rows' locks."""
+    return release_sql.unblock_ready(list(job_ids), now or timezone.now())
 
 
 def mark_promoted(job_ids: Sequence[Any]) -> int:
@@ -293,9 +294,10 @@ def _finish(rows: list[batch_sql.FinishRow]) -> dict[Any, str]:
     """The finish statement, and what the endings it made set off (jobs.endings: children released,
     batches counted), in one transaction."""
     with transaction.atomic(durable=False):
-        final = batch_sql.finish_rows(rows)
-        endings.after_jobs_ended([pk for pk, status in final.items() if status in FINISHED])
-    return final
+        finished = batch_sql.finish_rows(rows)
+        ended = [pk for pk, status in finished.final.items() if status in FINISHED]
+        endings.after_jobs_ended(ended, None if finished.ties is None else {pk: finished.ties[pk] for pk in ended})
+    return finished.final
 
 
 def release(jobs: Iterable[Job]) -> list[Job]:

@@ -105,13 +105,10 @@ def test_bad_depends_on_is_refused_naming_the_field(broker: Broker) -> None:
         with pytest.raises(InvalidJob) as caught:
             client.enqueue("test_noop", {}, **options)
         assert caught.value.field == field and words in caught.value.message, (options, caught.value)
-    parent = client.enqueue("test_noop", {})
-    with pytest.raises(InvalidJob, match="schedule_at or delay"):
-        client.enqueue("test_noop", {}, depends_on=[str(parent.pk)], delay="1m")
     with pytest.raises(InvalidJob) as caught:
         service.submit_many([{"type": "test_noop"}, {"type": "test_noop", "depends_on": [ghost]}])
     assert caught.value.field == "jobs[1].depends_on"
-    assert Job.objects.count() == 1, "nothing of a refused submission is written"
+    assert not Job.objects.exists(), "nothing of a refused submission is written"
 
 
 def _finish_at_once(jobs: list[Job]) -> list[BaseException]:
@@ -158,6 +155,21 @@ def test_the_hook_is_one_query_for_jobs_without_children(broker: Broker, django_
     assert not JobDependency.objects.exists()
     with transaction.atomic(), django_assert_num_queries(1):  # type: ignore[operator]
         endings.after_jobs_ended([j.pk for j in jobs])
+
+
+def test_recording_jobs_without_children_costs_only_the_finish_statement(
+    broker: Broker, django_assert_num_queries: object
+) -> None:
+    """The finish statement returns each job's batch and children mark: no lookup follows it."""
+    parent = client.enqueue("test_noop", {})
+    child = client.enqueue("test_noop", {}, depends_on=[str(parent.pk)])
+    plain = states.claim([str(client.enqueue("test_noop", {}).pk) for _ in range(3)], "w:1:x")
+    assert Job.objects.get(pk=parent.pk).has_children and not any(job.has_children for job in plain)
+    now = timezone.now()
+    with django_assert_num_queries(3):  # type: ignore[operator] # BEGIN, the finish statement, COMMIT
+        states.record([states.AttemptResult(job, "completed", now, now, 0.0) for job in plain])
+    run_attempt(parent, "completed")
+    assert status(child) == Status.PENDING, "a parent's mark is read, and its child released"
 
 
 def _blocked_on_a_lock() -> bool:

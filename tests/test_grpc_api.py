@@ -219,3 +219,25 @@ def test_a_bug_is_internal_and_logged_without_its_details(
         error = call_error(stub.GetJob, pb.GetJobRequest(id=job.id))
     assert error.code() == grpc.StatusCode.INTERNAL and "secret" not in error.details()
     assert any("secret detail of a bug" in str(r.exc_info) for r in caplog.records)
+
+
+def test_a_job_read_over_grpc_shows_its_ties_as_rest_does(grpc_server: GrpcServer) -> None:
+    from jobs import client
+
+    admin = new_user(superuser=True)
+    stub = stub_for(grpc_server, admin)
+    flow = client.workflow(
+        [
+            {"ref": "a", "type": "test_noop"},
+            {"ref": "b", "type": "test_noop", "depends_on": ["a"], "on_parent_failure": "run"},
+        ]
+    )
+    a, b = (Job.objects.get(workflow=flow, workflow_ref=ref) for ref in "ab")
+    fetched = stub.GetJob(pb.GetJobRequest(id=str(b.pk)))
+    rest = token_client(admin).get(f"/api/v1/jobs/{b.pk}").json()
+    assert list(fetched.depends_on) == rest["depends_on"] == [str(a.pk)]
+    assert fetched.on_parent_failure == rest["on_parent_failure"] == "run"
+    assert fetched.workflow == rest["workflow"] == str(flow.pk)
+    assert not fetched.HasField("batch") and rest["batch"] is None
+    root = stub.GetJob(pb.GetJobRequest(id=str(a.pk)))
+    assert list(root.depends_on) == [] and root.on_parent_failure == "cancel"

@@ -29,7 +29,7 @@ EXPECTED = {
     Status.CANCELLED: {Status.PENDING},
     Status.COMPLETED: set(),
     Status.EXPIRED: set(),
-    Status.BLOCKED: {Status.PENDING, Status.CANCELLED},
+    Status.BLOCKED: {Status.PENDING, Status.SCHEDULED, Status.CANCELLED},
 }
 
 

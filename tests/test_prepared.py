@@ -80,3 +80,40 @@ def test_a_finish_that_breaks_inside_its_transaction_runs_again_on_a_new_connect
     [recorded] = states.record([AttemptResult(claimed, Outcome.COMPLETED, now, now, 0.001)])
     assert recorded.status == Status.COMPLETED
     assert connection.connection is not broken
+
+
+def test_a_chain_step_release_is_prepared_and_its_generic_plan_finds_rows_by_their_primary_key() -> None:
+    """``release_children`` runs once per chain step: prepared, with a generic plan (not knowing how many
+    ids it is given) that reaches the children's rows by their primary key, never by scanning the blocked
+    rows through the status index nor the whole table."""
+    from jobs import enqueue_many, release_sql, workflow
+    from jobs.models import Job
+
+    enqueue_many([{"type": "test_noop"} for _ in range(2000)])
+    flow = workflow(
+        [{"ref": f"s{i}", "type": "test_noop", **({"depends_on": [f"s{i - 1}"]} if i else {})} for i in range(300)]
+    )
+    first = Job.objects.get(workflow=flow, workflow_ref="s0")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE jobs_job")
+        cursor.execute("ANALYZE jobs_jobdependency")
+    connection.close()
+    [claimed] = states.claim([str(first.pk)], "w1")
+    now = timezone.now()
+    states.record([AttemptResult(claimed, Outcome.COMPLETED, now, now, 0.001)])
+    assert Job.objects.get(workflow=flow, workflow_ref="s1").status == Status.PENDING
+    assert [text for text in prepared_statements(full=True) if text.startswith("WITH c AS")]
+    sql = release_sql._RELEASE_CHILDREN_PG
+    for n in range(1, sql.count("%s") + 1):
+        sql = sql.replace("%s", f"${n}", 1)
+    when = now.isoformat()
+    params = ["{" + str(first.pk) + "}", "waiting", when, "scheduled", "pending", when, when, "waiting", "completed"]
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute(f"PREPARE release_plan AS {sql}")
+        cursor.execute(f"EXPLAIN EXECUTE release_plan({', '.join(['%s'] * len(params))})", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("DEALLOCATE release_plan")
+        cursor.execute("RESET plan_cache_mode")
+    assert "jobs_job_pkey" in plan, plan
+    assert "job_status_created" not in plan and "Seq Scan on jobs_job " not in plan, plan

@@ -199,3 +199,19 @@ def test_the_dashboard_and_the_admin_link_parents_children_and_the_workflow(brok
     assert f"/admin/jobs/job/{jobs['a'].pk}/change/" in admin_page and f"/dashboard/workflows/{flow.pk}/" in admin_page
     assert ">blocked</strong>" in browser.get(f"/admin/jobs/job/{blocked.pk}/change/").content.decode()
     assert browser.get("/dashboard/workflows/00000000-0000-4000-8000-000000000000/").status_code == 404
+
+
+def test_a_job_read_over_rest_shows_its_parents_batch_and_workflow(api: Any, broker: Broker) -> None:
+    flow = client.workflow([noop("a"), noop("b", "a", on_parent_failure="run")])
+    a, b = by_ref(flow)["a"], by_ref(flow)["b"]
+    child = api.get(f"/api/v1/jobs/{b.pk}").json()
+    assert child["depends_on"] == [str(a.pk)] and child["on_parent_failure"] == "run"
+    assert child["workflow"] == str(flow.pk) and child["batch"] is None
+    root = api.get(f"/api/v1/jobs/{a.pk}").json()
+    assert root["depends_on"] == [] and root["on_parent_failure"] == "cancel"
+    batch = service.create_batch("tied", open=True)
+    body = {"type": "test_noop", "batch": str(batch.pk), "depends_on": [str(a.pk)]}
+    created = api.post("/api/v1/jobs", body, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["batch"] == str(batch.pk) and created.json()["depends_on"] == [str(a.pk)]
+    assert created.json()["workflow"] is None

@@ -110,9 +110,11 @@ def job_summary(job: Job) -> dict[str, Any]:
     }
 
 
-def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> dict[str, Any]:
+def job_detail(
+    job: Job, reader: Any, attempts: Iterable[JobAttempt] = (), parents: Iterable[Any] = ()
+) -> dict[str, Any]:
     """A job in full as ``reader`` may see it (:mod:`jobs.masking`), with its attempts (pass none for a
-    job just created: it has none)."""
+    job just created: it has none) and its parents' ids, and what else ties it to others."""
     return {
         **job_summary(job),
         "payload": masking.payload_for(reader, job),
@@ -127,6 +129,10 @@ def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> di
         "worker": job.worker,
         "duration": job.duration,
         "attempt_history": [attempt_data(a) for a in attempts],
+        "depends_on": [str(pk) for pk in parents],
+        "on_parent_failure": job.on_parent_failure,
+        "batch": None if job.batch_id is None else str(job.batch_id),
+        "workflow": None if job.workflow_id is None else str(job.workflow_id),
     }
 
 

@@ -188,7 +188,8 @@ class JobSubmitSerializer(serializers.Serializer):
         allow_null=True,
         help_text=(
             "Parent job ids: the job waits `waiting` (blocked) until they have all ended, then runs, or is "
-            "cancelled if one failed (see on_parent_failure). Not with schedule_at or delay (docs/workflows.md)."
+            "cancelled if one failed (see on_parent_failure). With schedule_at or delay it is then scheduled until "
+            "that time, or pending if it has passed (docs/workflows.md)."
         ),
     )
     on_parent_failure = serializers.ChoiceField(
@@ -257,6 +258,15 @@ class JobSerializer(JobSummarySerializer):
     worker = serializers.CharField(allow_blank=True, help_text="The worker running or that last ran the job.")
     duration = serializers.FloatField(allow_null=True, help_text="Seconds from start to completion.")
     attempt_history = JobAttemptSerializer(many=True)
+    depends_on = serializers.ListField(
+        child=serializers.UUIDField(), help_text="The ids of the job's parents (docs/workflows.md); [] for none."
+    )
+    on_parent_failure = serializers.ChoiceField(
+        choices=[("cancel", "cancel"), ("run", "run")],
+        help_text="What the job does when a parent fails for good, is cancelled, expires or is deleted.",
+    )
+    batch = serializers.UUIDField(allow_null=True, help_text="The batch the job joined (null for none).")
+    workflow = serializers.UUIDField(allow_null=True, help_text="The workflow it was submitted in (null for none).")
     # Not required: only a submission's answer has it. Generated clients keep one Job model for every answer.
     duplicate = serializers.BooleanField(
         required=False,

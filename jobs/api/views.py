@@ -61,7 +61,7 @@ class ApiView(APIView):
 
 
 def with_attempts(job: Job, request: Request) -> dict[str, Any]:
-    return r.job_detail(job, request.user, job.attempt_set.all())
+    return r.job_detail(job, request.user, job.attempt_set.all(), service.parent_ids(job))
 
 
 def submitter(request: Request) -> Any:
@@ -100,7 +100,8 @@ class JobCollectionView(ApiView):
     def post(self, request: Request) -> Response:
         spec = r.spec_from_body(request.data)
         job, created = service.submit(spec, user_scope(request.user), submitted_by=submitter(request))
-        body = r.job_detail(job, request.user) if created else with_attempts(job, request)
+        parents = service.parent_ids(job) if spec.depends_on else ()  # a job without parents: no query
+        body = r.job_detail(job, request.user, parents=parents) if created else with_attempts(job, request)
         body["duplicate"] = job.duplicate
         return Response(body, status=201 if created else 200, headers={"Location": f"/api/v1/jobs/{job.pk}"})
 

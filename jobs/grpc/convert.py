@@ -106,8 +106,9 @@ def job_summary(job: Job) -> pb.Job:
     )
 
 
-def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> pb.Job:
-    """A job in full as ``reader`` may see it (:mod:`jobs.masking`), with its attempts (none for a new job)."""
+def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = (), parents: Iterable[Any] = ()) -> pb.Job:
+    """A job in full as ``reader`` may see it (:mod:`jobs.masking`), with its attempts (none for a new job)
+    and its parents' ids."""
     message = job_summary(job)
     message.error = job.error
     message.payload = _json(masking.payload_for(reader, job)) or "{}"
@@ -120,6 +121,8 @@ def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> pb
         "group": job.group,
         "unique_key": job.unique_key,
         "duration": job.duration,
+        "batch": None if job.batch_id is None else str(job.batch_id),
+        "workflow": None if job.workflow_id is None else str(job.workflow_id),
     }
     for name, value in optional.items():
         if value is not None:
@@ -127,6 +130,8 @@ def job_detail(job: Job, reader: Any, attempts: Iterable[JobAttempt] = ()) -> pb
     message.traceback = job.traceback
     message.worker = job.worker
     message.attempt_history.extend(_attempt(a) for a in attempts)
+    message.depends_on.extend(str(pk) for pk in parents)
+    message.on_parent_failure = job.on_parent_failure
     return message
 
 

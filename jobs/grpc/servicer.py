@@ -60,7 +60,8 @@ class ZipLineServicer(pb_grpc.ZipLineServicer):
     def SubmitJob(self, request: pb.SubmitJobRequest, context: Any, user: Any) -> pb.SubmitJobResponse:
         spec = convert.spec_from_message(request.job)
         job, created = service.submit(spec, user_scope(user), submitted_by=submitter(user))
-        detail = convert.job_detail(job, user, () if created else job.attempt_set.all())
+        parents = service.parent_ids(job) if spec.depends_on or not created else ()  # none asked: no query
+        detail = convert.job_detail(job, user, () if created else job.attempt_set.all(), parents)
         return pb.SubmitJobResponse(job=detail, created=created, duplicate=job.duplicate)
 
     @unary("batch", cost=_batch_cost)
@@ -75,7 +76,7 @@ class ZipLineServicer(pb_grpc.ZipLineServicer):
     @unary("read", VIEW_JOB)
     def GetJob(self, request: pb.GetJobRequest, context: Any, user: Any) -> pb.Job:
         job = service.get_job(convert.job_id(request.id))
-        return convert.job_detail(job, user, job.attempt_set.all())
+        return convert.job_detail(job, user, job.attempt_set.all(), service.parent_ids(job))
 
     @unary("read", VIEW_JOB)
     def ListJobs(self, request: pb.ListJobsRequest, context: Any, user: Any) -> pb.ListJobsResponse:
@@ -93,12 +94,12 @@ class ZipLineServicer(pb_grpc.ZipLineServicer):
     @unary("write", CHANGE_JOB)
     def CancelJob(self, request: pb.CancelJobRequest, context: Any, user: Any) -> pb.Job:
         job = service.cancel(convert.job_id(request.id))
-        return convert.job_detail(job, user, job.attempt_set.all())
+        return convert.job_detail(job, user, job.attempt_set.all(), service.parent_ids(job))
 
     @unary("write", CHANGE_JOB)
     def RetryJob(self, request: pb.RetryJobRequest, context: Any, user: Any) -> pb.Job:
         job = service.retry(convert.job_id(request.id))
-        return convert.job_detail(job, user, job.attempt_set.all())
+        return convert.job_detail(job, user, job.attempt_set.all(), service.parent_ids(job))
 
     @unary("stats", VIEW_JOB)
     def GetQueueStats(self, request: pb.GetQueueStatsRequest, context: Any, user: Any) -> pb.QueueStats:
@@ -125,7 +126,7 @@ class ZipLineServicer(pb_grpc.ZipLineServicer):
         try:
             job = None
             for job in watch.changes(convert.job_id(request.id), time.monotonic() + limit, ended):
-                yield convert.job_detail(job, user, job.attempt_set.all())
+                yield convert.job_detail(job, user, job.attempt_set.all(), service.parent_ids(job))
         finally:
             with self._lock:
                 self._watches.discard(ended)

@@ -52,7 +52,15 @@ from jobs.service.queues import (
 )
 from jobs.service.submission import submit, submit_many
 from jobs.service.watch import end_watch, has_ended, wait_for_end
-from jobs.service.workflows import Relations, WorkflowView, create_workflow, depths, get_workflow, job_relations
+from jobs.service.workflows import (
+    Relations,
+    WorkflowView,
+    create_workflow,
+    depths,
+    get_workflow,
+    job_relations,
+    parent_ids,
+)
 
 __all__ = [
     *errors.__all__,
@@ -82,6 +90,7 @@ __all__ = [
     "get_workflow",
     "job_id_of",
     "job_relations",
+    "parent_ids",
     "known_queue_names",
     "list_jobs",
     "live_workers",

@@ -126,6 +126,11 @@ class Relations:
     batch: Batch | None = None
 
 
+def parent_ids(job: Job) -> list[uuid.UUID]:
+    """The ids of the job's parents, in id order (one indexed query)."""
+    return list(JobDependency.objects.filter(child_id=job.pk).order_by("parent_id").values_list("parent_id", flat=True))
+
+
 def job_relations(job: Job) -> Relations:
     parent_ids = list(JobDependency.objects.filter(child_id=job.pk).values_list("parent_id", flat=True))
     child_ids = list(JobDependency.objects.filter(parent_id=job.pk).values_list("child_id", flat=True))

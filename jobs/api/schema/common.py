@@ -73,6 +73,10 @@ SEED_JOB_RESPONSE = {
     "worker": "",
     "duration": None,
     "attempt_history": [],
+    "depends_on": [],
+    "on_parent_failure": "cancel",
+    "batch": None,
+    "workflow": None,
 }
 # The answer to a submission says whether it duplicated an earlier unique job.
 SEED_SUBMIT_RESPONSE = {**SEED_JOB_RESPONSE, "duplicate": False}

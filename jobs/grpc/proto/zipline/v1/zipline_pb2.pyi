@@ -80,7 +80,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., outcome: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duration: _Optional[float] = ..., worker: _Optional[str] = ..., error: _Optional[str] = ..., after_manual_retry: _Optional[bool] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "name", "type", "queue", "priority", "status", "attempts", "max_retries", "schedule_at", "error", "cancel_requested", "created_at", "updated_at", "started_at", "completed_at", "expires_at", "payload", "retry", "timeout", "result", "traceback", "idempotency_key", "group", "unique_key", "worker", "duration", "attempt_history")
+    __slots__ = ("id", "name", "type", "queue", "priority", "status", "attempts", "max_retries", "schedule_at", "error", "cancel_requested", "created_at", "updated_at", "started_at", "completed_at", "expires_at", "payload", "retry", "timeout", "result", "traceback", "idempotency_key", "group", "unique_key", "worker", "duration", "attempt_history", "depends_on", "on_parent_failure", "batch", "workflow")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,10 @@ class Job(_message.Message):
     WORKER_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    DEPENDS_ON_FIELD_NUMBER: _ClassVar[int]
+    ON_PARENT_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     type: str
@@ -135,7 +139,11 @@ class Job(_message.Message):
     worker: str
     duration: float
     attempt_history: _containers.RepeatedCompositeFieldContainer[Attempt]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., status: _Optional[str] = ..., attempts: _Optional[int] = ..., max_retries: _Optional[int] = ..., schedule_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., payload: _Optional[str] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., timeout: _Optional[str] = ..., result: _Optional[str] = ..., traceback: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., group: _Optional[str] = ..., unique_key: _Optional[str] = ..., worker: _Optional[str] = ..., duration: _Optional[float] = ..., attempt_history: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ...) -> None: ...
+    depends_on: _containers.RepeatedScalarFieldContainer[str]
+    on_parent_failure: str
+    batch: str
+    workflow: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., queue: _Optional[str] = ..., priority: _Optional[int] = ..., status: _Optional[str] = ..., attempts: _Optional[int] = ..., max_retries: _Optional[int] = ..., schedule_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[str] = ..., cancel_requested: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., completed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., payload: _Optional[str] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., timeout: _Optional[str] = ..., result: _Optional[str] = ..., traceback: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., group: _Optional[str] = ..., unique_key: _Optional[str] = ..., worker: _Optional[str] = ..., duration: _Optional[float] = ..., attempt_history: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., depends_on: _Optional[_Iterable[str]] = ..., on_parent_failure: _Optional[str] = ..., batch: _Optional[str] = ..., workflow: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("job",)
