@@ -223,6 +223,31 @@ def profile(server: subprocess.Popen[bytes], url: str, token: str, seconds: int)
         print(f"{100 * samples / max(1, total):5.1f} %  {frame}")
 
 
+def summarised(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Each workload's medians, the batch's figures per job, and single submit against the bare view."""
+    summary: dict[str, Any] = {name: median_of(runs) for name, runs in results.items()}
+    if "post_jobs_batch_1000" in summary:
+        batch = summary["post_jobs_batch_1000"]
+        batch["jobs_per_second"] = round(
+            statistics.median(r["requests_per_second"] * BATCH_SIZE for r in batch["runs"])
+        )
+        batch["server_cpu_us_per_job"] = round(batch["server_cpu_us_per_request"] / BATCH_SIZE, 1)
+        batch["pg_cpu_us_per_job"] = round(batch["pg_cpu_us_per_request"] / BATCH_SIZE, 1)
+    if "bare_drf_create_view" in summary and "post_jobs_single" in summary:
+        single, bare = summary["post_jobs_single"], summary["bare_drf_create_view"]
+        summary["single_vs_bare"] = {
+            "rate_ratio": round(
+                statistics.median(
+                    s["requests_per_second"] / b["requests_per_second"]
+                    for s, b in zip(single["runs"], bare["runs"], strict=True)
+                ),
+                3,
+            ),
+            "server_cpu_ratio": round(bare["server_cpu_us_per_request"] / single["server_cpu_us_per_request"], 3),
+        }
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
@@ -256,26 +281,7 @@ def main() -> None:
             for name, url, body, auth, conns in chosen:
                 results.setdefault(name, []).append(measured(meter, url, body, auth, conns, args.seconds))
             load.append(os.getloadavg()[0])
-        summary: dict[str, Any] = {name: median_of(runs) for name, runs in results.items()}
-        if "post_jobs_batch_1000" in summary:
-            batch = summary["post_jobs_batch_1000"]
-            batch["jobs_per_second"] = round(
-                statistics.median(r["requests_per_second"] * BATCH_SIZE for r in batch["runs"])
-            )
-            batch["server_cpu_us_per_job"] = round(batch["server_cpu_us_per_request"] / BATCH_SIZE, 1)
-            batch["pg_cpu_us_per_job"] = round(batch["pg_cpu_us_per_request"] / BATCH_SIZE, 1)
-        if "bare_drf_create_view" in summary and "post_jobs_single" in summary:
-            single, bare = summary["post_jobs_single"], summary["bare_drf_create_view"]
-            summary["single_vs_bare"] = {
-                "rate_ratio": round(
-                    statistics.median(
-                        s["requests_per_second"] / b["requests_per_second"]
-                        for s, b in zip(single["runs"], bare["runs"], strict=True)
-                    ),
-                    3,
-                ),
-                "server_cpu_ratio": round(bare["server_cpu_us_per_request"] / single["server_cpu_us_per_request"], 3),
-            }
+        summary = summarised(results)
         summary["load_average_1min"] = load
         for name, figures in summary.items():
             shown = {k: v for k, v in figures.items() if k != "runs"} if isinstance(figures, dict) else figures

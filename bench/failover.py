@@ -70,14 +70,11 @@ def _load(env: dict[str, str], queues: list[str], log: Path) -> Iterator[None]:
             connection.close()
 
     producer = threading.Thread(target=produce, daemon=True)
-    # While the master is down this process's submits defer their dispatch, each with a warning: not the figures.
-    quiet = logging.getLogger("zipline.dispatch")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     try:
-        _wait(lambda: len(live_workers(get_broker())) >= 2, 60, "two live worker processes")
-        producer.start()
-        yield
+        with _dispatch_warnings_off():
+            _wait(lambda: len(live_workers(get_broker())) >= 2, 60, "two live worker processes")
+            producer.start()
+            yield
     finally:
         stop.set()
         if producer.is_alive():
@@ -86,6 +83,17 @@ def _load(env: dict[str, str], queues: list[str], log: Path) -> Iterator[None]:
             process.terminate()
         for process in processes:
             process.wait(60)
+
+
+@contextmanager
+def _dispatch_warnings_off() -> Iterator[None]:
+    """While the master is down this process's submits defer their dispatch, each with a warning: not the figures."""
+    quiet = logging.getLogger("zipline.dispatch")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
         quiet.setLevel(level)
 
 
