@@ -248,6 +248,16 @@ def summarised(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return summary
 
 
+def report(summary: dict[str, Any]) -> None:
+    """One JSON line per workload on stdout, and the whole summary in ``bench/results/api.json``."""
+    for name, figures in summary.items():
+        shown = {k: v for k, v in figures.items() if k != "runs"} if isinstance(figures, dict) else figures
+        print(json.dumps({"workload": name, **shown} if isinstance(shown, dict) else {name: shown}))
+    out = ROOT / "bench" / "results" / "api.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
@@ -283,12 +293,7 @@ def main() -> None:
             load.append(os.getloadavg()[0])
         summary = summarised(results)
         summary["load_average_1min"] = load
-        for name, figures in summary.items():
-            shown = {k: v for k, v in figures.items() if k != "runs"} if isinstance(figures, dict) else figures
-            print(json.dumps({"workload": name, **shown} if isinstance(shown, dict) else {name: shown}))
-        out = ROOT / "bench" / "results" / "api.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(summary, indent=2))
+        report(summary)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
