@@ -100,11 +100,11 @@ bench: $(STAMP)
 bench-enqueue: $(STAMP)
 	$(BIN)/python bench/enqueue_bench.py
 
-## bench-api: REST single and batch submits against a bare DRF create view, the product's gunicorn (needs wrk)
+## bench-api: REST single and batch submits against a bare DRF create view, the product's gunicorn (installs wrk if missing)
 bench-api: $(STAMP)
 	$(BIN)/python bench/api_bench.py $(ARGS)
 
-## bench-grpc: gRPC unary SubmitJob against REST's single submit, 16 concurrent clients each (needs wrk and h2load: apt-get install wrk nghttp2-client)
+## bench-grpc: gRPC unary SubmitJob against REST's single submit, 16 concurrent clients each (installs wrk and h2load if missing)
 bench-grpc: $(STAMP)
 	$(BIN)/python bench/grpc_bench.py
 

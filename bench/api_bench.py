@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -37,6 +36,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.tools import ensure_tool  # noqa: E402
+
 DB = "zipline_api_bench"
 ENV = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.api_settings", "PYTHONPATH": str(ROOT)}
 REDIS_URL = os.environ.get("JQS_REDIS_URL", "redis://127.0.0.1:6379/11")  # as bench/api_settings.py
@@ -266,8 +269,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy one worker under single submits")
     parser.add_argument("--only", default="bare,single,batch", help="workloads: bare,single,batch")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("bench/api_bench.py needs wrk: apt-get install wrk")
+    ensure_tool("wrk", "wrk")
     token = prepare()
     clear_redis()
     server = serve(args.port)

@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import signal
 import struct
 import subprocess
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import api_bench  # noqa: E402
+from bench.tools import ensure_tool  # noqa: E402
 
 DB = "zipline_grpc_bench"
 SERVICE = "zipline.v1.ZipLine"
@@ -278,9 +278,8 @@ def main() -> None:
         "--python-client", action="store_true", help="also drive gRPC from Python clients in this process (a named row)"
     )
     args = parser.parse_args()
-    for tool, package in (("wrk", "wrk"), ("h2load", "nghttp2-client")):
-        if not shutil.which(tool):
-            raise SystemExit(f"bench/grpc_bench.py needs {tool}: apt-get install {package}")
+    ensure_tool("wrk", "wrk")
+    ensure_tool("h2load", "nghttp2-client")
     token = api_bench.prepare(DB, ENV)
     load_before = _load()
     summary = report(run_rounds(args, token), args.clients, load_before)
