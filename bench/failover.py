@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,16 +85,11 @@ def _load(env: dict[str, str], queues: list[str], log: Path) -> Iterator[None]:
             process.wait(60)
 
 
-@contextmanager
-def _dispatch_warnings_off() -> Iterator[None]:
+def _dispatch_warnings_off() -> AbstractContextManager[None]:
     """While the master is down this process's submits defer their dispatch, each with a warning: not the figures."""
-    quiet = logging.getLogger("zipline.dispatch")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        quiet.setLevel(level)
+    from zipline_site.logs import quieted
+
+    return quieted("zipline.dispatch", logging.ERROR)
 
 
 def _outage(killed: datetime, queues: list[str]) -> float:

@@ -108,3 +108,15 @@ def held_lines() -> Iterator[None]:
         _holding.lines = None
         for handler, lines in held.items():
             handler.write_held(lines)
+
+
+@contextmanager
+def quieted(name: str, level: int) -> Iterator[None]:
+    """The logger ``name`` set to ``level`` for the block, then back to its own level."""
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from django.conf import settings
 from kafka.errors import KafkaError
@@ -20,6 +19,7 @@ from jobs.db_checks import migrations_problem
 from jobs.kafka import connect
 from jobs.kafka.ingress import Ingress
 from zipline_site.exit_codes import ExitCode
+from zipline_site.logs import quieted
 from zipline_site.sections import KafkaConfig
 
 logger = logging.getLogger("zipline.kafka")
@@ -46,16 +46,9 @@ def check(config: KafkaConfig) -> None:
         raise CannotStart(problem, ExitCode.CONFIG)
 
 
-@contextmanager
-def _client_quiet() -> Iterator[None]:
+def _client_quiet() -> AbstractContextManager[None]:
     """kafka-python's logger silent while a client is made: a broker out of reach is then ours to say."""
-    library = logging.getLogger("kafka")
-    saved = library.level
-    library.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        library.setLevel(saved)
+    return quieted("kafka", logging.CRITICAL)
 
 
 def run(config: KafkaConfig, stop: threading.Event) -> None:
