@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,12 +51,13 @@ class Stub:
         return call
 
 
-@pytest.fixture
-def grpc_server(broker: object) -> Iterator[GrpcServer]:
-    """The gRPC API on a free port of 127.0.0.1, with a channel to it; stopped after the test."""
+@contextmanager
+def serving(threads: int, conn_max_age: int) -> Iterator[GrpcServer]:
+    """The gRPC API on a free port of 127.0.0.1 with ``threads`` threads, its connections kept
+    ``conn_max_age`` seconds, and a channel to it; stopped at the end of the block."""
     saved = connection.settings_dict.get("CONN_MAX_AGE")
-    connection.settings_dict["CONN_MAX_AGE"] = 0
-    served = server.start("127.0.0.1:0", threads=8)
+    connection.settings_dict["CONN_MAX_AGE"] = conn_max_age
+    served = server.start("127.0.0.1:0", threads=threads)
     address = f"127.0.0.1:{served.port}"
     channel = grpc.insecure_channel(address)
     try:
@@ -64,6 +66,13 @@ def grpc_server(broker: object) -> Iterator[GrpcServer]:
         channel.close()
         server.stop(served, grace=5)
         connection.settings_dict["CONN_MAX_AGE"] = saved
+
+
+@pytest.fixture
+def grpc_server(broker: object) -> Iterator[GrpcServer]:
+    """The gRPC API on a free port of 127.0.0.1, with a channel to it; stopped after the test."""
+    with serving(threads=8, conn_max_age=0) as served:
+        yield served
 
 
 def stub_for(grpc_server: GrpcServer, user: Any) -> Stub:

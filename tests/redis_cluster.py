@@ -20,6 +20,17 @@ from tests.redis_server import RedisServer
 NODE_TIMEOUT_MS = 2000  # a master unreachable this long is failed over to its replica
 
 
+def cluster_ok(port: int) -> bool:
+    """The node on ``port`` of 127.0.0.1 says ``cluster_state:ok`` (False while it cannot answer)."""
+    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO")
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 def _client(node: RedisServer) -> redis.Redis:
     return redis.Redis(port=node.port, socket_timeout=1, socket_connect_timeout=1)
 
@@ -103,13 +114,7 @@ class Cluster:
         self.wait_replicas_synced()
 
     def ok(self, node: RedisServer) -> bool:
-        client = _client(node)
-        try:
-            return b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO")
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+        return cluster_ok(node.port)
 
     def masters(self) -> list[RedisServer]:
         """The nodes running that are masters now."""

@@ -22,6 +22,7 @@ import redis
 import yaml
 
 from tests.procs import free_port, manage
+from tests.redis_cluster import cluster_ok
 from zipline_site.config import SETTINGS, load_config
 
 pytestmark = pytest.mark.slow
@@ -221,16 +222,6 @@ def _cluster_roles(port: int) -> list[str]:
     return sorted("master" if "master" in line.split()[2] else "slave" for line in text.strip().splitlines())
 
 
-def _cluster_ok(port: int) -> bool:
-    client = redis.Redis(port=port, socket_timeout=1)
-    try:
-        return b"cluster_state:ok" in client.execute_command("CLUSTER", "INFO")
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
 def _zipline(env: dict[str, str], code: str) -> str:
     """The last line ``manage.py shell -c code`` prints with the example's settings (the test's database)."""
     done = manage("shell", "-c", code, **env)
@@ -310,7 +301,7 @@ def test_the_cluster_compose_file_runs(tmp_path: Path, local: list[Local]) -> No
     for _ in range(2):
         done = subprocess.run(["sh", "-c", group.localize(init[2])], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    _wait(lambda: all(_cluster_ok(group.port(n)) for n in nodes), 30, "cluster_state:ok on every node")
+    _wait(lambda: all(cluster_ok(group.port(n)) for n in nodes), 30, "cluster_state:ok on every node")
     three_pairs = ["master"] * 3 + ["slave"] * 3
     _wait(lambda: _cluster_roles(group.port("redis")) == three_pairs, 30, "three masters with a replica each")
     url = group.localize(_environment(services["workers"])["JQS_REDIS_URL"])
@@ -404,7 +395,7 @@ def test_the_k8s_cluster_objects_run(tmp_path: Path, local: list[Local]) -> None
     for _ in range(2):  # the Job run again (a retry, a re-apply) leaves the cluster alone
         done = subprocess.run(["sh", "-c", group.localize(job["args"][0])], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    _wait(lambda: all(_cluster_ok(group.port(pod)) for pod in pods), 30, "cluster_state:ok on every node")
+    _wait(lambda: all(cluster_ok(group.port(pod)) for pod in pods), 30, "cluster_state:ok on every node")
     three_pairs = ["master"] * 3 + ["slave"] * 3
     _wait(lambda: _cluster_roles(group.port(pods[0])) == three_pairs, 30, "three masters with a replica each")
     refusal, homes = _zipline({"JQS_REDIS_URL": group.localize(_k8s_settings("redis-cluster")["JQS_REDIS_URL"])},

@@ -18,8 +18,8 @@ import grpc
 import pytest
 from django.db import connection
 
-from jobs.grpc import calls, server
-from tests.grpc_support import GrpcServer, call_error, new_user, pb, stub_for
+from jobs.grpc import calls
+from tests.grpc_support import GrpcServer, call_error, new_user, pb, serving, stub_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,17 +40,10 @@ def end_other_sessions() -> int:
 
 @pytest.fixture
 def one_thread_server(broker: object) -> Iterator[GrpcServer]:
-    saved = connection.settings_dict.get("CONN_MAX_AGE")
-    connection.settings_dict["CONN_MAX_AGE"] = 60
-    served = server.start("127.0.0.1:0", threads=1)
-    address = f"127.0.0.1:{served.port}"
-    channel = grpc.insecure_channel(address)
     try:
-        yield GrpcServer(address, channel, served)
+        with serving(threads=1, conn_max_age=60) as served:
+            yield served
     finally:
-        channel.close()
-        server.stop(served, grace=5)
-        connection.settings_dict["CONN_MAX_AGE"] = saved
         end_other_sessions()
 
 
