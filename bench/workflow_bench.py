@@ -4,8 +4,8 @@ within 10 % of the same drain without one.
 
 Run: ``.venv/bin/python bench/workflow_bench.py`` (``--chain 20 --flow 200`` for a quick look). It uses a
 database of its own (``zipline_workflow_bench``, created and migrated here), Redis database 14 under
-the key prefix ``zipbench``, and one ``runworkers`` process of one worker process; it prints one JSON
-line per figure. The jobs are ``process_data`` on one item (a no-op in effect).
+the key prefix ``zipbench``, and ``runworkers --processes 2`` with ZipLine's defaults (info logs, one line
+a job, to ``bench/results/logs/``; metrics on; the default concurrency); it prints one JSON line per figure. The jobs are ``process_data`` on one item (a no-op in effect).
 
 * latency: ``--single`` jobs submitted one at a time, each once the one before completed; a job's
   latency is its row's ``completed_at - created_at`` (both stamped on this machine), so the harness's
@@ -15,8 +15,8 @@ line per figure. The jobs are ``process_data`` on one item (a no-op in effect).
 * accept: ``POST /api/v1/workflows`` with ``--flow`` jobs (one root, the rest its children), through
   Django's whole stack in this process (middleware, token auth, the view), without a socket; the
   median of ``--runs``. Target: under 1 s.
-* batch: ``--drain`` jobs queued (with or without a batch with an ``on_complete`` callback), then two
-  worker processes of 8 threads started; the drain's time is the last job's ``completed_at`` minus
+* batch: ``--drain`` jobs queued (with or without a batch with an ``on_complete`` callback), then the
+  pool started; the drain's time is the last job's ``completed_at`` minus
   the first ``started_at`` (start-up left out). Plain and batch alternate, ``--runs`` each; the
   medians are compared. Target: the batch's within 10 %.
 """
@@ -116,11 +116,7 @@ def drain_seconds(size: int, in_batch: bool) -> float:
     if batch is not None:
         close_batch(batch.pk)
     jobs = Job.objects.filter(batch=batch) if batch is not None else Job.objects.all()
-    workers = subprocess.Popen(
-        [sys.executable, "manage.py", "runworkers", "--processes", "2", "--concurrency", "8"],
-        cwd=ROOT,
-        env=dict(os.environ),
-    )
+    workers = start_workers("drain")
     try:
         wait_until(lambda: jobs.finished().count() >= size, 600, "the drain")
     finally:
@@ -163,13 +159,25 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def start_workers(name: str) -> subprocess.Popen[bytes]:
+    """``runworkers --processes 2`` with ZipLine's defaults, as a user runs it: the bench's own process logs at
+    warning (``setup_environment``), its workers at the default level, their lines to a file."""
+    env = {key: value for key, value in os.environ.items() if key != "JQS_LOG_LEVEL"}
+    logs = ROOT / "bench" / "results" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"workflow_{name}_workers.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "runworkers", "--processes", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def with_workers(args: argparse.Namespace) -> tuple[float, float]:
-    """The latency p50 and the chain's time, with one worker process running."""
-    workers = subprocess.Popen(
-        [sys.executable, "manage.py", "runworkers", "--processes", "1", "--concurrency", "4"],
-        cwd=ROOT,
-        env=dict(os.environ),
-    )
+    """The latency p50 and the chain's time, on the same pool."""
+    workers = start_workers("chain")
     try:
         return latency_p50(args.single), chain_ms(args.chain)
     finally:
