@@ -23,10 +23,22 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port of 127.0.0.1 that nothing listens on and that this process has not handed out before.
+
+    Tests often choose several ports before any server binds one (a cluster's client and bus ports), and the
+    kernel may offer a released port again: never the same port twice keeps those choices apart.
+    """
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def database_url() -> str:

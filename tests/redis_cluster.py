@@ -46,14 +46,6 @@ def _replication(node: RedisServer) -> dict[str, object]:
         client.close()
 
 
-def _fresh_port(taken: set[int]) -> int:
-    port = free_port()
-    while port in taken:
-        port = free_port()
-    taken.add(port)
-    return port
-
-
 def _wait(predicate: object, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not predicate():  # type: ignore[operator]
@@ -69,16 +61,15 @@ class Cluster:
     def __init__(self, directory: Path, masters: int = 3, replicas: int = 1) -> None:
         self.replicas = replicas
         self.nodes: list[RedisServer] = []
-        taken: set[int] = set()  # ports are chosen before any node binds one: never the same twice
         for index in range(masters * (1 + replicas)):
             own = directory / f"node-{index}"
             own.mkdir(parents=True)
             # The cluster bus takes the port 10000 above Redis' own unless told (none above 55535 has one).
-            bus = ("--cluster-port", str(_fresh_port(taken)))
+            bus = ("--cluster-port", str(free_port()))
             timeout = ("--cluster-node-timeout", str(NODE_TIMEOUT_MS))
             config = ("--cluster-config-file", str(own / "nodes.conf"), *timeout)
             node = RedisServer(own, "--cluster-enabled", "yes", *config, *bus)
-            node.port = _fresh_port(taken)
+            node.port = free_port()  # free_port never hands out the same port twice
             self.nodes.append(node)
         self.masters_at_start = masters
 

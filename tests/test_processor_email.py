@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from django.test import override_settings
 from jobs.processors.email import SendEmailProcessor
 from jobs.registry import Context, JobCancelled, PermanentError, registry
 from tests.helpers import make_context, run_processor
+from tests.procs import free_port
 
 
 def make_ctx() -> Context:
@@ -23,12 +23,6 @@ def make_ctx() -> Context:
 
 def run(payload: Any, ctx: Context | None = None) -> dict[str, Any]:
     return run_processor(SendEmailProcessor(), payload, ctx)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Collector:
