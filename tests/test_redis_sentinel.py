@@ -168,6 +168,14 @@ def test_a_failover_under_load_loses_no_job(through_sentinels: Sentinels, tmp_pa
         # endpoint names the promoted replica without a restart.
         status, body = health_payload(detailed=True)
         assert status == 200 and body["redis"]["master"] == promoted, body
+        # The scheduler follows at its next Redis call, which its back-off after the outage may still delay:
+        # wait for its line before stopping it (stopped sooner, it would have nothing to follow or log).
+        wait_for(
+            lambda: any(r.get("message") == FAILOVER_LOGGED for r in scheduler.records()),
+            30,
+            0.1,
+            "the scheduler followed the failover and logged it",
+        )
         pool.signal(signal.SIGTERM)
         scheduler.signal(signal.SIGTERM)
         assert pool.wait(30) == 0 and scheduler.wait(30) == 0
@@ -181,7 +189,12 @@ def test_a_failover_under_load_loses_no_job(through_sentinels: Sentinels, tmp_pa
     changed = [r for r in pool.records() + scheduler.records() if r.get("message") == FAILOVER_LOGGED]
     per_process = Counter(r["pid"] for r in changed)
     assert per_process and set(per_process.values()) == {1}, per_process  # once per process, not per command
+    assert scheduler.popen.pid in per_process, "the scheduler followed the failover and logged it"
     assert {r["address"] for r in changed} == {promoted}, changed
+    # Every pool of the scheduler (preflight's, the duties', the quick ones) shares one memory of the master,
+    # whichever sentinel answered first: one first sighting, then the change.
+    found = [r for r in scheduler.records() if r.get("message") == "redis master found through sentinel"]
+    assert len(found) == 1, found
     print(
         f"\nfailover: first job completed {outage:.2f} s after the master died; {len(produced)} jobs, "
         f"{len(lost)} lost in flight and run again"

@@ -21,7 +21,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelConnectionP
 logger = logging.getLogger("zipline.redis")
 
 _seen_lock = threading.Lock()
-_seen: dict[tuple[object, str], tuple[str, int]] = {}  # (sentinels, master name) -> the address last used
+_seen: dict[tuple[tuple[str, ...], str], tuple[str, int]] = {}  # (sentinels, master) -> the address last used
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
     return tuple(pairs)
 
 
-def _note_master(sentinels: object, name: str, address: tuple[str, int]) -> None:
+def _note_master(sentinels: tuple[str, ...], name: str, address: tuple[str, int]) -> None:
     """Log a master this process has not used before, once (every pool of the process shares this)."""
     with _seen_lock:
         before = _seen.get((sentinels, name))
@@ -68,10 +68,22 @@ def _note_master(sentinels: object, name: str, address: tuple[str, int]) -> None
         )
 
 
+def _addresses(manager: Sentinel) -> tuple[str, ...]:
+    """The sentinels' ``host:port``, sorted: the same for every pool of the process that asks them.
+
+    Not the clients themselves: redis-py moves the sentinel that answered to the front of its list, and a
+    client's text names objects of its own, so either would make a failover look like a first sighting.
+    """
+    kwargs = (sentinel.connection_pool.connection_kwargs for sentinel in manager.sentinels)
+    return tuple(sorted(f"{each.get('host')}:{each.get('port')}" for each in kwargs))
+
+
 class _Proxy(SentinelConnectionPoolProxy):
+    sentinel_addresses: tuple[str, ...] = ()
+
     def get_master_address(self) -> Any:
         address = super().get_master_address()  # type: ignore[no-untyped-call]  # redis.sentinel is untyped
-        _note_master(tuple(map(str, self.sentinel_manager.sentinels)), self.service_name, tuple(address))
+        _note_master(self.sentinel_addresses, self.service_name, tuple(address))
         return address
 
 
@@ -87,6 +99,7 @@ class FollowingPool(SentinelConnectionPool):
             service_name=service_name,
             sentinel_manager=sentinel_manager,
         )
+        self.proxy.sentinel_addresses = _addresses(sentinel_manager)
         self.connection_kwargs["connection_pool"] = self.proxy
 
 
