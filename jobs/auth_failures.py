@@ -75,7 +75,9 @@ def limited(authenticate: F) -> F:
 
     An authentication that reads a Redis key of its own on every request names it (``read_along()``);
     it is read in the same round trip as the counter and handed over (``took_along(read, value)``,
-    ``read`` False when Redis could not be reached) before ``authenticate`` runs."""
+    ``read`` False when Redis could not be reached) before ``authenticate`` runs. It may also name a rate
+    limit's hit to make in that round trip (``hit_along(request)``, see
+    :data:`jobs.api.throttling.EARLY_SCOPE`), whose count the throttle then takes instead of counting again."""
 
     @functools.wraps(authenticate)
     def wrapper(self: Any, request: Any) -> Any:
@@ -87,8 +89,11 @@ def limited(authenticate: F) -> F:
             wait = blocked_for(address)
         else:
             limit = int(settings.ZIPLINE.security.auth_failure_limit)
-            count, value = rate_counter.peek_along(_counter(address), read_along(), at_least=limit)
+            also = self.hit_along(request) if hasattr(self, "hit_along") else None
+            count, value, counted = rate_counter.peek_along(_counter(address), read_along(), limit, also)
             self.took_along(count is not None, value)
+            if also is not None and counted is not None:
+                rate_counter.keep_counted(request, also, counted)
             wait = _wait(count, limit)
         if wait is not None:
             raise TooManyFailures(wait)

@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from jobs.broker import Broker, BrokerUnavailable, counters, get_broker
-from jobs.broker.counters import Count
+from jobs.broker.counters import Count, Hit
 from jobs.broker.keys import rate_key
 from jobs.outages import Outage
 
@@ -30,7 +30,7 @@ _outage = Outage("Redis (rate limits: requests pass meanwhile)", logger, logging
 _lock = threading.Lock()
 _state: dict[str, Broker] = {}
 
-__all__ = ["Count", "hit", "key", "peek", "peek_along"]
+__all__ = ["Count", "Hit", "hit", "keep_counted", "key", "peek", "peek_along", "take_counted"]
 
 
 def _quick_broker() -> Broker:
@@ -78,13 +78,30 @@ def peek(name: str, at_least: int = 1) -> Count | None:
     return count
 
 
-def peek_along(name: str, other: str, at_least: int = 1) -> tuple[Count | None, Any]:
-    """:func:`peek`, and the value of the Redis key ``other``, in one round trip: (None, None) when Redis
-    cannot be reached. For a caller that reads a key of its own on every request anyway."""
+def peek_along(
+    name: str, other: str, at_least: int = 1, also: Hit | None = None
+) -> tuple[Count | None, Any, Count | None]:
+    """:func:`peek`, the value of the Redis key ``other`` and, if given, the hit ``also``, in one round trip:
+    (None, None, None) when Redis cannot be reached. For a caller that reads a key of its own on every
+    request anyway; the hit's count is kept for :func:`take_counted`."""
     try:
-        count, value = counters.peek_along(_quick_broker(), name, at_least, other)
+        count, value, counted = counters.peek_along(_quick_broker(), name, at_least, other, also)
     except BrokerUnavailable as exc:
         _outage.failed(exc)
-        return None, None
+        return None, None, None
     _outage.recovered()
-    return count, value
+    return count, value, counted
+
+
+_COUNTED = "_zipline_counted"  # on a request: the hits made for it ahead of its throttle, by counter key
+
+
+def keep_counted(request: Any, made: Hit, count: Count) -> None:
+    """Keep on ``request`` a hit made for it ahead of time (along with another round trip)."""
+    request.__dict__.setdefault(_COUNTED, {})[made.key] = count
+
+
+def take_counted(request: Any, name: str) -> Count | None:
+    """The count of the hit on counter ``name`` made for ``request`` ahead of time, once; None if none was."""
+    counted: dict[str, Count] = request.__dict__.get(_COUNTED, {})
+    return counted.pop(name, None)

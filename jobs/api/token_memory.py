@@ -80,6 +80,13 @@ def recall(key: str, generation: str) -> tuple[Any, Any] | None:
     return entry[2], entry[3]
 
 
+def likely_user(key: str) -> Any:
+    """The user a still-fresh entry for ``key`` names, whatever its generation: a guess, made before the
+    generation is read, that the check of the token (:func:`recall`) confirms or not."""
+    entry = _entries.get(key)
+    return entry[2] if entry is not None and entry[0] > time.monotonic() else None
+
+
 def remember(key: str, generation: str, user: Any, token: Any) -> None:
     with _lock:
         if len(_entries) >= MAX_ENTRIES:

@@ -162,15 +162,17 @@ class Broker(FlowReads, EndingsMixin):
         self,
         calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]],
         extra: Sequence[tuple[str, tuple[Any, ...]]] = (),
+        extra_replies: list[Any] | None = None,
     ) -> list[Any]:
-        """Run several scripts in one pipeline by SHA; a script Redis no longer has is loaded and rerun.
+        """Run the ``extra`` commands, then several scripts by SHA, in one pipeline (their replies go into
+        ``extra_replies``, the scripts' are returned); a script Redis no longer has is loaded and rerun.
 
         (redis-py's pipeline asks ``SCRIPT EXISTS`` before every execute: one round trip too many.)
         A cluster refuses EVALSHA in a pipeline: there, each command is its own call.
         """
+        replies_out = extra_replies if extra_replies is not None else []
         if self.cluster:
-            for command, command_args in extra:
-                getattr(self.client, command)(*command_args)
+            replies_out.extend(getattr(self.client, command)(*command_args) for command, command_args in extra)
             return [self._run(name, keys, args) for name, keys, args in calls]
         pipe = self.client.pipeline(transaction=False)
         for command, command_args in extra:
@@ -181,6 +183,7 @@ class Broker(FlowReads, EndingsMixin):
         for reply in replies[: len(extra)]:
             if isinstance(reply, Exception):
                 raise reply
+            replies_out.append(reply)
         results = replies[len(extra) :]
         for index, result in enumerate(results):
             if isinstance(result, redis.exceptions.NoScriptError):

@@ -29,14 +29,6 @@ class Count:
 
 
 @translated
-def hit(broker: Broker, key: str, *, cost: int, window_ms: int, limit: int | None) -> Count:
-    """Add ``cost`` to the counter ``key`` unless that would pass ``limit`` (None: no limit)."""
-    args = (cost, max(1, window_ms), -1 if limit is None else limit)
-    added, count, left_ms = broker._run("count_window", (key,), args)  # the package's own runner
-    return Count(bool(added), int(count), int(left_ms) / 1000)
-
-
-@translated
 def peek(broker: Broker, key: str, at_least: int) -> Count:
     """The counter as it is (0 when absent); the seconds left are read only when it reaches ``at_least``."""
     client: Any = broker.client  # redis-py's stubs mix in the asyncio client's return types
@@ -45,15 +37,39 @@ def peek(broker: Broker, key: str, at_least: int) -> Count:
     return Count(False, count, max(left_ms, 0) / 1000)
 
 
+@dataclass(frozen=True)
+class Hit:
+    """A hit to make: :func:`hit`'s arguments."""
+
+    key: str
+    cost: int
+    window_ms: int
+    limit: int | None
+
+    def args(self) -> tuple[int, int, int]:
+        return (self.cost, max(1, self.window_ms), -1 if self.limit is None else self.limit)
+
+
 @translated
-def peek_along(broker: Broker, key: str, at_least: int, other: str) -> tuple[Count, Any]:
-    """:func:`peek`, and the value of the key ``other`` (a GET) read in the same round trip (a pipeline,
-    not a transaction: two reads)."""
-    client: Any = broker.client
-    pipe = client.pipeline(transaction=False)
-    pipe.get(key)
-    pipe.get(other)
-    raw, value = pipe.execute()
-    count = int(raw or 0)
-    left_ms = int(client.pttl(key)) if count >= at_least else 0
-    return Count(False, count, max(left_ms, 0) / 1000), value
+def hit(broker: Broker, key: str, *, cost: int, window_ms: int, limit: int | None) -> Count:
+    """Add ``cost`` to the counter ``key`` unless that would pass ``limit`` (None: no limit)."""
+    return _count(broker._run("count_window", (key,), Hit(key, cost, window_ms, limit).args()))
+
+
+def _count(reply: Any) -> Count:
+    added, count, left_ms = reply
+    return Count(bool(added), int(count), int(left_ms) / 1000)
+
+
+@translated
+def peek_along(
+    broker: Broker, key: str, at_least: int, other: str, also: Hit | None = None
+) -> tuple[Count, Any, Count | None]:
+    """:func:`peek`, the value of the key ``other`` (a GET) and, if ``also`` is given, that hit made, in one
+    round trip (a pipeline, not a transaction): the count, the value, and the hit's count or None."""
+    calls = [] if also is None else [("count_window", (also.key,), also.args())]
+    reads: list[Any] = []
+    scripts = broker._run_many(calls, [("get", (key,)), ("get", (other,))], reads)  # the package's own runner
+    count = int(reads[0] or 0)
+    left_ms = int(broker.client.pttl(key)) if count >= at_least else 0  # type: ignore[arg-type]
+    return Count(False, count, max(left_ms, 0) / 1000), reads[1], _count(scripts[0]) if scripts else None

@@ -39,19 +39,6 @@ TRUSTED_FOR = 1.0
 _TRUSTED_UNTIL = "_zipline_grpc_trusted_until"  # kept on Django's (thread-local) connection wrapper
 
 
-class CallRequest:
-    """A gRPC call as DRF's authentication and throttle read a request."""
-
-    method = METHOD
-
-    def __init__(self, context: Any) -> None:
-        self.META: dict[str, str] = {"REMOTE_ADDR": peer_address(context.peer())}
-        for key, value in context.invocation_metadata():
-            if key == "authorization":
-                self.META["HTTP_AUTHORIZATION"] = value
-        self.user: Any = AnonymousUser()
-
-
 class Action:
     """A method as DRF's throttle reads a view: its rate scope (REST's), and what a call costs."""
 
@@ -61,6 +48,20 @@ class Action:
 
     def throttle_cost(self, request: object) -> int:
         return self.cost
+
+
+class CallRequest:
+    """A gRPC call as DRF's authentication and throttle read a request."""
+
+    method = METHOD
+
+    def __init__(self, context: Any, action: Action) -> None:
+        self.parser_context = {"view": action}  # where DRF's request names its view
+        self.META: dict[str, str] = {"REMOTE_ADDR": peer_address(context.peer())}
+        for key, value in context.invocation_metadata():
+            if key == "authorization":
+                self.META["HTTP_AUTHORIZATION"] = value
+        self.user: Any = AnonymousUser()
 
 
 def peer_address(peer: str) -> str:
@@ -75,7 +76,8 @@ def peer_address(peer: str) -> str:
 
 def admit(context: Any, scope: str, permission: str | None, cost: int = 1) -> Any:
     """The user the call's token names, once it may call this method; else the error REST would raise."""
-    request = CallRequest(context)
+    action = Action(scope, cost)
+    request = CallRequest(context, action)
     found = BearerTokenAuthentication().authenticate(request)  # type: ignore[arg-type]
     if found is not None:
         request.user = found[0]
@@ -84,7 +86,7 @@ def admit(context: Any, scope: str, permission: str | None, cost: int = 1) -> An
     if permission and not api_open() and not allows(request.user, permission):
         raise exceptions.PermissionDenied(f"this action needs the {permission} permission")
     throttle = ScopedThrottle()
-    if not throttle.allow_request(request, Action(scope, cost)):  # type: ignore[arg-type]
+    if not throttle.allow_request(request, action):  # type: ignore[arg-type]
         raise exceptions.Throttled(throttle.wait())
     return request.user
 
