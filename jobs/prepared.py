@@ -14,12 +14,14 @@ connection.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from typing import Any, TypeVar
 
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from psycopg.types.datetime import TimestamptzLoader
 
 T = TypeVar("T")
 
@@ -74,10 +76,30 @@ def _run_prepared(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) ->
         # A server-side binding cursor (the same text whatever the values), which is what can be
         # prepared; Django's own cursors bind on the client.
         cursor = psycopg.Cursor(raw)
+        _load_timestamps_in_c(conn, cursor)
         conn.__dict__[_CURSOR_ATTRIBUTE] = cursor
     with conn.wrap_database_errors:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall() if cursor.description else []
+
+
+def _load_timestamps_in_c(conn: BaseDatabaseWrapper, cursor: psycopg.Cursor[Any]) -> None:
+    """Read ``timestamptz`` values with psycopg's own loader, which runs in C, rather than Django's.
+
+    Django's loader is a Python subclass of psycopg's that sets the connection's time zone on each value:
+    parsing in Python costs about 3 µs a value, and a claimed job's row holds several. Django sets the
+    session's time zone to the connection's, so psycopg's loader gives the same values: the swap is made
+    only for a connection in UTC (Django's own with ``USE_TZ``), whose values then carry ``timezone.utc``.
+    """
+    if conn.timezone is not UTC or _session_timezone(cursor) != "UTC":
+        return
+    cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+
+
+def _session_timezone(cursor: psycopg.Cursor[Any]) -> str | None:
+    """The session's ``TimeZone`` as the server last reported it."""
+    value = cursor.connection.pgconn.parameter_status(b"TimeZone")
+    return value.decode() if value is not None else None
 
 
 def again_if_broken(run: Callable[[], T]) -> T:

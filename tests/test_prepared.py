@@ -117,3 +117,27 @@ def test_a_chain_step_release_is_prepared_and_its_generic_plan_finds_rows_by_the
         cursor.execute("RESET plan_cache_mode")
     assert "jobs_job_pkey" in plan, plan
     assert "job_status_created" not in plan and "Seq Scan on jobs_job " not in plan, plan
+
+
+def test_a_claimed_job_has_the_same_aware_times_as_the_orm_reads_parsed_in_c() -> None:
+    """The prepared statements read ``timestamptz`` with psycopg's C loader, not Django's Python subclass
+    of it, and the values are the ORM's own: aware, in UTC."""
+    from datetime import UTC
+
+    from psycopg import pq
+
+    from jobs.models import Job
+    from jobs.prepared import _CURSOR_ATTRIBUTE
+
+    job = client.enqueue("test_noop")
+    [claimed] = states.claim([str(job.pk)], "w1")
+    from django.db import connections
+
+    cursor = connections["default"].__dict__[_CURSOR_ATTRIBUTE]
+    oid = cursor.adapters.types["timestamptz"].oid
+    loader = cursor.adapters.get_loader(oid, pq.Format.TEXT)
+    assert loader.__module__.endswith("._psycopg"), loader  # compiled: psycopg_binary or psycopg_c
+    stored = Job.objects.get(pk=job.pk)
+    for name in ("created_at", "updated_at", "started_at"):
+        value = getattr(claimed, name)
+        assert value == getattr(stored, name) and value.tzinfo is UTC, (name, value)
