@@ -207,3 +207,25 @@ def test_a_pool_whose_metrics_port_is_taken_says_so_in_one_line_and_goes_on(brok
         " (give this one its own JQS_METRICS_PORT)"
     )
     assert "Traceback" not in pool.log()
+
+
+def test_observing_a_batch_of_durations_at_once_counts_what_observing_each_would() -> None:
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from workers.metrics import observe_all
+
+    values = [0.0, 0.0004, 0.001, 0.0011, 0.02, 0.02, 7.5, 3599.0, 3600.0, 4000.0, 0.001]
+    each, batch = CollectorRegistry(), CollectorRegistry()
+    buckets = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+    one_by_one = Histogram("d", "d", ["q"], buckets=buckets, registry=each).labels("a")
+    together = Histogram("d", "d", ["q"], buckets=buckets, registry=batch).labels("a")
+    for value in values:
+        one_by_one.observe(value)
+    observe_all(together, values)
+    observe_all(together, [])
+
+    def samples(registry: Any) -> list[tuple[str, dict[str, str], float]]:
+        return [(s.name, s.labels, s.value) for m in registry.collect() for s in m.samples if "created" not in s.name]
+
+    assert samples(batch) == samples(each)
+    assert ("d_count", {"q": "a"}, float(len(values))) in samples(batch)

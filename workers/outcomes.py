@@ -68,17 +68,19 @@ def account(endings: Sequence[Ending], recorded: Sequence[Recorded]) -> tally.Ta
     """Metrics (summed per queue and type: a multiprocess metric write is not free) and one log
     line per outcome; returns the attempts counted, as :mod:`jobs.tally` defines them."""
     statuses: defaultdict[tuple[str, str], list[str | None]] = defaultdict(list)
+    durations: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
     with held_lines():  # one write for the batch's lines
         for ending, rec in zip(endings, recorded, strict=True):
             job = ending.running.job
             statuses[job.queue, job.type].append(rec.status)
-            metrics.for_job(job.queue, job.type).duration.observe(ending.duration)
+            durations[job.queue, job.type].append(ending.duration)
             if rec.status is None:
                 metrics.STALE_WRITES.inc()
             log_outcome(ending, rec)
     total = tally.Tally()
     for labels, of_labels in statuses.items():
         job_metrics = metrics.for_job(*labels)
+        metrics.observe_all(job_metrics.duration, durations[labels])
         job_metrics.active.dec(len(of_labels))
         counted = tally.of_statuses(of_labels)
         metrics.count(job_metrics, counted)
