@@ -42,25 +42,25 @@ _BROKEN_STATEMENT = (
 
 def fetch_all(sql: str, params: Sequence[Any], *, prepare: bool = True) -> list[tuple[Any, ...]]:
     """Run ``sql`` (``%s`` placeholders) as a prepared statement and return its rows; with
-    ``prepare=False``, on Django's own cursor (planned for its values each time)."""
+    ``prepare=False``, unprepared (planned for its values each time)."""
     conn = connections[DEFAULT_DB_ALIAS]
-    if not prepare or not settings.ZIPLINE.database.prepared_statements or conn.queries_logged:
+    if not settings.ZIPLINE.database.prepared_statements or conn.queries_logged:
         # Django's cursor: it logs the query where Django is asked to (DEBUG, tests that count them).
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
     try:
-        return _run_prepared(conn, sql, params)
+        return _run_own(conn, sql, params, prepare)
     except DatabaseError as exc:
         if not isinstance(exc.__cause__, _BROKEN_STATEMENT) or conn.in_atomic_block:
             raise
         # psycopg would go on sending the broken statement on this connection: start a new one
         # (with nothing prepared) and run it again. It did not run, so running it again is safe.
         conn.close()
-        return _run_prepared(conn, sql, params)
+        return _run_own(conn, sql, params, prepare)
 
 
-def _run_prepared(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+def _run_own(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any], prepare: bool) -> list[tuple[Any, ...]]:
     """What Django's cursor wrapper does around a statement (connect, the thread and transaction
     checks, its error classes), on one psycopg cursor kept per connection: these statements are
     on the path of every job sent to an idle worker, where each layer costs."""
@@ -79,27 +79,21 @@ def _run_prepared(conn: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) ->
         _load_timestamps_in_c(conn, cursor)
         conn.__dict__[_CURSOR_ATTRIBUTE] = cursor
     with conn.wrap_database_errors:
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params, prepare=prepare)
         return cursor.fetchall() if cursor.description else []
 
 
 def _load_timestamps_in_c(conn: BaseDatabaseWrapper, cursor: psycopg.Cursor[Any]) -> None:
-    """Read ``timestamptz`` values with psycopg's own loader, which runs in C, rather than Django's.
+    """Have ``cursor`` read ``timestamptz`` with psycopg's own loader, which runs in C, not Django's.
 
-    Django's loader is a Python subclass of psycopg's that sets the connection's time zone on each value:
-    parsing in Python costs about 3 µs a value, and a claimed job's row holds several. Django sets the
-    session's time zone to the connection's, so psycopg's loader gives the same values: the swap is made
-    only for a connection in UTC (Django's own with ``USE_TZ``), whose values then carry ``timezone.utc``.
+    Django's loader is a Python subclass of psycopg's that labels each value with the connection's time
+    zone: parsing in Python costs about 3 µs a value, and every row a worker claims holds several. Django
+    sets the session's time zone to the connection's, so psycopg's loader gives the same values; the swap
+    is made only for a connection in UTC (Django's own with ``USE_TZ``), whose values carry ``UTC``.
+    (Not for the whole connection: Django's cursors read the time zone off the loader they find.)
     """
-    if conn.timezone is not UTC or _session_timezone(cursor) != "UTC":
-        return
-    cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
-
-
-def _session_timezone(cursor: psycopg.Cursor[Any]) -> str | None:
-    """The session's ``TimeZone`` as the server last reported it."""
-    value = cursor.connection.pgconn.parameter_status(b"TimeZone")
-    return value.decode() if value is not None else None
+    if conn.timezone is UTC and cursor.connection.pgconn.parameter_status(b"TimeZone") == b"UTC":
+        cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
 
 
 def again_if_broken(run: Callable[[], T]) -> T:

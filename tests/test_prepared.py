@@ -119,25 +119,28 @@ def test_a_chain_step_release_is_prepared_and_its_generic_plan_finds_rows_by_the
     assert "job_status_created" not in plan and "Seq Scan on jobs_job " not in plan, plan
 
 
-def test_a_claimed_job_has_the_same_aware_times_as_the_orm_reads_parsed_in_c() -> None:
-    """The prepared statements read ``timestamptz`` with psycopg's C loader, not Django's Python subclass
-    of it, and the values are the ORM's own: aware, in UTC."""
+def test_the_hot_paths_timestamps_are_read_in_c_and_equal_what_django_reads() -> None:
+    """The hot path's cursor reads ``timestamptz`` with psycopg's compiled loader, not Django's Python
+    subclass of it: a job claimed alone (a prepared claim) and a job claimed with another (unprepared)
+    carry the times the ORM reads, aware and in UTC."""
     from datetime import UTC
 
+    from django.db import connections
     from psycopg import pq
 
     from jobs.models import Job
     from jobs.prepared import _CURSOR_ATTRIBUTE
 
-    job = client.enqueue("test_noop")
-    [claimed] = states.claim([str(job.pk)], "w1")
-    from django.db import connections
-
+    alone = client.enqueue("test_noop")
+    states.claim([str(alone.pk)], "w1")
+    pair = [client.enqueue("test_noop") for _ in range(2)]
+    claimed = states.claim([str(job.pk) for job in pair], "w1") + states.claim([], "w1")
     cursor = connections["default"].__dict__[_CURSOR_ATTRIBUTE]
-    oid = cursor.adapters.types["timestamptz"].oid
-    loader = cursor.adapters.get_loader(oid, pq.Format.TEXT)
+    loader = cursor.adapters.get_loader(cursor.adapters.types["timestamptz"].oid, pq.Format.TEXT)
     assert loader.__module__.endswith("._psycopg"), loader  # compiled: psycopg_binary or psycopg_c
-    stored = Job.objects.get(pk=job.pk)
-    for name in ("created_at", "updated_at", "started_at"):
-        value = getattr(claimed, name)
-        assert value == getattr(stored, name) and value.tzinfo is UTC, (name, value)
+    assert len(claimed) == 2
+    for job in claimed:
+        stored = Job.objects.get(pk=job.pk)  # through Django's cursor and loader
+        for name in ("created_at", "updated_at", "started_at"):
+            value = getattr(job, name)
+            assert value == getattr(stored, name) and value.tzinfo is UTC, (name, value)
