@@ -17,6 +17,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from jobs.ids import id_text
 from jobs.models import Job, Outcome
 from jobs.registry import (
     Context,
@@ -69,7 +70,7 @@ def prepare(job: Job, worker_id: str, default_timeout: float) -> Running:
         proc = None
     timeout = job.timeout or (timeout_default(proc) if proc else None) or default_timeout
     started = time.monotonic()
-    ctx = Context(job_id=str(job.pk), attempt=job.attempt_number, deadline=started + timeout, job_type=job.type)
+    ctx = Context(job_id=id_text(job), attempt=job.attempt_number, deadline=started + timeout, job_type=job.type)
     return Running(job, ctx, proc, timeout, started, timezone.now())
 
 

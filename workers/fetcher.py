@@ -15,6 +15,7 @@ from django.db import DatabaseError
 
 from jobs import recovery, states
 from jobs.broker import Broker, BrokerUnavailable, Settlement
+from jobs.ids import id_text
 from jobs.queue_limits import LimitBook
 from workers import metrics
 from workers.executor import Executor
@@ -178,7 +179,7 @@ class Fetcher:
             raise
         self.state.db_recovered()
         if len(jobs) < len(ids):
-            got = {str(job.pk) for job in jobs}
+            got = {id_text(job) for job in jobs}
             self._drop_unrunnable(queue, [i for i in ids if i not in got])
         self.executor.start(jobs)
         return len(jobs)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobs import tally
+from jobs.ids import id_text
 from jobs.models import Outcome
 from jobs.states import AttemptResult, Recorded
 from jobs.validation import holds_nul
@@ -94,7 +95,7 @@ def log_outcome(ending: Ending, rec: Recorded) -> None:
     level = logging.WARNING if ending.outcome in FAILED_OUTCOMES else logging.INFO
     if not job_logger.isEnabledFor(level):
         return
-    job_id = str(job.pk)
+    job_id = id_text(job)
     job_logger.log(
         level,
         "job %s %s %s on %s attempt %d in %.1fms",

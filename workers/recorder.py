@@ -22,6 +22,7 @@ from django.db import InterfaceError, OperationalError
 from jobs import recovery, states, tally
 from jobs.broker import Broker, BrokerUnavailable, Settlement, due_score
 from jobs.broker.items import SettleAction
+from jobs.ids import id_text
 from jobs.models import Outcome, Status
 from jobs.states import Recorded
 from workers import metrics, outcomes
@@ -141,11 +142,11 @@ class Recorder:
         for run in runs:
             run.released = True
         released = self._retry_db(lambda: states.release([r.job for r in runs])) or []
-        released_ids = {str(j.pk) for j in released}
+        released_ids = {id_text(j) for j in released}
         by_queue: dict[str, list[Settlement]] = defaultdict(list)
         for run in runs:
-            action: SettleAction = "release" if str(run.job.pk) in released_ids else "ack"
-            by_queue[run.job.queue].append(Settlement(str(run.job.pk), action, 0, run.job.priority))
+            action: SettleAction = "release" if id_text(run.job) in released_ids else "ack"
+            by_queue[run.job.queue].append(Settlement(id_text(run.job), action, 0, run.job.priority))
             metrics.for_job(run.job.queue, run.job.type).active.dec()
         for queue_name, settlements in by_queue.items():
             self._retry_redis(partial(self.broker.settle, queue_name, self.worker_id, settlements))
@@ -177,9 +178,9 @@ class Recorder:
         for rec in recorded:
             job = rec.job
             if rec.status == Status.RETRYING and rec.due is not None:
-                by_queue[job.queue].append(Settlement(str(job.pk), "retry", due_score(rec.due), job.priority))
+                by_queue[job.queue].append(Settlement(id_text(job), "retry", due_score(rec.due), job.priority))
             else:
-                by_queue[job.queue].append(Settlement(str(job.pk), "ack"))
+                by_queue[job.queue].append(Settlement(id_text(job), "ack"))
             statuses[job.queue].append(rec.status)
         for queue_name, settlements in by_queue.items():
             counts = tally.of_statuses(statuses[queue_name]).as_counts()

@@ -21,6 +21,7 @@ from typing import Any
 from django.db import DatabaseError, connections
 
 from jobs.broker import BrokerUnavailable
+from jobs.ids import id_text
 from jobs.outages import Outage
 from jobs.tally import Tally
 from workers.execution import Running
@@ -111,7 +112,7 @@ class WorkerState:
         process stops with its last job recorded, so a recycle never hands back a running job."""
         with self.lock:
             for run in runs:
-                self.inflight.pop(str(run.job.pk), None)
+                self.inflight.pop(id_text(run.job), None)
             recycle = bool(self.options.max_jobs) and self.jobs_started >= self.options.max_jobs and not self.inflight
         self.slot_freed.set()
         if recycle and not self.stopping.is_set():
