@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,30 +39,37 @@ def rates(**changed: str | None) -> Iterator[None]:
         yield
 
 
-def test_32_threads_get_no_more_than_the_limit_through(broker: Any) -> None:
-    key, limit, per_thread = valid_token(), 40, 20
+def hammered(key: str, send: Callable[[APIClient], int], threads: int = THREADS, per_thread: int = 20) -> Counter[int]:
+    """The statuses ``threads`` threads got, each sending ``per_thread`` requests (``send``) with ``key``'s
+    token, all starting at once."""
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
-    start = threading.Barrier(THREADS)
+    start = threading.Barrier(threads)
 
     def hammer() -> None:
         client = APIClient(HTTP_AUTHORIZATION=f"Bearer {key}")
         try:
             start.wait(timeout=10)
             for _ in range(per_thread):
-                code = client.get("/api/v1/stats").status_code
+                code = send(client)
                 with lock:
                     statuses[code] += 1
         finally:
             connection.close()
 
+    running = [threading.Thread(target=hammer) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in running), "a request thread did not finish in 60 s"
+    return statuses
+
+
+def test_32_threads_get_no_more_than_the_limit_through(broker: Any) -> None:
+    key, limit, per_thread = valid_token(), 40, 20
     with rates(stats=f"{limit}/min"):
-        threads = [threading.Thread(target=hammer) for _ in range(THREADS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a request thread did not finish in 60 s"
+        statuses = hammered(key, lambda client: client.get("/api/v1/stats").status_code, THREADS, per_thread)
     assert statuses == {200: limit, 429: THREADS * per_thread - limit}, statuses
 
 

@@ -3,13 +3,10 @@ remembers the token (jobs.api.throttling.EARLY_SCOPE): counted once, the limit s
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from jobs import rate_counter
@@ -20,7 +17,7 @@ from jobs.tokens import digest
 from tests.grpc_support import GrpcServer, grpc_server, new_user, pb, stub_for
 from tests.helpers import SEED_JOB
 from tests.test_security_logins import valid_token
-from tests.test_security_throttle import rates
+from tests.test_security_throttle import hammered, rates
 
 pytestmark = pytest.mark.django_db(transaction=True)
 __all__ = ["grpc_server"]  # a fixture
@@ -40,6 +37,11 @@ def hits(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield made
 
 
+def count_of(counter: str) -> int:
+    value: Any = get_broker().client.get(counter)
+    return int(value or 0)
+
+
 def submit_counter() -> str:
     """The submit counter of the test's one token's user."""
     return rate_counter.key("throttle", "submit", str(ApiToken.objects.get().user_id))
@@ -52,38 +54,20 @@ def test_a_remembered_token_counts_its_submit_once_in_the_checks_round_trip(brok
         statuses = [client.post("/api/v1/jobs", SEED_JOB, format="json").status_code for _ in range(5)]
     assert statuses == [201] * 5
     counter = submit_counter()
-    assert int(broker.client.get(counter)) == 5  # once a request, not twice
+    assert count_of(counter) == 5  # once a request, not twice
     # The first request's token was not remembered yet: its throttle hit on its own. The other four were
     # counted along with the token's check.
     assert hits.count(counter) == 1, hits
 
 
 def test_the_submit_limit_stays_exact_under_32_threads(broker: Any) -> None:
-    key, limit, per_thread, threads_count = valid_token(), 40, 4, 32
-    statuses: Counter[int] = Counter()
-    lock = threading.Lock()
-    start = threading.Barrier(threads_count)
+    key, limit, per_thread, threads = valid_token(), 40, 4, 32
     APIClient(HTTP_AUTHORIZATION=f"Bearer {key}").get("/api/v1/")  # the token remembered before the race
-
-    def hammer() -> None:
-        client = APIClient(HTTP_AUTHORIZATION=f"Bearer {key}")
-        try:
-            start.wait(timeout=10)
-            for _ in range(per_thread):
-                code = client.post("/api/v1/jobs", SEED_JOB, format="json").status_code
-                with lock:
-                    statuses[code] += 1
-        finally:
-            connection.close()
-
     with rates(submit=f"{limit}/min"):
-        threads = [threading.Thread(target=hammer) for _ in range(threads_count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a request thread did not finish in 60 s"
-    assert statuses == {201: limit, 429: threads_count * per_thread - limit}, statuses
+        statuses = hammered(
+            key, lambda client: client.post("/api/v1/jobs", SEED_JOB, format="json").status_code, threads, per_thread
+        )
+    assert statuses == {201: limit, 429: threads * per_thread - limit}, statuses
     assert Job.objects.count() == limit
 
 
@@ -100,7 +84,7 @@ def test_a_token_revoked_by_another_process_is_refused_and_its_guess_counted_onc
         assert token_memory.likely_user(digest(key)) is not None
         refused = client.post("/api/v1/jobs", SEED_JOB, format="json")
     assert refused.status_code == 401
-    assert int(broker.client.get(counter)) == 2  # the accepted submit, and the guess made for the refused one
+    assert count_of(counter) == 2  # the accepted submit, and the guess made for the refused one
     assert Job.objects.count() == 1
 
 
@@ -109,6 +93,5 @@ def test_a_grpc_submit_with_a_remembered_token_is_counted_once(grpc_server: Grpc
     with rates(submit="100/min"):
         assert all(stub.SubmitJob(pb.SubmitJobRequest(job=pb.JobSpec(type="test_noop"))).created for _ in range(3))
     counter = submit_counter()
-    broker = get_broker()
-    assert int(broker.client.get(counter)) == 3
+    assert count_of(counter) == 3
     assert hits.count(counter) == 1, hits
