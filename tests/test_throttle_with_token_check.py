@@ -95,3 +95,24 @@ def test_a_grpc_submit_with_a_remembered_token_is_counted_once(grpc_server: Grpc
     counter = submit_counter()
     assert count_of(counter) == 3
     assert hits.count(counter) == 1, hits
+
+
+def test_a_batch_body_is_read_after_the_token_is_confirmed(broker: Any) -> None:
+    """Only a single submit is counted ahead of the token's check: a batch's cost is its body's jobs, and
+    its body is read only once the token is confirmed. A token revoked elsewhere is refused before a
+    malformed body is looked at, and its batch costs nothing."""
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {valid_token()}")
+    with rates(batch="100/min"):
+        assert client.post("/api/v1/jobs/batch", {"jobs": [SEED_JOB, SEED_JOB]}, format="json").status_code == 201
+        malformed = client.post("/api/v1/jobs/batch", b"{not json", content_type="application/json")
+        token = ApiToken.objects.get()
+        counter = rate_counter.key("throttle", "batch", str(token.user_id))
+        ApiToken.objects.filter(pk=token.pk)._raw_delete(ApiToken.objects.db)  # revoked by another process
+        auth_generation.replace(broker)
+        refused = [
+            client.post("/api/v1/jobs/batch", b"{not json", content_type="application/json"),
+            client.post("/api/v1/jobs/batch", {"jobs": [SEED_JOB, SEED_JOB]}, format="json"),
+        ]
+    assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "malformed_json", malformed.content
+    assert [answer.status_code for answer in refused] == [401, 401]
+    assert count_of(counter) == 2  # the first batch's two jobs; nothing for the refused ones

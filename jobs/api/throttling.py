@@ -48,8 +48,17 @@ class Plan:
 def early_hit(request: Any, view: Any, user: Any) -> rate_counter.Hit | None:
     """The hit a request of :data:`EARLY_SCOPE` will make for ``user``, to be made ahead of its throttle;
     None for any other request."""
+    if _scope(request, view) != EARLY_SCOPE:
+        return None  # before plan(): another scope's cost may read the body, not the token check's business
     plan = ScopedThrottle().plan(request, view)
-    return plan.hit_for(str(user.pk)) if plan is not None and plan.scope == EARLY_SCOPE else None
+    return plan.hit_for(str(user.pk)) if plan is not None else None
+
+
+def _scope(request: Any, view: Any) -> str | None:
+    """The rate scope of ``request``'s method under ``view``."""
+    scopes = getattr(view, "throttle_scopes", None) or {}
+    scope: str | None = scopes.get(request.method) or getattr(view, "throttle_scope", None)
+    return scope
 
 
 class ScopedThrottle(ScopedRateThrottle):
@@ -57,8 +66,7 @@ class ScopedThrottle(ScopedRateThrottle):
 
     def plan(self, request: Any, view: Any) -> Plan | None:
         """What ``request`` costs under ``view``'s scope for its method; None when it costs nothing."""
-        scopes = getattr(view, "throttle_scopes", None) or {}
-        scope = scopes.get(request.method) or getattr(view, "throttle_scope", None)
+        scope = _scope(request, view)
         free = getattr(view, "throttle_free", None)
         if not scope or (free is not None and free(request)):
             return None
