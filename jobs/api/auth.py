@@ -60,6 +60,7 @@ class BearerTokenAuthentication(BaseAuthentication):
     """Token authentication that takes both the ``Bearer`` and the ``Token`` keyword."""
 
     _generation: tuple[str | None] | None = None  # read along with the failure counter, before authenticate
+    _key: tuple[tuple[str, str] | None] | None = None  # what _presented found, once it has looked
 
     def read_along(self) -> str:
         """The token generation's key, read with the failed-login counter (one round trip, not two)."""
@@ -71,27 +72,40 @@ class BearerTokenAuthentication(BaseAuthentication):
     def hit_along(self, request: Request) -> Any:
         """The rate limit's hit of a submission whose token this process remembers, made with the check's
         reads (:data:`jobs.api.throttling.EARLY_SCOPE`): one round trip to Redis a request, not two."""
-        parts = get_authorization_header(request).split()
-        if len(parts) != 2 or parts[0].lower() not in KEYWORDS or not TOKEN_KEY.fullmatch(parts[1].decode("latin-1")):
-            return None
-        user = token_memory.likely_user(tokens.digest(parts[1].decode("latin-1")))
+        try:
+            presented = self._presented(request)
+        except exceptions.AuthenticationFailed:
+            return None  # the check refuses it in a moment
+        user = token_memory.likely_user(presented[1]) if presented else None
         view = (getattr(request, "parser_context", None) or {}).get("view")
         return None if user is None or view is None else throttling.early_hit(request, view, user)
 
+    def _presented(self, request: Request) -> tuple[str, str] | None:
+        """The key the request presents and its digest, read once per request (:meth:`hit_along` reads it
+        first); None without a ``Bearer`` or ``Token`` header, AuthenticationFailed for a malformed one."""
+        if self._key is not None:  # an authentication is made for each request (DRF's and the gRPC calls')
+            return self._key[0]
+        parts = get_authorization_header(request).split()
+        found: tuple[str, str] | None = None
+        if parts and parts[0].lower() in KEYWORDS:
+            if len(parts) != 2:
+                raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
+            try:
+                key = parts[1].decode("ascii")
+            except UnicodeError:
+                raise exceptions.AuthenticationFailed("Invalid token.") from None
+            if not TOKEN_KEY.fullmatch(key):
+                raise exceptions.AuthenticationFailed("Invalid token.")
+            found = (key, tokens.digest(key))
+        self._key = (found,)
+        return found
+
     @auth_failures.limited  # 429 after too many failed tokens from one address
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() not in KEYWORDS:
+        presented = self._presented(request)
+        if presented is None:
             return None
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <token>'.")
-        try:
-            key = parts[1].decode("ascii")
-        except UnicodeError:
-            raise exceptions.AuthenticationFailed("Invalid token.") from None
-        if not TOKEN_KEY.fullmatch(key):
-            raise exceptions.AuthenticationFailed("Invalid token.")
-        hashed = tokens.digest(key)
+        key, hashed = presented
         # Read before the query (see token_memory): along with the failure counter, or now.
         generation = self._generation[0] if self._generation is not None else token_memory.current_generation()
         hit = token_memory.recall(hashed, generation) if generation is not None else None
