@@ -7,23 +7,20 @@ serves the merged view on ``JQS_METRICS_PORT``.
 
 from __future__ import annotations
 
+import collections
 from bisect import bisect_left
-from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import prometheus_client
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
     from jobs.tally import Tally
 
 LABELS = ("queue", "type")
 
-PROCESSED = prometheus_client.Counter(
-    "job_queue_processed", "Attempts that completed or failed (jobs.tally's total).", LABELS
-)
-FAILED = prometheus_client.Counter(
+PROCESSED = Counter("job_queue_processed", "Attempts that completed or failed (jobs.tally's total).", LABELS)
+FAILED = Counter(
     "job_queue_failed", "Attempts that failed (error, timeout, or lost with a dead worker process).", LABELS
 )
 DURATION = Histogram(
@@ -33,13 +30,9 @@ DURATION = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
 ACTIVE = Gauge("job_queue_active_jobs", "Jobs running now.", LABELS, multiprocess_mode="livesum")
-STALE_WRITES = prometheus_client.Counter(
-    "job_queue_stale_writes", "Finishes rejected because the attempt was no longer current."
-)
-LEASES_LOST = prometheus_client.Counter(
-    "job_queue_leases_lost", "Running jobs whose lease was taken from their worker."
-)
-HELD_BACK = prometheus_client.Counter(
+STALE_WRITES = Counter("job_queue_stale_writes", "Finishes rejected because the attempt was no longer current.")
+LEASES_LOST = Counter("job_queue_leases_lost", "Running jobs whose lease was taken from their worker.")
+HELD_BACK = Counter(
     "job_queue_held_back",
     "Waiting jobs a claim set aside because of a limit (docs/flow-control.md), by queue and limit: a lane "
     "parked by a rate or waiting for a slot, or the claim stopped by the queue's own limit. The group label "
@@ -82,7 +75,7 @@ def observe_all(histogram: Any, values: Sequence[float]) -> None:
         return
     bounds = histogram._upper_bounds
     histogram._sum.inc(sum(values))
-    for index, times in Counter(bisect_left(bounds, value) for value in values).items():
+    for index, times in collections.Counter(bisect_left(bounds, value) for value in values).items():
         histogram._buckets[index].inc(times)
 
 

@@ -9,6 +9,7 @@ master changes, and the checks that tell an unknown master name from sentinels o
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -79,7 +80,9 @@ def _addresses(manager: Sentinel) -> tuple[str, ...]:
 
 
 class _Proxy(SentinelConnectionPoolProxy):
-    sentinel_addresses: tuple[str, ...] = ()
+    @functools.cached_property
+    def sentinel_addresses(self) -> tuple[str, ...]:
+        return _addresses(self.sentinel_manager)
 
     def get_master_address(self) -> Any:
         address = super().get_master_address()  # type: ignore[no-untyped-call]  # redis.sentinel is untyped
@@ -99,7 +102,6 @@ class FollowingPool(SentinelConnectionPool):
             service_name=service_name,
             sentinel_manager=sentinel_manager,
         )
-        self.proxy.sentinel_addresses = _addresses(sentinel_manager)
         self.connection_kwargs["connection_pool"] = self.proxy
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from contextlib import AbstractContextManager
 
 from django.conf import settings
 from kafka.errors import KafkaError
@@ -46,22 +45,17 @@ def check(config: KafkaConfig) -> None:
         raise CannotStart(problem, ExitCode.CONFIG)
 
 
-def _client_quiet() -> AbstractContextManager[None]:
-    """kafka-python's logger silent while a client is made: a broker out of reach is then ours to say."""
-    return quieted("kafka", logging.CRITICAL)
-
-
 def run(config: KafkaConfig, stop: threading.Event) -> None:
     """Consume ``config.topic`` until ``stop`` is set."""
     check(config)
     servers = ",".join(config.bootstrap_servers)
     try:
-        with _client_quiet():
+        with quieted("kafka", logging.CRITICAL):  # a broker out of reach is ours to say
             consumer = connect.consumer(config)
     except KafkaError as exc:
         raise CannotStart(f"Kafka at {servers} does not answer: {exc}", ExitCode.UNAVAILABLE) from None
     try:
-        with _client_quiet():
+        with quieted("kafka", logging.CRITICAL):  # a broker out of reach is ours to say
             producer = connect.producer(config)
     except KafkaError as exc:
         consumer.close(autocommit=False)
