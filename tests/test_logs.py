@@ -16,7 +16,7 @@ from jobs.broker import Broker
 from jobs.models import Job, Status
 from tests.helpers import wait_for
 from tests.procs import running
-from zipline_site.logs import JsonFormatter, LineHandler, held_lines
+from zipline_site.logs import JsonFormatter, LineHandler, held_lines, log_line
 
 
 def _record(created: float, **extra: object) -> logging.LogRecord:
@@ -103,6 +103,74 @@ def test_lines_are_written_at_once_outside_held_lines_and_in_other_threads() -> 
         "from another thread",
         "held",
     ]
+
+
+_JOB_LINE = ("job %s %s on %s in %.1fms", ("a1", "completed", "default", 0.25))
+_JOB_FIELDS = {"job_id": "a1", "queue": "default", "duration_ms": 0.25, "at": datetime(2026, 1, 1)}
+
+
+def _without_time(line: str) -> dict[str, object]:
+    entry = json.loads(line)
+    assert datetime.fromisoformat(entry.pop("time")).tzinfo is not None
+    return entry
+
+
+def test_log_line_writes_what_the_logger_would_and_holds_it_as_emit_does() -> None:
+    stream = _CountingStream()
+    logger = _line_logger(stream)
+    msg, args = _JOB_LINE
+    logger.info(msg, *args, extra=_JOB_FIELDS)
+    with held_lines():
+        log_line(logger, logging.INFO, msg, args, _JOB_FIELDS)
+        log_line(logger, logging.WARNING, "no args", (), {"n": 1})
+        assert stream.writes == 1  # held until the block ends
+    standard, direct, plain = stream.getvalue().splitlines()
+    assert _without_time(direct) == _without_time(standard)
+    assert _without_time(plain) == {"level": "warning", "logger": logger.name, "message": "no args", "n": 1}
+
+
+def test_log_line_takes_the_loggers_path_when_anything_else_could_see_the_record() -> None:
+    stream = _CountingStream()
+    logger = _line_logger(stream)
+    msg, args = _JOB_LINE
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logger.addHandler(Keep())  # another handler gets a real record
+    log_line(logger, logging.INFO, msg, args, _JOB_FIELDS)
+    assert [(r.getMessage(), r.job_id) for r in seen] == [("job a1 completed on default in 0.2ms", "a1")]  # type: ignore[attr-defined]
+    logger.handlers.pop()
+    logger.addFilter(lambda record: False)  # a filter still drops the line
+    log_line(logger, logging.INFO, msg, args, _JOB_FIELDS)
+    assert stream.writes == 1  # only the line of the first call
+    logger.filters.clear()
+    made = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(lambda *a, **k: seen.append(made(*a, **k)) or seen[-1])  # type: ignore[func-returns-value]
+    try:
+        log_line(logger, logging.INFO, msg, args, _JOB_FIELDS)
+    finally:
+        logging.setLogRecordFactory(made)
+    assert len(seen) == 2 and stream.writes == 2  # the factory made the record that was written
+
+
+def test_log_line_reaches_the_handlers_of_the_parents_at_their_levels() -> None:
+    parent_stream, child_stream = _CountingStream(), _CountingStream()
+    parent = _line_logger(parent_stream)
+    child = logging.getLogger(f"{parent.name}.child")
+    handler = LineHandler(child_stream)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.WARNING)
+    child.handlers[:] = [handler]
+    log_line(child, logging.INFO, "info", (), {})
+    log_line(child, logging.WARNING, "warning", (), {})
+    assert [json.loads(line)["message"] for line in parent_stream.getvalue().splitlines()] == ["info", "warning"]
+    assert [json.loads(line)["message"] for line in child_stream.getvalue().splitlines()] == ["warning"]
+    child.propagate = False
+    log_line(child, logging.WARNING, "kept below", (), {})
+    assert parent_stream.writes == 2 and child_stream.writes == 2
 
 
 def test_the_settings_log_through_the_line_handler() -> None:

@@ -18,7 +18,7 @@ from jobs.states import AttemptResult, Recorded
 from jobs.validation import holds_nul
 from workers import metrics
 from workers.execution import Ending, described
-from zipline_site.logs import held_lines
+from zipline_site.logs import held_lines, log_line
 
 job_logger = logging.getLogger("zipline.job")
 MAX_RESULT_PREVIEW = 4096
@@ -96,16 +96,19 @@ def log_outcome(ending: Ending, rec: Recorded) -> None:
     if not job_logger.isEnabledFor(level):
         return
     job_id = id_text(job)
-    job_logger.log(
+    log_line(
+        job_logger,
         level,
         "job %s %s %s on %s attempt %d in %.1fms",
-        job_id,
-        job.type,
-        rec.status or "stale (attempt superseded)",
-        job.queue,
-        job.attempt_number,
-        ending.duration * 1000,
-        extra={
+        (
+            job_id,
+            job.type,
+            rec.status or "stale (attempt superseded)",
+            job.queue,
+            job.attempt_number,
+            ending.duration * 1000,
+        ),
+        {
             "job_id": job_id,
             "type": job.type,
             "queue": job.queue,

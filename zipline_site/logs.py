@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _ENCODE = json.JSONEncoder(default=str).encode  # the output of json.dumps(entry, default=str)
@@ -38,15 +40,20 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         fields = vars(record)
-        entry = {
-            "time": self._time(record.created),
-            "level": _LEVELS.get(record.levelno) or record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry |= {key: fields[key] for key in fields if key not in _STANDARD and key[0] != "_"}
+        extra = {key: fields[key] for key in fields if key not in _STANDARD and key[0] != "_"}
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            extra["exception"] = self.formatException(record.exc_info)
+        return self.line(record.created, record.levelno, record.name, record.getMessage(), extra)
+
+    def line(self, created: float, level: int, logger: str, message: str, extra: dict[str, Any]) -> str:
+        """The line of a record made at ``created`` (``time.time()``) with these fields."""
+        entry = {
+            "time": self._time(created),
+            "level": _LEVELS.get(level) or logging.getLevelName(level).lower(),
+            "logger": logger,
+            "message": message,
+        }
+        entry |= extra
         return _ENCODE(entry)
 
 
@@ -81,6 +88,14 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:  # noqa: BLE001 - as StreamHandler.emit: a line that cannot be formatted is reported
             self.handleError(record)
 
+    def emit_line(self, line: str) -> None:
+        """Write a line formatted already (:func:`log_line`), or hold it as :meth:`emit` would."""
+        held = getattr(_holding, "lines", None)
+        if held is None:
+            self.write_held([line])
+        else:
+            held.setdefault(self, []).append(line)
+
     def write_held(self, lines: list[str]) -> None:
         try:
             with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
@@ -88,6 +103,45 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.flush()
         except Exception:  # noqa: BLE001 - a closed or full stream must not fail the caller (as emit)
             self.handleError(logging.LogRecord("zipline", logging.ERROR, "", 0, "held lines lost", (), None))
+
+
+def log_line(logger: logging.Logger, level: int, msg: str, args: tuple[Any, ...], extra: dict[str, Any]) -> None:
+    """``logger.log(level, msg, *args, extra=extra)``, made without a ``LogRecord`` where that changes nothing.
+
+    A worker logs a line per job, and about half of that line's cost is the record (its constructor reads the
+    clock, the thread, the process) and the walk through ``Logger.handle``. When every handler the record would
+    reach is a :class:`LineHandler` with a :class:`JsonFormatter`, nothing filters on the way and records come
+    from logging's own factory, the line is made from the fields directly: the same text ``format`` would give.
+    Any other set-up (another handler, a filter, pytest's capture, a record factory) takes the standard path.
+    """
+    handlers = _line_handlers(logger, level)
+    if handlers is None:
+        logger.log(level, msg, *args, extra=extra)
+        return
+    formatter: JsonFormatter = handlers[0].formatter  # type: ignore[assignment]  # checked by _line_handlers
+    line = formatter.line(time.time(), level, logger.name, msg % args if args else msg, extra)
+    for handler in handlers:
+        handler.emit_line(line)
+
+
+def _line_handlers(logger: logging.Logger, level: int) -> list[LineHandler] | None:
+    """The handlers a record of ``logger`` at ``level`` reaches, if each is a plain JSON :class:`LineHandler`
+    and no logger or handler on the way filters; None otherwise (and when none is reached: logging's last
+    resort then writes it)."""
+    if logger.disabled or logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
+    reached: list[LineHandler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if type(handler) is not LineHandler or type(handler.formatter) is not JsonFormatter or handler.filters:
+                return None
+            if level >= handler.level:
+                reached.append(handler)
+        current = current.parent if current.propagate else None
+    return reached or None
 
 
 @contextmanager
