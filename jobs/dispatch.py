@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 
 from jobs.broker import BrokerUnavailable, PushItem, due_score, get_broker
+from jobs.ids import id_text
 from jobs.limits import lane
 from jobs.models import Job
 
@@ -19,9 +20,14 @@ logger = logging.getLogger("zipline.dispatch")
 
 def push_items(jobs: Iterable[Job]) -> list[PushItem]:
     items = []
+    lanes: dict[tuple[str, str], str] = {}  # a batch's jobs share a few types and groups
     for job in jobs:
         due_ms = due_score(job.schedule_at) if job.schedule_at is not None else 0
-        items.append(PushItem(job.queue, str(job.pk), job.priority, due_ms, lane(job.type, job.group)))
+        kind = (job.type, job.group)
+        job_lane = lanes.get(kind)
+        if job_lane is None:
+            job_lane = lanes[kind] = lane(*kind)
+        items.append(PushItem(job.queue, id_text(job), job.priority, due_ms, job_lane))
     return items
 
 

@@ -24,6 +24,8 @@ from jobs.models import PRIORITY_MAX, PRIORITY_MIN, Backoff
 from jobs.registry import PayloadError, RetryDefaults, registry, retry_defaults
 from jobs.unique_terms import MAX_UNIQUE_KEY, UNIQUE_UNTIL, Uniqueness, default_unique_key, retention_limit
 from zipline_site.durations import MAX_DURATION, DurationError, format_duration, parse_duration
+from zipline_site.json_text import dict_encoder
+from zipline_site.setting_values import read_once
 
 # \A and \Z, not ^ and $: "$" also matches before a final newline, and "default\n" is no queue name.
 QUEUE_NAME = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")
@@ -40,6 +42,7 @@ _JSON_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 JSON_SURROGATE = "\\ud"
 # One encoder for every payload (json.dumps would build one per call); encode() keeps no state.
 _ENCODER = DjangoJSONEncoder(allow_nan=False)
+_ENCODE_PAYLOAD = dict_encoder(_ENCODER)
 # The same JSON as UTF-8 text, to measure a payload that holds more than ASCII as it is sent and stored.
 _UTF8_ENCODER = DjangoJSONEncoder(allow_nan=False, ensure_ascii=False)
 MAX_RETRIES_LIMIT = 1000
@@ -138,7 +141,7 @@ def check_payload(payload: Any) -> str:
     if not isinstance(payload, dict):
         raise InvalidJob("payload", f"must be a JSON object, not {type(payload).__name__}")
     try:
-        text = _ENCODER.encode(payload)
+        text = _ENCODE_PAYLOAD(payload)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidJob("payload", f"is not JSON: {exc}") from None
     if holds_nul(text):
@@ -147,13 +150,17 @@ def check_payload(payload: Any) -> str:
         surrogate = _surrogate_in(payload)
         if surrogate is not None:
             raise InvalidJob("payload", f"holds a lone surrogate ({surrogate}), which is not Unicode text")
-    limit = settings.ZIPLINE.api.max_payload_bytes
+    limit = payload_limit()
     size = len(text)
     if size > limit and "\\u" in text:  # escapes (é is 6 characters here): measure the UTF-8 instead
         size = len(_UTF8_ENCODER.encode(payload).encode())
     if size > limit:
         raise PayloadTooLarge("payload", f"is {size} bytes of JSON; the limit is {limit} (JQS_MAX_PAYLOAD_BYTES)")
     return text
+
+
+# JQS_MAX_PAYLOAD_BYTES: checked for every job of a batch, so read from the settings once (see the module).
+payload_limit = read_once(lambda: int(settings.ZIPLINE.api.max_payload_bytes))
 
 
 def holds_nul(json_text: str) -> bool:

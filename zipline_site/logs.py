@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from zipline_site.json_text import dict_encoder
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-_ENCODE = json.JSONEncoder(default=str).encode  # the output of json.dumps(entry, default=str)
+_ENCODE = dict_encoder(json.JSONEncoder(default=str))  # the output of json.dumps(entry, default=str)
 _LEVELS = {level: logging.getLevelName(level).lower() for level in (10, 20, 30, 40, 50)}
 
 

@@ -29,6 +29,7 @@ from jobs.api.renderers import SafeJSONRenderer
 from jobs.api.throttling import ScopedThrottle
 from jobs.health import health_payload, may_see_details
 from jobs.idempotency import user_scope
+from jobs.ids import id_text
 from jobs.models import Job
 
 BATCH_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -123,7 +124,7 @@ class JobBatchView(ManyJobsView):
     def post(self, request: Request) -> Response:
         specs = r.batch_specs(request.data)
         rows = service.submit_many(specs, user_scope(request.user), submitted_by=submitter(request))
-        jobs = [{"id": str(j.pk), "status": j.status, "duplicate": j.duplicate} for j in rows]
+        jobs = [{"id": id_text(j), "status": j.status, "duplicate": j.duplicate} for j in rows]
         status = 200 if all(j.duplicate for j in rows) else 201
         return Response({"count": len(rows), "jobs": jobs}, status=status)
 
