@@ -22,6 +22,10 @@ from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions
 
 from jobs import rate_counter
+from zipline_site.setting_values import read_once
+
+#: JQS_AUTH_FAILURE_LIMIT, read at every request's token check.
+failure_limit = read_once(lambda: int(settings.ZIPLINE.security.auth_failure_limit))
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,7 +42,7 @@ def _counter(address: str) -> str:
 
 def blocked_for(address: str) -> int | None:
     """Seconds until ``address`` may log in again, or None when it may now."""
-    limit = int(settings.ZIPLINE.security.auth_failure_limit)
+    limit = failure_limit()
     return _wait(rate_counter.peek(_counter(address), at_least=limit), limit)
 
 
@@ -88,7 +92,7 @@ def limited(authenticate: F) -> F:
         if read_along is None:
             wait = blocked_for(address)
         else:
-            limit = int(settings.ZIPLINE.security.auth_failure_limit)
+            limit = failure_limit()
             also = self.hit_along(request) if hasattr(self, "hit_along") else None
             count, value, counted = rate_counter.peek_along(_counter(address), read_along(), limit, also)
             self.took_along(count is not None, value)

@@ -23,6 +23,11 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg.types.datetime import TimestamptzLoader
 
+from zipline_site.setting_values import read_once
+
+# JQS_DATABASE_PREPARED_STATEMENTS, read at every statement run here (zipline_site.setting_values).
+_prepared_statements = read_once(lambda: bool(settings.ZIPLINE.database.prepared_statements))
+
 T = TypeVar("T")
 
 # A prepare threshold that never triggers by itself: only the statements run here are prepared.
@@ -44,7 +49,7 @@ def fetch_all(sql: str, params: Sequence[Any], *, prepare: bool = True) -> list[
     """Run ``sql`` (``%s`` placeholders) as a prepared statement and return its rows; with
     ``prepare=False``, unprepared (planned for its values each time)."""
     conn = connections[DEFAULT_DB_ALIAS]
-    if not settings.ZIPLINE.database.prepared_statements or conn.queries_logged:
+    if not _prepared_statements() or conn.queries_logged:
         # Django's cursor: it logs the query where Django is asked to (DEBUG, tests that count them).
         with conn.cursor() as cursor:
             cursor.execute(sql, params)

@@ -20,6 +20,10 @@ from jobs.broker import Broker, BrokerUnavailable, counters, get_broker
 from jobs.broker.counters import Count, Hit
 from jobs.broker.keys import rate_key
 from jobs.outages import Outage
+from zipline_site.setting_values import read_once
+
+# JQS_REDIS_KEY_PREFIX, read at every counter a request touches (zipline_site.setting_values).
+_key_prefix = read_once(lambda: str(settings.ZIPLINE.redis.key_prefix))
 
 logger = logging.getLogger("zipline.api")
 
@@ -44,7 +48,7 @@ def _quick_broker() -> Broker:
 
 def key(*parts: str) -> str:
     """The Redis key of a counter: under ``JQS_REDIS_KEY_PREFIX``, then ``rate:`` and the parts."""
-    return rate_key(settings.ZIPLINE.redis.key_prefix, *parts)
+    return rate_key(_key_prefix(), *parts)
 
 
 def hit(name: str, window: float, *, limit: int | None = None, cost: int = 1) -> Count | None:
