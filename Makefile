@@ -31,7 +31,7 @@ CLUSTER_QUICK_TESTS := tests/test_broker.py tests/test_scheduler_reconcile.py te
 CLUSTER_QUICK_SOAK := ZIPLINE_SOAK_JOBS=600 ZIPLINE_SOAK_FAULT_EVERY=2-3
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test test-django6 test-cluster soak soak-cluster lint format bench bench-enqueue bench-api bench-grpc bench-floor bench-startup bench-tasks bench-flow bench-cpu bench-cluster migrate clean
+.PHONY: run test test-django6 test-cluster soak soak-cluster lint format bench bench-enqueue bench-api bench-grpc bench-wait bench-floor bench-startup bench-tasks bench-flow bench-cpu bench-cluster migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -107,6 +107,10 @@ bench-api: $(STAMP)
 ## bench-grpc: gRPC unary SubmitJob against REST's single submit, 16 concurrent clients each (installs wrk and h2load if missing)
 bench-grpc: $(STAMP)
 	$(BIN)/python bench/grpc_bench.py
+
+## bench-wait: REST wait, a real worker's end of a job to the waiting GET's answer (issue 17: under 50 ms)
+bench-wait: $(STAMP)
+	$(BIN)/python bench/wait_bench.py
 
 bench-floor: $(STAMP)
 	$(BIN)/python bench/latency_floor.py
