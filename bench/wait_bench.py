@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
@@ -28,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.api_bench import ENV, clear_redis, manage, prepare, serve  # noqa: E402 - after the path
+from bench.procs import spawn  # noqa: E402
 
 TARGET_MS = 50.0
 
@@ -52,13 +52,6 @@ def one_gap(base: str, token: str, sleep_ms: float) -> float:
     return answered - datetime.fromisoformat(body["completed_at"].replace("Z", "+00:00")).timestamp()
 
 
-def workers() -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", "runworkers", "--processes", "2"],
-        cwd=ROOT, env=ENV, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=100, help="waits measured, one after the other")
@@ -68,7 +61,8 @@ def main() -> None:
     prepare()
     token = manage("createtoken", "bench-wait", "--viewer").strip().split()[-1]  # submits and reads its jobs
     clear_redis()
-    server, pool = serve(args.port), workers()
+    server = serve(args.port)
+    pool = spawn([sys.executable, "manage.py", "runworkers", "--processes", "2"], ENV, None)
     base = f"http://127.0.0.1:{args.port}"
     try:
         for _ in range(5):  # warm: the pool's start, each API process's connections and listener
