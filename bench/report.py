@@ -134,10 +134,22 @@ def _floor_note(results: dict[str, Any]) -> list[str]:
     return [
         "",
         f"Latency floor p50: {cell(latency, 'floor_p50_ms')} ms, measured right after each of ZipLine's latency runs "
-        "by `bench/latency_floor.py`: a job's path with bare clients and no ZipLine code, at the same pace (a "
-        "durable INSERT, the push that wakes a worker process, its UPDATE to running, the hand-off to a thread). "
+        "by `bench/latency_floor.py`: ZipLine's path with bare clients and no ZipLine code, at the same pace (its "
+        "row's durable INSERT, its enqueue script's push that wakes a worker process blocked with the claim script "
+        "behind the wait, the claim's UPDATE to running, the hand-off to a thread). "
         "ZipLine's p50 minus the "
         f"floor, per run: {', '.join(f'{d:+.2f}' for d in _above_floor(results))} ms.",
+        *_narrow_floor(latency),
+    ]
+
+
+def _narrow_floor(latency: dict[str, Any]) -> list[str]:
+    """The same chain on a narrow table with a one-line push (the floor before 2026-12-05), if measured."""
+    if "floor_narrow_p50_ms" not in latency:
+        return []
+    return [
+        f"The same chain on a narrow table with a one-line push script, the least any queue with a durable row "
+        f"could do: p50 {cell(latency, 'floor_narrow_p50_ms')} ms."
     ]
 
 

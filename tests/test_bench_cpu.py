@@ -1,5 +1,6 @@
 """The benchmark's measuring parts that need no benchmark run: the enqueue floor writes what ``enqueue``
-writes, the CPU report's per-job arithmetic, and the py-spy summary."""
+writes, the latency floor claims ZipLine's row with ZipLine's scripts and statement, the CPU report's
+per-job arithmetic, and the py-spy summary."""
 
 from __future__ import annotations
 
@@ -41,6 +42,26 @@ def test_the_enqueue_floor_commits_the_same_row_and_makes_the_same_push_as_enque
         assert copy.created_at > model.created_at
     claimed = broker.claim("default", "worker-1", 10, 30_000).ids  # type: ignore[attr-defined]
     assert sorted(claimed) == sorted(str(job.pk) for job in [model, *copies])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_path_floor_claims_zipline_s_own_row_through_its_scripts_and_its_claim_statement(broker: object) -> None:
+    from django.db import connection
+
+    from bench.path_floor import PathFloor
+
+    db = connection.settings_dict
+    floor = PathFloor(f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}", job_type="test_noop")
+    try:
+        times = floor.times(5, 0.002)
+        rows = floor.client.pg.execute("SELECT type, queue, status, attempts, worker FROM jobs_job").fetchall()
+    finally:
+        floor.close()
+    assert len(times) == 5 and all(0 < t < 10_000 for t in times)
+    assert rows == [("test_noop", floor.queue, "running", 1, "floor-worker")] * 5
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_namespace WHERE nspname = 'zipline_floor'")
+        assert cursor.fetchone() == (0,)
 
 
 def snapshot(done: int, at: float, cpu: float, polls: int, gets: int, statement_calls: int) -> Snapshot:
