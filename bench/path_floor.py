@@ -58,7 +58,8 @@ class PathFloor:
         self.notify_key = broker.keys(self.queue).notify
         self.update_sql, self.update_to, self.update_from = _CLAIM_ONE_PG, _CLAIM_TO, list(_CLAIM_FROM)
         self.all_keys = dataclasses.astuple(broker.keys(self.queue))
-        self.client.pg.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        self.client.pg.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")  # left by a run that was killed
+        self.client.pg.execute(f"CREATE SCHEMA {SCHEMA}")
         self.client.pg.execute(f"CREATE TABLE {SCHEMA}.jobs_job (LIKE public.jobs_job INCLUDING ALL)")
         self.client.pg.execute(f"SET search_path = {SCHEMA}")
 
