@@ -17,6 +17,7 @@ import json
 import os
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import redis
@@ -65,15 +66,21 @@ class EnqueueFloor:
 
     def enqueue(self, count: int) -> None:
         """``count`` jobs: for each, a committed INSERT, then the push (no ZipLine code)."""
-        values, keys = list(self.values), self.keys
+        values = list(self.values)
         for _ in range(count):
-            job_id = uuid.uuid4()
-            now = datetime.now(UTC)
-            values[self.id_index] = job_id
-            for index in self.now_indexes:
-                values[index] = now
-            self.pg.execute(self.sql, values, prepare=True)
-            self.redis.evalsha(self.sha, len(keys), *keys, self.now_ms, str(job_id), self.priority, 0, self.lane)
+            self.send_one(values)
+
+    def send_one(self, values: list[Any]) -> None:
+        """One job: a new id and new timestamps in ``values`` (a copy of :attr:`values`, reused from job to
+        job), its committed INSERT, then its push."""
+        job_id = uuid.uuid4()
+        now = datetime.now(UTC)
+        values[self.id_index] = job_id
+        for index in self.now_indexes:
+            values[index] = now
+        self.pg.execute(self.sql, values, prepare=True)
+        keys = self.keys
+        self.redis.evalsha(self.sha, len(keys), *keys, self.now_ms, str(job_id), self.priority, 0, self.lane)
 
     def close(self) -> None:
         """Close both connections."""

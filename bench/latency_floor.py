@@ -169,12 +169,10 @@ def chained_times(postgres: str, r: redis.Redis, samples: int, interval: float) 
     return times
 
 
-def _claiming_worker(
-    postgres: str, r: redis.Redis, key: str, samples: int, started: multiprocessing.SimpleQueue[float], ready: Any
-) -> None:
-    """Wake on the push, mark the row running, hand it to a thread; the thread stamps the start."""
-    client = redis.Redis(connection_pool=redis.ConnectionPool(**r.connection_pool.connection_kwargs))
-    handoff: SimpleQueue[list[Any] | None] = SimpleQueue()
+def stamping_thread(started: multiprocessing.SimpleQueue[float]) -> tuple[SimpleQueue[Any], threading.Thread]:
+    """A floor worker's job thread, started: it puts the time each row handed to it arrives on ``started``;
+    handing it None stops it."""
+    handoff: SimpleQueue[Any] = SimpleQueue()
 
     def pool_thread() -> None:
         while handoff.get() is not None:
@@ -182,6 +180,15 @@ def _claiming_worker(
 
     thread = threading.Thread(target=pool_thread, daemon=True)
     thread.start()
+    return handoff, thread
+
+
+def _claiming_worker(
+    postgres: str, r: redis.Redis, key: str, samples: int, started: multiprocessing.SimpleQueue[float], ready: Any
+) -> None:
+    """Wake on the push, mark the row running, hand it to a thread; the thread stamps the start."""
+    client = redis.Redis(connection_pool=redis.ConnectionPool(**r.connection_pool.connection_kwargs))
+    handoff, thread = stamping_thread(started)
     with psycopg.connect(postgres, autocommit=True) as pg:
         ready.set()
         for _ in range(samples):

@@ -20,15 +20,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import multiprocessing
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
-from queue import SimpleQueue
 from typing import Any
 
 import psycopg
 import redis
+
+from bench.latency_floor import stamping_thread
 
 SCHEMA = "zipline_floor"
 
@@ -77,16 +77,7 @@ class PathFloor:
         for _ in range(samples):
             time.sleep(interval or 0.002)  # back to back, the worker must be blocked again first
             sent = time.perf_counter()
-            job_id = uuid.uuid4()
-            now = datetime.now(UTC)
-            values[client.id_index] = job_id
-            for index in client.now_indexes:
-                values[index] = now
-            client.pg.execute(client.sql, values, prepare=True)
-            keys = client.keys
-            client.redis.evalsha(
-                client.sha, len(keys), *keys, client.now_ms, str(job_id), client.priority, 0, client.lane
-            )
+            client.send_one(values)
             began = started.get()
             if math.isnan(began):
                 raise SystemExit("path_floor: no job reached the worker within 10 s")
@@ -97,14 +88,7 @@ class PathFloor:
     def _worker(self, samples: int, started: multiprocessing.SimpleQueue[float], ready: Any) -> None:
         """Wait with the claim pipelined behind, mark the row running, hand it to a thread that stamps."""
         client = redis.Redis(connection_pool=redis.ConnectionPool(**self.redis_kwargs))
-        handoff: SimpleQueue[list[Any] | None] = SimpleQueue()
-
-        def pool_thread() -> None:
-            while handoff.get() is not None:
-                started.put(time.perf_counter())
-
-        thread = threading.Thread(target=pool_thread, daemon=True)
-        thread.start()
+        handoff, thread = stamping_thread(started)
         keys, args = self.claim_keys, self.claim_args
         with psycopg.connect(self.database_url, autocommit=True, options=f"-c search_path={SCHEMA}") as pg:
             ready.set()
