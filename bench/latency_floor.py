@@ -19,9 +19,9 @@ follows its wake at once.
 Run: ``.venv/bin/python bench/latency_floor.py`` (``--samples``, ``--interval-ms``; PostgreSQL
 and Redis URLs as in ``bench/enqueue_bench.py``). It uses the database ``zipline_floor_bench``
 (created here, dropped after), Redis database 10, a copy of ``jobs_job`` in a schema of the
-benchmark's database ``zipline_bench`` (dropped after) and a private queue there, and prints one JSON line per step and a sum
-(``--summary``: one JSON object; ``bench/run.py`` takes the paced one after each of ZipLine's
-latency runs).
+benchmark's database ``zipline_bench`` (dropped after) and a private queue there. It prints one
+JSON line per step and a sum (``--summary``: one JSON object; ``bench/run.py`` takes the paced
+one after each of ZipLine's latency runs).
 """
 
 from __future__ import annotations
@@ -222,15 +222,15 @@ def measure(pg: psycopg.Connection, r: redis.Redis, samples: int, interval: floa
 
 def run(postgres: str, redis_url: str, samples: int, interval_ms: float, paces: tuple[str, ...]) -> dict[str, Any]:
     """Each step's median per pace ("paced", "back to back") and their sum, in a scratch database."""
+    sys.path.insert(0, str(ROOT))  # run as a script: the project's packages are one level up
+    from bench.path_floor import for_benchmark
+
+    path_floor = for_benchmark()
     admin = f"{postgres}/postgres"
     subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME}"], check=True, capture_output=True)
     subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True)
     intervals = {"paced": interval_ms / 1000, "back to back": 0.0}
     found: dict[str, Any] = {}
-    sys.path.insert(0, str(ROOT))  # run as a script: the project's packages are one level up
-    from bench.path_floor import for_benchmark
-
-    path_floor = for_benchmark()
     try:
         with psycopg.connect(f"{postgres}/{DB_NAME}", autocommit=True) as pg:
             pg.execute(SCHEMA)

@@ -50,14 +50,14 @@ class PathFloor:
         self.queue = f"floor-{uuid.uuid4().hex[:12]}"
         broker = get_broker()
         self.redis_kwargs = broker.client.connection_pool.connection_kwargs
+        queue_keys = broker.keys(self.queue)
+        self.notify_key, self.all_keys = queue_keys.notify, dataclasses.astuple(queue_keys)
         model = enqueue(job_type, {"enqueued_at": 0.0}, queue=self.queue)
         self.client = EnqueueFloor(self.database_url, _redis_url(self.redis_kwargs), str(model.pk))
-        self.client.redis.delete(*dataclasses.astuple(broker.keys(self.queue)))  # the model job is never claimed
+        self.client.redis.delete(*self.all_keys)  # the model job is never claimed
         name, keys, args = broker._claim_call(self.queue, "floor-worker", 64, 60_000, NO_LIMITS)
         self.claim_sha, self.claim_keys, self.claim_args = broker._scripts[name].sha, keys, args
-        self.notify_key = broker.keys(self.queue).notify
         self.update_sql, self.update_to, self.update_from = _CLAIM_ONE_PG, _CLAIM_TO, list(_CLAIM_FROM)
-        self.all_keys = dataclasses.astuple(broker.keys(self.queue))
         self.client.pg.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")  # left by a run that was killed
         self.client.pg.execute(f"CREATE SCHEMA {SCHEMA}")
         self.client.pg.execute(f"CREATE TABLE {SCHEMA}.jobs_job (LIKE public.jobs_job INCLUDING ALL)")
